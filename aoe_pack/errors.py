@@ -1,0 +1,211 @@
+"""One error hierarchy for the whole tool.
+
+Every failure a user can cause or meet is an :class:`AoePackError`. The CLI
+turns it into a message, an optional hint and an exit code in exactly one place
+(:func:`aoe_pack.cli._errors.handle_errors`); library callers catch the class
+they care about. Third-party exceptions are wrapped at the boundary with
+``raise ... from e`` so that no traceback reaches a user for their own mistake.
+
+Each class carries a stable ``code`` used in ``--json`` output, so scripts and
+device implementations can match failures without parsing English.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class AoePackError(Exception):
+    """Root of every error aoe-pack raises on purpose."""
+
+    code = "error"
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The message plus what the user should do about it."""
+        if self.hint:
+            return f"{self.message}\nhint: {self.hint}"
+        return self.message
+
+
+class UsageError(AoePackError):
+    """Options that cannot work together, or a missing required input."""
+
+    code = "usage"
+    exit_code = EXIT_USAGE
+
+
+# --- config -----------------------------------------------------------------
+
+
+class ConfigError(AoePackError):
+    """A model config could not be read or is invalid."""
+
+    code = "config"
+
+
+class ConfigParseError(ConfigError):
+    """The config file is not readable JSON (even after legacy repairs)."""
+
+    code = "config-parse"
+
+
+class ConfigValidationError(ConfigError):
+    """The config violates the schema; ``violations`` lists every one."""
+
+    code = "config-invalid"
+
+    def __init__(self, message: str, *, violations: list[object], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.violations = violations
+
+
+class ModelFileError(ConfigError):
+    """A file the config names is missing, unreadable or not a regular file."""
+
+    code = "model-file"
+
+
+# --- keys -------------------------------------------------------------------
+
+
+class KeyError_(AoePackError):  # noqa: N818 - "KeyError" would shadow the builtin
+    """A key could not be resolved, read, decrypted or used."""
+
+    code = "key"
+
+
+class KeyReferenceError(KeyError_):
+    """A key reference (path or env://VAR) points at nothing."""
+
+    code = "key-reference"
+
+
+class KeyFormatError(KeyError_):
+    """The key material is not a key aoe-pack understands."""
+
+    code = "key-format"
+
+
+class KeyPasswordError(KeyError_):
+    """An encrypted private key needs a password, or the password is wrong."""
+
+    code = "key-password"
+
+
+class KeyTypeError(KeyError_):
+    """The key is valid but of the wrong kind for this use."""
+
+    code = "key-type"
+
+
+# --- bundle format ----------------------------------------------------------
+
+
+class BundleError(AoePackError):
+    """Anything wrong with a ``.aoe`` bundle."""
+
+    code = "bundle"
+
+
+class BundleFormatError(BundleError):
+    """The file is not a well-formed ``.aoe`` v1 bundle."""
+
+    code = "bundle-format"
+
+
+class NotABundleError(BundleFormatError):
+    """The file does not start with the ``.aoe`` magic."""
+
+    code = "not-a-bundle"
+
+
+class LegacyFormatError(NotABundleError):
+    """The file is a legacy AoE encrypted model (atenc v1), not a bundle."""
+
+    code = "legacy-aoe-format"
+
+
+class UnsupportedVersionError(BundleFormatError):
+    """The bundle declares a format version this aoe-pack cannot read."""
+
+    code = "unsupported-version"
+
+
+class ZipStructureError(BundleFormatError):
+    """The ZIP container deviates from the canonical v1 layout."""
+
+    code = "zip-structure"
+
+
+class UnsafeEntryError(ZipStructureError):
+    """A ZIP entry is absolute, climbs out with ``..``, is a link or a duplicate."""
+
+    code = "unsafe-entry"
+
+
+class ManifestError(BundleFormatError):
+    """The bundle manifest is malformed or disagrees with the container."""
+
+    code = "manifest"
+
+
+class LimitExceededError(BundleFormatError):
+    """A size or count exceeds the configured safety limits."""
+
+    code = "limit-exceeded"
+
+
+# --- verification -----------------------------------------------------------
+
+
+class VerificationError(BundleError):
+    """The bundle is well-formed but does not verify."""
+
+    code = "verification"
+
+
+class SignatureError(VerificationError):
+    """Signatures are malformed, invalid, untrusted or too few."""
+
+    code = "signature"
+
+
+class ThresholdError(SignatureError):
+    """Fewer distinct trusted keys signed than the threshold requires."""
+
+    code = "threshold"
+
+
+class IntegrityError(VerificationError):
+    """Stored or decrypted bytes differ from what the signed manifest says."""
+
+    code = "integrity"
+
+
+class DecryptionError(VerificationError):
+    """The payload could not be decrypted or failed authentication."""
+
+    code = "decryption"
+
+
+class NoMatchingRecipientError(DecryptionError):
+    """None of the bundle's recipients matches the given decryption key."""
+
+    code = "no-matching-recipient"
+
+
+# --- output -----------------------------------------------------------------
+
+
+class OutputError(AoePackError):
+    """An output path cannot be written safely."""
+
+    code = "output"
