@@ -76,31 +76,31 @@ class ModelFileError(ConfigError):
 # --- keys -------------------------------------------------------------------
 
 
-class KeyError_(AoePackError):  # noqa: N818 - "KeyError" would shadow the builtin
+class KeyFileError(AoePackError):
     """A key could not be resolved, read, decrypted or used."""
 
     code = "key"
 
 
-class KeyReferenceError(KeyError_):
+class KeyReferenceError(KeyFileError):
     """A key reference (path or env://VAR) points at nothing."""
 
     code = "key-reference"
 
 
-class KeyFormatError(KeyError_):
+class KeyFormatError(KeyFileError):
     """The key material is not a key aoe-pack understands."""
 
     code = "key-format"
 
 
-class KeyPasswordError(KeyError_):
+class KeyPasswordError(KeyFileError):
     """An encrypted private key needs a password, or the password is wrong."""
 
     code = "key-password"
 
 
-class KeyTypeError(KeyError_):
+class KeyTypeError(KeyFileError):
     """The key is valid but of the wrong kind for this use."""
 
     code = "key-type"

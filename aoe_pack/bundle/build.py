@@ -1,0 +1,242 @@
+"""Build a ``.aoe`` bundle from a validated config."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import platform
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aoe_pack import __version__
+from aoe_pack._crypto import stream as _stream
+from aoe_pack._crypto import wrap as _wrap
+from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._io import atomic_output
+from aoe_pack.bundle import dsse
+from aoe_pack.bundle._pipeline import Progress, seal_file, worker_count
+from aoe_pack.bundle.format import (
+    AEAD,
+    CHUNK_SIZE,
+    DEFAULT_SOURCE_DATE_EPOCH,
+    MANIFEST_ENTRY,
+    MEDIA_TYPE_V1,
+    SIGNATURES_ENTRY,
+    FormatVersion,
+)
+from aoe_pack.bundle.manifest import (
+    BundleManifest,
+    Encryption,
+    ModelIdentity,
+    PayloadFile,
+    Recipient,
+    StoredBytes,
+)
+from aoe_pack.bundle.zipfmt import AlignedZipWriter, dos_datetime
+from aoe_pack.config.model import ModelConfig, ModelFile
+from aoe_pack.errors import ModelFileError, UsageError
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncryptionSpec:
+    """Who may decrypt: HPKE recipients and/or symmetric key-encryption keys."""
+
+    recipients: Sequence[PublicKey] = ()
+    keks: Sequence[bytes] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.recipients or self.keks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    """What ``build`` wrote."""
+
+    path: Path
+    size: int
+    manifest: BundleManifest
+    signers: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "bundle": str(self.path),
+            "size": self.size,
+            "model": m.model.to_dict(),
+            "encrypted": m.encryption is not None,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in m.files],
+            "signers": list(self.signers),
+            "notes": list(self.notes),
+        }
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH if set (reproducible builds), else 1980-01-01."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH")
+    if raw is None:
+        return DEFAULT_SOURCE_DATE_EPOCH
+    try:
+        return max(DEFAULT_SOURCE_DATE_EPOCH, int(raw))
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not an integer") from None
+
+
+def build_bundle(
+    config: ModelConfig,
+    out: Path,
+    *,
+    signing_keys: Sequence[PrivateKey],
+    encryption: EncryptionSpec,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Pack the config's model files into a signed (and maybe encrypted) bundle at ``out``."""
+    if not signing_keys:
+        raise UsageError("at least one --sign-key is required")
+    epoch = source_date_epoch()
+    identity = ModelIdentity(
+        tag=config.tag, name=config.model_name, version=config.version, runtime=config.runtime
+    )
+    data_key = _stream.new_data_key() if encryption.enabled else None
+    enc = _encryption(identity, data_key, encryption) if data_key else None
+    files = sorted(config.files, key=lambda f: f.path)
+    with (
+        atomic_output(out, durable=False) as fp,
+        ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
+    ):
+        _preallocate(fp, config)
+        writer = AlignedZipWriter(fp, media_type=MEDIA_TYPE_V1, date_time=dos_datetime(epoch))
+        payload = [
+            _pack_file(
+                config=config, mf=mf, writer=writer, pool=pool, data_key=data_key, progress=progress
+            )
+            for mf in files
+        ]
+        model = next(p for p in payload if p.role == "model")
+        manifest = BundleManifest(
+            format=FormatVersion.V1,
+            model=identity,
+            files=tuple(payload),
+            config=config.canonical,
+            provenance=_provenance(model),
+            source_date_epoch=epoch,
+            encryption=enc,
+        )
+        manifest_bytes = manifest.canonical_bytes()
+        writer.add_bytes(MANIFEST_ENTRY, manifest_bytes)
+        writer.add_bytes(SIGNATURES_ENTRY, dsse.sign_manifest(manifest_bytes, list(signing_keys)))
+        writer.close()
+        size = fp.tell()
+        fp.truncate(size)
+    return BuildResult(
+        path=out, size=size, manifest=manifest, signers=tuple(k.key_id for k in signing_keys)
+    )
+
+
+def _preallocate(fp: BinaryIO, config: ModelConfig) -> None:
+    # Allocating the payload's blocks up front makes the writes ~2x faster on
+    # ext4 here (measured with dd: 0.5-1 GB/s into fresh blocks, 2.6+ GB/s into
+    # allocated ones). The bundle is never smaller than its plaintext payloads,
+    # and is truncated to its real size at the end anyway.
+    total = 0
+    for f in config.files:
+        with contextlib.suppress(OSError):
+            total += (config.model_root / f.path).stat().st_size
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fallocate(fp.fileno(), 0, total)
+
+
+def _encryption(identity: ModelIdentity, data_key: bytes, spec: EncryptionSpec) -> Encryption:
+    info = _wrap.wrap_info(identity.tag, identity.version)
+    recipients = [
+        Recipient(
+            type="hpke",
+            keyid=pk.key_id,
+            kem=_wrap.kem_name(pk),
+            wrapped=base64.b64encode(_wrap.hpke_wrap(data_key, pk, info)).decode(),
+        )
+        for pk in spec.recipients
+    ] + [
+        Recipient(
+            type="kek",
+            keyid=_wrap.kek_id(kek),
+            wrapped=base64.b64encode(_wrap.kek_wrap(data_key, kek, info)).decode(),
+        )
+        for kek in spec.keks
+    ]
+    ids = [r.keyid for r in recipients]
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same recipient or encryption key was given twice")
+    return Encryption(
+        aead=AEAD,
+        segment_size=CHUNK_SIZE,
+        recipients=tuple(sorted(recipients, key=lambda r: (r.type, r.keyid))),
+    )
+
+
+def _pack_file(
+    *,
+    config: ModelConfig,
+    mf: ModelFile,
+    writer: AlignedZipWriter,
+    pool: ThreadPoolExecutor,
+    data_key: bytes | None,
+    progress: Progress | None,
+) -> PayloadFile:
+    src = config.model_root / mf.path
+    entry = "payload/" + mf.path
+    try:
+        f = src.open("rb")
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {src}: {e.strerror}") from e
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        prefix, cipher = None, None
+        if data_key is not None:
+            prefix = _stream.new_prefix()
+            cipher = _stream.SegmentCipher(data_key, prefix, entry.encode())
+            piece, stored_size = (
+                CHUNK_SIZE - _stream.TAG_SIZE,
+                _stream.stored_size(size, CHUNK_SIZE),
+            )
+        else:
+            piece, stored_size = CHUNK_SIZE, size
+        digests = []
+        plain = hashlib.sha256()
+        with writer.open_entry(entry, stored_size) as w:
+            for chunk in seal_file(
+                f, size, piece=piece, cipher=cipher, pool=pool, origin=str(src), plain=plain
+            ):
+                w.write(chunk.data, crc=chunk.crc32)
+                digests.append(chunk.sha256)
+                if progress:
+                    progress(len(chunk.data))
+    return PayloadFile(
+        path=mf.path,
+        role=mf.role,
+        size=size,
+        sha256=plain.hexdigest(),
+        stored=StoredBytes(
+            size=stored_size, crc32=w.crc32, chunk_size=CHUNK_SIZE, chunks=tuple(digests)
+        ),
+        nonce_prefix=prefix.hex() if prefix else None,
+        runtime=config.runtime if mf.role == "model" else None,
+    )
+
+
+def _provenance(model: PayloadFile) -> dict[str, Any]:
+    return {
+        "builder": {"name": "aoe-pack", "version": __version__},
+        "source": {"path": model.path, "sha256": model.sha256},
+        "tools": {
+            "python": platform.python_version(),
+            "cryptography": dist_version("cryptography"),
+        },
+    }

@@ -1,0 +1,134 @@
+"""Detached DSSE signatures over the manifest.
+
+``aoe/signatures.json`` is a DSSE envelope without its ``payload`` field:
+``{"payloadType": ..., "signatures": [{"keyid": ..., "sig": ...}]}`` in
+canonical JSON, signatures sorted by key id. The payload is the bytes of
+``aoe/manifest.json``; put them back (base64) to get the standard envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aoe_pack._canonical import canonical_json
+from aoe_pack._crypto import sign as _sign
+from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
+from aoe_pack.errors import SignatureError, ThresholdError, UsageError
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One signature and the id of the key that made it."""
+
+    keyid: str
+    sig: bytes
+
+
+def sign_manifest(manifest_bytes: bytes, keys: list[PrivateKey]) -> bytes:
+    """The canonical ``aoe/signatures.json`` bytes for ``keys``."""
+    ids = [k.key_id for k in keys]
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same signing key was given twice")
+    message = _sign.pae(PAYLOAD_TYPE, manifest_bytes)
+    sigs = sorted(
+        (Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid
+    )
+    return encode_envelope(sigs)
+
+
+def encode_envelope(sigs: list[Signature]) -> bytes:
+    """Canonical JSON of a detached envelope holding ``sigs``."""
+    return canonical_json(
+        {
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": [
+                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in sigs
+            ],
+        }
+    )
+
+
+def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
+    """Parse ``aoe/signatures.json`` strictly (canonical bytes only)."""
+    try:
+        doc: Any = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SignatureError(f"aoe/signatures.json is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or set(doc) != {"payloadType", "signatures"}:
+        raise SignatureError("aoe/signatures.json must hold exactly payloadType and signatures")
+    if doc["payloadType"] != PAYLOAD_TYPE:
+        raise SignatureError(
+            f"signature payloadType is {doc['payloadType']!r}, expected {PAYLOAD_TYPE!r}"
+        )
+    raw = doc["signatures"]
+    if not isinstance(raw, list) or not raw:
+        raise SignatureError("aoe/signatures.json holds no signatures")
+    if len(raw) > limits.max_signatures:
+        raise SignatureError(f"{len(raw)} signatures exceed the limit of {limits.max_signatures}")
+    sigs = []
+    for item in raw:
+        if not isinstance(item, dict) or set(item) != {"keyid", "sig"}:
+            raise SignatureError("each signature must hold exactly keyid and sig")
+        keyid, sig = item["keyid"], item["sig"]
+        if not isinstance(keyid, str) or not isinstance(sig, str):
+            raise SignatureError("signature keyid and sig must be strings")
+        try:
+            sigs.append(Signature(keyid, base64.b64decode(sig, validate=True)))
+        except binascii.Error as e:
+            raise SignatureError(f"signature by {keyid[:16]}… is not valid base64") from e
+    keyids = [s.keyid for s in sigs]
+    if len(set(keyids)) != len(keyids):
+        dup = next(k for k in keyids if keyids.count(k) > 1)
+        raise SignatureError(f"key {dup[:16]}… signed more than once; each key counts once")
+    if encode_envelope(sigs) != data:
+        raise SignatureError("aoe/signatures.json is not in canonical form (sorted, JCS)")
+    return sigs
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The outcome for one signature in the envelope."""
+
+    keyid: str
+    trusted: bool
+    valid: bool
+
+
+def check_signatures(
+    manifest_bytes: bytes, sigs: list[Signature], trusted: list[PublicKey], threshold: int
+) -> list[SignatureCheck]:
+    """Require ``threshold`` distinct trusted keys with valid signatures."""
+    if threshold < 1:
+        raise UsageError("--threshold must be at least 1")
+    by_id = {k.key_id: k for k in trusted}
+    if threshold > len(by_id):
+        raise UsageError(
+            f"--threshold {threshold} exceeds the {len(by_id)} distinct trusted key(s) given"
+        )
+    message = _sign.pae(PAYLOAD_TYPE, manifest_bytes)
+    checks = []
+    for s in sigs:
+        key = by_id.get(s.keyid)
+        checks.append(
+            SignatureCheck(
+                s.keyid, key is not None, key is not None and _sign.verify(key, s.sig, message)
+            )
+        )
+    good = sum(c.valid for c in checks)
+    if good < threshold:
+        detail = "; ".join(
+            f"{c.keyid[:16]}…: {'invalid signature' if c.trusted else 'key not trusted'}"
+            for c in checks
+            if not c.valid
+        )
+        raise ThresholdError(
+            f"{good} of the required {threshold} trusted signature(s) verified ({detail})",
+            hint="pass the signer's .pub with --trusted-key; an invalid signature means the "
+            "manifest was changed after signing",
+        )
+    return checks

@@ -1,0 +1,263 @@
+"""Verify a ``.aoe`` bundle: structure, signatures, every byte, and optionally decryption.
+
+The order matters and is the one docs/format.md prescribes for devices:
+container structure first (cheap, bounded), then signatures over the raw
+manifest bytes, and only then is the manifest parsed and trusted to describe
+the payload, whose chunks are hashed on every core.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aoe_pack._crypto import stream as _stream
+from aoe_pack._crypto import wrap as _wrap
+from aoe_pack._crypto.keys import PublicKey
+from aoe_pack.bundle import dsse
+from aoe_pack.bundle._pipeline import Progress, open_file, worker_count
+from aoe_pack.bundle.format import (
+    DEFAULT_LIMITS,
+    MANIFEST_ENTRY,
+    PAYLOAD_PREFIX,
+    SIGNATURES_ENTRY,
+    Limits,
+)
+from aoe_pack.bundle.manifest import BundleManifest, PayloadFile
+from aoe_pack.bundle.zipfmt import BundleLayout, ZipEntry, read_layout
+from aoe_pack.errors import (
+    BundleError,
+    DecryptionError,
+    IntegrityError,
+    LimitExceededError,
+    ManifestError,
+    NoMatchingRecipientError,
+    ZipStructureError,
+)
+from aoe_pack.keys.load import DecryptionKey
+
+
+@dataclass(frozen=True)
+class OpenedBundle:
+    """A bundle whose container is well-formed; nothing is trusted yet."""
+
+    path: Path
+    fd: int
+    layout: BundleLayout
+    manifest_bytes: bytes
+    signatures_bytes: bytes
+
+    def payload_entries(self) -> tuple[ZipEntry, ...]:
+        return self.layout.entries[:-2]
+
+    def parse_manifest(self, limits: Limits = DEFAULT_LIMITS) -> BundleManifest:
+        """Parse the manifest (call after signatures verified, or for inspection)."""
+        try:
+            doc: Any = json.loads(self.manifest_bytes)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ManifestError(f"{MANIFEST_ENTRY} is not valid JSON: {e}") from e
+        manifest = BundleManifest.from_dict(doc, limits=limits)
+        if manifest.canonical_bytes() != self.manifest_bytes:
+            raise ManifestError(f"{MANIFEST_ENTRY} is not in canonical form (RFC 8785)")
+        return manifest
+
+
+@contextmanager
+def open_bundle(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[OpenedBundle]:
+    """Open ``path`` and check its container and metadata entries."""
+    try:
+        fp = Path(path).open("rb")  # noqa: SIM115 - closed by the with-block below
+    except OSError as e:
+        raise BundleError(f"cannot open {path}: {e.strerror}") from e
+    with fp:
+        size = os.fstat(fp.fileno()).st_size
+        layout = read_layout(fp, file_size=size, max_entries=limits.max_entries)
+        names = [e.name for e in layout.entries]
+        if names[-2:] != [MANIFEST_ENTRY, SIGNATURES_ENTRY]:
+            raise ZipStructureError(
+                f"the last entries must be {MANIFEST_ENTRY} and {SIGNATURES_ENTRY}, "
+                f"found {names[-2:]}"
+            )
+        payload = names[:-2]
+        for name in payload:
+            if not name.startswith(PAYLOAD_PREFIX):
+                raise ZipStructureError(f"unexpected entry {name!r}; payloads live under payload/")
+        if payload != sorted(payload):
+            raise ZipStructureError("payload entries are not sorted by name")
+        fd = fp.fileno()
+        manifest = _read_small(fd, layout.entries[-2], limits.max_manifest_bytes)
+        signatures = _read_small(fd, layout.entries[-1], limits.max_signatures_bytes)
+        yield OpenedBundle(Path(path), fd, layout, manifest, signatures)
+
+
+def _read_small(fd: int, entry: ZipEntry, cap: int) -> bytes:
+    if entry.size > cap:
+        raise LimitExceededError(f"{entry.name} is {entry.size} bytes; the limit is {cap}")
+    return os.pread(fd, entry.size, entry.data_offset)
+
+
+def _check_crc(entry: ZipEntry, data: bytes) -> None:
+    if zlib.crc32(data) != entry.crc32:
+        raise IntegrityError(f"{entry.name}: CRC-32 in the ZIP headers does not match its bytes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """A verified bundle and what was checked."""
+
+    path: Path
+    manifest: BundleManifest
+    signatures: tuple[dsse.SignatureCheck, ...]
+    decrypted: bool
+    bytes_checked: int
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "bundle": str(self.path),
+            "verified": True,
+            "model": m.model.to_dict(),
+            "signatures": [
+                {"keyid": s.keyid, "trusted": s.trusted, "valid": s.valid} for s in self.signatures
+            ],
+            "encrypted": m.encryption is not None,
+            "decrypted": self.decrypted,
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in m.files],
+            "bytesChecked": self.bytes_checked,
+            "notes": list(self.notes),
+        }
+
+
+def authenticate(
+    bundle: OpenedBundle, trusted_keys: Sequence[PublicKey], threshold: int, limits: Limits
+) -> tuple[BundleManifest, list[dsse.SignatureCheck]]:
+    """Signatures first, then the manifest, then manifest ↔ container agreement."""
+    sigs = dsse.parse_envelope(bundle.signatures_bytes, limits)
+    checks = dsse.check_signatures(bundle.manifest_bytes, sigs, list(trusted_keys), threshold)
+    _check_crc(bundle.layout.entries[-2], bundle.manifest_bytes)
+    _check_crc(bundle.layout.entries[-1], bundle.signatures_bytes)
+    manifest = bundle.parse_manifest(limits)
+    entries = bundle.payload_entries()
+    listed = [f.entry for f in manifest.files]
+    present = [e.name for e in entries]
+    if listed != present:
+        missing = sorted(set(listed) - set(present))
+        extra = sorted(set(present) - set(listed))
+        raise ManifestError(
+            "the manifest's file list disagrees with the bundle's entries"
+            + (f"; missing from the bundle: {missing}" if missing else "")
+            + (f"; not in the manifest: {extra}" if extra else "")
+        )
+    seg = manifest.encryption.segment_size if manifest.encryption else 0
+    for f, e in zip(manifest.files, entries, strict=True):
+        expected = _stream.stored_size(f.size, seg) if f.encrypted else f.size
+        if f.stored.size != expected or e.size != f.stored.size:
+            raise ManifestError(
+                f"{e.name}: stored size {e.size} disagrees with the manifest "
+                f"({f.stored.size}, for {f.size} plaintext bytes)"
+            )
+        if e.crc32 != f.stored.crc32:
+            raise IntegrityError(f"{e.name}: CRC-32 in the ZIP headers differs from the manifest")
+    return manifest, checks
+
+
+def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
+    """Unwrap the bundle's data key with ``key``."""
+    enc = manifest.encryption
+    assert enc is not None
+    match = [r for r in enc.recipients if r.keyid == key.key_id]
+    if not match:
+        raise NoMatchingRecipientError(
+            f"the bundle is not encrypted for key {key.key_id[:16]}… ({key.origin}); "
+            f"its recipients are {', '.join(r.keyid[:16] + '…' for r in enc.recipients)}",
+            hint="pass the private key of one of the recipients (see `aoe-pack inspect`)",
+        )
+    recipient = match[0]
+    try:
+        blob = base64.b64decode(recipient.wrapped, validate=True)
+    except binascii.Error as e:
+        raise DecryptionError(f"wrapped key for {recipient.keyid[:16]}… is not base64") from e
+    info = _wrap.wrap_info(manifest.model.tag, manifest.model.version)
+    if key.private is not None and recipient.type == "hpke":
+        return _wrap.hpke_unwrap(blob, key.private, info)
+    if key.kek is not None and recipient.type == "kek":
+        return _wrap.kek_unwrap(blob, key.kek, info)
+    raise DecryptionError(f"recipient {recipient.keyid[:16]}… has type {recipient.type}")
+
+
+def cipher_for(f: PayloadFile, data_key: bytes | None) -> _stream.SegmentCipher | None:
+    """The segment cipher for one encrypted payload (None for plaintext payloads)."""
+    if not f.encrypted or data_key is None:
+        return None
+    assert f.nonce_prefix is not None
+    return _stream.SegmentCipher(data_key, bytes.fromhex(f.nonce_prefix), f.entry.encode())
+
+
+def check_plaintext(f: PayloadFile, size: int, digest: hashlib._Hash) -> None:
+    """The decrypted bytes must be the plaintext the manifest recorded at build time."""
+    if size != f.size or digest.hexdigest() != f.sha256:
+        raise IntegrityError(
+            f"{f.path}: the decrypted model does not match the SHA-256 recorded at build time"
+        )
+
+
+def verify_bundle(
+    path: Path,
+    *,
+    trusted_keys: Sequence[PublicKey],
+    threshold: int = 1,
+    decryption_key: DecryptionKey | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> VerifyResult:
+    """Verify every byte of the bundle at ``path``; raise on the first problem."""
+    notes: list[str] = []
+    with open_bundle(path, limits) as bundle:
+        manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
+        data_key = None
+        if decryption_key is not None:
+            if manifest.encryption is None:
+                notes.append("the bundle is not encrypted; the decryption key was not needed")
+            else:
+                data_key = data_key_for(manifest, decryption_key)
+        checked = 0
+        with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-verify") as pool:
+            for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
+                cipher = cipher_for(f, data_key)
+                plain, n = hashlib.sha256(), 0
+                for piece in open_file(
+                    bundle.fd,
+                    e.data_offset,
+                    e.size,
+                    chunk_size=f.stored.chunk_size,
+                    chunks=f.stored.chunks,
+                    name=e.name,
+                    cipher=cipher,
+                    pool=pool,
+                    want_plaintext=cipher is not None,
+                    progress=progress,
+                ):
+                    plain.update(piece)
+                    n += len(piece)
+                if cipher is not None:
+                    check_plaintext(f, n, plain)
+                checked += e.size
+    return VerifyResult(
+        path=Path(path),
+        manifest=manifest,
+        signatures=tuple(checks),
+        decrypted=data_key is not None,
+        bytes_checked=checked,
+        notes=tuple(notes),
+    )

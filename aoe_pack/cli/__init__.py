@@ -1,0 +1,43 @@
+"""The ``aoe-pack`` command line: a thin layer over the library.
+
+Each command module parses options, calls one library function and renders
+its result; errors become exit codes only in :mod:`aoe_pack.cli._errors`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from aoe_pack import __version__
+from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
+from aoe_pack.cli.config_cmds import migrate, validate
+from aoe_pack.cli.keys_cmds import keygen
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="aoe-pack")
+def cli() -> None:
+    """Build, sign, encrypt and verify on-device ML model bundles (.aoe).
+
+    \b
+    Typical flow:
+      aoe-pack keygen --out keys/release                 # signing key
+      aoe-pack keygen --type x25519 --out keys/app       # device recipient key
+      aoe-pack validate model/config.json
+      aoe-pack build model/config.json --out model.aoe \\
+          --sign-key keys/release.key --recipient keys/app.pub
+      aoe-pack verify model.aoe --trusted-key keys/release.pub
+      aoe-pack unpack model.aoe --out model/ --trusted-key keys/release.pub \\
+          --decryption-key keys/app.key
+
+    Every command takes --json. Exit codes: 0 ok, 1 failed, 2 usage error.
+    """
+
+
+for command in (keygen, validate, migrate, build, verify, inspect, unpack):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,53 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from aoe_pack.errors import KeyPasswordError
+from aoe_pack.keys import PASSWORD_ENV
+
+json_option = click.option(
+    "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."
+)
+trusted_key_option = click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    required=True,
+    metavar="PUB",
+    help="Public key of a trusted signer: a path or env://VAR. Repeat for several.",
+)
+threshold_option = click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many distinct trusted keys must have signed.",
+)
+decryption_key_option = click.option(
+    "--decryption-key",
+    metavar="KEY",
+    help="Recipient private key, or the --encryption-key-file used at build time "
+    "(path or env://VAR). Also checks the decrypted model against its signed digest.",
+)
+
+
+def prompt_password(origin: str) -> bytes:
+    """Ask for a key's password in a terminal; fail clearly elsewhere."""
+    if not sys.stdin.isatty():
+        raise KeyPasswordError(
+            f"{origin}: the private key is encrypted and there is no terminal to ask",
+            hint=f"set {PASSWORD_ENV}",
+        )
+    value: str = click.prompt(f"Password for {origin}", hide_input=True, err=True)
+    return value.encode()
+
+
+def env_password() -> bytes | None:
+    """The password from the environment, if any."""
+    value = os.environ.get(PASSWORD_ENV)
+    return value.encode() if value else None

@@ -1,0 +1,93 @@
+"""Output for every command: text or ``--json``, colour, progress bars.
+
+Colour follows the terminal and ``NO_COLOR`` (https://no-color.org). Progress
+bars appear only when stderr is a terminal and ``--json`` is off. rich is
+imported only when a bar or table is actually drawn, which keeps ``verify``
+fast to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+
+def use_color(stream: Any) -> bool:
+    """Colour only for a terminal, and never when NO_COLOR is set."""
+    return bool(stream.isatty()) and not os.environ.get("NO_COLOR")
+
+
+@dataclass
+class Output:
+    """Where a command reports: JSON on stdout, or text for people."""
+
+    json_mode: bool
+
+    def result(self, payload: dict[str, Any], text: Callable[[], None]) -> None:
+        """Emit the command's result: ``payload`` as JSON, or ``text()`` for people."""
+        if self.json_mode:
+            click.echo(json.dumps({"ok": True, **payload}, indent=2, sort_keys=True))
+        else:
+            text()
+
+    def line(self, message: str = "", *, fg: str | None = None, bold: bool = False) -> None:
+        """A line of text on stdout (ignored in JSON mode)."""
+        if not self.json_mode:
+            color = use_color(sys.stdout)
+            click.echo(click.style(message, fg=fg, bold=bold) if color else message)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr (also in JSON mode: stdout stays machine-readable)."""
+        color = use_color(sys.stderr)
+        click.echo(
+            click.style(f"warning: {message}", fg="yellow") if color else f"warning: {message}",
+            err=True,
+        )
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[int], None] | None]:
+        """A byte-count progress bar on a terminal; ``None`` elsewhere."""
+        if self.json_mode or not sys.stderr.isatty() or total < (8 << 20):
+            yield None
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)
+
+    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        """A table for people (rich, imported on demand)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, title_justify="left")
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*r)
+        Console(no_color=not use_color(sys.stdout), soft_wrap=True).print(t)

@@ -1,0 +1,80 @@
+"""``validate`` and ``migrate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from aoe_pack.cli._errors import handle_errors
+from aoe_pack.cli._options import json_option
+from aoe_pack.cli._output import Output
+from aoe_pack.errors import EXIT_FAILURE
+
+
+def _report_text(output: Output, report: object, path: Path) -> None:
+    from aoe_pack.config import ValidationReport
+
+    assert isinstance(report, ValidationReport)
+    for n in report.notices:
+        where = f"{path}:{n.line}" if n.line else str(path)
+        output.line(f"{where}: legacy: {n.message}", fg="yellow")
+    for v in report.violations:
+        where = f"{path}:{v.line}:{v.column}" if v.line else str(path)
+        output.line(f"{where}: {v.pointer or '/'}: {v.message}", fg="red")
+        if v.hint:
+            output.line(f"    hint: {v.hint}")
+    if report.ok:
+        output.line(f"{path}: valid", fg="green", bold=True)
+    else:
+        output.line(f"{path}: {len(report.violations)} problem(s)", fg="red", bold=True)
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically.",
+)
+@json_option
+def validate(config: Path, fix: bool, json_mode: bool) -> None:
+    """Check a model config against the schema; report every problem.
+
+    Each problem comes with its JSON path, line and column, and a hint.
+    Legacy AoE configs (Android model.config, iOS, unquoted versions) are read
+    with a warning per legacy spelling; --fix writes them back in canonical form.
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.config import migrate_config, validate_config
+
+        report = migrate_config(config) if fix else validate_config(config)
+    output.result(report.to_dict(), lambda: _report_text(output, report, config))
+    if not report.ok:
+        sys.exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the canonical config here instead of in place.",
+)
+@json_option
+def migrate(config: Path, out: Path | None, json_mode: bool) -> None:
+    """Convert a legacy AoE config to the canonical aoe-pack form."""
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.config import migrate_config
+
+        report = migrate_config(config, out)
+
+    def text() -> None:
+        _report_text(output, report, config)
+        output.line(f"wrote {out or config}")
+
+    output.result(report.to_dict(), text)

@@ -1,0 +1,34 @@
+"""Generate and load keys.
+
+Wherever aoe-pack takes a key, the reference is a file path or ``env://VAR``
+(cosign's convention: the variable holds the PEM text, or for an encryption
+key file its hex). Private keys may be PKCS#8-encrypted; the password comes
+from ``AOE_PACK_PASSWORD`` or, in a terminal, a prompt the CLI supplies.
+"""
+
+from aoe_pack._crypto.keys import KeyKind, PrivateKey, PublicKey
+from aoe_pack.keys.generate import GeneratedKey, keygen
+from aoe_pack.keys.load import (
+    PASSWORD_ENV,
+    DecryptionKey,
+    PasswordPrompt,
+    load_decryption_key,
+    load_public_key,
+    load_signing_key,
+    read_key_ref,
+)
+
+__all__ = [
+    "PASSWORD_ENV",
+    "DecryptionKey",
+    "GeneratedKey",
+    "KeyKind",
+    "PasswordPrompt",
+    "PrivateKey",
+    "PublicKey",
+    "keygen",
+    "load_decryption_key",
+    "load_public_key",
+    "load_signing_key",
+    "read_key_ref",
+]
