@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-MEDIA_TYPE_V1 = b"application/vnd.aoe.bundle.v1+zip"
+from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1
+
+__all__ = ["MEDIA_TYPE_V1"]  # re-exported: one definition, in the container layer
 PAYLOAD_TYPE = "application/vnd.aoe.bundle.manifest.v1+json"
 PAYLOAD_PREFIX = "payload/"
 MANIFEST_ENTRY = "aoe/manifest.json"
