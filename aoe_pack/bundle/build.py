@@ -26,7 +26,6 @@ from aoe_pack.bundle.format import (
     CHUNK_SIZE,
     DEFAULT_SOURCE_DATE_EPOCH,
     MANIFEST_ENTRY,
-    MEDIA_TYPE_V1,
     SIGNATURES_ENTRY,
     FormatVersion,
 )
@@ -38,7 +37,7 @@ from aoe_pack.bundle.manifest import (
     Recipient,
     StoredBytes,
 )
-from aoe_pack.bundle.zipfmt import AlignedZipWriter, dos_datetime
+from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.config.model import ModelConfig, ModelFile
 from aoe_pack.errors import ModelFileError, UsageError
 

@@ -1,13 +1,13 @@
-"""Names, constants and limits of bundle format v1 (docs/format.md)."""
+"""Names, constants and limits of bundle format v1 (docs/format.md).
+
+The container's own constants (media type, alignment) live in :mod:`zipfmt`.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
-from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1
-
-__all__ = ["MEDIA_TYPE_V1"]  # re-exported: one definition, in the container layer
 PAYLOAD_TYPE = "application/vnd.aoe.bundle.manifest.v1+json"
 PAYLOAD_PREFIX = "payload/"
 MANIFEST_ENTRY = "aoe/manifest.json"
