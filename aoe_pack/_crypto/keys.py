@@ -157,6 +157,13 @@ def _from_private_obj(obj: object, kind: KeyKind | None) -> PrivateKey:
     return PrivateKey(kind=k, public=_wrap_public(k, pub), _obj=obj)
 
 
+def for_key_agreement(key: PrivateKey) -> PrivateKey:
+    """The same key marked for HPKE: a P-256 PEM does not say whether it signs or decrypts."""
+    if key.kind is KeyKind.P256:
+        return _from_private_obj(key._obj, KeyKind.P256_KEM)
+    return key
+
+
 def private_pem(key: PrivateKey, password: bytes | None) -> bytes:
     """PKCS#8 PEM of ``key``, encrypted when ``password`` is given."""
     enc: serialization.KeySerializationEncryption = (

@@ -101,7 +101,7 @@ def load_decryption_key(ref: str, *, prompt: PasswordPrompt | None = None) -> De
     """A recipient private key (PEM) or an encryption key file (hex)."""
     data, origin = read_key_ref(ref)
     if b"-----BEGIN" in data:
-        key = _load_private(ref, prompt)
+        key = _keys.for_key_agreement(_load_private(ref, prompt))
         if key.kind.signs:
             raise KeyTypeError(
                 f"{ref} is a signing key; decryption needs a recipient key or key file",

@@ -38,6 +38,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("other", "ed25519"),
         ("device", "x25519"),
         ("device2", "mlkem768-x25519"),
+        ("device3", "p256-kem"),
         ("app", "aes256"),
     ):
         r = aoe("keygen", "--type", kind, "--out", d / name, env={"AOE_PACK_PASSWORD": ""})
@@ -130,7 +131,9 @@ def test_sample_round_trip_bit_exact(
         assert (tmp_path / "out" / name).read_bytes() == (cfg.parent / name).read_bytes()
 
 
-def test_kek_and_second_recipient_each_decrypt(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_every_recipient_type_decrypts_from_its_key_file(
+    tmp_path: Path, keys: dict[str, Path]
+) -> None:
     cfg, _ = SAMPLES["mnist"]
     bundle = tmp_path / "m.aoe"
     r = aoe(
@@ -142,12 +145,15 @@ def test_kek_and_second_recipient_each_decrypt(tmp_path: Path, keys: dict[str, P
         keys["signer"].with_suffix(".key"),
         "--recipient",
         keys["device2"].with_suffix(".pub"),
+        "--recipient",
+        keys["device3"].with_suffix(".pub"),
         "--encryption-key-file",
         keys["app"].with_suffix(".key"),
     )
     assert r.exit_code == 0, r.output
     trust = ["--trusted-key", keys["signer"].with_suffix(".pub")]
-    for dkey in (keys["device2"].with_suffix(".key"), keys["app"].with_suffix(".key")):
+    for name in ("device2", "device3", "app"):
+        dkey = keys[name].with_suffix(".key")
         assert aoe("verify", bundle, *trust, "--decryption-key", dkey).exit_code == 0
     wrong = aoe(
         "verify", bundle, *trust, "--decryption-key", keys["device"].with_suffix(".key"), "--json"
