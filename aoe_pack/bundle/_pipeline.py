@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
+
+from isal.isal_zlib import crc32
 
 from aoe_pack._crypto.stream import SegmentCipher
 from aoe_pack.errors import IntegrityError, ModelFileError
@@ -85,7 +86,7 @@ def _sealer(
 ) -> Callable[[], SealedChunk]:
     def run() -> SealedChunk:
         stored = cipher.seal(i, last, data) if cipher else data
-        return SealedChunk(stored, hashlib.sha256(stored).hexdigest(), zlib.crc32(stored))
+        return SealedChunk(stored, hashlib.sha256(stored).hexdigest(), crc32(stored))
 
     return run
 
