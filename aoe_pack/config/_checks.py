@@ -1,0 +1,122 @@
+"""Checks the schema cannot express: value relations and the files on disk.
+
+Each check runs only on values that passed the schema, so one mistake is not
+reported twice.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aoe_pack.config._schema import Finding, close_match
+from aoe_pack.config._source import json_value
+
+
+def _clean(ptr: str, failed: set[str]) -> bool:
+    """True when no schema violation sits at ``ptr``, inside it or around it.
+
+    A violation at the root (a missing key) does not taint the other keys.
+    """
+    return not any(
+        f == ptr or f.startswith(ptr + "/") or (f and ptr.startswith(f + "/")) for f in failed
+    )
+
+
+def relation_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Finding]:
+    """Ranges that run backwards, names and files listed twice."""
+    for group in ("inputs", "outputs"):
+        if not _clean(f"/{group}", failed):
+            continue
+        names: set[str] = set()
+        for i, tensor in enumerate(doc.get(group, [])):
+            if tensor["name"] in names:
+                yield Finding(
+                    f"/{group}/{i}/name",
+                    f"{group} name {json_value(tensor['name'])} is declared twice",
+                )
+            names.add(tensor["name"])
+            low, high = tensor.get("range", (0, 0))
+            if low > high:
+                yield Finding(
+                    f"/{group}/{i}/range",
+                    f"range minimum {low} is greater than its maximum {high}",
+                    "write [min, max]",
+                )
+    if not (_clean("/files", failed) and _clean("/modelName", failed)):
+        return
+    seen = {doc.get("modelName")}
+    for i, entry in enumerate(doc.get("files", [])):
+        if entry["path"] == doc.get("modelName"):
+            yield Finding(
+                f"/files/{i}/path",
+                f"{json_value(entry['path'])} is the model itself",
+                "remove this entry: modelName is always packed first",
+            )
+        elif entry["path"] in seen:
+            yield Finding(f"/files/{i}/path", f"{json_value(entry['path'])} is listed twice")
+        seen.add(entry["path"])
+
+
+def file_findings(doc: Mapping[str, Any], config_dir: Path, failed: set[str]) -> Iterator[Finding]:
+    """Every model file must be a regular file inside ``modelDir``."""
+    model_dir = doc.get("modelDir")
+    if not isinstance(model_dir, str) or not _clean("/modelDir", failed):
+        return
+    folder = config_dir / model_dir
+    if not folder.is_dir():
+        yield Finding(
+            "/modelDir",
+            f"model folder {json_value(model_dir)} not found",
+            "modelDir is relative to the config's folder; use \".\" for the config's own folder",
+        )
+        return
+    wanted = [("/modelName", doc.get("modelName"))]
+    files = doc.get("files")
+    if isinstance(files, list):
+        wanted += [
+            (f"/files/{i}/path", f.get("path")) for i, f in enumerate(files) if isinstance(f, dict)
+        ]
+    for ptr, name in wanted:
+        if isinstance(name, str) and _clean(ptr, failed):
+            finding = _check_file(folder, name, ptr)
+            if finding is not None:
+                yield finding
+
+
+def _check_file(folder: Path, name: str, ptr: str) -> Finding | None:
+    field = "modelName" if ptr == "/modelName" else "the path"
+    try:
+        real = (folder / name).resolve(strict=True)
+    # A dangling link, a loop or a missing parent all mean: no file to pack.
+    except (OSError, RuntimeError):
+        return Finding(
+            ptr, f"{json_value(name)} not found in modelDir", _missing_hint(folder, name, field)
+        )
+    if not real.is_relative_to(folder.resolve()):
+        return Finding(
+            ptr,
+            f"{json_value(name)} resolves outside modelDir",
+            "a symbolic link may not lead out of modelDir; copy the file in instead",
+        )
+    mode = real.stat().st_mode
+    if stat.S_ISDIR(mode):
+        return Finding(ptr, f"{json_value(name)} is a folder, not a file", "name a file")
+    if not stat.S_ISREG(mode):
+        return Finding(ptr, f"{json_value(name)} is not a regular file", "name a regular file")
+    return None
+
+
+def _missing_hint(folder: Path, name: str, field: str) -> str:
+    parent = (folder / name).parent
+    try:
+        present = sorted(e.name for e in os.scandir(parent) if e.is_file())
+    except OSError:
+        present = []
+    guess = close_match(Path(name).name, present)
+    if guess is not None:
+        return f"did you mean {guess!r}?"
+    return f"put {json_value(name)} into modelDir, or fix {field}"

@@ -1,0 +1,232 @@
+"""Validate, load and migrate model configs.
+
+Validation reports every problem at once, each with a JSON pointer, the line
+and column where the user wrote it and, where it helps, a hint. It reads
+legacy AoE configs too (see :mod:`aoe_pack.config.legacy`): their spellings are
+mapped to canonical ones, each with a :class:`LegacyNotice`.
+
+A file that is not JSON is reported as a :class:`Violation` with the line and
+column of the syntax error, like any other problem, so ``validate --json``
+has one shape for every invalid config. Only a file that cannot be read at
+all (missing, a folder, not UTF-8) raises :class:`ConfigParseError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+from aoe_pack.config import _source
+from aoe_pack.config._canonical import build_config, canonical_form
+from aoe_pack.config._checks import file_findings, relation_findings
+from aoe_pack.config._report import LegacyNotice, ValidationReport, Violation
+from aoe_pack.config._schema import Finding, schema_findings
+from aoe_pack.config.legacy import map_legacy, repair_text
+from aoe_pack.config.model import ModelConfig
+from aoe_pack.errors import ConfigParseError, ConfigValidationError, OutputError
+
+_LAST = 1 << 30  # sorts findings without a line after the others
+_DUPLICATE_HINT = "remove one: JSON readers disagree on which one counts"
+
+__all__ = [
+    "LegacyNotice",
+    "ValidationReport",
+    "Violation",
+    "load_config",
+    "migrate_config",
+    "validate_config",
+]
+
+
+def validate_config(path: Path) -> ValidationReport:
+    """Check the config at ``path`` and report every problem found.
+
+    Raises :class:`ConfigParseError` only when the file cannot be read as
+    UTF-8 text; every other problem is a :class:`Violation` in the report.
+    """
+    path = Path(path)
+    original = _read(path)
+    parsed = _parse(original)
+    if isinstance(parsed, Violation):
+        return ValidationReport(path, (parsed,), (), None, None)
+    src, data, notices = parsed
+    violations = [
+        _at_key(src, Violation(p, None, None, "key appears more than once", _DUPLICATE_HINT))
+        for p in _source.duplicate_keys(data)
+    ]
+    data = _source.plain(data)
+    origins: Mapping[str, str] = {}
+    if isinstance(data, dict):
+        mapping = map_legacy(data, config_dir=path.parent)
+        data, origins = mapping.data, mapping.origins
+        notices += [_placed(src, n) for n in mapping.notices]
+        violations += [_at_key(src, v) for v in mapping.conflicts]
+    findings = schema_findings(data)
+    if isinstance(data, dict):
+        failed = {f.pointer for f in findings}
+        findings += relation_findings(data, failed)
+        findings += file_findings(data, path.parent, failed)
+    violations += [_locate(src, origins, f) for f in findings]
+    violations.sort(key=lambda v: (v.line or _LAST, v.column or 0, v.pointer, v.message))
+    notices.sort(key=lambda n: n.line or _LAST)
+    canonical = canonical_form(data) if isinstance(data, dict) else None
+    config = None
+    if canonical is not None and not violations:
+        config = build_config(path.resolve(), canonical)
+    return ValidationReport(path, tuple(violations), tuple(notices), canonical, config)
+
+
+def load_config(path: Path) -> ModelConfig:
+    """The validated :class:`ModelConfig` at ``path``.
+
+    Raises :class:`ConfigValidationError` listing every violation, or
+    :class:`ConfigParseError` when the file cannot be read.
+    """
+    report = validate_config(path)
+    if report.config is None:
+        raise _invalid(report)
+    return report.config
+
+
+def migrate_config(path: Path, out: Path | None = None) -> ValidationReport:
+    """Rewrite the config at ``path`` in canonical form, to ``out`` or in place.
+
+    The file is written atomically (2-space indented JSON, stable key order,
+    trailing newline) and only if the config is valid after migration;
+    otherwise :class:`ConfigValidationError` is raised and nothing is written.
+    Migrating a canonical config changes nothing. The returned report is the
+    source's: its notices list every legacy spelling that was rewritten. When
+    ``out`` is in another folder, ``modelDir`` is rewritten to still name the
+    same folder; :class:`OutputError` is raised if that would need ``..``.
+    """
+    path = Path(path)
+    report = validate_config(path)
+    if report.config is None or report.canonical is None:
+        raise _invalid(report, "not migrated")
+    target = Path(out) if out is not None else path
+    canonical = dict(report.canonical)
+    if target.resolve().parent != path.resolve().parent:
+        canonical["modelDir"] = _rebased_model_dir(report.config, target)
+        config = build_config(target.resolve(), canonical)
+        report = dataclasses.replace(report, canonical=canonical, config=config)
+    text = json.dumps(canonical, indent=2, ensure_ascii=False) + "\n"
+    _write_atomic(target, text)
+    return report
+
+
+def _read(path: Path) -> str:
+    try:
+        # utf-8-sig: editors on Windows prepend a BOM that JSON forbids.
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigParseError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start})",
+            hint="save the config as UTF-8 JSON",
+        ) from e
+    except OSError as e:
+        raise ConfigParseError(f"cannot read config {path}: {e.strerror or e}") from e
+
+
+def _parse(original: str) -> Violation | tuple[_source.Source, Any, list[LegacyNotice]]:
+    try:
+        data = _source.loads(original)
+    except ValueError as error:
+        # Only text that is not JSON gets repaired.
+        repair = repair_text(original)
+        if not repair.values:
+            return _source.syntax_violation(original, error)
+    else:
+        return _source.Source(original, original), data, []
+    src = _source.Source(original, repair.text, repair.inserted)
+    try:
+        data = _source.loads(repair.text)
+    except json.JSONDecodeError as error:
+        # Still broken after the repair: report what is left, where the file has it.
+        at = src.original_position(error.pos)
+        return _source.syntax_violation(original, json.JSONDecodeError(error.msg, original, at))
+    except ValueError as error:
+        return _source.syntax_violation(original, error)
+    notices = []
+    for position, bare in repair.values:
+        ptr = src.pointer_at(data, position)
+        quoted = json.dumps(bare)
+        message = f"{bare} was not quoted, which is not JSON; it is now the string {quoted}"
+        notices.append(LegacyNotice(ptr, src.locate(ptr)[0], bare, quoted, message))
+    return src, data, notices
+
+
+def _at_key(src: _source.Source, violation: Violation) -> Violation:
+    line, column = src.locate(violation.pointer, key=True)
+    return dataclasses.replace(violation, line=line, column=column)
+
+
+def _placed(src: _source.Source, notice: LegacyNotice) -> LegacyNotice:
+    return dataclasses.replace(notice, line=src.locate(notice.pointer, key=True)[0])
+
+
+def _locate(src: _source.Source, origins: Mapping[str, str], finding: Finding) -> Violation:
+    # Walk up to the nearest pointer a legacy mapping moved, and translate.
+    where, ptr = finding.pointer, finding.pointer
+    while True:
+        if ptr in origins:
+            where = origins[ptr] + finding.pointer[len(ptr) :]
+            break
+        if not ptr:
+            break
+        ptr = _source.parent_pointer(ptr)
+    line, column = src.locate(where, key=finding.key)
+    return Violation(finding.pointer, line, column, finding.message, finding.hint)
+
+
+def _invalid(report: ValidationReport, outcome: str = "invalid") -> ConfigValidationError:
+    first = report.violations[0]
+    count = len(report.violations)
+    problems = "1 problem" if count == 1 else f"{count} problems"
+    return ConfigValidationError(
+        f"{report.path}: config {outcome}, {problems}; first: {first}",
+        violations=list(report.violations),
+        hint=first.hint,
+    )
+
+
+def _rebased_model_dir(config: ModelConfig, target: Path) -> str:
+    relative = PurePath(os.path.relpath(config.model_root, target.resolve().parent))
+    if relative.parts[:1] == ("..",) or relative.is_absolute():
+        raise OutputError(
+            f"cannot write {target}: its modelDir would have to leave the folder with '..'",
+            hint="write the migrated config next to the original, or in a folder that "
+            "contains the model files",
+        )
+    return relative.as_posix()
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    data = text.encode("utf-8")
+    with contextlib.suppress(OSError):
+        if target.read_bytes() == data:
+            return  # already canonical: leave the file (and its mtime) alone
+    try:
+        # Keep the permissions of the file being replaced (mkstemp makes 0600).
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from e
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.chmod(mode)
+        tmp.replace(target)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {target}: {e.strerror or e}") from e
+        raise
