@@ -11,7 +11,6 @@ name nor a symlink planted in the output folder can redirect a write outside it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -21,16 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
-from aoe_pack.bundle._pipeline import Progress, open_file, worker_count
+from aoe_pack.bundle._pipeline import Progress, worker_count
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
-from aoe_pack.bundle.verify import (
-    authenticate,
-    check_plaintext,
-    cipher_for,
-    data_key_for,
-    open_bundle,
-)
+from aoe_pack.bundle.verify import authenticate, data_key_for, open_bundle, stream_payload
 from aoe_pack.errors import DecryptionError, OutputError, UnsafeEntryError
 from aoe_pack.keys.load import DecryptionKey
 
@@ -123,26 +116,18 @@ def unpack_bundle(
                     item = _Pending(fd, f".{name}.{secrets.token_hex(4)}.partial", name, f.path)
                     out_fd = os.open(item.partial, _FILE_FLAGS, 0o644, dir_fd=fd)
                     pending.append(item)
-                    plain, n = hashlib.sha256(), 0
                     with os.fdopen(out_fd, "wb") as sink:
-                        for piece in open_file(
-                            bundle.fd,
-                            e.data_offset,
-                            e.size,
-                            chunk_size=f.stored.chunk_size,
-                            chunks=f.stored.chunks,
-                            name=e.name,
-                            cipher=cipher_for(f, data_key),
+                        stream_payload(
+                            bundle,
+                            f,
+                            e,
+                            data_key=data_key,
                             pool=pool,
-                            want_plaintext=True,
                             progress=progress,
-                        ):
-                            plain.update(piece)
-                            sink.write(piece)
-                            n += len(piece)
+                            sink=sink.write,
+                        )
                         sink.flush()
                         os.fsync(sink.fileno())
-                    check_plaintext(f, n, plain)
             for item in pending:
                 os.replace(item.partial, item.final, src_dir_fd=item.dir_fd, dst_dir_fd=item.dir_fd)
                 item.partial = ""

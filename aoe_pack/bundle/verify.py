@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -196,17 +196,49 @@ def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
     raise DecryptionError(f"recipient {recipient.keyid[:16]}… has type {recipient.type}")
 
 
-def cipher_for(f: PayloadFile, data_key: bytes | None) -> _stream.SegmentCipher | None:
-    """The segment cipher for one encrypted payload (None for plaintext payloads)."""
+def _cipher_for(f: PayloadFile, data_key: bytes | None) -> _stream.SegmentCipher | None:
     if not f.encrypted or data_key is None:
         return None
     assert f.nonce_prefix is not None
     return _stream.SegmentCipher(data_key, bytes.fromhex(f.nonce_prefix), f.entry.encode())
 
 
-def check_plaintext(f: PayloadFile, size: int, digest: hashlib._Hash) -> None:
-    """The decrypted bytes must be the plaintext the manifest recorded at build time."""
-    if size != f.size or digest.hexdigest() != f.sha256:
+def stream_payload(
+    bundle: OpenedBundle,
+    f: PayloadFile,
+    entry: ZipEntry,
+    *,
+    data_key: bytes | None,
+    pool: ThreadPoolExecutor,
+    progress: Progress | None = None,
+    sink: Callable[[bytes], object] | None = None,
+) -> None:
+    """Check every stored chunk of one payload against the signed digests.
+
+    When the payload is decrypted (``data_key``) or a ``sink`` wants the
+    plaintext, the plaintext is produced in order, passed to ``sink``, and
+    must match the size and SHA-256 recorded at build time.
+    """
+    cipher = _cipher_for(f, data_key)
+    want_plaintext = cipher is not None or sink is not None
+    plain, n = hashlib.sha256(), 0
+    for piece in open_file(
+        bundle.fd,
+        entry.data_offset,
+        entry.size,
+        chunk_size=f.stored.chunk_size,
+        chunks=f.stored.chunks,
+        name=entry.name,
+        cipher=cipher,
+        pool=pool,
+        want_plaintext=want_plaintext,
+        progress=progress,
+    ):
+        plain.update(piece)
+        n += len(piece)
+        if sink is not None:
+            sink(piece)
+    if want_plaintext and (n != f.size or plain.hexdigest() != f.sha256):
         raise IntegrityError(
             f"{f.path}: the decrypted model does not match the SHA-256 recorded at build time"
         )
@@ -234,24 +266,7 @@ def verify_bundle(
         checked = 0
         with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-verify") as pool:
             for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
-                cipher = cipher_for(f, data_key)
-                plain, n = hashlib.sha256(), 0
-                for piece in open_file(
-                    bundle.fd,
-                    e.data_offset,
-                    e.size,
-                    chunk_size=f.stored.chunk_size,
-                    chunks=f.stored.chunks,
-                    name=e.name,
-                    cipher=cipher,
-                    pool=pool,
-                    want_plaintext=cipher is not None,
-                    progress=progress,
-                ):
-                    plain.update(piece)
-                    n += len(piece)
-                if cipher is not None:
-                    check_plaintext(f, n, plain)
+                stream_payload(bundle, f, e, data_key=data_key, pool=pool, progress=progress)
                 checked += e.size
     return VerifyResult(
         path=Path(path),

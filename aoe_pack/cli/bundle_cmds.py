@@ -16,6 +16,7 @@ from aoe_pack.cli._options import (
 )
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import UsageError
+from aoe_pack.keys import DecryptionKey, PublicKey
 
 
 def _size_of(path: Path) -> int:
@@ -24,6 +25,18 @@ def _size_of(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _verification_keys(
+    trusted_refs: tuple[str, ...], decryption_ref: str | None
+) -> tuple[list[PublicKey], DecryptionKey | None]:
+    """The trusted signer keys and the optional decryption key of verify/unpack."""
+    from aoe_pack.keys import load_decryption_key, load_public_key
+
+    trusted = [load_public_key(k) for k in trusted_refs]
+    if decryption_ref is None:
+        return trusted, None
+    return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)
 
 
 def _human(n: int) -> str:
@@ -175,12 +188,8 @@ def verify(
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.bundle import verify_bundle
-        from aoe_pack.keys import load_decryption_key, load_public_key
 
-        trusted = [load_public_key(k) for k in trusted_keys]
-        dkey = (
-            load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
-        )
+        trusted, dkey = _verification_keys(trusted_keys, decryption_key)
         with output.progress(f"verifying {bundle.name}", _size_of(bundle)) as progress:
             result = verify_bundle(
                 bundle,
@@ -290,12 +299,8 @@ def unpack(
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.bundle import unpack_bundle
-        from aoe_pack.keys import load_decryption_key, load_public_key
 
-        trusted = [load_public_key(k) for k in trusted_keys]
-        dkey = (
-            load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
-        )
+        trusted, dkey = _verification_keys(trusted_keys, decryption_key)
         with output.progress(f"unpacking {bundle.name}", _size_of(bundle)) as progress:
             result = unpack_bundle(
                 bundle,
