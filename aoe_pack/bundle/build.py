@@ -18,7 +18,7 @@ from aoe_pack import __version__
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
-from aoe_pack._io import atomic_output
+from aoe_pack._io import WriteBehind, atomic_output
 from aoe_pack.bundle import dsse
 from aoe_pack.bundle._pipeline import Progress, seal_file, worker_count
 from aoe_pack.bundle.format import (
@@ -107,14 +107,20 @@ def build_bundle(
     enc = _encryption(identity, data_key, encryption) if data_key else None
     files = sorted(config.files, key=lambda f: f.path)
     with (
-        atomic_output(out, durable=False) as fp,
+        atomic_output(out) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
     ):
         _preallocate(fp, config)
         writer = AlignedZipWriter(fp, media_type=MEDIA_TYPE_V1, date_time=dos_datetime(epoch))
+        flusher = WriteBehind(fp.fileno())
         payload = [
             _pack_file(
-                config=config, mf=mf, writer=writer, pool=pool, data_key=data_key, progress=progress
+                config=config,
+                mf=mf,
+                writer=writer,
+                pool=pool,
+                data_key=data_key,
+                progress=_tracking(progress, fp, flusher),
             )
             for mf in files
         ]
@@ -134,9 +140,19 @@ def build_bundle(
         writer.close()
         size = fp.tell()
         fp.truncate(size)
+        flusher.close()
     return BuildResult(
         path=out, size=size, manifest=manifest, signers=tuple(k.key_id for k in signing_keys)
     )
+
+
+def _tracking(progress: Progress | None, fp: BinaryIO, flusher: WriteBehind) -> Progress:
+    def advance(n: int) -> None:
+        flusher.written_up_to(fp.tell())
+        if progress:
+            progress(n)
+
+    return advance
 
 
 def _preallocate(fp: BinaryIO, config: ModelConfig) -> None:
@@ -187,7 +203,7 @@ def _pack_file(
     writer: AlignedZipWriter,
     pool: ThreadPoolExecutor,
     data_key: bytes | None,
-    progress: Progress | None,
+    progress: Progress,
 ) -> PayloadFile:
     src = config.model_root / mf.path
     entry = "payload/" + mf.path
@@ -215,8 +231,7 @@ def _pack_file(
             ):
                 w.write(chunk.data, crc=chunk.crc32)
                 digests.append(chunk.sha256)
-                if progress:
-                    progress(len(chunk.data))
+                progress(len(chunk.data))
     return PayloadFile(
         path=mf.path,
         role=mf.role,
