@@ -38,12 +38,11 @@ from aoe_pack.bundle._zipwrite import (
     U16_SENTINEL,
     U32_SENTINEL,
     DateTime,
+    EntryNames,
     ZipEntry,
     alignment_extra,
     alignment_padding,
     central_record,
-    check_name,
-    collision_key,
     dos_datetime_problem,
     local_header,
 )
@@ -255,8 +254,11 @@ def _diagnose_missing_end(fp: BinaryIO, file_size: int, found: int) -> None:
     """Explain why the last 22 bytes are not an end record, then raise."""
     window = min(file_size, EOCD.size + _MAX_COMMENT)
     tail = _read_at(fp, file_size - window, window, "the end of the file")
-    at = tail.rfind(_EOCD_MAGIC, 0, window - EOCD.size)
+    at = tail.rfind(_EOCD_MAGIC, 0, window)
     while at >= 0:
+        if at + EOCD.size > window:  # too close to the end to be a whole record
+            at = tail.rfind(_EOCD_MAGIC, 0, at)
+            continue
         *_, cd_size, cd_offset, comment = EOCD.unpack_from(tail, at)
         offset = file_size - window + at
         if cd_offset + cd_size == offset:  # a real end record, not a chance match
@@ -287,7 +289,7 @@ def _walk(
 ) -> tuple[list[ZipEntry], DateTime]:
     """Check every central directory record and the local header it points to."""
     entries: list[ZipEntry] = []
-    names: dict[str, str] = {}
+    names = EntryNames()
     date_time: DateTime = (0, 0)
     pos = 0
     next_offset = 0  # where the next local header must start
@@ -299,7 +301,8 @@ def _walk(
         name = _decode_name(raw_name, at + CENTRAL.size)
         if index == 0:
             date_time = _check_mimetype_record(name, (time, date), at)
-        _claim(names, name)
+        names.check(name)
+        names.add(name)
         where = f"central directory record at offset {at}"
         _check_attrs(name, attrs, where)
         _check_method_flags(name, method, flags, where)
@@ -386,19 +389,6 @@ def _decode_name(raw: bytes, offset: int) -> str:
             f"entry name {raw!r} at offset {offset} is not valid UTF-8 ({e.reason} at byte "
             f"{e.start})"
         ) from e
-
-
-def _claim(names: dict[str, str], name: str) -> None:
-    check_name(name)
-    key = collision_key(name)
-    if (other := names.get(key)) is not None:
-        if other == name:
-            raise UnsafeEntryError(f"duplicate entry name {name!r}")
-        raise UnsafeEntryError(
-            f"entry names {other!r} and {name!r} differ only by case or Unicode normalization; "
-            "they collide on case-insensitive file systems"
-        )
-    names[key] = name
 
 
 def _check_attrs(name: str, attrs: int, where: str) -> None:

@@ -139,6 +139,54 @@ def collision_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
+class EntryNames:
+    """The names in one archive, checked for every kind of collision on extraction.
+
+    Two entries collide when their names are equal, equal after case folding
+    and Unicode normalisation (case-insensitive file systems), or when one
+    entry's name is a folder of another's path (``a/b`` and ``a/b/c``): no
+    file system can hold both. Used by the writer and the reader alike.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, str] = {}
+        self._folders: dict[str, str] = {}  # folder key -> first entry inside it
+
+    def check(self, name: str) -> bytes:
+        """The encoded name, if it is safe and collides with no name added so far."""
+        encoded = check_name(name)
+        key = collision_key(name)
+        if (other := self._files.get(key)) is not None:
+            if other == name:
+                raise UnsafeEntryError(f"duplicate entry name {name!r}")
+            raise UnsafeEntryError(
+                f"entry names {other!r} and {name!r} differ only by case or Unicode "
+                "normalization; they collide on case-insensitive file systems"
+            )
+        if (inside := self._folders.get(key)) is not None:
+            raise UnsafeEntryError(
+                f"entry {name!r} is a file, but {inside!r} needs a folder of that name"
+            )
+        for folder in _folders_of(key):
+            if (other := self._files.get(folder)) is not None:
+                raise UnsafeEntryError(
+                    f"entry {name!r} needs a folder where entry {other!r} is a file"
+                )
+        return encoded
+
+    def add(self, name: str) -> None:
+        """Record ``name`` (after :meth:`check`)."""
+        key = collision_key(name)
+        self._files[key] = name
+        for folder in _folders_of(key):
+            self._folders.setdefault(folder, name)
+
+
+def _folders_of(key: str) -> list[str]:
+    parts = key.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def alignment_padding(header_offset: int, name_length: int) -> int:
     """Zero bytes after the alignment value so that the entry's data starts on 64."""
     return -(header_offset + LOCAL.size + name_length + EXTRA_HEAD.size) % ALIGNMENT
@@ -207,12 +255,12 @@ class AlignedZipWriter:
         self._fp = fp
         self._date_time = date_time
         self._entries: list[ZipEntry] = []
-        self._keys: dict[str, str] = {}
+        self._names = EntryNames()
         self._offset = 0
         self._open: EntryWriter | None = None
         self._state = ""  # why the writer can no longer be used, once it can't
-        name = self._check_new_name(MIMETYPE_NAME)
-        self._keys[collision_key(MIMETYPE_NAME)] = MIMETYPE_NAME
+        name = self._names.check(MIMETYPE_NAME)
+        self._names.add(MIMETYPE_NAME)
         crc = zlib.crc32(media_type)
         header = local_header(name, crc=crc, size=len(media_type), date_time=date_time)
         _write_all(fp, header + media_type)
@@ -236,7 +284,7 @@ class AlignedZipWriter:
                 f"cannot add entry {name!r}: a bundle holds at most {U16_SENTINEL - 1} entries "
                 "including 'mimetype' (ZIP64 is not supported in format v1)"
             )
-        encoded = self._check_new_name(name)
+        encoded = self._names.check(name)
         header_offset = self._offset
         padding = alignment_padding(header_offset, len(encoded))
         extra = alignment_extra(padding)
@@ -246,7 +294,7 @@ class AlignedZipWriter:
                 f"entry {name!r} of {size} bytes at offset {data_offset} would end past "
                 f"{U32_SENTINEL - 1} bytes, which needs ZIP64 (not supported in format v1)"
             )
-        self._keys[collision_key(name)] = name
+        self._names.add(name)
         # The CRC is patched in by EntryWriter.__exit__ once the data is known.
         header = local_header(encoded, crc=0, size=size, date_time=self._date_time, extra=extra)
         _write_all(self._fp, header)
@@ -295,19 +343,6 @@ class AlignedZipWriter:
             raise ZipStructureError(
                 f"cannot {action} while entry {self._open.name!r} is still being written"
             )
-
-    def _check_new_name(self, name: str) -> bytes:
-        """Return the encoded name if it is safe and collides with no earlier entry."""
-        encoded = check_name(name)
-        key = collision_key(name)
-        if (other := self._keys.get(key)) is not None:
-            if other == name:
-                raise UnsafeEntryError(f"duplicate entry name {name!r}")
-            raise UnsafeEntryError(
-                f"entry names {other!r} and {name!r} differ only by case or Unicode "
-                "normalization; they collide on case-insensitive file systems"
-            )
-        return encoded
 
 
 class EntryWriter:

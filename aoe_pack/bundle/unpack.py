@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,18 +54,87 @@ class _Pending:
     partial: str
     final: str
     relpath: str
+    placed: bool = False
 
 
-def _open_dir(parent_fd: int | None, name: str, *, create: bool) -> int:
-    if create:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o755, dir_fd=parent_fd)
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except OSError as e:
-        raise OutputError(
-            f"cannot use {name!r} as an output folder: {e.strerror} (symlinks are never followed)"
-        ) from e
+class _OutputTree:
+    """The output folder, walked with directory descriptors and never through a link."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self._fds: dict[tuple[str, ...], int] = {(): self._open_dir(None, str(root))}
+        self._created: list[tuple[int, str]] = []  # folders this unpack made, in order
+
+    @staticmethod
+    def _open_dir(parent_fd: int | None, name: str) -> int:
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        except OSError as e:
+            raise OutputError(
+                f"cannot use {name!r} as an output folder: {e.strerror} "
+                "(symlinks are never followed)"
+            ) from e
+
+    def folder(self, parts: list[str]) -> int:
+        """The descriptor of folder ``parts`` below the root, created if missing."""
+        for depth in range(1, len(parts) + 1):
+            key = tuple(parts[:depth])
+            if key in self._fds:
+                continue
+            parent = self._fds[key[:-1]]
+            try:
+                os.mkdir(key[-1], 0o755, dir_fd=parent)
+                self._created.append((parent, key[-1]))
+            except FileExistsError:
+                pass
+            self._fds[key] = self._open_dir(parent, key[-1])
+        return self._fds[tuple(parts)]
+
+    def check_target(self, dir_fd: int, name: str, relpath: str, *, force: bool) -> None:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{self.root / relpath} is a folder; a model file goes there")
+        if not force:
+            raise OutputError(
+                f"{self.root / relpath} already exists", hint="pass --force to replace it"
+            )
+
+    def place(self, item: _Pending, *, force: bool) -> None:
+        """Move a verified partial file into place (never over a file unless ``force``)."""
+        try:
+            if force:
+                os.replace(item.partial, item.final, src_dir_fd=item.dir_fd, dst_dir_fd=item.dir_fd)
+            else:  # link() fails if the name appeared meanwhile: no silent overwrite
+                os.link(
+                    item.partial,
+                    item.final,
+                    src_dir_fd=item.dir_fd,
+                    dst_dir_fd=item.dir_fd,
+                    follow_symlinks=False,
+                )
+                os.unlink(item.partial, dir_fd=item.dir_fd)
+        except FileExistsError as e:
+            raise OutputError(f"{self.root / item.relpath} appeared while unpacking") from e
+        except OSError as e:
+            raise OutputError(f"cannot write {self.root / item.relpath}: {e.strerror}") from e
+        item.placed = True
+
+    def discard(self, pending: list[_Pending]) -> None:
+        """Remove partial files, and the folders this unpack created if left empty."""
+        for item in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(item.partial, dir_fd=item.dir_fd)
+        for parent, name in reversed(self._created):
+            with contextlib.suppress(OSError):
+                os.rmdir(name, dir_fd=parent)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
 
 
 def _safe_parts(relpath: str) -> list[str]:
@@ -96,23 +166,14 @@ def unpack_bundle(
                     hint="pass --decryption-key with a recipient's private key or key file",
                 )
             data_key = data_key_for(manifest, decryption_key)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        root_fd = _open_dir(None, str(out), create=False)
+        tree = _OutputTree(Path(out))
         pending: list[_Pending] = []
-        dir_fds: list[int] = [root_fd]
         try:
             with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-unpack") as pool:
                 for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
                     *dirs, name = _safe_parts(f.path)
-                    fd = root_fd
-                    for d in dirs:
-                        fd = _open_dir(fd, d, create=True)
-                        dir_fds.append(fd)
-                    if not force and _exists(fd, name):
-                        raise OutputError(
-                            f"{Path(out) / f.path} already exists",
-                            hint="pass --force to replace it",
-                        )
+                    fd = tree.folder(dirs)
+                    tree.check_target(fd, name, f.path, force=force)
                     item = _Pending(fd, f".{name}.{secrets.token_hex(4)}.partial", name, f.path)
                     out_fd = os.open(item.partial, _FILE_FLAGS, 0o644, dir_fd=fd)
                     pending.append(item)
@@ -129,23 +190,12 @@ def unpack_bundle(
                         sink.flush()
                         os.fsync(sink.fileno())
             for item in pending:
-                os.replace(item.partial, item.final, src_dir_fd=item.dir_fd, dst_dir_fd=item.dir_fd)
-                item.partial = ""
+                tree.place(item, force=force)
+        except BaseException:
+            tree.discard([p for p in pending if not p.placed])
+            raise
         finally:
-            for item in pending:
-                if item.partial:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(item.partial, dir_fd=item.dir_fd)
-            for fd in dir_fds:
-                os.close(fd)
+            tree.close()
     return UnpackResult(
         out=Path(out), manifest=manifest, written=tuple(Path(out) / p.relpath for p in pending)
     )
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True

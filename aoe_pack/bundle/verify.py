@@ -215,12 +215,14 @@ def stream_payload(
 ) -> None:
     """Check every stored chunk of one payload against the signed digests.
 
-    When the payload is decrypted (``data_key``) or a ``sink`` wants the
-    plaintext, the plaintext is produced in order, passed to ``sink``, and
+    When the plaintext is at hand (unencrypted, or decrypted with
+    ``data_key``) it is produced in order, passed to ``sink`` if given, and
     must match the size and SHA-256 recorded at build time.
     """
     cipher = _cipher_for(f, data_key)
-    want_plaintext = cipher is not None or sink is not None
+    # Every signed digest we can reach is checked: for a plaintext payload the
+    # whole-file SHA-256 too (hashed here while the workers hash the chunks).
+    want_plaintext = cipher is not None or sink is not None or not f.encrypted
     plain, n = hashlib.sha256(), 0
     for piece in open_file(
         bundle.fd,
@@ -239,8 +241,9 @@ def stream_payload(
         if sink is not None:
             sink(piece)
     if want_plaintext and (n != f.size or plain.hexdigest() != f.sha256):
+        what = "decrypted model" if f.encrypted else "model"
         raise IntegrityError(
-            f"{f.path}: the decrypted model does not match the SHA-256 recorded at build time"
+            f"{f.path}: the {what} does not match the SHA-256 recorded at build time"
         )
 
 

@@ -657,3 +657,11 @@ def test_data_byte_flip_is_left_to_the_crc() -> None:
     assert read(bytes(flipped)) == layout
     stored = flipped[entry.data_offset : entry.data_offset + entry.size]
     assert zlib.crc32(stored) != entry.crc32
+
+
+@pytest.mark.parametrize("names", [("a/b", "a/b/c"), ("a/b/c", "a/b"), ("A/b", "a/b/c")])
+def test_writer_refuses_file_and_folder_with_the_same_path(names: tuple[str, str]) -> None:
+    writer = AlignedZipWriter(io.BytesIO(), media_type=MEDIA_TYPE_V1, date_time=dos_datetime(0))
+    writer.add_bytes(names[0], b"x")
+    with pytest.raises(UnsafeEntryError, match="folder"):
+        writer.add_bytes(names[1], b"y")
