@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from isal.isal_zlib import crc32
 
@@ -25,7 +25,7 @@ T = TypeVar("T")
 Progress = Callable[[int], None]
 """Called with the number of bytes just processed."""
 
-WINDOW = 6
+WINDOW = 4
 
 
 def worker_count() -> int:
@@ -49,46 +49,50 @@ class SealedChunk:
     data: bytes
     sha256: str
     crc32: int
+    plain: bytes
 
 
 def seal_file(
-    src: BinaryIO,
+    fd: int,
     size: int,
     *,
     piece: int,
     cipher: SegmentCipher | None,
     pool: ThreadPoolExecutor,
-    origin: str,
+    hasher: ThreadPoolExecutor,
     plain: hashlib._Hash,
+    origin: str,
 ) -> Iterator[SealedChunk]:
-    """Read ``size`` bytes of ``src`` in ``piece``-sized reads; yield stored chunks in order.
+    """Read ``size`` bytes of ``fd`` in ``piece``-sized chunks; yield stored chunks in order.
 
-    ``plain`` is updated with every plaintext byte, in order, in this thread
-    while the workers seal and hash earlier chunks.
+    Workers read, seal, hash and checksum chunks in parallel. The whole-file
+    plaintext SHA-256 is inherently sequential, so a dedicated single thread
+    (``hasher``) feeds ``plain`` in order while the caller writes: the three
+    kinds of work overlap on every core.
     """
     count = max(1, -(-size // piece))
 
-    def read_jobs() -> Iterator[Callable[[], SealedChunk]]:
-        for i in range(count):
-            data = src.read(piece)
-            if len(data) != min(piece, size - i * piece):
-                raise ModelFileError(f"{origin} changed size while it was being read")
-            plain.update(data)
-            yield _sealer(cipher, i, i == count - 1, data)
-        if src.read(1):
-            raise ModelFileError(f"{origin} grew while it was being read")
+    def job(i: int) -> Callable[[], SealedChunk]:
+        def run() -> SealedChunk:
+            start = i * piece
+            data = os.pread(fd, min(piece, size - start), start)
+            if len(data) != min(piece, size - start):
+                raise ModelFileError(f"{origin} shrank while it was being read")
+            stored = cipher.seal(i, i == count - 1, data) if cipher else data
+            return SealedChunk(stored, hashlib.sha256(stored).hexdigest(), crc32(stored), data)
 
-    yield from ordered(pool, read_jobs())
+        return run
 
-
-def _sealer(
-    cipher: SegmentCipher | None, i: int, last: bool, data: bytes
-) -> Callable[[], SealedChunk]:
-    def run() -> SealedChunk:
-        stored = cipher.seal(i, last, data) if cipher else data
-        return SealedChunk(stored, hashlib.sha256(stored).hexdigest(), crc32(stored))
-
-    return run
+    hashing: deque[Future[None]] = deque()
+    for chunk in ordered(pool, (job(i) for i in range(count))):
+        hashing.append(hasher.submit(plain.update, chunk.plain))
+        if len(hashing) > WINDOW:  # bounded: never more than WINDOW chunks queued
+            hashing.popleft().result()
+        yield chunk
+    for pending in hashing:
+        pending.result()
+    if os.fstat(fd).st_size != size:
+        raise ModelFileError(f"{origin} changed size while it was being read")
 
 
 def open_file(

@@ -369,6 +369,11 @@ class EntryWriter:
         """Bytes written so far."""
         return self._written
 
+    @property
+    def end(self) -> int:
+        """File offset just past the data written so far (no system call)."""
+        return self._entry.data_offset + self._written
+
     def write(self, data: bytes | memoryview, crc: int | None = None) -> None:
         """Append ``data``; pass ``crc=zlib.crc32(data)`` if it was already computed."""
         if self._owner._open is not self:

@@ -109,6 +109,7 @@ def build_bundle(
     with (
         atomic_output(out) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="aoe-build-hash") as hasher,
     ):
         _preallocate(fp, config)
         writer = AlignedZipWriter(fp, media_type=MEDIA_TYPE_V1, date_time=dos_datetime(epoch))
@@ -119,8 +120,10 @@ def build_bundle(
                 mf=mf,
                 writer=writer,
                 pool=pool,
+                hasher=hasher,
                 data_key=data_key,
-                progress=_tracking(progress, fp, flusher),
+                flusher=flusher,
+                progress=progress,
             )
             for mf in files
         ]
@@ -144,15 +147,6 @@ def build_bundle(
     return BuildResult(
         path=out, size=size, manifest=manifest, signers=tuple(k.key_id for k in signing_keys)
     )
-
-
-def _tracking(progress: Progress | None, fp: BinaryIO, flusher: WriteBehind) -> Progress:
-    def advance(n: int) -> None:
-        flusher.written_up_to(fp.tell())
-        if progress:
-            progress(n)
-
-    return advance
 
 
 def _preallocate(fp: BinaryIO, config: ModelConfig) -> None:
@@ -202,8 +196,10 @@ def _pack_file(
     mf: ModelFile,
     writer: AlignedZipWriter,
     pool: ThreadPoolExecutor,
+    hasher: ThreadPoolExecutor,
     data_key: bytes | None,
-    progress: Progress,
+    flusher: WriteBehind,
+    progress: Progress | None,
 ) -> PayloadFile:
     src = config.model_root / mf.path
     entry = "payload/" + mf.path
@@ -227,11 +223,20 @@ def _pack_file(
         plain = hashlib.sha256()
         with writer.open_entry(entry, stored_size) as w:
             for chunk in seal_file(
-                f, size, piece=piece, cipher=cipher, pool=pool, origin=str(src), plain=plain
+                f.fileno(),
+                size,
+                piece=piece,
+                cipher=cipher,
+                pool=pool,
+                hasher=hasher,
+                plain=plain,
+                origin=str(src),
             ):
                 w.write(chunk.data, crc=chunk.crc32)
                 digests.append(chunk.sha256)
-                progress(len(chunk.data))
+                flusher.written_up_to(w.end)
+                if progress:
+                    progress(len(chunk.data))
     return PayloadFile(
         path=mf.path,
         role=mf.role,
