@@ -3,7 +3,7 @@
 Colour follows the terminal and ``NO_COLOR`` (https://no-color.org). Progress
 bars appear only when stderr is a terminal and ``--json`` is off. rich is
 imported only when a bar or table is actually drawn, which keeps ``verify``
-fast to start.
+fast to start. Text output is plain lines, never truncated, so it greps well.
 """
 
 from __future__ import annotations
@@ -79,15 +79,3 @@ class Output:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
-
-    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
-        """A table for people (rich, imported on demand)."""
-        from rich.console import Console
-        from rich.table import Table
-
-        t = Table(title=title, title_justify="left")
-        for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*r)
-        Console(no_color=not use_color(sys.stdout), soft_wrap=True).print(t)

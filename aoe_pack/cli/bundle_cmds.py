@@ -15,7 +15,7 @@ from aoe_pack.cli._options import (
     trusted_key_option,
 )
 from aoe_pack.cli._output import Output
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import KeyTypeError, UsageError
 from aoe_pack.keys import DecryptionKey, PublicKey
 
 
@@ -34,6 +34,13 @@ def _verification_keys(
     from aoe_pack.keys import load_decryption_key, load_public_key
 
     trusted = [load_public_key(k) for k in trusted_refs]
+    for ref, key in zip(trusted_refs, trusted, strict=True):
+        if not key.kind.signs:
+            raise KeyTypeError(
+                f"{ref} holds an encryption key ({key.algorithm}); "
+                "--trusted-key takes a signer's key",
+                hint="pass the .pub of the key given to `aoe-pack build --sign-key`",
+            )
     if decryption_ref is None:
         return trusted, None
     return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)
@@ -234,21 +241,13 @@ def inspect(bundle: Path, json_mode: bool) -> None:
         m = result.manifest
         output.line(f"{bundle}  ({_human(result.size)}, {d['format']}, unverified)", bold=True)
         output.line(f"  model     {m.model.tag} {m.model.version}  runtime {m.model.runtime}")
-        output.table(
-            "files",
-            ["path", "role", "size", "stored", "sha256", "encrypted"],
-            [
-                [
-                    f.path,
-                    f.role,
-                    _human(f.size),
-                    _human(f.stored.size),
-                    f.sha256[:16] + "…",
-                    "yes" if f.encrypted else "no",
-                ]
-                for f in m.files
-            ],
-        )
+        width = max(len(f.path) for f in m.files)
+        for f in m.files:
+            enc = "encrypted" if f.encrypted else "plain"
+            output.line(
+                f"  file      {f.path:<{width}}  {f.role:<7} {_human(f.size):>10}  "
+                f"{enc:<9}  sha256:{f.sha256}"
+            )
         for k in result.signer_keyids:
             output.line(f"  signer    {k}")
         if m.encryption:

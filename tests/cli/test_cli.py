@@ -405,3 +405,28 @@ def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path]) -> None:
     }
     loaded = sorted({m.split(".")[0] for m in doc["modules"]} & heavy)
     assert loaded == []
+
+
+def test_recipient_key_as_trusted_key_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
+    cfg, _ = SAMPLES["mnist"]
+    bundle = tmp_path / "m.aoe"
+    sign = ["--sign-key", keys["signer"].with_suffix(".key")]
+    assert aoe("build", cfg, "--out", bundle, *sign, "--no-encrypt").exit_code == 0
+    r = aoe("verify", bundle, "--trusted-key", keys["device"].with_suffix(".pub"), "--json")
+    assert r.exit_code == 1
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "key-type"
+    assert "encryption key (X25519)" in err["message"]
+
+
+def test_inspect_text_never_truncates_names(tmp_path: Path, keys: dict[str, Path]) -> None:
+    cfg, _ = SAMPLES["squeezenet"]
+    bundle = tmp_path / "s.aoe"
+    sign = ["--sign-key", keys["signer"].with_suffix(".key")]
+    assert aoe("build", cfg, "--out", bundle, *sign, "--no-encrypt").exit_code == 0
+    text = aoe("inspect", bundle).stdout
+    assert "squeezenet.onnx" in text
+    assert (
+        "sha256:" + json.loads(aoe("inspect", bundle, "--json").stdout)["files"][1]["sha256"]
+        in text
+    )
