@@ -28,6 +28,16 @@ def aoe(*args: str, env: dict[str, str] | None = None, input: str | None = None)
     return runner.invoke(cli, [str(a) for a in args], env=env, input=input, catch_exceptions=False)
 
 
+def build_sample(
+    out: Path, keys: dict[str, Path], *extra: object, model: str = "mnist", signer: str = "signer"
+) -> Path:
+    """Build a sample model's bundle with the CLI; fail the test if that fails."""
+    cfg, _ = SAMPLES[model]
+    r = aoe("build", cfg, "--out", out, "--sign-key", keys[signer].with_suffix(".key"), *extra)
+    assert r.exit_code == 0, r.output
+    return out
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("keys")
@@ -195,17 +205,8 @@ def test_tampered_bundle_fails_with_json_error(tmp_path: Path, keys: dict[str, P
 
 
 def test_untrusted_signer_fails(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
     bundle = tmp_path / "m.aoe"
-    aoe(
-        "build",
-        cfg,
-        "--out",
-        bundle,
-        "--sign-key",
-        keys["other"].with_suffix(".key"),
-        "--no-encrypt",
-    )
+    build_sample(bundle, keys, "--no-encrypt", signer="other")
     r = aoe("verify", bundle, "--trusted-key", keys["signer"].with_suffix(".pub"))
     assert r.exit_code == 1
     assert "key not trusted" in r.stderr
@@ -226,17 +227,8 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 def test_threshold_above_trusted_keys_is_usage_error(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
     bundle = tmp_path / "m.aoe"
-    aoe(
-        "build",
-        cfg,
-        "--out",
-        bundle,
-        "--sign-key",
-        keys["signer"].with_suffix(".key"),
-        "--no-encrypt",
-    )
+    build_sample(bundle, keys, "--no-encrypt")
     r = aoe(
         "verify", bundle, "--trusted-key", keys["signer"].with_suffix(".pub"), "--threshold", "2"
     )
@@ -271,17 +263,9 @@ def test_failed_build_leaves_no_output(tmp_path: Path, keys: dict[str, Path]) ->
 
 
 def test_inspect_without_keys(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["squeezenet"]
     bundle = tmp_path / "s.aoe"
-    aoe(
-        "build",
-        cfg,
-        "--out",
-        bundle,
-        "--sign-key",
-        keys["signer"].with_suffix(".key"),
-        "--recipient",
-        keys["device"].with_suffix(".pub"),
+    build_sample(
+        bundle, keys, "--recipient", keys["device"].with_suffix(".pub"), model="squeezenet"
     )
     r = aoe("inspect", bundle, "--json")
     assert r.exit_code == 0, r.output
@@ -358,18 +342,8 @@ def test_no_color_and_non_tty_output_is_plain(tmp_path: Path, keys: dict[str, Pa
 
 def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path]) -> None:
     """The device-side path must not import any ML framework (nor the config stack)."""
-    cfg, _ = SAMPLES["mnist"]
     bundle = tmp_path / "m.aoe"
-    aoe(
-        "build",
-        cfg,
-        "--out",
-        bundle,
-        "--sign-key",
-        keys["signer"].with_suffix(".key"),
-        "--recipient",
-        keys["device"].with_suffix(".pub"),
-    )
+    build_sample(bundle, keys, "--recipient", keys["device"].with_suffix(".pub"))
     argv = [
         "verify",
         str(bundle),

@@ -1,0 +1,350 @@
+"""Generate the committed test vectors of bundle format v1 (docs/format.md).
+
+    .venv/bin/python tests/vectors/make_vectors.py                   # first time only
+    .venv/bin/python tests/vectors/make_vectors.py --update-goldens  # after an intended change
+
+Every key written here is TEST-ONLY and public (README.md). Keys are made once
+and kept; ``--update-goldens`` rebuilds the bundles and ``expected.json`` with
+them. ``v1-plain.aoe`` is deterministic: ``tests/test_vectors.py`` rebuilds it
+with :func:`build_plain` and requires the same bytes. The encrypted bundles
+draw a fresh data key, nonce prefixes and HPKE ephemerals, so they are built
+once; their data keys are recovered with the test-only recipient keys and
+recorded so that devices can check every primitive step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import aoe_pack.bundle.build as build_module
+from aoe_pack._crypto.sign import pae
+from aoe_pack._crypto.stream import TAG_SIZE, SegmentCipher, stored_size
+from aoe_pack.bundle import EncryptionSpec, build_bundle, verify_bundle
+from aoe_pack.bundle.format import CHUNK_SIZE, PAYLOAD_TYPE
+from aoe_pack.bundle.verify import data_key_for, open_bundle
+from aoe_pack.bundle.zipfmt import dos_datetime
+from aoe_pack.config.model import ModelConfig, ModelFile
+from aoe_pack.keys import (
+    DecryptionKey,
+    PrivateKey,
+    keygen,
+    load_decryption_key,
+    load_public_key,
+    load_signing_key,
+)
+
+HERE = Path(__file__).resolve().parent
+EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z; SOURCE_DATE_EPOCH of every vector
+TAG, VERSION = "aoe-pack.test-vectors", "1.0.0"
+SEED = b"aoe-pack format v1 test vector "
+MODEL_SIZE = 1_100_000  # two 1 MiB chunks / AES-GCM segments
+# The manifest's provenance records the toolchain; the golden pins it so that it
+# tests the format, not the interpreter or library versions that built it.
+TOOLCHAIN = {"aoe-pack": "0.1.0", "python": "3.11.7", "cryptography": "50.0.2"}
+
+KEY_KINDS = ("ed25519", "p256", "x25519", "p256-kem", "mlkem768-x25519", "aes256")
+SIGNERS = ("ed25519", "p256")
+BUNDLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name: (HPKE recipients, key-encryption keys)
+    "v1-plain.aoe": ((), ()),
+    "v1-x25519.aoe": (("x25519",), ()),
+    "v1-kek.aoe": ((), ("aes256",)),
+    "v1-mlkem.aoe": (("mlkem768-x25519",), ()),
+    "v1-multi.aoe": (("x25519", "p256-kem"), ("aes256",)),
+}
+SEGMENT_VECTOR = ("v1-x25519.aoe", "payload/model.tflite")
+
+
+def key_path(kind: str, suffix: str, vectors: Path = HERE) -> Path:
+    return vectors / f"test-only-{kind}.{suffix}"
+
+
+def payload_files() -> dict[str, bytes]:
+    """The model files of every vector; the model is SHAKE256(SEED + path)[:MODEL_SIZE]."""
+    return {
+        "model.tflite": hashlib.shake_256(SEED + b"model.tflite").digest(MODEL_SIZE),
+        "labels.txt": b"cat\ndog\n",
+        "assets/empty.bin": b"",
+    }
+
+
+def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
+    files = payload_files()
+    for rel, data in files.items():
+        dest = root / "model" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    extra = (
+        ModelFile(path="labels.txt", role="labels"),
+        ModelFile(path="assets/empty.bin", role="asset"),
+    )
+    return ModelConfig(
+        source_path=root / "model.config.json",
+        version=VERSION,
+        tag=TAG,
+        runtime="tflite",
+        source="installed",
+        model_dir="model",
+        model_name="model.tflite",
+        files=(ModelFile(path="model.tflite", role="model"), *extra),
+        encrypt=encrypt,
+        canonical={
+            "version": VERSION,
+            "tag": TAG,
+            "runtime": "tflite",
+            "source": "installed",
+            "modelDir": "model",
+            "modelName": "model.tflite",
+            "encrypt": encrypt,
+            "files": [{"path": f.path, "role": f.role} for f in extra],
+        },
+    )
+
+
+@contextlib.contextmanager
+def pinned_build() -> Iterator[None]:
+    """SOURCE_DATE_EPOCH and the recorded toolchain fixed, as for every vector."""
+    with (
+        mock.patch.dict(os.environ, {"SOURCE_DATE_EPOCH": str(EPOCH)}),
+        mock.patch.object(build_module, "__version__", TOOLCHAIN["aoe-pack"]),
+        mock.patch.object(
+            build_module.platform, "python_version", return_value=TOOLCHAIN["python"]
+        ),
+        mock.patch.object(build_module, "dist_version", side_effect=TOOLCHAIN.__getitem__),
+    ):
+        yield
+
+
+def signing_keys(vectors: Path = HERE) -> list[PrivateKey]:
+    return [load_signing_key(str(key_path(k, "key", vectors))) for k in SIGNERS]
+
+
+def build_vector(name: str, out: Path, vectors: Path = HERE) -> None:
+    """Build the vector bundle ``name`` at ``out`` with the committed test-only keys."""
+    hpke, keks = BUNDLES[name]
+    spec = EncryptionSpec(
+        recipients=[load_public_key(str(key_path(k, "pub", vectors))) for k in hpke],
+        keks=[bytes.fromhex(key_path(k, "key", vectors).read_text().strip()) for k in keks],
+    )
+    with tempfile.TemporaryDirectory() as tmp, pinned_build():
+        config = write_config(Path(tmp), encrypt=spec.enabled)
+        build_bundle(config, out, signing_keys=signing_keys(vectors), encryption=spec)
+
+
+def build_plain(out: Path, vectors: Path = HERE) -> None:
+    """Rebuild the deterministic golden ``v1-plain.aoe`` at ``out``."""
+    build_vector("v1-plain.aoe", out, vectors)
+
+
+def decryption_key(kind: str, vectors: Path = HERE) -> DecryptionKey:
+    return load_decryption_key(str(key_path(kind, "key", vectors)))
+
+
+# --- expected.json -------------------------------------------------------------------
+
+
+def _spki_ders(pem: bytes) -> list[bytes]:
+    blocks = pem.decode().split("-----END PUBLIC KEY-----")[:-1]
+    return [base64.b64decode(b.split("-----BEGIN PUBLIC KEY-----")[1]) for b in blocks]
+
+
+def key_vectors(vectors: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in KEY_KINDS:
+        if kind == "aes256":
+            kek = bytes.fromhex(key_path(kind, "key", vectors).read_text().strip())
+            label = b"aoe-pack/v1 kek-id\x00"
+            out[kind] = {
+                "file": key_path(kind, "key", vectors).name,
+                "keyid": hashlib.sha256(label + kek).hexdigest(),
+                "keyidInputHex": (label + kek).hex(),
+            }
+            continue
+        pub = key_path(kind, "pub", vectors)
+        ders = _spki_ders(pub.read_bytes())
+        out[kind] = {
+            "file": pub.name,
+            "keyid": load_public_key(str(pub)).key_id,
+            "spkiDerHex": [d.hex() for d in ders],
+        }
+        if kind in ("ed25519", "x25519"):
+            out[kind]["rawHex"] = ders[0][12:].hex()
+    return out
+
+
+def _recipients(manifest: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in manifest.encryption.recipients:
+        blob = base64.b64decode(r.wrapped)
+        item: dict[str, Any] = {"type": r.type, "keyid": r.keyid, "blobLength": len(blob)}
+        if r.type == "hpke":
+            item |= {"kem": r.kem, "encLength": len(blob) - 48, "encHex": blob[:-48].hex()}
+        else:
+            item |= {"nonceHex": blob[:12].hex(), "ciphertextAndTagHex": blob[12:].hex()}
+        out.append(item)
+    return out
+
+
+def segment_vector(bundle: Path, entry: str, manifest: Any, data_key: bytes) -> dict[str, Any]:
+    f = next(x for x in manifest.files if x.entry == entry)
+    prefix = bytes.fromhex(f.nonce_prefix)
+    aad = entry.encode()
+    cipher = SegmentCipher(data_key, prefix, aad)
+    with open_bundle(bundle) as ob:
+        e = next(x for x in ob.payload_entries() if x.name == entry)
+        stored = os.pread(ob.fd, e.size, e.data_offset)
+    segs = []
+    count = len(f.stored.chunks)
+    for i in range(count):
+        ct = stored[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE]
+        last = i == count - 1
+        nonce = prefix + i.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+        plain = cipher.open(i, last, ct)
+        segs.append(
+            {
+                "index": i,
+                "last": last,
+                "nonceHex": nonce.hex(),
+                "storedOffset": i * CHUNK_SIZE,
+                "ciphertextLength": len(ct),
+                "plaintextLength": len(plain),
+                "ciphertextSha256": hashlib.sha256(ct).hexdigest(),
+                "tagHex": ct[-TAG_SIZE:].hex(),
+                "plaintextSha256": hashlib.sha256(plain).hexdigest(),
+            }
+        )
+    return {
+        "bundle": bundle.name,
+        "entry": entry,
+        "dataKeyHex": data_key.hex(),
+        "noncePrefixHex": prefix.hex(),
+        "aadHex": aad.hex(),
+        "plaintextSize": f.size,
+        "storedSize": f.stored.size,
+        "segments": segs,
+    }
+
+
+def bundle_vectors(vectors: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    trusted = [load_public_key(str(key_path(k, "pub", vectors))) for k in SIGNERS]
+    out: dict[str, Any] = {}
+    segment: dict[str, Any] = {}
+    for name, (hpke, keks) in BUNDLES.items():
+        path = vectors / name
+        result = verify_bundle(path, trusted_keys=trusted, threshold=len(trusted))
+        m = result.manifest
+        with open_bundle(path) as ob:
+            manifest_bytes = ob.manifest_bytes
+        item: dict[str, Any] = {
+            "size": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "signers": sorted(s.keyid for s in result.signatures),
+            "manifestSha256": hashlib.sha256(manifest_bytes).hexdigest(),
+            "paeSha256": hashlib.sha256(pae(PAYLOAD_TYPE, manifest_bytes)).hexdigest(),
+            "decryptWith": [key_path(k, "key", vectors).name for k in (*hpke, *keks)],
+            "files": [
+                {"entry": f.entry, "size": f.size, "sha256": f.sha256, "storedSize": f.stored.size}
+                for f in m.files
+            ],
+        }
+        if m.encryption is not None:
+            keys_ = [decryption_key(k, vectors) for k in (*hpke, *keks)]
+            data_keys = {data_key_for(m, k) for k in keys_}
+            assert len(data_keys) == 1, f"{name}: recipients disagree on the data key"
+            (data_key,) = data_keys
+            item["dataKeyHex"] = data_key.hex()
+            item["noncePrefixes"] = {f.entry: f.nonce_prefix for f in m.files}
+            info = b"aoe-pack/v1 data-key\x00" + TAG.encode() + b"\x00" + VERSION.encode()
+            item["infoHex"] = info.hex()
+            item["recipients"] = _recipients(m)
+            if name == SEGMENT_VECTOR[0]:
+                segment = segment_vector(path, SEGMENT_VECTOR[1], m, data_key)
+        out[name] = item
+    return out, segment
+
+
+def expected(vectors: Path) -> dict[str, Any]:
+    sample = b'{"hello":"world"}'
+    bundles, segment = bundle_vectors(vectors)
+    time, date = dos_datetime(EPOCH)
+    return {
+        "comment": "Test vectors for docs/format.md. Every key and data key here is TEST-ONLY.",
+        "toolchain": TOOLCHAIN,
+        "model": {"tag": TAG, "version": VERSION},
+        "sourceDateEpoch": EPOCH,
+        "dosTime": time,
+        "dosDate": date,
+        "payload": {
+            "generator": "model.tflite = SHAKE256(seed || 'model.tflite')[:size]",
+            "seedHex": SEED.hex(),
+            "files": {
+                path: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for path, data in payload_files().items()
+            },
+        },
+        "pae": {
+            "payloadType": PAYLOAD_TYPE,
+            "payloadHex": sample.hex(),
+            "paeHex": pae(PAYLOAD_TYPE, sample).hex(),
+        },
+        "storedSizes": [
+            {"plaintext": n, "stored": stored_size(n, CHUNK_SIZE)}
+            for n in (0, 1, CHUNK_SIZE - TAG_SIZE, CHUNK_SIZE - TAG_SIZE + 1, MODEL_SIZE)
+        ],
+        "keys": key_vectors(vectors),
+        "bundles": bundles,
+        "segmentVector": segment,
+    }
+
+
+# --- command line --------------------------------------------------------------------
+
+
+def make_keys(vectors: Path) -> None:
+    for kind in KEY_KINDS:
+        if not key_path(kind, "key", vectors).exists():
+            keygen(kind, vectors / f"test-only-{kind}")
+            print(f"made TEST-ONLY key {key_path(kind, 'key', vectors).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite the committed bundles and expected.json (an intended format change)",
+    )
+    parser.add_argument("--dir", type=Path, default=HERE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    vectors: Path = args.dir
+    outputs = [vectors / n for n in (*BUNDLES, "expected.json")]
+    if not args.update_goldens and (existing := [p.name for p in outputs if p.exists()]):
+        print(
+            f"refusing to overwrite {', '.join(existing)}; pass --update-goldens if the "
+            "format changed on purpose",
+            file=sys.stderr,
+        )
+        return 2
+    make_keys(vectors)
+    for name in BUNDLES:
+        build_vector(name, vectors / name, vectors)
+        print(f"wrote {name} ({(vectors / name).stat().st_size} bytes)")
+    text = json.dumps(expected(vectors), indent=2) + "\n"
+    (vectors / "expected.json").write_text(text)
+    print("wrote expected.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
