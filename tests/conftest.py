@@ -1,8 +1,9 @@
 """Shared fixtures: keys made at test time, model configs and built bundles.
 
-No key is ever committed: every key pair is generated when the session
-starts. Key fixtures are session-scoped so that hypothesis tests (which may
-not use function-scoped fixtures) can share them.
+Every key these fixtures hand out is generated when the session starts; the
+only committed keys are the public, test-only ones of tests/vectors/. Key
+fixtures are session-scoped so that hypothesis tests (which may not use
+function-scoped fixtures) can share them.
 """
 
 from __future__ import annotations

@@ -73,17 +73,20 @@ def hpke_unwrap(blob: bytes, key: PrivateKey, info: bytes) -> bytes:
 
 
 def parse_kek(data: bytes, *, origin: str) -> bytes:
-    """A 32-byte key-encryption key from a key file (64 hex characters, or raw bytes)."""
+    """A 32-byte key-encryption key from a key file: exactly 64 hex characters.
+
+    Raw binary is not accepted: a truncated hex paste would otherwise pass as
+    a different 32-byte key and fail only later, as "wrong key".
+    """
     text = data.strip()
     if len(text) == 2 * KEK_SIZE:
         try:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             pass
-    if len(data) == KEK_SIZE:
-        return data
     raise KeyFormatError(
-        f"{origin}: an encryption key file holds 32 random bytes as 64 hex characters",
+        f"{origin}: an encryption key file holds 32 random bytes as 64 hex characters "
+        f"(found {len(text)} bytes)",
         hint="create one with `aoe-pack keygen --type aes256 --out NAME`",
     )
 

@@ -24,10 +24,12 @@ from aoe_pack.bundle._pipeline import Progress, seal_file, worker_count
 from aoe_pack.bundle.format import (
     AEAD,
     CHUNK_SIZE,
+    DEFAULT_LIMITS,
     DEFAULT_SOURCE_DATE_EPOCH,
     MANIFEST_ENTRY,
     SIGNATURES_ENTRY,
     FormatVersion,
+    Limits,
 )
 from aoe_pack.bundle.manifest import (
     BundleManifest,
@@ -39,7 +41,7 @@ from aoe_pack.bundle.manifest import (
 )
 from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.config.model import ModelConfig, ModelFile
-from aoe_pack.errors import ModelFileError, UsageError
+from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,10 +97,15 @@ def build_bundle(
     signing_keys: Sequence[PrivateKey],
     encryption: EncryptionSpec,
     progress: Progress | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BuildResult:
     """Pack the config's model files into a signed (and maybe encrypted) bundle at ``out``."""
     if not signing_keys:
         raise UsageError("at least one --sign-key is required")
+    if len(config.files) + 2 > limits.max_entries:  # + manifest and signatures
+        raise LimitExceededError(
+            f"{len(config.files)} files exceed the {limits.max_entries - 2} a bundle may hold"
+        )
     epoch = source_date_epoch()
     identity = ModelIdentity(
         tag=config.tag, name=config.model_name, version=config.version, runtime=config.runtime
@@ -127,7 +134,9 @@ def build_bundle(
             )
             for mf in files
         ]
-        model = next(p for p in payload if p.role == "model")
+        model = next((p for p in payload if p.role == "model"), None)
+        if model is None:
+            raise UsageError("the config names no model file (role 'model')")
         manifest = BundleManifest(
             format=FormatVersion.V1,
             model=identity,
@@ -138,6 +147,11 @@ def build_bundle(
             encryption=enc,
         )
         manifest_bytes = manifest.canonical_bytes()
+        if len(manifest_bytes) > limits.max_manifest_bytes:
+            raise LimitExceededError(
+                f"the manifest would be {len(manifest_bytes)} bytes; verifiers refuse more "
+                f"than {limits.max_manifest_bytes}"
+            )
         writer.add_bytes(MANIFEST_ENTRY, manifest_bytes)
         writer.add_bytes(SIGNATURES_ENTRY, dsse.sign_manifest(manifest_bytes, list(signing_keys)))
         writer.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
+
+_KEYID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -70,24 +73,30 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError("aoe/signatures.json holds no signatures")
     if len(raw) > limits.max_signatures:
         raise SignatureError(f"{len(raw)} signatures exceed the limit of {limits.max_signatures}")
-    sigs = []
-    for item in raw:
-        if not isinstance(item, dict) or set(item) != {"keyid", "sig"}:
-            raise SignatureError("each signature must hold exactly keyid and sig")
-        keyid, sig = item["keyid"], item["sig"]
-        if not isinstance(keyid, str) or not isinstance(sig, str):
-            raise SignatureError("signature keyid and sig must be strings")
-        try:
-            sigs.append(Signature(keyid, base64.b64decode(sig, validate=True)))
-        except binascii.Error as e:
-            raise SignatureError(f"signature by {keyid[:16]}… is not valid base64") from e
+    sigs = [_parse_signature(item) for item in raw]
     keyids = [s.keyid for s in sigs]
     if len(set(keyids)) != len(keyids):
         dup = next(k for k in keyids if keyids.count(k) > 1)
         raise SignatureError(f"key {dup[:16]}… signed more than once; each key counts once")
+    if [s.keyid for s in sigs] != sorted(keyids):
+        raise SignatureError("aoe/signatures.json: signatures must be sorted by key id")
     if encode_envelope(sigs) != data:
-        raise SignatureError("aoe/signatures.json is not in canonical form (sorted, JCS)")
+        raise SignatureError("aoe/signatures.json is not in canonical form (RFC 8785)")
     return sigs
+
+
+def _parse_signature(item: Any) -> Signature:
+    if not isinstance(item, dict) or set(item) != {"keyid", "sig"}:
+        raise SignatureError("each signature must hold exactly keyid and sig")
+    keyid, sig = item["keyid"], item["sig"]
+    if not isinstance(keyid, str) or not isinstance(sig, str):
+        raise SignatureError("signature keyid and sig must be strings")
+    if not _KEYID.fullmatch(keyid):
+        raise SignatureError(f"signature key id {keyid[:70]!r} is not 64 lowercase hex digits")
+    try:
+        return Signature(keyid, base64.b64decode(sig, validate=True))
+    except binascii.Error as e:
+        raise SignatureError(f"signature by {keyid[:16]}… is not valid base64") from e
 
 
 @dataclass(frozen=True)

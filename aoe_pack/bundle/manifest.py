@@ -15,11 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aoe_pack._canonical import canonical_json
+from aoe_pack._crypto.wrap import HPKE_KEMS
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
 from aoe_pack.errors import ManifestError, UnsupportedVersionError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_JSON_INT = (1 << 53) - 1  # RFC 8785 numbers are IEEE doubles: larger integers are not exact
+# The KEM names a manifest may carry; a recipient entry names the KEM its key uses.
+HPKE_KEM_NAMES = tuple(sorted({name for name, _ in HPKE_KEMS.values()}))
 _HEX14 = re.compile(r"[0-9a-f]{14}")
+# Same rules as the config schema; they also keep NUL out of the HPKE info string.
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,9 +41,11 @@ class ModelIdentity:
     name: str
     version: str
     runtime: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "tag": self.tag,
             "name": self.name,
             "version": self.version,
@@ -48,9 +61,11 @@ class StoredBytes:
     crc32: int
     chunk_size: int
     chunks: tuple[str, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "size": self.size,
             "crc32": self.crc32,
             "chunkSize": self.chunk_size,
@@ -70,6 +85,7 @@ class PayloadFile:
     nonce_prefix: str | None = None
     runtime: str | None = None
     variant: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def entry(self) -> str:
@@ -82,6 +98,7 @@ class PayloadFile:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
+            **self.extra,
             "path": self.path,
             "role": self.role,
             "size": self.size,
@@ -106,9 +123,10 @@ class Recipient:
     keyid: str
     wrapped: str  # base64
     kem: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"type": self.type, "keyid": self.keyid, "wrapped": self.wrapped}
+        d = {**self.extra, "type": self.type, "keyid": self.keyid, "wrapped": self.wrapped}
         if self.kem is not None:
             d["kem"] = self.kem
         return d
@@ -121,9 +139,11 @@ class Encryption:
     aead: str
     segment_size: int
     recipients: tuple[Recipient, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "aead": self.aead,
             "segmentSize": self.segment_size,
             "recipients": [r.to_dict() for r in self.recipients],
@@ -184,10 +204,11 @@ class BundleManifest:
             ) from None
         m = r.obj("model")
         model = ModelIdentity(
-            tag=m.text("tag"),
+            tag=m.pattern("tag", _TAG, "a tag: a letter or digit, then [A-Za-z0-9._-]"),
             name=m.text("name"),
-            version=m.text("version"),
+            version=m.pattern("version", _SEMVER, "a semantic version such as 1.2.0"),
             runtime=m.text("runtime"),
+            extra=m.rest("tag", "name", "version", "runtime"),
         )
         enc = None
         if "encryption" in r.d:
@@ -196,9 +217,14 @@ class BundleManifest:
                 aead=e.enum("aead", (AEAD,)),
                 segment_size=e.chunk_size("segmentSize", limits),
                 recipients=tuple(_recipient(x) for x in e.objects("recipients")),
+                extra=e.rest("aead", "segmentSize", "recipients"),
             )
-            if not enc.recipients:
-                raise ManifestError("manifest.encryption.recipients is empty")
+            order = [(x.type, x.keyid) for x in enc.recipients]
+            if not order or order != sorted(set(order)):
+                raise ManifestError(
+                    "manifest.encryption.recipients must be non-empty, sorted by type and "
+                    "key id, without duplicates"
+                )
         files = tuple(_payload(x, enc, limits) for x in r.objects("files"))
         paths = [f.path for f in files]
         if paths != sorted(set(paths)):
@@ -230,7 +256,8 @@ def _recipient(r: _Reader) -> Recipient:
         type=kind,
         keyid=r.hex64("keyid"),
         wrapped=r.text("wrapped"),
-        kem=r.text("kem") if kind == "hpke" else None,
+        kem=r.enum("kem", HPKE_KEM_NAMES) if kind == "hpke" else None,
+        extra=r.rest("type", "keyid", "wrapped", "kem"),
     )
 
 
@@ -242,6 +269,7 @@ def _payload(r: _Reader, enc: Encryption | None, limits: Limits) -> PayloadFile:
         crc32=s.integer("crc32", maximum=0xFFFFFFFF),
         chunk_size=chunk_size,
         chunks=tuple(s.texts("chunks")),
+        extra=s.rest("size", "crc32", "chunkSize", "chunks"),
     )
     expected_chunks = max(1, -(-stored.size // chunk_size))
     if len(stored.chunks) != expected_chunks or not all(_HEX64.fullmatch(c) for c in stored.chunks):
@@ -265,6 +293,9 @@ def _payload(r: _Reader, enc: Encryption | None, limits: Limits) -> PayloadFile:
         nonce_prefix=prefix,
         runtime=r.opt_text("runtime"),
         variant=r.opt_text("variant"),
+        extra=r.rest(
+            "path", "role", "size", "sha256", "stored", "noncePrefix", "runtime", "variant"
+        ),
     )
 
 
@@ -291,7 +322,7 @@ class _Reader:
     def opt_text(self, key: str) -> str | None:
         return self.text(key) if key in self.d else None
 
-    def integer(self, key: str, *, maximum: int = (1 << 63) - 1) -> int:
+    def integer(self, key: str, *, maximum: int = MAX_JSON_INT) -> int:
         v = self._get(key)
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= maximum:
             raise ManifestError(f"{self.where}.{key} must be an integer in [0, {maximum}]")
@@ -320,6 +351,10 @@ class _Reader:
 
     def hex64(self, key: str) -> str:
         return self.pattern(key, _HEX64, "64 lowercase hex characters")
+
+    def rest(self, *known: str) -> dict[str, Any]:
+        """Fields this reader does not know: kept, so a newer writer's additions survive."""
+        return {k: v for k, v in self.d.items() if k not in known}
 
     def obj(self, key: str) -> _Reader:
         return _Reader(self._get(key), f"{self.where}.{key}")

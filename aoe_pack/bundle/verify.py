@@ -63,13 +63,23 @@ class OpenedBundle:
     def parse_manifest(self, limits: Limits = DEFAULT_LIMITS) -> BundleManifest:
         """Parse the manifest (call after signatures verified, or for inspection)."""
         try:
-            doc: Any = json.loads(self.manifest_bytes)
+            doc: Any = json.loads(self.manifest_bytes, parse_constant=_no_constants)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ManifestError(f"{MANIFEST_ENTRY} is not valid JSON: {e}") from e
         manifest = BundleManifest.from_dict(doc, limits=limits)
-        if manifest.canonical_bytes() != self.manifest_bytes:
+        try:
+            canonical = manifest.canonical_bytes()
+        except ValueError as e:  # rfc8785 refuses NaN, huge integers, lone surrogates
+            raise ManifestError(
+                f"{MANIFEST_ENTRY} holds a value JSON cannot carry exactly: {e}"
+            ) from e
+        if canonical != self.manifest_bytes:
             raise ManifestError(f"{MANIFEST_ENTRY} is not in canonical form (RFC 8785)")
         return manifest
+
+
+def _no_constants(name: str) -> Any:
+    raise ManifestError(f"{MANIFEST_ENTRY} holds {name}, which canonical JSON does not allow")
 
 
 @contextmanager
@@ -190,6 +200,11 @@ def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
         raise DecryptionError(f"wrapped key for {recipient.keyid[:16]}… is not base64") from e
     info = _wrap.wrap_info(manifest.model.tag, manifest.model.version)
     if key.private is not None and recipient.type == "hpke":
+        if recipient.kem != _wrap.kem_name(key.private.public):
+            raise DecryptionError(
+                f"recipient {recipient.keyid[:16]}… uses {recipient.kem}, "
+                f"but the key is {key.private.public.algorithm}"
+            )
         return _wrap.hpke_unwrap(blob, key.private, info)
     if key.kek is not None and recipient.type == "kek":
         return _wrap.kek_unwrap(blob, key.kek, info)

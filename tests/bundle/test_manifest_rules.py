@@ -1,0 +1,181 @@
+"""Rules of the signed documents that an insider (a trusted signer) could bend.
+
+Each bundle here is re-signed by the trusted key, so signature checks pass
+and the specific rule under test must be what refuses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from _tamper import decryption_key, resign, take_apart
+
+from aoe_pack._crypto import keys as _keys
+from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack.bundle import build_bundle, verify_bundle
+from aoe_pack.bundle.build import EncryptionSpec
+from aoe_pack.bundle.dsse import Signature, encode_envelope
+from aoe_pack.bundle.format import Limits
+from aoe_pack.errors import (
+    DecryptionError,
+    KeyFormatError,
+    LimitExceededError,
+    ManifestError,
+    SignatureError,
+)
+from aoe_pack.keys.load import load_decryption_key
+
+
+def _resigned(bundle: Path, signer: PrivateKey, edit, *, raw: bytes | None = None) -> Path:
+    parts = take_apart(bundle)
+    manifest = parts.manifest()
+    edit(manifest)
+    bundle.write_bytes(resign(raw if raw is not None else manifest, parts.payloads, [signer]))
+    return bundle
+
+
+def test_unsorted_signature_envelope(built_bundle, signer: PrivateKey, signer2: PrivateKey) -> None:
+    path = built_bundle(signers=[signer, signer2])
+    parts = take_apart(path)
+    doc = json.loads(parts.signatures_bytes)
+    sigs = [Signature(s["keyid"], base64.b64decode(s["sig"])) for s in doc["signatures"]]
+    envelope = encode_envelope(list(reversed(sigs)))
+    path.write_bytes(resign(parts.manifest_bytes, parts.payloads, [], signatures=envelope))
+    with pytest.raises(SignatureError, match="signatures must be sorted by key id"):
+        verify_bundle(path, trusted_keys=[signer.public, signer2.public], threshold=2)
+
+
+def test_signature_keyid_not_hex(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    parts = take_apart(path)
+    envelope = parts.signatures_bytes.replace(
+        signer.key_id.encode(), signer.key_id.upper().encode()
+    )
+    path.write_bytes(resign(parts.manifest_bytes, parts.payloads, [], signatures=envelope))
+    with pytest.raises(SignatureError, match="not 64 lowercase hex digits"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "match"),
+    [
+        (b"NaN", "holds NaN"),
+        (b"9007199254740993", r"must be an integer in \[0, 9007199254740991\]"),
+        (b'"\\ud800"', "JSON cannot carry exactly"),
+    ],
+    ids=["nan", "huge-integer", "lone-surrogate"],
+)
+def test_manifest_outside_canonical_json(
+    built_bundle, signer: PrivateKey, raw_value: bytes, match: str
+) -> None:
+    path = built_bundle()
+    parts = take_apart(path)
+    field = b'"sourceDateEpoch":' if raw_value[0:1] != b'"' else b'"provenance":{'
+    value = parts.manifest_bytes
+    if field == b'"sourceDateEpoch":':
+        start = value.index(field) + len(field)
+        end = value.index(b",", start) if b"," in value[start:] else value.index(b"}", start)
+        value = value[:start] + raw_value + value[end:]
+    else:
+        value = value.replace(field, field + b'"x":' + raw_value + b",")
+    path.write_bytes(resign(value, parts.payloads, [signer]))
+    with pytest.raises(ManifestError, match=match):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_unknown_nested_fields_are_kept(built_bundle, signer: PrivateKey) -> None:
+    """A newer writer's nested additions survive: verify accepts and round-trips them."""
+    path = built_bundle()
+
+    def add(m):
+        m["model"]["futureField"] = 1
+        m["files"][0]["stored"]["futureHash"] = "abc"
+        m["files"][0]["futureRole"] = True
+
+    _resigned(path, signer, add)
+    result = verify_bundle(path, trusted_keys=[signer.public])
+    assert result.manifest.model.extra == {"futureField": 1}
+    assert result.manifest.files[0].stored.extra == {"futureHash": "abc"}
+    assert result.manifest.canonical_bytes() == take_apart(path).manifest_bytes
+
+
+def test_recipient_kem_mismatch(built_bundle, signer: PrivateKey, x25519_key: PrivateKey) -> None:
+    path = built_bundle(recipients=[x25519_key.public])
+
+    def lie(m):
+        m["encryption"]["recipients"][0]["kem"] = "DHKEM(P-256, HKDF-SHA256)"
+
+    _resigned(path, signer, lie)
+    with pytest.raises(
+        DecryptionError, match="uses DHKEM\\(P-256, HKDF-SHA256\\), but the key is X25519"
+    ):
+        verify_bundle(path, trusted_keys=[signer.public], decryption_key=decryption_key(x25519_key))
+
+
+def test_recipient_unknown_kem(built_bundle, signer: PrivateKey, x25519_key: PrivateKey) -> None:
+    path = built_bundle(recipients=[x25519_key.public])
+    _resigned(path, signer, lambda m: m["encryption"]["recipients"][0].update(kem="RSA-KEM"))
+    with pytest.raises(ManifestError, match="kem is 'RSA-KEM'; expected one of"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_duplicate_recipient(built_bundle, signer: PrivateKey, x25519_key: PrivateKey) -> None:
+    path = built_bundle(recipients=[x25519_key.public])
+
+    def dup(m):
+        m["encryption"]["recipients"].append(dict(m["encryption"]["recipients"][0]))
+
+    _resigned(path, signer, dup)
+    with pytest.raises(ManifestError, match="sorted by type and key id, without duplicates"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+@pytest.mark.parametrize("tag", ["bad\x00tag", "-starts-with-dash"])
+def test_manifest_tag_must_be_a_tag(built_bundle, signer: PrivateKey, tag: str) -> None:
+    """A NUL in the tag would make the HPKE info string ambiguous."""
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["model"].update(tag=tag))
+    with pytest.raises(ManifestError, match=r"manifest\.model\.tag must be a tag"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_manifest_version_must_be_semver(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["model"].update(version="1.0"))
+    with pytest.raises(ManifestError, match=r"manifest\.model\.version must be a semantic version"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_half_pasted_kek_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "app.key"
+    key.write_text("ab" * 16 + "\n")  # 32 hex characters: half a key
+    with pytest.raises(KeyFormatError, match=r"64 hex characters \(found 32 bytes\)"):
+        load_decryption_key(str(key))
+
+
+def test_build_refuses_more_entries_than_verifiers_accept(
+    make_config, signer: PrivateKey, tmp_path: Path
+) -> None:
+    config = make_config({"model.tflite": b"m", "a.txt": b"a", "b.txt": b"b"})
+    with pytest.raises(LimitExceededError, match="3 files exceed the 2 a bundle may hold"):
+        build_bundle(
+            config,
+            tmp_path / "x.aoe",
+            signing_keys=[signer],
+            encryption=EncryptionSpec(),
+            limits=Limits(max_entries=4),
+        )
+    assert not (tmp_path / "x.aoe").exists()
+
+
+def test_p256_kem_key_file_decrypts(tmp_path: Path) -> None:
+    """PEM does not say whether a P-256 key signs or decrypts; as a decryption key it is HPKE."""
+    key = _keys.generate(_keys.KeyKind.P256_KEM)
+    path = tmp_path / "k.key"
+    path.write_bytes(_keys.private_pem(key, None))
+    loaded = load_decryption_key(str(path))
+    assert loaded.private is not None
+    assert loaded.private.kind is _keys.KeyKind.P256_KEM
