@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import semver
+
 from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.wrap import HPKE_KEMS
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
@@ -24,13 +26,9 @@ MAX_JSON_INT = (1 << 53) - 1  # RFC 8785 numbers are IEEE doubles: larger intege
 # The KEM names a manifest may carry; a recipient entry names the KEM its key uses.
 HPKE_KEM_NAMES = tuple(sorted({name for name, _ in HPKE_KEMS.values()}))
 _HEX14 = re.compile(r"[0-9a-f]{14}")
-# Same rules as the config schema; they also keep NUL out of the HPKE info string.
+# The config schema's tag rule (semver checks the version); both keep NUL out
+# of the HPKE info string.
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,7 +204,7 @@ class BundleManifest:
         model = ModelIdentity(
             tag=m.pattern("tag", _TAG, "a tag: a letter or digit, then [A-Za-z0-9._-]"),
             name=m.text("name"),
-            version=m.pattern("version", _SEMVER, "a semantic version such as 1.2.0"),
+            version=m.semver("version"),
             runtime=m.text("runtime"),
             extra=m.rest("tag", "name", "version", "runtime"),
         )
@@ -347,6 +345,12 @@ class _Reader:
         v = self.text(key)
         if not rx.fullmatch(v):
             raise ManifestError(f"{self.where}.{key} must be {what}")
+        return v
+
+    def semver(self, key: str) -> str:
+        v = self.text(key)
+        if not semver.Version.is_valid(v):
+            raise ManifestError(f"{self.where}.{key} must be a semantic version such as 1.2.0")
         return v
 
     def hex64(self, key: str) -> str:
