@@ -202,6 +202,58 @@ class NoMatchingRecipientError(DecryptionError):
     code = "no-matching-recipient"
 
 
+# --- conversion -------------------------------------------------------------
+
+
+class ConvertError(AoePackError):
+    """A source model or a conversion failed."""
+
+    code = "convert"
+
+
+class MissingExtraError(ConvertError):
+    """A framework the conversion needs is not installed."""
+
+    code = "missing-extra"
+
+
+class ModelInvalidError(ConvertError):
+    """The source model file is corrupt, truncated or not loadable."""
+
+    code = "model-invalid"
+
+
+class UnsupportedModelError(ModelInvalidError):
+    """The model loads but uses something aoe-pack cannot convert (opset, format)."""
+
+    code = "model-unsupported"
+
+
+class ModelSignatureError(ConvertError):
+    """The model's inputs/outputs disagree with the config's declaration."""
+
+    code = "model-signature"
+
+
+class ConverterNotFoundError(ConvertError):
+    """No converter is registered for a target's runtime, or it lacks the variant."""
+
+    code = "converter-not-found"
+    exit_code = EXIT_USAGE
+
+
+class ConversionError(ConvertError):
+    """A converter failed to produce its artifact."""
+
+    code = "conversion"
+
+
+class ParityError(ConvertError):
+    """A converted artifact differs from its source beyond its tolerance."""
+
+    code = "parity"
+
+
 # --- output -----------------------------------------------------------------
 
 
