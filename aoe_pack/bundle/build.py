@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
@@ -40,7 +40,7 @@ from aoe_pack.bundle.manifest import (
     StoredBytes,
 )
 from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
-from aoe_pack.config.model import ModelConfig, ModelFile
+from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
 
 
@@ -54,6 +54,30 @@ class EncryptionSpec:
     @property
     def enabled(self) -> bool:
         return bool(self.recipients or self.keks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayloadSource:
+    """A file to pack: where it is now, its path in the bundle, and what it is."""
+
+    local: Path
+    path: str
+    role: str
+    runtime: str | None = None
+    variant: str | None = None
+
+
+def as_is_payload(config: ModelConfig) -> list[PayloadSource]:
+    """The config's own files, packed as they are (no conversion)."""
+    return [
+        PayloadSource(
+            local=config.model_root / f.path,
+            path=f.path,
+            role=f.role,
+            runtime=config.runtime if f.role == "model" else None,
+        )
+        for f in config.files
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,13 +122,25 @@ def build_bundle(
     encryption: EncryptionSpec,
     progress: Progress | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    payload: Sequence[PayloadSource] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> BuildResult:
-    """Pack the config's model files into a signed (and maybe encrypted) bundle at ``out``."""
+    """Pack files into a signed (and maybe encrypted) bundle at ``out``.
+
+    ``payload`` defaults to the config's own files as they are; the conversion
+    stage passes its artifacts instead, and ``provenance`` entries (source
+    model, conversions with their parity) that extend the recorded provenance.
+    """
     if not signing_keys:
         raise UsageError("at least one --sign-key is required")
-    if len(config.files) + 2 > limits.max_entries:  # + manifest and signatures
+    sources = sorted(
+        payload if payload is not None else as_is_payload(config), key=lambda p: p.path
+    )
+    if len({p.path for p in sources}) != len(sources):
+        raise UsageError("two payload files would have the same path in the bundle")
+    if len(sources) + 2 > limits.max_entries:  # + manifest and signatures
         raise LimitExceededError(
-            f"{len(config.files)} files exceed the {limits.max_entries - 2} a bundle may hold"
+            f"{len(sources)} files exceed the {limits.max_entries - 2} a bundle may hold"
         )
     epoch = source_date_epoch()
     identity = ModelIdentity(
@@ -112,19 +148,17 @@ def build_bundle(
     )
     data_key = _stream.new_data_key() if encryption.enabled else None
     enc = _encryption(identity, data_key, encryption) if data_key else None
-    files = sorted(config.files, key=lambda f: f.path)
     with (
         atomic_output(out) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="aoe-build-hash") as hasher,
     ):
-        _preallocate(fp, config)
+        _preallocate(fp, sources)
         writer = AlignedZipWriter(fp, media_type=MEDIA_TYPE_V1, date_time=dos_datetime(epoch))
         flusher = WriteBehind(fp.fileno())
-        payload = [
+        packed = [
             _pack_file(
-                config=config,
-                mf=mf,
+                src=src,
                 writer=writer,
                 pool=pool,
                 hasher=hasher,
@@ -132,17 +166,17 @@ def build_bundle(
                 flusher=flusher,
                 progress=progress,
             )
-            for mf in files
+            for src in sources
         ]
-        model = next((p for p in payload if p.role == "model"), None)
+        model = next((p for p in packed if p.role == "model"), None)
         if model is None:
             raise UsageError("the config names no model file (role 'model')")
         manifest = BundleManifest(
             format=FormatVersion.V1,
             model=identity,
-            files=tuple(payload),
+            files=tuple(packed),
             config=config.canonical,
-            provenance=_provenance(model),
+            provenance={**_provenance(model), **(provenance or {})},
             source_date_epoch=epoch,
             encryption=enc,
         )
@@ -163,15 +197,15 @@ def build_bundle(
     )
 
 
-def _preallocate(fp: BinaryIO, config: ModelConfig) -> None:
+def _preallocate(fp: BinaryIO, sources: Sequence[PayloadSource]) -> None:
     # Allocating the payload's blocks up front makes the writes ~2x faster on
     # ext4 here (measured with dd: 0.5-1 GB/s into fresh blocks, 2.6+ GB/s into
     # allocated ones). The bundle is never smaller than its plaintext payloads,
     # and is truncated to its real size at the end anyway.
     total = 0
-    for f in config.files:
+    for src in sources:
         with contextlib.suppress(OSError):
-            total += (config.model_root / f.path).stat().st_size
+            total += src.local.stat().st_size
     with contextlib.suppress(OSError, AttributeError):
         os.posix_fallocate(fp.fileno(), 0, total)
 
@@ -206,8 +240,7 @@ def _encryption(identity: ModelIdentity, data_key: bytes, spec: EncryptionSpec) 
 
 def _pack_file(
     *,
-    config: ModelConfig,
-    mf: ModelFile,
+    src: PayloadSource,
     writer: AlignedZipWriter,
     pool: ThreadPoolExecutor,
     hasher: ThreadPoolExecutor,
@@ -215,12 +248,11 @@ def _pack_file(
     flusher: WriteBehind,
     progress: Progress | None,
 ) -> PayloadFile:
-    src = config.model_root / mf.path
-    entry = "payload/" + mf.path
+    entry = "payload/" + src.path
     try:
-        f = src.open("rb")
+        f = src.local.open("rb")
     except OSError as e:
-        raise ModelFileError(f"cannot read model file {src}: {e.strerror}") from e
+        raise ModelFileError(f"cannot read model file {src.local}: {e.strerror}") from e
     with f:
         size = os.fstat(f.fileno()).st_size
         prefix, cipher = None, None
@@ -244,7 +276,7 @@ def _pack_file(
                 pool=pool,
                 hasher=hasher,
                 plain=plain,
-                origin=str(src),
+                origin=str(src.local),
             ):
                 w.write(chunk.data, crc=chunk.crc32)
                 digests.append(chunk.sha256)
@@ -252,15 +284,16 @@ def _pack_file(
                 if progress:
                     progress(len(chunk.data))
     return PayloadFile(
-        path=mf.path,
-        role=mf.role,
+        path=src.path,
+        role=src.role,
         size=size,
         sha256=plain.hexdigest(),
         stored=StoredBytes(
             size=stored_size, crc32=w.crc32, chunk_size=CHUNK_SIZE, chunks=tuple(digests)
         ),
         nonce_prefix=prefix.hex() if prefix else None,
-        runtime=config.runtime if mf.role == "model" else None,
+        runtime=src.runtime,
+        variant=src.variant,
     )
 
 
