@@ -28,7 +28,8 @@ ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
 X25519_SPKI = bytes.fromhex("302a300506032b656e032100")
 P256_SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
 X25519_PKCS8 = bytes.fromhex("302e020100300506032b656e04220420")
-MLKEM_PKCS8 = bytes.fromhex("3054020100300b060960864801650304040204428040")
+XWING_PKCS8 = bytes.fromhex("3034020100300d060b2b0601040183e62d81c87a0420")  # §10.2
+XWING_SPKI = bytes.fromhex("308204d4300d060b2b0601040183e62d81c87a038204c100")
 KEMS = {"DHKEM(X25519, HKDF-SHA256)": hpke.KEM.X25519, "DHKEM(P-256, HKDF-SHA256)": hpke.KEM.P256}
 KEMS["MLKEM768-X25519"] = hpke.KEM.MLKEM768_X25519
 PEM = re.compile(rb"-----BEGIN [A-Z ]+-----(.*?)-----END", re.DOTALL)
@@ -223,18 +224,19 @@ def decryption_key(text: bytes) -> tuple[str, str, Any]:  # (recipient type, key
     if b"-----BEGIN" not in text:
         kek = bytes.fromhex(text.strip().decode())
         return "kek", hashlib.sha256(b"aoe-pack/v1 kek-id\x00" + kek).hexdigest(), kek
-    ders = [base64.b64decode(b"".join(b.split())) for b in PEM.findall(text)]
-    if len(ders) == 2 and ders[0].startswith(MLKEM_PKCS8) and ders[1].startswith(X25519_PKCS8):
-        mk = mlkem.MLKEM768PrivateKey.from_seed_bytes(ders[0][22:])
-        xk = x25519.X25519PrivateKey.from_private_bytes(ders[1][16:])
-        der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        pubs = b"".join(k.public_key().public_bytes(der, spki) for k in (mk, xk))
-        return "hpke", hashlib.sha256(pubs).hexdigest(), hpke.MLKEM768X25519PrivateKey(mk, xk)
-    if ders[0].startswith(X25519_PKCS8):
-        key: Any = x25519.X25519PrivateKey.from_private_bytes(ders[0][16:])
+    (der,) = [base64.b64decode(b"".join(b.split())) for b in PEM.findall(text)]
+    if len(der) == 54 and der.startswith(XWING_PKCS8):  # X-Wing: the 32-byte seed
+        expanded = hashlib.shake_256(der[22:]).digest(96)
+        mk = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+        xk = x25519.X25519PrivateKey.from_private_bytes(expanded[64:])
+        pk = mk.public_key().public_bytes_raw() + xk.public_key().public_bytes_raw()
+        keyid = hashlib.sha256(XWING_SPKI + pk).hexdigest()
+        return "hpke", keyid, hpke.MLKEM768X25519PrivateKey(mk, xk)
+    if der.startswith(X25519_PKCS8):
+        key: Any = x25519.X25519PrivateKey.from_private_bytes(der[16:])
         spki = X25519_SPKI + key.public_key().public_bytes_raw()
     else:  # P-256 PKCS#8
-        key = serialization.load_der_private_key(ders[0], None)
+        key = serialization.load_der_private_key(der, None)
         x962, point = serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         spki = P256_SPKI + key.public_key().public_bytes(x962, point)
     return "hpke", hashlib.sha256(spki).hexdigest(), key

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from aoe_pack._crypto.sign import pae
@@ -180,9 +180,14 @@ def test_key_id_vector(kind: str) -> None:
     else:
         assert load_decryption_key(str(mv.key_path(kind, "key"))).key_id == v["keyid"]
         assert iv.decryption_key(mv.key_path(kind, "key").read_bytes())[1] == v["keyid"]
-    if "rawHex" in v:  # §11.2: the raw key is the SPKI minus a fixed 12-byte prefix
-        assert ders[0][12:].hex() == v["rawHex"]
-        assert len(ders[0]) == 44
+    if "rawHex" in v:  # §6.3, §11.2: the raw key is the SPKI minus a fixed prefix
+        offset = mv.RAW_KEY_OFFSET[kind]
+        assert ders[0][offset:].hex() == v["rawHex"]
+        assert len(ders[0]) == {12: 44, 24: 1240}[offset]
+    if "seedHex" in v:  # §10.2: an X-Wing PKCS#8 is a fixed 22-byte prefix and the seed
+        pkcs8 = bytes.fromhex(v["pkcs8DerHex"])
+        assert pkcs8.hex() == "3034020100300d060b2b0601040183e62d81c87a0420" + v["seedHex"]
+        assert mv._pem_ders(mv.key_path(kind, "key").read_bytes(), "PRIVATE KEY") == [pkcs8]
 
 
 def test_head_bytes_and_dos_time() -> None:
@@ -258,46 +263,79 @@ def test_wrapped_key_vectors(bundle: str) -> None:
             assert AESGCM(kek).decrypt(nonce, sealed, info).hex() == v["dataKeyHex"]
 
 
+def _extract(salt: bytes, ikm: bytes) -> bytes:
+    return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
+
+
+def _expand(prk: bytes, info: bytes, n: int) -> bytes:
+    out, t, i = b"", b"", 1
+    while len(out) < n:
+        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
+        out, i = out + t, i + 1
+    return out[:n]
+
+
+def _labeled(sid: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    return _extract(salt, b"HPKE-v1" + sid + label + ikm)
+
+
+def _labeled_expand(sid: bytes, prk: bytes, label: bytes, info: bytes, n: int) -> bytes:
+    return _expand(prk, n.to_bytes(2, "big") + b"HPKE-v1" + sid + label + info, n)
+
+
+def _open_base(kem_id: bytes, shared: bytes, info: bytes, ct: bytes) -> bytes:
+    """RFC 9180 key schedule (mode_base), KDF 0x0001, AEAD 0x0002, then Open with empty AAD."""
+    suite = b"HPKE" + kem_id + b"\x00\x01\x00\x02"
+    context = b"\x00" + _labeled(suite, b"", b"psk_id_hash", b"")  # mode_base || psk_id_hash
+    context += _labeled(suite, b"", b"info_hash", info)
+    secret = _labeled(suite, shared, b"secret", b"")
+    key = _labeled_expand(suite, secret, b"key", context, 32)
+    nonce = _labeled_expand(suite, secret, b"base_nonce", context, 12)
+    return AESGCM(key).decrypt(nonce, ct, b"")
+
+
+def _wrapped(bundle: str) -> bytes:
+    manifest = iv.parse_manifest(_manifest_bytes(bundle))
+    return base64.b64decode(manifest["encryption"]["recipients"][0]["wrapped"])
+
+
 def test_hpke_x25519_key_schedule_by_hand() -> None:
     """RFC 9180 base mode done by hand: KEM 0x0020, KDF 0x0001, AEAD 0x0002, empty AAD (§7.4)."""
     v = EXPECTED["bundles"]["v1-x25519.aoe"]
     (r,) = v["recipients"]
-    manifest = iv.parse_manifest(_manifest_bytes("v1-x25519.aoe"))
-    blob = base64.b64decode(manifest["encryption"]["recipients"][0]["wrapped"])
+    blob = _wrapped("v1-x25519.aoe")
     enc, ct = blob[:32], blob[32:]
     assert enc.hex() == r["encHex"]
     sk = serialization.load_pem_private_key(mv.key_path("x25519", "key").read_bytes(), None)
     assert isinstance(sk, x25519.X25519PrivateKey)
     pk_r = sk.public_key().public_bytes_raw()
-
-    def extract(salt: bytes, ikm: bytes) -> bytes:
-        return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
-
-    def expand(prk: bytes, info: bytes, n: int) -> bytes:
-        out, t, i = b"", b"", 1
-        while len(out) < n:
-            t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
-            out, i = out + t, i + 1
-        return out[:n]
-
-    def labeled(sid: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-        return extract(salt, b"HPKE-v1" + sid + label + ikm)
-
-    def labeled_expand(sid: bytes, prk: bytes, label: bytes, info: bytes, n: int) -> bytes:
-        return expand(prk, n.to_bytes(2, "big") + b"HPKE-v1" + sid + label + info, n)
-
     kem = b"KEM\x00\x20"
     dh = sk.exchange(x25519.X25519PublicKey.from_public_bytes(enc))
-    eae_prk = labeled(kem, b"", b"eae_prk", dh)
-    shared = labeled_expand(kem, eae_prk, b"shared_secret", enc + pk_r, 32)
-    suite = b"HPKE\x00\x20\x00\x01\x00\x02"
-    info = bytes.fromhex(v["infoHex"])
-    context = b"\x00" + labeled(suite, b"", b"psk_id_hash", b"")  # mode_base || psk_id_hash
-    context += labeled(suite, b"", b"info_hash", info)
-    secret = labeled(suite, shared, b"secret", b"")
-    key = labeled_expand(suite, secret, b"key", context, 32)
-    nonce = labeled_expand(suite, secret, b"base_nonce", context, 12)
-    assert AESGCM(key).decrypt(nonce, ct, b"").hex() == v["dataKeyHex"]
+    eae_prk = _labeled(kem, b"", b"eae_prk", dh)
+    shared = _labeled_expand(kem, eae_prk, b"shared_secret", enc + pk_r, 32)
+    data_key = _open_base(b"\x00\x20", shared, bytes.fromhex(v["infoHex"]), ct)
+    assert data_key.hex() == v["dataKeyHex"]
+
+
+def test_hpke_xwing_by_hand_from_the_seed() -> None:
+    """§10.2 and §7.4 by hand: seed → keys, X-Wing Decap, key schedule with KEM id 0x647A."""
+    v = EXPECTED["bundles"]["v1-mlkem.aoe"]
+    k = EXPECTED["keys"]["mlkem768-x25519"]
+    (r,) = v["recipients"]
+    blob = _wrapped("v1-mlkem.aoe")
+    enc, ct = blob[:1120], blob[1120:]
+    assert enc.hex() == r["encHex"]
+    expanded = hashlib.shake_256(bytes.fromhex(k["seedHex"])).digest(96)
+    mk = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+    xk = x25519.X25519PrivateKey.from_private_bytes(expanded[64:])
+    pk_x = xk.public_key().public_bytes_raw()
+    assert (mk.public_key().public_bytes_raw() + pk_x).hex() == k["rawHex"]
+    ss_m = mk.decapsulate(enc[:1088])
+    ct_x = enc[1088:]
+    ss_x = xk.exchange(x25519.X25519PublicKey.from_public_bytes(ct_x))
+    shared = hashlib.sha3_256(ss_m + ss_x + ct_x + pk_x + b"\\.//^\\").digest()
+    data_key = _open_base(b"\x64\x7a", shared, bytes.fromhex(v["infoHex"]), ct)
+    assert data_key.hex() == v["dataKeyHex"]
 
 
 def _manifest_bytes(bundle: str) -> bytes:

@@ -4,6 +4,7 @@ Nothing outside this package imports ``cryptography``. The rest of aoe-pack
 handles keys as opaque :class:`~aoe_pack._crypto.keys.PrivateKey` /
 :class:`~aoe_pack._crypto.keys.PublicKey` values and calls the functions of
 the submodules: ``keys`` (generation, PEM, key ids), ``sign`` (DSSE
-signatures), ``stream`` (segmented AES-256-GCM) and ``wrap`` (HPKE and
-key-encryption-key wrapping of the data key).
+signatures), ``stream`` (segmented AES-256-GCM), ``wrap`` (HPKE and
+key-encryption-key wrapping of the data key) and ``_der`` (the strict DER and
+PBES2 encoding of X-Wing seed keys, which ``cryptography`` cannot serialise).
 """

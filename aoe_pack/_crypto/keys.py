@@ -2,25 +2,30 @@
 
 Every key type aoe-pack uses is one of :class:`KeyKind`. Signing keys
 (Ed25519, ECDSA P-256) and recipient keys (X25519, P-256, ML-KEM-768+X25519)
-are PKCS#8 / SubjectPublicKeyInfo PEM. The hybrid ML-KEM-768+X25519 key has no
-standard single encoding yet, so its files hold two PEM blocks: the ML-KEM-768
-key first, then the X25519 key (docs/format.md, "Keys").
+are PKCS#8 / SubjectPublicKeyInfo PEM. The ML-KEM-768+X25519 key is an X-Wing
+key (draft-connolly-cfrg-xwing-kem): its PKCS#8 holds only the 32-byte seed,
+which CryptoKit and Java's "X-Wing" KeyFactory take as they are, and both
+halves are derived from it. ``cryptography`` cannot encode X-Wing keys, so
+``_der`` does (docs/format.md §10.2).
 
 A key id is the lowercase hex SHA-256 of the public key's SubjectPublicKeyInfo
-DER (for the hybrid: of the ML-KEM DER followed by the X25519 DER).
+DER.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
+from aoe_pack._crypto import _der
 from aoe_pack.errors import KeyFormatError, KeyPasswordError
 
 
@@ -75,8 +80,8 @@ class PrivateKey:
     kind: KeyKind
     public: PublicKey
     _obj: _PrivateObj
-    _parts: tuple[object, ...] = ()
-    """For the hybrid key: the ML-KEM-768 and X25519 halves, serialised apart."""
+    _seed: bytes = field(default=b"", repr=False)
+    """For an X-Wing key: the 32-byte seed both halves derive from; it is what is stored."""
 
     @property
     def key_id(self) -> str:
@@ -93,6 +98,12 @@ _ALGORITHM_NAMES = {
 }
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
+
+XWING_OID = _der.oid("1.3.6.1.4.1.62253.25722")
+"""X-Wing's OID (draft-connolly-cfrg-xwing-kem), with no parameters in PKCS#8 and SPKI."""
+XWING_SEED_SIZE = 32
+_MLKEM768_PUBLIC, _X25519_PUBLIC = 1184, 32
+XWING_PUBLIC_SIZE = _MLKEM768_PUBLIC + _X25519_PUBLIC
 
 
 def _spki_der(obj: object) -> bytes:
@@ -111,16 +122,30 @@ def _spki_pem(obj: object) -> bytes:
     return pem
 
 
+def _pem(label: str, der: bytes) -> bytes:
+    """PEM as cryptography writes it: 64-character base64 lines, a final newline."""
+    b64 = base64.b64encode(der)
+    lines = b"".join(b64[i : i + 64] + b"\n" for i in range(0, len(b64), 64))
+    return b"-----BEGIN %s-----\n%s-----END %s-----\n" % (label.encode(), lines, label.encode())
+
+
+def _pem_der(block: bytes) -> tuple[bytes, bytes] | None:
+    """(label, DER) of one PEM block; None if its body is not plain base64."""
+    m = _PEM_BLOCK.fullmatch(block)
+    assert m is not None
+    body = block[block.index(b"\n") + 1 : block.rindex(b"-----END")]
+    try:
+        return m.group(1), base64.b64decode(b"".join(body.split()), validate=True)
+    except ValueError:
+        return None
+
+
 def key_id_of_der(der: bytes) -> str:
     """Hex SHA-256 of SubjectPublicKeyInfo DER bytes."""
     return hashlib.sha256(der).hexdigest()
 
 
-def _wrap_public(kind: KeyKind, obj: _PublicObj, parts: tuple[object, ...] = ()) -> PublicKey:
-    if kind is KeyKind.MLKEM768_X25519:
-        ders = b"".join(_spki_der(p) for p in parts)
-        pem = b"".join(_spki_pem(p) for p in parts)
-        return PublicKey(kind=kind, key_id=key_id_of_der(ders), pem=pem, _obj=obj)
+def _wrap_public(kind: KeyKind, obj: _PublicObj) -> PublicKey:
     return PublicKey(kind=kind, key_id=key_id_of_der(_spki_der(obj)), pem=_spki_pem(obj), _obj=obj)
 
 
@@ -132,14 +157,76 @@ def generate(kind: KeyKind) -> PrivateKey:
         return _from_private_obj(ec.generate_private_key(ec.SECP256R1()), kind)
     if kind is KeyKind.X25519:
         return _from_private_obj(x25519.X25519PrivateKey.generate(), kind)
-    return _hybrid_private(mlkem.MLKEM768PrivateKey.generate(), x25519.X25519PrivateKey.generate())
+    return xwing_from_seed(os.urandom(XWING_SEED_SIZE))
 
 
-def _hybrid_private(mk: mlkem.MLKEM768PrivateKey, xk: x25519.X25519PrivateKey) -> PrivateKey:
+# --- X-Wing ---------------------------------------------------------------------------
+
+
+def xwing_from_seed(seed: bytes) -> PrivateKey:
+    """The X-Wing key pair of a 32-byte seed.
+
+    As draft-connolly-cfrg-xwing-kem's expandDecapsulationKey: SHAKE256(seed, 96)
+    gives the ML-KEM-768 seed ``d || z`` (64 bytes) and the X25519 scalar (32 bytes).
+    """
+    if len(seed) != XWING_SEED_SIZE:
+        raise KeyFormatError(f"an X-Wing seed is {XWING_SEED_SIZE} bytes, not {len(seed)}")
+    expanded = hashlib.shake_256(seed).digest(96)
+    mk = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+    xk = x25519.X25519PrivateKey.from_private_bytes(expanded[64:96])
+    public = _xwing_public(mk.public_key(), xk.public_key())
     obj = hpke.MLKEM768X25519PrivateKey(mk, xk)
-    pub_obj = hpke.MLKEM768X25519PublicKey(mk.public_key(), xk.public_key())
-    public = _wrap_public(KeyKind.MLKEM768_X25519, pub_obj, (mk.public_key(), xk.public_key()))
-    return PrivateKey(kind=KeyKind.MLKEM768_X25519, public=public, _obj=obj, _parts=(mk, xk))
+    return PrivateKey(kind=KeyKind.MLKEM768_X25519, public=public, _obj=obj, _seed=seed)
+
+
+def _xwing_public(mk: mlkem.MLKEM768PublicKey, xk: x25519.X25519PublicKey) -> PublicKey:
+    spki = _der.spki(XWING_OID, mk.public_bytes_raw() + xk.public_bytes_raw())
+    return PublicKey(
+        kind=KeyKind.MLKEM768_X25519,
+        key_id=key_id_of_der(spki),
+        pem=_pem("PUBLIC KEY", spki),
+        _obj=hpke.MLKEM768X25519PublicKey(mk, xk),
+    )
+
+
+def _xwing_private_der(der: bytes, *, origin: str) -> PrivateKey:
+    try:
+        seed = _der.parse_pkcs8(der, XWING_OID)
+    except _der.DerError as e:
+        raise KeyFormatError(f"{origin}: not a valid X-Wing private key ({e})") from e
+    if len(seed) != XWING_SEED_SIZE:
+        raise KeyFormatError(
+            f"{origin}: not a valid X-Wing private key (the seed is {len(seed)} bytes, "
+            f"expected {XWING_SEED_SIZE})"
+        )
+    return xwing_from_seed(seed)
+
+
+def _xwing_public_der(der: bytes, *, origin: str) -> PublicKey:
+    try:
+        raw = _der.parse_spki(der, XWING_OID)
+    except _der.DerError as e:
+        raise KeyFormatError(f"{origin}: not a valid X-Wing public key ({e})") from e
+    if len(raw) != XWING_PUBLIC_SIZE:
+        raise KeyFormatError(
+            f"{origin}: not a valid X-Wing public key (the key is {len(raw)} bytes, "
+            f"expected {XWING_PUBLIC_SIZE})"
+        )
+    try:
+        mk = mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUBLIC])
+    except ValueError as e:  # FIPS 203's encapsulation key check
+        raise KeyFormatError(
+            f"{origin}: not a valid X-Wing public key (its ML-KEM-768 half is invalid)"
+        ) from e
+    return _xwing_public(mk, x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUBLIC:]))
+
+
+def _names_xwing(der: bytes) -> bool:
+    # cryptography knows no X-Wing keys: any DER naming the OID is parsed, strictly, here.
+    return XWING_OID in der
+
+
+# --- other key types -------------------------------------------------------------------
 
 
 def _from_private_obj(obj: object, kind: KeyKind | None) -> PrivateKey:
@@ -166,17 +253,19 @@ def for_key_agreement(key: PrivateKey) -> PrivateKey:
 
 def private_pem(key: PrivateKey, password: bytes | None) -> bytes:
     """PKCS#8 PEM of ``key``, encrypted when ``password`` is given."""
+    if key.kind is KeyKind.MLKEM768_X25519:
+        info = _der.pkcs8(XWING_OID, key._seed)
+        if password:
+            return _pem("ENCRYPTED PRIVATE KEY", _der.encrypt_pkcs8(info, password))
+        return _pem("PRIVATE KEY", info)
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
         if password
         else serialization.NoEncryption()
     )
-    fmt, pem = serialization.PrivateFormat.PKCS8, serialization.Encoding.PEM
-    out = b""
-    for part in key._parts or (key._obj,):
-        assert hasattr(part, "private_bytes")
-        out += part.private_bytes(pem, fmt, enc)
-    return out
+    obj = key._obj
+    assert not isinstance(obj, hpke.MLKEM768X25519PrivateKey)
+    return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
 def _blocks(data: bytes) -> list[bytes]:
@@ -184,18 +273,62 @@ def _blocks(data: bytes) -> list[bytes]:
 
 
 def load_private(data: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
-    """Parse a private key file's bytes (one or, for the hybrid, two PEM blocks)."""
+    """Parse a private key file's bytes: one PEM block, PKCS#8, maybe encrypted."""
     blocks = _blocks(data)
     if not blocks:
         raise KeyFormatError(f"{origin}: no PEM private key found")
-    objs = [_load_private_block(b, password, origin=origin) for b in blocks]
-    if len(objs) == 2 and isinstance(objs[0], mlkem.MLKEM768PrivateKey):
-        if not isinstance(objs[1], x25519.X25519PrivateKey):
-            raise KeyFormatError(f"{origin}: hybrid key's second block must be X25519")
-        return _hybrid_private(objs[0], objs[1])
-    if len(objs) != 1:
-        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(objs)}")
-    return _from_private_obj(objs[0], None)
+    if len(blocks) != 1:
+        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(blocks)}")
+    block = blocks[0]
+    parsed = _pem_der(block)
+    if parsed is not None:
+        label, der = parsed
+        if label == b"PRIVATE KEY" and _names_xwing(der):
+            if password:
+                raise _not_encrypted(origin)
+            return _xwing_private_der(der, origin=origin)
+        if label == b"ENCRYPTED PRIVATE KEY":
+            if not password:
+                raise _is_encrypted(origin)
+            key = _decrypt(der, password, origin=origin)
+            if key is not None:
+                return key
+    return _from_private_obj(_load_private_block(block, password, origin=origin), None)
+
+
+def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
+    """An EncryptedPrivateKeyInfo in the PBES2 profile we write; None for other schemes."""
+    try:
+        plain = _der.decrypt_pkcs8(der, password)
+    except _der.WrongPasswordError as e:
+        raise KeyPasswordError(f"{origin}: wrong password for the private key") from e
+    except _der.DerError as e:
+        raise KeyFormatError(f"{origin}: not a valid encrypted private key ({e})") from e
+    if plain is None:
+        return None
+    if _names_xwing(plain):
+        return _xwing_private_der(plain, origin=origin)
+    try:
+        obj = serialization.load_der_private_key(plain, password=None)
+    except ValueError as e:
+        raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
+    except UnsupportedAlgorithm as e:
+        raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e
+    return _from_private_obj(obj, None)
+
+
+def _not_encrypted(origin: str) -> KeyPasswordError:
+    return KeyPasswordError(
+        f"{origin}: the key is not encrypted but a password was given",
+        hint="unset AOE_PACK_PASSWORD for this key",
+    )
+
+
+def _is_encrypted(origin: str) -> KeyPasswordError:
+    return KeyPasswordError(
+        f"{origin}: the private key is encrypted",
+        hint="set AOE_PACK_PASSWORD or run in a terminal to be prompted",
+    )
 
 
 def _load_private_block(block: bytes, password: bytes | None, *, origin: str) -> object:
@@ -203,15 +336,7 @@ def _load_private_block(block: bytes, password: bytes | None, *, origin: str) ->
         return serialization.load_pem_private_key(block, password=password or None)
     except TypeError as e:
         # cryptography raises TypeError both for "password needed" and "not encrypted".
-        if password:
-            raise KeyPasswordError(
-                f"{origin}: the key is not encrypted but a password was given",
-                hint="unset AOE_PACK_PASSWORD for this key",
-            ) from e
-        raise KeyPasswordError(
-            f"{origin}: the private key is encrypted",
-            hint="set AOE_PACK_PASSWORD or run in a terminal to be prompted",
-        ) from e
+        raise (_not_encrypted(origin) if password else _is_encrypted(origin)) from e
     except ValueError as e:
         if b"ENCRYPTED" in block:
             raise KeyPasswordError(f"{origin}: wrong password for the private key") from e
@@ -221,26 +346,22 @@ def _load_private_block(block: bytes, password: bytes | None, *, origin: str) ->
 
 
 def load_public(data: bytes, *, origin: str) -> PublicKey:
-    """Parse a public key file (SPKI PEM; two blocks for the hybrid)."""
+    """Parse a public key file: one SPKI PEM block."""
     blocks = _blocks(data)
     if not blocks:
         raise KeyFormatError(
             f"{origin}: no PEM public key found",
             hint="pass the .pub file written by `aoe-pack keygen`",
         )
+    if len(blocks) != 1:
+        raise KeyFormatError(f"{origin}: expected one PEM public key, found {len(blocks)}")
+    parsed = _pem_der(blocks[0])
+    if parsed is not None and parsed[0] == b"PUBLIC KEY" and _names_xwing(parsed[1]):
+        return _xwing_public_der(parsed[1], origin=origin)
     try:
-        objs = [serialization.load_pem_public_key(b) for b in blocks]
+        obj = serialization.load_pem_public_key(blocks[0])
     except (ValueError, UnsupportedAlgorithm) as e:
         raise KeyFormatError(f"{origin}: not a valid PEM public key ({e})") from e
-    if len(objs) == 2:
-        mk, xk = objs
-        if not (isinstance(mk, mlkem.MLKEM768PublicKey) and isinstance(xk, x25519.X25519PublicKey)):
-            raise KeyFormatError(f"{origin}: two PEM blocks must be ML-KEM-768 then X25519")
-        hybrid = hpke.MLKEM768X25519PublicKey(mk, xk)
-        return _wrap_public(KeyKind.MLKEM768_X25519, hybrid, (mk, xk))
-    if len(objs) != 1:
-        raise KeyFormatError(f"{origin}: expected one PEM public key, found {len(objs)}")
-    obj = objs[0]
     if isinstance(obj, ed25519.Ed25519PublicKey):
         return _wrap_public(KeyKind.ED25519, obj)
     if isinstance(obj, x25519.X25519PublicKey):

@@ -2,14 +2,16 @@
 
     .venv/bin/python tests/vectors/make_vectors.py                   # first time only
     .venv/bin/python tests/vectors/make_vectors.py --update-goldens  # after an intended change
+    .venv/bin/python tests/vectors/make_vectors.py --update-goldens --only v1-mlkem.aoe
 
 Every key written here is TEST-ONLY and public (README.md). Keys are made once
-and kept; ``--update-goldens`` rebuilds the bundles and ``expected.json`` with
-them. ``v1-plain.aoe`` is deterministic: ``tests/test_vectors.py`` rebuilds it
-with :func:`build_plain` and requires the same bytes. The encrypted bundles
-draw a fresh data key, nonce prefixes and HPKE ephemerals, so they are built
-once; their data keys are recovered with the test-only recipient keys and
-recorded so that devices can check every primitive step.
+and kept; ``--update-goldens`` rebuilds the bundles (``--only``: just those) and
+``expected.json`` with them. ``v1-plain.aoe`` is deterministic:
+``tests/test_vectors.py`` rebuilds it with :func:`build_plain` and requires the
+same bytes. The encrypted bundles draw a fresh data key, nonce prefixes and
+HPKE ephemerals, so they are built once; their data keys are recovered with the
+test-only recipient keys and recorded so that devices can check every
+primitive step.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ BUNDLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "v1-multi.aoe": (("x25519", "p256-kem"), ("aes256",)),
 }
 SEGMENT_VECTOR = ("v1-x25519.aoe", "payload/model.tflite")
+# Where the raw public key starts in the SPKI DER (§6.3): after a fixed prefix.
+RAW_KEY_OFFSET = {"ed25519": 12, "x25519": 12, "mlkem768-x25519": 24}
 
 
 def key_path(kind: str, suffix: str, vectors: Path = HERE) -> Path:
@@ -154,9 +158,9 @@ def decryption_key(kind: str, vectors: Path = HERE) -> DecryptionKey:
 # --- expected.json -------------------------------------------------------------------
 
 
-def _spki_ders(pem: bytes) -> list[bytes]:
-    blocks = pem.decode().split("-----END PUBLIC KEY-----")[:-1]
-    return [base64.b64decode(b.split("-----BEGIN PUBLIC KEY-----")[1]) for b in blocks]
+def _pem_ders(pem: bytes, label: str = "PUBLIC KEY") -> list[bytes]:
+    blocks = pem.decode().split(f"-----END {label}-----")[:-1]
+    return [base64.b64decode(b.split(f"-----BEGIN {label}-----")[1]) for b in blocks]
 
 
 def key_vectors(vectors: Path) -> dict[str, Any]:
@@ -172,14 +176,18 @@ def key_vectors(vectors: Path) -> dict[str, Any]:
             }
             continue
         pub = key_path(kind, "pub", vectors)
-        ders = _spki_ders(pub.read_bytes())
+        ders = _pem_ders(pub.read_bytes())
         out[kind] = {
             "file": pub.name,
             "keyid": load_public_key(str(pub)).key_id,
             "spkiDerHex": [d.hex() for d in ders],
         }
-        if kind in ("ed25519", "x25519"):
-            out[kind]["rawHex"] = ders[0][12:].hex()
+        if kind in RAW_KEY_OFFSET:
+            out[kind]["rawHex"] = ders[0][RAW_KEY_OFFSET[kind] :].hex()
+        if kind == "mlkem768-x25519":  # §10.2: the PKCS#8 holds the bare 32-byte X-Wing seed
+            (pkcs8,) = _pem_ders(key_path(kind, "key", vectors).read_bytes(), "PRIVATE KEY")
+            out[kind]["pkcs8DerHex"] = pkcs8.hex()
+            out[kind]["seedHex"] = pkcs8[22:].hex()
     return out
 
 
@@ -325,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="rewrite the committed bundles and expected.json (an intended format change)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(BUNDLES),
+        metavar="BUNDLE",
+        help="with --update-goldens, rebuild only this bundle (repeatable) and keep the others' "
+        "bytes, e.g. after deleting and so regenerating the test-only key it is encrypted for",
+    )
     parser.add_argument("--dir", type=Path, default=HERE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     vectors: Path = args.dir
@@ -337,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     make_keys(vectors)
-    for name in BUNDLES:
+    for name in args.only or BUNDLES:
         build_vector(name, vectors / name, vectors)
         print(f"wrote {name} ({(vectors / name).stat().st_size} bytes)")
     text = json.dumps(expected(vectors), indent=2) + "\n"
