@@ -1,0 +1,286 @@
+"""MNN: ONNX -> ``.mnn`` (float32, fp16 weights, 8-bit weights), run through MNN's Python API.
+
+The converter is the one compiled into MNN's extension module ``_tools``. It
+is called directly, never through the ``mnnconvert``/``mnnquant`` commands or
+``MNN.tools``: their logging module runs ``pip install`` and sends machine
+data to a remote service (FIELD-NOTES §3).
+
+It runs in a child Python process, for three reasons:
+
+- it prints everything, failures included, to C stdout and returns True even
+  when it wrote nothing, so its output must be captured at the file-descriptor
+  level to explain a failure, which in-process would swallow other threads'
+  output during concurrent builds;
+- a crash inside the converter ends the child, not the build;
+- loading the engine prints a CPU-feature line to stdout, which would corrupt
+  ``--json`` output.
+
+The child costs about 50 ms. It refuses to import ``MNN.tools`` and the
+logging SDK at all, so that no later MNN release can bring the telemetry back
+through the converter.
+
+ONNX-sourced MNN models take the ONNX model's own layout (a Keras model that
+tf2onnx converted keeps its NHWC input), so runners feed inputs as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from aoe_pack.convert.api import (
+    Array,
+    Artifact,
+    ArtifactFile,
+    ConvertContext,
+    Runner,
+    SourceModel,
+    Target,
+)
+from aoe_pack.errors import ConversionError, MissingExtraError
+
+RUNTIME = "mnn"
+
+_FLAGS: Mapping[str, tuple[str, ...]] = {
+    "fp32": (),
+    "fp16": ("--fp16",),
+    "int8-weights": ("--weightQuantBits", "8"),
+}
+
+# Max absolute error against the source. FIELD-NOTES §3 measured, on a
+# random-weight CNN: fp32 5e-8, fp16 weights 2e-3, 8-bit weights 1.5e-2; the
+# samples here give at most 3e-8, 5e-5 and 4e-4. float32 gets 1e-5, as the
+# other float32 targets do: 200x the worst figure, room for deeper nets whose
+# reordered float32 sums drift further, while a real fault (a wrong layout or
+# operator) is off by 1e-2 or more. fp16 and 8-bit weights get about 5x and
+# 3x the worst figure measured.
+_TOLERANCES: Mapping[str, float] = {"fp32": 1e-5, "fp16": 1e-2, "int8-weights": 5e-2}
+
+# The child: refuse MNN's Python tool wrappers and the logging SDK they pull
+# in, then run the converter compiled into _tools with the argv it is given.
+_DRIVER = """\
+import sys
+
+class _Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "MNN.tools" or name.startswith(("MNN.tools.", "aliyun")):
+            raise ImportError("aoe-pack refuses to import " + name)
+        return None
+
+sys.meta_path.insert(0, _Refuse())
+import _tools
+
+_tools.mnnconvert(sys.argv[1:])
+"""
+
+_TIMEOUT_SECONDS = 1800
+_TAIL_LINES = 15
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+_MNN_DTYPES = {
+    "float32": "float",
+    "float64": "double",
+    "int32": "int",
+    "int64": "int64",
+    "int8": "int8",
+    "uint8": "uint8",
+}
+
+
+def _tail(text: str) -> str:
+    lines = [ln for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
+    return "\n".join(lines[-_TAIL_LINES:]) or "(no output)"
+
+
+def _require_mnn() -> None:
+    if importlib.util.find_spec("_tools") is None or importlib.util.find_spec("MNN") is None:
+        raise MissingExtraError(
+            "MNN is not installed (its converter module _tools was not found)",
+            hint="install aoe-pack[convert]",
+        )
+
+
+def _mnn_version() -> str:
+    try:
+        return version("MNN")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what native code prints to stdout to stderr instead, for the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)  # C stdio may hold the text until exit
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _import_mnn() -> Any:
+    _require_mnn()
+    if "_mnncengine" in sys.modules:
+        import MNN
+
+        return MNN
+    # Loading the engine prints its CPU features to C stdout.
+    with _stdout_to_stderr():
+        import MNN
+        import MNN.expr
+        import MNN.nn
+    return MNN
+
+
+def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
+    """Convert ``onnx_path`` to ``dst`` with MNN's converter; return the seconds taken.
+
+    Raises ConversionError with the converter's output tail when it wrote no
+    model, crashed or timed out.
+    """
+    _require_mnn()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)  # the converter says "success" either way: judge by the file
+    argv = [
+        "mnnconvert",
+        "-f",
+        "ONNX",
+        "--modelFile",
+        str(onnx_path),
+        "--MNNModel",
+        str(dst),
+        "--bizCode",
+        "aoe",
+        *_FLAGS[variant],
+    ]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            # -P: the output folder (the child's cwd) is not put on sys.path.
+            [sys.executable, "-P", "-c", _DRIVER, *argv],
+            cwd=dst.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ConversionError(
+            f"MNN's converter did not finish {onnx_path.name} within {_TIMEOUT_SECONDS} s"
+        ) from e
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0 or not dst.is_file() or dst.stat().st_size == 0:
+        how = f"exited with {proc.returncode}" if proc.returncode else "wrote no model"
+        raise ConversionError(
+            f"MNN's converter {how} for {onnx_path.name} -> {variant}:\n{_tail(proc.stdout)}"
+        )
+    return seconds
+
+
+class MnnConverter:
+    """ONNX -> MNN. Variants: ``fp32``, ``fp16`` (fp16 weights), ``int8-weights``."""
+
+    runtime = RUNTIME
+    variants: tuple[str, ...] = tuple(_FLAGS)
+
+    def default_tolerance(self, variant: str) -> float:
+        """Max absolute error allowed for ``variant``; see ``_TOLERANCES`` for the figures."""
+        return _TOLERANCES[variant]
+
+    def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
+        """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""
+        if target.variant not in _FLAGS:
+            raise ConversionError(
+                f"MNN has no variant {target.variant!r}; choose one of {', '.join(_FLAGS)}"
+            )
+        bundle_path = f"{RUNTIME}/{target.variant}/{source.path.stem}.mnn"
+        dst = ctx.workdir / bundle_path
+        seconds = convert_onnx(ctx.onnx_of(source), dst, target.variant)
+        return Artifact(
+            target=target,
+            files=(ArtifactFile(local=dst, bundle_path=bundle_path, role="model"),),
+            tools={"mnn": _mnn_version()},
+            seconds=seconds,
+        )
+
+    def load(self, artifact: Artifact) -> Runner:
+        """Load the ``.mnn`` with ``MNN.nn.load_module_from_file``."""
+        model = next((f.local for f in artifact.files if f.role == "model"), None)
+        if model is None:
+            raise ConversionError(f"{artifact.target.name}: the artifact has no model file")
+        return MnnRunner(model, precise=artifact.target.variant == "fp32")
+
+
+class MnnRunner:
+    """Runs an ONNX-sourced ``.mnn`` on inputs in the source's layout.
+
+    Inputs are matched to the model's by name, else by position in the order
+    given (declared names can differ from the ONNX ones when the source was
+    Keras or TFLite). ``precise`` asks MNN for float32 arithmetic, so a float32
+    artifact is judged on its conversion alone; the other variants run at
+    MNN's normal precision, as on a device.
+    """
+
+    def __init__(self, path: Path, *, precise: bool) -> None:
+        mnn = _import_mnn()
+        self._expr = mnn.expr
+        mode = mnn.expr.PrecisionMode.High if precise else mnn.expr.PrecisionMode.Normal
+        try:
+            # MNN reports a bad file on stdout. Empty name lists select the
+            # model's own inputs and outputs, in its order.
+            with _stdout_to_stderr():
+                self._module = mnn.nn.load_module_from_file(str(path), [], [], precision_mode=mode)
+            info = self._module.get_info()
+        except Exception as e:  # the binding raises a bare SystemError
+            raise ConversionError(f"MNN cannot load {path.name}: {e}") from e
+        if not info.get("inputNames"):
+            raise ConversionError(f"MNN cannot load {path.name}: it declares no inputs")
+        self.input_names: tuple[str, ...] = tuple(info["inputNames"])
+        self.output_names: tuple[str, ...] = tuple(info["outputNames"])
+
+    def _ordered(self, inputs: Mapping[str, Array]) -> list[Array]:
+        if set(inputs) == set(self.input_names):
+            return [inputs[n] for n in self.input_names]
+        if len(inputs) == len(self.input_names):
+            return list(inputs.values())
+        raise ConversionError(
+            f"the MNN model takes inputs {list(self.input_names)}, was given {list(inputs)}"
+        )
+
+    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
+        import numpy as np
+
+        expr = self._expr
+        feed = []
+        for value in self._ordered(inputs):
+            array = np.ascontiguousarray(value)
+            dtype = _MNN_DTYPES.get(array.dtype.name)
+            if dtype is None:
+                raise ConversionError(f"MNN runner: unsupported input dtype {array.dtype.name}")
+            # NCHW here means "as laid out in memory": ONNX-sourced models keep
+            # the ONNX tensor order, whatever the source called its axes.
+            feed.append(expr.const(array, list(array.shape), expr.NCHW, getattr(expr, dtype)))
+        outputs = self._module.forward(feed)
+        result: list[Array] = []
+        for out in outputs:
+            plain = expr.convert(out, expr.NCHW) if out.data_format == expr.NC4HW4 else out
+            result.append(np.array(plain.read(), copy=True))
+        return result
