@@ -1,0 +1,246 @@
+"""What a build gives its converters: work folders, the source as ONNX, calibration data.
+
+One :class:`BuildContext` serves one build. :meth:`BuildContext.for_target`
+hands each target its own empty folder while sharing the rest, so that the
+source's ONNX form is made once however many targets (onnx, ort, mnn, ncnn)
+need it, even when they convert concurrently.
+
+Layout under the build's work folder::
+
+    onnx/<n>/<model stem>.onnx     the source as converted by tf2onnx (not for ONNX sources)
+    targets/<runtime>-<variant>/   each target's private folder
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aoe_pack.convert.api import Array, SourceModel, Target
+from aoe_pack.convert.parity import sample_inputs
+from aoe_pack.convert.sources import (
+    EXTRA_HINT,
+    MAX_OPSET,
+    MIN_OPSET,
+    TF_LOCK,
+    import_onnx,
+    import_tensorflow,
+)
+from aoe_pack.errors import ConversionError, MissingExtraError, ModelFileError, UsageError
+
+DEFAULT_OPSET = 17
+"""tf2onnx's opset: 17 is what onnxruntime, MNN and pnnx all handle well here (18 is the limit)."""
+
+CALIBRATION_SAMPLES = 32
+"""Seeded samples for full-integer calibration when the config names no data."""
+
+
+@dataclass
+class _Shared:
+    root: Path
+    config_dir: Path | None
+    opset: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    onnx: dict[Path, Future[Path]] = field(default_factory=dict)
+    seconds: dict[Path, float] = field(default_factory=dict)
+
+
+class BuildContext:
+    """A :class:`~aoe_pack.convert.api.ConvertContext` for one build.
+
+    ``workdir`` is the build's work folder; ``config_dir`` is where relative
+    paths in target options (``"calibration": "data.npz"``) are resolved
+    (the config's folder). ``opset`` is the ONNX opset tf2onnx writes.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config_dir: Path | None = None,
+        opset: int = DEFAULT_OPSET,
+    ) -> None:
+        if not MIN_OPSET <= opset <= MAX_OPSET:
+            raise UsageError(f"ONNX opset {opset} is outside {MIN_OPSET}-{MAX_OPSET}")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.target: Target | None = None
+        self._shared = _Shared(root=workdir, config_dir=config_dir, opset=opset)
+
+    def for_target(self, target: Target) -> BuildContext:
+        """This build's context with ``workdir`` a fresh, empty folder for ``target``."""
+        folder = self._shared.root / "targets" / target.name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        child = object.__new__(BuildContext)
+        child.workdir = folder
+        child.target = target
+        child._shared = self._shared
+        return child
+
+    def onnx_seconds(self, source: SourceModel) -> float:
+        """How long converting ``source`` to ONNX took (0 if it is ONNX or was not converted)."""
+        return self._shared.seconds.get(source.path.resolve(), 0.0)
+
+    # --- ConvertContext -----------------------------------------------------------
+
+    def onnx_of(self, source: SourceModel) -> Path:
+        """The source as ONNX: itself for ONNX, else converted once with tf2onnx."""
+        if source.format == "onnx":
+            return source.path
+        key = source.path.resolve()
+        with self._shared.lock:
+            future = self._shared.onnx.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._shared.onnx[key] = future
+                index = len(self._shared.onnx)
+        if owner:
+            out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
+            try:
+                start = time.perf_counter()
+                _to_onnx(source, out, self._shared.opset)
+                self._shared.seconds[key] = time.perf_counter() - start
+            except BaseException as e:  # waiting targets get the same error
+                future.set_exception(e)
+                raise
+            future.set_result(out)
+        return future.result()
+
+    def calibration(self, source: SourceModel) -> list[dict[str, Array]]:
+        """Calibration inputs: the target's ``calibration`` .npz, else seeded samples."""
+        option = self.target.options.get("calibration") if self.target else None
+        if option is None:
+            return sample_inputs(source, samples=CALIBRATION_SAMPLES)
+        path = Path(str(option))
+        if not path.is_absolute() and self._shared.config_dir is not None:
+            path = self._shared.config_dir / path
+        return load_calibration(path, source)
+
+
+def load_calibration(path: Path, source: SourceModel) -> list[dict[str, Array]]:
+    """Samples from a ``.npz`` holding one array per declared input name.
+
+    Each array stacks samples along a new first axis (``(N, *shape)``) or, when
+    it has the declared rank, along the batch axis (``(N, 28, 28, 1)`` for
+    ``[1, 28, 28, 1]``). A model with one input may use any array name.
+    """
+    import numpy as np
+
+    if not path.is_file():
+        raise ModelFileError(
+            f"calibration data {path} does not exist",
+            hint='"calibration" in a target is a .npz path relative to the config\'s folder',
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays: dict[str, Any] = {k: data[k] for k in data.files}
+    except Exception as e:
+        raise ModelFileError(f"{path.name} is not a readable .npz file: {e}") from e
+    if len(source.inputs) == 1 and len(arrays) == 1:
+        arrays = {source.inputs[0].name: next(iter(arrays.values()))}
+    missing = [s.name for s in source.inputs if s.name not in arrays]
+    if missing:
+        raise ConversionError(
+            f"{path.name} has no array for input(s) {', '.join(missing)} "
+            f"(it has {', '.join(arrays) or 'none'})",
+            hint="name each array in the .npz after the declared input it feeds",
+        )
+    per_input: dict[str, list[Array]] = {}
+    for spec in source.inputs:
+        arr = arrays[spec.name]
+
+        def fits(shape: tuple[int, ...], declared: tuple[int, ...] = spec.shape) -> bool:
+            return len(shape) == len(declared) and all(
+                d < 0 or s == d for s, d in zip(shape, declared, strict=True)
+            )
+
+        if arr.ndim == len(spec.shape) + 1 and fits(arr.shape[1:]):
+            samples = [arr[i] for i in range(arr.shape[0])]
+        elif arr.ndim == len(spec.shape) and arr.ndim and fits((1, *arr.shape[1:])):
+            samples = [arr[i : i + 1] for i in range(arr.shape[0])]
+        else:
+            raise ConversionError(
+                f"{path.name}: array {spec.name!r} of shape {list(arr.shape)} does not hold "
+                f"samples of the declared shape {list(spec.shape)}",
+                hint="stack samples along a new first axis, or along the batch axis",
+            )
+        per_input[spec.name] = [np.asarray(s, dtype=spec.dtype) for s in samples]
+    counts = {len(v) for v in per_input.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ConversionError(
+            f"{path.name}: every input needs the same, non-zero number of samples "
+            f"(found {', '.join(f'{k}: {len(v)}' for k, v in per_input.items())})"
+        )
+    return [{k: v[i] for k, v in per_input.items()} for i in range(counts.pop())]
+
+
+def _to_onnx(source: SourceModel, out: Path, opset: int) -> None:
+    tf = import_tensorflow()
+    onnx = import_onnx()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import tf2onnx
+    except ImportError as e:
+        raise MissingExtraError("tf2onnx is not installed", hint=EXTRA_HINT) from e
+    try:
+        with TF_LOCK, warnings.catch_warnings():
+            # from_tflite reads tensor shapes with tf.lite.Interpreter, which warns
+            # of its own deprecation (and tf2onnx logs any warning it is handed).
+            warnings.filterwarnings(
+                "ignore",
+                message=r"\s*Warning: tf.lite.Interpreter is deprecated",
+                category=UserWarning,
+            )
+            if source.format == "tflite":
+                tf2onnx.convert.from_tflite(str(source.path), opset=opset, output_path=str(out))
+            else:
+                function, signature = _tf_function(tf, source)
+                tf2onnx.convert.from_function(
+                    function, input_signature=signature, opset=opset, output_path=str(out)
+                )
+        onnx.checker.check_model(str(out), full_check=True)
+    except Exception as e:
+        raise ConversionError(
+            f"tf2onnx could not convert {source.path.name} to ONNX (opset {opset}): "
+            f"{type(e).__name__}: {e}",
+            hint="the model may use an op ONNX lacks; the tflite target does not need ONNX",
+        ) from e
+
+
+def _tf_function(tf: Any, source: SourceModel) -> tuple[Any, list[Any]]:
+    """A tf.function over the source's serving computation, and its input signature."""
+    if source.format == "keras":
+        import keras
+
+        model = keras.saving.load_model(str(source.path))
+        signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+
+        @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
+        def serve_keras(*args: Any) -> Any:
+            return model(args[0] if len(args) == 1 else list(args), training=False)
+
+        serve_keras.model = model  # keep the model alive with the function
+        return serve_keras, signature
+
+    loaded = tf.saved_model.load(str(source.path))
+    function = loaded.signatures["serving_default"]
+    keys: list[str] = list(source.details["model_inputs"])
+    specs: Mapping[str, Any] = function.structured_input_signature[1]
+    signature = [tf.TensorSpec(specs[k].shape, specs[k].dtype, name=k) for k in keys]
+
+    @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
+    def serve_saved(*args: Any) -> Any:
+        return function(**dict(zip(keys, args, strict=True)))
+
+    serve_saved.loaded = loaded
+    return serve_saved, signature

@@ -1,0 +1,147 @@
+"""Optimised ONNX, from the source's ONNX form (``ctx.onnx_of``).
+
+Variants:
+
+* ``basic`` (default): onnxruntime's BASIC graph optimisations (constant
+  folding, redundant-node removal), saved with ``optimized_model_filepath``.
+  Only standard ONNX ops: any ONNX runtime can load the result.
+* ``extended``: onnxruntime's EXTENDED level adds fusions that emit
+  ``com.microsoft`` ops (``FusedConv``, ``FusedGemm``...), so the result needs
+  onnxruntime (mobile included), not just any ONNX runtime.
+* ``slim``: onnxslim's graph simplification; standard ONNX ops.
+
+Never onnxruntime's ALL level: it adds layout transforms for the building
+machine's CPU (NCHWc), and the saved model is then hardware-specific.
+
+Keras sources converted by tf2onnx keep their NHWC layout, but their ONNX
+input names are the Keras ones: the runner matches inputs by position when
+the declared names differ. Artifacts land as ``onnx/<variant>/<stem>.onnx``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from aoe_pack.convert.api import (
+    Array,
+    Artifact,
+    ArtifactFile,
+    ConvertContext,
+    Runner,
+    SourceModel,
+    Target,
+)
+from aoe_pack.convert.sources import EXTRA_HINT, feed_in_order, import_onnx, import_onnxruntime
+from aoe_pack.errors import ConversionError, ConverterNotFoundError, MissingExtraError
+
+# FIELD-NOTES §3 measured ONNX at 4e-8 against TensorFlow; at every level here
+# mnist (via tf2onnx) gives 3.0e-8 and the squeezenet sample 3.7e-9. Fusions
+# only reorder float sums: 1e-5 is ample; extended fuses more, 1e-4.
+_TOLERANCES = {"basic": 1e-5, "extended": 1e-4, "slim": 1e-5}
+
+
+class OnnxConverter:
+    """Source -> optimised ONNX (registered as ``onnx``)."""
+
+    runtime = "onnx"
+    variants = ("basic", "extended", "slim")
+
+    def default_tolerance(self, variant: str) -> float:
+        """Max abs error allowed for ``variant`` unless the config overrides it."""
+        try:
+            return _TOLERANCES[variant]
+        except KeyError:
+            raise ConverterNotFoundError(
+                f"onnx has no variant {variant!r}; choose one of {', '.join(self.variants)}"
+            ) from None
+
+    def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
+        """Write the optimised ``<stem>.onnx`` into ``ctx.workdir``."""
+        self.default_tolerance(target.variant)
+        start = time.perf_counter()
+        model = ctx.onnx_of(source)
+        out = ctx.workdir / f"{source.path.stem}.onnx"
+        tools = {} if source.format == "onnx" else {"tf2onnx": version("tf2onnx")}
+        ort = import_onnxruntime()  # before onnxslim, which imports it lazily
+        onnxslim = _import_onnxslim() if target.variant == "slim" else None
+        try:
+            if onnxslim is not None:
+                import_onnx().save(onnxslim.slim(str(model)), str(out))
+                tools["onnxslim"] = version("onnxslim")
+            else:
+                options = ort.SessionOptions()
+                options.log_severity_level = 3
+                options.graph_optimization_level = (
+                    ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+                    if target.variant == "basic"
+                    else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+                )
+                options.optimized_model_filepath = str(out)
+                ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+                tools["onnxruntime"] = ort.__version__
+        except Exception as e:
+            raise ConversionError(
+                f"onnx:{target.variant} optimisation of {model.name} failed: "
+                f"{type(e).__name__}: {e}",
+                hint="try the onnx:basic variant, which changes the least",
+            ) from e
+        if not out.is_file():
+            raise ConversionError(f"onnx:{target.variant} wrote no model for {model.name}")
+        return Artifact(
+            target=target,
+            files=(
+                ArtifactFile(
+                    local=out, bundle_path=f"onnx/{target.variant}/{out.name}", role="model"
+                ),
+            ),
+            tools=tools,
+            seconds=time.perf_counter() - start,
+        )
+
+    def load(self, artifact: Artifact) -> Runner:
+        """The artifact in onnxruntime on the CPU."""
+        model = next(f.local for f in artifact.files if f.role == "model")
+        return OnnxRuntimeRunner(model, model_format="ONNX")
+
+
+def _import_onnxslim() -> Any:
+    try:
+        import onnxslim
+    except ImportError as e:
+        raise MissingExtraError("onnxslim is not installed", hint=EXTRA_HINT) from e
+    return onnxslim
+
+
+class OnnxRuntimeRunner:
+    """An ONNX or ORT-format model in onnxruntime on the CPU.
+
+    Inputs are matched by name, or by position when the names differ (tf2onnx
+    renames the inputs of Keras models). ``reference=True`` disables graph
+    optimisations, so a source runs exactly as written. ``model_format``
+    ("ONNX" or "ORT") says what the file is where its name cannot: onnxruntime
+    otherwise goes by the ``.ort`` extension, and ``bench`` opens artifacts as
+    ``/proc/self/fd/<n>``.
+    """
+
+    def __init__(
+        self, model: Path, *, reference: bool = False, model_format: str | None = None
+    ) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: warnings are about the host, not the model
+        if reference:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if model_format is not None:
+            options.add_session_config_entry("session.load_model_format", model_format)
+        self._session = ort.InferenceSession(
+            str(model), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i.name for i in self._session.get_inputs()]
+
+    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
+        feed = dict(zip(self.input_names, feed_in_order(inputs, self.input_names), strict=True))
+        return list(self._session.run(None, feed))

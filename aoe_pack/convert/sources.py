@@ -1,0 +1,513 @@
+"""Validate a source model against its config, and run it as the parity reference.
+
+Formats: Keras (``.keras``, ``.h5``), TensorFlow SavedModel (a folder holding
+``saved_model.pb``), TFLite and ONNX. ONNX and TFLite sources are read without
+TensorFlow (onnx + onnxruntime, LiteRT); Keras and SavedModel import it lazily.
+
+**Declared I/O.** The config's inputs and outputs are compared with the model's
+position by position (declared input *i* against model input *i*, the same for
+outputs). Counts must agree and dtypes must be equal. Shapes must have the same
+rank and equal sizes, except that ``-1`` in the config and a dynamic dimension
+in the model both match any size. Names must match where the format has
+meaningful ones:
+
+* ONNX: the graph's input/output name.
+* TFLite: the tensor name (``serving_default_image:0``) or its signature key (``image``).
+* Keras: the model's own name (the input's name; the output layer's or output
+  tensor's name; ``output_<i>``, the key Keras's SavedModel export gives it) or
+  ``serving_default_<input name>:0``. A TFLite-style name (``<anything>:<index>``,
+  as in a config written for the model's ``.tflite`` conversion, whose output
+  names such as ``StatefulPartitionedCall_1:0`` cannot be derived from the
+  Keras model) is matched by position only.
+* SavedModel: the ``serving_default`` signature's keys, inputs and outputs in
+  natural key order (``output_2`` before ``output_10``), with the same
+  TFLite-style rule as Keras.
+
+A mismatch raises :class:`ModelSignatureError` listing every tensor, declared
+beside found. A corrupt, truncated or foreign file raises
+:class:`ModelInvalidError` naming it; an unsupported one (ONNX opset outside
+7-18) :class:`UnsupportedModelError`.
+
+**Reference runners** (what parity compares every artifact with): ONNX in
+onnxruntime with graph optimisations off, TFLite in LiteRT, Keras called
+eagerly, SavedModel through its ``serving_default`` signature, all on the CPU.
+Each takes inputs keyed by the declared names, in the source's layout.
+
+**Home directory.** Frameworks write into the home directory when imported:
+onnxruntime a device id and an SQLite database under ``~/.cache/Microsoft``,
+Keras ``~/.keras/keras.json``. :func:`import_onnxruntime` and
+:func:`import_tensorflow` point them at a private temporary folder during the
+import; every module here imports these frameworks through them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from aoe_pack.config.model import TensorSpec
+from aoe_pack.convert.api import Array, Runner, SourceModel
+from aoe_pack.errors import (
+    MissingExtraError,
+    ModelFileError,
+    ModelInvalidError,
+    ModelSignatureError,
+    UnsupportedModelError,
+)
+
+MIN_OPSET = 7
+MAX_OPSET = 18
+"""tf2onnx, and the converters fed from ONNX, handle default-domain opsets up to 18."""
+
+_SUFFIXES = {
+    ".keras": "keras",
+    ".h5": "keras",
+    ".hdf5": "keras",
+    ".tflite": "tflite",
+    ".onnx": "onnx",
+}
+_TFLITE_NAME = re.compile(r".+:\d+")
+EXTRA_HINT = "install the conversion extra: pip install 'aoe-pack[convert]'"
+
+TF_LOCK = threading.RLock()
+"""Serialises TensorFlow graph work (loading, tracing, converting) across build threads."""
+_IMPORT_LOCK = threading.RLock()
+
+
+# --- frameworks, imported with their home-directory writes contained -------------
+
+
+@functools.cache
+def _scratch() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="aoe-pack-frameworks-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def framework_scratch() -> Path:
+    """A private folder, removed at exit, standing in for the caches frameworks write."""
+    with _IMPORT_LOCK:
+        return _scratch()
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _import(name: str, env: Mapping[str, str]) -> ModuleType:
+    with _IMPORT_LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        try:
+            with _environ(env):
+                __import__(name)
+        except ImportError as e:
+            raise MissingExtraError(f"{name} is not installed", hint=EXTRA_HINT) from e
+        return sys.modules[name]
+
+
+def import_onnxruntime() -> ModuleType:
+    """onnxruntime, its device id and usage database kept out of the home directory."""
+    # It resolves $XDG_CACHE_HOME (else ~/.cache) once, when the library loads.
+    return _import("onnxruntime", {"XDG_CACHE_HOME": str(framework_scratch() / "cache")})
+
+
+def import_tensorflow() -> ModuleType:
+    """TensorFlow, with Keras on its TensorFlow backend and its config file kept out of ~."""
+    env = {"KERAS_BACKEND": "tensorflow"}
+    if "KERAS_HOME" not in os.environ:  # a user's explicit choice stands
+        env["KERAS_HOME"] = str(framework_scratch() / "keras")
+    tf = _import("tensorflow", env)
+    _import("keras", env)
+    return tf
+
+
+def import_onnx() -> ModuleType:
+    """The onnx package (no home-directory side effects)."""
+    return _import("onnx", {})
+
+
+def litert_interpreter() -> Any:
+    """LiteRT's Interpreter class (TensorFlow Lite without TensorFlow)."""
+    module = _import("ai_edge_litert.interpreter", {})
+    return module.Interpreter
+
+
+# --- formats and the declared-I/O check -------------------------------------------
+
+
+def detect_format(path: Path) -> str:
+    """The source format of ``path``: keras, savedmodel, tflite or onnx."""
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return "savedmodel"
+        raise UnsupportedModelError(
+            f"{path.name}/ is a folder without saved_model.pb, so not a TensorFlow SavedModel",
+            hint="point modelName at a .keras, .h5, .tflite or .onnx file, or a SavedModel folder",
+        )
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise UnsupportedModelError(
+            f"{path.name}: aoe-pack cannot convert {path.suffix or 'extension-less'} files",
+            hint="sources may be Keras (.keras, .h5), SavedModel folders, .tflite or .onnx",
+        )
+    return fmt
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    """A model's tensor as the check sees it."""
+
+    names: tuple[str, ...]
+    """The model's own name first, then other names the format accepts for it."""
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    """None: rank unknown. A None dimension is dynamic."""
+
+
+def _describe_declared(spec: TensorSpec | None) -> str:
+    if spec is None:
+        return "(none)"
+    return f"{spec.name} {spec.dtype} {list(spec.shape)}"
+
+
+def _describe_model(tensor: _Tensor | None) -> str:
+    if tensor is None:
+        return "(none)"
+    shape = (
+        "[?]"
+        if tensor.shape is None
+        else "[" + ", ".join("?" if d is None else str(d) for d in tensor.shape) + "]"
+    )
+    return f"{tensor.names[0]} {tensor.dtype} {shape}"
+
+
+def _differences(spec: TensorSpec | None, tensor: _Tensor | None, *, positional: bool) -> list[str]:
+    if spec is None:
+        return ["not declared"]
+    if tensor is None:
+        return ["not in the model"]
+    found = []
+    if spec.name not in tensor.names and not (positional and _TFLITE_NAME.fullmatch(spec.name)):
+        found.append("name")
+    if spec.dtype != tensor.dtype:
+        found.append("dtype")
+    if tensor.shape is not None:
+        if len(spec.shape) != len(tensor.shape):
+            found.append("rank")
+        elif any(
+            d >= 0 and m is not None and d != m
+            for d, m in zip(spec.shape, tensor.shape, strict=True)
+        ):
+            found.append("shape")
+    return found
+
+
+def _check_signature(
+    path: Path,
+    declared: tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]],
+    model: tuple[Sequence[_Tensor], Sequence[_Tensor]],
+    *,
+    positional: bool = False,
+) -> None:
+    """Raise ModelSignatureError, showing both sides, unless the declaration fits the model."""
+    lines, bad = [], False
+    for kind, specs, tensors in zip(("input", "output"), declared, model, strict=True):
+        for i in range(max(len(specs), len(tensors))):
+            spec = specs[i] if i < len(specs) else None
+            tensor = tensors[i] if i < len(tensors) else None
+            diff = _differences(spec, tensor, positional=positional)
+            bad = bad or bool(diff)
+            mark = ""
+            if diff:
+                mark = (
+                    f"   <- differs: {', '.join(diff)}" if spec and tensor else f"   <- {diff[0]}"
+                )
+            lines.append(
+                f"  {kind} {i}: declared {_describe_declared(spec)} "
+                f"| model {_describe_model(tensor)}{mark}"
+            )
+    if bad:
+        raise ModelSignatureError(
+            f"{path.name}: the model's inputs/outputs disagree with the config "
+            "(declared | model; ? is a dynamic size):\n" + "\n".join(lines),
+            hint='make the config\'s "inputs" and "outputs" describe this model, '
+            "or point modelName at the model they describe",
+        )
+
+
+# --- loading each format ------------------------------------------------------------
+
+
+def load_source(
+    path: Path, *, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+) -> tuple[SourceModel, Runner]:
+    """Load and validate the source model; return it with its reference runner.
+
+    ``details`` holds what validation found (ONNX: ``opset``, ``ir_version``,
+    ``producer``; TFLite: ``signatures``; Keras: ``keras_version``; SavedModel:
+    ``signatures``) and always ``model_inputs``/``model_outputs``: the model's
+    own names in declared order. For Keras and SavedModel these are the
+    serving-signature keys, which converted TFLite models keep as theirs.
+    """
+    if not path.exists():
+        raise ModelFileError(f"the source model {path} does not exist")
+    fmt = detect_format(path)
+    loader = {"onnx": _load_onnx, "tflite": _load_tflite, "keras": _load_keras}.get(
+        fmt, _load_savedmodel
+    )
+    details, model_io, runner, positional = loader(path)
+    _check_signature(path, (inputs, outputs), model_io, positional=positional)
+    details |= {
+        "model_inputs": [t.names[0] for t in model_io[0]],
+        "model_outputs": [t.names[0] for t in model_io[1]],
+    }
+    source = SourceModel(path=path, format=fmt, inputs=inputs, outputs=outputs, details=details)
+    return source, runner
+
+
+_Loaded = tuple[dict[str, Any], tuple[list[_Tensor], list[_Tensor]], Runner, bool]
+
+
+def _onnx_dtype(onnx: Any, elem_type: int) -> str:
+    try:
+        return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type).name)
+    except (KeyError, TypeError, ValueError):
+        return str(onnx.TensorProto.DataType.Name(elem_type)).lower()
+
+
+def _onnx_tensor(onnx: Any, value_info: Any) -> _Tensor:
+    tensor_type = value_info.type.tensor_type
+    shape = None
+    if tensor_type.HasField("shape"):
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+            for d in tensor_type.shape.dim
+        )
+    return _Tensor((value_info.name,), _onnx_dtype(onnx, tensor_type.elem_type), shape)
+
+
+def _load_onnx(path: Path) -> _Loaded:
+    onnx = import_onnx()
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise ModelInvalidError(
+            f"{path.name} is not a readable ONNX model ({type(e).__name__}: {e})",
+            hint="the file is corrupt or truncated: export or download it again",
+        ) from e
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedModelError(
+            f"{path.name} uses ONNX opset {opset}; "
+            f"aoe-pack converts opsets {MIN_OPSET} to {MAX_OPSET}",
+            hint="re-export the model at opset 17 or 18 (tf2onnx and the mobile converters "
+            "stop at 18)",
+        )
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except Exception as e:
+        raise ModelInvalidError(
+            f"{path.name} fails the ONNX checker: {e}",
+            hint="fix or re-export the model; the error names the node or tensor at fault",
+        ) from e
+    initializers = {i.name for i in model.graph.initializer}
+    ins = [_onnx_tensor(onnx, v) for v in model.graph.input if v.name not in initializers]
+    outs = [_onnx_tensor(onnx, v) for v in model.graph.output]
+    details = {
+        "opset": opset,
+        "ir_version": model.ir_version,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+    }
+    from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
+
+    try:
+        runner = OnnxRuntimeRunner(path, reference=True)
+    except Exception as e:
+        raise ModelInvalidError(
+            f"onnxruntime cannot load {path.name} "
+            f"(IR version {model.ir_version}, opset {opset}): {e}"
+        ) from e
+    return details, (ins, outs), runner, False
+
+
+def _load_tflite(path: Path) -> _Loaded:
+    import numpy as np
+
+    from aoe_pack.convert.tflite import LiteRTRunner
+
+    try:
+        runner = LiteRTRunner(path)
+    except Exception as e:
+        raise ModelInvalidError(
+            f"{path.name} is not a TFLite model LiteRT can load ({type(e).__name__}: {e})",
+            hint="the file is corrupt or truncated, or needs TensorFlow (Flex) ops: "
+            "convert it again",
+        ) from e
+
+    def tensor(detail: Mapping[str, Any], key: str | None) -> _Tensor:
+        names = (detail["name"], key) if key else (detail["name"],)
+        shape = tuple(None if s < 0 else int(s) for s in detail["shape_signature"])
+        return _Tensor(names, np.dtype(detail["dtype"]).name, shape)
+
+    ins = [tensor(d, key) for d, key in runner.input_details]
+    outs = [tensor(d, None) for d in runner.output_details]
+    return {"signatures": runner.signatures}, (ins, outs), runner, False
+
+
+def _load_keras(path: Path) -> _Loaded:
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelInvalidError(
+            f"{path.name} is not a Keras archive (a .keras file is a zip; this one is "
+            "corrupt, truncated or something else)",
+            hint="save the model again with model.save(...)",
+        )
+    import_tensorflow()
+    import keras
+
+    try:
+        with TF_LOCK:
+            model = keras.saving.load_model(str(path))
+    except Exception as e:
+        raise ModelInvalidError(
+            f"{path.name} is not a Keras model Keras {keras.__version__} can load "
+            f"({type(e).__name__}: {e})",
+            hint="the file is corrupt or truncated, or needs custom objects: save it again",
+        ) from e
+    try:
+        model_inputs, model_outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError) as e:
+        raise UnsupportedModelError(
+            f"{path.name} holds a Keras model without defined inputs and outputs",
+            hint="save a Functional or Sequential model built on keras.Input, "
+            "or export a SavedModel",
+        ) from e
+    ins = [
+        _Tensor((t.name, f"serving_default_{t.name}:0"), str(t.dtype), tuple(t.shape))
+        for t in model_inputs
+    ]
+    outs = []
+    for i, t in enumerate(model_outputs):
+        history = getattr(t, "_keras_history", None)
+        layer = getattr(getattr(history, "operation", None), "name", t.name)
+        outs.append(_Tensor((f"output_{i}", t.name, layer), str(t.dtype), tuple(t.shape)))
+    details = {"keras_version": keras.__version__, "signature": "serve (the model's call)"}
+    return details, (ins, outs), KerasRunner(model), True
+
+
+def natural_key(key: str) -> list[Any]:
+    """Sort key putting ``output_2`` before ``output_10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
+
+
+def _load_savedmodel(path: Path) -> _Loaded:
+    tf = import_tensorflow()
+    try:
+        with TF_LOCK:
+            loaded = tf.saved_model.load(str(path))
+    except Exception as e:
+        raise ModelInvalidError(
+            f"{path.name}/ is not a SavedModel TensorFlow {tf.__version__} can load "
+            f"({type(e).__name__}: {e})",
+            hint="the folder is incomplete or corrupt: export it again",
+        ) from e
+    signatures = dict(loaded.signatures)
+    function = signatures.get("serving_default")
+    if function is None:
+        raise UnsupportedModelError(
+            f"{path.name}/ has no serving_default signature "
+            f"(it has: {', '.join(signatures) or 'none'})",
+            hint="export the SavedModel with a serving_default signature",
+        )
+    in_specs = function.structured_input_signature[1]
+    out_specs = function.structured_outputs
+    if not isinstance(out_specs, Mapping):
+        out_specs = {"output_0": out_specs}
+    in_keys, out_keys = sorted(in_specs, key=natural_key), sorted(out_specs, key=natural_key)
+
+    def tensor(key: str, spec: Any) -> _Tensor:
+        return _Tensor((key, f"serving_default_{key}:0"), spec.dtype.name, tuple(spec.shape))
+
+    ins = [tensor(k, in_specs[k]) for k in in_keys]
+    outs = [tensor(k, out_specs[k]) for k in out_keys]
+    details = {"signature": "serving_default", "signatures": sorted(signatures)}
+    return details, (ins, outs), SavedModelRunner(loaded, function, in_keys, out_keys), True
+
+
+# --- runners ------------------------------------------------------------------------
+
+
+def feed_in_order(feed: Mapping[str, Array], names: Sequence[str]) -> list[Array]:
+    """Feed values ordered as ``names``: by name where all match, else by position."""
+    if all(n in feed for n in names) and len(feed) == len(names):
+        return [feed[n] for n in names]
+    if len(feed) != len(names):
+        raise ModelSignatureError(
+            f"the model takes {len(names)} inputs ({', '.join(names)}), "
+            f"but {len(feed)} were given ({', '.join(feed)})"
+        )
+    return list(feed.values())
+
+
+class KerasRunner:
+    """A Keras model called eagerly on the CPU; inputs by position in declared order."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._names = [t.name for t in model.inputs]
+
+    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
+        import numpy as np
+
+        values = feed_in_order(inputs, self._names)
+        result = self._model(values[0] if len(values) == 1 else values, training=False)
+        if isinstance(result, Mapping):
+            result = list(result.values())
+        if not isinstance(result, list | tuple):
+            result = [result]
+        return [np.asarray(r) for r in result]
+
+
+class SavedModelRunner:
+    """A SavedModel's serving_default signature; inputs by key, else by position."""
+
+    def __init__(
+        self, loaded: Any, function: Any, in_keys: Sequence[str], out_keys: Sequence[str]
+    ) -> None:
+        self._loaded = loaded  # the signature function needs its object alive
+        self._function = function
+        self._in_keys = list(in_keys)
+        self._out_keys = list(out_keys)
+
+    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
+        import numpy as np
+
+        values = feed_in_order(inputs, self._in_keys)
+        result = self._function(**dict(zip(self._in_keys, values, strict=True)))
+        if not isinstance(result, Mapping):
+            return [np.asarray(result)]
+        return [np.asarray(result[k]) for k in self._out_keys]
