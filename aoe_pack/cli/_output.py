@@ -43,6 +43,11 @@ class Output:
             color = use_color(sys.stdout)
             click.echo(click.style(message, fg=fg, bold=bold) if color else message)
 
+    def info(self, message: str) -> None:
+        """A progress note on stderr for people (silent in JSON mode)."""
+        if not self.json_mode:
+            click.echo(message, err=True)
+
     def warn(self, message: str) -> None:
         """A warning on stderr (also in JSON mode: stdout stays machine-readable)."""
         color = use_color(sys.stderr)

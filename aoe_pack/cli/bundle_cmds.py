@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +19,22 @@ from aoe_pack.cli._options import (
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import KeyTypeError, UsageError
 from aoe_pack.keys import DecryptionKey, PublicKey
+
+if TYPE_CHECKING:
+    from aoe_pack.config.model import ModelConfig
+    from aoe_pack.convert.pipeline import Converted
+
+
+def _convert(
+    cfg: ModelConfig, targets: tuple[str, ...], output: Output, stack: contextlib.ExitStack
+) -> Converted:
+    """The conversion stage, in a private temp folder that lives until the bundle is written."""
+    import tempfile
+
+    from aoe_pack.convert.pipeline import convert, targets_of
+
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aoe-convert-")))
+    return convert(cfg, targets_of(cfg, targets), workdir, report=output.info)
 
 
 def _size_of(path: Path) -> int:
@@ -88,6 +106,14 @@ def _human(n: int) -> str:
     "the AoE-style key embedded in the app. Repeatable.",
 )
 @click.option("--no-encrypt", is_flag=True, help="Store the model unencrypted (signed only).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="RUNTIME[:VARIANT]",
+    help='Convert for this target instead of the config\'s "targets" (repeatable), e.g. '
+    "tflite:fp16, onnx:basic, ort, mnn:fp16, ncnn. Needs aoe-pack[convert].",
+)
 @json_option
 def build(
     config: Path,
@@ -96,6 +122,7 @@ def build(
     recipients: tuple[str, ...],
     kek_files: tuple[str, ...],
     no_encrypt: bool,
+    targets: tuple[str, ...],
     json_mode: bool,
 ) -> None:
     """Validate CONFIG and pack its model into a signed, encrypted .aoe bundle.
@@ -111,6 +138,10 @@ def build(
     given; it then needs at least one --recipient or --encryption-key-file.
     Set SOURCE_DATE_EPOCH for reproducible timestamps: an unencrypted build of
     the same inputs is byte-identical.
+
+    With "targets" in the config (or --target), the model is a source: it is
+    converted for each target, each artifact is checked against the source on
+    the same inputs, and the build fails if one exceeds its tolerance.
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -150,11 +181,27 @@ def build(
             if (encrypt or recipients or kek_files)
             else EncryptionSpec()
         )
-        total = sum(_size_of(cfg.model_root / f.path) for f in cfg.files)
-        with output.progress(f"building {out.name}", total) as progress:
-            result = build_bundle(
-                cfg, out, signing_keys=signers, encryption=spec, progress=progress
+        with contextlib.ExitStack() as stack:
+            payload, provenance = None, None
+            if targets or cfg.targets:
+                converted = _convert(cfg, targets, output, stack)
+                payload, provenance = list(converted.payload), converted.provenance
+            sizes = (
+                [p.local for p in payload]
+                if payload
+                else [cfg.model_root / f.path for f in cfg.files]
             )
+            total = sum(_size_of(p) for p in sizes)
+            with output.progress(f"building {out.name}", total) as progress:
+                result = build_bundle(
+                    cfg,
+                    out,
+                    signing_keys=signers,
+                    encryption=spec,
+                    progress=progress,
+                    payload=payload,
+                    provenance=provenance,
+                )
 
     def text() -> None:
         m = result.manifest
@@ -255,6 +302,13 @@ def inspect(bundle: Path, json_mode: bool) -> None:
                 output.line(f"  recipient {r.keyid}  ({r.type}{', ' + r.kem if r.kem else ''})")
         else:
             output.line("  recipient none (not encrypted)")
+        for c in m.provenance.get("conversions", []):
+            p = c.get("parity", {})
+            top1 = f"  top1 {p['top1']}" if p.get("top1") else ""
+            output.line(
+                f"  parity    {c.get('target')}: max {p.get('maxAbs')}  mean {p.get('meanAbs')}"
+                f"{top1}  (tolerance {p.get('tolerance')}, {p.get('samples')} samples)"
+            )
         prov = m.provenance
         builder = prov.get("builder", {})
         output.line(f"  built by  {builder.get('name')} {builder.get('version')}")
