@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from aoe_pack import __version__
+from aoe_pack.cli.bench_cmds import bench
 from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
 from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.keys_cmds import keygen
@@ -34,7 +35,7 @@ def cli() -> None:
     """
 
 
-for command in (keygen, validate, migrate, build, verify, inspect, unpack):
+for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench):
     cli.add_command(command)
 
 
