@@ -128,9 +128,20 @@ def make_mnist(out: Path) -> None:
             "source": "installed",
             "description": "MNIST-style digit classifier with random weights (a sample).",
             "modelDir": ".",
-            "modelName": "mnist.tflite",
+            "modelName": "mnist.keras",
             "updateURL": "https://models.example.com/mnist/",
             "encrypt": True,
+            # The Keras model is the source; build converts it for every runtime
+            # (mnist.tflite stays beside it for teams that ship it as it is).
+            "targets": [
+                {"runtime": "tflite", "variant": "fp32"},
+                {"runtime": "tflite", "variant": "fp16"},
+                {"runtime": "tflite", "variant": "int8"},
+                {"runtime": "onnx", "variant": "basic"},
+                {"runtime": "ort", "variant": "mobile"},
+                {"runtime": "mnn", "variant": "fp32"},
+                {"runtime": "ncnn", "variant": "fp32"},
+            ],
             "inputs": [
                 {
                     "name": input_name,
@@ -238,6 +249,15 @@ def make_squeezenet(out: Path, classes: int = len(CIFAR100)) -> None:
             "modelName": "squeezenet.onnx",
             "updateURL": "https://models.example.com/squeezenet/",
             "encrypt": True,
+            # Every target reachable from an ONNX source.
+            "targets": [
+                {"runtime": "onnx", "variant": "basic"},
+                {"runtime": "ort", "variant": "mobile"},
+                {"runtime": "mnn", "variant": "fp32"},
+                {"runtime": "mnn", "variant": "fp16"},
+                {"runtime": "ncnn", "variant": "fp32"},
+                {"runtime": "ncnn", "variant": "fp16"},
+            ],
             "inputs": [
                 {"name": "image", "dtype": "float32", "shape": [1, 3, 64, 64], "range": [0.0, 1.0]}
             ],
@@ -248,12 +268,14 @@ def make_squeezenet(out: Path, classes: int = len(CIFAR100)) -> None:
 
 
 def main() -> int:
-    from aoe_pack.config import validate_config
+    from aoe_pack.config import migrate_config, validate_config
 
     for name, make in (("mnist", make_mnist), ("squeezenet", make_squeezenet)):
         out = HERE / name
         out.mkdir(exist_ok=True)
         make(out)
+        # Write the config in canonical key order, exactly as `aoe-pack migrate` would.
+        migrate_config(out / "config.json")
         report = validate_config(out / "config.json")
         for violation in report.violations:
             print(f"{name}: {violation}", file=sys.stderr)

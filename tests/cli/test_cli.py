@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -16,10 +17,28 @@ from aoe_pack.bundle.zipfmt import read_layout
 from aoe_pack.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = {
-    "mnist": (REPO / "sample_models/mnist/config.json", "mnist.tflite"),
-    "squeezenet": (REPO / "sample_models/squeezenet/config.json", "squeezenet.onnx"),
-}
+AS_IS = {"mnist": "mnist.tflite", "squeezenet": "squeezenet.onnx"}
+Samples = dict[str, tuple[Path, str]]
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    """The sample models packed as they are: no conversion targets, mnist as its .tflite.
+
+    These tests are about packing, signing and encryption; conversion has its own
+    (tests/convert). Copies keep the committed samples untouched.
+    """
+    root = tmp_path_factory.mktemp("samples")
+    out = {}
+    for name, model_file in AS_IS.items():
+        folder = root / name
+        shutil.copytree(REPO / "sample_models" / name, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("targets", None)
+        config["modelName"] = model_file
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        out[name] = (folder / "config.json", model_file)
+    return out
 
 
 def aoe(*args: str, env: dict[str, str] | None = None, input: str | None = None):
@@ -29,10 +48,15 @@ def aoe(*args: str, env: dict[str, str] | None = None, input: str | None = None)
 
 
 def build_sample(
-    out: Path, keys: dict[str, Path], *extra: object, model: str = "mnist", signer: str = "signer"
+    out: Path,
+    keys: dict[str, Path],
+    samples: Samples,
+    *extra: object,
+    model: str = "mnist",
+    signer: str = "signer",
 ) -> Path:
     """Build a sample model's bundle with the CLI; fail the test if that fails."""
-    cfg, _ = SAMPLES[model]
+    cfg, _ = samples[model]
     r = aoe("build", cfg, "--out", out, "--sign-key", keys[signer].with_suffix(".key"), *extra)
     assert r.exit_code == 0, r.output
     return out
@@ -76,11 +100,13 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_password_protected_key_via_env(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_password_protected_key_via_env(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
     env = {"AOE_PACK_PASSWORD": "correct horse"}
     assert aoe("keygen", "--out", tmp_path / "pw", env=env).exit_code == 0
     assert b"ENCRYPTED" in (tmp_path / "pw.key").read_bytes()
-    cfg, _ = SAMPLES["mnist"]
+    cfg, _ = samples["mnist"]
     out = tmp_path / "b.aoe"
     base = ["build", cfg, "--out", out, "--sign-key", tmp_path / "pw.key", "--no-encrypt"]
     wrong = aoe(*base, "--json", env={"AOE_PACK_PASSWORD": "wrong"})
@@ -92,8 +118,8 @@ def test_password_protected_key_via_env(tmp_path: Path, keys: dict[str, Path]) -
     assert aoe(*base, env=env).exit_code == 0
 
 
-def test_env_key_reference(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["squeezenet"]
+def test_env_key_reference(tmp_path: Path, keys: dict[str, Path], samples: Samples) -> None:
+    cfg, _ = samples["squeezenet"]
     env = {
         "SIGNER": (keys["signer"].with_suffix(".key")).read_text(),
         "TRUST": (keys["signer"].with_suffix(".pub")).read_text(),
@@ -111,13 +137,18 @@ def test_env_key_reference(tmp_path: Path, keys: dict[str, Path]) -> None:
     assert "NOPE_NOT_SET" in missing.stderr
 
 
-@pytest.mark.parametrize("model", sorted(SAMPLES))
+@pytest.mark.parametrize("model", sorted(AS_IS))
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 @pytest.mark.parametrize("signers", [1, 2])
 def test_sample_round_trip_bit_exact(
-    tmp_path: Path, keys: dict[str, Path], model: str, encrypted: bool, signers: int
+    tmp_path: Path,
+    keys: dict[str, Path],
+    model: str,
+    encrypted: bool,
+    signers: int,
+    samples: Samples,
 ) -> None:
-    cfg, model_file = SAMPLES[model]
+    cfg, model_file = samples[model]
     bundle = tmp_path / f"{model}.aoe"
     sign = ["--sign-key", keys["signer"].with_suffix(".key")]
     trust = ["--trusted-key", keys["signer"].with_suffix(".pub")]
@@ -142,9 +173,9 @@ def test_sample_round_trip_bit_exact(
 
 
 def test_every_recipient_type_decrypts_from_its_key_file(
-    tmp_path: Path, keys: dict[str, Path]
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
 ) -> None:
-    cfg, _ = SAMPLES["mnist"]
+    cfg, _ = samples["mnist"]
     bundle = tmp_path / "m.aoe"
     r = aoe(
         "build",
@@ -172,8 +203,10 @@ def test_every_recipient_type_decrypts_from_its_key_file(
     assert json.loads(wrong.stdout)["error"]["code"] == "no-matching-recipient"
 
 
-def test_tampered_bundle_fails_with_json_error(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
+def test_tampered_bundle_fails_with_json_error(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["mnist"]
     bundle = tmp_path / "m.aoe"
     assert (
         aoe(
@@ -204,9 +237,9 @@ def test_tampered_bundle_fails_with_json_error(tmp_path: Path, keys: dict[str, P
     assert "Traceback" not in text.stderr
 
 
-def test_untrusted_signer_fails(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_untrusted_signer_fails(tmp_path: Path, keys: dict[str, Path], samples: Samples) -> None:
     bundle = tmp_path / "m.aoe"
-    build_sample(bundle, keys, "--no-encrypt", signer="other")
+    build_sample(bundle, keys, samples, "--no-encrypt", signer="other")
     r = aoe("verify", bundle, "--trusted-key", keys["signer"].with_suffix(".pub"))
     assert r.exit_code == 1
     assert "key not trusted" in r.stderr
@@ -226,9 +259,11 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert aoe(*args).exit_code == 2
 
 
-def test_threshold_above_trusted_keys_is_usage_error(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_threshold_above_trusted_keys_is_usage_error(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
     bundle = tmp_path / "m.aoe"
-    build_sample(bundle, keys, "--no-encrypt")
+    build_sample(bundle, keys, samples, "--no-encrypt")
     r = aoe(
         "verify", bundle, "--trusted-key", keys["signer"].with_suffix(".pub"), "--threshold", "2"
     )
@@ -236,8 +271,10 @@ def test_threshold_above_trusted_keys_is_usage_error(tmp_path: Path, keys: dict[
     assert "exceeds" in r.stderr
 
 
-def test_encryption_without_recipient_is_usage_error(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
+def test_encryption_without_recipient_is_usage_error(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["mnist"]
     r = aoe(
         "build", cfg, "--out", tmp_path / "m.aoe", "--sign-key", keys["signer"].with_suffix(".key")
     )
@@ -246,8 +283,10 @@ def test_encryption_without_recipient_is_usage_error(tmp_path: Path, keys: dict[
     assert not (tmp_path / "m.aoe").exists()
 
 
-def test_failed_build_leaves_no_output(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
+def test_failed_build_leaves_no_output(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["mnist"]
     r = aoe(
         "build",
         cfg,
@@ -262,10 +301,10 @@ def test_failed_build_leaves_no_output(tmp_path: Path, keys: dict[str, Path]) ->
     assert list(tmp_path.iterdir()) == []
 
 
-def test_inspect_without_keys(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_inspect_without_keys(tmp_path: Path, keys: dict[str, Path], samples: Samples) -> None:
     bundle = tmp_path / "s.aoe"
     build_sample(
-        bundle, keys, "--recipient", keys["device"].with_suffix(".pub"), model="squeezenet"
+        bundle, keys, samples, "--recipient", keys["device"].with_suffix(".pub"), model="squeezenet"
     )
     r = aoe("inspect", bundle, "--json")
     assert r.exit_code == 0, r.output
@@ -324,8 +363,10 @@ def test_help_teaches() -> None:
     assert "Exit codes" in aoe("verify", "--help").stdout
 
 
-def test_no_color_and_non_tty_output_is_plain(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
+def test_no_color_and_non_tty_output_is_plain(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["mnist"]
     r = aoe(
         "build",
         cfg,
@@ -340,10 +381,10 @@ def test_no_color_and_non_tty_output_is_plain(tmp_path: Path, keys: dict[str, Pa
     assert "\x1b[" not in r.output
 
 
-def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path]) -> None:
+def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path], samples: Samples) -> None:
     """The device-side path must not import any ML framework (nor the config stack)."""
     bundle = tmp_path / "m.aoe"
-    build_sample(bundle, keys, "--recipient", keys["device"].with_suffix(".pub"))
+    build_sample(bundle, keys, samples, "--recipient", keys["device"].with_suffix(".pub"))
     argv = [
         "verify",
         str(bundle),
@@ -381,8 +422,10 @@ def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path]) -> None:
     assert loaded == []
 
 
-def test_recipient_key_as_trusted_key_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["mnist"]
+def test_recipient_key_as_trusted_key_is_refused(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["mnist"]
     bundle = tmp_path / "m.aoe"
     sign = ["--sign-key", keys["signer"].with_suffix(".key")]
     assert aoe("build", cfg, "--out", bundle, *sign, "--no-encrypt").exit_code == 0
@@ -393,8 +436,10 @@ def test_recipient_key_as_trusted_key_is_refused(tmp_path: Path, keys: dict[str,
     assert "encryption key (X25519)" in err["message"]
 
 
-def test_inspect_text_never_truncates_names(tmp_path: Path, keys: dict[str, Path]) -> None:
-    cfg, _ = SAMPLES["squeezenet"]
+def test_inspect_text_never_truncates_names(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    cfg, _ = samples["squeezenet"]
     bundle = tmp_path / "s.aoe"
     sign = ["--sign-key", keys["signer"].with_suffix(".key")]
     assert aoe("build", cfg, "--out", bundle, *sign, "--no-encrypt").exit_code == 0

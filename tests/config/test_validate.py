@@ -70,7 +70,7 @@ def test_mnist_sample_is_valid_and_normalises_runtime():
     assert config.source == "installed"
     assert config.encrypt is True
     assert config.files == (
-        ModelFile(path="mnist.tflite", role="model"),
+        ModelFile(path="mnist.keras", role="model"),
         ModelFile(path="labels.txt", role="labels"),
     )
     assert config.inputs[0].shape == (1, 28, 28, 1)
