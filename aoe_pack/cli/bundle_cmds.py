@@ -37,6 +37,17 @@ def _convert(
     return convert(cfg, targets_of(cfg, targets), workdir, report=output.info)
 
 
+def _validate_model(cfg: ModelConfig, output: Output) -> None:
+    """An as-is build still checks a model it can read (Keras, SavedModel, TFLite, ONNX)."""
+    from aoe_pack.convert.pipeline import validate_source
+    from aoe_pack.errors import MissingExtraError
+
+    try:
+        validate_source(cfg)
+    except MissingExtraError as e:
+        output.warn(f"the model was not checked: {e.message} (install aoe-pack[convert])")
+
+
 def _size_of(path: Path) -> int:
     """File size for a progress bar; 0 if unreadable (the command reports that itself)."""
     try:
@@ -186,6 +197,8 @@ def build(
             if targets or cfg.targets:
                 converted = _convert(cfg, targets, output, stack)
                 payload, provenance = list(converted.payload), converted.provenance
+            else:
+                _validate_model(cfg, output)
             sizes = (
                 [p.local for p in payload]
                 if payload

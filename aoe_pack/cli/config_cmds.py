@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import json_option
 from aoe_pack.cli._output import Output
-from aoe_pack.errors import EXIT_FAILURE
+from aoe_pack.errors import EXIT_FAILURE, MissingExtraError
+
+if TYPE_CHECKING:
+    from aoe_pack.config.model import ModelConfig
 
 
 def _report_text(output: Output, report: object, path: Path) -> None:
@@ -38,22 +42,57 @@ def _report_text(output: Output, report: object, path: Path) -> None:
     is_flag=True,
     help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically.",
 )
+@click.option(
+    "--no-model",
+    is_flag=True,
+    help="Check the config only, not the model file it names.",
+)
 @json_option
-def validate(config: Path, fix: bool, json_mode: bool) -> None:
-    """Check a model config against the schema; report every problem.
+def validate(config: Path, fix: bool, no_model: bool, json_mode: bool) -> None:
+    """Check a model config against the schema, and its model against the config.
 
-    Each problem comes with its JSON path, line and column, and a hint.
+    Each config problem comes with its JSON path, line and column, and a hint.
     Legacy AoE configs (Android model.config, iOS, unquoted versions) are read
     with a warning per legacy spelling; --fix writes them back in canonical form.
+
+    Then the model (Keras, SavedModel, TFLite or ONNX) is loaded and its inputs
+    and outputs compared with the declared ones: a corrupt file, an unsupported
+    opset or a disagreeing signature fails here, before any build. This needs
+    aoe-pack[convert]; without it, the model is reported as not checked.
     """
     output = Output(json_mode)
+    model: dict[str, object] | None = None
     with handle_errors(json_mode):
         from aoe_pack.config import migrate_config, validate_config
 
         report = migrate_config(config) if fix else validate_config(config)
-    output.result(report.to_dict(), lambda: _report_text(output, report, config))
+        if report.config is not None and not no_model:
+            model = _check_model(report.config, output)
+
+    def text() -> None:
+        _report_text(output, report, config)
+        if model and model.get("checked"):
+            output.line(
+                f"{config}: model {model['path']} ({model['format']}) matches its declaration"
+            )
+
+    output.result({**report.to_dict(), "model": model}, text)
     if not report.ok:
         sys.exit(EXIT_FAILURE)
+
+
+def _check_model(cfg: ModelConfig, output: Output) -> dict[str, object]:
+    from aoe_pack.convert.pipeline import validate_source
+
+    try:
+        source = validate_source(cfg)
+    except MissingExtraError as e:
+        output.warn(f"the model was not checked: {e.message}")
+        return {"checked": False, "path": cfg.model_name, "reason": e.message}
+    if source is None:
+        return {"checked": False, "path": cfg.model_name, "reason": "format packed as it is"}
+    details = {k: v for k, v in source.details.items() if isinstance(v, str | int | bool)}
+    return {"checked": True, "path": cfg.model_name, "format": source.format, "details": details}
 
 
 @click.command()

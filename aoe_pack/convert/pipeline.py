@@ -20,10 +20,10 @@ from typing import Any
 
 from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.convert.api import Artifact, Parity, Target
+from aoe_pack.convert.api import Artifact, Parity, SourceModel, Target
 from aoe_pack.convert.parity import check, measure, sample_inputs
 from aoe_pack.convert.registry import converter_for, parse_target
-from aoe_pack.errors import ConversionError
+from aoe_pack.errors import ConversionError, UnsupportedModelError
 
 Report = Callable[[str], None]
 """Receives one line per finished step (for progress on a terminal)."""
@@ -81,6 +81,24 @@ def source_digest(path: Path) -> str:
         h.update(child.relative_to(path).as_posix().encode() + b"\0")
         h.update(source_digest(child).encode() + b"\n")
     return h.hexdigest()
+
+
+def validate_source(config: ModelConfig) -> SourceModel | None:
+    """Load the config's model and check its declared inputs and outputs.
+
+    Returns None for formats aoe-pack does not read (``.mnn``, ncnn, ...: packed
+    as they are). Raises the source's named error when it is broken, and
+    MissingExtraError when the framework that reads it is not installed.
+    """
+    from aoe_pack.convert.sources import detect_format, load_source
+
+    path = config.model_root / config.model_name
+    try:
+        detect_format(path)
+    except UnsupportedModelError:
+        return None
+    source, _ = load_source(path, inputs=config.inputs, outputs=config.outputs)
+    return source
 
 
 def convert(
