@@ -12,15 +12,17 @@ digest and every conversion with its parity go into the signed provenance.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.convert.api import Artifact, Parity, SourceModel, Target
+from aoe_pack.convert.api import Array, Artifact, Parity, SourceModel, Target
 from aoe_pack.convert.parity import check, measure, sample_inputs
 from aoe_pack.convert.registry import converter_for, parse_target
 from aoe_pack.errors import ConversionError, UnsupportedModelError
@@ -112,8 +114,14 @@ def convert(
     source, reference = load_source(source_path, inputs=config.inputs, outputs=config.outputs)
     ctx = BuildContext(workdir=workdir, config_dir=config.source_path.parent)
     inputs = sample_inputs(source)
-    results: list[TargetResult] = []
-    for target in targets:
+    # The source runs once per sample, up front: targets then compare against
+    # these outputs without contending for the source model.
+    expected = {id(feed): reference(feed) for feed in inputs}
+
+    def cached(inputs: Mapping[str, Array]) -> Sequence[Array]:  # a Runner
+        return expected[id(inputs)]
+
+    def one(target: Target) -> TargetResult:
         conv = converter_for(target)
         start = time.perf_counter()
         artifact = conv.convert(source, target, ctx.for_target(target))
@@ -123,24 +131,22 @@ def convert(
             if target.tolerance is not None
             else conv.default_tolerance(target.variant)
         )
-        parity = measure(reference, conv.load(artifact), inputs, tolerance=tolerance)
+        parity = measure(cached, conv.load(artifact), inputs, tolerance=tolerance)
         check(parity, target.name)
-        result = TargetResult(
-            artifact=Artifact(
-                target=artifact.target,
-                files=artifact.files,
-                tools=artifact.tools,
-                seconds=seconds,
-                layout=artifact.layout,
-            ),
-            parity=parity,
-        )
-        results.append(result)
         if report:
             report(
                 f"{target.name}: {seconds:.1f} s, max abs error {parity.max_abs:.1e} "
                 f"(tolerance {parity.tolerance:.0e})"
             )
+        return TargetResult(artifact=replace(artifact, seconds=seconds), parity=parity)
+
+    for target in targets:  # unknown runtimes and variants fail before any work starts
+        converter_for(target)
+    # Targets convert concurrently: MNN, pnnx and the ORT tool run as child
+    # processes and TensorFlow work is serialised by its own lock, so a pool the
+    # size of the machine overlaps them. Results keep the targets' order.
+    with ThreadPoolExecutor(max(1, min(len(targets), os.cpu_count() or 1))) as pool:
+        results = [f.result() for f in [pool.submit(one, t) for t in targets]]
     payload = [
         PayloadSource(
             local=f.local,
