@@ -155,6 +155,15 @@ def authenticate(
     """Signatures first, then the manifest, then manifest ↔ container agreement."""
     sigs = dsse.parse_envelope(bundle.signatures_bytes, limits)
     checks = dsse.check_signatures(bundle.manifest_bytes, sigs, list(trusted_keys), threshold)
+    return check_container(bundle, limits), checks
+
+
+def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
+    """The manifest, and its agreement with the container (no signature check).
+
+    Use after checking signatures (``authenticate``); alone, it only tells that
+    the file is internally consistent, not who made it.
+    """
     _check_crc(bundle.layout.entries[-2], bundle.manifest_bytes)
     _check_crc(bundle.layout.entries[-1], bundle.signatures_bytes)
     manifest = bundle.parse_manifest(limits)
@@ -179,7 +188,7 @@ def authenticate(
             )
         if e.crc32 != f.stored.crc32:
             raise IntegrityError(f"{e.name}: CRC-32 in the ZIP headers differs from the manifest")
-    return manifest, checks
+    return manifest
 
 
 def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
