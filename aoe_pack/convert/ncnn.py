@@ -125,6 +125,27 @@ def _foreign_layers(param: Path) -> list[str]:
     return sorted({ln.split()[0] for ln in lines if ln.split() and "." in ln.split()[0]})
 
 
+def _stage_for_pnnx(onnx_path: Path, dst: Path) -> None:
+    """Copy the model for pnnx, spelling out each Pad's default mode.
+
+    pnnx leaves a Pad without a ``mode`` attribute (optional in ONNX, default
+    "constant"; tf2onnx omits it, e.g. for Keras's ZeroPadding2D) as an
+    untranslated ``Pad`` layer that ncnn refuses to load.
+    """
+    from aoe_pack.convert.sources import import_onnx
+
+    onnx = import_onnx()
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception:  # noqa: BLE001 - pnnx then reports the unreadable model itself
+        shutil.copyfile(onnx_path, dst)
+        return
+    for node in model.graph.node:
+        if node.op_type == "Pad" and not any(a.name == "mode" for a in node.attribute):
+            node.attribute.append(onnx.helper.make_attribute("mode", "constant"))
+    onnx.save(model, str(dst))
+
+
 def convert_onnx(
     onnx_path: Path, out_dir: Path, stem: str, source: SourceModel, variant: str
 ) -> tuple[Path, Path, float]:
@@ -134,7 +155,7 @@ def convert_onnx(
     with tempfile.TemporaryDirectory(prefix=".pnnx-", dir=out_dir) as tmp:
         work = Path(tmp)
         # A fixed name: pnnx parses key=value arguments, and names its outputs after the input.
-        shutil.copyfile(onnx_path, work / "model.onnx")
+        _stage_for_pnnx(onnx_path, work / "model.onnx")
         argv = [str(exe), "model.onnx", f"inputshape={_inputshape(source)}", _FP16_FLAG[variant]]
         started = time.perf_counter()
         try:

@@ -479,12 +479,16 @@ class KerasRunner:
     def __init__(self, model: Any) -> None:
         self._model = model
         self._names = [t.name for t in model.inputs]
+        # Call with the structure the model was built with: a model made from a
+        # one-element input list wants a list, or Keras warns that they differ.
+        self._as_list = isinstance(getattr(model, "input", None), list | tuple)
 
     def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
         import numpy as np
 
         values = feed_in_order(inputs, self._names)
-        result = self._model(values[0] if len(values) == 1 else values, training=False)
+        single = len(values) == 1 and not self._as_list
+        result = self._model(values[0] if single else values, training=False)
         if isinstance(result, Mapping):
             result = list(result.values())
         if not isinstance(result, list | tuple):

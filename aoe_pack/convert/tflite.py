@@ -51,10 +51,12 @@ from aoe_pack.errors import AoePackError, ConversionError, ConverterNotFoundErro
 # Max abs error on the outputs, against the source. FIELD-NOTES §3 measured a
 # random-weight CNN at 2e-8 (fp32), 2e-5 (fp16), 6e-4 (dynamic int8) and 2e-3
 # (full int8); the mnist sample gives 0 (bit-identical), 1.0e-5, 3.4e-4 and
-# 1.9e-3 on its softmax outputs. The defaults leave 50-500x headroom for bigger
-# models and un-normalised outputs (logits): fp32 differs only by kernel
-# summation order, the quantised variants by design.
-_TOLERANCES = {"fp32": 1e-5, "fp16": 1e-2, "int8-dynamic": 5e-2, "int8": 1e-1}
+# 1.9e-3 on its softmax outputs; MobileNetV2 (96x96, alpha 0.35, 100 classes,
+# tests/convert/test_mobilenet.py) 2.5e-2 for full int8. fp32 differs only by
+# kernel summation order, the quantised variants by design. Full int8 was 1e-1,
+# wider than MobileNetV2's whole output spread (~2.7e-2), so an artifact that
+# ignored its input could pass: it is 5e-2, 2x the worst real model measured.
+_TOLERANCES = {"fp32": 1e-5, "fp16": 1e-2, "int8-dynamic": 5e-2, "int8": 5e-2}
 _IO_DTYPES = ("float32", "int8", "uint8")
 
 
