@@ -29,6 +29,7 @@ KEY_ORDER = (
     "outputs",
     "files",
     "targets",
+    "sampleInputs",
 )
 DEFAULTS: Mapping[str, Any] = {"source": "installed", "encrypt": True}
 _TENSOR_ORDER = ("name", "dtype", "shape", "range")

@@ -103,6 +103,16 @@ def validate_source(config: ModelConfig) -> SourceModel | None:
     return source
 
 
+def _parity_inputs(config: ModelConfig, source: SourceModel) -> list[dict[str, Array]]:
+    """The config's sampleInputs (.npz) if it names some, else seeded ones in range."""
+    from aoe_pack.convert.context import load_calibration
+
+    named = config.canonical.get("sampleInputs")
+    if named:
+        return load_calibration(config.source_path.parent / str(named), source)
+    return sample_inputs(source)
+
+
 def convert(
     config: ModelConfig, targets: Sequence[Target], workdir: Path, *, report: Report | None = None
 ) -> Converted:
@@ -113,7 +123,7 @@ def convert(
     source_path = config.model_root / config.model_name
     source, reference = load_source(source_path, inputs=config.inputs, outputs=config.outputs)
     ctx = BuildContext(workdir=workdir, config_dir=config.source_path.parent)
-    inputs = sample_inputs(source)
+    inputs = _parity_inputs(config, source)
     # The source runs once per sample, up front: targets then compare against
     # these outputs without contending for the source model.
     expected = {id(feed): reference(feed) for feed in inputs}

@@ -28,7 +28,7 @@ SAMPLES = REPO / "sample_models"
 RUNTIMES = "tflite, tensorflow, onnx, ort, mnn, ncnn, pytorch, tengine"
 TOP_KEYS = (
     "$schema, version, tag, runtime, source, description, modelDir, modelName, minAppVersion, "
-    "updateURL, encrypt, inputs, outputs, files, targets"
+    "updateURL, encrypt, inputs, outputs, files, targets, sampleInputs"
 )
 SEMVER = 'use semantic versioning MAJOR.MINOR.PATCH, e.g. "1.0.0" or "2.1.0-beta.1"'
 

@@ -206,3 +206,34 @@ def test_every_target_builds_without_network_and_leaves_home_alone(
     assert doc["ok"] is True
     written = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     assert written == []
+
+
+def test_parity_runs_on_the_configs_sample_inputs(tmp_path: Path, signer: Path) -> None:
+    import numpy as np
+
+    config_path = sample_with_targets(tmp_path, "squeezenet", [{"runtime": "onnx"}])
+    rng = np.random.default_rng(7)
+    np.savez(
+        config_path.parent / "samples.npz", image=rng.random((3, 1, 3, 64, 64), dtype=np.float32)
+    )
+    config = json.loads(config_path.read_text())
+    config["sampleInputs"] = "samples.npz"
+    config_path.write_text(json.dumps(config))
+    bundle = tmp_path / "s.aoe"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "build",
+            str(config_path),
+            "--out",
+            str(bundle),
+            "--sign-key",
+            f"{signer}.key",
+            "--no-encrypt",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(CliRunner().invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
+    assert doc["provenance"]["conversions"][0]["parity"]["samples"] == 3
