@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from aoe_pack.errors import KeyPasswordError
-from aoe_pack.keys import PASSWORD_ENV
+from aoe_pack.errors import KeyPasswordError, KeyTypeError
+from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
 
 json_option = click.option(
     "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."
@@ -51,3 +51,22 @@ def env_password() -> bytes | None:
     """The password from the environment, if any."""
     value = os.environ.get(PASSWORD_ENV)
     return value.encode() if value else None
+
+
+def load_verification_keys(
+    trusted_refs: tuple[str, ...], decryption_ref: str | None
+) -> tuple[list[PublicKey], DecryptionKey | None]:
+    """The trusted signer keys and optional decryption key of verify, unpack and bench."""
+    from aoe_pack.keys import load_decryption_key, load_public_key
+
+    trusted = [load_public_key(k) for k in trusted_refs]
+    for ref, key in zip(trusted_refs, trusted, strict=True):
+        if not key.kind.signs:
+            raise KeyTypeError(
+                f"{ref} holds an encryption key ({key.algorithm}); "
+                "--trusted-key takes a signer's key",
+                hint="pass the .pub of the key given to `aoe-pack build --sign-key`",
+            )
+    if decryption_ref is None:
+        return trusted, None
+    return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)

@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import decryption_key_option, json_option, prompt_password
+from aoe_pack.cli._options import decryption_key_option, json_option, load_verification_keys
 from aoe_pack.cli._output import Output
-from aoe_pack.errors import KeyTypeError
 
 if TYPE_CHECKING:
     from aoe_pack.bench import BenchReport
-    from aoe_pack.keys import DecryptionKey, PublicKey
 
 DEFAULT_COMMAND = "run"
 
@@ -50,27 +48,6 @@ def bench() -> None:
     aoe-pack bench report A.json B.json ... --out report.html|report.md
         merge reports from several devices into one table and plot
     """
-
-
-def _keys(
-    trusted_refs: tuple[str, ...], decryption_ref: str | None
-) -> tuple[list[PublicKey], DecryptionKey | None]:
-    from aoe_pack.keys import load_decryption_key, load_public_key
-
-    trusted = [load_public_key(k) for k in trusted_refs]
-    for ref, key in zip(trusted_refs, trusted, strict=True):
-        if not key.kind.signs:
-            raise KeyTypeError(
-                f"{ref} holds an encryption key ({key.algorithm}); "
-                "--trusted-key takes a signer's key",
-                hint="pass the .pub of the key given to `aoe-pack build --sign-key`",
-            )
-    dkey = (
-        None
-        if decryption_ref is None
-        else load_decryption_key(decryption_ref, prompt=prompt_password)
-    )
-    return trusted, dkey
 
 
 @bench.command("run")
@@ -149,7 +126,7 @@ def run(
         from aoe_pack._io import write_atomic
         from aoe_pack.bench import bench_bundle
 
-        trusted, dkey = _keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
         output.info(f"benchmarking {bundle} ({runs} runs per artifact)")
         report = bench_bundle(
             bundle,

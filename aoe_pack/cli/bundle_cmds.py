@@ -12,13 +12,13 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
+    load_verification_keys,
     prompt_password,
     threshold_option,
     trusted_key_option,
 )
 from aoe_pack.cli._output import Output
-from aoe_pack.errors import KeyTypeError, UsageError
-from aoe_pack.keys import DecryptionKey, PublicKey
+from aoe_pack.errors import UsageError
 
 if TYPE_CHECKING:
     from aoe_pack.config.model import ModelConfig
@@ -54,25 +54,6 @@ def _size_of(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _verification_keys(
-    trusted_refs: tuple[str, ...], decryption_ref: str | None
-) -> tuple[list[PublicKey], DecryptionKey | None]:
-    """The trusted signer keys and the optional decryption key of verify/unpack."""
-    from aoe_pack.keys import load_decryption_key, load_public_key
-
-    trusted = [load_public_key(k) for k in trusted_refs]
-    for ref, key in zip(trusted_refs, trusted, strict=True):
-        if not key.kind.signs:
-            raise KeyTypeError(
-                f"{ref} holds an encryption key ({key.algorithm}); "
-                "--trusted-key takes a signer's key",
-                hint="pass the .pub of the key given to `aoe-pack build --sign-key`",
-            )
-    if decryption_ref is None:
-        return trusted, None
-    return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)
 
 
 def _human(n: int) -> str:
@@ -256,7 +237,7 @@ def verify(
     with handle_errors(json_mode):
         from aoe_pack.bundle import verify_bundle
 
-        trusted, dkey = _verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
         with output.progress(f"verifying {bundle.name}", _size_of(bundle)) as progress:
             result = verify_bundle(
                 bundle,
@@ -366,7 +347,7 @@ def unpack(
     with handle_errors(json_mode):
         from aoe_pack.bundle import unpack_bundle
 
-        trusted, dkey = _verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
         with output.progress(f"unpacking {bundle.name}", _size_of(bundle)) as progress:
             result = unpack_bundle(
                 bundle,

@@ -83,6 +83,19 @@ class Artifact:
     """Input layout the runtime expects when it differs from the source's (e.g. "NCHW")."""
 
 
+def single_file_artifact(
+    target: Target, local: Path, *, tools: Mapping[str, str], seconds: float
+) -> Artifact:
+    """An artifact of one model file, stored as ``<runtime>/<variant>/<file name>``."""
+    path = f"{target.runtime}/{target.variant}/{local.name}"
+    return Artifact(
+        target=target,
+        files=(ArtifactFile(local=local, bundle_path=path, role="model"),),
+        tools=tools,
+        seconds=seconds,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Parity:
     """How closely an artifact reproduces its source on the same inputs."""

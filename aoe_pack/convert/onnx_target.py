@@ -29,11 +29,11 @@ from typing import Any
 from aoe_pack.convert.api import (
     Array,
     Artifact,
-    ArtifactFile,
     ConvertContext,
     Runner,
     SourceModel,
     Target,
+    single_file_artifact,
 )
 from aoe_pack.convert.sources import EXTRA_HINT, feed_in_order, import_onnx, import_onnxruntime
 from aoe_pack.errors import ConversionError, ConverterNotFoundError, MissingExtraError
@@ -91,16 +91,7 @@ class OnnxConverter:
             ) from e
         if not out.is_file():
             raise ConversionError(f"onnx:{target.variant} wrote no model for {model.name}")
-        return Artifact(
-            target=target,
-            files=(
-                ArtifactFile(
-                    local=out, bundle_path=f"onnx/{target.variant}/{out.name}", role="model"
-                ),
-            ),
-            tools=tools,
-            seconds=time.perf_counter() - start,
-        )
+        return single_file_artifact(target, out, tools=tools, seconds=time.perf_counter() - start)
 
     def load(self, artifact: Artifact) -> Runner:
         """The artifact in onnxruntime on the CPU."""

@@ -33,11 +33,11 @@ from typing import Any
 from aoe_pack.convert.api import (
     Array,
     Artifact,
-    ArtifactFile,
     ConvertContext,
     Runner,
     SourceModel,
     Target,
+    single_file_artifact,
 )
 from aoe_pack.convert.sources import (
     TF_LOCK,
@@ -98,16 +98,7 @@ class TFLiteConverter:
                 f"aoe-pack has no path from {source.format} ({source.path.name}) to TFLite",
                 hint="build the tflite targets from the Keras or SavedModel source",
             )
-        return Artifact(
-            target=target,
-            files=(
-                ArtifactFile(
-                    local=out, bundle_path=f"tflite/{target.variant}/{out.name}", role="model"
-                ),
-            ),
-            tools=tools,
-            seconds=time.perf_counter() - start,
-        )
+        return single_file_artifact(target, out, tools=tools, seconds=time.perf_counter() - start)
 
     def load(self, artifact: Artifact) -> Runner:
         """The artifact in LiteRT's interpreter."""
