@@ -140,6 +140,10 @@ class ConvertContext(Protocol):
         """The source as ONNX (itself if it is ONNX; else converted once with tf2onnx)."""
         ...
 
+    def saved_model_of(self, source: SourceModel) -> Path:
+        """The source as a TensorFlow SavedModel (a Keras source is exported once per build)."""
+        ...
+
     def calibration(self, source: SourceModel) -> Sequence[Mapping[str, Array]]:
         """Representative inputs for full-integer quantisation."""
         ...

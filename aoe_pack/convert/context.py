@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,8 @@ class _Shared:
     config_dir: Path | None
     opset: int
     lock: threading.Lock = field(default_factory=threading.Lock)
-    onnx: dict[Path, Future[Path]] = field(default_factory=dict)
+    made: dict[tuple[str, Path], Future[Any]] = field(default_factory=dict)
+    """Things made once per build and source: ("onnx" | "savedmodel" | "keras", path)."""
     seconds: dict[Path, float] = field(default_factory=dict)
 
 
@@ -92,29 +93,77 @@ class BuildContext:
 
     # --- ConvertContext -----------------------------------------------------------
 
+    def _once(self, kind: str, source: SourceModel, make: Callable[[int], Any]) -> Any:
+        """``make(index)`` once per build for (kind, source); concurrent callers wait for it."""
+        key = (kind, source.path.resolve())
+        with self._shared.lock:
+            future = self._shared.made.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._shared.made[key] = future
+                index = len(self._shared.made)
+        if owner:
+            try:
+                future.set_result(make(index))
+            except BaseException as e:  # waiting targets get the same error
+                future.set_exception(e)
+                raise
+        return future.result()
+
+    def share_keras_model(self, source: SourceModel, model: Any) -> None:
+        """Hand over the Keras model validation already loaded, so nothing loads it again."""
+        self._once("keras", source, lambda _: model)
+
+    def keras_model(self, source: SourceModel) -> Any:
+        """The Keras source, loaded once per build."""
+
+        def load(_: int) -> Any:
+            import_tensorflow()
+            import keras
+
+            with TF_LOCK:
+                return keras.saving.load_model(str(source.path))
+
+        return self._once("keras", source, load)
+
+    def saved_model_of(self, source: SourceModel) -> Path:
+        """The source as a SavedModel: itself, or a Keras source exported once per build."""
+        if source.format == "savedmodel":
+            return source.path
+        if source.format != "keras":
+            raise ConversionError(f"{source.path.name} ({source.format}) has no SavedModel form")
+
+        def export(index: int) -> Path:
+            tf = import_tensorflow()
+            folder = self._shared.root / "saved_model" / str(index)
+            model = self.keras_model(source)
+            with TF_LOCK:
+                specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+                # One positional argument: the input, or the list of a multi-input model.
+                signature = specs if len(specs) == 1 else [specs]
+                model.export(
+                    str(folder), format="tf_saved_model", verbose=False, input_signature=signature
+                )
+            return folder
+
+        path: Path = self._once("savedmodel", source, export)
+        return path
+
     def onnx_of(self, source: SourceModel) -> Path:
         """The source as ONNX: itself for ONNX, else converted once with tf2onnx."""
         if source.format == "onnx":
             return source.path
-        key = source.path.resolve()
-        with self._shared.lock:
-            future = self._shared.onnx.get(key)
-            owner = future is None
-            if future is None:
-                future = Future()
-                self._shared.onnx[key] = future
-                index = len(self._shared.onnx)
-        if owner:
+
+        def convert(index: int) -> Path:
             out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
-            try:
-                start = time.perf_counter()
-                _to_onnx(source, out, self._shared.opset)
-                self._shared.seconds[key] = time.perf_counter() - start
-            except BaseException as e:  # waiting targets get the same error
-                future.set_exception(e)
-                raise
-            future.set_result(out)
-        return future.result()
+            start = time.perf_counter()
+            _to_onnx(source, out, self._shared.opset, lambda: self.keras_model(source))
+            self._shared.seconds[source.path.resolve()] = time.perf_counter() - start
+            return out
+
+        path: Path = self._once("onnx", source, convert)
+        return path
 
     def calibration(self, source: SourceModel) -> list[dict[str, Array]]:
         """Calibration inputs: the target's ``calibration`` .npz, else seeded samples."""
@@ -184,7 +233,10 @@ def load_calibration(path: Path, source: SourceModel) -> list[dict[str, Array]]:
     return [{k: v[i] for k, v in per_input.items()} for i in range(counts.pop())]
 
 
-def _to_onnx(source: SourceModel, out: Path, opset: int) -> None:
+def _to_onnx(
+    source: SourceModel, out: Path, opset: int, keras_model: Callable[[], Any] | None = None
+) -> None:
+    """Convert ``source`` to ONNX; ``keras_model`` gives the build's loaded Keras model."""
     tf = import_tensorflow()
     onnx = import_onnx()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +256,7 @@ def _to_onnx(source: SourceModel, out: Path, opset: int) -> None:
             if source.format == "tflite":
                 tf2onnx.convert.from_tflite(str(source.path), opset=opset, output_path=str(out))
             else:
-                function, signature = _tf_function(tf, source)
+                function, signature = _tf_function(tf, source, keras_model)
                 tf2onnx.convert.from_function(
                     function, input_signature=signature, opset=opset, output_path=str(out)
                 )
@@ -217,12 +269,17 @@ def _to_onnx(source: SourceModel, out: Path, opset: int) -> None:
         ) from e
 
 
-def _tf_function(tf: Any, source: SourceModel) -> tuple[Any, list[Any]]:
+def _tf_function(
+    tf: Any, source: SourceModel, keras_model: Callable[[], Any] | None
+) -> tuple[Any, list[Any]]:
     """A tf.function over the source's serving computation, and its input signature."""
     if source.format == "keras":
-        import keras
+        if keras_model is not None:
+            model = keras_model()
+        else:
+            import keras
 
-        model = keras.saving.load_model(str(source.path))
+            model = keras.saving.load_model(str(source.path))
         signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
 
         @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,13 @@ def convert(
 ) -> Converted:
     """Validate the source, convert it for every target, measure and enforce parity."""
     from aoe_pack.convert.context import BuildContext
-    from aoe_pack.convert.sources import load_source
+    from aoe_pack.convert.sources import KerasRunner, load_source
 
     source_path = config.model_root / config.model_name
     source, reference = load_source(source_path, inputs=config.inputs, outputs=config.outputs)
     ctx = BuildContext(workdir=workdir, config_dir=config.source_path.parent)
+    if isinstance(reference, KerasRunner):  # validation loaded it: nothing loads it again
+        ctx.share_keras_model(source, reference.model)
     inputs = _parity_inputs(config, source)
     # The source runs once per sample, up front: targets then compare against
     # these outputs without contending for the source model.
@@ -155,8 +158,14 @@ def convert(
     # Targets convert concurrently: MNN, pnnx and the ORT tool run as child
     # processes and TensorFlow work is serialised by its own lock, so a pool the
     # size of the machine overlaps them. Results keep the targets' order.
+    # Alternate TensorFlow-bound targets (tflite) with the rest, whose converters
+    # mostly run child processes, so both kinds overlap from the start.
+    tf_bound = [t for t in targets if t.runtime == "tflite"]
+    others = [t for t in targets if t.runtime != "tflite"]
+    order = [t for pair in zip_longest(others, tf_bound) for t in pair if t is not None]
     with ThreadPoolExecutor(max(1, min(len(targets), os.cpu_count() or 1))) as pool:
-        results = [f.result() for f in [pool.submit(one, t) for t in targets]]
+        futures = {t.name: pool.submit(one, t) for t in order}
+        results = [futures[t.name].result() for t in targets]
     payload = [
         PayloadSource(
             local=f.local,

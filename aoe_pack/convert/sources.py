@@ -483,6 +483,11 @@ class KerasRunner:
         # one-element input list wants a list, or Keras warns that they differ.
         self._as_list = isinstance(getattr(model, "input", None), list | tuple)
 
+    @property
+    def model(self) -> Any:
+        """The loaded Keras model (shared with the conversions of the same build)."""
+        return self._model
+
     def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
         import numpy as np
 

@@ -115,13 +115,9 @@ def _convert(tf: Any, source: SourceModel, target: Target, ctx: ConvertContext) 
             hint=f"io_dtype is one of {', '.join(_IO_DTYPES)}, and only int8 takes an integer one",
         )
     calibration = ctx.calibration(source) if variant == "int8" else []
-    exported = ctx.workdir / "saved_model"
     try:
+        saved = ctx.saved_model_of(source)  # a Keras source is exported once per build
         with TF_LOCK:
-            saved = source.path
-            if source.format == "keras":
-                _export(tf, source, exported)
-                saved = exported
             converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
             if variant != "fp32":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -156,19 +152,6 @@ def _convert(tf: Any, source: SourceModel, target: Target, ctx: ConvertContext) 
             f"{type(e).__name__}: {e}",
             hint="an op without a TFLite (or int8) kernel fails here; try a float variant",
         ) from e
-    finally:
-        shutil.rmtree(exported, ignore_errors=True)
-
-
-def _export(tf: Any, source: SourceModel, folder: Any) -> None:
-    """Export the Keras model's serving function as a SavedModel, with its input shapes."""
-    import keras
-
-    model = keras.saving.load_model(str(source.path))
-    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
-    # One positional argument: the input, or the list of inputs of a multi-input model.
-    signature = specs if len(specs) == 1 else [specs]
-    model.export(str(folder), format="tf_saved_model", verbose=False, input_signature=signature)
 
 
 class LiteRTRunner:

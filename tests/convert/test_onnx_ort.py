@@ -122,7 +122,9 @@ def test_onnx_form_is_made_once_for_concurrent_targets(
 ) -> None:
     calls: list[Path] = []
 
-    def slow_convert(source: SourceModel, out: Path, opset: int) -> None:
+    def slow_convert(
+        source: SourceModel, out: Path, opset: int, keras_model: object = None
+    ) -> None:
         calls.append(out)
         time.sleep(0.2)  # long enough for every thread to ask while it runs
         out.parent.mkdir(parents=True, exist_ok=True)
