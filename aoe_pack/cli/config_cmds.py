@@ -72,8 +72,12 @@ def validate(config: Path, fix: bool, no_model: bool, json_mode: bool) -> None:
     def text() -> None:
         _report_text(output, report, config)
         if model and model.get("checked"):
+            details = model.get("details") or {}
+            assert isinstance(details, dict)
+            facts = "".join(f", {k} {v}" for k, v in details.items() if k != "producer")
             output.line(
-                f"{config}: model {model['path']} ({model['format']}) matches its declaration"
+                f"{config}: model {model['path']} ({model['format']}{facts}) "
+                "matches its declaration"
             )
 
     output.result({**report.to_dict(), "model": model}, text)
