@@ -21,6 +21,7 @@ from aoe_pack.cli._output import Output
 from aoe_pack.errors import UsageError
 
 if TYPE_CHECKING:
+    from aoe_pack.bundle import EncryptionSpec
     from aoe_pack.config.model import ModelConfig
     from aoe_pack.convert.pipeline import Converted
 
@@ -35,6 +36,36 @@ def _convert(
 
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aoe-convert-")))
     return convert(cfg, targets_of(cfg, targets), workdir, report=output.info)
+
+
+def _encryption_spec(
+    cfg: ModelConfig,
+    no_encrypt: bool,
+    recipients: tuple[str, ...],
+    kek_files: tuple[str, ...],
+    output: Output,
+) -> EncryptionSpec:
+    """Who may decrypt: the config's "encrypt" and the key options, reconciled."""
+    from aoe_pack.bundle import EncryptionSpec
+    from aoe_pack.keys import load_public_key
+    from aoe_pack.keys.load import load_kek
+
+    keys_given = bool(recipients or kek_files)
+    if no_encrypt and keys_given:
+        raise UsageError("--no-encrypt contradicts --recipient/--encryption-key-file")
+    if cfg.encrypt and not no_encrypt and not keys_given:
+        raise UsageError(
+            "encryption is on but no --recipient or --encryption-key-file was given",
+            hint="add a recipient key (aoe-pack keygen --type x25519), or pass --no-encrypt",
+        )
+    if not cfg.encrypt and keys_given:
+        output.warn('the config says "encrypt": false, but keys were given: encrypting')
+    if not keys_given:
+        return EncryptionSpec()
+    return EncryptionSpec(
+        recipients=[load_public_key(r) for r in recipients],
+        keks=[load_kek(k) for k in kek_files],
+    )
 
 
 def _validate_model(cfg: ModelConfig, output: Output) -> None:
@@ -137,11 +168,10 @@ def build(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.bundle import EncryptionSpec, build_bundle
+        from aoe_pack.bundle import build_bundle
         from aoe_pack.config import validate_config
         from aoe_pack.errors import ConfigValidationError
-        from aoe_pack.keys import load_public_key, load_signing_key
-        from aoe_pack.keys.load import load_kek
+        from aoe_pack.keys import load_signing_key
 
         report = validate_config(config)
         for notice in report.notices:
@@ -155,24 +185,7 @@ def build(
             )
         cfg = report.config
         signers = [load_signing_key(k, prompt=prompt_password) for k in sign_keys]
-        encrypt = cfg.encrypt and not no_encrypt
-        if no_encrypt and (recipients or kek_files):
-            raise UsageError("--no-encrypt contradicts --recipient/--encryption-key-file")
-        if encrypt and not (recipients or kek_files):
-            raise UsageError(
-                "encryption is on but no --recipient or --encryption-key-file was given",
-                hint="add a recipient key (aoe-pack keygen --type x25519), or pass --no-encrypt",
-            )
-        if not cfg.encrypt and (recipients or kek_files):
-            output.warn('the config says "encrypt": false, but keys were given: encrypting')
-        spec = (
-            EncryptionSpec(
-                recipients=[load_public_key(r) for r in recipients],
-                keks=[load_kek(k) for k in kek_files],
-            )
-            if (encrypt or recipients or kek_files)
-            else EncryptionSpec()
-        )
+        spec = _encryption_spec(cfg, no_encrypt, recipients, kek_files, output)
         with contextlib.ExitStack() as stack:
             payload, provenance = None, None
             if targets or cfg.targets:
