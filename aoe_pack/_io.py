@@ -83,8 +83,9 @@ class WriteBehind:
         try:
             os.fdatasync(self._fd)
             os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
-        except OSError as e:  # reported by close(); advice failing is not fatal
-            self._error = e
+        except OSError as e:  # reported by close(); advice failing (EINVAL) is not fatal
+            if self._error is None or self._error.errno == errno.EINVAL:
+                self._error = e  # the first real error wins: Linux reports it only once
         finally:
             self._busy.release()
 
@@ -94,3 +95,12 @@ class WriteBehind:
             self._thread.join()
         if self._error is not None and self._error.errno != errno.EINVAL:
             raise OutputError(f"writing the output failed: {self._error.strerror}")
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._thread is not None:  # never leave it flushing a file being discarded
+            self._thread.join()

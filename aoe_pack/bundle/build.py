@@ -152,10 +152,10 @@ def build_bundle(
         atomic_output(out) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="aoe-build-hash") as hasher,
+        WriteBehind(fp.fileno()) as flusher,  # exits first: joined before the fsync
     ):
         _preallocate(fp, sources)
         writer = AlignedZipWriter(fp, media_type=MEDIA_TYPE_V1, date_time=dos_datetime(epoch))
-        flusher = WriteBehind(fp.fileno())
         packed = [
             _pack_file(
                 src=src,
@@ -191,7 +191,6 @@ def build_bundle(
         writer.close()
         size = fp.tell()
         fp.truncate(size)
-        flusher.close()
     return BuildResult(
         path=out, size=size, manifest=manifest, signers=tuple(k.key_id for k in signing_keys)
     )

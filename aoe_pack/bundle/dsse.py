@@ -9,7 +9,6 @@ canonical JSON, signatures sorted by key id. The payload is the bytes of
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
     """Parse ``aoe/signatures.json`` strictly (canonical bytes only)."""
     try:
         doc: Any = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # also huge integers and absurd nesting
         raise SignatureError(f"aoe/signatures.json is not valid JSON: {e}") from e
     if not isinstance(doc, dict) or set(doc) != {"payloadType", "signatures"}:
         raise SignatureError("aoe/signatures.json must hold exactly payloadType and signatures")
@@ -95,7 +94,7 @@ def _parse_signature(item: Any) -> Signature:
         raise SignatureError(f"signature key id {keyid[:70]!r} is not 64 lowercase hex digits")
     try:
         return Signature(keyid, base64.b64decode(sig, validate=True))
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise SignatureError(f"signature by {keyid[:16]}… is not valid base64") from e
 
 

@@ -61,7 +61,10 @@ class _OutputTree:
     """The output folder, walked with directory descriptors and never through a link."""
 
     def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create the output folder {root}: {e.strerror}") from e
         self.root = root
         self._fds: dict[tuple[str, ...], int] = {(): self._open_dir(None, str(root))}
         self._created: list[tuple[int, str]] = []  # folders this unpack made, in order
@@ -88,6 +91,8 @@ class _OutputTree:
                 self._created.append((parent, key[-1]))
             except FileExistsError:
                 pass
+            except OSError as e:
+                raise OutputError(f"cannot create {'/'.join(key)}: {e.strerror}") from e
             self._fds[key] = self._open_dir(parent, key[-1])
         return self._fds[tuple(parts)]
 
@@ -175,20 +180,23 @@ def unpack_bundle(
                     fd = tree.folder(dirs)
                     tree.check_target(fd, name, f.path, force=force)
                     item = _Pending(fd, f".{name}.{secrets.token_hex(4)}.partial", name, f.path)
-                    out_fd = os.open(item.partial, _FILE_FLAGS, 0o644, dir_fd=fd)
-                    pending.append(item)
-                    with os.fdopen(out_fd, "wb") as sink:
-                        stream_payload(
-                            bundle,
-                            f,
-                            e,
-                            data_key=data_key,
-                            pool=pool,
-                            progress=progress,
-                            sink=sink.write,
-                        )
-                        sink.flush()
-                        os.fsync(sink.fileno())
+                    try:
+                        out_fd = os.open(item.partial, _FILE_FLAGS, 0o644, dir_fd=fd)
+                        pending.append(item)
+                        with os.fdopen(out_fd, "wb") as sink:
+                            stream_payload(
+                                bundle,
+                                f,
+                                e,
+                                data_key=data_key,
+                                pool=pool,
+                                progress=progress,
+                                sink=sink.write,
+                            )
+                            sink.flush()
+                            os.fsync(sink.fileno())
+                    except OSError as err:  # disk full, name too long, I/O error...
+                        raise OutputError(f"cannot write {f.path}: {err.strerror}") from err
             for item in pending:
                 tree.place(item, force=force)
         except BaseException:

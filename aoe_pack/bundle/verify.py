@@ -9,7 +9,6 @@ the payload, whose chunks are hashed on every core.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
@@ -64,7 +63,7 @@ class OpenedBundle:
         """Parse the manifest (call after signatures verified, or for inspection)."""
         try:
             doc: Any = json.loads(self.manifest_bytes, parse_constant=_no_constants)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # also huge integers and absurd nesting
             raise ManifestError(f"{MANIFEST_ENTRY} is not valid JSON: {e}") from e
         manifest = BundleManifest.from_dict(doc, limits=limits)
         try:
@@ -205,7 +204,7 @@ def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
     recipient = match[0]
     try:
         blob = base64.b64decode(recipient.wrapped, validate=True)
-    except binascii.Error as e:
+    except ValueError as e:  # binascii.Error, or non-ASCII text
         raise DecryptionError(f"wrapped key for {recipient.keyid[:16]}… is not base64") from e
     info = _wrap.wrap_info(manifest.model.tag, manifest.model.version)
     if key.private is not None and recipient.type == "hpke":

@@ -13,6 +13,7 @@ Nothing here imports an ML framework: converters import theirs lazily, inside
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ class Parity:
 
     @property
     def passed(self) -> bool:
-        return self.max_abs <= self.tolerance
+        # NaN never passes (it compares false), nor does an infinite error.
+        return math.isfinite(self.max_abs) and self.max_abs <= self.tolerance
 
     def to_dict(self) -> dict[str, Any]:
         # Decimal strings: canonical JSON (RFC 8785) would accept floats, but a

@@ -245,6 +245,8 @@ def _to_onnx(
     except ImportError as e:
         raise MissingExtraError("tf2onnx is not installed", hint=EXTRA_HINT) from e
     try:
+        # Resolved before TF_LOCK: another thread may be loading it under that lock.
+        model = keras_model() if keras_model is not None and source.format == "keras" else None
         with TF_LOCK, warnings.catch_warnings():
             # from_tflite reads tensor shapes with tf.lite.Interpreter, which warns
             # of its own deprecation (and tf2onnx logs any warning it is handed).
@@ -256,7 +258,7 @@ def _to_onnx(
             if source.format == "tflite":
                 tf2onnx.convert.from_tflite(str(source.path), opset=opset, output_path=str(out))
             else:
-                function, signature = _tf_function(tf, source, keras_model)
+                function, signature = _tf_function(tf, source, model)
                 tf2onnx.convert.from_function(
                     function, input_signature=signature, opset=opset, output_path=str(out)
                 )
@@ -269,14 +271,10 @@ def _to_onnx(
         ) from e
 
 
-def _tf_function(
-    tf: Any, source: SourceModel, keras_model: Callable[[], Any] | None
-) -> tuple[Any, list[Any]]:
+def _tf_function(tf: Any, source: SourceModel, model: Any) -> tuple[Any, list[Any]]:
     """A tf.function over the source's serving computation, and its input signature."""
     if source.format == "keras":
-        if keras_model is not None:
-            model = keras_model()
-        else:
+        if model is None:
             import keras
 
             model = keras.saving.load_model(str(source.path))

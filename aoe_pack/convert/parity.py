@@ -73,7 +73,16 @@ def measure(
         for e, g in zip(expected, got, strict=True):
             if e.size != g.size:
                 raise ParityError(f"output of {g.shape} does not match the source's {e.shape}")
-            diff = np.abs(e.reshape(-1) - g.reshape(-1))
+            e_flat, g_flat = e.reshape(-1), g.reshape(-1)
+            with np.errstate(invalid="ignore"):  # inf - inf: handled just below
+                diff = np.abs(e_flat - g_flat)
+            # NaN compares false with everything, so max() would skip it: a value
+            # that is not finite on one side only (or differs) is an infinite error.
+            same_nonfinite = ~np.isfinite(e_flat) & (
+                (e_flat == g_flat) | (np.isnan(e_flat) & np.isnan(g_flat))
+            )
+            diff = np.where(same_nonfinite, 0.0, diff)
+            diff = np.where(np.isnan(diff), np.inf, diff)
             max_abs = max(max_abs, float(diff.max(initial=0.0)))
             total += float(diff.sum())
             count += diff.size

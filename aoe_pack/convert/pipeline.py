@@ -165,7 +165,11 @@ def convert(
     order = [t for pair in zip_longest(others, tf_bound) for t in pair if t is not None]
     with ThreadPoolExecutor(max(1, min(len(targets), os.cpu_count() or 1))) as pool:
         futures = {t.name: pool.submit(one, t) for t in order}
-        results = [futures[t.name].result() for t in targets]
+        try:
+            results = [futures[t.name].result() for t in targets]
+        except BaseException:  # one target failed: do not start the queued ones
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     payload = [
         PayloadSource(
             local=f.local,

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from _tamper import decryption_key, resign, take_apart
 
+from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto import keys as _keys
 from aoe_pack._crypto.keys import PrivateKey
-from aoe_pack.bundle import build_bundle, verify_bundle
+from aoe_pack.bundle import build_bundle, inspect_bundle, unpack_bundle, verify_bundle
 from aoe_pack.bundle.build import EncryptionSpec
 from aoe_pack.bundle.dsse import Signature, encode_envelope
 from aoe_pack.bundle.format import Limits
@@ -24,6 +25,7 @@ from aoe_pack.errors import (
     KeyFormatError,
     LimitExceededError,
     ManifestError,
+    OutputError,
     SignatureError,
 )
 from aoe_pack.keys.load import load_decryption_key
@@ -179,3 +181,55 @@ def test_p256_kem_key_file_decrypts(tmp_path: Path) -> None:
     loaded = load_decryption_key(str(path))
     assert loaded.private is not None
     assert loaded.private.kind is _keys.KeyKind.P256_KEM
+
+
+@pytest.mark.parametrize(
+    ("envelope", "match"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "is not valid JSON"),
+        (b'{"payloadType":' + b"1" * 5000 + b',"signatures":[]}', "is not valid JSON"),
+    ],
+    ids=["deep-nesting", "huge-integer"],
+)
+def test_hostile_envelope_is_a_signature_error(
+    built_bundle, signer: PrivateKey, envelope: bytes, match: str
+) -> None:
+    path = built_bundle()
+    parts = take_apart(path)
+    path.write_bytes(resign(parts.manifest_bytes, parts.payloads, [], signatures=envelope))
+    with pytest.raises(SignatureError, match=match):
+        verify_bundle(path, trusted_keys=[signer.public])
+    with pytest.raises(SignatureError, match=match):
+        inspect_bundle(path)
+
+
+def test_non_ascii_signature_is_a_signature_error(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    parts = take_apart(path)
+    doc = json.loads(parts.signatures_bytes)
+    doc["signatures"][0]["sig"] = "é" + doc["signatures"][0]["sig"][1:]
+    path.write_bytes(
+        resign(parts.manifest_bytes, parts.payloads, [], signatures=canonical_json(doc))
+    )
+    with pytest.raises(SignatureError, match="is not valid base64"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_deeply_nested_manifest_is_a_manifest_error_in_inspect(
+    built_bundle, signer: PrivateKey
+) -> None:
+    path = built_bundle()
+    parts = take_apart(path)
+    hostile = b"[" * 5000 + b"]" * 5000
+    path.write_bytes(resign(hostile, parts.payloads, [signer]))
+    with pytest.raises(ManifestError, match="is not valid JSON"):
+        inspect_bundle(path)
+
+
+def test_unpack_into_a_path_under_a_file_is_an_output_error(
+    built_bundle, signer: PrivateKey, tmp_path: Path
+) -> None:
+    path = built_bundle()
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(OutputError, match="cannot create the output folder"):
+        unpack_bundle(path, tmp_path / "afile" / "sub", trusted_keys=[signer.public])
