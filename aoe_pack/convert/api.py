@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aoe_pack.config.model import TensorSpec
+from aoe_pack.errors import ConversionError, ConverterNotFoundError
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -82,6 +83,22 @@ class Artifact:
     seconds: float = 0.0
     layout: str | None = None
     """Input layout the runtime expects when it differs from the source's (e.g. "NCHW")."""
+
+    @property
+    def model(self) -> Path:
+        """The artifact's model file (role ``model``), for loading it."""
+        for f in self.files:
+            if f.role == "model":
+                return f.local
+        raise ConversionError(f"{self.target.name}: the artifact has no model file")
+
+
+def require_variant(runtime: str, variants: Sequence[str], variant: str) -> None:
+    """ConverterNotFoundError unless ``variant`` is one of ``variants`` (a usage error)."""
+    if variant not in variants:
+        raise ConverterNotFoundError(
+            f"runtime {runtime!r} has no variant {variant!r}; choose one of {', '.join(variants)}"
+        )
 
 
 def single_file_artifact(

@@ -45,6 +45,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    require_variant,
 )
 from aoe_pack.errors import ConversionError, MissingExtraError
 
@@ -203,14 +204,12 @@ class MnnConverter:
 
     def default_tolerance(self, variant: str) -> float:
         """Max absolute error allowed for ``variant``; see ``_TOLERANCES`` for the figures."""
+        require_variant(self.runtime, self.variants, variant)
         return _TOLERANCES[variant]
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""
-        if target.variant not in _FLAGS:
-            raise ConversionError(
-                f"MNN has no variant {target.variant!r}; choose one of {', '.join(_FLAGS)}"
-            )
+        require_variant(self.runtime, self.variants, target.variant)
         bundle_path = f"{RUNTIME}/{target.variant}/{source.path.stem}.mnn"
         dst = ctx.workdir / bundle_path
         seconds = convert_onnx(ctx.onnx_of(source), dst, target.variant)
@@ -223,10 +222,7 @@ class MnnConverter:
 
     def load(self, artifact: Artifact) -> Runner:
         """Load the ``.mnn`` with ``MNN.nn.load_module_from_file``."""
-        model = next((f.local for f in artifact.files if f.role == "model"), None)
-        if model is None:
-            raise ConversionError(f"{artifact.target.name}: the artifact has no model file")
-        return MnnRunner(model, precise=artifact.target.variant == "fp32")
+        return MnnRunner(artifact.model, precise=artifact.target.variant == "fp32")
 
 
 class MnnRunner:

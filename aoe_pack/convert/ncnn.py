@@ -37,6 +37,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    require_variant,
 )
 from aoe_pack.errors import ConversionError, MissingExtraError
 
@@ -204,14 +205,12 @@ class NcnnConverter:
 
     def default_tolerance(self, variant: str) -> float:
         """Max absolute error allowed for ``variant``; see ``_TOLERANCES`` for the figures."""
+        require_variant(self.runtime, self.variants, variant)
         return _TOLERANCES[variant]
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``ncnn/<variant>/<stem>.param`` and ``.bin`` under ``ctx.workdir``."""
-        if target.variant not in _FP16_FLAG:
-            raise ConversionError(
-                f"ncnn has no variant {target.variant!r}; choose one of {', '.join(_FP16_FLAG)}"
-            )
+        require_variant(self.runtime, self.variants, target.variant)
         folder = f"{RUNTIME}/{target.variant}"
         stem = source.path.stem
         param, weights, seconds = convert_onnx(

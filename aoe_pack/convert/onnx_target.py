@@ -33,10 +33,11 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    require_variant,
     single_file_artifact,
 )
 from aoe_pack.convert.sources import EXTRA_HINT, feed_in_order, import_onnx, import_onnxruntime
-from aoe_pack.errors import ConversionError, ConverterNotFoundError, MissingExtraError
+from aoe_pack.errors import ConversionError, MissingExtraError
 
 # FIELD-NOTES §3 measured ONNX at 4e-8 against TensorFlow; at every level here
 # mnist (via tf2onnx) gives 3.0e-8 and the squeezenet sample 3.7e-9. Fusions
@@ -52,12 +53,8 @@ class OnnxConverter:
 
     def default_tolerance(self, variant: str) -> float:
         """Max abs error allowed for ``variant`` unless the config overrides it."""
-        try:
-            return _TOLERANCES[variant]
-        except KeyError:
-            raise ConverterNotFoundError(
-                f"onnx has no variant {variant!r}; choose one of {', '.join(self.variants)}"
-            ) from None
+        require_variant(self.runtime, self.variants, variant)
+        return _TOLERANCES[variant]
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write the optimised ``<stem>.onnx`` into ``ctx.workdir``."""
@@ -95,7 +92,7 @@ class OnnxConverter:
 
     def load(self, artifact: Artifact) -> Runner:
         """The artifact in onnxruntime on the CPU."""
-        model = next(f.local for f in artifact.files if f.role == "model")
+        model = artifact.model
         return OnnxRuntimeRunner(model, model_format="ONNX")
 
 

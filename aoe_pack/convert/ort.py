@@ -22,10 +22,18 @@ import subprocess
 import sys
 import time
 
-from aoe_pack.convert.api import Artifact, ArtifactFile, ConvertContext, Runner, SourceModel, Target
+from aoe_pack.convert.api import (
+    Artifact,
+    ArtifactFile,
+    ConvertContext,
+    Runner,
+    SourceModel,
+    Target,
+    require_variant,
+)
 from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
 from aoe_pack.convert.sources import framework_scratch, import_onnxruntime
-from aoe_pack.errors import ConversionError, ConverterNotFoundError
+from aoe_pack.errors import ConversionError
 
 # The tool's arm-safe ALL level fuses like onnx:extended and more: measured
 # 3.0e-8 (mnist) and 0 (squeezenet); 1e-4 leaves room for fused float reordering.
@@ -41,12 +49,8 @@ class OrtConverter:
 
     def default_tolerance(self, variant: str) -> float:
         """Max abs error allowed for ``variant`` unless the config overrides it."""
-        try:
-            return _TOLERANCES[variant]
-        except KeyError:
-            raise ConverterNotFoundError(
-                f"ort has no variant {variant!r}; choose one of {', '.join(self.variants)}"
-            ) from None
+        require_variant(self.runtime, self.variants, variant)
+        return _TOLERANCES[variant]
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.ort`` and ``<stem>.required_operators.config`` into ``ctx.workdir``."""
@@ -122,5 +126,5 @@ class OrtConverter:
 
     def load(self, artifact: Artifact) -> Runner:
         """The ``.ort`` model in onnxruntime on the CPU."""
-        model = next(f.local for f in artifact.files if f.role == "model")
+        model = artifact.model
         return OnnxRuntimeRunner(model, model_format="ORT")

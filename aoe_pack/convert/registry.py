@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from aoe_pack.config.model import RUNTIME_ALIASES
-from aoe_pack.convert.api import Converter, Target
+from aoe_pack.convert.api import Converter, Target, require_variant
 from aoe_pack.errors import ConverterNotFoundError, UsageError
 
 GROUP = "aoe_pack.converters"
@@ -52,11 +52,7 @@ def converter_for(target: Target) -> Converter:
             f"available: {', '.join(sorted(available)) or 'none'}",
             hint="install aoe-pack[convert], or the plugin package that provides it",
         )
-    if target.variant not in conv.variants:
-        raise ConverterNotFoundError(
-            f"runtime {target.runtime!r} has no variant {target.variant!r}; "
-            f"choose one of {', '.join(conv.variants)}"
-        )
+    require_variant(conv.runtime, conv.variants, target.variant)
     return conv
 
 

@@ -37,6 +37,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    require_variant,
     single_file_artifact,
 )
 from aoe_pack.convert.sources import (
@@ -46,7 +47,7 @@ from aoe_pack.convert.sources import (
     litert_interpreter,
     natural_key,
 )
-from aoe_pack.errors import AoePackError, ConversionError, ConverterNotFoundError
+from aoe_pack.errors import AoePackError, ConversionError
 
 # Max abs error on the outputs, against the source. FIELD-NOTES §3 measured a
 # random-weight CNN at 2e-8 (fp32), 2e-5 (fp16), 6e-4 (dynamic int8) and 2e-3
@@ -68,12 +69,8 @@ class TFLiteConverter:
 
     def default_tolerance(self, variant: str) -> float:
         """Max abs error allowed for ``variant`` unless the config overrides it."""
-        try:
-            return _TOLERANCES[variant]
-        except KeyError:
-            raise ConverterNotFoundError(
-                f"tflite has no variant {variant!r}; choose one of {', '.join(self.variants)}"
-            ) from None
+        require_variant(self.runtime, self.variants, variant)
+        return _TOLERANCES[variant]
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.tflite`` into ``ctx.workdir``."""
@@ -102,7 +99,7 @@ class TFLiteConverter:
 
     def load(self, artifact: Artifact) -> Runner:
         """The artifact in LiteRT's interpreter."""
-        model = next(f.local for f in artifact.files if f.role == "model")
+        model = artifact.model
         return LiteRTRunner(model)
 
 

@@ -55,6 +55,12 @@ def sample_with_targets(
     return folder / "config.json"
 
 
+def build(config: Path, out: Path, signer: Path, *extra: str):
+    """`aoe-pack build CONFIG --out OUT` signed by ``signer``, unencrypted, via the CLI."""
+    argv = ["build", str(config), "--out", str(out), "--sign-key", f"{signer}.key", "--no-encrypt"]
+    return CliRunner().invoke(cli, [*argv, *extra])
+
+
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "signer"
@@ -67,20 +73,7 @@ def test_mnist_keras_to_every_runtime_in_one_bundle(tmp_path: Path, signer: Path
     config = sample_with_targets(tmp_path, "mnist", MNIST_TARGETS, model_name="mnist.keras")
     bundle = tmp_path / "mnist.aoe"
     runner = CliRunner()
-    r = runner.invoke(
-        cli,
-        [
-            "build",
-            str(config),
-            "--out",
-            str(bundle),
-            "--sign-key",
-            f"{signer}.key",
-            "--no-encrypt",
-            "--json",
-        ],
-        catch_exceptions=False,
-    )
+    r = build(config, bundle, signer, "--json")
     assert r.exit_code == 0, r.output
     v = runner.invoke(cli, ["verify", str(bundle), "--trusted-key", f"{signer}.pub", "--json"])
     assert v.exit_code == 0, v.output
@@ -101,23 +94,8 @@ def test_mnist_keras_to_every_runtime_in_one_bundle(tmp_path: Path, signer: Path
 def test_target_flag_overrides_config(tmp_path: Path, signer: Path) -> None:
     config = sample_with_targets(tmp_path, "squeezenet", [{"runtime": "mnn"}])
     bundle = tmp_path / "s.aoe"
-    r = CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(config),
-            "--out",
-            str(bundle),
-            "--sign-key",
-            f"{signer}.key",
-            "--no-encrypt",
-            "--target",
-            "onnx:extended",
-            "--target",
-            "ncnn:fp16",
-            "--json",
-        ],
-        catch_exceptions=False,
+    r = build(
+        config, bundle, signer, "--target", "onnx:extended", "--target", "ncnn:fp16", "--json"
     )
     assert r.exit_code == 0, r.output
     doc = json.loads(CliRunner().invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
@@ -129,19 +107,7 @@ def test_parity_over_tolerance_fails_the_build(tmp_path: Path, signer: Path) -> 
         tmp_path, "squeezenet", [{"runtime": "mnn", "variant": "int8-weights", "tolerance": 1e-9}]
     )
     bundle = tmp_path / "s.aoe"
-    r = CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(config),
-            "--out",
-            str(bundle),
-            "--sign-key",
-            f"{signer}.key",
-            "--no-encrypt",
-            "--json",
-        ],
-    )
+    r = build(config, bundle, signer, "--json")
     assert r.exit_code == 1
     err = json.loads(r.stdout)["error"]
     assert err["code"] == "parity"
@@ -151,19 +117,7 @@ def test_parity_over_tolerance_fails_the_build(tmp_path: Path, signer: Path) -> 
 
 def test_unknown_variant_is_a_usage_error(tmp_path: Path, signer: Path) -> None:
     config = sample_with_targets(tmp_path, "squeezenet", [{"runtime": "onnx", "variant": "all"}])
-    r = CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(config),
-            "--out",
-            str(tmp_path / "s.aoe"),
-            "--sign-key",
-            f"{signer}.key",
-            "--no-encrypt",
-            "--json",
-        ],
-    )
+    r = build(config, tmp_path / "s.aoe", signer, "--json")
     assert r.exit_code == 2
     assert "has no variant 'all'" in json.loads(r.stdout)["error"]["message"]
 
@@ -220,20 +174,7 @@ def test_parity_runs_on_the_configs_sample_inputs(tmp_path: Path, signer: Path) 
     config["sampleInputs"] = "samples.npz"
     config_path.write_text(json.dumps(config))
     bundle = tmp_path / "s.aoe"
-    r = CliRunner().invoke(
-        cli,
-        [
-            "build",
-            str(config_path),
-            "--out",
-            str(bundle),
-            "--sign-key",
-            f"{signer}.key",
-            "--no-encrypt",
-            "--json",
-        ],
-        catch_exceptions=False,
-    )
+    r = build(config_path, bundle, signer, "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(CliRunner().invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
     assert doc["provenance"]["conversions"][0]["parity"]["samples"] == 3
