@@ -261,3 +261,91 @@ class OutputError(AoePackError):
     """An output path cannot be written safely."""
 
     code = "output"
+
+
+# --- repository manifest, publishing and the device client -------------------
+
+
+class RepositoryError(AoePackError):
+    """A model repository (root, manifest, bundles) is invalid or untrusted."""
+
+    code = "repository"
+
+
+class RepositoryFormatError(RepositoryError):
+    """A root or manifest document is malformed or breaks the schema."""
+
+    code = "repository-format"
+
+
+class VersionError(RepositoryError):
+    """A version string is not semver, or cannot be mapped to a versionCode."""
+
+    code = "version"
+
+
+class UntrustedMetadataError(RepositoryError):
+    """A root or manifest lacks a threshold of valid signatures from trusted keys."""
+
+    code = "untrusted-metadata"
+
+
+class RootRotationError(UntrustedMetadataError):
+    """A new root is not signed by a threshold of both the old and the new keys."""
+
+    code = "root-rotation"
+
+
+class RollbackError(RepositoryError):
+    """A manifest or root is older than one the client already accepted."""
+
+    code = "rollback"
+
+
+class ExpiredMetadataError(RepositoryError):
+    """A manifest's ``expires`` time has passed (freeze attack or stale repository)."""
+
+    code = "expired"
+
+
+class BundleMismatchError(RepositoryError):
+    """A downloaded bundle differs from the manifest's size or digest (mix-and-match)."""
+
+    code = "bundle-mismatch"
+
+
+class ReleaseNotFoundError(RepositoryError):
+    """A tag or version named on the command line is not in the manifest."""
+
+    code = "release-not-found"
+    exit_code = EXIT_USAGE
+
+
+class ReleaseConflictError(RepositoryError):
+    """A release with this tag and version already exists with different content."""
+
+    code = "release-conflict"
+
+
+class StoreError(AoePackError):
+    """A repository destination (folder, object store, registry, HTTP) failed."""
+
+    code = "store"
+
+
+class StoreConflictError(StoreError):
+    """A compare-and-swap write lost a race; the caller re-reads and retries."""
+
+    code = "store-conflict"
+
+
+class DownloadError(StoreError):
+    """A download failed, or went past its size cap (endless-data attack)."""
+
+    code = "download"
+
+
+class DownloadTooLargeError(DownloadError):
+    """A download returned more bytes than its cap allows."""
+
+    code = "download-too-large"

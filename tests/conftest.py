@@ -21,6 +21,9 @@ from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig, ModelFile
 
+# Real servers for the repository tests, each started by its own fixture.
+pytest_plugins = ["_server_oci", "_server_s3", "_server_http"]
+
 DEFAULT_FILES: Mapping[str, bytes] = {
     "model.tflite": bytes(range(256)) * 4 + b"model",
     "labels.txt": b"cat\ndog\nbird\n",

@@ -1,0 +1,99 @@
+"""The one interface every repository destination implements.
+
+A repository is a handful of named documents plus content-addressed bundles:
+
+- ``root.json`` and ``roots/<N>.root.json``: the trusted-key chain;
+- ``manifest.json``: the signed list of releases, the only file that changes;
+- ``bundles/<sha256>.aoe``: immutable bundles, named by their digest.
+
+A :class:`Store` moves those bytes and nothing else. It knows no signatures,
+no versions and no retries: :mod:`aoe_pack.publish.workflow` does that, the
+same way for every backend. Two operations carry the safety of concurrent
+publishing:
+
+- :meth:`Store.put_blob` makes a bundle visible only once it is complete;
+- :meth:`Store.replace` is a compare-and-swap on a document: it writes only if
+  the document still has the token the caller read, and raises
+  :class:`~aoe_pack.errors.StoreConflictError` otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+MANIFEST = "manifest.json"
+ROOT = "root.json"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def root_name(version: int) -> str:
+    """The document name of root ``version`` in the chain."""
+    return f"roots/{version}.root.json"
+
+
+def bundle_name(sha256: str) -> str:
+    """The content-addressed name of a bundle, also its URL relative to the repository."""
+    if not _HEX64.fullmatch(sha256):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return f"bundles/{sha256}.aoe"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A document's bytes and the opaque token that identifies this version of it.
+
+    The token is what :meth:`Store.replace` compares: an S3 ETag, an OCI
+    manifest digest, or the SHA-256 of a local file.
+    """
+
+    data: bytes
+    token: str
+
+
+class Store(Protocol):
+    """Bytes in and out of one repository destination."""
+
+    @property
+    def url(self) -> str:
+        """Where the repository is, as the user wrote it (for messages)."""
+        ...
+
+    def read(self, name: str, *, max_bytes: int) -> Stored | None:
+        """A document's bytes and token, or None if it does not exist.
+
+        Raises :class:`~aoe_pack.errors.DownloadTooLargeError` past ``max_bytes``.
+        """
+        ...
+
+    def replace(self, name: str, data: bytes, *, expected: str | None) -> str:
+        """Write ``data`` if the document's token is still ``expected``.
+
+        ``expected=None`` means the document must not exist yet. Returns the new
+        token. Raises :class:`~aoe_pack.errors.StoreConflictError` when another
+        writer got there first; the document is then unchanged by this call.
+        """
+        ...
+
+    def put_blob(self, name: str, source: Path, *, sha256: str, size: int) -> None:
+        """Upload an immutable, content-addressed file.
+
+        Visible under ``name`` only when complete; a no-op when it is already
+        there. ``sha256`` and ``size`` describe ``source`` (already verified).
+        """
+        ...
+
+    def has_blob(self, name: str) -> int | None:
+        """The size of an uploaded blob, or None when it is not there."""
+        ...
+
+    def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
+        """Download a blob to ``dest`` (for ``manifest verify --bundles``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and background servers' sessions."""
+        ...

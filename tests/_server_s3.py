@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the s3 server fixture work."""
