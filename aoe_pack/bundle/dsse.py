@@ -67,20 +67,25 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError(
             f"signature payloadType is {doc['payloadType']!r}, expected {PAYLOAD_TYPE!r}"
         )
-    raw = doc["signatures"]
+    sigs = parse_signature_list(doc["signatures"], max_signatures=limits.max_signatures)
+    if encode_envelope(sigs) != data:
+        raise SignatureError("aoe/signatures.json is not in canonical form (RFC 8785)")
+    return sigs
+
+
+def parse_signature_list(raw: Any, *, max_signatures: int) -> list[Signature]:
+    """A DSSE ``signatures`` array: non-empty, capped, one per key, sorted by key id."""
     if not isinstance(raw, list) or not raw:
-        raise SignatureError("aoe/signatures.json holds no signatures")
-    if len(raw) > limits.max_signatures:
-        raise SignatureError(f"{len(raw)} signatures exceed the limit of {limits.max_signatures}")
+        raise SignatureError("the envelope holds no signatures")
+    if len(raw) > max_signatures:
+        raise SignatureError(f"{len(raw)} signatures exceed the limit of {max_signatures}")
     sigs = [_parse_signature(item) for item in raw]
     keyids = [s.keyid for s in sigs]
     if len(set(keyids)) != len(keyids):
         dup = next(k for k in keyids if keyids.count(k) > 1)
         raise SignatureError(f"key {dup[:16]}… signed more than once; each key counts once")
-    if [s.keyid for s in sigs] != sorted(keyids):
-        raise SignatureError("aoe/signatures.json: signatures must be sorted by key id")
-    if encode_envelope(sigs) != data:
-        raise SignatureError("aoe/signatures.json is not in canonical form (RFC 8785)")
+    if keyids != sorted(keyids):
+        raise SignatureError("signatures must be sorted by key id")
     return sigs
 
 

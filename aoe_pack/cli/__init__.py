@@ -11,8 +11,10 @@ import click
 from aoe_pack import __version__
 from aoe_pack.cli.bench_cmds import bench
 from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
+from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.keys_cmds import keygen
+from aoe_pack.cli.manifest_cmds import manifest
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,11 +33,15 @@ def cli() -> None:
       aoe-pack unpack model.aoe --out model/ --trusted-key keys/release.pub \\
           --decryption-key keys/app.key
 
+      aoe-pack manifest init --repo repo/ --root-key keys/release.pub \\
+          --sign-key keys/release.key
+      aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key
+
     Every command takes --json. Exit codes: 0 ok, 1 failed, 2 usage error.
     """
 
 
-for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench):
+for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench, manifest, client):
     cli.add_command(command)
 
 

@@ -1,0 +1,242 @@
+"""``client check`` and ``client simulate``: the device side, for real and in bulk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aoe_pack.cli._errors import handle_errors
+from aoe_pack.cli._options import decryption_key_option, json_option, prompt_password
+from aoe_pack.cli._output import Output
+
+ALL_RUNTIMES = ("tflite", "onnx", "ort", "mnn", "ncnn")
+
+_device_options = [
+    click.option("--tag", required=True, help="The model tag the app uses."),
+    click.option("--app-version", required=True, metavar="A", help="The app's version (semver)."),
+    click.option(
+        "--runtime",
+        "runtimes",
+        multiple=True,
+        metavar="RUNTIME",
+        help=f"A runtime the device has (repeat; default: {', '.join(ALL_RUNTIMES)}).",
+    ),
+    click.option(
+        "--channel",
+        "channels",
+        multiple=True,
+        metavar="C",
+        help="Channel the device follows (repeat; default: stable).",
+    ),
+    click.option(
+        "--trusted-root",
+        required=True,
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="The root.json shipped with the app.",
+    ),
+    click.option(
+        "--repo",
+        required=True,
+        metavar="URL",
+        help="Repository URL (http(s)://, a folder, s3://, oci://).",
+    ),
+]
+
+
+def device_options(f: Any) -> Any:
+    for option in reversed(_device_options):
+        f = option(f)
+    return f
+
+
+def _device(
+    device_id: str,
+    app_version: str,
+    runtimes: tuple[str, ...],
+    channels: tuple[str, ...],
+    local_version: str,
+    installed_version: str | None,
+) -> Any:
+    from aoe_pack.client.decide import Device
+
+    return Device(
+        device_id=device_id,
+        app_version=app_version,
+        runtimes=frozenset(runtimes or ALL_RUNTIMES),
+        channels=channels or ("stable",),
+        local_version=local_version,
+        installed_version=(
+            installed_version if installed_version and installed_version != local_version else None
+        ),
+    )
+
+
+def _default_state(repo: str, tag: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    key = hashlib.sha256(f"{repo}\0{tag}".encode()).hexdigest()[:16]
+    return base / "aoe-pack" / "client" / f"{key}.json"
+
+
+@click.group()
+def client() -> None:
+    """The device side of updates: the reference flow Android and iOS follow."""
+
+
+@client.command()
+@device_options
+@click.option(
+    "--installed-version",
+    required=True,
+    metavar="V",
+    help="Version of the model the device runs now.",
+)
+@click.option(
+    "--local-version",
+    metavar="V",
+    help="Version of the model shipped in the app (default: --installed-version).",
+)
+@click.option("--device-id", required=True, metavar="D", help="A stable, per-install id.")
+@click.option(
+    "--download",
+    "download_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Download, verify, decrypt and unpack the chosen release here.",
+)
+@decryption_key_option
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the trusted root and last manifest version are kept "
+    "(default: $XDG_STATE_HOME/aoe-pack/client/).",
+)
+@click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
+@json_option
+def check(
+    tag: str,
+    app_version: str,
+    runtimes: tuple[str, ...],
+    channels: tuple[str, ...],
+    trusted_root: Path,
+    repo: str,
+    installed_version: str,
+    local_version: str | None,
+    device_id: str,
+    download_dir: Path | None,
+    decryption_key: str | None,
+    state_path: Path | None,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Fetch and verify the manifest, decide, and (with --download) fetch the bundle.
+
+    \b
+    Refuses a manifest older than the last one accepted (rollback), an expired
+    one (freeze), and a bundle that differs from the manifest (mix-and-match).
+    Example:
+      aoe-pack client check --repo http://models.example/repo --tag mnist \\
+          --installed-version 1.0.0 --app-version 3.2.0 --device-id $ID \\
+          --trusted-root root.json --download models/ --decryption-key device.key
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.client.check import check as _check
+        from aoe_pack.keys import load_decryption_key
+        from aoe_pack.publish.destinations import open_store
+
+        device = _device(
+            device_id,
+            app_version,
+            runtimes,
+            channels,
+            local_version or installed_version,
+            installed_version,
+        )
+        key = (
+            load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
+        )
+        store = open_store(repo, plain_http=plain_http)
+        try:
+            result = _check(
+                store,
+                tag=tag,
+                device=device,
+                trusted_root=trusted_root.read_bytes(),
+                state_path=state_path or _default_state(repo, tag),
+                download_dir=download_dir,
+                decryption_key=key,
+            )
+        finally:
+            store.close()
+
+    def text() -> None:
+        d = result.decision
+        what = d.action.value + (f" {d.release.version}" if d.release else "")
+        output.line(f"{tag}: {what}", fg="green", bold=True)
+        output.line(f"  why       {d.reason}")
+        output.line(f"  running   {d.running}")
+        output.line(
+            f"  manifest  version {result.manifest_version} (root version {result.root_version})"
+        )
+        if result.unpacked:
+            output.line(f"  ready     {result.unpacked} (verified, decrypted)")
+
+    output.result(result.to_dict(), text)
+
+
+@client.command()
+@device_options
+@click.option(
+    "--local-version", required=True, metavar="V", help="Model version shipped in the app."
+)
+@click.option(
+    "--installed",
+    "installed",
+    multiple=True,
+    metavar="V",
+    help="Remote versions devices already run, spread evenly (repeat).",
+)
+@click.option("--devices", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
+@json_option
+def simulate(
+    tag: str,
+    app_version: str,
+    runtimes: tuple[str, ...],
+    channels: tuple[str, ...],
+    trusted_root: Path,
+    repo: str,
+    local_version: str,
+    installed: tuple[str, ...],
+    devices: int,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Verify the repository as a device would, then decide for a fleet of devices."""
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.client.simulate import simulate as _simulate
+        from aoe_pack.publish.destinations import open_store
+        from aoe_pack.publish.verify_repo import verify_repository
+
+        store = open_store(repo, plain_http=plain_http)
+        try:
+            report = verify_repository(store, trusted_root.read_bytes(), check_bundles=False)
+        finally:
+            store.close()
+        template = _device("", app_version, runtimes, channels, local_version, None)
+        fleet = _simulate(report.manifest, tag, template, devices=devices, installed=installed)
+
+    def text() -> None:
+        output.line(
+            f"{tag}: {devices} simulated devices on manifest version {report.manifest.version}",
+            bold=True,
+        )
+        for label, n in sorted(fleet.outcomes.items(), key=lambda kv: -kv[1]):
+            output.line(f"  {n:>8}  {100 * n / devices:6.2f}%  {label}")
+
+    output.result({"manifestVersion": report.manifest.version, **fleet.to_dict()}, text)

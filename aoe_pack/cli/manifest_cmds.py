@@ -1,0 +1,546 @@
+"""``manifest init|publish|show|yank|rollout|pin|resign|rotate-root|verify``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aoe_pack.cli._errors import handle_errors
+from aoe_pack.cli._options import json_option, prompt_password
+from aoe_pack.cli._output import Output
+from aoe_pack.errors import UsageError
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30d``, ``12h``, ``2w``, ``1d12h``: how long a manifest stays valid."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"--expires {text!r} is not a duration", hint="e.g. 30d, 12h, 2w, 1d12h")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if not 60 <= seconds <= 366 * 86400:
+        raise UsageError("--expires must be between 1 minute and 366 days")
+    return dt.timedelta(seconds=seconds)
+
+
+repo_option = click.option(
+    "--repo",
+    required=True,
+    metavar="DEST",
+    help="The repository: a folder, s3://bucket/prefix (any fsspec URL), or oci://host/repo.",
+)
+sign_key_option = click.option(
+    "--sign-key",
+    "sign_keys",
+    multiple=True,
+    required=True,
+    metavar="KEY",
+    help="A manifest-signing private key listed in the root (path or env://VAR). "
+    "Repeat to reach the root's threshold.",
+)
+expires_option = click.option(
+    "--expires",
+    default="30d",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the new manifest stays valid; devices refuse it afterwards (30d, 12h, 2w).",
+)
+plain_http_option = click.option(
+    "--plain-http",
+    is_flag=True,
+    default=None,
+    help="Talk HTTP, not HTTPS, to an oci:// registry (the default for loopback hosts).",
+)
+
+
+def _store(repo: str, plain_http: bool | None) -> Any:
+    from aoe_pack.publish.destinations import open_store
+
+    return open_store(repo, plain_http=plain_http)
+
+
+def _signers(refs: tuple[str, ...]) -> list[Any]:
+    from aoe_pack.keys import load_signing_key
+
+    return [load_signing_key(k, prompt=prompt_password) for k in refs]
+
+
+def _commit_text(output: Output, commit: Any, what: str) -> None:
+    m = commit.manifest
+    expires = m.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    output.line(f"{what}: manifest version {m.version}", fg="green", bold=True)
+    output.line(f"  expires  {expires}")
+    if commit.attempts > 1:
+        output.line(f"  retried  {commit.attempts - 1} time(s) after other publishers wrote first")
+
+
+def _commit_dict(commit: Any) -> dict[str, Any]:
+    return {
+        "manifestVersion": commit.manifest.version,
+        "expires": commit.manifest.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "attempts": commit.attempts,
+    }
+
+
+@click.group()
+def manifest() -> None:
+    """Keep a repository's signed manifest: publish, roll out, yank, pin, verify.
+
+    \b
+    A repository is a folder (a static site), an object store or an OCI registry:
+      root.json, roots/N.root.json   trusted manifest keys and threshold
+      manifest.json                  signed releases (DSSE); version only grows
+      bundles/<sha256>.aoe           immutable, content-addressed bundles
+    Example:
+      aoe-pack manifest init --repo repo/ --root-key keys/release.pub --sign-key keys/release.key
+      aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key --rollout 10
+      aoe-pack manifest rollout --repo repo/ mnist 1.1.0 50 --sign-key keys/release.key
+      aoe-pack manifest yank --repo repo/ mnist 1.1.0 --reason "bad accuracy" --sign-key ...
+    """
+
+
+@manifest.command()
+@repo_option
+@click.option(
+    "--root-key",
+    "root_keys",
+    multiple=True,
+    required=True,
+    metavar="PUB",
+    help="Public key trusted to sign the manifest (ed25519/p256). Repeat for several.",
+)
+@click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True)
+@sign_key_option
+@expires_option
+@plain_http_option
+@json_option
+def init(
+    repo: str,
+    root_keys: tuple[str, ...],
+    threshold: int,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Create a repository: root version 1 and an empty manifest.
+
+    The root must be signed by THRESHOLD of its own keys, so pass that many
+    --sign-key. Ship root.json inside the app: it is the device's --trusted-root.
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.keys import load_public_key
+        from aoe_pack.publish.workflow import init_repository
+
+        keys = [load_public_key(k) for k in root_keys]
+        store = _store(repo, plain_http)
+        root = init_repository(
+            store,
+            root_keys=keys,
+            threshold=threshold,
+            sign_keys=_signers(sign_keys),
+            expires=parse_duration(expires),
+        )
+        store.close()
+    payload = {
+        "repo": repo,
+        "rootVersion": root.version,
+        "keys": sorted(root.keys),
+        "threshold": threshold,
+    }
+
+    def text() -> None:
+        output.line(f"initialised {repo}", fg="green", bold=True)
+        output.line(f"  root     version 1, {threshold} of {len(root.keys)} key(s)")
+        for kid in sorted(root.keys):
+            output.line(f"  key      {kid}")
+        output.line("  ship root.json with the app; devices pass it as --trusted-root")
+
+    output.result(payload, text)
+
+
+@manifest.command()
+@click.argument(
+    "bundles", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@repo_option
+@sign_key_option
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="PUB",
+    help="Signer key bundles must be signed by (default: the --sign-key keys).",
+)
+@click.option("--channel", default="stable", show_default=True, help="Release channel.")
+@click.option(
+    "--rollout",
+    "rollout",
+    type=click.FloatRange(0, 100),
+    default=100.0,
+    show_default=True,
+    metavar="PCT",
+    help="Share of devices (0-100, two decimals) that get it; widen later with `rollout`.",
+)
+@click.option("--min-app-version", metavar="V", help="Oldest app version that may run it.")
+@click.option("--max-app-version", metavar="V", help="Newest app version that may run it.")
+@click.option(
+    "--require-runtime",
+    "required_runtimes",
+    multiple=True,
+    metavar="RUNTIME",
+    help="A runtime the device must have (repeat).",
+)
+@click.option("--critical", is_flag=True, help="Every eligible device gets it, rollout aside.")
+@expires_option
+@plain_http_option
+@json_option
+def publish(
+    bundles: tuple[Path, ...],
+    repo: str,
+    sign_keys: tuple[str, ...],
+    trusted_keys: tuple[str, ...],
+    channel: str,
+    rollout: float,
+    min_app_version: str | None,
+    max_app_version: str | None,
+    required_runtimes: tuple[str, ...],
+    critical: bool,
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Verify bundles, upload them by digest, and add them to the manifest.
+
+    Each bundle is verified first, uploaded as bundles/<sha256>.aoe, and only
+    then named by a new manifest version, written with compare-and-swap (so
+    concurrent publishers never lose a release). Publishing the same bundle
+    again changes nothing; a different bundle for a published version is refused.
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.keys import load_public_key
+        from aoe_pack.publish import releases
+
+        options = releases.ReleaseOptions(
+            channel=channel,
+            rollout_bp=releases.percent_to_bp(rollout),
+            min_app_version=min_app_version,
+            max_app_version=max_app_version,
+            required_runtimes=tuple(sorted(set(required_runtimes))),
+            critical=critical,
+        )
+        store = _store(repo, plain_http)
+        commit, added = releases.publish(
+            store,
+            bundles,
+            sign_keys=_signers(sign_keys),
+            trusted_keys=[load_public_key(k) for k in trusted_keys],
+            options=options,
+            expires=parse_duration(expires),
+            on_bundle=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
+        )
+        store.close()
+    payload = {
+        **_commit_dict(commit),
+        "releases": [{"tag": t, **r.to_dict()} for t, r in added],
+    }
+
+    def text() -> None:
+        _commit_text(output, commit, f"published {len(added)} release(s)")
+        for tag, r in added:
+            output.line(
+                f"  {tag} {r.version}  {r.channel}  {r.rollout_percent:g}%  "
+                f"{', '.join(r.runtimes)}  {r.url}"
+            )
+
+    output.result(payload, text)
+
+
+@manifest.command()
+@repo_option
+@plain_http_option
+@json_option
+def show(repo: str, plain_http: bool | None, json_mode: bool) -> None:
+    """List every model's releases: version, channel, rollout, yanked."""
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.publish.workflow import read_state
+
+        store = _store(repo, plain_http)
+        state = read_state(store)
+        store.close()
+    m = state.manifest
+    payload = {"repo": repo, "rootVersion": state.root.version, **m.to_dict()}
+
+    def text() -> None:
+        output.line(
+            f"{repo}: manifest version {m.version}, expires "
+            f"{m.expires.strftime('%Y-%m-%dT%H:%M:%SZ')}, root version {state.root.version}",
+            bold=True,
+        )
+        for tag, entry in sorted(m.models.items()):
+            pin = f"  (pinned to {entry.pin})" if entry.pin else ""
+            output.line(f"\n{tag}{pin}", bold=True)
+            output.line(f"  {'version':<14}{'code':>11}  {'channel':<8}{'rollout':>8}  status")
+            for r in reversed(entry.releases):
+                status = f"YANKED: {r.yanked}" if r.yanked else ("critical" if r.critical else "")
+                output.line(
+                    f"  {r.version:<14}{r.version_code:>11}  {r.channel:<8}"
+                    f"{r.rollout_percent:>7g}%  {status}"
+                )
+        if not m.models:
+            output.line("  no releases yet")
+
+    output.result(payload, text)
+
+
+def _edit_command(json_mode: bool, run: Any, what: str) -> None:
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        commit = run()
+    output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
+
+
+@manifest.command()
+@repo_option
+@click.argument("tag")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why; devices report it when they fall back.")
+@sign_key_option
+@expires_option
+@plain_http_option
+@json_option
+def yank(
+    repo: str,
+    tag: str,
+    version: str,
+    reason: str,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Withdraw a release: no device downloads it, and devices running it fall back."""
+
+    def run() -> Any:
+        from aoe_pack.publish import releases
+
+        store = _store(repo, plain_http)
+        return releases.yank(
+            store,
+            tag,
+            version,
+            reason=reason,
+            sign_keys=_signers(sign_keys),
+            expires=parse_duration(expires),
+        )
+
+    _edit_command(json_mode, run, f"yanked {tag} {version}")
+
+
+@manifest.command()
+@repo_option
+@click.argument("tag")
+@click.argument("version")
+@click.argument("percent", type=click.FloatRange(0, 100), metavar="PCT")
+@sign_key_option
+@expires_option
+@plain_http_option
+@json_option
+def rollout(
+    repo: str,
+    tag: str,
+    version: str,
+    percent: float,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Widen or narrow a release's rollout to PCT percent of devices.
+
+    Devices already in stay in as it grows. Narrowing stops new downloads but
+    takes nothing away; yank does that.
+    """
+
+    def run() -> Any:
+        from aoe_pack.publish import releases
+
+        store = _store(repo, plain_http)
+        return releases.set_rollout(
+            store,
+            tag,
+            version,
+            percent,
+            sign_keys=_signers(sign_keys),
+            expires=parse_duration(expires),
+        )
+
+    _edit_command(json_mode, run, f"{tag} {version} now rolls out to {percent:g}%")
+
+
+@manifest.command()
+@repo_option
+@click.argument("tag")
+@click.argument("target", metavar="VERSION|local|none")
+@sign_key_option
+@expires_option
+@plain_http_option
+@json_option
+def pin(
+    repo: str,
+    tag: str,
+    target: str,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Pin every device to one release, to `local` (kill switch), or `none` to unpin."""
+
+    def run() -> Any:
+        from aoe_pack.publish import releases
+
+        store = _store(repo, plain_http)
+        return releases.set_pin(
+            store,
+            tag,
+            None if target == "none" else target,
+            sign_keys=_signers(sign_keys),
+            expires=parse_duration(expires),
+        )
+
+    _edit_command(json_mode, run, f"{tag} pinned to {target}")
+
+
+@manifest.command()
+@repo_option
+@sign_key_option
+@expires_option
+@plain_http_option
+@json_option
+def resign(
+    repo: str, sign_keys: tuple[str, ...], expires: str, plain_http: bool | None, json_mode: bool
+) -> None:
+    """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
+
+    def run() -> Any:
+        from aoe_pack.publish import releases
+
+        store = _store(repo, plain_http)
+        return releases.resign(
+            store, sign_keys=_signers(sign_keys), expires=parse_duration(expires)
+        )
+
+    _edit_command(json_mode, run, "re-signed")
+
+
+@manifest.command("rotate-root")
+@repo_option
+@click.option(
+    "--root-key",
+    "root_keys",
+    multiple=True,
+    required=True,
+    metavar="PUB",
+    help="A key of the NEW root (repeat).",
+)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Signatures the new root requires.",
+)
+@click.option(
+    "--sign-key",
+    "sign_keys",
+    multiple=True,
+    required=True,
+    metavar="KEY",
+    help="Old and new root keys: a threshold of each must sign (repeat).",
+)
+@expires_option
+@plain_http_option
+@json_option
+def rotate_root(
+    repo: str,
+    root_keys: tuple[str, ...],
+    threshold: int,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
+) -> None:
+    """Replace the manifest keys: write root N+1, then re-sign the manifest.
+
+    Root N+1 must be signed by a threshold of root N's keys and a threshold of
+    its own; devices walk roots/N.root.json one version at a time and refuse a
+    root that is not.
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.keys import load_public_key
+        from aoe_pack.publish.workflow import rotate_root as _rotate
+
+        store = _store(repo, plain_http)
+        root = _rotate(
+            store,
+            new_keys=[load_public_key(k) for k in root_keys],
+            threshold=threshold,
+            sign_keys=_signers(sign_keys),
+            expires=parse_duration(expires),
+        )
+        store.close()
+    payload = {"rootVersion": root.version, "keys": sorted(root.keys), "threshold": root.threshold}
+    output.result(
+        payload,
+        lambda: output.line(f"root version {root.version} written; manifest re-signed", fg="green"),
+    )
+
+
+@manifest.command("verify")
+@repo_option
+@click.option(
+    "--trusted-root",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The root the devices ship with (root.json of version 1, or later).",
+)
+@click.option(
+    "--bundles",
+    "check_bundles",
+    is_flag=True,
+    help="Also check every bundle is uploaded with its size (and download and hash it).",
+)
+@plain_http_option
+@json_option
+def verify_repo(
+    repo: str, trusted_root: Path, check_bundles: bool, plain_http: bool | None, json_mode: bool
+) -> None:
+    """Check a repository exactly as a device would: root chain, signatures, expiry."""
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.publish.verify_repo import verify_repository
+
+        store = _store(repo, plain_http)
+        report = verify_repository(store, trusted_root.read_bytes(), check_bundles=check_bundles)
+        store.close()
+
+    def text() -> None:
+        output.line(f"verified {repo}", fg="green", bold=True)
+        output.line(f"  root      version {report.root_version}")
+        m = report.manifest
+        output.line(f"  manifest  version {m.version}, {m.release_count()} release(s)")
+        if check_bundles:
+            output.line(f"  bundles   {report.bundles_checked} present and matching")
+
+    output.result(report.to_dict(), text)

@@ -1,0 +1,160 @@
+"""The whole device flow: trust, decide, download, verify, decrypt.
+
+1. Fix "now" once (TUF). Walk the root chain from the last trusted root (or
+   the one shipped with the app) to the newest.
+2. Fetch ``manifest.json`` with a size cap and check it against that root and
+   the last manifest version this device accepted (rollback) and its expiry
+   (freeze). Only then persist the new state.
+3. Decide (:mod:`aoe_pack.client.decide`).
+4. Download the chosen bundle, capped at the size the manifest promises and
+   resuming an interrupted download; check its size and SHA-256 against the
+   manifest (mix-and-match, substitution) before opening it.
+5. Verify the bundle's own signatures with the root's keys, check that it is
+   the tag and version the manifest says, decrypt and unpack it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aoe_pack._io import write_atomic
+from aoe_pack.bundle.unpack import unpack_bundle
+from aoe_pack.client.decide import Action, Decision, Device, decide
+from aoe_pack.errors import BundleMismatchError, RepositoryError, RepositoryFormatError
+from aoe_pack.keys.load import DecryptionKey
+from aoe_pack.manifest.root import Root, verify_self_signed
+from aoe_pack.manifest.trust import check_bundle_matches, update_root, verify_manifest
+from aoe_pack.publish.releases import file_sha256
+from aoe_pack.publish.store import MANIFEST, Store, root_name
+
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_ROOT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ClientState:
+    """What the device remembers between checks: its trusted root and last manifest version."""
+
+    root: bytes
+    manifest_version: int | None
+
+    @classmethod
+    def load(cls, path: Path, shipped_root: bytes) -> ClientState:
+        try:
+            doc: Any = json.loads(path.read_bytes())
+            state = cls(base64.b64decode(doc["root"]), doc["manifestVersion"])
+        except FileNotFoundError:
+            return cls(shipped_root, None)
+        except (ValueError, KeyError, TypeError) as e:
+            raise RepositoryFormatError(
+                f"client state {path} is unreadable: {e}",
+                hint="delete it to start again from the trusted root",
+            ) from e
+        # An app update may ship a newer root than the one remembered.
+        shipped = verify_self_signed(shipped_root, what="--trusted-root")
+        remembered = verify_self_signed(state.root, what=f"root remembered in {path}")
+        if shipped.version > remembered.version:
+            return cls(shipped_root, state.manifest_version)
+        return state
+
+    def save(self, path: Path) -> None:
+        doc = {
+            "root": base64.b64encode(self.root).decode(),
+            "manifestVersion": self.manifest_version,
+        }
+        write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    decision: Decision
+    root_version: int
+    manifest_version: int
+    bundle: Path | None = None
+    unpacked: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.decision.to_dict(),
+            "rootVersion": self.root_version,
+            "manifestVersion": self.manifest_version,
+            "bundle": str(self.bundle) if self.bundle else None,
+            "unpacked": str(self.unpacked) if self.unpacked else None,
+        }
+
+
+def refresh(
+    store: Store, *, trusted_root: bytes, state_path: Path, now: dt.datetime
+) -> tuple[Root, Any]:
+    """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
+    state = ClientState.load(state_path, trusted_root)
+    start = verify_self_signed(state.root, what="trusted root")
+
+    def fetch_root(n: int) -> bytes | None:
+        doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
+        return doc.data if doc else None
+
+    root, accepted = update_root(start, fetch_root)
+    doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    if doc is None:
+        raise RepositoryError(f"{store.url} has no manifest.json")
+    verified = verify_manifest(doc.data, root, now=now, last_version=state.manifest_version)
+    ClientState(accepted[-1] if accepted else state.root, verified.manifest.version).save(
+        state_path
+    )
+    return root, verified.manifest
+
+
+def check(
+    store: Store,
+    *,
+    tag: str,
+    device: Device,
+    trusted_root: bytes,
+    state_path: Path,
+    download_dir: Path | None = None,
+    decryption_key: DecryptionKey | None = None,
+    now: dt.datetime | None = None,
+) -> CheckResult:
+    """Run the device flow once (module docstring)."""
+    now = now or dt.datetime.now(dt.UTC)
+    root, manifest = refresh(store, trusted_root=trusted_root, state_path=state_path, now=now)
+    decision = decide(manifest, tag, device)
+    result = CheckResult(decision, root.version, manifest.version)
+    release = decision.release
+    if download_dir is None or decision.action is not Action.DOWNLOAD or release is None:
+        return result
+    download_dir.mkdir(parents=True, exist_ok=True)
+    dest = download_dir / f"{tag}-{release.version}.aoe"
+    if not dest.exists():
+        store.fetch_blob(release.url, dest, max_bytes=release.size)
+    sha256, size = file_sha256(dest)
+    try:
+        check_bundle_matches(release, size=size, sha256=sha256)
+    except BundleMismatchError:
+        dest.unlink()
+        raise
+    out = download_dir / f"{tag}-{release.version}"
+    unpacked = unpack_bundle(
+        dest,
+        out.with_name(out.name + ".partial"),
+        trusted_keys=list(root.keys.values()),
+        decryption_key=decryption_key,
+        force=True,
+    )
+    model = unpacked.manifest.model
+    if (model.tag, model.version) != (tag, release.version):
+        raise BundleMismatchError(
+            f"the bundle says it is {model.tag} {model.version}, the manifest {tag} "
+            f"{release.version}"
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    out.with_name(out.name + ".partial").rename(out)
+    return CheckResult(decision, root.version, manifest.version, dest, out)

@@ -1,0 +1,183 @@
+"""The device's update decision: a pure function of a verified manifest and the device.
+
+This is the reference that Android and iOS implementations follow
+(docs/format.md, "The device's decision"). The rules, in order:
+
+1. A model tag the manifest does not list: keep what runs.
+2. ``pin: "local"`` (the kill switch): run the model shipped in the app.
+3. Eligible releases are those of the device's channels that are not yanked,
+   whose app-version range holds the app's version, whose runtimes meet the
+   device's, and whose rollout includes the device, or that are critical.
+   A pin to a version makes that release the only candidate, rollout aside.
+4. The running remote model was yanked or is pinned away: switch to the best
+   eligible release above the local model if there is one, else go back to
+   the local model.
+5. Otherwise download the best eligible release if it is above what runs
+   (semver precedence); else keep what runs. Narrowing a rollout stops new
+   downloads; it does not take a model away (yank does).
+
+Rollout buckets: ``SHA-256("aoe-rollout/v1" 0x00 salt 0x00 tag 0x00 device-id)``,
+first 8 bytes as a big-endian unsigned integer, modulo 10 000. A device is in
+when its bucket is below the release's ``basisPoints``. The same device stays
+in as the percentage grows, and each release's random salt makes buckets of
+different releases independent.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Release
+from aoe_pack.manifest.versions import Version
+
+BUCKETS = 10_000
+_DOMAIN = b"aoe-rollout/v1\x00"
+
+
+def bucket(salt: str, tag: str, device_id: str) -> int:
+    """The device's rollout bucket for one release, 0-9999."""
+    h = hashlib.sha256(
+        b"%s%s\x00%s\x00%s" % (_DOMAIN, salt.encode(), tag.encode(), device_id.encode())
+    )
+    return int.from_bytes(h.digest()[:8], "big") % BUCKETS
+
+
+class Action(enum.StrEnum):
+    KEEP = "keep"
+    DOWNLOAD = "download"
+    REVERT_TO_LOCAL = "revert-to-local"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Device:
+    """What the decision needs to know about the device and the app."""
+
+    device_id: str
+    app_version: str
+    runtimes: frozenset[str]
+    channels: tuple[str, ...] = ("stable",)
+    local_version: str
+    """The version of the model shipped inside the app."""
+    installed_version: str | None = None
+    """The version of a downloaded (remote) model now in use; None if the local one runs."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do, which release, and why (for logs and ``--json``)."""
+
+    action: Action
+    tag: str
+    release: Release | None
+    reason: str
+    running: str
+    skipped: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "action": self.action.value,
+            "tag": self.tag,
+            "version": self.release.version if self.release else None,
+            "url": self.release.url if self.release else None,
+            "sha256": self.release.sha256 if self.release else None,
+            "size": self.release.size if self.release else None,
+            "reason": self.reason,
+            "running": self.running,
+            "skipped": list(self.skipped),
+        }
+
+
+def _why_not(  # noqa: PLR0911 - one early return per rule, in the documented order
+    r: Release, tag: str, device: Device, app: Version, *, rollout: bool
+) -> str | None:
+    if r.yanked is not None:
+        return f"{r.version}: yanked ({r.yanked})"
+    if r.channel not in device.channels:
+        return f"{r.version}: channel {r.channel}"
+    if r.min_app_version is not None and app < Version.parse(r.min_app_version):
+        return f"{r.version}: needs app >= {r.min_app_version}"
+    if r.max_app_version is not None and Version.parse(r.max_app_version) < app:
+        return f"{r.version}: needs app <= {r.max_app_version}"
+    if not device.runtimes.intersection(r.runtimes):
+        return f"{r.version}: no runtime of {', '.join(r.runtimes)} on the device"
+    missing = [x for x in r.required_runtimes if x not in device.runtimes]
+    if missing:
+        return f"{r.version}: device lacks {', '.join(missing)}"
+    if rollout and not r.critical and bucket(r.salt, tag, device.device_id) >= r.rollout_bp:
+        return f"{r.version}: outside its {r.rollout_percent:g}% rollout"
+    return None
+
+
+def _eligible(
+    entry: ModelReleases, tag: str, device: Device, app: Version
+) -> tuple[list[Release], list[str]]:
+    if entry.pin not in (None, LOCAL):
+        pool: Iterable[Release] = [r for r in entry.releases if r.version == entry.pin]
+        rollout = False
+    else:
+        pool, rollout = entry.releases, True
+    ok, skipped = [], []
+    for r in pool:
+        why = _why_not(r, tag, device, app, rollout=rollout)
+        if why is None:
+            ok.append(r)
+        else:
+            skipped.append(why)
+    return ok, skipped
+
+
+def decide(  # noqa: PLR0911 - one return per rule of the module docstring
+    manifest: Manifest, tag: str, device: Device
+) -> Decision:
+    """Apply the rules of the module docstring."""
+    local = Version.parse(device.local_version, what="local model version")
+    remote = Version.parse(device.installed_version) if device.installed_version else None
+    running = str(remote) if remote is not None else f"{local} (local)"
+    entry = manifest.models.get(tag)
+    if entry is None:
+        return Decision(Action.KEEP, tag, None, f"the manifest has no model {tag!r}", running)
+    if entry.pin == LOCAL:
+        if remote is None:
+            return Decision(Action.KEEP, tag, None, "pinned to the local model", running)
+        return Decision(
+            Action.REVERT_TO_LOCAL, tag, None, "pinned to the local model (kill switch)", running
+        )
+    app = Version.parse(device.app_version, what="app version")
+    ok, skipped = _eligible(entry, tag, device, app)
+    best = max(ok, key=lambda r: r.semver, default=None)
+    if remote is not None:
+        current = entry.find(str(remote))
+        gone = None
+        if current is not None and current.yanked is not None:
+            gone = f"{remote} was yanked: {current.yanked}"
+        elif entry.pin is not None and Version.parse(entry.pin) != remote:
+            gone = f"pinned to {entry.pin}"
+        if gone is not None:
+            if best is not None and local < best.semver and best.semver != remote:
+                return Decision(
+                    Action.DOWNLOAD,
+                    tag,
+                    best,
+                    f"{gone}; {best.version} replaces it",
+                    running,
+                    tuple(skipped),
+                )
+            return Decision(Action.REVERT_TO_LOCAL, tag, None, gone, running, tuple(skipped))
+    base = remote if remote is not None else local
+    if best is not None and base < best.semver:
+        why = "critical release" if best.critical else f"in the {best.rollout_percent:g}% rollout"
+        if entry.pin is not None:
+            why = f"pinned to {entry.pin}"
+        return Decision(
+            Action.DOWNLOAD, tag, best, f"{best.version} > {base}: {why}", running, tuple(skipped)
+        )
+    if entry.pin is not None and best is not None and best.semver < base:
+        return Decision(
+            Action.DOWNLOAD, tag, best, f"pinned to {entry.pin}", running, tuple(skipped)
+        )
+    return Decision(
+        Action.KEEP, tag, None, f"no eligible release above {base}", running, tuple(skipped)
+    )

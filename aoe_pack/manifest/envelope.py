@@ -1,0 +1,119 @@
+"""Attached DSSE envelopes for the repository's root and manifest.
+
+The bundle keeps its signatures apart from its manifest (``aoe/signatures.json``);
+a repository document is a single file, so that one atomic write replaces
+document and signatures together:
+
+    {"payload": base64(canonical JSON), "payloadType": ..., "signatures": [...]}
+
+in RFC 8785 canonical form, signatures sorted by key id. Signing and key ids
+are exactly those of bundles (DSSE v1 PAE; Ed25519 or deterministic ECDSA P-256).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aoe_pack._canonical import canonical_json
+from aoe_pack._crypto import sign as _sign
+from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack.bundle.dsse import Signature, parse_signature_list
+from aoe_pack.errors import (
+    RepositoryFormatError,
+    SignatureError,
+    UntrustedMetadataError,
+    UsageError,
+)
+
+MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
+ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
+MAX_SIGNATURES = 32
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed envelope: the signed payload bytes and who signed them."""
+
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(
+            {
+                "payload": base64.b64encode(self.payload).decode(),
+                "payloadType": self.payload_type,
+                "signatures": [
+                    {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()}
+                    for s in self.signatures
+                ],
+            }
+        )
+
+    def document(self) -> Any:
+        """The payload as JSON (it was checked to be canonical when parsed)."""
+        return json.loads(self.payload)
+
+    def valid_keyids(self, keys: dict[str, PublicKey]) -> set[str]:
+        """Ids of the keys in ``keys`` whose signature over the payload verifies."""
+        message = _sign.pae(self.payload_type, self.payload)
+        return {
+            s.keyid
+            for s in self.signatures
+            if (k := keys.get(s.keyid)) is not None and _sign.verify(k, s.sig, message)
+        }
+
+
+def sign(payload_type: str, document: Any, keys: list[PrivateKey]) -> Envelope:
+    """Canonicalise ``document`` and sign it with every key in ``keys``."""
+    if not keys:
+        raise UsageError("at least one --sign-key is needed")
+    ids = [k.key_id for k in keys]
+    if len(set(ids)) != len(ids):
+        raise UsageError("the same signing key was given twice")
+    payload = canonical_json(document)
+    message = _sign.pae(payload_type, payload)
+    sigs = sorted(
+        (Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid
+    )
+    return Envelope(payload_type, payload, tuple(sigs))
+
+
+def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
+    """Parse an envelope strictly: canonical bytes, the expected type, canonical payload."""
+    try:
+        doc: Any = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise RepositoryFormatError(f"{what} is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or set(doc) != {"payload", "payloadType", "signatures"}:
+        raise RepositoryFormatError(
+            f"{what} must be a DSSE envelope holding exactly payload, payloadType and signatures"
+        )
+    if doc["payloadType"] != payload_type:
+        raise RepositoryFormatError(
+            f"{what} has payloadType {str(doc['payloadType'])[:80]!r}, expected {payload_type!r}"
+        )
+    if not isinstance(doc["payload"], str):
+        raise RepositoryFormatError(f"{what}: payload must be a base64 string")
+    try:
+        payload = base64.b64decode(doc["payload"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise RepositoryFormatError(f"{what}: payload is not valid base64") from e
+    try:
+        sigs = parse_signature_list(doc["signatures"], max_signatures=MAX_SIGNATURES)
+    except SignatureError as e:
+        raise UntrustedMetadataError(f"{what}: {e}") from e
+    env = Envelope(payload_type, payload, tuple(sigs))
+    if env.to_bytes() != data:
+        raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as e:
+        raise RepositoryFormatError(f"{what}: the signed payload is not valid JSON") from e
+    if canonical_json(body) != payload:
+        raise RepositoryFormatError(f"{what}: the signed payload is not canonical JSON")
+    return env

@@ -1,0 +1,100 @@
+"""What a client believes, and the checks that move it forward. No I/O here.
+
+Like python-tuf's ``TrustedMetadataSet``, this is a state machine fed with
+bytes: the caller fetches (HTTP, a folder, a registry) and persists; this
+module only decides. That keeps every attack test a pure function call.
+
+The order is TUF's: update the root chain first, then the manifest, against a
+"now" fixed once per update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aoe_pack.errors import (
+    BundleMismatchError,
+    ExpiredMetadataError,
+    RollbackError,
+    UntrustedMetadataError,
+)
+from aoe_pack.manifest import envelope
+from aoe_pack.manifest.model import Manifest, Release, format_time
+from aoe_pack.manifest.root import Root, verify_successor
+
+MAX_ROOT_STEPS = 64
+"""A repository cannot make a client walk an endless root chain."""
+
+
+@dataclass(frozen=True)
+class VerifiedManifest:
+    """A manifest whose signatures, version and expiry were checked."""
+
+    manifest: Manifest
+    envelope_bytes: bytes
+    signed_by: frozenset[str]
+
+
+def update_root(trusted: Root, fetch: Callable[[int], bytes | None]) -> tuple[Root, list[bytes]]:
+    """Walk ``roots/N.root.json`` from the trusted version to the newest.
+
+    Returns the newest trusted root and the envelopes accepted on the way (to
+    persist). ``fetch(n)`` returns root ``n``'s bytes, or None past the end.
+    """
+    accepted: list[bytes] = []
+    for _ in range(MAX_ROOT_STEPS):
+        data = fetch(trusted.version + 1)
+        if data is None:
+            return trusted, accepted
+        trusted = verify_successor(trusted, data)
+        accepted.append(data)
+    raise RollbackError(f"the root chain grows by more than {MAX_ROOT_STEPS} versions at once")
+
+
+def verify_manifest(
+    data: bytes,
+    root: Root,
+    *,
+    now: dt.datetime,
+    last_version: int | None = None,
+    check_expiry: bool = True,
+) -> VerifiedManifest:
+    """Signatures, then rollback, then freeze, as a client must check them."""
+    env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+    good = env.valid_keyids(dict(root.keys))
+    if len(good) < root.threshold:
+        raise UntrustedMetadataError(
+            f"manifest.json has {len(good)} of the {root.threshold} required signature(s) "
+            f"from root version {root.version}'s keys",
+            hint="the manifest was changed after signing, or signed with a key the root "
+            "does not list",
+        )
+    manifest = Manifest.from_dict(env.document())
+    if last_version is not None and manifest.version < last_version:
+        raise RollbackError(
+            f"manifest version {manifest.version} is older than version {last_version}, "
+            "which this client already accepted",
+            hint="a mirror or attacker is serving an old manifest; keep the current model",
+        )
+    if check_expiry and manifest.expires <= now:
+        raise ExpiredMetadataError(
+            f"manifest version {manifest.version} expired at {format_time(manifest.expires)}",
+            hint="the repository must be re-signed (any manifest command, or "
+            "`aoe-pack manifest resign`); a frozen repository cannot hold devices back",
+        )
+    return VerifiedManifest(manifest, data, frozenset(good))
+
+
+def check_bundle_matches(release: Release, *, size: int, sha256: str) -> None:
+    """A downloaded bundle must be exactly what the manifest promised."""
+    if size != release.size:
+        raise BundleMismatchError(
+            f"bundle for {release.version} is {size} bytes; the manifest says {release.size}"
+        )
+    if sha256 != release.sha256:
+        raise BundleMismatchError(
+            f"bundle for {release.version} has SHA-256 {sha256[:16]}…; the manifest says "
+            f"{release.sha256[:16]}… (substituted or mixed-up bundle)"
+        )

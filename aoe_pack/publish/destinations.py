@@ -1,0 +1,36 @@
+"""Turn ``--repo`` into a :class:`~aoe_pack.publish.store.Store`.
+
+- a path or ``file://`` URL: a local folder (the default, nothing to install);
+- ``oci://host/repo``: an OCI registry through oras-py (``[publish]`` extra);
+- ``http://`` / ``https://``: read-only, as devices read a served folder;
+- any other ``scheme://``: fsspec (``s3://`` through s3fs, ``[publish]`` extra).
+
+Backends that need an extra are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+from aoe_pack.publish.local import LocalStore
+from aoe_pack.publish.store import Store
+
+
+def open_store(url: str, *, plain_http: bool | None = None) -> Store:
+    """The store for ``url`` (see the module docstring)."""
+    scheme = urllib.parse.urlsplit(url).scheme if "://" in url else ""
+    if scheme in ("", "file"):
+        path = urllib.parse.urlsplit(url).path if scheme == "file" else url
+        return LocalStore(Path(path))
+    if scheme == "oci":
+        from aoe_pack.publish.oci import OciStore
+
+        return OciStore.from_url(url, plain_http=plain_http)
+    if scheme in ("http", "https"):
+        from aoe_pack.client.fetch import HttpStore
+
+        return HttpStore(url)
+    from aoe_pack.publish.fsspec_store import FsspecStore
+
+    return FsspecStore.from_url(url)

@@ -1,0 +1,121 @@
+"""A repository in a local folder: a static site any web server can serve.
+
+Compare-and-swap is a lock plus an atomic rename: ``replace`` takes an
+exclusive ``flock`` on ``.aoe-repo.lock``, compares the current file's SHA-256
+with the caller's token, writes a temp file, fsyncs it and renames it over the
+old one, then fsyncs the folder. Readers never lock: a rename is atomic, so
+they see the old file or the new one, never a mix. A crash leaves at most a
+``.*.partial`` temp file, which nothing reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from aoe_pack._io import atomic_output
+from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
+from aoe_pack.publish.store import Stored
+
+LOCK_NAME = ".aoe-repo.lock"
+
+
+class LocalStore:
+    """The :class:`~aoe_pack.publish.store.Store` of a folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def _path(self, name: str) -> Path:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise StoreError(f"refusing document name {name!r} outside the repository")
+        return self.root.joinpath(*parts)
+
+    def read(self, name: str, *, max_bytes: int) -> Stored | None:
+        path = self._path(name)
+        try:
+            with path.open("rb") as f:
+                data = f.read(max_bytes + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read {path}: {e.strerror}") from e
+        if len(data) > max_bytes:
+            raise DownloadTooLargeError(f"{path} is larger than its cap of {max_bytes} bytes")
+        return Stored(data, hashlib.sha256(data).hexdigest())
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot lock repository {self.root}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def replace(self, name: str, data: bytes, *, expected: str | None) -> str:
+        path = self._path(name)
+        with self._locked():
+            try:
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                current = None
+            except OSError as e:
+                raise StoreError(f"cannot read {path}: {e.strerror}") from e
+            if current != expected:
+                raise StoreConflictError(f"{path} changed since it was read")
+            with atomic_output(path) as f:
+                f.write(data)
+            _fsync_dir(path.parent)
+        return hashlib.sha256(data).hexdigest()
+
+    def put_blob(self, name: str, source: Path, *, sha256: str, size: int) -> None:
+        path = self._path(name)
+        if self.has_blob(name) == size:
+            return
+        try:
+            with atomic_output(path) as out, Path(source).open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except OSError as e:
+            raise StoreError(f"cannot upload {source} to {path}: {e.strerror}") from e
+        _fsync_dir(path.parent)
+
+    def has_blob(self, name: str) -> int | None:
+        try:
+            return self._path(name).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
+        path = self._path(name)
+        size = self.has_blob(name)
+        if size is None:
+            raise StoreError(f"{path} does not exist")
+        if size > max_bytes:
+            raise DownloadTooLargeError(f"{path} is larger than its cap of {max_bytes} bytes")
+        shutil.copyfile(path, dest)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

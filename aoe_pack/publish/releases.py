@@ -1,0 +1,245 @@
+"""The manifest commands: publish bundles, yank, widen or narrow a rollout, pin.
+
+Each command is an edit (a pure function of the current manifest) handed to
+:func:`aoe_pack.publish.workflow.edit_manifest`, which retries it on a fresh
+manifest whenever another publisher wins the race. Edits are idempotent:
+publishing the same bundle twice, or yanking twice, changes nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack.bundle.verify import verify_bundle
+from aoe_pack.errors import ReleaseConflictError, ReleaseNotFoundError, UsageError
+from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Release
+from aoe_pack.manifest.versions import Version
+from aoe_pack.publish.store import Store, bundle_name
+from aoe_pack.publish.workflow import DEFAULT_EXPIRES, Commit, edit_manifest
+
+CHANNEL_DEFAULT = "stable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseOptions:
+    """What ``manifest publish`` records besides the bundle itself."""
+
+    channel: str = CHANNEL_DEFAULT
+    rollout_bp: int = 10_000
+    min_app_version: str | None = None
+    max_app_version: str | None = None
+    required_runtimes: tuple[str, ...] = ()
+    critical: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rollout_bp <= 10_000:
+            raise UsageError("--rollout must be between 0 and 100 (percent)")
+        lo = self.min_app_version and Version.parse(self.min_app_version, what="--min-app-version")
+        hi = self.max_app_version and Version.parse(self.max_app_version, what="--max-app-version")
+        if lo and hi and hi < lo:
+            raise UsageError("--max-app-version is below --min-app-version")
+
+
+def percent_to_bp(percent: float) -> int:
+    """``--rollout 12.5`` → 1250 basis points (hundredths of a percent)."""
+    bp = round(percent * 100)
+    if not 0 <= bp <= 10_000 or abs(bp - percent * 100) > 1e-6:
+        raise UsageError(f"rollout {percent} must be 0-100 with at most two decimals")
+    return bp
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256")
+    return digest.hexdigest(), path.stat().st_size
+
+
+def release_of_bundle(
+    path: Path, trusted_keys: Sequence[PublicKey], options: ReleaseOptions
+) -> tuple[str, Release]:
+    """Verify ``path`` and describe it as a release of its tag."""
+    result = verify_bundle(path, trusted_keys=trusted_keys)
+    model = result.manifest.model
+    version = Version.parse(model.version, what=f"{path.name}: version")
+    artifacts = sorted(
+        {(f.runtime, f.variant or "") for f in result.manifest.files if f.runtime}
+        or {(model.runtime, "")}
+    )
+    sha256, size = file_sha256(path)
+    release = Release(
+        version=model.version,
+        version_code=version.version_code(),
+        url=bundle_name(sha256),
+        size=size,
+        sha256=sha256,
+        runtimes=tuple(sorted({r for r, _ in artifacts})),
+        artifacts=tuple(
+            {"runtime": r, "variant": v} if v else {"runtime": r} for r, v in artifacts
+        ),
+        channel=options.channel,
+        rollout_bp=options.rollout_bp,
+        salt=secrets.token_hex(16),
+        min_app_version=options.min_app_version,
+        max_app_version=options.max_app_version,
+        required_runtimes=options.required_runtimes,
+        critical=options.critical,
+    )
+    return model.tag, release
+
+
+def add_releases(
+    new: Sequence[tuple[str, Release]],
+) -> Callable[[Manifest], dict[str, ModelReleases]]:
+    """The edit that inserts ``new`` releases in precedence order (idempotent)."""
+
+    def edit(m: Manifest) -> dict[str, ModelReleases]:
+        models = dict(m.models)
+        for tag, rel in new:
+            entry = models.get(tag, ModelReleases())
+            existing = entry.find(rel.version)
+            if existing is not None:
+                if existing.sha256 != rel.sha256:
+                    raise ReleaseConflictError(
+                        f"{tag} {rel.version} is already published with a different bundle "
+                        f"({existing.sha256[:16]}…)",
+                        hint="releases are immutable: bump the version in the model config",
+                    )
+                continue
+            releases = sorted((*entry.releases, rel), key=lambda r: r.semver)
+            models[tag] = replace(entry, releases=tuple(releases))
+        return models
+
+    return edit
+
+
+def holds_releases(new: Sequence[tuple[str, Release]]) -> Callable[[Manifest], bool]:
+    def landed(m: Manifest) -> bool:
+        for tag, rel in new:
+            entry = m.models.get(tag)
+            found = entry.find(rel.version) if entry else None
+            if found is None or found.sha256 != rel.sha256:
+                return False
+        return True
+
+    return landed
+
+
+def publish(
+    store: Store,
+    bundles: Sequence[Path],
+    *,
+    sign_keys: Sequence[PrivateKey],
+    trusted_keys: Sequence[PublicKey] = (),
+    options: ReleaseOptions = ReleaseOptions(),
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+    on_bundle: Callable[[Path, str, Release], None] | None = None,
+) -> tuple[Commit, list[tuple[str, Release]]]:
+    """Verify and upload each bundle, then add them all in one manifest version."""
+    keys = list(trusted_keys) or [k.public for k in sign_keys]
+    new: list[tuple[str, Release]] = []
+    for path in bundles:
+        tag, rel = release_of_bundle(Path(path), keys, options)
+        if any(t == tag and r.semver == rel.semver for t, r in new):
+            raise UsageError(f"{tag} {rel.version} is given twice")
+        store.put_blob(rel.url, Path(path), sha256=rel.sha256, size=rel.size)
+        if on_bundle is not None:
+            on_bundle(Path(path), tag, rel)
+        new.append((tag, rel))
+    commit = edit_manifest(
+        store,
+        add_releases(new),
+        sign_keys=sign_keys,
+        expires=expires,
+        landed=holds_releases(new),
+    )
+    return commit, new
+
+
+def _change_release(
+    tag: str, version: str, change: Callable[[Release], Release]
+) -> Callable[[Manifest], dict[str, ModelReleases]]:
+    def edit(m: Manifest) -> dict[str, ModelReleases]:
+        entry = m.models.get(tag)
+        if entry is None:
+            raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
+        target = entry.find(version)
+        if target is None:
+            known = ", ".join(r.version for r in entry.releases) or "none"
+            raise ReleaseNotFoundError(f"{tag} has no release {version} (releases: {known})")
+        releases = tuple(change(r) if r is target else r for r in entry.releases)
+        return {**m.models, tag: replace(entry, releases=releases)}
+
+    return edit
+
+
+def yank(
+    store: Store,
+    tag: str,
+    version: str,
+    *,
+    reason: str,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Commit:
+    """Withdraw a release: devices running it go back to the local model."""
+    if not reason.strip():
+        raise UsageError("--reason must say why the release is yanked")
+    return edit_manifest(
+        store,
+        _change_release(tag, version, lambda r: replace(r, yanked=reason.strip())),
+        sign_keys=sign_keys,
+        expires=expires,
+    )
+
+
+def set_rollout(
+    store: Store,
+    tag: str,
+    version: str,
+    percent: float,
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Commit:
+    """Widen or narrow a rollout. The salt stays, so devices already in stay in."""
+    bp = percent_to_bp(percent)
+    return edit_manifest(
+        store,
+        _change_release(tag, version, lambda r: replace(r, rollout_bp=bp)),
+        sign_keys=sign_keys,
+        expires=expires,
+    )
+
+
+def set_pin(
+    store: Store,
+    tag: str,
+    pin: str | None,
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Commit:
+    """Pin every device to one release, to ``local`` (kill switch), or unpin (None)."""
+
+    def edit(m: Manifest) -> Mapping[str, ModelReleases]:
+        entry = m.models.get(tag)
+        if entry is None:
+            raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
+        if pin not in (None, LOCAL) and entry.find(pin) is None:
+            raise ReleaseNotFoundError(f"{tag} has no release {pin} to pin to")
+        return {**m.models, tag: replace(entry, pin=pin)}
+
+    return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires)
+
+
+def resign(
+    store: Store, *, sign_keys: Sequence[PrivateKey], expires: dt.timedelta = DEFAULT_EXPIRES
+) -> Commit:
+    """A new manifest version with the same releases and a fresh expiry."""
+    return edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)

@@ -1,0 +1,220 @@
+"""Every change to a repository: read, edit, sign, compare-and-swap, retry.
+
+All manifest commands go through :func:`edit_manifest`, which works the same on
+every :class:`~aoe_pack.publish.store.Store`:
+
+1. read ``root.json`` and ``manifest.json`` (with the manifest's token);
+2. check the manifest against the root (a repository we cannot trust is not
+   edited), apply the edit to it, add one to its version, sign;
+3. ``replace`` it only if it still has the token read in step 1; if another
+   publisher got there first, wait a random moment and start again from 1.
+
+Bundles are uploaded before step 1, under their digest, so a manifest never
+names a bundle that is not fully there; a crash anywhere leaves the old
+manifest or the new one. Stores whose compare-and-swap has a window (OCI
+registries without conditional writes) set ``atomic_cas = False``; for them the
+manifest is read back after a short settle time and the edit is redone if a
+racing writer overwrote it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack.errors import (
+    RepositoryError,
+    StoreConflictError,
+    StoreError,
+    UntrustedMetadataError,
+    UsageError,
+)
+from aoe_pack.manifest import envelope
+from aoe_pack.manifest.model import Manifest, ModelReleases
+from aoe_pack.manifest.root import (
+    Root,
+    new_root,
+    parse_root,
+    verify_self_signed,
+    verify_successor,
+)
+from aoe_pack.manifest.trust import verify_manifest
+from aoe_pack.publish.store import MANIFEST, ROOT, Store, root_name
+
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_ROOT_BYTES = 1 << 20
+MAX_ATTEMPTS = 200
+DEFAULT_EXPIRES = dt.timedelta(days=30)
+
+Edit = Callable[[Manifest], Mapping[str, ModelReleases]]
+"""Given the current manifest, the new ``models`` (raise to refuse the edit)."""
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """A repository as read at one moment, checked against its own root."""
+
+    root: Root
+    root_token: str
+    manifest: Manifest
+    manifest_token: str
+    manifest_bytes: bytes
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A manifest version this process wrote, and how many tries it took."""
+
+    manifest: Manifest
+    attempts: int
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def read_state(store: Store) -> RepoState:
+    """The current root and manifest; the manifest may be expired (it gets re-signed)."""
+    root_doc = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
+    if root_doc is None:
+        raise RepositoryError(
+            f"{store.url} is not an aoe-pack repository (no root.json)",
+            hint="create it with `aoe-pack manifest init --repo ... --root-key KEY.pub`",
+        )
+    root = verify_self_signed(root_doc.data, what=f"{store.url}/root.json")
+    doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    if doc is None:
+        raise RepositoryError(f"{store.url} has a root.json but no manifest.json")
+    verified = verify_manifest(doc.data, root, now=now_utc(), check_expiry=False)
+    return RepoState(root, root_doc.token, verified.manifest, doc.token, doc.data)
+
+
+def _signers_for(root: Root, keys: Sequence[PrivateKey]) -> list[PrivateKey]:
+    usable = [k for k in keys if k.key_id in root.keys]
+    if len(usable) < root.threshold:
+        raise UntrustedMetadataError(
+            f"{len(usable)} of the given signing key(s) are in root version {root.version}, "
+            f"which needs {root.threshold}",
+            hint="sign with the repository's manifest keys (manifest init --root-key / "
+            "rotate-root)",
+        )
+    return usable
+
+
+def init_repository(
+    store: Store,
+    *,
+    root_keys: Sequence[PublicKey],
+    threshold: int,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Root:
+    """Create root version 1 and an empty manifest version 1."""
+    root = new_root(1, root_keys, threshold)
+    if store.read(ROOT, max_bytes=MAX_ROOT_BYTES) is not None:
+        raise UsageError(f"{store.url} already has a root.json; use rotate-root to change keys")
+    signers = _signers_for(root, sign_keys)
+    root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
+    verify_self_signed(root_bytes)
+    empty = Manifest(version=1, expires=now_utc() + expires, models={})
+    manifest_bytes = envelope.sign(envelope.MANIFEST_TYPE, empty.to_dict(), signers).to_bytes()
+    # The manifest first: a repository with a root but no manifest reads as broken,
+    # one with only a manifest reads as "not initialised" and can be initialised again.
+    _create(store, MANIFEST, manifest_bytes)
+    _create(store, root_name(1), root_bytes)
+    _create(store, ROOT, root_bytes)
+    return root
+
+
+def _create(store: Store, name: str, data: bytes) -> None:
+    try:
+        store.replace(name, data, expected=None)
+    except StoreConflictError as e:
+        existing = store.read(name, max_bytes=MAX_MANIFEST_BYTES)
+        if existing is None or existing.data != data:
+            raise UsageError(f"{store.url}: {name} already exists") from e
+
+
+def edit_manifest(
+    store: Store,
+    edit: Edit,
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+    landed: Callable[[Manifest], bool] | None = None,
+    settle: float = 0.05,
+) -> Commit:
+    """Apply ``edit`` to the newest manifest with compare-and-swap, retrying on conflict.
+
+    ``landed(m)`` tells whether a manifest already holds this edit; it is used
+    for stores without atomic compare-and-swap to detect an overwritten write.
+    """
+    atomic = getattr(store, "atomic_cas", True)
+    rng = random.SystemRandom()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        state = read_state(store)
+        signers = _signers_for(state.root, sign_keys)
+        models = edit(state.manifest)
+        new = state.manifest.bump(expires=now_utc() + expires, models=models)
+        data = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers).to_bytes()
+        try:
+            token = store.replace(MANIFEST, data, expected=state.manifest_token)
+        except StoreConflictError:
+            time.sleep(rng.uniform(0.001, min(0.5, 0.005 * attempt)))
+            continue
+        if atomic or _still_there(store, token, new, landed, settle):
+            return Commit(new, attempt)
+    raise StoreError(
+        f"{store.url}: gave up after {MAX_ATTEMPTS} write conflicts with other publishers"
+    )
+
+
+def _still_there(
+    store: Store,
+    token: str,
+    new: Manifest,
+    landed: Callable[[Manifest], bool] | None,
+    settle: float,
+) -> bool:
+    time.sleep(settle)
+    state = read_state(store)
+    if state.manifest_token == token:
+        return True
+    if state.manifest.version <= new.version:
+        return False  # a racing writer replaced ours at the same version: redo
+    return landed is None or landed(state.manifest)
+
+
+def rotate_root(
+    store: Store,
+    *,
+    new_keys: Sequence[PublicKey],
+    threshold: int,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Root:
+    """Write root N+1 signed by ``sign_keys``, then re-sign the manifest under it.
+
+    The new root must carry a threshold of the old keys' and of the new keys'
+    signatures; it is checked exactly as clients will check it before anything
+    is written.
+    """
+    state = read_state(store)
+    root = new_root(state.root.version + 1, new_keys, threshold)
+    keys = list({k.key_id: k for k in sign_keys}.values())
+    data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()
+    verify_successor(state.root, data)
+    _create(store, root_name(root.version), data)
+    store.replace(ROOT, data, expected=state.root_token)
+    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    return root
+
+
+def load_root_file(data: bytes) -> Root:
+    """A root a user passes with --trusted-root (its own keys must have signed it)."""
+    parse_root(data)  # a precise format error before the signature check
+    return verify_self_signed(data)
