@@ -115,7 +115,8 @@ def _eligible(
     entry: ModelReleases, tag: str, device: Device, app: Version
 ) -> tuple[list[Release], list[str]]:
     if entry.pin not in (None, LOCAL):
-        pool: Iterable[Release] = [r for r in entry.releases if r.version == entry.pin]
+        pinned = Version.parse(entry.pin)
+        pool: Iterable[Release] = [r for r in entry.releases if r.semver == pinned]
         rollout = False
     else:
         pool, rollout = entry.releases, True

@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aoe_pack._canonical import canonical_json
+from aoe_pack._canonical import canonical_json_integral as canonical_json
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.bundle.dsse import Signature, parse_signature_list
@@ -32,6 +32,24 @@ from aoe_pack.errors import (
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
 MAX_SIGNATURES = 32
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Integers beyond this lose precision in JavaScript and in RFC 8785; refused."""
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError(f"floating-point number {text[:40]} (repository documents hold none)")
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise ValueError(f"integer {text[:40]} is beyond 2**53-1")
+    return value
+
+
+def loads_integral(data: bytes) -> Any:
+    """``json.loads`` that refuses floats and unsafe integers (see canonical_json_integral)."""
+    return json.loads(data, parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float)
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,8 @@ class Envelope:
     payload_type: str
     payload: bytes
     signatures: tuple[Signature, ...]
+    body: Any = field(default=None, compare=False, repr=False)
+    """The parsed payload, when :func:`parse` already has it."""
 
     def to_bytes(self) -> bytes:
         return canonical_json(
@@ -56,7 +76,7 @@ class Envelope:
 
     def document(self) -> Any:
         """The payload as JSON (it was checked to be canonical when parsed)."""
-        return json.loads(self.payload)
+        return self.body if self.body is not None else loads_integral(self.payload)
 
     def valid_keyids(self, keys: dict[str, PublicKey]) -> set[str]:
         """Ids of the keys in ``keys`` whose signature over the payload verifies."""
@@ -111,9 +131,9 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     if env.to_bytes() != data:
         raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
     try:
-        body = json.loads(payload)
+        body = loads_integral(payload)
     except (ValueError, RecursionError) as e:
-        raise RepositoryFormatError(f"{what}: the signed payload is not valid JSON") from e
+        raise RepositoryFormatError(f"{what}: the signed payload is not valid JSON: {e}") from e
     if canonical_json(body) != payload:
         raise RepositoryFormatError(f"{what}: the signed payload is not canonical JSON")
-    return env
+    return Envelope(payload_type, payload, tuple(sigs), body)

@@ -5,6 +5,12 @@ rules a schema cannot state: each ``versionCode`` matches its version, releases
 are sorted by semver precedence with no two equal, and a pin names a release.
 Unknown fields are kept (``extra``) so that a newer publisher's additions
 survive an older publisher's edit.
+
+A repository can hold thousands of releases, and a device cares about one
+tag, a publisher about the tags it edits. So the manifest's top level is
+checked at once and each tag's releases when first used (:class:`Models`);
+untouched tags are re-serialised from their signed JSON as they were.
+``Models.check_all()`` checks every tag (``manifest verify`` does).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import datetime as dt
 import functools
 import importlib.resources
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,20 +38,32 @@ def format_time(t: dt.datetime) -> str:
 
 
 def parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    try:
+        return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError as e:  # the schema's pattern admits 2030-02-30
+        raise RepositoryFormatError(f"manifest: expires {text[:40]!r} is not a real date") from e
 
 
 @functools.cache
-def _validator(name: str) -> Any:
+def _validator(name: str, part: str = "") -> Any:
+    """The validator of schema ``name``, or of one of its ``$defs`` (``part``).
+
+    ``part="top"`` checks a manifest's top level with each model left opaque.
+    """
     from jsonschema import Draft202012Validator
 
     resource = importlib.resources.files("aoe_pack") / "schemas" / name
-    return Draft202012Validator(json.loads(resource.read_text(encoding="utf-8")))
+    schema = json.loads(resource.read_text(encoding="utf-8"))
+    if part == "top":
+        schema["properties"]["models"]["additionalProperties"] = {"type": "object"}
+    elif part:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
+    return Draft202012Validator(schema)
 
 
-def check_schema(document: Any, schema: str, *, what: str) -> None:
+def check_schema(document: Any, schema: str, *, what: str, part: str = "") -> None:
     """Raise RepositoryFormatError naming the first schema violation."""
-    error = next(iter(_validator(schema).iter_errors(document)), None)
+    error = next(iter(_validator(schema, part).iter_errors(document)), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise RepositoryFormatError(f"{what}: {where}: {error.message[:300]}")
@@ -71,8 +89,11 @@ class Release:
     critical: bool = False
     yanked: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    rollout_extra: Mapping[str, Any] = field(default_factory=dict)
+    """Unknown fields inside ``rollout`` (kept, like ``extra``)."""
+    yanked_extra: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def semver(self) -> Version:
         return Version.parse(self.version)
 
@@ -91,7 +112,7 @@ class Release:
             runtimes=list(self.runtimes),
             artifacts=[dict(a) for a in self.artifacts],
             channel=self.channel,
-            rollout={"basisPoints": self.rollout_bp, "salt": self.salt},
+            rollout={**self.rollout_extra, "basisPoints": self.rollout_bp, "salt": self.salt},
             requiredRuntimes=list(self.required_runtimes),
             critical=self.critical,
         )
@@ -100,7 +121,7 @@ class Release:
         if self.max_app_version is not None:
             d["maxAppVersion"] = self.max_app_version
         if self.yanked is not None:
-            d["yanked"] = {"reason": self.yanked}
+            d["yanked"] = {**self.yanked_extra, "reason": self.yanked}
         return d
 
     @classmethod
@@ -123,6 +144,10 @@ class Release:
             critical=d["critical"],
             yanked=d["yanked"]["reason"] if "yanked" in d else None,
             extra={k: v for k, v in d.items() if k not in known},
+            rollout_extra={
+                k: v for k, v in d["rollout"].items() if k not in ("basisPoints", "salt")
+            },
+            yanked_extra={k: v for k, v in d.get("yanked", {}).items() if k != "reason"},
         )
 
 
@@ -164,14 +189,66 @@ class ModelReleases:
         return d
 
 
+class Models(Mapping[str, ModelReleases]):
+    """Model tag -> releases, parsed and checked per tag on first use."""
+
+    def __init__(
+        self,
+        parsed: Mapping[str, ModelReleases] | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._parsed: dict[str, ModelReleases] = dict(parsed or {})
+        self._raw: dict[str, Any] = {k: v for k, v in (raw or {}).items() if k not in self._parsed}
+
+    def __getitem__(self, tag: str) -> ModelReleases:
+        found = self._parsed.get(tag)
+        if found is None:
+            raw = self._raw[tag]  # KeyError for an unknown tag, as a Mapping should
+            check_schema(raw, "manifest.schema.json", what=f"manifest: models/{tag}", part="model")
+            found = self._parsed[tag] = _model_from_dict(tag, raw)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._parsed, *self._raw}))
+
+    def __len__(self) -> int:
+        return len(self._parsed) + len(self._raw)
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._parsed or tag in self._raw
+
+    def updated(self, tag: str, entry: ModelReleases) -> Models:
+        """A copy with ``tag`` replaced; the other tags stay unparsed."""
+        return Models({**self._parsed, tag: entry}, self._raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self._raw)
+        out.update((tag, m.to_dict()) for tag, m in self._parsed.items())
+        return out
+
+    def check_all(self) -> None:
+        for tag in self:
+            self[tag]
+
+    def release_count(self) -> int:
+        """Releases in all tags (counted without parsing untouched ones)."""
+        return sum(len(m.releases) for m in self._parsed.values()) + sum(
+            len(m.get("releases", ())) for m in self._raw.values()
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     """The signed content of ``manifest.json``."""
 
     version: int
     expires: dt.datetime
-    models: Mapping[str, ModelReleases]
+    models: Models = field(default_factory=Models)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.models, Models):
+            object.__setattr__(self, "models", Models(self.models))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.extra)
@@ -180,21 +257,22 @@ class Manifest:
             formatVersion=FORMAT_VERSION,
             version=self.version,
             expires=format_time(self.expires),
-            models={tag: m.to_dict() for tag, m in sorted(self.models.items())},
+            models=self.models.to_dict(),
         )
         return d
 
     def release_count(self) -> int:
-        return sum(len(m.releases) for m in self.models.values())
+        return self.models.release_count()
 
-    def bump(self, *, expires: dt.datetime, models: Mapping[str, ModelReleases]) -> Manifest:
+    def bump(self, *, expires: dt.datetime, models: Models) -> Manifest:
         """The next manifest version with new content."""
-        return replace(self, version=self.version + 1, expires=expires, models=dict(models))
+        return replace(self, version=self.version + 1, expires=expires, models=models)
 
     @classmethod
     def from_dict(cls, d: Any) -> Manifest:
-        check_schema(d, "manifest.schema.json", what="manifest")
-        models = {tag: _model_from_dict(tag, m) for tag, m in d["models"].items()}
+        """Check the top level now; each tag when first used (see the module docstring)."""
+        check_schema(d, "manifest.schema.json", what="manifest", part="top")
+        models = Models(raw=d["models"])
         top = {"_type", "formatVersion", "version", "expires", "models"}
         return cls(
             version=d["version"],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aoe_pack.errors import (
     BundleMismatchError,
     ExpiredMetadataError,
+    RepositoryError,
     RollbackError,
     UntrustedMetadataError,
 )
@@ -44,13 +45,19 @@ def update_root(trusted: Root, fetch: Callable[[int], bytes | None]) -> tuple[Ro
     persist). ``fetch(n)`` returns root ``n``'s bytes, or None past the end.
     """
     accepted: list[bytes] = []
-    for _ in range(MAX_ROOT_STEPS):
+    for _ in range(MAX_ROOT_STEPS + 1):
         data = fetch(trusted.version + 1)
         if data is None:
             return trusted, accepted
+        if len(accepted) == MAX_ROOT_STEPS:
+            break
         trusted = verify_successor(trusted, data)
         accepted.append(data)
-    raise RollbackError(f"the root chain grows by more than {MAX_ROOT_STEPS} versions at once")
+    raise RepositoryError(
+        f"the root chain grows by more than {MAX_ROOT_STEPS} versions at once",
+        hint="a repository cannot make a client walk an endless root chain; "
+        "ship a newer --trusted-root with the app",
+    )
 
 
 def verify_manifest(

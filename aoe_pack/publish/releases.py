@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import ReleaseConflictError, ReleaseNotFoundError, UsageError
-from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Release
+from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Release
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish.store import Store, bundle_name
 from aoe_pack.publish.workflow import DEFAULT_EXPIRES, Commit, edit_manifest
@@ -93,13 +93,11 @@ def release_of_bundle(
     return model.tag, release
 
 
-def add_releases(
-    new: Sequence[tuple[str, Release]],
-) -> Callable[[Manifest], dict[str, ModelReleases]]:
+def add_releases(new: Sequence[tuple[str, Release]]) -> Callable[[Manifest], Models]:
     """The edit that inserts ``new`` releases in precedence order (idempotent)."""
 
-    def edit(m: Manifest) -> dict[str, ModelReleases]:
-        models = dict(m.models)
+    def edit(m: Manifest) -> Models:
+        models = m.models
         for tag, rel in new:
             entry = models.get(tag, ModelReleases())
             existing = entry.find(rel.version)
@@ -112,7 +110,7 @@ def add_releases(
                     )
                 continue
             releases = sorted((*entry.releases, rel), key=lambda r: r.semver)
-            models[tag] = replace(entry, releases=tuple(releases))
+            models = models.updated(tag, replace(entry, releases=tuple(releases)))
         return models
 
     return edit
@@ -163,8 +161,8 @@ def publish(
 
 def _change_release(
     tag: str, version: str, change: Callable[[Release], Release]
-) -> Callable[[Manifest], dict[str, ModelReleases]]:
-    def edit(m: Manifest) -> dict[str, ModelReleases]:
+) -> Callable[[Manifest], Models]:
+    def edit(m: Manifest) -> Models:
         entry = m.models.get(tag)
         if entry is None:
             raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
@@ -173,7 +171,7 @@ def _change_release(
             known = ", ".join(r.version for r in entry.releases) or "none"
             raise ReleaseNotFoundError(f"{tag} has no release {version} (releases: {known})")
         releases = tuple(change(r) if r is target else r for r in entry.releases)
-        return {**m.models, tag: replace(entry, releases=releases)}
+        return m.models.updated(tag, replace(entry, releases=releases))
 
     return edit
 
@@ -227,13 +225,13 @@ def set_pin(
 ) -> Commit:
     """Pin every device to one release, to ``local`` (kill switch), or unpin (None)."""
 
-    def edit(m: Manifest) -> Mapping[str, ModelReleases]:
+    def edit(m: Manifest) -> Models:
         entry = m.models.get(tag)
         if entry is None:
             raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
         if pin not in (None, LOCAL) and entry.find(pin) is None:
             raise ReleaseNotFoundError(f"{tag} has no release {pin} to pin to")
-        return {**m.models, tag: replace(entry, pin=pin)}
+        return m.models.updated(tag, replace(entry, pin=pin))
 
     return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires)
 

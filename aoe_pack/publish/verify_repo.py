@@ -46,6 +46,7 @@ def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool)
     if doc is None:
         raise RepositoryError(f"{store.url} has no manifest.json")
     manifest = verify_manifest(doc.data, root, now=dt.datetime.now(dt.UTC)).manifest
+    manifest.models.check_all()
     checked = 0
     if check_bundles:
         with tempfile.TemporaryDirectory(prefix="aoe-verify-") as tmp:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
@@ -34,7 +34,7 @@ from aoe_pack.errors import (
     UsageError,
 )
 from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest, ModelReleases
+from aoe_pack.manifest.model import Manifest, Models
 from aoe_pack.manifest.root import (
     Root,
     new_root,
@@ -50,7 +50,7 @@ MAX_ROOT_BYTES = 1 << 20
 MAX_ATTEMPTS = 200
 DEFAULT_EXPIRES = dt.timedelta(days=30)
 
-Edit = Callable[[Manifest], Mapping[str, ModelReleases]]
+Edit = Callable[[Manifest], Models]
 """Given the current manifest, the new ``models`` (raise to refuse the edit)."""
 
 
@@ -120,7 +120,7 @@ def init_repository(
     signers = _signers_for(root, sign_keys)
     root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
     verify_self_signed(root_bytes)
-    empty = Manifest(version=1, expires=now_utc() + expires, models={})
+    empty = Manifest(version=1, expires=now_utc() + expires, models=Models())
     manifest_bytes = envelope.sign(envelope.MANIFEST_TYPE, empty.to_dict(), signers).to_bytes()
     # The manifest first: a repository with a root but no manifest reads as broken,
     # one with only a manifest reads as "not initialised" and can be initialised again.
