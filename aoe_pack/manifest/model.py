@@ -230,6 +230,13 @@ class Models(Mapping[str, ModelReleases]):
         for tag in self:
             self[tag]
 
+    def sha256s(self) -> set[str]:
+        """Bundle digests of every release (read without parsing untouched tags)."""
+        out = {r.sha256 for m in self._parsed.values() for r in m.releases}
+        for m in self._raw.values():
+            out.update(str(r.get("sha256")) for r in m.get("releases", ()) if isinstance(r, dict))
+        return out
+
     def release_count(self) -> int:
         """Releases in all tags (counted without parsing untouched ones)."""
         return sum(len(m.releases) for m in self._parsed.values()) + sum(

@@ -69,12 +69,11 @@ class FsspecStore:
         self._root = root.rstrip("/")
         self._scheme = url.partition("://")[0]
         self._kind = "s3" if protocols & _S3 else "memory" if protocols & _MEMORY else None
-        errors: tuple[type[BaseException], ...] = (OSError, ValueError)
-        if self._kind == "s3":
-            from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
+        self._errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+        if self._kind == "s3":  # botocore's own (connection, credentials) are not OSErrors
+            from botocore.exceptions import BotoCoreError
 
-            errors = (*errors, BotoCoreError)
-        self._errors = errors
+            self._errors = (*self._errors, BotoCoreError)
 
     @classmethod
     def from_url(cls, url: str, *, storage_options: dict[str, Any] | None = None) -> FsspecStore:
@@ -83,7 +82,7 @@ class FsspecStore:
         if not sep or not scheme:
             raise UsageError(f"not a storage URL: {url!r}", hint="write scheme://bucket/prefix")
         try:
-            import fsspec.core  # type: ignore[import-untyped]
+            import fsspec.core
         except ImportError as e:
             raise StoreError(
                 f"publishing to {scheme}:// needs the publish extra",
@@ -127,7 +126,7 @@ class FsspecStore:
 
     def _run(self, func: Any, *args: Any) -> Any:
         """Run an async s3fs helper on fsspec's I/O loop and wait for it."""
-        from fsspec.asyn import sync  # type: ignore[import-untyped]
+        from fsspec.asyn import sync
 
         return sync(self._fs.loop, func, *args)
 
@@ -195,11 +194,8 @@ class FsspecStore:
         path = self._path(name)
         if self._kind is None:
             raise self._no_cas()
-        lost = StoreConflictError(
-            f"{self._url}/{name} changed since it was read"
-            if expected is not None
-            else f"{self._url}/{name} was created by another writer"
-        )
+        what = "was created by another writer" if expected is None else "changed since it was read"
+        lost = StoreConflictError(f"{self._url}/{name} {what}")
         with self._wrapped(f"writing {self._url}/{name}"):
             if self._kind == "memory":
                 with _MEMORY_LOCK:

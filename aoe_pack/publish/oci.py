@@ -49,6 +49,7 @@ import importlib
 import ipaddress
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +68,16 @@ from aoe_pack.publish.store import MANIFEST, ROOT, Stored
 if TYPE_CHECKING:
     import requests
 
+_TRANSIENT = frozenset({429, 500, 502, 503, 504})
+_TRANSIENT_BACKOFF = (0.05, 0.1, 0.2, 0.4, None)
+"""Waits before each retry of a transient answer; None: give up and report it."""
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ARTIFACT_TYPE = "application/vnd.aoe.repository.v1"
 CONFIG_TYPE = "application/vnd.aoe.repository.config.v1+json"
 MANIFEST_LAYER = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_LAYER = "application/vnd.aoe.repository.root.v1+json"
 BUNDLE_LAYER = "application/vnd.aoe.bundle.v1+zip"
+PENDING_LAYER = "application/vnd.aoe.repository.pending.v1+json"
 TITLE = "org.opencontainers.image.title"
 TIMEOUT = 30.0  # seconds, for connecting and between received bytes
 
@@ -82,6 +87,8 @@ _CHUNK = 1 << 20
 _SHAPE = "expected oci://HOST[:PORT]/PATH/TO/REPO, e.g. oci://ghcr.io/acme/models"
 _ROOT_N = re.compile(r"roots/([1-9][0-9]*)\.root\.json")
 _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})\.aoe")
+_PENDING = re.compile(r"pending/([0-9a-f]{64})\.json")
+_TAG_PAGE = 10_000
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # the distribution spec's path grammar
 _REPO = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
@@ -148,6 +155,8 @@ def _target(name: str) -> _Target:
         return _Target(f"root-{m[1]}", ROOT_LAYER, name)
     if m := _BUNDLE.fullmatch(name):
         return _Target(f"bundle-{m[1]}", BUNDLE_LAYER, f"{m[1]}.aoe")
+    if m := _PENDING.fullmatch(name):
+        return _Target(f"pending-{m[1]}", PENDING_LAYER, name)
     raise StoreError(
         f"{name!r} has no place in an OCI repository: expected manifest.json, root.json, "
         "roots/N.root.json or bundles/<sha256>.aoe"
@@ -251,6 +260,35 @@ class OciStore:
     def close(self) -> None:
         self._session.close()
 
+    atomic_cas = False
+    """The distribution API has no conditional manifest PUT (see ``replace``)."""
+
+    def list_pending(self) -> list[str]:
+        """Names of the ``pending/<sha256>.json`` release records (tags ``pending-*``)."""
+        names: list[str] = []
+        url: str | None = f"{self._base}/tags/list?{urlencode({'n': _TAG_PAGE})}"
+        while url is not None:
+            with self._send("GET", url) as response:
+                if response.status_code == 404:  # no tag at all yet
+                    return names
+                self._check(response, "listing tags")
+                chunks: list[bytes] = []
+                self._stream(response, 64 << 20, f"tag list of {self._url}", chunks.append)
+                link = response.headers.get("Link", "")
+            try:
+                tags = json.loads(b"".join(chunks)).get("tags") or []
+            except (ValueError, AttributeError) as e:
+                raise StoreError(f"{self._host} sent an unreadable tag list") from e
+            names += [
+                f"pending/{t[8:]}.json"
+                for t in tags
+                if isinstance(t, str)
+                and t.startswith("pending-")
+                and _PENDING.fullmatch(f"pending/{t[8:]}.json")
+            ]
+            url = urljoin(url, link.split(";")[0].strip("<> ")) if link.startswith("<") else None
+        return names
+
     # --- the Store interface -------------------------------------------------------
 
     def read(self, name: str, *, max_bytes: int) -> Stored | None:
@@ -274,10 +312,20 @@ class OciStore:
             raise StoreError(f"{name!r} is a bundle: bundles are immutable, use put_blob")
         self._expect(target, expected)
         digest = _sha256(data)
-        self._ensure_blob(_sha256(_CONFIG), _CONFIG)
-        self._ensure_blob(digest, data)
-        self._expect(target, expected)
-        return self._put_manifest(target, target.manifest(digest, len(data)))
+        for last in (False, False, True):
+            self._ensure_blob(_sha256(_CONFIG), _CONFIG)
+            self._ensure_blob(digest, data)
+            self._expect(target, expected)
+            try:
+                return self._put_manifest(target, target.manifest(digest, len(data)))
+            except StoreError as e:
+                # Under concurrent uploads of the same blob, distribution can report
+                # it present on HEAD and then unknown on the manifest PUT: upload again.
+                if last or "BLOB_UNKNOWN" not in e.message:
+                    raise
+                self._upload(_sha256(_CONFIG), _CONFIG)
+                self._upload(digest, data)
+        raise AssertionError("unreachable")
 
     def put_blob(self, name: str, source: Path, *, sha256: str, size: int) -> None:
         target, digest = _bundle(name)
@@ -436,12 +484,19 @@ class OciStore:
             return self._session.request(method, url, headers=sent, data=data, stream=True)
 
         try:
-            response = attempt()
-            for refresh in (False, True):  # the second time, for a token of wider scope
-                if response.status_code != 401 or not self._login(response, refresh):
+            for delay in _TRANSIENT_BACKOFF:
+                response = attempt()
+                for refresh in (False, True):  # the second time, for a token of wider scope
+                    if response.status_code != 401 or not self._login(response, refresh):
+                        break
+                    response.close()
+                    response = attempt()
+                # distribution's filesystem driver answers 500 while another request
+                # rewrites the same tag; every request here is idempotent, so retry.
+                if response.status_code not in _TRANSIENT or delay is None:
                     break
                 response.close()
-                response = attempt()
+                time.sleep(delay)
         except (requests.RequestException, ValueError, OSError) as e:
             raise StoreError(f"{method} {url} failed: {e}") from e
         return response

@@ -20,8 +20,9 @@ from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import ReleaseConflictError, ReleaseNotFoundError, UsageError
 from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Release
 from aoe_pack.manifest.versions import Version
+from aoe_pack.publish import pending
 from aoe_pack.publish.store import Store, bundle_name
-from aoe_pack.publish.workflow import DEFAULT_EXPIRES, Commit, edit_manifest
+from aoe_pack.publish.workflow import DEFAULT_EXPIRES, Commit, edit_manifest, read_state
 
 CHANNEL_DEFAULT = "stable"
 
@@ -93,16 +94,23 @@ def release_of_bundle(
     return model.tag, release
 
 
-def add_releases(new: Sequence[tuple[str, Release]]) -> Callable[[Manifest], Models]:
-    """The edit that inserts ``new`` releases in precedence order (idempotent)."""
+def add_releases(
+    new: Sequence[tuple[str, Release]], others: Sequence[tuple[str, Release]] = ()
+) -> Callable[[Manifest], Models]:
+    """The edit that inserts releases in precedence order (idempotent).
+
+    ``new`` are this publisher's: a different bundle already published under
+    the same version is an error. ``others`` are repaired from pending
+    records: they are skipped when their version is taken.
+    """
 
     def edit(m: Manifest) -> Models:
         models = m.models
-        for tag, rel in new:
+        for tag, rel in [*new, *others]:
             entry = models.get(tag, ModelReleases())
             existing = entry.find(rel.version)
             if existing is not None:
-                if existing.sha256 != rel.sha256:
+                if existing.sha256 != rel.sha256 and any(r is rel for _, r in new):
                     raise ReleaseConflictError(
                         f"{tag} {rel.version} is already published with a different bundle "
                         f"({existing.sha256[:16]}…)",
@@ -149,14 +157,38 @@ def publish(
         if on_bundle is not None:
             on_bundle(Path(path), tag, rel)
         new.append((tag, rel))
-    commit = edit_manifest(
-        store,
-        add_releases(new),
-        sign_keys=sign_keys,
-        expires=expires,
-        landed=holds_releases(new),
-    )
+    if getattr(store, "atomic_cas", True):
+        commit = edit_manifest(
+            store,
+            add_releases(new),
+            sign_keys=sign_keys,
+            expires=expires,
+            landed=holds_releases(new),
+        )
+    else:
+        commit = _publish_repairing(store, new, sign_keys=sign_keys, expires=expires)
     return commit, new
+
+
+def _publish_repairing(
+    store: Store,
+    new: Sequence[tuple[str, Release]],
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta,
+) -> Commit:
+    """Publish on a store without compare-and-swap (:mod:`aoe_pack.publish.pending`)."""
+    root = read_state(store).root
+    pending.write_records(store, new, [k for k in sign_keys if k.key_id in root.keys])
+    mine = holds_releases(new)
+
+    def edit(m: Manifest) -> Models:
+        return add_releases(new, pending.missing_records(store, m, root))(m)
+
+    def landed(m: Manifest) -> bool:
+        return mine(m) and not pending.missing_records(store, m, root)
+
+    return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires, landed=landed)
 
 
 def _change_release(

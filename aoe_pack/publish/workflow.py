@@ -183,7 +183,7 @@ def _still_there(
     time.sleep(settle)
     state = read_state(store)
     if state.manifest_token == token:
-        return True
+        return landed is None or landed(state.manifest)
     if state.manifest.version <= new.version:
         return False  # a racing writer replaced ours at the same version: redo
     return landed is None or landed(state.manifest)
