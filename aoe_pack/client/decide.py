@@ -26,9 +26,10 @@ different releases independent.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Release
 from aoe_pack.manifest.versions import Version
@@ -39,10 +40,15 @@ _DOMAIN = b"aoe-rollout/v1\x00"
 
 def bucket(salt: str, tag: str, device_id: str) -> int:
     """The device's rollout bucket for one release, 0-9999."""
-    h = hashlib.sha256(
-        b"%s%s\x00%s\x00%s" % (_DOMAIN, salt.encode(), tag.encode(), device_id.encode())
-    )
+    h = _seeded(salt, tag).copy()
+    h.update(device_id.encode())
     return int.from_bytes(h.digest()[:8], "big") % BUCKETS
+
+
+@functools.lru_cache(maxsize=4096)
+def _seeded(salt: str, tag: str) -> Any:
+    # SHA-256 over the part shared by every device, hashed once per release.
+    return hashlib.sha256(b"%s%s\x00%s\x00" % (_DOMAIN, salt.encode(), tag.encode()))
 
 
 class Action(enum.StrEnum):
@@ -97,37 +103,44 @@ def _why_not(  # noqa: PLR0911 - one early return per rule, in the documented or
         return f"{r.version}: yanked ({r.yanked})"
     if r.channel not in device.channels:
         return f"{r.version}: channel {r.channel}"
-    if r.min_app_version is not None and app < Version.parse(r.min_app_version):
+    if r.min_app_version is not None and app < r.min_app:
         return f"{r.version}: needs app >= {r.min_app_version}"
-    if r.max_app_version is not None and Version.parse(r.max_app_version) < app:
+    if r.max_app_version is not None and r.max_app < app:
         return f"{r.version}: needs app <= {r.max_app_version}"
-    if not device.runtimes.intersection(r.runtimes):
+    if device.runtimes.isdisjoint(r.runtimes):
         return f"{r.version}: no runtime of {', '.join(r.runtimes)} on the device"
-    missing = [x for x in r.required_runtimes if x not in device.runtimes]
-    if missing:
+    if r.required_runtimes and not device.runtimes.issuperset(r.required_runtimes):
+        missing = [x for x in r.required_runtimes if x not in device.runtimes]
         return f"{r.version}: device lacks {', '.join(missing)}"
     if rollout and not r.critical and bucket(r.salt, tag, device.device_id) >= r.rollout_bp:
         return f"{r.version}: outside its {r.rollout_percent:g}% rollout"
     return None
 
 
-def _eligible(
-    entry: ModelReleases, tag: str, device: Device, app: Version
-) -> tuple[list[Release], list[str]]:
+def _best(
+    entry: ModelReleases, tag: str, device: Device, app: Version, floor: Version
+) -> tuple[Release | None, list[str]]:
+    """The highest eligible release above ``floor`` (any version for a pin), and what was skipped.
+
+    Releases are sorted, so the scan goes down from the newest and stops at the
+    first eligible one or at ``floor``: a decision costs a few checks, not one
+    per release the tag ever had.
+    """
+    skipped: list[str] = []
     if entry.pin not in (None, LOCAL):
-        pinned = Version.parse(entry.pin)
-        pool: Iterable[Release] = [r for r in entry.releases if r.semver == pinned]
-        rollout = False
-    else:
-        pool, rollout = entry.releases, True
-    ok, skipped = [], []
-    for r in pool:
-        why = _why_not(r, tag, device, app, rollout=rollout)
+        pinned = entry.find(entry.pin)
+        why = None if pinned is None else _why_not(pinned, tag, device, app, rollout=False)
+        if pinned is not None and why is None:
+            return pinned, skipped
+        return None, [why or f"{entry.pin}: not a release"]
+    for r in reversed(entry.releases):
+        if not floor < r.semver:
+            break
+        why = _why_not(r, tag, device, app, rollout=True)
         if why is None:
-            ok.append(r)
-        else:
-            skipped.append(why)
-    return ok, skipped
+            return r, skipped
+        skipped.append(why)
+    return None, skipped
 
 
 def decide(  # noqa: PLR0911 - one return per rule of the module docstring
@@ -147,27 +160,26 @@ def decide(  # noqa: PLR0911 - one return per rule of the module docstring
             Action.REVERT_TO_LOCAL, tag, None, "pinned to the local model (kill switch)", running
         )
     app = Version.parse(device.app_version, what="app version")
-    ok, skipped = _eligible(entry, tag, device, app)
-    best = max(ok, key=lambda r: r.semver, default=None)
+    gone = None
     if remote is not None:
         current = entry.find(str(remote))
-        gone = None
         if current is not None and current.yanked is not None:
             gone = f"{remote} was yanked: {current.yanked}"
         elif entry.pin is not None and Version.parse(entry.pin) != remote:
             gone = f"pinned to {entry.pin}"
-        if gone is not None:
-            if best is not None and local < best.semver and best.semver != remote:
-                return Decision(
-                    Action.DOWNLOAD,
-                    tag,
-                    best,
-                    f"{gone}; {best.version} replaces it",
-                    running,
-                    tuple(skipped),
-                )
-            return Decision(Action.REVERT_TO_LOCAL, tag, None, gone, running, tuple(skipped))
-    base = remote if remote is not None else local
+    base = remote if remote is not None and gone is None else local
+    best, skipped = _best(entry, tag, device, app, base)
+    if gone is not None:
+        if best is not None and local < best.semver:
+            return Decision(
+                Action.DOWNLOAD,
+                tag,
+                best,
+                f"{gone}; {best.version} replaces it",
+                running,
+                tuple(skipped),
+            )
+        return Decision(Action.REVERT_TO_LOCAL, tag, None, gone, running, tuple(skipped))
     if best is not None and base < best.semver:
         why = "critical release" if best.critical else f"in the {best.rollout_percent:g}% rollout"
         if entry.pin is not None:
@@ -179,6 +191,7 @@ def decide(  # noqa: PLR0911 - one return per rule of the module docstring
         return Decision(
             Action.DOWNLOAD, tag, best, f"pinned to {entry.pin}", running, tuple(skipped)
         )
-    return Decision(
-        Action.KEEP, tag, None, f"no eligible release above {base}", running, tuple(skipped)
-    )
+    reason = f"no eligible release above {base}"
+    if skipped:
+        reason += f" ({skipped[0]})"
+    return Decision(Action.KEEP, tag, None, reason, running, tuple(skipped))

@@ -97,6 +97,15 @@ class Release:
     def semver(self) -> Version:
         return Version.parse(self.version)
 
+    @functools.cached_property
+    def min_app(self) -> Version:
+        return Version.parse(self.min_app_version or "0.0.0")
+
+    @functools.cached_property
+    def max_app(self) -> Version:
+        assert self.max_app_version is not None
+        return Version.parse(self.max_app_version)
+
     @property
     def rollout_percent(self) -> float:
         return self.rollout_bp / 100
@@ -177,9 +186,20 @@ class ModelReleases:
     pin: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Parsed manifests are checked to be sorted; built ones are sorted here,
+        # so that the newest release is always last.
+        ordered = tuple(sorted(self.releases, key=lambda r: r.semver))
+        if ordered != self.releases:
+            object.__setattr__(self, "releases", ordered)
+
     def find(self, version: str) -> Release | None:
-        wanted = Version.parse(version)
-        return next((r for r in self.releases if r.semver == wanted), None)
+        """The release with ``version``'s precedence (build metadata aside)."""
+        return self._by_version.get(Version.parse(version))
+
+    @functools.cached_property
+    def _by_version(self) -> dict[Version, Release]:
+        return {r.semver: r for r in self.releases}
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = dict(self.extra)

@@ -41,12 +41,17 @@ RELEASE_SLOT = 999
 
 @functools.total_ordering
 class Version:
-    """A semver version (parsed by the ``semver`` library), ordered by precedence."""
+    """A semver version (parsed by the ``semver`` library), ordered by precedence.
 
-    __slots__ = ("_v",)
+    The precedence key is computed once, so comparing two versions is a tuple
+    comparison: the device decision compares many of them per check.
+    """
+
+    __slots__ = ("_key", "_v")
 
     def __init__(self, v: semver.Version) -> None:
         self._v = v
+        self._key = _precedence_key(v)
 
     @classmethod
     def parse(cls, text: str, *, what: str = "version") -> Version:
@@ -54,7 +59,7 @@ class Version:
         if not isinstance(text, str) or len(text) > _MAX_LEN:
             raise VersionError(f"{what} must be a semver string of at most {_MAX_LEN} characters")
         try:
-            return cls(semver.Version.parse(text))
+            return _parse(text)
         except ValueError as e:
             hint = "write MAJOR.MINOR.PATCH, e.g. 1.0.10 or 2.1.0-rc.1 (semver.org)"
             raise VersionError(f"{what} {text!r} is not a semantic version", hint=hint) from e
@@ -68,15 +73,15 @@ class Version:
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return bool(self._v.compare(other._v) < 0)
+        return self._key < other._key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return bool(self._v.compare(other._v) == 0)
+        return self._key == other._key
 
     def __hash__(self) -> int:
-        return hash(self._v.finalize_version()) ^ hash(self._v.prerelease)
+        return hash(self._key)
 
     @property
     def is_prerelease(self) -> bool:
@@ -114,6 +119,23 @@ class Version:
             f"alpha.N, beta.N, rc.N (N 0-{_MAX_PRE_NUMBER}) map to an integer in semver order",
             hint="rename the pre-release, e.g. 1.2.0-rc.1",
         )
+
+
+def _precedence_key(v: semver.Version) -> tuple[object, ...]:
+    """semver 2.0.0 section 11 as a tuple: a release above its pre-releases; numeric
+    identifiers below alphanumeric ones and compared as numbers; a longer list of
+    identifiers above its prefix. Build metadata is not part of it."""
+    if v.prerelease is None:
+        return (v.major, v.minor, v.patch, 1)
+    ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in v.prerelease.split("."))
+    return (v.major, v.minor, v.patch, 0, ids)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(text: str) -> Version:
+    # Versions are immutable and a fleet shares a handful of app and model
+    # versions, so parsing each string once pays off in bulk decisions.
+    return Version(semver.Version.parse(text))
 
 
 def parse_version(text: str, *, what: str = "version") -> Version:

@@ -141,19 +141,19 @@ def test_pre_release_sorts_below_its_release_in_the_decision() -> None:
 
 
 def test_decision_to_dict() -> None:
-    d = decide(mf(rel("1.1.0", runtimes=("onnx",)), rel("1.2.0")), TAG, dev())
+    d = decide(mf(rel("1.1.0"), rel("1.2.0", runtimes=("onnx",)), rel("1.3.0")), TAG, dev())
     r = d.release
     assert r is not None
     assert d.to_dict() == {
         "action": "download",
         "tag": TAG,
-        "version": "1.2.0",
+        "version": "1.3.0",
         "url": r.url,
         "sha256": r.sha256,
         "size": 4096,
-        "reason": "1.2.0 > 1.0.0: in the 100% rollout",
+        "reason": "1.3.0 > 1.0.0: in the 100% rollout",
         "running": "1.0.0 (local)",
-        "skipped": ["1.1.0: no runtime of onnx on the device"],
+        "skipped": [],  # only releases above the chosen one are examined and reported
     }
     keep = decide(mf(), TAG, dev()).to_dict()
     assert keep["version"] is keep["url"] is keep["sha256"] is keep["size"] is None

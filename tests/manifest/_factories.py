@@ -115,3 +115,15 @@ def parse_checked(doc: Any) -> Manifest:
     for tag in m.models:
         m.models[tag]
     return m
+
+
+def in_order(m: Manifest, *versions: str, tag: str = TAG) -> dict[str, Any]:
+    """``m``'s payload with ``tag``'s releases listed in the order given.
+
+    ``ModelReleases`` sorts what it is given, so an out-of-order manifest (an
+    attacker's, or a buggy publisher's) can only be written as raw JSON.
+    """
+    doc = m.to_dict()
+    by_version = {r["version"]: r for r in doc["models"][tag]["releases"]}
+    doc["models"][tag]["releases"] = [by_version[v] for v in versions]
+    return doc

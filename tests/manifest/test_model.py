@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _factories import EXPIRES, TAG, digest_of, manifest, parse_checked, release, salt_of
+from _factories import (
+    EXPIRES,
+    TAG,
+    digest_of,
+    in_order,
+    manifest,
+    parse_checked,
+    release,
+    salt_of,
+)
 
 from aoe_pack._canonical import canonical_json
 from aoe_pack.errors import RepositoryFormatError
@@ -211,7 +220,7 @@ def test_text_ordered_version_code_is_rejected() -> None:
     ],
 )
 def test_unsorted_releases_are_rejected(versions: list[str]) -> None:
-    doc = _raw(manifest(*(release(v) for v in versions)))
+    doc = in_order(manifest(*(release(v) for v in versions)), *versions)
     with pytest.raises(RepositoryFormatError, match="must be sorted by semver precedence"):
         parse_checked(doc)
 

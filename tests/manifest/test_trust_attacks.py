@@ -19,6 +19,7 @@ from _factories import (
     NOW,
     TAG,
     digest_of,
+    in_order,
     make_root,
     manifest,
     release,
@@ -552,7 +553,8 @@ def test_manifest_whose_version_code_does_not_match_its_version_is_rejected(
 
 def test_manifest_with_unsorted_releases_is_rejected(signer: PrivateKey) -> None:
     root = make_root(1, [signer.public])
-    data = sign_manifest(manifest(release("1.0.10"), release("1.0.9")), [signer])
+    unsorted = in_order(manifest(release("1.0.10"), release("1.0.9")), "1.0.10", "1.0.9")
+    data = sign_manifest(unsorted, [signer])
     with pytest.raises(
         RepositoryFormatError,
         match=rf"^manifest: {TAG}: releases must be sorted by semver precedence without "
