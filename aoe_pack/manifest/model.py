@@ -232,7 +232,7 @@ class Models(Mapping[str, ModelReleases]):
         return iter(sorted({*self._parsed, *self._raw}))
 
     def __len__(self) -> int:
-        return len(self._parsed) + len(self._raw)
+        return len(self._parsed.keys() | self._raw.keys())
 
     def __contains__(self, tag: object) -> bool:
         return tag in self._parsed or tag in self._raw
@@ -253,14 +253,16 @@ class Models(Mapping[str, ModelReleases]):
     def sha256s(self) -> set[str]:
         """Bundle digests of every release (read without parsing untouched tags)."""
         out = {r.sha256 for m in self._parsed.values() for r in m.releases}
-        for m in self._raw.values():
+        for tag, m in self._raw.items():
+            if tag in self._parsed:
+                continue
             out.update(str(r.get("sha256")) for r in m.get("releases", ()) if isinstance(r, dict))
         return out
 
     def release_count(self) -> int:
         """Releases in all tags (counted without parsing untouched ones)."""
         return sum(len(m.releases) for m in self._parsed.values()) + sum(
-            len(m.get("releases", ())) for m in self._raw.values()
+            len(m.get("releases", ())) for tag, m in self._raw.items() if tag not in self._parsed
         )
 
 

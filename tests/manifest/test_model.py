@@ -334,3 +334,13 @@ def test_impossible_calendar_date_is_a_format_error() -> None:
     doc["expires"] = "2030-02-30T00:00:00Z"
     with pytest.raises(RepositoryFormatError, match="expires"):
         parse_checked(doc)
+
+
+def test_counts_stay_right_after_tags_are_read() -> None:
+    # Tags are parsed on first use; a parsed tag must not be counted twice.
+    m = parse_checked(_raw())
+    fresh = Manifest.from_dict(_raw())
+    assert len(fresh.models) == len(m.models)
+    assert fresh.release_count() == m.release_count()
+    assert fresh.models.sha256s() == m.models.sha256s()
+    assert len(m.models.sha256s()) == m.release_count()
