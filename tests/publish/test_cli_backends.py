@@ -1,0 +1,178 @@
+"""The demo's flow through the CLI on every backend: folder, S3 (moto), OCI (registry).
+
+Three versions are published, the newest to 10% of devices; a fleet of
+10,000 simulated devices reads the repository through the same destination,
+verifies it against the root and resolves as the rollout says; widening,
+yanking and the kill switch move the fleet as they should.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack.cli import cli
+
+
+def aoe(*args: object) -> dict[str, Any]:
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+@pytest.fixture
+def keyfiles(tmp_path: Path, repo_key: PrivateKey) -> tuple[Path, Path]:
+    key, pub = tmp_path / "release.key", tmp_path / "release.pub"
+    key.write_bytes(private_pem(repo_key, None))
+    pub.write_bytes(repo_key.public.pem)
+    return key, pub
+
+
+def test_three_versions_and_a_fleet_on_every_backend(
+    repo_url: str, keyfiles: tuple[Path, Path], bundle_factory: Any, tmp_path: Path
+) -> None:
+    key, pub = keyfiles
+    sign = ("--sign-key", key)
+    aoe("manifest", "init", "--repo", repo_url, "--root-key", pub, *sign, "--json")
+    b = [bundle_factory("fleet", v) for v in ("1.0.0", "1.1.0", "1.2.0")]
+    aoe("manifest", "publish", b[0], b[1], "--repo", repo_url, *sign, "--json")
+    published = aoe(
+        "manifest", "publish", b[2], "--repo", repo_url, *sign, "--rollout", "10", "--json"
+    )
+    assert published["manifestVersion"] == 3
+    shown = aoe("manifest", "show", "--repo", repo_url, "--json")
+    releases = shown["models"]["fleet"]["releases"]
+    assert [r["version"] for r in releases] == ["1.0.0", "1.1.0", "1.2.0"]
+    assert [r["versionCode"] for r in releases] == [10000999, 10100999, 10200999]
+
+    root = tmp_path / "root.json"  # what the app ships
+    root.write_bytes(_read_root(repo_url))
+
+    def fleet(*installed: str) -> dict[str, int]:
+        doc = aoe(
+            "client",
+            "simulate",
+            "--repo",
+            repo_url,
+            "--trusted-root",
+            root,
+            "--tag",
+            "fleet",
+            "--local-version",
+            "1.0.0",
+            "--app-version",
+            "2.0.0",
+            "--devices",
+            "10000",
+            *(x for v in installed for x in ("--installed", v)),
+            "--json",
+        )
+        return {k: int(v) for k, v in doc["outcomes"].items()}
+
+    ten = fleet("1.1.0")
+    assert set(ten) == {"keep", "download 1.2.0"}
+    assert abs(ten["download 1.2.0"] - 1000) <= 150
+    aoe("manifest", "rollout", "--repo", repo_url, "fleet", "1.2.0", "50", *sign, "--json")
+    half = fleet("1.1.0")
+    assert abs(half["download 1.2.0"] - 5000) <= 250
+    assert half["download 1.2.0"] > ten["download 1.2.0"]
+    aoe(
+        "manifest", "yank", "--repo", repo_url, "fleet", "1.2.0", "--reason", "bad", *sign, "--json"
+    )
+    assert fleet("1.2.0") == {"download 1.1.0": 10000}
+    aoe("manifest", "pin", "--repo", repo_url, "fleet", "local", *sign, "--json")
+    assert fleet("1.1.0") == {"revert-to-local": 10000}
+    report = aoe(
+        "manifest", "verify", "--repo", repo_url, "--trusted-root", root, "--bundles", "--json"
+    )
+    assert report["manifestVersion"] == 6
+    assert report["bundlesChecked"] == 3
+
+
+def _read_root(url: str) -> bytes:
+    from aoe_pack.publish.destinations import open_store
+
+    store = open_store(url)
+    doc = store.read("root.json", max_bytes=1 << 20)
+    store.close()
+    assert doc is not None
+    return doc.data
+
+
+def test_device_client_stays_light(
+    tmp_path: Path, bundle_factory: Any, repo_key: PrivateKey, keyfiles: tuple[Path, Path]
+) -> None:
+    """The device flow imports no ML framework and no publishing stack."""
+    key, pub = keyfiles
+    repo = tmp_path / "repo"
+    aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", key, "--json")
+    aoe(
+        "manifest",
+        "publish",
+        bundle_factory("light", "1.0.0"),
+        "--repo",
+        repo,
+        "--sign-key",
+        key,
+        "--json",
+    )
+    argv = [
+        "client",
+        "check",
+        "--repo",
+        str(repo),
+        "--trusted-root",
+        str(repo / "root.json"),
+        "--tag",
+        "light",
+        "--installed-version",
+        "0.9.0",
+        "--app-version",
+        "1.0.0",
+        "--device-id",
+        "d1",
+        "--state",
+        str(tmp_path / "state.json"),
+        "--download",
+        str(tmp_path / "dl"),
+        "--json",
+    ]
+    probe = (
+        "import sys, json\n"
+        "from aoe_pack.cli import cli\n"
+        "try:\n"
+        f"    cli({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    assert doc["code"] == 0
+    heavy = {
+        "tensorflow",
+        "keras",
+        "onnx",
+        "onnxruntime",
+        "MNN",
+        "ncnn",
+        "numpy",
+        "torch",
+        "fsspec",
+        "s3fs",
+        "botocore",
+        "oras",
+        "requests",
+        "rich",
+    }
+    loaded = {m.split(".")[0] for m in doc["modules"]}
+    assert not loaded & heavy
+    assert (tmp_path / "dl" / "light-1.0.0" / "model.tflite").exists()
