@@ -23,18 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._crypto.keys import PublicKey, load_public
 from aoe_pack._io import write_atomic
 from aoe_pack.bundle.unpack import unpack_bundle
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.errors import BundleMismatchError, RepositoryError, RepositoryFormatError
 from aoe_pack.keys.load import DecryptionKey
+from aoe_pack.manifest.model import Manifest, Release
 from aoe_pack.manifest.root import Root, verify_self_signed
-from aoe_pack.manifest.trust import check_bundle_matches, update_root, verify_manifest
+from aoe_pack.manifest.trust import (
+    MAX_MANIFEST_BYTES,
+    MAX_ROOT_BYTES,
+    check_bundle_matches,
+    update_root,
+    verify_manifest,
+)
 from aoe_pack.publish.releases import file_sha256
 from aoe_pack.publish.store import MANIFEST, Store, root_name
-
-MAX_MANIFEST_BYTES = 16 << 20
-MAX_ROOT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class CheckResult:
 
 def refresh(
     store: Store, *, trusted_root: bytes, state_path: Path, now: dt.datetime
-) -> tuple[Root, Any]:
+) -> tuple[Root, Manifest]:
     """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
@@ -109,6 +114,29 @@ def refresh(
         state_path
     )
     return root, verified.manifest
+
+
+def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[PublicKey]:
+    """The keys a release's bundle must be signed by.
+
+    The keys the manifest recorded when the bundle was published (its signature
+    vouches for them, so a bundle stays installable after the root rotates),
+    or, for a release that records none, the root's keys.
+    """
+    if not release.signers:
+        return list(root.keys.values())
+    keys = []
+    for kid in release.signers:
+        pem = manifest.bundle_keys.get(kid)
+        if pem is None:
+            raise RepositoryFormatError(
+                f"manifest: {release.version} names signer {kid[:16]}…, which bundleKeys lacks"
+            )
+        key = load_public(pem.encode(), origin=f"bundle key {kid[:16]}…")
+        if key.key_id != kid:
+            raise RepositoryFormatError(f"manifest: bundleKeys[{kid[:16]}…] is another key")
+        keys.append(key)
+    return keys
 
 
 def check(
@@ -144,7 +172,7 @@ def check(
     unpacked = unpack_bundle(
         dest,
         out.with_name(out.name + ".partial"),
-        trusted_keys=list(root.keys.values()),
+        trusted_keys=bundle_signers(manifest, release, root),
         decryption_key=decryption_key,
         force=True,
     )

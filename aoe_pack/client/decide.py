@@ -9,9 +9,10 @@ This is the reference that Android and iOS implementations follow
    whose app-version range holds the app's version, whose runtimes meet the
    device's, and whose rollout includes the device, or that are critical.
    A pin to a version makes that release the only candidate, rollout aside.
-4. The running remote model was yanked or is pinned away: switch to the best
-   eligible release above the local model if there is one, else go back to
-   the local model.
+4. The running remote model is older than the model shipped in the app (an
+   app update brought a newer one), was yanked, or is pinned away: switch to
+   the best eligible release above the local model if there is one, else go
+   back to the local model.
 5. Otherwise download the best eligible release if it is above what runs
    (semver precedence); else keep what runs. Narrowing a rollout stops new
    downloads; it does not take a model away (yank does).
@@ -143,6 +144,18 @@ def _best(
     return None, skipped
 
 
+def _why_leave(entry: ModelReleases, remote: Version, local: Version) -> str | None:
+    """Why the device must stop running its downloaded model, if it must (rule 4)."""
+    current = entry.find(str(remote))
+    if current is not None and current.yanked is not None:
+        return f"{remote} was yanked: {current.yanked}"
+    if entry.pin is not None:  # "local" is handled before; a version pin overrides age
+        return None if Version.parse(entry.pin) == remote else f"pinned to {entry.pin}"
+    if remote < local:
+        return f"the app's own model {local} is newer than the downloaded {remote}"
+    return None
+
+
 def decide(  # noqa: PLR0911 - one return per rule of the module docstring
     manifest: Manifest, tag: str, device: Device
 ) -> Decision:
@@ -160,13 +173,7 @@ def decide(  # noqa: PLR0911 - one return per rule of the module docstring
             Action.REVERT_TO_LOCAL, tag, None, "pinned to the local model (kill switch)", running
         )
     app = Version.parse(device.app_version, what="app version")
-    gone = None
-    if remote is not None:
-        current = entry.find(str(remote))
-        if current is not None and current.yanked is not None:
-            gone = f"{remote} was yanked: {current.yanked}"
-        elif entry.pin is not None and Version.parse(entry.pin) != remote:
-            gone = f"pinned to {entry.pin}"
+    gone = _why_leave(entry, remote, local) if remote is not None else None
     base = remote if remote is not None and gone is None else local
     best, skipped = _best(entry, tag, device, app, base)
     if gone is not None:

@@ -43,8 +43,15 @@ def load_schema() -> Mapping[str, Any]:
 
 @functools.cache
 def _validator() -> Any:
-    # jsonschema ships no type information (that is the separate
-    # types-jsonschema package), so its objects are typed Any here.
+    return ecma_validator(load_schema())
+
+
+def ecma_validator(schema: Mapping[str, Any]) -> Any:
+    """A Draft 2020-12 validator whose ``pattern`` follows ECMA-262, as the spec says.
+
+    jsonschema ships no type information (that is the separate types-jsonschema
+    package), so its objects are typed Any here.
+    """
     from jsonschema import (
         Draft202012Validator,
         ValidationError,
@@ -55,14 +62,15 @@ def _validator() -> Any:
         validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
     ) -> Iterator[Any]:
         # Schema patterns are ECMA-262, where "$" is the end of the input;
-        # Python's "$" also matches before a final newline ("1.0.0\n").
+        # Python's "$" also matches before a final newline ("1.0.0\n"). Java and
+        # Swift implementers match the whole string: so must we.
         if validator.is_type(instance, "string"):
             anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
             if not re.search(anchored, instance):
                 yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
     cls = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})
-    return cls(load_schema())
+    return cls(schema)
 
 
 def schema_findings(document: Any) -> list[Finding]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,15 @@ def _safe_int(text: str) -> int:
     if abs(value) > MAX_SAFE_INTEGER:
         raise ValueError(f"integer {text[:40]} is beyond 2**53-1")
     return value
+
+
+def _canonical_or_none(make: Callable[[], bytes]) -> bytes | None:
+    # JSON text may hold a lone surrogate ("\\ud800") that no UTF-8 encoder takes:
+    # such a document has no canonical form, so it cannot match the signed bytes.
+    try:
+        return make()
+    except (UnicodeError, ValueError):
+        return None
 
 
 def loads_integral(data: bytes) -> Any:
@@ -128,12 +138,12 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     except SignatureError as e:
         raise UntrustedMetadataError(f"{what}: {e}") from e
     env = Envelope(payload_type, payload, tuple(sigs))
-    if env.to_bytes() != data:
+    if _canonical_or_none(env.to_bytes) != data:
         raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
     try:
         body = loads_integral(payload)
     except (ValueError, RecursionError) as e:
         raise RepositoryFormatError(f"{what}: the signed payload is not valid JSON: {e}") from e
-    if canonical_json(body) != payload:
+    if _canonical_or_none(lambda: canonical_json(body)) != payload:
         raise RepositoryFormatError(f"{what}: the signed payload is not canonical JSON")
     return Envelope(payload_type, payload, tuple(sigs), body)

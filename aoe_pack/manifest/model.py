@@ -50,7 +50,7 @@ def _validator(name: str, part: str = "") -> Any:
 
     ``part="top"`` checks a manifest's top level with each model left opaque.
     """
-    from jsonschema import Draft202012Validator
+    from aoe_pack.config._schema import ecma_validator
 
     resource = importlib.resources.files("aoe_pack") / "schemas" / name
     schema = json.loads(resource.read_text(encoding="utf-8"))
@@ -58,7 +58,7 @@ def _validator(name: str, part: str = "") -> Any:
         schema["properties"]["models"]["additionalProperties"] = {"type": "object"}
     elif part:
         schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{part}"}
-    return Draft202012Validator(schema)
+    return ecma_validator(schema)
 
 
 def check_schema(document: Any, schema: str, *, what: str, part: str = "") -> None:
@@ -88,6 +88,9 @@ class Release:
     required_runtimes: tuple[str, ...] = ()
     critical: bool = False
     yanked: str | None = None
+    signers: tuple[str, ...] = ()
+    """Key ids (in the manifest's ``bundleKeys``) whose signatures on the bundle
+    verified at publish time; the device verifies the bundle with those keys."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     rollout_extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown fields inside ``rollout`` (kept, like ``extra``)."""
@@ -131,6 +134,8 @@ class Release:
             d["maxAppVersion"] = self.max_app_version
         if self.yanked is not None:
             d["yanked"] = {**self.yanked_extra, "reason": self.yanked}
+        if self.signers:
+            d["signers"] = list(self.signers)
         return d
 
     @classmethod
@@ -152,6 +157,7 @@ class Release:
             required_runtimes=tuple(d["requiredRuntimes"]),
             critical=d["critical"],
             yanked=d["yanked"]["reason"] if "yanked" in d else None,
+            signers=tuple(d.get("signers", ())),
             extra={k: v for k, v in d.items() if k not in known},
             rollout_extra={
                 k: v for k, v in d["rollout"].items() if k not in ("basisPoints", "salt")
@@ -175,6 +181,7 @@ _RELEASE_FIELDS = [
     "requiredRuntimes",
     "critical",
     "yanked",
+    "signers",
 ]
 
 
@@ -246,6 +253,17 @@ class Models(Mapping[str, ModelReleases]):
         out.update((tag, m.to_dict()) for tag, m in self._parsed.items())
         return out
 
+    def check_parsed(self) -> None:
+        """Re-check every tag read or edited in memory, as a reader will check it.
+
+        A publisher calls this before signing, so that an edit cannot sign a
+        manifest that devices would refuse.
+        """
+        for tag, entry in self._parsed.items():
+            d = entry.to_dict()
+            check_schema(d, "manifest.schema.json", what=f"manifest: models/{tag}", part="model")
+            _model_from_dict(tag, d)
+
     def check_all(self) -> None:
         for tag in self:
             self[tag]
@@ -273,6 +291,8 @@ class Manifest:
     version: int
     expires: dt.datetime
     models: Models = field(default_factory=Models)
+    bundle_keys: Mapping[str, str] = field(default_factory=dict)
+    """Key id -> PEM of every key that signed a published bundle (``signers``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -288,25 +308,33 @@ class Manifest:
             expires=format_time(self.expires),
             models=self.models.to_dict(),
         )
+        if self.bundle_keys:
+            d["bundleKeys"] = dict(sorted(self.bundle_keys.items()))
         return d
 
     def release_count(self) -> int:
         return self.models.release_count()
 
-    def bump(self, *, expires: dt.datetime, models: Models) -> Manifest:
+    def bump(
+        self, *, expires: dt.datetime, models: Models, bundle_keys: Mapping[str, str] | None = None
+    ) -> Manifest:
         """The next manifest version with new content."""
-        return replace(self, version=self.version + 1, expires=expires, models=models)
+        keys = self.bundle_keys if bundle_keys is None else {**self.bundle_keys, **bundle_keys}
+        return replace(
+            self, version=self.version + 1, expires=expires, models=models, bundle_keys=keys
+        )
 
     @classmethod
     def from_dict(cls, d: Any) -> Manifest:
         """Check the top level now; each tag when first used (see the module docstring)."""
         check_schema(d, "manifest.schema.json", what="manifest", part="top")
         models = Models(raw=d["models"])
-        top = {"_type", "formatVersion", "version", "expires", "models"}
+        top = {"_type", "formatVersion", "version", "expires", "models", "bundleKeys"}
         return cls(
             version=d["version"],
             expires=parse_time(d["expires"]),
             models=models,
+            bundle_keys=dict(d.get("bundleKeys", {})),
             extra={k: v for k, v in d.items() if k not in top},
         )
 

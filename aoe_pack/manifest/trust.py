@@ -27,6 +27,9 @@ from aoe_pack.manifest.root import Root, verify_successor
 
 MAX_ROOT_STEPS = 64
 """A repository cannot make a client walk an endless root chain."""
+MAX_MANIFEST_BYTES = 32 << 20
+"""Cap on manifest.json for devices and publishers alike (10,000 releases: ~6.4 MB)."""
+MAX_ROOT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ add a release.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack.errors import RepositoryError, StoreConflictError
@@ -35,24 +35,30 @@ def record_name(sha256: str) -> str:
 
 
 def write_records(
-    store: Store, new: Sequence[tuple[str, Release]], signers: Sequence[PrivateKey]
+    store: Store,
+    new: Sequence[tuple[str, Release]],
+    signers: Sequence[PrivateKey],
+    bundle_keys: Mapping[str, str],
 ) -> None:
     """Leave a signed record of each release about to be published."""
     for tag, rel in new:
-        doc = {"tag": tag, "release": rel.to_dict()}
+        keys = {k: bundle_keys[k] for k in rel.signers if k in bundle_keys}
+        doc = {"tag": tag, "release": rel.to_dict(), "bundleKeys": keys}
         data = envelope.sign(PENDING_TYPE, doc, list(signers)).to_bytes()
         # A conflict: the same bundle is already recorded (by us, or another run).
         with contextlib.suppress(StoreConflictError):
             store.replace(record_name(rel.sha256), data, expected=None)
 
 
-def missing_records(store: Store, manifest: Manifest, root: Root) -> list[tuple[str, Release]]:
-    """Valid records of releases that ``manifest`` does not hold."""
+def missing_records(
+    store: Store, manifest: Manifest, root: Root
+) -> list[tuple[str, Release, dict[str, str]]]:
+    """Valid records of releases that ``manifest`` does not hold, with their bundle keys."""
     list_pending = getattr(store, "list_pending", None)
     if list_pending is None:
         return []
     have = manifest.models.sha256s()
-    found: list[tuple[str, Release]] = []
+    found: list[tuple[str, Release, dict[str, str]]] = []
     for name in list_pending():
         sha = name.removeprefix("pending/").removesuffix(".json")
         if sha in have:
@@ -67,8 +73,12 @@ def missing_records(store: Store, manifest: Manifest, root: Root) -> list[tuple[
             body = env.document()
             check_schema(body.get("release"), "manifest.schema.json", what=name, part="release")
             tag, rel = body["tag"], Release.from_dict(body["release"])
+            keys = {str(k): str(v) for k, v in body.get("bundleKeys", {}).items()}
         except (RepositoryError, AttributeError, KeyError, TypeError):
             continue
+        entry = manifest.models.get(tag)
+        if entry is not None and entry.find(rel.version) is not None:
+            continue  # that version is taken (by this bundle or, refused, another one)
         if rel.sha256 == sha and store.has_blob(rel.url) == rel.size:
-            found.append((tag, rel))
+            found.append((tag, rel, keys))
     return found

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,9 +23,17 @@ from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Rele
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import pending
 from aoe_pack.publish.store import Store, bundle_name
-from aoe_pack.publish.workflow import DEFAULT_EXPIRES, Commit, edit_manifest, read_state
+from aoe_pack.publish.workflow import (
+    DEFAULT_EXPIRES,
+    Commit,
+    edit_manifest,
+    read_state,
+    signers_for,
+)
 
 CHANNEL_DEFAULT = "stable"
+_CHANNEL = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as schemas/manifest.schema.json
+_RUNTIME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +48,16 @@ class ReleaseOptions:
     critical: bool = False
 
     def __post_init__(self) -> None:
+        if not _CHANNEL.fullmatch(self.channel):
+            raise UsageError(
+                f"--channel {self.channel!r}: use lowercase letters, digits and '-' "
+                "(e.g. stable, beta, canary-eu)"
+            )
+        for r in self.required_runtimes:
+            if not _RUNTIME.fullmatch(r):
+                raise UsageError(
+                    f"--require-runtime {r!r}: use a lowercase runtime name (tflite, mnn, ...)"
+                )
         if not 0 <= self.rollout_bp <= 10_000:
             raise UsageError("--rollout must be between 0 and 100 (percent)")
         lo = self.min_app_version and Version.parse(self.min_app_version, what="--min-app-version")
@@ -63,8 +82,12 @@ def file_sha256(path: Path) -> tuple[str, int]:
 
 def release_of_bundle(
     path: Path, trusted_keys: Sequence[PublicKey], options: ReleaseOptions
-) -> tuple[str, Release]:
-    """Verify ``path`` and describe it as a release of its tag."""
+) -> tuple[str, Release, dict[str, str]]:
+    """Verify ``path`` and describe it as a release of its tag.
+
+    Also returns the PEMs of the keys whose signatures verified: the manifest
+    records them, so devices can check the bundle after the root rotates.
+    """
     result = verify_bundle(path, trusted_keys=trusted_keys)
     model = result.manifest.model
     version = Version.parse(model.version, what=f"{path.name}: version")
@@ -72,6 +95,8 @@ def release_of_bundle(
         {(f.runtime, f.variant or "") for f in result.manifest.files if f.runtime}
         or {(model.runtime, "")}
     )
+    by_id = {k.key_id: k for k in trusted_keys}
+    signers = {c.keyid: by_id[c.keyid].pem.decode() for c in result.signatures if c.valid}
     sha256, size = file_sha256(path)
     release = Release(
         version=model.version,
@@ -90,8 +115,9 @@ def release_of_bundle(
         max_app_version=options.max_app_version,
         required_runtimes=options.required_runtimes,
         critical=options.critical,
+        signers=tuple(sorted(signers)),
     )
-    return model.tag, release
+    return model.tag, release, signers
 
 
 def add_releases(
@@ -147,16 +173,20 @@ def publish(
     on_bundle: Callable[[Path, str, Release], None] | None = None,
 ) -> tuple[Commit, list[tuple[str, Release]]]:
     """Verify and upload each bundle, then add them all in one manifest version."""
+    root = read_state(store).root  # an uninitialised or untrusted repository gets no uploads
+    signers_for(root, sign_keys)
     keys = list(trusted_keys) or [k.public for k in sign_keys]
     new: list[tuple[str, Release]] = []
+    bundle_keys: dict[str, str] = {}
     for path in bundles:
-        tag, rel = release_of_bundle(Path(path), keys, options)
+        tag, rel, signers = release_of_bundle(Path(path), keys, options)
         if any(t == tag and r.semver == rel.semver for t, r in new):
             raise UsageError(f"{tag} {rel.version} is given twice")
         store.put_blob(rel.url, Path(path), sha256=rel.sha256, size=rel.size)
         if on_bundle is not None:
             on_bundle(Path(path), tag, rel)
         new.append((tag, rel))
+        bundle_keys.update(signers)
     if getattr(store, "atomic_cas", True):
         commit = edit_manifest(
             store,
@@ -164,10 +194,15 @@ def publish(
             sign_keys=sign_keys,
             expires=expires,
             landed=holds_releases(new),
+            bundle_keys=bundle_keys,
         )
     else:
-        commit = _publish_repairing(store, new, sign_keys=sign_keys, expires=expires)
-    return commit, new
+        commit = _publish_repairing(
+            store, new, sign_keys=sign_keys, expires=expires, bundle_keys=bundle_keys
+        )
+    # Report what the manifest holds: a bundle published before keeps its first record.
+    held = [(tag, commit.manifest.models[tag].find(rel.version)) for tag, rel in new]
+    return commit, [(tag, rel) for tag, rel in held if rel is not None]
 
 
 def _publish_repairing(
@@ -176,19 +211,28 @@ def _publish_repairing(
     *,
     sign_keys: Sequence[PrivateKey],
     expires: dt.timedelta,
+    bundle_keys: Mapping[str, str],
 ) -> Commit:
     """Publish on a store without compare-and-swap (:mod:`aoe_pack.publish.pending`)."""
-    root = read_state(store).root
-    pending.write_records(store, new, [k for k in sign_keys if k.key_id in root.keys])
+    state = read_state(store)
+    root = state.root
+    add_releases(new)(state.manifest)  # refuse a conflict before leaving any record
+    pending.write_records(store, new, signers_for(root, sign_keys), bundle_keys)
     mine = holds_releases(new)
+    found: dict[str, str] = dict(bundle_keys)
 
     def edit(m: Manifest) -> Models:
-        return add_releases(new, pending.missing_records(store, m, root))(m)
+        others = pending.missing_records(store, m, root)
+        for _, _, keys in others:
+            found.update(keys)
+        return add_releases(new, [(t, r) for t, r, _ in others])(m)
 
     def landed(m: Manifest) -> bool:
         return mine(m) and not pending.missing_records(store, m, root)
 
-    return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires, landed=landed)
+    return edit_manifest(
+        store, edit, sign_keys=sign_keys, expires=expires, landed=landed, bundle_keys=found
+    )
 
 
 def _change_release(

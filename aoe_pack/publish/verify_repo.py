@@ -11,10 +11,15 @@ from typing import Any
 from aoe_pack.errors import BundleMismatchError, RepositoryError
 from aoe_pack.manifest.model import Manifest
 from aoe_pack.manifest.root import verify_self_signed
-from aoe_pack.manifest.trust import check_bundle_matches, update_root, verify_manifest
+from aoe_pack.manifest.trust import (
+    MAX_MANIFEST_BYTES,
+    MAX_ROOT_BYTES,
+    check_bundle_matches,
+    update_root,
+    verify_manifest,
+)
 from aoe_pack.publish.releases import file_sha256
 from aoe_pack.publish.store import MANIFEST, Store, root_name
-from aoe_pack.publish.workflow import MAX_MANIFEST_BYTES, MAX_ROOT_BYTES
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
@@ -42,11 +42,9 @@ from aoe_pack.manifest.root import (
     verify_self_signed,
     verify_successor,
 )
-from aoe_pack.manifest.trust import verify_manifest
+from aoe_pack.manifest.trust import MAX_MANIFEST_BYTES, MAX_ROOT_BYTES, verify_manifest
 from aoe_pack.publish.store import MANIFEST, ROOT, Store, root_name
 
-MAX_MANIFEST_BYTES = 64 << 20
-MAX_ROOT_BYTES = 1 << 20
 MAX_ATTEMPTS = 200
 DEFAULT_EXPIRES = dt.timedelta(days=30)
 
@@ -93,7 +91,8 @@ def read_state(store: Store) -> RepoState:
     return RepoState(root, root_doc.token, verified.manifest, doc.token, doc.data)
 
 
-def _signers_for(root: Root, keys: Sequence[PrivateKey]) -> list[PrivateKey]:
+def signers_for(root: Root, keys: Sequence[PrivateKey]) -> list[PrivateKey]:
+    """The given keys that ``root`` lists; UntrustedMetadataError below its threshold."""
     usable = [k for k in keys if k.key_id in root.keys]
     if len(usable) < root.threshold:
         raise UntrustedMetadataError(
@@ -117,14 +116,16 @@ def init_repository(
     root = new_root(1, root_keys, threshold)
     if store.read(ROOT, max_bytes=MAX_ROOT_BYTES) is not None:
         raise UsageError(f"{store.url} already has a root.json; use rotate-root to change keys")
-    signers = _signers_for(root, sign_keys)
+    signers = signers_for(root, sign_keys)
     root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
     verify_self_signed(root_bytes)
     empty = Manifest(version=1, expires=now_utc() + expires, models=Models())
     manifest_bytes = envelope.sign(envelope.MANIFEST_TYPE, empty.to_dict(), signers).to_bytes()
     # The manifest first: a repository with a root but no manifest reads as broken,
-    # one with only a manifest reads as "not initialised" and can be initialised again.
-    _create(store, MANIFEST, manifest_bytes)
+    # one with only a manifest (an init that crashed) is not initialised yet, and
+    # its manifest is simply replaced.
+    leftover = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    store.replace(MANIFEST, manifest_bytes, expected=leftover.token if leftover else None)
     _create(store, root_name(1), root_bytes)
     _create(store, ROOT, root_bytes)
     return root
@@ -147,6 +148,8 @@ def edit_manifest(
     expires: dt.timedelta = DEFAULT_EXPIRES,
     landed: Callable[[Manifest], bool] | None = None,
     settle: float = 0.05,
+    bundle_keys: Mapping[str, str] | None = None,
+    next_root: Root | None = None,
 ) -> Commit:
     """Apply ``edit`` to the newest manifest with compare-and-swap, retrying on conflict.
 
@@ -157,9 +160,15 @@ def edit_manifest(
     rng = random.SystemRandom()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         state = read_state(store)
-        signers = _signers_for(state.root, sign_keys)
+        signers = signers_for(state.root, sign_keys)
+        if next_root is not None:
+            ids = {k.key_id for k in signers}
+            signers += [k for k in signers_for(next_root, sign_keys) if k.key_id not in ids]
         models = edit(state.manifest)
-        new = state.manifest.bump(expires=now_utc() + expires, models=models)
+        models.check_parsed()
+        new = state.manifest.bump(
+            expires=now_utc() + expires, models=models, bundle_keys=bundle_keys
+        )
         data = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers).to_bytes()
         try:
             token = store.replace(MANIFEST, data, expected=state.manifest_token)
@@ -208,9 +217,11 @@ def rotate_root(
     keys = list({k.key_id: k for k in sign_keys}.values())
     data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()
     verify_successor(state.root, data)
+    # The manifest first, signed under both roots: a device that walks to the new
+    # root must find a manifest it accepts, whenever this process stops.
+    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, next_root=root)
     _create(store, root_name(root.version), data)
     store.replace(ROOT, data, expected=state.root_token)
-    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
     return root
 
 

@@ -433,3 +433,19 @@ def test_decide_surfaces_a_malformed_model_entry() -> None:
     doc["models"][TAG]["releases"][0]["versionCode"] = 1010
     with pytest.raises(RepositoryFormatError, match="versionCode 1010 should be 10100999"):
         decide(Manifest.from_dict(doc), TAG, dev())
+
+
+def test_app_update_with_a_newer_local_model_drops_an_older_download() -> None:
+    # An app update shipped model 2.0.0 while the device runs a downloaded 1.5.0:
+    # nothing in the manifest beats the app's own model, so the device goes back to it.
+    m = mf(rel("1.5.0"), rel("1.8.0"))
+    d = decide(m, TAG, dev(local="2.0.0", installed="1.5.0"))
+    assert d.action is Action.REVERT_TO_LOCAL
+    assert "the app's own model 2.0.0 is newer than the downloaded 1.5.0" in d.reason
+
+
+def test_a_pinned_release_that_is_yanked_is_left() -> None:
+    m = mf(rel("1.1.0", yanked="broken"), pin="1.1.0")
+    d = decide(m, TAG, dev(installed="1.1.0"))
+    assert d.action is Action.REVERT_TO_LOCAL
+    assert "1.1.0 was yanked: broken" in d.reason

@@ -40,6 +40,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
 )
 from aoe_pack.manifest import envelope
+from aoe_pack.manifest.model import check_schema
 from aoe_pack.manifest.root import Root, parse_root, verify_self_signed, verify_successor
 from aoe_pack.manifest.trust import (
     MAX_ROOT_STEPS,
@@ -579,3 +580,23 @@ def test_manifest_breaking_the_schema_is_rejected_after_its_signature(signer: Pr
     doc["formatVersion"] = 2
     with pytest.raises(RepositoryFormatError, match=r"^manifest: formatVersion: "):
         _verify(sign_manifest(doc, [signer]), root)
+
+
+def test_payload_with_a_lone_surrogate_is_a_format_error(signer: PrivateKey) -> None:
+    # "\ud800" is valid JSON text but no UTF-8 encoder takes it: there is no
+    # canonical form to compare with, and the reader must say so, not crash.
+    payload = b'{"_type":"aoe.repository.manifest","x":"\\ud800"}'
+    doc = {
+        "payload": base64.b64encode(payload).decode(),
+        "payloadType": envelope.MANIFEST_TYPE,
+        "signatures": [{"keyid": signer.key_id, "sig": base64.b64encode(b"x" * 64).decode()}],
+    }
+    data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    with pytest.raises(RepositoryFormatError, match="canonical"):
+        envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+
+
+def test_schema_patterns_match_the_whole_string() -> None:
+    # Python's "$" matches before a final newline; ECMA-262's (and Java's, Swift's) does not.
+    with pytest.raises(RepositoryFormatError, match="does not match"):
+        check_schema("tag_x\n", "manifest.schema.json", what="tag", part="tag")

@@ -1,0 +1,382 @@
+"""The publish workflow on every backend: init, publish, edit, verify, rotate the root.
+
+Each test runs against a fresh repository on a folder, on S3 (moto) and on an
+OCI registry (``repo_url``); the servers are shared by the session. A few
+tests that pin down backend-independent behaviour use a folder only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aoe_pack._crypto import keys
+from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack.client.check import refresh
+from aoe_pack.errors import (
+    ReleaseConflictError,
+    ReleaseNotFoundError,
+    RootRotationError,
+    UntrustedMetadataError,
+    UsageError,
+)
+from aoe_pack.manifest.model import LOCAL, Release
+from aoe_pack.manifest.versions import Version
+from aoe_pack.publish import releases
+from aoe_pack.publish.destinations import open_store
+from aoe_pack.publish.local import LocalStore
+from aoe_pack.publish.releases import file_sha256
+from aoe_pack.publish.store import MANIFEST, ROOT, Store, bundle_name, root_name
+from aoe_pack.publish.verify_repo import verify_repository
+from aoe_pack.publish.workflow import (
+    init_repository,
+    now_utc,
+    read_state,
+    rotate_root,
+)
+
+TAG = "tag_m"
+CAP = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def other_key() -> PrivateKey:
+    """A signing key that no root of these repositories lists (until rotated in)."""
+    return keys.generate(keys.KeyKind.ED25519)
+
+
+@pytest.fixture
+def store(repo_url: str, repo_key: PrivateKey) -> Iterator[Store]:
+    """An initialised repository (root 1 over ``repo_key``, empty manifest 1)."""
+    s = open_store(repo_url)
+    init_repository(s, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def local_store(tmp_path: Path, repo_key: PrivateKey) -> LocalStore:
+    s = LocalStore(tmp_path / "local-repo")
+    init_repository(s, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    return s
+
+
+def _doc(store: Store, name: str) -> bytes | None:
+    got = store.read(name, max_bytes=CAP)
+    return got.data if got else None
+
+
+def _release(store: Store, tag: str = TAG, version: str = "1.0.0") -> Release:
+    found = read_state(store).manifest.models[tag].find(version)
+    assert found is not None
+    return found
+
+
+def _publish(store: Store, key: PrivateKey, *bundles: Path, **options: Any) -> Any:
+    opts = releases.ReleaseOptions(**options)
+    return releases.publish(store, list(bundles), sign_keys=[key], options=opts)
+
+
+# --- init and publish -------------------------------------------------------------
+
+
+def test_init_writes_root_1_and_an_empty_manifest_1(store: Store, repo_key: PrivateKey) -> None:
+    state = read_state(store)
+    assert state.root.version == 1
+    assert set(state.root.keys) == {repo_key.key_id}
+    assert state.root.threshold == 1
+    assert state.manifest.version == 1
+    assert state.manifest.release_count() == 0
+    assert _doc(store, root_name(1)) == _doc(store, ROOT)
+    assert state.manifest.expires > now_utc() + dt.timedelta(days=29)
+
+
+def test_init_twice_is_a_usage_error_and_keeps_the_root(
+    store: Store, repo_key: PrivateKey, other_key: PrivateKey
+) -> None:
+    root_before, manifest_before = _doc(store, ROOT), _doc(store, MANIFEST)
+    with pytest.raises(UsageError, match=r"already has a root\.json"):
+        init_repository(store, root_keys=[other_key.public], threshold=1, sign_keys=[other_key])
+    with pytest.raises(UsageError, match=r"already has a root\.json"):
+        init_repository(store, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    assert _doc(store, ROOT) == root_before
+    assert _doc(store, MANIFEST) == manifest_before
+
+
+def test_publish_records_the_bundle_as_built(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    bundle = bundle_factory(TAG, "1.2.3")
+    sha256, size = file_sha256(bundle)
+    commit, added = _publish(store, repo_key, bundle, rollout_bp=2500, channel="beta")
+    assert commit.manifest.version == 2
+    assert [(t, r.version) for t, r in added] == [(TAG, "1.2.3")]
+
+    state = read_state(store)
+    assert state.manifest.version == 2
+    assert list(state.manifest.models) == [TAG]
+    r = _release(store, TAG, "1.2.3")
+    assert r.version_code == Version.parse("1.2.3").version_code()
+    assert r.size == size
+    assert r.sha256 == sha256
+    assert r.url == bundle_name(sha256)
+    assert r.runtimes == ("tflite",)
+    assert r.channel == "beta"
+    assert r.rollout_bp == 2500
+    assert r.yanked is None
+    assert len(r.salt) == 32
+    assert store.has_blob(r.url) == size
+
+
+def test_republishing_the_same_bundle_adds_no_release_but_bumps_the_version(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """Idempotent in content: the release (salt included) stays as first published.
+
+    The manifest version still goes up by one: every publish writes a new
+    manifest (same releases, fresh expiry), like ``resign``.
+    """
+    bundle = bundle_factory(TAG, "1.0.0")
+    _publish(store, repo_key, bundle, rollout_bp=1000)
+    first = read_state(store)
+    commit, _ = _publish(store, repo_key, bundle, rollout_bp=9000)
+    second = read_state(store)
+    assert commit.manifest.version == second.manifest.version == first.manifest.version + 1
+    assert second.manifest.models.to_dict() == first.manifest.models.to_dict()
+    assert second.manifest.release_count() == 1
+    assert _release(store).rollout_bp == 1000  # the repeat's options are not applied
+
+
+def test_republish_reports_the_release_the_manifest_holds(
+    local_store: LocalStore, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """What ``publish`` returns (and ``manifest publish --json`` prints) is what devices see.
+
+    On a repeat, nothing is added, so the result must not describe a release
+    (fresh salt, new rollout) that is not in the manifest.
+    """
+    bundle = bundle_factory(TAG, "1.0.0")
+    _publish(local_store, repo_key, bundle, rollout_bp=1000)
+    commit, added = _publish(local_store, repo_key, bundle, rollout_bp=9000)
+    held = commit.manifest.models[TAG].releases
+    for _tag, rel in added:
+        assert rel in held, (
+            f"publish returned {rel.version} with salt {rel.salt} and {rel.rollout_bp} bp; "
+            f"the manifest holds salt {held[0].salt} and {held[0].rollout_bp} bp"
+        )
+
+
+def test_a_different_bundle_for_a_published_version_is_a_release_conflict(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    before = _doc(store, MANIFEST)
+    with pytest.raises(ReleaseConflictError, match=r"tag_m 1\.0\.0 is already published"):
+        _publish(store, repo_key, bundle_factory(TAG, "1.0.0", salt=1))
+    assert _doc(store, MANIFEST) == before
+
+
+def test_publishing_with_a_key_outside_the_root_is_untrusted(
+    store: Store, repo_key: PrivateKey, other_key: PrivateKey, bundle_factory: Any
+) -> None:
+    before = _doc(store, MANIFEST)
+    with pytest.raises(UntrustedMetadataError, match=r"0 of the given signing key\(s\)"):
+        releases.publish(
+            store,
+            [bundle_factory(TAG, "1.0.0")],
+            sign_keys=[other_key],
+            trusted_keys=[repo_key.public],
+        )
+    assert _doc(store, MANIFEST) == before
+    assert read_state(store).manifest.release_count() == 0
+
+
+# --- edits ------------------------------------------------------------------------
+
+
+def test_yank_rollout_pin_and_resign_each_write_one_new_version(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    sign = {"sign_keys": [repo_key]}
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"), bundle_factory(TAG, "1.1.0"))
+    salt = _release(store, TAG, "1.1.0").salt
+    assert read_state(store).manifest.version == 2
+
+    c = releases.set_rollout(store, TAG, "1.1.0", 12.5, **sign)
+    assert c.manifest.version == 3
+    r = _release(store, TAG, "1.1.0")
+    assert (r.rollout_bp, r.salt) == (1250, salt)  # the same devices stay in as it grows
+
+    c = releases.yank(store, TAG, "1.0.0", reason="  bad accuracy  ", **sign)
+    assert c.manifest.version == 4
+    assert _release(store, TAG, "1.0.0").yanked == "bad accuracy"
+    assert _release(store, TAG, "1.1.0").yanked is None
+
+    c = releases.set_pin(store, TAG, "1.1.0", **sign)
+    assert c.manifest.version == 5
+    assert read_state(store).manifest.models[TAG].pin == "1.1.0"
+    c = releases.set_pin(store, TAG, LOCAL, **sign)
+    assert read_state(store).manifest.models[TAG].pin == LOCAL
+    c = releases.set_pin(store, TAG, None, **sign)
+    assert c.manifest.version == 7
+    assert read_state(store).manifest.models[TAG].pin is None
+
+    models = read_state(store).manifest.models.to_dict()
+    c = releases.resign(store, expires=dt.timedelta(days=90), **sign)
+    state = read_state(store)
+    assert c.manifest.version == state.manifest.version == 8
+    assert state.manifest.models.to_dict() == models
+    assert state.manifest.expires > now_utc() + dt.timedelta(days=89)
+
+
+def test_edits_of_missing_releases_are_refused_and_write_nothing(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    before = _doc(store, MANIFEST)
+    sign = {"sign_keys": [repo_key]}
+    with pytest.raises(ReleaseNotFoundError, match=r"has no release 9\.9\.9"):
+        releases.yank(store, TAG, "9.9.9", reason="x", **sign)
+    with pytest.raises(ReleaseNotFoundError, match=r"no model 'nope'"):
+        releases.set_rollout(store, "nope", "1.0.0", 50, **sign)
+    with pytest.raises(ReleaseNotFoundError, match=r"no release 2\.0\.0 to pin to"):
+        releases.set_pin(store, TAG, "2.0.0", **sign)
+    with pytest.raises(UsageError, match="at most two decimals"):
+        releases.set_rollout(store, TAG, "1.0.0", 12.345, **sign)
+    with pytest.raises(UsageError, match="--reason"):
+        releases.yank(store, TAG, "1.0.0", reason="  ", **sign)
+    assert _doc(store, MANIFEST) == before
+
+
+# --- verify -----------------------------------------------------------------------
+
+
+def test_verify_repository_with_bundles_passes(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"), bundle_factory("tag_n", "2.0.0"))
+    trusted = _doc(store, ROOT)
+    assert trusted is not None
+    report = verify_repository(store, trusted, check_bundles=True)
+    assert report.root_version == 1
+    assert report.manifest.version == 2
+    assert report.bundles_checked == 2
+    assert report.to_dict()["verified"] is True
+
+
+def test_verify_repository_counts_each_release_once(
+    local_store: LocalStore, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """``manifest verify --json`` reports ``releases``: one per published bundle.
+
+    ``Models.check_all()`` parses every tag; a parsed tag must not be counted
+    a second time from its raw JSON.
+    """
+    _publish(local_store, repo_key, bundle_factory(TAG, "1.0.0"))
+    trusted = _doc(local_store, ROOT)
+    assert trusted is not None
+    report = verify_repository(local_store, trusted, check_bundles=True)
+    assert report.bundles_checked == 1
+    assert report.to_dict()["releases"] == 1
+    assert len(report.manifest.models) == 1
+
+
+# --- root rotation ----------------------------------------------------------------
+
+
+def test_rotated_root_is_followed_from_root_1(
+    store: Store, repo_key: PrivateKey, other_key: PrivateKey, bundle_factory: Any, tmp_path: Path
+) -> None:
+    """Rotate to a new key (signed by old and new): a client that ships root 1 follows."""
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    root_1 = _doc(store, ROOT)
+    assert root_1 is not None
+    new = rotate_root(
+        store, new_keys=[other_key.public], threshold=1, sign_keys=[repo_key, other_key]
+    )
+    assert new.version == 2
+    assert _doc(store, root_name(2)) == _doc(store, ROOT)
+
+    state_path = tmp_path / "device-state.json"
+    root, manifest = refresh(store, trusted_root=root_1, state_path=state_path, now=now_utc())
+    assert root.version == 2
+    assert set(root.keys) == {other_key.key_id}
+    assert manifest.version == 3  # re-signed by the new key
+    assert manifest.models[TAG].find("1.0.0") is not None
+
+    with pytest.raises(UntrustedMetadataError):  # the old key can no longer edit
+        releases.resign(store, sign_keys=[repo_key])
+    assert releases.resign(store, sign_keys=[other_key]).manifest.version == 4
+
+
+def test_rotation_adding_a_key_then_dropping_the_old_one_is_followed(
+    store: Store, repo_key: PrivateKey, other_key: PrivateKey, bundle_factory: Any, tmp_path: Path
+) -> None:
+    """The two-step rotation: root 2 lists old and new keys, root 3 only the new one."""
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    root_1 = _doc(store, ROOT)
+    assert root_1 is not None
+    both = [repo_key, other_key]
+    rotate_root(store, new_keys=[k.public for k in both], threshold=1, sign_keys=both)
+    rotate_root(store, new_keys=[other_key.public], threshold=1, sign_keys=both)
+    root, manifest = refresh(
+        store, trusted_root=root_1, state_path=tmp_path / "s.json", now=now_utc()
+    )
+    assert root.version == 3
+    assert set(root.keys) == {other_key.key_id}
+    assert manifest.version == 4
+    report = verify_repository(store, root_1, check_bundles=True)
+    assert (report.root_version, report.bundles_checked) == (3, 1)
+
+
+def test_rotation_signed_only_by_the_new_key_is_refused_and_writes_nothing(
+    store: Store, repo_key: PrivateKey, other_key: PrivateKey, bundle_factory: Any
+) -> None:
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    root_before, manifest_before = _doc(store, ROOT), _doc(store, MANIFEST)
+    with pytest.raises(RootRotationError, match=r"0 of the 1 required key\(s\) of root version 1"):
+        rotate_root(store, new_keys=[other_key.public], threshold=1, sign_keys=[other_key])
+    assert _doc(store, ROOT) == root_before
+    assert _doc(store, root_name(2)) is None
+    assert _doc(store, MANIFEST) == manifest_before
+    state = read_state(store)
+    assert (state.root.version, state.manifest.version) == (1, 2)
+
+
+def test_a_refused_publish_does_not_block_later_ones(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    # On OCI a publisher leaves a pending record before writing; a publish refused
+    # for a version conflict must leave none that later publishers try to merge.
+    _publish(store, repo_key, bundle_factory(TAG, "1.0.0"))
+    with pytest.raises(ReleaseConflictError):
+        _publish(store, repo_key, bundle_factory(TAG, "1.0.0", salt=1))
+    before = read_state(store).manifest.version
+    commit, _ = _publish(store, repo_key, bundle_factory(TAG, "1.1.0"))
+    assert commit.manifest.version == before + 1
+    assert commit.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"channel": "Beta"}, "--channel 'Beta'"), ({"required_runtimes": ("GPU",)}, "'GPU'")],
+)
+def test_options_devices_would_refuse_are_refused_before_publishing(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        releases.ReleaseOptions(**options)
+
+
+def test_init_that_crashed_after_its_manifest_can_run_again(
+    tmp_path: Path, repo_key: PrivateKey
+) -> None:
+    half = LocalStore(tmp_path / "half")
+    half.replace(MANIFEST, b"left by a crashed init", expected=None)
+    init_repository(half, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    assert read_state(half).manifest.version == 1
