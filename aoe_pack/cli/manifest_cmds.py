@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -302,10 +303,23 @@ def show(repo: str, plain_http: bool | None, json_mode: bool) -> None:
     output.result(payload, text)
 
 
-def _edit_command(json_mode: bool, run: Any, what: str) -> None:
+def _edit_command(
+    json_mode: bool,
+    what: str,
+    repo: str,
+    plain_http: bool | None,
+    sign_keys: tuple[str, ...],
+    expires: str,
+    edit: Callable[[Any, list[Any], dt.timedelta], Any],
+) -> None:
+    """Run one manifest edit (``edit(store, signers, expires)``) and report the commit."""
     output = Output(json_mode)
     with handle_errors(json_mode):
-        commit = run()
+        store = _store(repo, plain_http)
+        try:
+            commit = edit(store, _signers(sign_keys), parse_duration(expires))
+        finally:
+            store.close()
     output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
 
 
@@ -329,21 +343,12 @@ def yank(
     json_mode: bool,
 ) -> None:
     """Withdraw a release: no device downloads it, and devices running it fall back."""
+    from aoe_pack.publish import releases
 
-    def run() -> Any:
-        from aoe_pack.publish import releases
+    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
+        return releases.yank(store, tag, version, reason=reason, sign_keys=keys, expires=exp)
 
-        store = _store(repo, plain_http)
-        return releases.yank(
-            store,
-            tag,
-            version,
-            reason=reason,
-            sign_keys=_signers(sign_keys),
-            expires=parse_duration(expires),
-        )
-
-    _edit_command(json_mode, run, f"yanked {tag} {version}")
+    _edit_command(json_mode, f"yanked {tag} {version}", repo, plain_http, sign_keys, expires, edit)
 
 
 @manifest.command()
@@ -370,21 +375,13 @@ def rollout(
     Devices already in stay in as it grows. Narrowing stops new downloads but
     takes nothing away; yank does that.
     """
+    from aoe_pack.publish import releases
 
-    def run() -> Any:
-        from aoe_pack.publish import releases
+    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
+        return releases.set_rollout(store, tag, version, percent, sign_keys=keys, expires=exp)
 
-        store = _store(repo, plain_http)
-        return releases.set_rollout(
-            store,
-            tag,
-            version,
-            percent,
-            sign_keys=_signers(sign_keys),
-            expires=parse_duration(expires),
-        )
-
-    _edit_command(json_mode, run, f"{tag} {version} now rolls out to {percent:g}%")
+    what = f"{tag} {version} now rolls out to {percent:g}%"
+    _edit_command(json_mode, what, repo, plain_http, sign_keys, expires, edit)
 
 
 @manifest.command()
@@ -405,20 +402,16 @@ def pin(
     json_mode: bool,
 ) -> None:
     """Pin every device to one release, to `local` (kill switch), or `none` to unpin."""
+    from aoe_pack.publish import releases
 
-    def run() -> Any:
-        from aoe_pack.publish import releases
+    pinned = None if target == "none" else target
 
-        store = _store(repo, plain_http)
-        return releases.set_pin(
-            store,
-            tag,
-            None if target == "none" else target,
-            sign_keys=_signers(sign_keys),
-            expires=parse_duration(expires),
-        )
+    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
+        return releases.set_pin(store, tag, pinned, sign_keys=keys, expires=exp)
 
-    _edit_command(json_mode, run, f"{tag} pinned to {target}")
+    _edit_command(
+        json_mode, f"{tag} pinned to {target}", repo, plain_http, sign_keys, expires, edit
+    )
 
 
 @manifest.command()
@@ -431,16 +424,12 @@ def resign(
     repo: str, sign_keys: tuple[str, ...], expires: str, plain_http: bool | None, json_mode: bool
 ) -> None:
     """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
+    from aoe_pack.publish import releases
 
-    def run() -> Any:
-        from aoe_pack.publish import releases
+    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
+        return releases.resign(store, sign_keys=keys, expires=exp)
 
-        store = _store(repo, plain_http)
-        return releases.resign(
-            store, sign_keys=_signers(sign_keys), expires=parse_duration(expires)
-        )
-
-    _edit_command(json_mode, run, "re-signed")
+    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, expires, edit)
 
 
 @manifest.command("rotate-root")

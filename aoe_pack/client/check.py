@@ -94,12 +94,14 @@ class CheckResult:
         }
 
 
-def refresh(
-    store: Store, *, trusted_root: bytes, state_path: Path, now: dt.datetime
-) -> tuple[Root, Manifest]:
-    """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
-    state = ClientState.load(state_path, trusted_root)
-    start = verify_self_signed(state.root, what="trusted root")
+def fetch_trusted(
+    store: Store, start: Root, *, now: dt.datetime, last_version: int | None = None
+) -> tuple[Root, list[bytes], Manifest]:
+    """Walk the root chain from ``start``, then fetch and verify the manifest.
+
+    Returns the newest root, the root envelopes accepted on the way and the
+    manifest. Shared by devices and ``manifest verify``, which must agree.
+    """
 
     def fetch_root(n: int) -> bytes | None:
         doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
@@ -109,11 +111,21 @@ def refresh(
     doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
     if doc is None:
         raise RepositoryError(f"{store.url} has no manifest.json")
-    verified = verify_manifest(doc.data, root, now=now, last_version=state.manifest_version)
-    ClientState(accepted[-1] if accepted else state.root, verified.manifest.version).save(
-        state_path
+    verified = verify_manifest(doc.data, root, now=now, last_version=last_version)
+    return root, accepted, verified.manifest
+
+
+def refresh(
+    store: Store, *, trusted_root: bytes, state_path: Path, now: dt.datetime
+) -> tuple[Root, Manifest]:
+    """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
+    state = ClientState.load(state_path, trusted_root)
+    start = verify_self_signed(state.root, what="trusted root")
+    root, accepted, manifest = fetch_trusted(
+        store, start, now=now, last_version=state.manifest_version
     )
-    return root, verified.manifest
+    ClientState(accepted[-1] if accepted else state.root, manifest.version).save(state_path)
+    return root, manifest
 
 
 def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[PublicKey]:

@@ -1,4 +1,4 @@
-"""``manifest verify``: check a repository the way a device will."""
+"""``manifest verify``: check a repository the way a device will (with the device's code)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoe_pack.errors import BundleMismatchError, RepositoryError
+from aoe_pack.bundle.verify import verify_bundle
+from aoe_pack.client.check import bundle_signers, fetch_trusted
+from aoe_pack.errors import BundleMismatchError
 from aoe_pack.manifest.model import Manifest
 from aoe_pack.manifest.root import verify_self_signed
 from aoe_pack.manifest.trust import (
-    MAX_MANIFEST_BYTES,
-    MAX_ROOT_BYTES,
     check_bundle_matches,
-    update_root,
-    verify_manifest,
 )
 from aoe_pack.publish.releases import file_sha256
-from aoe_pack.publish.store import MANIFEST, Store, root_name
+from aoe_pack.publish.store import Store
 
 
 @dataclass(frozen=True)
@@ -39,18 +37,13 @@ class RepoReport:
 
 
 def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool) -> RepoReport:
-    """Root chain from ``trusted_root``, manifest signatures and expiry, and bundles."""
+    """Root chain from ``trusted_root``, manifest signatures and expiry, and bundles.
+
+    With ``check_bundles``, every bundle is downloaded, matched against the
+    manifest's size and SHA-256, and verified with its recorded signers' keys.
+    """
     start = verify_self_signed(trusted_root, what="--trusted-root")
-
-    def fetch(n: int) -> bytes | None:
-        doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
-        return doc.data if doc else None
-
-    root, _ = update_root(start, fetch)
-    doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
-    if doc is None:
-        raise RepositoryError(f"{store.url} has no manifest.json")
-    manifest = verify_manifest(doc.data, root, now=dt.datetime.now(dt.UTC)).manifest
+    root, _, manifest = fetch_trusted(store, start, now=dt.datetime.now(dt.UTC))
     manifest.models.check_all()
     checked = 0
     if check_bundles:
@@ -64,6 +57,8 @@ def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool)
                     store.fetch_blob(r.url, dest, max_bytes=r.size)
                     sha256, got = file_sha256(dest)
                     check_bundle_matches(r, size=got, sha256=sha256)
+                    # its own signatures, with the keys a device will use
+                    verify_bundle(dest, trusted_keys=bundle_signers(manifest, r, root))
                     dest.unlink()
                     checked += 1
     return RepoReport(root.version, manifest, checked)
