@@ -469,11 +469,12 @@ def rotate_root(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Replace the manifest keys: write root N+1, then re-sign the manifest.
+    """Replace the manifest keys with a new root version N+1.
 
     Root N+1 must be signed by a threshold of root N's keys and a threshold of
-    its own; devices walk roots/N.root.json one version at a time and refuse a
-    root that is not.
+    its own, so pass --sign-key for both; devices walk roots/N.root.json one
+    version at a time and refuse a root that is not. The manifest is re-signed
+    under both roots first, so devices accept it before and after the switch.
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -492,7 +493,7 @@ def rotate_root(
     payload = {"rootVersion": root.version, "keys": sorted(root.keys), "threshold": root.threshold}
     output.result(
         payload,
-        lambda: output.line(f"root version {root.version} written; manifest re-signed", fg="green"),
+        lambda: output.line(f"manifest re-signed; root version {root.version} written", fg="green"),
     )
 
 
