@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import tempfile
 import threading
@@ -104,3 +105,10 @@ class WriteBehind:
             self.close()
         elif self._thread is not None:  # never leave it flushing a file being discarded
             self._thread.join()
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """A file's SHA-256 (hex) and size."""
+    with path.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256")
+    return digest.hexdigest(), path.stat().st_size

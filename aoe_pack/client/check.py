@@ -23,14 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.keys import PublicKey, load_public
-from aoe_pack._io import write_atomic
+from aoe_pack._crypto.keys import PublicKey
+from aoe_pack._io import file_sha256, write_atomic
 from aoe_pack.bundle.unpack import unpack_bundle
 from aoe_pack.client.decide import Action, Decision, Device, decide
-from aoe_pack.errors import BundleMismatchError, RepositoryError, RepositoryFormatError
+from aoe_pack.errors import (
+    BundleMismatchError,
+    RepositoryError,
+    RepositoryFormatError,
+)
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.manifest.model import Manifest, Release
-from aoe_pack.manifest.root import Root, verify_self_signed
+from aoe_pack.manifest.root import Root, bundle_key, verify_self_signed
 from aoe_pack.manifest.trust import (
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
@@ -38,7 +42,6 @@ from aoe_pack.manifest.trust import (
     update_root,
     verify_manifest,
 )
-from aoe_pack.publish.releases import file_sha256
 from aoe_pack.publish.store import MANIFEST, Store, root_name
 
 
@@ -144,10 +147,7 @@ def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[Pub
             raise RepositoryFormatError(
                 f"manifest: {release.version} names signer {kid[:16]}…, which bundleKeys lacks"
             )
-        key = load_public(pem.encode(), origin=f"bundle key {kid[:16]}…")
-        if key.key_id != kid:
-            raise RepositoryFormatError(f"manifest: bundleKeys[{kid[:16]}…] is another key")
-        keys.append(key)
+        keys.append(bundle_key(kid, pem))
     return keys
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from aoe_pack._crypto.keys import KeyKind, PublicKey, load_public
 from aoe_pack.errors import (
+    KeyFileError,
     RepositoryFormatError,
     RootRotationError,
     UntrustedMetadataError,
@@ -121,3 +122,14 @@ def verify_successor(trusted: Root, data: bytes) -> Root:
             hint="a new root must also be signed by a threshold of its own keys",
         )
     return new
+
+
+def bundle_key(kid: str, pem: str) -> PublicKey:
+    """One ``bundleKeys`` entry: a signing key whose id is ``kid``."""
+    try:
+        key = load_public(pem.encode(), origin=f"bundleKeys[{kid[:16]}…]")
+    except KeyFileError as e:
+        raise RepositoryFormatError(f"manifest: {e.message}") from e
+    if key.key_id != kid or not key.kind.signs:
+        raise RepositoryFormatError(f"manifest: bundleKeys[{kid[:16]}…] is not that signing key")
+    return key

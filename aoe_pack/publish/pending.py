@@ -23,7 +23,7 @@ from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack.errors import RepositoryError, StoreConflictError
 from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import Manifest, Release, check_schema
-from aoe_pack.manifest.root import Root
+from aoe_pack.manifest.root import Root, bundle_key
 from aoe_pack.publish.store import Store
 
 PENDING_TYPE = "application/vnd.aoe.repository.pending.v1+json"
@@ -74,6 +74,8 @@ def missing_records(
             check_schema(body.get("release"), "manifest.schema.json", what=name, part="release")
             tag, rel = body["tag"], Release.from_dict(body["release"])
             keys = {str(k): str(v) for k, v in body.get("bundleKeys", {}).items()}
+            for kid, pem in keys.items():
+                bundle_key(kid, pem)  # a malformed key would be signed into the manifest
         except (RepositoryError, AttributeError, KeyError, TypeError):
             continue
         entry = manifest.models.get(tag)

@@ -9,7 +9,6 @@ publishing the same bundle twice, or yanking twice, changes nothing more.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import ReleaseConflictError, ReleaseNotFoundError, UsageError
 from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Release
@@ -72,12 +72,6 @@ def percent_to_bp(percent: float) -> int:
     if not 0 <= bp <= 10_000 or abs(bp - percent * 100) > 1e-6:
         raise UsageError(f"rollout {percent} must be 0-100 with at most two decimals")
     return bp
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256")
-    return digest.hexdigest(), path.stat().st_size
 
 
 def release_of_bundle(

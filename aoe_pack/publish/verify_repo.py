@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.client.check import bundle_signers, fetch_trusted
 from aoe_pack.errors import BundleMismatchError
@@ -16,7 +17,6 @@ from aoe_pack.manifest.root import verify_self_signed
 from aoe_pack.manifest.trust import (
     check_bundle_matches,
 )
-from aoe_pack.publish.releases import file_sha256
 from aoe_pack.publish.store import Store
 
 

@@ -206,11 +206,15 @@ def rotate_root(
     sign_keys: Sequence[PrivateKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Root:
-    """Write root N+1 signed by ``sign_keys``, then re-sign the manifest under it.
+    """Replace root N by root N+1, signed by ``sign_keys``.
 
     The new root must carry a threshold of the old keys' and of the new keys'
     signatures; it is checked exactly as clients will check it before anything
-    is written.
+    is written. Then, in this order: the manifest is re-signed under both roots,
+    ``roots/N+1.root.json`` is written, ``root.json`` is switched, and the
+    manifest is re-signed once more, under the new root alone: an edit made
+    with the old root while the rotation ran is replaced, and any edit that
+    raced the switch fails its compare-and-swap and retries under the new root.
     """
     state = read_state(store)
     root = new_root(state.root.version + 1, new_keys, threshold)
@@ -222,6 +226,7 @@ def rotate_root(
     edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, next_root=root)
     _create(store, root_name(root.version), data)
     store.replace(ROOT, data, expected=state.root_token)
+    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
     return root
 
 

@@ -375,9 +375,12 @@ def test_root_rotation_is_followed_by_devices(repo: Repo) -> None:
     )
     assert rotated["rootVersion"] == 2
     doc = repo.client(download=False)
-    assert (doc["rootVersion"], doc["manifestVersion"]) == (2, 3)
-    assert repo.manifest("resign", key="new")["manifestVersion"] == 4
-    assert repo.client(download=False)["manifestVersion"] == 4
+    assert (doc["rootVersion"], doc["manifestVersion"]) == (
+        2,
+        4,
+    )  # re-signed under both roots, then the new one
+    assert repo.manifest("resign", key="new")["manifestVersion"] == 5
+    assert repo.client(download=False)["manifestVersion"] == 5
 
 
 def test_two_step_root_rotation_is_followed_by_devices(repo: Repo) -> None:
@@ -389,7 +392,7 @@ def test_two_step_root_rotation_is_followed_by_devices(repo: Repo) -> None:
     assert aoe_json(*base, *both, *sign)["rootVersion"] == 2
     assert aoe_json(*base, "--root-key", repo.kit.pub("new"), *sign)["rootVersion"] == 3
     doc = repo.client(download=False)
-    assert (doc["rootVersion"], doc["manifestVersion"]) == (3, 4)
+    assert (doc["rootVersion"], doc["manifestVersion"]) == (3, 6)
     assert doc["action"] == "download"
     assert [p for _, p, _ in repo.server.requests if p.startswith("roots/")] == [
         root_name(2),

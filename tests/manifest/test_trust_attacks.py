@@ -41,7 +41,13 @@ from aoe_pack.errors import (
 )
 from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import check_schema
-from aoe_pack.manifest.root import Root, parse_root, verify_self_signed, verify_successor
+from aoe_pack.manifest.root import (
+    Root,
+    bundle_key,
+    parse_root,
+    verify_self_signed,
+    verify_successor,
+)
 from aoe_pack.manifest.trust import (
     MAX_ROOT_STEPS,
     VerifiedManifest,
@@ -600,3 +606,18 @@ def test_schema_patterns_match_the_whole_string() -> None:
     # Python's "$" matches before a final newline; ECMA-262's (and Java's, Swift's) does not.
     with pytest.raises(RepositoryFormatError, match="does not match"):
         check_schema("tag_x\n", "manifest.schema.json", what="tag", part="tag")
+
+
+def test_bundle_key_that_is_not_its_key_id_is_refused(
+    signer: PrivateKey, signer2: PrivateKey
+) -> None:
+    # bundleKeys maps key ids to PEMs; an entry whose PEM is another key (or
+    # not a key, or an encryption key) must not become a trusted bundle signer.
+    with pytest.raises(RepositoryFormatError, match="is not that signing key"):
+        bundle_key(signer.key_id, signer2.public.pem.decode())
+    with pytest.raises(RepositoryFormatError, match=r"^manifest: "):
+        bundle_key(signer.key_id, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    x = generate(KeyKind.X25519)
+    with pytest.raises(RepositoryFormatError, match="is not that signing key"):
+        bundle_key(x.key_id, x.public.pem.decode())
+    assert bundle_key(signer.key_id, signer.public.pem.decode()).key_id == signer.key_id
