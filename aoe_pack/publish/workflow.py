@@ -173,13 +173,20 @@ def edit_manifest(
         try:
             token = store.replace(MANIFEST, data, expected=state.manifest_token)
         except StoreConflictError:
-            time.sleep(rng.uniform(0.001, min(0.5, 0.005 * attempt)))
+            _back_off(rng, attempt)
             continue
         if atomic or _still_there(store, token, new, landed, settle):
             return Commit(new, attempt)
+        _back_off(rng, attempt)
     raise StoreError(
         f"{store.url}: gave up after {MAX_ATTEMPTS} write conflicts with other publishers"
     )
+
+
+def _back_off(rng: random.Random, attempt: int) -> None:
+    # Full-jitter exponential backoff: racing publishers spread out instead of
+    # colliding again on their next read-edit-write.
+    time.sleep(rng.uniform(0, min(1.0, 0.01 * 2 ** min(attempt, 7))))
 
 
 def _still_there(
