@@ -167,8 +167,8 @@ def publish(
     on_bundle: Callable[[Path, str, Release], None] | None = None,
 ) -> tuple[Commit, list[tuple[str, Release]]]:
     """Verify and upload each bundle, then add them all in one manifest version."""
-    root = read_state(store).root  # an uninitialised or untrusted repository gets no uploads
-    signers_for(root, sign_keys)
+    state = read_state(store)  # an uninitialised or untrusted repository gets no uploads
+    signers_for(state.root, sign_keys)
     keys = list(trusted_keys) or [k.public for k in sign_keys]
     new: list[tuple[str, Release]] = []
     bundle_keys: dict[str, str] = {}
@@ -189,6 +189,7 @@ def publish(
             expires=expires,
             landed=holds_releases(new),
             bundle_keys=bundle_keys,
+            state=state,
         )
     else:
         commit = _publish_repairing(

@@ -150,16 +150,22 @@ def edit_manifest(
     settle: float = 0.05,
     bundle_keys: Mapping[str, str] | None = None,
     next_root: Root | None = None,
+    state: RepoState | None = None,
 ) -> Commit:
     """Apply ``edit`` to the newest manifest with compare-and-swap, retrying on conflict.
 
     ``landed(m)`` tells whether a manifest already holds this edit; it is used
     for stores without atomic compare-and-swap to detect an overwritten write.
+    ``bundle_keys`` are added to the manifest's ``bundleKeys``. With
+    ``next_root``, the manifest is signed by a threshold of both the current
+    root's keys and ``next_root``'s, so that it verifies under either (rotation).
+    ``state``, a :func:`read_state` the caller just made, saves the first read.
     """
     atomic = getattr(store, "atomic_cas", True)
     rng = random.SystemRandom()
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        state = read_state(store)
+        if attempt > 1 or state is None:  # a caller's fresh read serves the first try
+            state = read_state(store)
         signers = signers_for(state.root, sign_keys)
         if next_root is not None:
             ids = {k.key_id for k in signers}
