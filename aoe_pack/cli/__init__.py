@@ -6,9 +6,12 @@ its result; errors become exit codes only in :mod:`aoe_pack.cli._errors`.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from aoe_pack import __version__
+from aoe_pack.cli._errors import render_usage_error
 from aoe_pack.cli.bench_cmds import bench
 from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
 from aoe_pack.cli.client_cmds import client
@@ -33,9 +36,14 @@ def cli() -> None:
       aoe-pack unpack model.aoe --out model/ --trusted-key keys/release.pub \\
           --decryption-key keys/app.key
 
+    \b
+    Publishing (a folder, s3:// or oci://) and the device side:
       aoe-pack manifest init --repo repo/ --root-key keys/release.pub \\
           --sign-key keys/release.key
-      aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key
+      aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key \\
+          --rollout 10
+      aoe-pack client check --repo repo/ --trusted-root repo/root.json --tag TAG \\
+          --installed-version 1.0.0 --app-version 3.0.0 --device-id ID
 
     Every command takes --json. Exit codes: 0 ok, 1 failed, 2 usage error.
     """
@@ -46,5 +54,21 @@ for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point.
+
+    click reports its own usage errors (a missing argument, a value out of
+    range) as text; with ``--json`` they are JSON on stdout like every other
+    error, so scripts can rely on stdout. Exit code 2 either way.
+    """
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.ClickException as e:
+        if "--json" in sys.argv[1:]:
+            render_usage_error(e.format_message())
+        else:
+            e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -52,3 +52,9 @@ def _render(e: AoePackError, json_mode: bool) -> None:
     click.echo(f"{head} {e.message}", err=True)
     if e.hint:
         click.echo(f"hint: {e.hint}", err=True)
+
+
+def render_usage_error(message: str) -> None:
+    """A command-line usage error that click found, as ``--json`` output."""
+    err = {"code": "usage", "type": "UsageError", "message": message}
+    click.echo(json.dumps({"ok": False, "error": err}, indent=2, sort_keys=True))

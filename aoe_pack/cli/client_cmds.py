@@ -62,7 +62,21 @@ def _device(
     installed_version: str | None,
 ) -> Any:
     from aoe_pack.client.decide import Device
+    from aoe_pack.errors import UsageError
+    from aoe_pack.publish.releases import ReleaseOptions, cli_version
 
+    for text, what in ((app_version, "--app-version"), (local_version, "--local-version")):
+        cli_version(text, what)
+    if installed_version:
+        cli_version(installed_version, "--installed-version")
+    if not device_id.strip():
+        raise UsageError(
+            "--device-id is empty: every device would fall in the same rollout bucket",
+            hint="pass a stable per-install id (e.g. a random UUID kept by the app)",
+        )
+    for channel in channels:  # the names publish accepts, so a typo cannot silently match none
+        ReleaseOptions(channel=channel)
+    ReleaseOptions(required_runtimes=runtimes)
     return Device(
         device_id=device_id,
         app_version=app_version,
@@ -77,7 +91,9 @@ def _device(
 
 def _default_state(repo: str, tag: str) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    key = hashlib.sha256(f"{repo}\0{tag}".encode()).hexdigest()[:16]
+    if "://" not in repo:  # one folder, however it is spelt
+        repo = str(Path(repo).resolve())
+    key = hashlib.sha256(f"{repo.rstrip('/')}\0{tag}".encode()).hexdigest()[:16]
     return base / "aoe-pack" / "client" / f"{key}.json"
 
 
@@ -111,8 +127,9 @@ def client() -> None:
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where the trusted root and last manifest version are kept "
-    "(default: $XDG_STATE_HOME/aoe-pack/client/).",
+    help="The JSON file where the trusted root and last manifest version are kept "
+    "(default: one file per repository and tag in $XDG_STATE_HOME/aoe-pack/client/, "
+    "~/.local/state when XDG_STATE_HOME is unset).",
 )
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
 @json_option
@@ -138,7 +155,7 @@ def check(
     Refuses a manifest older than the last one accepted (rollback), an expired
     one (freeze), and a bundle that differs from the manifest (mix-and-match).
     Example:
-      aoe-pack client check --repo http://models.example/repo --tag mnist \\
+      aoe-pack client check --repo http://models.example/repo --tag tag_mnist \\
           --installed-version 1.0.0 --app-version 3.2.0 --device-id $ID \\
           --trusted-root root.json --download models/ --decryption-key device.key
     """
@@ -178,6 +195,8 @@ def check(
         what = d.action.value + (f" {d.release.version}" if d.release else "")
         output.line(f"{tag}: {what}", fg="green", bold=True)
         output.line(f"  why       {d.reason}")
+        for skipped in d.skipped:
+            output.line(f"  skipped   {skipped}")
         output.line(f"  running   {d.running}")
         output.line(
             f"  manifest  version {result.manifest_version} (root version {result.root_version})"
@@ -228,7 +247,7 @@ def simulate(
             report = verify_repository(store, trusted_root.read_bytes(), check_bundles=False)
         finally:
             store.close()
-        template = _device("", app_version, runtimes, channels, local_version, None)
+        template = _device("simulated", app_version, runtimes, channels, local_version, None)
         fleet = _simulate(report.manifest, tag, template, devices=devices, installed=installed)
 
     def text() -> None:

@@ -101,8 +101,8 @@ def manifest() -> None:
     Example:
       aoe-pack manifest init --repo repo/ --root-key keys/release.pub --sign-key keys/release.key
       aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key --rollout 10
-      aoe-pack manifest rollout --repo repo/ mnist 1.1.0 50 --sign-key keys/release.key
-      aoe-pack manifest yank --repo repo/ mnist 1.1.0 --reason "bad accuracy" --sign-key ...
+      aoe-pack manifest rollout --repo repo/ tag_mnist 1.1.0 50 --sign-key keys/release.key
+      aoe-pack manifest yank --repo repo/ tag_mnist 1.1.0 --reason "bad accuracy" --sign-key ...
     """
 
 
@@ -249,13 +249,31 @@ def publish(
             on_bundle=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
         )
         store.close()
+    unchanged = commit.attempts == 0
     payload = {
         **_commit_dict(commit),
+        "changed": not unchanged,
         "releases": [{"tag": t, **r.to_dict()} for t, r in added],
     }
+    for tag, r in added:
+        held = (r.channel, r.rollout_bp, r.min_app_version, r.max_app_version, r.critical)
+        asked = (
+            options.channel,
+            options.rollout_bp,
+            options.min_app_version,
+            options.max_app_version,
+            options.critical,
+        )
+        if held != asked or r.required_runtimes != options.required_runtimes:
+            output.warn(
+                f"{tag} {r.version} was already published and keeps its first settings "
+                f"({r.channel}, {r.rollout_percent:g}%); change them with `manifest rollout` "
+                "or by publishing a new version"
+            )
 
     def text() -> None:
-        _commit_text(output, commit, f"published {len(added)} release(s)")
+        what = "already published, nothing changed" if unchanged else "published"
+        _commit_text(output, commit, f"{what}: {len(added)} release(s)")
         for tag, r in added:
             output.line(
                 f"  {tag} {r.version}  {r.channel}  {r.rollout_percent:g}%  "
@@ -279,7 +297,14 @@ def show(repo: str, plain_http: bool | None, json_mode: bool) -> None:
         state = read_state(store)
         store.close()
     m = state.manifest
-    payload = {"repo": repo, "rootVersion": state.root.version, **m.to_dict()}
+    expired = m.expires <= dt.datetime.now(dt.UTC)
+    payload = {
+        "repo": repo,
+        "rootVersion": state.root.version,
+        "manifestVersion": m.version,
+        "expired": expired,
+        **m.to_dict(),
+    }
 
     def text() -> None:
         output.line(
@@ -287,6 +312,8 @@ def show(repo: str, plain_http: bool | None, json_mode: bool) -> None:
             f"{m.expires.strftime('%Y-%m-%dT%H:%M:%SZ')}, root version {state.root.version}",
             bold=True,
         )
+        if expired:
+            output.warn("the manifest has EXPIRED: devices refuse it; run `manifest resign`")
         for tag, entry in sorted(m.models.items()):
             pin = f"  (pinned to {entry.pin})" if entry.pin else ""
             output.line(f"\n{tag}{pin}", bold=True)
@@ -342,7 +369,10 @@ def yank(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Withdraw a release: no device downloads it, and devices running it fall back."""
+    """Withdraw a release: no device downloads it, and devices running it fall back.
+
+    A yank cannot be undone: publish a new version instead of the withdrawn one.
+    """
     from aoe_pack.publish import releases
 
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:

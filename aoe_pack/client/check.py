@@ -29,8 +29,12 @@ from aoe_pack.bundle.unpack import unpack_bundle
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.errors import (
     BundleMismatchError,
+    OutputError,
     RepositoryError,
     RepositoryFormatError,
+    RollbackError,
+    StoreError,
+    UntrustedMetadataError,
 )
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.manifest.model import Manifest, Release
@@ -59,6 +63,8 @@ class ClientState:
             state = cls(base64.b64decode(doc["root"]), doc["manifestVersion"])
         except FileNotFoundError:
             return cls(shipped_root, None)
+        except OSError as e:
+            raise StoreError(f"cannot read the client state {path}: {e.strerror}") from e
         except (ValueError, KeyError, TypeError) as e:
             raise RepositoryFormatError(
                 f"client state {path} is unreadable: {e}",
@@ -69,6 +75,13 @@ class ClientState:
         remembered = verify_self_signed(state.root, what=f"root remembered in {path}")
         if shipped.version > remembered.version:
             return cls(shipped_root, state.manifest_version)
+        if shipped.version == remembered.version and shipped_root != state.root:
+            raise UntrustedMetadataError(
+                f"--trusted-root differs from the root version {shipped.version} that "
+                f"{path} remembers for this repository",
+                hint=f"the repository was re-created or --trusted-root is wrong; if it was "
+                f"re-created, delete {path} to trust the new one",
+            )
         return state
 
     def save(self, path: Path) -> None:
@@ -76,7 +89,10 @@ class ClientState:
             "root": base64.b64encode(self.root).decode(),
             "manifestVersion": self.manifest_version,
         }
-        write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+        try:
+            write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+        except OutputError as e:
+            raise StoreError(f"cannot save the client state: {e.message}") from e
 
 
 @dataclass(frozen=True)
@@ -124,9 +140,17 @@ def refresh(
     """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
-    root, accepted, manifest = fetch_trusted(
-        store, start, now=now, last_version=state.manifest_version
-    )
+    try:
+        root, accepted, manifest = fetch_trusted(
+            store, start, now=now, last_version=state.manifest_version
+        )
+    except (RollbackError, UntrustedMetadataError) as e:
+        if state.manifest_version is not None:  # what this device remembers may be why
+            e.hint = (e.hint + "; " if e.hint else "") + (
+                f"this device's state is {state_path} (delete it only if the repository "
+                "was re-created on purpose)"
+            )
+        raise
     ClientState(accepted[-1] if accepted else state.root, manifest.version).save(state_path)
     return root, manifest
 
@@ -172,6 +196,8 @@ def check(
         return result
     download_dir.mkdir(parents=True, exist_ok=True)
     dest = download_dir / f"{tag}-{release.version}.aoe"
+    if dest.exists() and file_sha256(dest) != (release.sha256, release.size):
+        dest.unlink()  # left by an earlier check that stopped: fetch it again
     if not dest.exists():
         store.fetch_blob(release.url, dest, max_bytes=release.size)
     sha256, size = file_sha256(dest)

@@ -9,6 +9,7 @@ publishing the same bundle twice, or yanking twice, changes nothing more.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,13 @@ from pathlib import Path
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
-from aoe_pack.errors import ReleaseConflictError, ReleaseNotFoundError, UsageError
+from aoe_pack.errors import (
+    AoePackError,
+    ReleaseConflictError,
+    ReleaseNotFoundError,
+    UsageError,
+    VersionError,
+)
 from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Release
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import pending
@@ -60,14 +67,24 @@ class ReleaseOptions:
                 )
         if not 0 <= self.rollout_bp <= 10_000:
             raise UsageError("--rollout must be between 0 and 100 (percent)")
-        lo = self.min_app_version and Version.parse(self.min_app_version, what="--min-app-version")
-        hi = self.max_app_version and Version.parse(self.max_app_version, what="--max-app-version")
+        lo = self.min_app_version and cli_version(self.min_app_version, "--min-app-version")
+        hi = self.max_app_version and cli_version(self.max_app_version, "--max-app-version")
         if lo and hi and hi < lo:
             raise UsageError("--max-app-version is below --min-app-version")
 
 
+def cli_version(text: str, what: str) -> Version:
+    """A version typed on the command line: a bad one is a usage error (exit 2)."""
+    try:
+        return Version.parse(text, what=what)
+    except VersionError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+
+
 def percent_to_bp(percent: float) -> int:
     """``--rollout 12.5`` → 1250 basis points (hundredths of a percent)."""
+    if not math.isfinite(percent):
+        raise UsageError(f"rollout {percent} is not a number between 0 and 100")
     bp = round(percent * 100)
     if not 0 <= bp <= 10_000 or abs(bp - percent * 100) > 1e-6:
         raise UsageError(f"rollout {percent} must be 0-100 with at most two decimals")
@@ -172,15 +189,24 @@ def publish(
     keys = list(trusted_keys) or [k.public for k in sign_keys]
     new: list[tuple[str, Release]] = []
     bundle_keys: dict[str, str] = {}
-    for path in bundles:
-        tag, rel, signers = release_of_bundle(Path(path), keys, options)
+    for path in bundles:  # every bundle checked before any is uploaded
+        try:
+            tag, rel, signers = release_of_bundle(Path(path), keys, options)
+        except AoePackError as e:
+            e.message = f"{Path(path).name}: {e.message}"
+            raise
         if any(t == tag and r.semver == rel.semver for t, r in new):
-            raise UsageError(f"{tag} {rel.version} is given twice")
+            raise UsageError(f"{Path(path).name}: {tag} {rel.version} is given twice")
+        new.append((tag, rel))
+        bundle_keys.update(signers)
+    add_releases(new)(state.manifest)  # a conflict is refused before any upload
+    if holds_releases(new)(state.manifest):
+        held = [(tag, state.manifest.models[tag].find(rel.version)) for tag, rel in new]
+        return Commit(state.manifest, 0), [(t, r) for t, r in held if r is not None]
+    for (tag, rel), path in zip(new, bundles, strict=True):
         store.put_blob(rel.url, Path(path), sha256=rel.sha256, size=rel.size)
         if on_bundle is not None:
             on_bundle(Path(path), tag, rel)
-        new.append((tag, rel))
-        bundle_keys.update(signers)
     if getattr(store, "atomic_cas", True):
         commit = edit_manifest(
             store,
@@ -237,7 +263,7 @@ def _change_release(
         entry = m.models.get(tag)
         if entry is None:
             raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
-        target = entry.find(version)
+        target = entry.find(str(cli_version(version, "VERSION")))
         if target is None:
             known = ", ".join(r.version for r in entry.releases) or "none"
             raise ReleaseNotFoundError(f"{tag} has no release {version} (releases: {known})")
@@ -300,8 +326,15 @@ def set_pin(
         entry = m.models.get(tag)
         if entry is None:
             raise ReleaseNotFoundError(f"the repository has no model {tag!r}")
-        if pin not in (None, LOCAL) and entry.find(pin) is None:
-            raise ReleaseNotFoundError(f"{tag} has no release {pin} to pin to")
+        if pin not in (None, LOCAL):
+            target = entry.find(str(cli_version(pin, "pin")))
+            if target is None:
+                raise ReleaseNotFoundError(f"{tag} has no release {pin} to pin to")
+            if target.yanked is not None:
+                raise UsageError(
+                    f"{tag} {pin} is yanked ({target.yanked}): devices would not run it",
+                    hint="pin a release devices may run, or `local` for the kill switch",
+                )
         return m.models.updated(tag, replace(entry, pin=pin))
 
     return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires)

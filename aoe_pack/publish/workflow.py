@@ -65,7 +65,10 @@ class RepoState:
 
 @dataclass(frozen=True)
 class Commit:
-    """A manifest version this process wrote, and how many tries it took."""
+    """A manifest version this process wrote, and how many tries it took.
+
+    ``attempts == 0``: nothing needed writing, and ``manifest`` is the current one.
+    """
 
     manifest: Manifest
     attempts: int
@@ -81,7 +84,8 @@ def read_state(store: Store) -> RepoState:
     if root_doc is None:
         raise RepositoryError(
             f"{store.url} is not an aoe-pack repository (no root.json)",
-            hint="create it with `aoe-pack manifest init --repo ... --root-key KEY.pub`",
+            hint="create it with `aoe-pack manifest init --repo ... --root-key KEY.pub "
+            "--sign-key KEY.key`",
         )
     root = verify_self_signed(root_doc.data, what=f"{store.url}/root.json")
     doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
@@ -230,6 +234,11 @@ def rotate_root(
     raced the switch fails its compare-and-swap and retries under the new root.
     """
     state = read_state(store)
+    if {k.key_id for k in new_keys} == set(state.root.keys) and threshold == state.root.threshold:
+        # Already rotated (a second run, or one that stopped after switching
+        # root.json): finish by re-signing under this root; start no new rotation.
+        edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, state=state)
+        return state.root
     root = new_root(state.root.version + 1, new_keys, threshold)
     keys = list({k.key_id: k for k in sign_keys}.values())
     data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()

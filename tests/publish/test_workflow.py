@@ -133,22 +133,20 @@ def test_publish_records_the_bundle_as_built(
     assert store.has_blob(r.url) == size
 
 
-def test_republishing_the_same_bundle_adds_no_release_but_bumps_the_version(
+def test_republishing_the_same_bundle_changes_nothing(
     store: Store, repo_key: PrivateKey, bundle_factory: Any
 ) -> None:
-    """Idempotent in content: the release (salt included) stays as first published.
-
-    The manifest version still goes up by one: every publish writes a new
-    manifest (same releases, fresh expiry), like ``resign``.
-    """
+    """Idempotent: the release (salt included) stays as first published, and no
+    manifest version is written (the commit reports zero attempts)."""
     bundle = bundle_factory(TAG, "1.0.0")
     _publish(store, repo_key, bundle, rollout_bp=1000)
     first = read_state(store)
-    commit, _ = _publish(store, repo_key, bundle, rollout_bp=9000)
+    commit, held = _publish(store, repo_key, bundle, rollout_bp=9000)
     second = read_state(store)
-    assert commit.manifest.version == second.manifest.version == first.manifest.version + 1
-    assert second.manifest.models.to_dict() == first.manifest.models.to_dict()
-    assert second.manifest.release_count() == 1
+    assert commit.attempts == 0
+    assert commit.manifest.version == second.manifest.version == first.manifest.version
+    assert second.manifest_bytes == first.manifest_bytes
+    assert [r.rollout_bp for _, r in held] == [1000]
     assert _release(store).rollout_bp == 1000  # the repeat's options are not applied
 
 
