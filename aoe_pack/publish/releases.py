@@ -35,6 +35,7 @@ from aoe_pack.publish.workflow import (
     Commit,
     edit_manifest,
     read_state,
+    require_approved,
     signers_for,
 )
 
@@ -186,6 +187,7 @@ def publish(
     """Verify and upload each bundle, then add them all in one manifest version."""
     state = read_state(store)  # an uninitialised or untrusted repository gets no uploads
     signers_for(state.root, sign_keys)
+    require_approved(state, sign_keys)
     keys = list(trusted_keys) or [k.public for k in sign_keys]
     new: list[tuple[str, Release]] = []
     bundle_keys: dict[str, str] = {}

@@ -42,7 +42,7 @@ from aoe_pack.manifest.root import (
     verify_self_signed,
     verify_successor,
 )
-from aoe_pack.manifest.trust import MAX_MANIFEST_BYTES, MAX_ROOT_BYTES, verify_manifest
+from aoe_pack.manifest.trust import MAX_MANIFEST_BYTES, MAX_ROOT_BYTES, update_root, verify_manifest
 from aoe_pack.publish.store import MANIFEST, ROOT, Store, root_name
 
 MAX_ATTEMPTS = 200
@@ -61,6 +61,8 @@ class RepoState:
     manifest: Manifest
     manifest_token: str
     manifest_bytes: bytes
+    root_signed_by: frozenset[str] = frozenset()
+    """Key ids whose signatures on the head root verify."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,15 @@ def now_utc() -> dt.datetime:
 
 
 def read_state(store: Store) -> RepoState:
-    """The current root and manifest; the manifest may be expired (it gets re-signed)."""
+    """The current root and manifest; the manifest may be expired (it gets re-signed).
+
+    The root is the head of the chain ``roots/1.root.json``, ``roots/2...``,
+    each link checked as devices check it; ``root.json`` must be one of its
+    links (the head, or the one before it while a rotation is unfinished): a
+    root.json that someone with write access to the storage swapped in is
+    refused. Edits then require that the head root carries a signature by one
+    of the publisher's own keys (:func:`require_approved`).
+    """
     root_doc = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
     if root_doc is None:
         raise RepositoryError(
@@ -87,12 +97,51 @@ def read_state(store: Store) -> RepoState:
             hint="create it with `aoe-pack manifest init --repo ... --root-key KEY.pub "
             "--sign-key KEY.key`",
         )
-    root = verify_self_signed(root_doc.data, what=f"{store.url}/root.json")
+    first = store.read(root_name(1), max_bytes=MAX_ROOT_BYTES)
+    if first is None:
+        raise RepositoryError(f"{store.url} has a root.json but no roots/1.root.json")
+    start = verify_self_signed(first.data, what=f"{store.url}/roots/1.root.json")
+
+    def fetch(n: int) -> bytes | None:
+        doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
+        return doc.data if doc else None
+
+    root, accepted = update_root(start, fetch)
+    head = accepted[-1] if accepted else first.data
+    if root_doc.data not in (first.data, *accepted):  # behind the head: a rotation stopped
+        raise UntrustedMetadataError(
+            f"{store.url}/root.json is not a root of the chain roots/1...{root.version}.root.json",
+            hint="root.json was replaced outside aoe-pack; restore it from the chain "
+            "before publishing",
+        )
+    _, head_env = parse_root(head)
     doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
     if doc is None:
         raise RepositoryError(f"{store.url} has a root.json but no manifest.json")
     verified = verify_manifest(doc.data, root, now=now_utc(), check_expiry=False)
-    return RepoState(root, root_doc.token, verified.manifest, doc.token, doc.data)
+    return RepoState(
+        root,
+        root_doc.token,
+        verified.manifest,
+        doc.token,
+        doc.data,
+        frozenset(head_env.valid_keyids(dict(root.keys))),
+    )
+
+
+def require_approved(state: RepoState, keys: Sequence[PrivateKey]) -> None:
+    """Sign nothing under a root that none of our keys signed.
+
+    The chain's first root is only self-signed, so someone with write access to
+    the storage could replace the whole chain by one listing our public keys
+    beside theirs. They cannot forge our signature on it.
+    """
+    if not {k.key_id for k in keys} & state.root_signed_by:
+        raise UntrustedMetadataError(
+            f"root version {state.root.version} carries no signature by the given key(s)",
+            hint="a publisher only signs under a root its own keys approved; check the "
+            "repository's roots/ against the root your devices ship",
+        )
 
 
 def signers_for(root: Root, keys: Sequence[PrivateKey]) -> list[PrivateKey]:
@@ -171,6 +220,7 @@ def edit_manifest(
         if attempt > 1 or state is None:  # a caller's fresh read serves the first try
             state = read_state(store)
         signers = signers_for(state.root, sign_keys)
+        require_approved(state, sign_keys)
         if next_root is not None:
             ids = {k.key_id for k in signers}
             signers += [k for k in signers_for(next_root, sign_keys) if k.key_id not in ids]
@@ -235,14 +285,21 @@ def rotate_root(
     """
     state = read_state(store)
     if {k.key_id for k in new_keys} == set(state.root.keys) and threshold == state.root.threshold:
-        # Already rotated (a second run, or one that stopped after switching
-        # root.json): finish by re-signing under this root; start no new rotation.
-        edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, state=state)
+        require_approved(state, sign_keys)
+        # Already rotated (a second run, or one that stopped after writing the
+        # new root): finish the switch and the re-sign; start no new rotation.
+        head = store.read(root_name(state.root.version), max_bytes=MAX_ROOT_BYTES)
+        if head is not None:
+            current = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
+            if current is not None and current.data != head.data:
+                store.replace(ROOT, head.data, expected=current.token)
+        edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
     root = new_root(state.root.version + 1, new_keys, threshold)
     keys = list({k.key_id: k for k in sign_keys}.values())
     data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()
     verify_successor(state.root, data)
+    require_approved(state, sign_keys)
     # The manifest first, signed under both roots: a device that walks to the new
     # root must find a manifest it accepts, whenever this process stops.
     edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, next_root=root)

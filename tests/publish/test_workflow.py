@@ -26,7 +26,9 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     UsageError,
 )
+from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import LOCAL, Release
+from aoe_pack.manifest.root import new_root
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import releases
 from aoe_pack.publish.destinations import open_store
@@ -41,7 +43,7 @@ from aoe_pack.publish.workflow import (
 )
 
 TAG = "tag_m"
-CAP = 1 << 20
+CAP = 1 << 26
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +380,41 @@ def test_init_that_crashed_after_its_manifest_can_run_again(
     half.replace(MANIFEST, b"left by a crashed init", expected=None)
     init_repository(half, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
     assert read_state(half).manifest.version == 1
+
+
+def _fake_root_and_manifest(store: Store, victim: PrivateKey) -> bytes:
+    """What someone with write access to the storage but no key can write: a root
+    listing the victim's public key beside theirs, and a manifest they signed."""
+    attacker = keys.generate(keys.KeyKind.ED25519)
+    fake = new_root(1, [victim.public, attacker.public], 1)
+    fake_bytes = envelope.sign(envelope.ROOT_TYPE, fake.to_dict(), [attacker]).to_bytes()
+    current = read_state(store)
+    forged = current.manifest.bump(expires=current.manifest.expires, models=current.manifest.models)
+    data = envelope.sign(envelope.MANIFEST_TYPE, forged.to_dict(), [attacker]).to_bytes()
+    store.replace(MANIFEST, data, expected=current.manifest_token)
+    return fake_bytes
+
+
+def test_root_json_swapped_by_a_storage_writer_is_refused(
+    store: Store, repo_key: PrivateKey
+) -> None:
+    fake = _fake_root_and_manifest(store, repo_key)
+    old = store.read(ROOT, max_bytes=CAP)
+    assert old is not None
+    store.replace(ROOT, fake, expected=old.token)
+    with pytest.raises(UntrustedMetadataError, match="is not a root of the chain"):
+        releases.resign(store, sign_keys=[repo_key])
+
+
+def test_whole_root_chain_swapped_by_a_storage_writer_gets_no_signature(
+    store: Store, repo_key: PrivateKey
+) -> None:
+    # The first root is only self-signed, so the chain itself can be forged; the
+    # publisher's own signature on the head root cannot.
+    fake = _fake_root_and_manifest(store, repo_key)
+    for name in (root_name(1), ROOT):
+        old = store.read(name, max_bytes=CAP)
+        assert old is not None
+        store.replace(name, fake, expected=old.token)
+    with pytest.raises(UntrustedMetadataError, match="carries no signature by the given key"):
+        releases.resign(store, sign_keys=[repo_key])
