@@ -89,11 +89,13 @@ def _device(
     )
 
 
-def _default_state(repo: str, tag: str) -> Path:
+def _default_state(repo: str) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     if "://" not in repo:  # one folder, however it is spelt
         repo = str(Path(repo).resolve())
-    key = hashlib.sha256(f"{repo.rstrip('/')}\0{tag}".encode()).hexdigest()[:16]
+    # One state per repository, not per tag: the manifest version floor that
+    # stops rollback is the repository's, whichever model a check is for.
+    key = hashlib.sha256(repo.rstrip("/").encode()).hexdigest()[:16]
     return base / "aoe-pack" / "client" / f"{key}.json"
 
 
@@ -128,7 +130,7 @@ def client() -> None:
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The JSON file where the trusted root and last manifest version are kept "
-    "(default: one file per repository and tag in $XDG_STATE_HOME/aoe-pack/client/, "
+    "(default: one file per repository in $XDG_STATE_HOME/aoe-pack/client/, "
     "~/.local/state when XDG_STATE_HOME is unset).",
 )
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
@@ -183,7 +185,7 @@ def check(
                 tag=tag,
                 device=device,
                 trusted_root=trusted_root.read_bytes(),
-                state_path=state_path or _default_state(repo, tag),
+                state_path=state_path or _default_state(repo),
                 download_dir=download_dir,
                 decryption_key=key,
             )

@@ -49,6 +49,12 @@ from aoe_pack.manifest.trust import (
 from aoe_pack.publish.store import MANIFEST, Store, root_name
 
 
+def _version_floor(value: Any) -> int | None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise TypeError("manifestVersion must be a positive integer or null")
+    return value
+
+
 @dataclass(frozen=True)
 class ClientState:
     """What the device remembers between checks: its trusted root and last manifest version."""
@@ -60,7 +66,7 @@ class ClientState:
     def load(cls, path: Path, shipped_root: bytes) -> ClientState:
         try:
             doc: Any = json.loads(path.read_bytes())
-            state = cls(base64.b64decode(doc["root"]), doc["manifestVersion"])
+            state = cls(base64.b64decode(doc["root"]), _version_floor(doc["manifestVersion"]))
         except FileNotFoundError:
             return cls(shipped_root, None)
         except OSError as e:

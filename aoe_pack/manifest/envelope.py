@@ -53,7 +53,7 @@ def _canonical_or_none(make: Callable[[], bytes]) -> bytes | None:
     # such a document has no canonical form, so it cannot match the signed bytes.
     try:
         return make()
-    except (UnicodeError, ValueError):
+    except (UnicodeError, ValueError, RecursionError):
         return None
 
 

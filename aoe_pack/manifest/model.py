@@ -357,6 +357,12 @@ def _model_from_dict(tag: str, d: Mapping[str, Any]) -> ModelReleases:
                 f"manifest: {tag}: releases must be sorted by semver precedence without "
                 f"duplicates ({previous} then {v})"
             )
+        try:
+            for app in (r.min_app_version, r.max_app_version):
+                if app is not None:
+                    Version.parse(app, what="app version")
+        except VersionError as e:
+            raise RepositoryFormatError(f"manifest: {tag} {r.version}: {e.message}") from e
         if r.url != f"bundles/{r.sha256}.aoe":
             raise RepositoryFormatError(f"manifest: {tag} {r.version}: url must name its sha256")
         previous = v

@@ -15,8 +15,10 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from aoe_pack._io import atomic_output
 from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
@@ -44,7 +46,7 @@ class LocalStore:
     def read(self, name: str, *, max_bytes: int) -> Stored | None:
         path = self._path(name)
         try:
-            with path.open("rb") as f:
+            with _open_regular(path) as f:
                 data = f.read(max_bytes + 1)
         except FileNotFoundError:
             return None
@@ -102,15 +104,36 @@ class LocalStore:
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
         path = self._path(name)
-        size = self.has_blob(name)
-        if size is None:
-            raise StoreError(f"{path} does not exist")
-        if size > max_bytes:
-            raise DownloadTooLargeError(f"{path} is larger than its cap of {max_bytes} bytes")
-        shutil.copyfile(path, dest)
+        try:
+            with _open_regular(path) as src, Path(dest).open("wb") as out:
+                copied = 0
+                while chunk := src.read(min(1 << 20, max_bytes + 1 - copied)):
+                    copied += len(chunk)
+                    if copied > max_bytes:
+                        raise DownloadTooLargeError(
+                            f"{path} is larger than its cap of {max_bytes} bytes"
+                        )
+                    out.write(chunk)
+        except FileNotFoundError as e:
+            raise StoreError(f"{path} does not exist") from e
+        except OSError as e:
+            raise StoreError(f"cannot copy {path}: {e.strerror}") from e
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading, never blocking on a FIFO or reading a device.
+
+    A repository folder may be served from storage others can write to: a
+    FIFO would block a reader forever, and a link to /dev/zero would never end.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StoreError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -89,6 +89,7 @@ _ROOT_N = re.compile(r"roots/([1-9][0-9]*)\.root\.json")
 _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})\.aoe")
 _PENDING = re.compile(r"pending/([0-9a-f]{64})\.json")
 _TAG_PAGE = 10_000
+_MAX_TAG_PAGES = 100  # a registry cannot page us forever
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # the distribution spec's path grammar
 _REPO = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
@@ -136,7 +137,7 @@ class _Target:
             digest, size = doc["layers"][0]["digest"], doc["layers"][0]["size"]
             ok = bool(_DIGEST.fullmatch(digest)) and type(size) is int and size >= 0
             ok = ok and doc == json.loads(self.manifest(digest, size))
-        except (ValueError, TypeError, KeyError, IndexError):
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
             ok = False
         if not ok:
             raise StoreError(
@@ -267,18 +268,23 @@ class OciStore:
         """Names of the ``pending/<sha256>.json`` release records (tags ``pending-*``)."""
         names: list[str] = []
         url: str | None = f"{self._base}/tags/list?{urlencode({'n': _TAG_PAGE})}"
-        while url is not None:
+        origin = urlsplit(self._base)[:2]
+        for _ in range(_MAX_TAG_PAGES):
+            if url is None:
+                return names
             with self._send("GET", url) as response:
                 if response.status_code == 404:  # no tag at all yet
                     return names
                 self._check(response, "listing tags")
                 chunks: list[bytes] = []
-                self._stream(response, 64 << 20, f"tag list of {self._url}", chunks.append)
+                self._stream(response, 16 << 20, f"tag list of {self._url}", chunks.append)
                 link = response.headers.get("Link", "")
             try:
                 tags = json.loads(b"".join(chunks)).get("tags") or []
-            except (ValueError, AttributeError) as e:
+            except (ValueError, AttributeError, RecursionError) as e:
                 raise StoreError(f"{self._host} sent an unreadable tag list") from e
+            if not isinstance(tags, list):
+                raise StoreError(f"{self._host} sent a tag list without a list of tags")
             names += [
                 f"pending/{t[8:]}.json"
                 for t in tags
@@ -287,7 +293,9 @@ class OciStore:
                 and _PENDING.fullmatch(f"pending/{t[8:]}.json")
             ]
             url = urljoin(url, link.split(";")[0].strip("<> ")) if link.startswith("<") else None
-        return names
+            if url is not None and urlsplit(url)[:2] != origin:
+                raise StoreError(f"{self._host} points the tag list to another host: {url[:80]}")
+        raise StoreError(f"{self._host} sent more than {_MAX_TAG_PAGES} pages of tags")
 
     # --- the Store interface -------------------------------------------------------
 

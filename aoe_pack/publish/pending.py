@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 
 from aoe_pack._crypto.keys import PrivateKey
-from aoe_pack.errors import RepositoryError, StoreConflictError
+from aoe_pack.errors import RepositoryError, StoreConflictError, StoreError
 from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import Manifest, Release, check_schema
 from aoe_pack.manifest.root import Root, bundle_key
@@ -63,7 +63,10 @@ def missing_records(
         sha = name.removeprefix("pending/").removesuffix(".json")
         if sha in have:
             continue
-        doc = store.read(name, max_bytes=MAX_RECORD_BYTES)
+        try:
+            doc = store.read(name, max_bytes=MAX_RECORD_BYTES)
+        except StoreError:
+            continue  # junk under a record's name (push access alone) blocks nothing
         if doc is None:
             continue
         try:

@@ -238,23 +238,54 @@ def _publish_repairing(
 ) -> Commit:
     """Publish on a store without compare-and-swap (:mod:`aoe_pack.publish.pending`)."""
     state = read_state(store)
-    root = state.root
     add_releases(new)(state.manifest)  # refuse a conflict before leaving any record
-    pending.write_records(store, new, signers_for(root, sign_keys), bundle_keys)
-    mine = holds_releases(new)
-    found: dict[str, str] = dict(bundle_keys)
+    pending.write_records(store, new, signers_for(state.root, sign_keys), bundle_keys)
+    return _edit(
+        store,
+        add_releases(new),
+        sign_keys=sign_keys,
+        expires=expires,
+        landed=holds_releases(new),
+        bundle_keys=bundle_keys,
+    )
 
-    def edit(m: Manifest) -> Models:
+
+def _edit(
+    store: Store,
+    edit: Callable[[Manifest], Models],
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta,
+    landed: Callable[[Manifest], bool] | None = None,
+    bundle_keys: Mapping[str, str] | None = None,
+) -> Commit:
+    """Every edit, on any store. Without compare-and-swap (OCI), each edit also
+    merges the pending records the manifest lacks and only counts as done once a
+    read-back holds them all, so that a yank racing a publish loses neither."""
+    if getattr(store, "atomic_cas", True):
+        return edit_manifest(
+            store,
+            edit,
+            sign_keys=sign_keys,
+            expires=expires,
+            landed=landed,
+            bundle_keys=bundle_keys,
+        )
+    root = read_state(store).root
+    found: dict[str, str] = dict(bundle_keys or {})
+
+    def merged(m: Manifest) -> Models:
         others = pending.missing_records(store, m, root)
         for _, _, keys in others:
             found.update(keys)
-        return add_releases(new, [(t, r) for t, r, _ in others])(m)
+        base = replace(m, models=edit(m))
+        return add_releases((), [(t, r) for t, r, _ in others])(base)
 
-    def landed(m: Manifest) -> bool:
-        return mine(m) and not pending.missing_records(store, m, root)
+    def done(m: Manifest) -> bool:
+        return (landed is None or landed(m)) and not pending.missing_records(store, m, root)
 
     return edit_manifest(
-        store, edit, sign_keys=sign_keys, expires=expires, landed=landed, bundle_keys=found
+        store, merged, sign_keys=sign_keys, expires=expires, landed=done, bundle_keys=found
     )
 
 
@@ -287,7 +318,7 @@ def yank(
     """Withdraw a release: devices running it go back to the local model."""
     if not reason.strip():
         raise UsageError("--reason must say why the release is yanked")
-    return edit_manifest(
+    return _edit(
         store,
         _change_release(tag, version, lambda r: replace(r, yanked=reason.strip())),
         sign_keys=sign_keys,
@@ -306,7 +337,7 @@ def set_rollout(
 ) -> Commit:
     """Widen or narrow a rollout. The salt stays, so devices already in stay in."""
     bp = percent_to_bp(percent)
-    return edit_manifest(
+    return _edit(
         store,
         _change_release(tag, version, lambda r: replace(r, rollout_bp=bp)),
         sign_keys=sign_keys,
@@ -339,11 +370,11 @@ def set_pin(
                 )
         return m.models.updated(tag, replace(entry, pin=pin))
 
-    return edit_manifest(store, edit, sign_keys=sign_keys, expires=expires)
+    return _edit(store, edit, sign_keys=sign_keys, expires=expires)
 
 
 def resign(
     store: Store, *, sign_keys: Sequence[PrivateKey], expires: dt.timedelta = DEFAULT_EXPIRES
 ) -> Commit:
     """A new manifest version with the same releases and a fresh expiry."""
-    return edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    return _edit(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)

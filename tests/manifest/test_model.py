@@ -344,3 +344,10 @@ def test_counts_stay_right_after_tags_are_read() -> None:
     assert fresh.release_count() == m.release_count()
     assert fresh.models.sha256s() == m.models.sha256s()
     assert len(m.models.sha256s()) == m.release_count()
+
+
+def test_unparsable_app_version_is_refused_when_the_tag_is_read() -> None:
+    # Else devices whose decision reaches that release fail and others proceed.
+    doc = manifest(release("1.0.0", min_app_version="1.0.0-rc.01")).to_dict()
+    with pytest.raises(RepositoryFormatError, match="app version"):
+        Manifest.from_dict(doc).models.check_all()
