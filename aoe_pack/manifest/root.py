@@ -53,7 +53,10 @@ class Root:
         check_schema(d, "root.schema.json", what="root")
         keys: dict[str, PublicKey] = {}
         for kid, entry in d["keys"].items():
-            key = load_public(entry["publicKey"].encode(), origin=f"root key {kid[:16]}…")
+            try:
+                key = load_public(entry["publicKey"].encode(), origin=f"root key {kid[:16]}…")
+            except KeyFileError as e:
+                raise RepositoryFormatError(f"root: {e.message}") from e
             if key.key_id != kid or _ALGORITHMS.get(key.kind) != entry["algorithm"]:
                 raise RepositoryFormatError(
                     f"root: key {kid[:16]}… does not match its id or algorithm"
