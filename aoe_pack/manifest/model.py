@@ -372,6 +372,10 @@ def _model_from_dict(tag: str, d: Mapping[str, Any]) -> ModelReleases:
         pin=pin,
         extra={k: v for k, v in d.items() if k not in ("releases", "pin")},
     )
-    if pin not in (None, LOCAL) and model.find(pin) is None:
+    try:
+        pinned = model.find(pin) if pin not in (None, LOCAL) else None
+    except VersionError as e:
+        raise RepositoryFormatError(f"manifest: {tag}: pin {pin!r} is not a version") from e
+    if pin not in (None, LOCAL) and pinned is None:
         raise RepositoryFormatError(f"manifest: {tag} is pinned to {pin}, which is not a release")
     return model

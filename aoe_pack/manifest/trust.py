@@ -27,6 +27,8 @@ from aoe_pack.manifest.root import Root, verify_successor
 
 MAX_ROOT_STEPS = 64
 """A repository cannot make a client walk an endless root chain."""
+MAX_CHAIN_LENGTH = 1024
+"""Publishers walk the whole chain from roots/1; a repository rotates at most this often."""
 MAX_MANIFEST_BYTES = 32 << 20
 """Cap on manifest.json for devices and publishers alike (10,000 releases: ~6.4 MB)."""
 MAX_ROOT_BYTES = 1 << 20
@@ -41,23 +43,25 @@ class VerifiedManifest:
     signed_by: frozenset[str]
 
 
-def update_root(trusted: Root, fetch: Callable[[int], bytes | None]) -> tuple[Root, list[bytes]]:
+def update_root(
+    trusted: Root, fetch: Callable[[int], bytes | None], *, max_steps: int = MAX_ROOT_STEPS
+) -> tuple[Root, list[bytes]]:
     """Walk ``roots/N.root.json`` from the trusted version to the newest.
 
     Returns the newest trusted root and the envelopes accepted on the way (to
     persist). ``fetch(n)`` returns root ``n``'s bytes, or None past the end.
     """
     accepted: list[bytes] = []
-    for _ in range(MAX_ROOT_STEPS + 1):
+    for _ in range(max_steps + 1):
         data = fetch(trusted.version + 1)
         if data is None:
             return trusted, accepted
-        if len(accepted) == MAX_ROOT_STEPS:
+        if len(accepted) == max_steps:
             break
         trusted = verify_successor(trusted, data)
         accepted.append(data)
     raise RepositoryError(
-        f"the root chain grows by more than {MAX_ROOT_STEPS} versions at once",
+        f"the root chain grows by more than {max_steps} versions at once",
         hint="a repository cannot make a client walk an endless root chain; "
         "ship a newer --trusted-root with the app",
     )

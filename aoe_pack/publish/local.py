@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from aoe_pack._io import atomic_output
 from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
@@ -73,7 +73,8 @@ class LocalStore:
         path = self._path(name)
         with self._locked():
             try:
-                current = hashlib.sha256(path.read_bytes()).hexdigest()
+                with _open_regular(path) as f:
+                    current = hashlib.file_digest(f, "sha256").hexdigest()
             except FileNotFoundError:
                 current = None
             except OSError as e:
@@ -123,7 +124,7 @@ class LocalStore:
         """Nothing to release."""
 
 
-def _open_regular(path: Path) -> BinaryIO:
+def _open_regular(path: Path) -> io.BufferedReader:
     """Open a regular file for reading, never blocking on a FIFO or reading a device.
 
     A repository folder may be served from storage others can write to: a

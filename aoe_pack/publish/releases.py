@@ -21,19 +21,20 @@ from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
     AoePackError,
-    ReleaseConflictError,
     ReleaseNotFoundError,
     UsageError,
     VersionError,
 )
-from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Models, Release
+from aoe_pack.manifest.model import LOCAL, Manifest, Models, Release
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import pending
+from aoe_pack.publish.edits import add_releases, holds_releases
 from aoe_pack.publish.store import Store, bundle_name
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
     Commit,
     edit_manifest,
+    edit_repository,
     read_state,
     require_approved,
     signers_for,
@@ -132,48 +133,6 @@ def release_of_bundle(
     return model.tag, release, signers
 
 
-def add_releases(
-    new: Sequence[tuple[str, Release]], others: Sequence[tuple[str, Release]] = ()
-) -> Callable[[Manifest], Models]:
-    """The edit that inserts releases in precedence order (idempotent).
-
-    ``new`` are this publisher's: a different bundle already published under
-    the same version is an error. ``others`` are repaired from pending
-    records: they are skipped when their version is taken.
-    """
-
-    def edit(m: Manifest) -> Models:
-        models = m.models
-        for tag, rel in [*new, *others]:
-            entry = models.get(tag, ModelReleases())
-            existing = entry.find(rel.version)
-            if existing is not None:
-                if existing.sha256 != rel.sha256 and any(r is rel for _, r in new):
-                    raise ReleaseConflictError(
-                        f"{tag} {rel.version} is already published with a different bundle "
-                        f"({existing.sha256[:16]}…)",
-                        hint="releases are immutable: bump the version in the model config",
-                    )
-                continue
-            releases = sorted((*entry.releases, rel), key=lambda r: r.semver)
-            models = models.updated(tag, replace(entry, releases=tuple(releases)))
-        return models
-
-    return edit
-
-
-def holds_releases(new: Sequence[tuple[str, Release]]) -> Callable[[Manifest], bool]:
-    def landed(m: Manifest) -> bool:
-        for tag, rel in new:
-            entry = m.models.get(tag)
-            found = entry.find(rel.version) if entry else None
-            if found is None or found.sha256 != rel.sha256:
-                return False
-        return True
-
-    return landed
-
-
 def publish(
     store: Store,
     bundles: Sequence[Path],
@@ -240,52 +199,13 @@ def _publish_repairing(
     state = read_state(store)
     add_releases(new)(state.manifest)  # refuse a conflict before leaving any record
     pending.write_records(store, new, signers_for(state.root, sign_keys), bundle_keys)
-    return _edit(
+    return edit_repository(
         store,
         add_releases(new),
         sign_keys=sign_keys,
         expires=expires,
         landed=holds_releases(new),
         bundle_keys=bundle_keys,
-    )
-
-
-def _edit(
-    store: Store,
-    edit: Callable[[Manifest], Models],
-    *,
-    sign_keys: Sequence[PrivateKey],
-    expires: dt.timedelta,
-    landed: Callable[[Manifest], bool] | None = None,
-    bundle_keys: Mapping[str, str] | None = None,
-) -> Commit:
-    """Every edit, on any store. Without compare-and-swap (OCI), each edit also
-    merges the pending records the manifest lacks and only counts as done once a
-    read-back holds them all, so that a yank racing a publish loses neither."""
-    if getattr(store, "atomic_cas", True):
-        return edit_manifest(
-            store,
-            edit,
-            sign_keys=sign_keys,
-            expires=expires,
-            landed=landed,
-            bundle_keys=bundle_keys,
-        )
-    root = read_state(store).root
-    found: dict[str, str] = dict(bundle_keys or {})
-
-    def merged(m: Manifest) -> Models:
-        others = pending.missing_records(store, m, root)
-        for _, _, keys in others:
-            found.update(keys)
-        base = replace(m, models=edit(m))
-        return add_releases((), [(t, r) for t, r, _ in others])(base)
-
-    def done(m: Manifest) -> bool:
-        return (landed is None or landed(m)) and not pending.missing_records(store, m, root)
-
-    return edit_manifest(
-        store, merged, sign_keys=sign_keys, expires=expires, landed=done, bundle_keys=found
     )
 
 
@@ -318,7 +238,7 @@ def yank(
     """Withdraw a release: devices running it go back to the local model."""
     if not reason.strip():
         raise UsageError("--reason must say why the release is yanked")
-    return _edit(
+    return edit_repository(
         store,
         _change_release(tag, version, lambda r: replace(r, yanked=reason.strip())),
         sign_keys=sign_keys,
@@ -337,7 +257,7 @@ def set_rollout(
 ) -> Commit:
     """Widen or narrow a rollout. The salt stays, so devices already in stay in."""
     bp = percent_to_bp(percent)
-    return _edit(
+    return edit_repository(
         store,
         _change_release(tag, version, lambda r: replace(r, rollout_bp=bp)),
         sign_keys=sign_keys,
@@ -370,11 +290,11 @@ def set_pin(
                 )
         return m.models.updated(tag, replace(entry, pin=pin))
 
-    return _edit(store, edit, sign_keys=sign_keys, expires=expires)
+    return edit_repository(store, edit, sign_keys=sign_keys, expires=expires)
 
 
 def resign(
     store: Store, *, sign_keys: Sequence[PrivateKey], expires: dt.timedelta = DEFAULT_EXPIRES
 ) -> Commit:
     """A new manifest version with the same releases and a fresh expiry."""
-    return _edit(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    return edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)

@@ -23,7 +23,7 @@ import datetime as dt
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.errors import (
@@ -42,7 +42,15 @@ from aoe_pack.manifest.root import (
     verify_self_signed,
     verify_successor,
 )
-from aoe_pack.manifest.trust import MAX_MANIFEST_BYTES, MAX_ROOT_BYTES, update_root, verify_manifest
+from aoe_pack.manifest.trust import (
+    MAX_CHAIN_LENGTH,
+    MAX_MANIFEST_BYTES,
+    MAX_ROOT_BYTES,
+    update_root,
+    verify_manifest,
+)
+from aoe_pack.publish import pending
+from aoe_pack.publish.edits import add_releases
 from aoe_pack.publish.store import MANIFEST, ROOT, Store, root_name
 
 MAX_ATTEMPTS = 200
@@ -85,7 +93,7 @@ def read_state(store: Store) -> RepoState:
 
     The root is the head of the chain ``roots/1.root.json``, ``roots/2...``,
     each link checked as devices check it; ``root.json`` must be one of its
-    links (the head, or the one before it while a rotation is unfinished): a
+    links (normally the head; an earlier one while a rotation is unfinished): a
     root.json that someone with write access to the storage swapped in is
     refused. Edits then require that the head root carries a signature by one
     of the publisher's own keys (:func:`require_approved`).
@@ -106,7 +114,7 @@ def read_state(store: Store) -> RepoState:
         doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
         return doc.data if doc else None
 
-    root, accepted = update_root(start, fetch)
+    root, accepted = update_root(start, fetch, max_steps=MAX_CHAIN_LENGTH)
     head = accepted[-1] if accepted else first.data
     if root_doc.data not in (first.data, *accepted):  # behind the head: a rotation stopped
         raise UntrustedMetadataError(
@@ -265,6 +273,53 @@ def _still_there(
     return landed is None or landed(state.manifest)
 
 
+def edit_repository(
+    store: Store,
+    edit: Callable[[Manifest], Models],
+    *,
+    sign_keys: Sequence[PrivateKey],
+    expires: dt.timedelta,
+    landed: Callable[[Manifest], bool] | None = None,
+    bundle_keys: Mapping[str, str] | None = None,
+    next_root: Root | None = None,
+) -> Commit:
+    """Every edit, on any store. Without compare-and-swap (OCI), each edit also
+    merges the pending records the manifest lacks and only counts as done once a
+    read-back holds them all, so that a yank racing a publish loses neither."""
+    if getattr(store, "atomic_cas", True):
+        return edit_manifest(
+            store,
+            edit,
+            sign_keys=sign_keys,
+            expires=expires,
+            landed=landed,
+            bundle_keys=bundle_keys,
+            next_root=next_root,
+        )
+    root = read_state(store).root
+    found: dict[str, str] = dict(bundle_keys or {})
+
+    def merged(m: Manifest) -> Models:
+        others = pending.missing_records(store, m, root)
+        for _, _, keys in others:
+            found.update(keys)
+        base = replace(m, models=edit(m))
+        return add_releases((), [(t, r) for t, r, _ in others])(base)
+
+    def done(m: Manifest) -> bool:
+        return (landed is None or landed(m)) and not pending.missing_records(store, m, root)
+
+    return edit_manifest(
+        store,
+        merged,
+        sign_keys=sign_keys,
+        expires=expires,
+        landed=done,
+        bundle_keys=found,
+        next_root=next_root,
+    )
+
+
 def rotate_root(
     store: Store,
     *,
@@ -293,7 +348,7 @@ def rotate_root(
             current = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
             if current is not None and current.data != head.data:
                 store.replace(ROOT, head.data, expected=current.token)
-        edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+        edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
     root = new_root(state.root.version + 1, new_keys, threshold)
     keys = list({k.key_id: k for k in sign_keys}.values())
@@ -305,7 +360,7 @@ def rotate_root(
     edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, next_root=root)
     _create(store, root_name(root.version), data)
     store.replace(ROOT, data, expected=state.root_token)
-    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
     return root
 
 
