@@ -9,7 +9,10 @@ function-scoped fixtures) can share them.
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -200,3 +203,26 @@ def built_bundle(tmp_path: Path, make_config: MakeConfig, signer: PrivateKey) ->
 def config_writer() -> Callable[..., ModelConfig]:
     """:func:`write_config` for tests that manage their own folders (hypothesis)."""
     return write_config
+
+
+def top_modules_imported_by(argv: Sequence[str]) -> tuple[object, set[str]]:
+    """Run ``aoe-pack ARGV`` in a fresh interpreter: its exit code and the
+    top-level packages it imported (the light-install tests check these)."""
+    probe = (
+        "import sys, json\n"
+        "from aoe_pack.cli import cli\n"
+        "try:\n"
+        f"    cli({list(argv)!r})\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc["code"], {m.split(".")[0] for m in doc["modules"]}
+
+
+@pytest.fixture(scope="session")
+def modules_imported_by() -> Callable[[Sequence[str]], tuple[object, set[str]]]:
+    """:func:`top_modules_imported_by`, as a fixture for tests in any folder."""
+    return top_modules_imported_by

@@ -6,8 +6,7 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -381,30 +380,26 @@ def test_no_color_and_non_tty_output_is_plain(
     assert "\x1b[" not in r.output
 
 
-def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path], samples: Samples) -> None:
+def test_verify_stays_light(
+    tmp_path: Path,
+    keys: dict[str, Path],
+    samples: Samples,
+    modules_imported_by: Callable[[Sequence[str]], tuple[object, set[str]]],
+) -> None:
     """The device-side path must not import any ML framework (nor the config stack)."""
     bundle = tmp_path / "m.aoe"
     build_sample(bundle, keys, samples, "--recipient", keys["device"].with_suffix(".pub"))
-    argv = [
-        "verify",
-        str(bundle),
-        "--trusted-key",
-        str(keys["signer"].with_suffix(".pub")),
-        "--decryption-key",
-        str(keys["device"].with_suffix(".key")),
-    ]
-    probe = (
-        "import sys, json\n"
-        "from aoe_pack.cli import cli\n"
-        "try:\n"
-        f"    cli({argv!r})\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    code, loaded = modules_imported_by(
+        [
+            "verify",
+            str(bundle),
+            "--trusted-key",
+            str(keys["signer"].with_suffix(".pub")),
+            "--decryption-key",
+            str(keys["device"].with_suffix(".key")),
+        ]
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    doc = json.loads(out.stdout.strip().splitlines()[-1])
-    assert doc["code"] == 0
+    assert code == 0
     heavy = {
         "tensorflow",
         "keras",
@@ -418,8 +413,7 @@ def test_verify_stays_light(tmp_path: Path, keys: dict[str, Path], samples: Samp
         "jsonschema",
         "rich",
     }
-    loaded = sorted({m.split(".")[0] for m in doc["modules"]} & heavy)
-    assert loaded == []
+    assert sorted(loaded & heavy) == []
 
 
 def test_recipient_key_as_trusted_key_is_refused(

@@ -9,8 +9,7 @@ yanking and the kill switch move the fleet as they should.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +107,10 @@ def _read_root(url: str) -> bytes:
 
 
 def test_device_client_stays_light(
-    tmp_path: Path, bundle_factory: Any, repo_key: PrivateKey, keyfiles: tuple[Path, Path]
+    tmp_path: Path,
+    bundle_factory: Any,
+    keyfiles: tuple[Path, Path],
+    modules_imported_by: Callable[[Sequence[str]], tuple[object, set[str]]],
 ) -> None:
     """The device flow imports no ML framework and no publishing stack."""
     key, pub = keyfiles
@@ -124,39 +126,30 @@ def test_device_client_stays_light(
         key,
         "--json",
     )
-    argv = [
-        "client",
-        "check",
-        "--repo",
-        str(repo),
-        "--trusted-root",
-        str(repo / "root.json"),
-        "--tag",
-        "light",
-        "--installed-version",
-        "0.9.0",
-        "--app-version",
-        "1.0.0",
-        "--device-id",
-        "d1",
-        "--state",
-        str(tmp_path / "state.json"),
-        "--download",
-        str(tmp_path / "dl"),
-        "--json",
-    ]
-    probe = (
-        "import sys, json\n"
-        "from aoe_pack.cli import cli\n"
-        "try:\n"
-        f"    cli({argv!r})\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    code, loaded = modules_imported_by(
+        [
+            "client",
+            "check",
+            "--repo",
+            str(repo),
+            "--trusted-root",
+            str(repo / "root.json"),
+            "--tag",
+            "light",
+            "--installed-version",
+            "0.9.0",
+            "--app-version",
+            "1.0.0",
+            "--device-id",
+            "d1",
+            "--state",
+            str(tmp_path / "state.json"),
+            "--download",
+            str(tmp_path / "dl"),
+            "--json",
+        ]
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    doc = json.loads(out.stdout.strip().splitlines()[-1])
-    assert doc["code"] == 0
+    assert code == 0
     heavy = {
         "tensorflow",
         "keras",
@@ -173,6 +166,5 @@ def test_device_client_stays_light(
         "requests",
         "rich",
     }
-    loaded = {m.split(".")[0] for m in doc["modules"]}
     assert not loaded & heavy
     assert (tmp_path / "dl" / "light-1.0.0" / "model.tflite").exists()
