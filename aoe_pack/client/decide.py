@@ -9,10 +9,10 @@ This is the reference that Android and iOS implementations follow
    whose app-version range holds the app's version, whose runtimes meet the
    device's, and whose rollout includes the device, or that are critical.
    A pin to a version makes that release the only candidate, rollout aside.
-4. The running remote model is older than the model shipped in the app (an
-   app update brought a newer one), was yanked, or is pinned away: switch to
-   the best eligible release above the local model if there is one, else go
-   back to the local model.
+4. The running remote model was yanked, is pinned away, or (unless a pin names
+   it) is older than the model shipped in the app, which an app update can
+   bring: switch to the best eligible release above the local model if there
+   is one, else go back to the local model.
 5. Otherwise download the best eligible release if it is above what runs
    (semver precedence); else keep what runs. Narrowing a rollout stops new
    downloads; it does not take a model away (yank does).
