@@ -168,6 +168,27 @@ class ConvertContext(Protocol):
         ...
 
 
+class TolerancesTable:
+    """Base for converters whose variants are the keys of a default-tolerance table.
+
+    A subclass sets ``runtime`` and ``tolerances`` (variant -> max absolute
+    error, the default variant first); ``variants`` follows from the table.
+    """
+
+    runtime: str
+    tolerances: Mapping[str, float]
+    variants: tuple[str, ...]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.variants = tuple(cls.tolerances)
+
+    def default_tolerance(self, variant: str) -> float:
+        """Max absolute error allowed for ``variant`` unless the config overrides it."""
+        require_variant(self.runtime, self.variants, variant)
+        return self.tolerances[variant]
+
+
 @runtime_checkable
 class Converter(Protocol):
     """A runtime's converter. Register it under the ``aoe_pack.converters`` entry points."""

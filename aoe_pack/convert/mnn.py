@@ -45,6 +45,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    TolerancesTable,
     require_variant,
 )
 from aoe_pack.errors import ConversionError, MissingExtraError
@@ -196,16 +197,11 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     return seconds
 
 
-class MnnConverter:
+class MnnConverter(TolerancesTable):
     """ONNX -> MNN. Variants: ``fp32``, ``fp16`` (fp16 weights), ``int8-weights``."""
 
     runtime = RUNTIME
-    variants: tuple[str, ...] = tuple(_FLAGS)
-
-    def default_tolerance(self, variant: str) -> float:
-        """Max absolute error allowed for ``variant``; see ``_TOLERANCES`` for the figures."""
-        require_variant(self.runtime, self.variants, variant)
-        return _TOLERANCES[variant]
+    tolerances = _TOLERANCES
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""

@@ -37,6 +37,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    TolerancesTable,
     require_variant,
 )
 from aoe_pack.errors import ConversionError, MissingExtraError
@@ -197,16 +198,11 @@ def convert_onnx(
     return dst_param, dst_bin, seconds
 
 
-class NcnnConverter:
+class NcnnConverter(TolerancesTable):
     """ONNX -> ncnn via pnnx. Variants: ``fp32``, ``fp16`` (fp16 weights)."""
 
     runtime = RUNTIME
-    variants: tuple[str, ...] = tuple(_FP16_FLAG)
-
-    def default_tolerance(self, variant: str) -> float:
-        """Max absolute error allowed for ``variant``; see ``_TOLERANCES`` for the figures."""
-        require_variant(self.runtime, self.variants, variant)
-        return _TOLERANCES[variant]
+    tolerances = _TOLERANCES
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``ncnn/<variant>/<stem>.param`` and ``.bin`` under ``ctx.workdir``."""

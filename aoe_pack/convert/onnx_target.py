@@ -33,6 +33,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    TolerancesTable,
     require_variant,
     single_file_artifact,
 )
@@ -45,20 +46,15 @@ from aoe_pack.errors import ConversionError, MissingExtraError
 _TOLERANCES = {"basic": 1e-5, "extended": 1e-4, "slim": 1e-5}
 
 
-class OnnxConverter:
+class OnnxConverter(TolerancesTable):
     """Source -> optimised ONNX (registered as ``onnx``)."""
 
     runtime = "onnx"
-    variants = ("basic", "extended", "slim")
-
-    def default_tolerance(self, variant: str) -> float:
-        """Max abs error allowed for ``variant`` unless the config overrides it."""
-        require_variant(self.runtime, self.variants, variant)
-        return _TOLERANCES[variant]
+    tolerances = _TOLERANCES
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write the optimised ``<stem>.onnx`` into ``ctx.workdir``."""
-        self.default_tolerance(target.variant)
+        require_variant(self.runtime, self.variants, target.variant)
         start = time.perf_counter()
         model = ctx.onnx_of(source)
         out = ctx.workdir / f"{source.path.stem}.onnx"

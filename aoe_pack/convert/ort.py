@@ -29,6 +29,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    TolerancesTable,
     require_variant,
 )
 from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
@@ -41,20 +42,15 @@ _TOLERANCES = {"mobile": 1e-4}
 _TIMEOUT_SECONDS = 900
 
 
-class OrtConverter:
+class OrtConverter(TolerancesTable):
     """ONNX -> ``.ort`` for ONNX Runtime Mobile (registered as ``ort``)."""
 
     runtime = "ort"
-    variants = ("mobile",)
-
-    def default_tolerance(self, variant: str) -> float:
-        """Max abs error allowed for ``variant`` unless the config overrides it."""
-        require_variant(self.runtime, self.variants, variant)
-        return _TOLERANCES[variant]
+    tolerances = _TOLERANCES
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.ort`` and ``<stem>.required_operators.config`` into ``ctx.workdir``."""
-        self.default_tolerance(target.variant)
+        require_variant(self.runtime, self.variants, target.variant)
         start = time.perf_counter()
         ort = import_onnxruntime()
         stem = source.path.stem

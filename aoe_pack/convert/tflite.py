@@ -37,6 +37,7 @@ from aoe_pack.convert.api import (
     Runner,
     SourceModel,
     Target,
+    TolerancesTable,
     require_variant,
     single_file_artifact,
 )
@@ -61,20 +62,15 @@ _TOLERANCES = {"fp32": 1e-5, "fp16": 1e-2, "int8-dynamic": 5e-2, "int8": 5e-2}
 _IO_DTYPES = ("float32", "int8", "uint8")
 
 
-class TFLiteConverter:
+class TFLiteConverter(TolerancesTable):
     """Keras / SavedModel / TFLite -> ``.tflite`` (registered as ``tflite``)."""
 
     runtime = "tflite"
-    variants = ("fp32", "fp16", "int8-dynamic", "int8")
-
-    def default_tolerance(self, variant: str) -> float:
-        """Max abs error allowed for ``variant`` unless the config overrides it."""
-        require_variant(self.runtime, self.variants, variant)
-        return _TOLERANCES[variant]
+    tolerances = _TOLERANCES
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.tflite`` into ``ctx.workdir``."""
-        self.default_tolerance(target.variant)
+        require_variant(self.runtime, self.variants, target.variant)
         start = time.perf_counter()
         out = ctx.workdir / f"{source.path.stem}.tflite"
         tools: dict[str, str] = {}
