@@ -63,7 +63,7 @@ def _device(
 ) -> Any:
     from aoe_pack.client.decide import Device
     from aoe_pack.errors import UsageError
-    from aoe_pack.publish.releases import ReleaseOptions, cli_version
+    from aoe_pack.publish.releases import check_channel, check_runtime, cli_version
 
     for text, what in ((app_version, "--app-version"), (local_version, "--local-version")):
         cli_version(text, what)
@@ -75,8 +75,9 @@ def _device(
             hint="pass a stable per-install id (e.g. a random UUID kept by the app)",
         )
     for channel in channels:  # the names publish accepts, so a typo cannot silently match none
-        ReleaseOptions(channel=channel)
-    ReleaseOptions(required_runtimes=runtimes)
+        check_channel(channel)
+    for runtime in runtimes:
+        check_runtime(runtime, "--runtime")
     return Device(
         device_id=device_id,
         app_version=app_version,

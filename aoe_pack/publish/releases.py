@@ -57,22 +57,30 @@ class ReleaseOptions:
     critical: bool = False
 
     def __post_init__(self) -> None:
-        if not _CHANNEL.fullmatch(self.channel):
-            raise UsageError(
-                f"--channel {self.channel!r}: use lowercase letters, digits and '-' "
-                "(e.g. stable, beta, canary-eu)"
-            )
+        check_channel(self.channel)
         for r in self.required_runtimes:
-            if not _RUNTIME.fullmatch(r):
-                raise UsageError(
-                    f"--require-runtime {r!r}: use a lowercase runtime name (tflite, mnn, ...)"
-                )
+            check_runtime(r, "--require-runtime")
         if not 0 <= self.rollout_bp <= 10_000:
             raise UsageError("--rollout must be between 0 and 100 (percent)")
         lo = self.min_app_version and cli_version(self.min_app_version, "--min-app-version")
         hi = self.max_app_version and cli_version(self.max_app_version, "--max-app-version")
         if lo and hi and hi < lo:
             raise UsageError("--max-app-version is below --min-app-version")
+
+
+def check_channel(channel: str, what: str = "--channel") -> None:
+    """A channel name devices can match (the schema's pattern), else a usage error."""
+    if not _CHANNEL.fullmatch(channel):
+        raise UsageError(
+            f"{what} {channel!r}: use lowercase letters, digits and '-' "
+            "(e.g. stable, beta, canary-eu)"
+        )
+
+
+def check_runtime(runtime: str, what: str) -> None:
+    """A runtime name as the schema spells them, else a usage error."""
+    if not _RUNTIME.fullmatch(runtime):
+        raise UsageError(f"{what} {runtime!r}: use a lowercase runtime name (tflite, mnn, ...)")
 
 
 def cli_version(text: str, what: str) -> Version:
