@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.keys import PrivateKey, private_pem
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig
 
@@ -25,6 +25,15 @@ BACKENDS = ["local", "s3", "oci"]
 def repo_key() -> PrivateKey:
     """The manifest and bundle signer of the repositories under test."""
     return keys.generate(keys.KeyKind.ED25519)
+
+
+@pytest.fixture
+def keyfiles(tmp_path: Path, repo_key: PrivateKey) -> tuple[Path, Path]:
+    """``repo_key`` as the files the CLI takes: (release.key, release.pub)."""
+    key, pub = tmp_path / "release.key", tmp_path / "release.pub"
+    key.write_bytes(private_pem(repo_key, None))
+    pub.write_bytes(repo_key.public.pem)
+    return key, pub
 
 
 @pytest.fixture(params=BACKENDS)

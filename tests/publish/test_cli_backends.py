@@ -13,10 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
-from aoe_pack._crypto.keys import PrivateKey, private_pem
 from aoe_pack.cli import cli
 
 
@@ -25,14 +23,6 @@ def aoe(*args: object) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
-
-
-@pytest.fixture
-def keyfiles(tmp_path: Path, repo_key: PrivateKey) -> tuple[Path, Path]:
-    key, pub = tmp_path / "release.key", tmp_path / "release.pub"
-    key.write_bytes(private_pem(repo_key, None))
-    pub.write_bytes(repo_key.public.pem)
-    return key, pub
 
 
 def test_three_versions_and_a_fleet_on_every_backend(

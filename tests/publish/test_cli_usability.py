@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack._crypto.keys import private_pem
 from aoe_pack.cli import cli
 
 
@@ -26,10 +26,8 @@ def run(*args: object) -> Any:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, repo_key: PrivateKey, bundle_factory: Any) -> dict[str, Path]:
-    key, pub = tmp_path / "release.key", tmp_path / "release.pub"
-    key.write_bytes(private_pem(repo_key, None))
-    pub.write_bytes(repo_key.public.pem)
+def repo(tmp_path: Path, keyfiles: tuple[Path, Path], bundle_factory: Any) -> dict[str, Path]:
+    key, pub = keyfiles
     folder = tmp_path / "repo"
     assert (
         run("manifest", "init", "--repo", folder, "--root-key", pub, "--sign-key", key).exit_code

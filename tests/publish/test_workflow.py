@@ -418,3 +418,30 @@ def test_whole_root_chain_swapped_by_a_storage_writer_gets_no_signature(
         store.replace(name, fake, expected=old.token)
     with pytest.raises(UntrustedMetadataError, match="carries no signature by the given key"):
         releases.resign(store, sign_keys=[repo_key])
+
+
+def test_rotation_stopped_before_switching_root_json_is_finished_by_a_rerun(
+    local_store: LocalStore, repo_key: PrivateKey, other_key: PrivateKey
+) -> None:
+    class StopAtRootJson(LocalStore):
+        def replace(self, name: str, data: bytes, *, expected: str | None) -> str:
+            if name == ROOT:
+                raise RuntimeError("stopped here")
+            return super().replace(name, data, expected=expected)
+
+    both = [repo_key, other_key]
+    with pytest.raises(RuntimeError, match="stopped here"):
+        rotate_root(
+            StopAtRootJson(local_store.root),
+            new_keys=[other_key.public],
+            threshold=1,
+            sign_keys=both,
+        )
+    assert _doc(local_store, ROOT) != _doc(local_store, root_name(2))  # root.json lags
+    root = rotate_root(local_store, new_keys=[other_key.public], threshold=1, sign_keys=both)
+    assert root.version == 2
+    assert _doc(local_store, root_name(3)) is None  # no second rotation
+    assert _doc(local_store, ROOT) == _doc(local_store, root_name(2))
+    state = read_state(local_store)
+    assert state.root.version == 2
+    assert releases.resign(local_store, sign_keys=[other_key]).manifest.version > 1
