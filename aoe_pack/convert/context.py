@@ -242,6 +242,7 @@ def _to_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         import tf2onnx
+        import tf2onnx.convert  # before the counter reset below: importing it moves the counter
     except ImportError as e:
         raise MissingExtraError("tf2onnx is not installed", hint=EXTRA_HINT) from e
     try:
@@ -255,13 +256,21 @@ def _to_onnx(
                 message=r"\s*Warning: tf.lite.Interpreter is deprecated",
                 category=UserWarning,
             )
+            # tf2onnx names the nodes it inserts from a process-wide counter:
+            # start it afresh so that a conversion's names do not depend on
+            # what this process converted before.
+            tf2onnx.utils.INTERNAL_NAME = 1
             if source.format == "tflite":
-                tf2onnx.convert.from_tflite(str(source.path), opset=opset, output_path=str(out))
+                proto, _ = tf2onnx.convert.from_tflite(str(source.path), opset=opset)
             else:
                 function, signature = _tf_function(tf, source, model)
-                tf2onnx.convert.from_function(
-                    function, input_signature=signature, opset=opset, output_path=str(out)
+                proto, _ = tf2onnx.convert.from_function(
+                    function, input_signature=signature, opset=opset
                 )
+        # It records the traced function's name, numbered by a TensorFlow
+        # counter that other threads' exports move: nothing a device needs.
+        proto.graph.doc_string = ""
+        onnx.save(proto, str(out))
         onnx.checker.check_model(str(out), full_check=True)
     except Exception as e:
         raise ConversionError(

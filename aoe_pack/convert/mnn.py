@@ -26,12 +26,15 @@ tf2onnx converted keeps its NHWC input), so runners feed inputs as they are.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -149,6 +152,16 @@ def _import_mnn() -> Any:
     return MNN
 
 
+def _model_uuid(onnx_path: Path, variant: str) -> uuid.UUID:
+    """A UUID that names this conversion: the input's digest, the variant, MNN's version."""
+    digest = hashlib.sha256()
+    with onnx_path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    name = f"aoe-pack:mnn:{_mnn_version()}:{variant}:{digest.hexdigest()}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, name)
+
+
 def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     """Convert ``onnx_path`` to ``dst`` with MNN's converter; return the seconds taken.
 
@@ -158,6 +171,14 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     _require_mnn()
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.unlink(missing_ok=True)  # the converter says "success" either way: judge by the file
+    # MNN stamps every model with a random UUID (std::random_device) unless a
+    # compression-parameters file supplies one: derive it from what was
+    # converted, so that the same input gives the same bytes.
+    params = dst.parent / f".{dst.name}.params.json"
+    params.write_text(
+        json.dumps({"version": "0.0.0", "mnn_uuid": str(_model_uuid(onnx_path, variant))}),
+        encoding="utf-8",
+    )
     argv = [
         "mnnconvert",
         "-f",
@@ -168,6 +189,8 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
         str(dst),
         "--bizCode",
         "aoe",
+        "--compressionParamsFile",
+        str(params),
         *_FLAGS[variant],
     ]
     started = time.perf_counter()
@@ -189,6 +212,7 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
             f"MNN's converter did not finish {onnx_path.name} within {_TIMEOUT_SECONDS} s"
         ) from e
     seconds = time.perf_counter() - started
+    params.unlink(missing_ok=True)
     if proc.returncode != 0 or not dst.is_file() or dst.stat().st_size == 0:
         how = f"exited with {proc.returncode}" if proc.returncode else "wrote no model"
         raise ConversionError(

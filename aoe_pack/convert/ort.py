@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 
+from aoe_pack.convert._ort_layout import canonical_ort
 from aoe_pack.convert.api import (
     Artifact,
     ArtifactFile,
@@ -97,6 +98,8 @@ class OrtConverter(TolerancesTable):
                 hint="the model may use an op ONNX Runtime Mobile lacks; the onnx target may work",
             )
         shutil.rmtree(staged.parent, ignore_errors=True)
+        # The writer's layout follows a per-process hash seed: give it one layout.
+        model.write_bytes(canonical_ort(model.read_bytes()))
         # The tool records the absolute path it wrote to; a bundle should not carry
         # (or vary with) the build machine's folders.
         text = config.read_text(encoding="utf-8").replace(str(model), model.name)
