@@ -34,6 +34,10 @@ class AoePackError(Exception):
             return f"{self.message}\nhint: {self.hint}"
         return self.message
 
+    def extra(self) -> dict[str, object]:
+        """Results that accompany the failure in ``--json`` output (top-level keys)."""
+        return {}
+
 
 class UsageError(AoePackError):
     """Options that cannot work together, or a missing required input."""
@@ -254,6 +258,33 @@ class ParityError(ConvertError):
     code = "parity"
 
 
+class RuntimeCrashError(ConvertError):
+    """A runtime died (signal, abort) or hung while running an artifact in its child process."""
+
+    code = "runtime-crash"
+
+
+class SourceRunError(ConvertError):
+    """The source model itself fails on the parity inputs, so nothing can be compared."""
+
+    code = "source-run"
+
+
+class TargetsFailedError(ConvertError):
+    """One or more targets did not convert within tolerance; ``outcomes`` has every target."""
+
+    code = "targets-failed"
+
+    def __init__(
+        self, message: str, *, outcomes: list[dict[str, object]], hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.outcomes = outcomes
+
+    def extra(self) -> dict[str, object]:
+        return {"targets": self.outcomes}
+
+
 # --- output -----------------------------------------------------------------
 
 
@@ -349,3 +380,17 @@ class DownloadTooLargeError(DownloadError):
     """A download returned more bytes than its cap allows."""
 
     code = "download-too-large"
+
+
+def error_for_code(code: str | None, message: str, *, hint: str | None = None) -> AoePackError:
+    """The error class whose ``code`` is ``code`` (from a child process), else ConvertError."""
+    pending: list[type[AoePackError]] = [AoePackError]
+    while pending:
+        cls = pending.pop()
+        if code is not None and cls.code == code and cls is not TargetsFailedError:
+            try:
+                return cls(message, hint=hint)
+            except TypeError:  # a class whose constructor needs more than a message
+                break
+        pending.extend(cls.__subclasses__())
+    return ConvertError(message, hint=hint)

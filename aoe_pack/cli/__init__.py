@@ -11,7 +11,9 @@ import sys
 import click
 
 from aoe_pack import __version__
+from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import render_usage_error
+from aoe_pack.cli._options import verbosity_options
 from aoe_pack.cli.bench_cmds import bench
 from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
 from aoe_pack.cli.client_cmds import client
@@ -22,6 +24,7 @@ from aoe_pack.cli.manifest_cmds import manifest
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="aoe-pack")
+@verbosity_options
 def cli() -> None:
     """Build, sign, encrypt and verify on-device ML model bundles (.aoe).
 
@@ -46,6 +49,8 @@ def cli() -> None:
           --installed-version 1.0.0 --app-version 3.0.0 --device-id ID
 
     Every command takes --json. Exit codes: 0 ok, 1 failed, 2 usage error.
+    What TensorFlow and the runtimes log is hidden unless -v/--verbose is
+    given; -q/--quiet leaves only errors.
     """
 
 
@@ -60,15 +65,16 @@ def main() -> None:
     range) as text; with ``--json`` they are JSON on stdout like every other
     error, so scripts can rely on stdout. Exit code 2 either way.
     """
+    _streams.claim()
     try:
         code = cli.main(standalone_mode=False)
     except click.ClickException as e:
         if "--json" in sys.argv[1:]:
             render_usage_error(e.format_message())
         else:
-            e.show()
+            e.show(file=_streams.err())
         sys.exit(e.exit_code)
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        click.echo("Aborted!", file=_streams.err())
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

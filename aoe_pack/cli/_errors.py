@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from collections.abc import Iterator
@@ -10,7 +9,8 @@ from contextlib import contextmanager
 
 import click
 
-from aoe_pack.cli._output import use_color
+from aoe_pack.cli import _streams
+from aoe_pack.cli._output import emit_json, use_color
 from aoe_pack.errors import EXIT_FAILURE, AoePackError, ConfigValidationError
 
 
@@ -23,15 +23,15 @@ def handle_errors(json_mode: bool) -> Iterator[None]:
         _render(e, json_mode)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        click.echo("interrupted", file=_streams.err())
         sys.exit(130)
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception:  # noqa: BLE001 - a bug, not the user's mistake: say so, keep the traceback
-        traceback.print_exc()
+        traceback.print_exc(file=_streams.err())
         click.echo(
             "error: internal error in aoe-pack (a bug; please report it with the traceback above)",
-            err=True,
+            file=_streams.err(),
         )
         sys.exit(EXIT_FAILURE)
 
@@ -45,16 +45,16 @@ def _render(e: AoePackError, json_mode: bool) -> None:
             err["violations"] = [
                 v.__dict__ if hasattr(v, "__dict__") else str(v) for v in e.violations
             ]
-        click.echo(json.dumps({"ok": False, "error": err}, indent=2, sort_keys=True, default=str))
+        emit_json({**e.extra(), "ok": False, "error": err})
         return
-    color = use_color(sys.stderr)
+    stream = _streams.err()
+    color = use_color(stream)
     head = click.style("error:", fg="red", bold=True) if color else "error:"
-    click.echo(f"{head} {e.message}", err=True)
+    click.echo(f"{head} {e.message}", file=stream)
     if e.hint:
-        click.echo(f"hint: {e.hint}", err=True)
+        click.echo(f"hint: {e.hint}", file=stream)
 
 
 def render_usage_error(message: str) -> None:
     """A command-line usage error that click found, as ``--json`` output."""
-    err = {"code": "usage", "type": "UsageError", "message": message}
-    click.echo(json.dumps({"ok": False, "error": err}, indent=2, sort_keys=True))
+    emit_json({"ok": False, "error": {"code": "usage", "type": "UsageError", "message": message}})

@@ -4,15 +4,52 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
+from aoe_pack.cli import _streams
 from aoe_pack.errors import KeyPasswordError, KeyTypeError
 from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
+
+FC = TypeVar("FC", bound=Callable[..., object])
 
 json_option = click.option(
     "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."
 )
+
+
+def _set_verbosity(level: int) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            _streams.set_verbosity(level)
+
+    return callback
+
+
+def verbosity_options(f: FC) -> FC:
+    """``-v/--verbose`` and ``-q/--quiet``, accepted before or after the command name."""
+    f = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_verbosity(_streams.QUIET),
+        help="Show errors only.",
+    )(f)
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_verbosity(_streams.VERBOSE),
+        help="Also show what TensorFlow and the runtimes log (hidden by default).",
+    )(f)
+
+
 trusted_key_option = click.option(
     "--trusted-key",
     "trusted_keys",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from aoe_pack.cli import _streams
 
 
 def use_color(stream: Any) -> bool:
@@ -26,40 +27,48 @@ def use_color(stream: Any) -> bool:
 
 @dataclass
 class Output:
-    """Where a command reports: JSON on stdout, or text for people."""
+    """Where a command reports: JSON on stdout, or text for people.
+
+    Everything goes to the user's real streams (:mod:`aoe_pack.cli._streams`),
+    never to whatever a framework has done to ``sys.stdout``.
+    """
 
     json_mode: bool
 
     def result(self, payload: dict[str, Any], text: Callable[[], None]) -> None:
         """Emit the command's result: ``payload`` as JSON, or ``text()`` for people."""
         if self.json_mode:
-            click.echo(json.dumps({"ok": True, **payload}, indent=2, sort_keys=True))
+            emit_json({"ok": True, **payload})
         else:
             text()
 
     def line(self, message: str = "", *, fg: str | None = None, bold: bool = False) -> None:
         """A line of text on stdout (ignored in JSON mode)."""
         if not self.json_mode:
-            color = use_color(sys.stdout)
-            click.echo(click.style(message, fg=fg, bold=bold) if color else message)
+            stream = _streams.out()
+            color = use_color(stream)
+            click.echo(click.style(message, fg=fg, bold=bold) if color else message, file=stream)
 
     def info(self, message: str) -> None:
-        """A progress note on stderr for people (silent in JSON mode)."""
-        if not self.json_mode:
-            click.echo(message, err=True)
+        """A progress note on stderr for people (silent in JSON mode and with --quiet)."""
+        if not self.json_mode and _streams.verbosity() > _streams.QUIET:
+            click.echo(message, file=_streams.err())
 
     def warn(self, message: str) -> None:
         """A warning on stderr (also in JSON mode: stdout stays machine-readable)."""
-        color = use_color(sys.stderr)
+        if _streams.verbosity() <= _streams.QUIET:
+            return
+        stream = _streams.err()
+        color = use_color(stream)
         click.echo(
             click.style(f"warning: {message}", fg="yellow") if color else f"warning: {message}",
-            err=True,
+            file=stream,
         )
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None] | None]:
         """A byte-count progress bar on a terminal; ``None`` elsewhere."""
-        if self.json_mode or not sys.stderr.isatty() or total < (8 << 20):
+        if self.json_mode or not _streams.err().isatty() or total < (8 << 20):
             yield None
             return
         from rich.console import Console
@@ -72,7 +81,7 @@ class Output:
             TransferSpeedColumn,
         )
 
-        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+        console = Console(file=_streams.err(), no_color=bool(os.environ.get("NO_COLOR")))
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -84,3 +93,8 @@ class Output:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    """One JSON document on the user's stdout."""
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str), file=_streams.out())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
@@ -16,26 +17,56 @@ from aoe_pack.cli._options import (
     prompt_password,
     threshold_option,
     trusted_key_option,
+    verbosity_options,
 )
 from aoe_pack.cli._output import Output
+from aoe_pack.cli._targets import show_provenance_targets, show_targets
 from aoe_pack.errors import UsageError
 
 if TYPE_CHECKING:
     from aoe_pack.bundle import EncryptionSpec
     from aoe_pack.config.model import ModelConfig
-    from aoe_pack.convert.pipeline import Converted
+    from aoe_pack.convert.pipeline import Conversion
 
 
 def _convert(
-    cfg: ModelConfig, targets: tuple[str, ...], output: Output, stack: contextlib.ExitStack
-) -> Converted:
-    """The conversion stage, in a private temp folder that lives until the bundle is written."""
+    cfg: ModelConfig,
+    targets: tuple[str, ...],
+    skip_failed: bool,
+    output: Output,
+    stack: contextlib.ExitStack,
+) -> tuple[Conversion, list[dict[str, object]]]:
+    """The conversion stage, in a private temp folder that lives until the bundle is written.
+
+    Shows every target's outcome; raises TargetsFailedError (no bundle) when a
+    target failed, unless ``skip_failed`` and at least one target passed.
+    """
     import tempfile
 
     from aoe_pack.convert.pipeline import convert, targets_of
+    from aoe_pack.errors import TargetsFailedError
 
     workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aoe-convert-")))
-    return convert(cfg, targets_of(cfg, targets), workdir, report=output.info)
+    with _streams.frameworks():
+        conversion = convert(cfg, targets_of(cfg, targets), workdir, report=output.info)
+    show_targets(output, conversion)
+    outcomes = [o.to_dict() for o in (*conversion.outcomes, *conversion.controls)]
+    failed = [o.target.name for o in conversion.failed]
+    if failed and (not skip_failed or not conversion.passed):
+        total = len(conversion.outcomes)
+        what = "no target passed" if not conversion.passed else f"{len(failed)} of {total} failed"
+        raise TargetsFailedError(
+            f"{what} ({', '.join(failed)}); no bundle written",
+            outcomes=outcomes,
+            hint="each failed target's reason is shown above; drop a target with --target, or "
+            "pass --skip-failed-targets to ship the ones that passed (the refused ones are "
+            "recorded in the bundle)"
+            if conversion.passed
+            else "each failed target's reason is shown above",
+        )
+    if failed:
+        output.warn(f"shipping without {', '.join(failed)} (--skip-failed-targets)")
+    return conversion, outcomes
 
 
 def _encryption_spec(
@@ -68,15 +99,25 @@ def _encryption_spec(
     )
 
 
-def _validate_model(cfg: ModelConfig, output: Output) -> None:
-    """An as-is build still checks a model it can read (Keras, SavedModel, TFLite, ONNX)."""
+def _validate_model(cfg: ModelConfig, output: Output) -> ModelConfig:
+    """An as-is build still checks a model it can read (Keras, SavedModel, TFLite, ONNX).
+
+    Returns the config with the inputs and outputs it left undeclared read from
+    the model, as the bundle records them.
+    """
+    from aoe_pack.config import complete_io
     from aoe_pack.convert.pipeline import validate_source
     from aoe_pack.errors import MissingExtraError
 
     try:
-        validate_source(cfg)
+        with _streams.frameworks():
+            source = validate_source(cfg)
     except MissingExtraError as e:
         output.warn(f"the model was not checked: {e.message} (install aoe-pack[convert])")
+        return cfg
+    if source is None:
+        return cfg
+    return complete_io(cfg, source.inputs, source.outputs)
 
 
 def _size_of(path: Path) -> int:
@@ -137,7 +178,14 @@ def _human(n: int) -> str:
     help='Convert for this target instead of the config\'s "targets" (repeatable), e.g. '
     "tflite:fp16, onnx:basic, ort, mnn:fp16, ncnn. Needs aoe-pack[convert].",
 )
+@click.option(
+    "--skip-failed-targets",
+    is_flag=True,
+    help="Write the bundle with the targets that passed; the failed ones are recorded, with "
+    "their reasons, in its signed provenance. Default: any failed target means no bundle.",
+)
 @json_option
+@verbosity_options
 def build(
     config: Path,
     out: Path,
@@ -146,6 +194,7 @@ def build(
     kek_files: tuple[str, ...],
     no_encrypt: bool,
     targets: tuple[str, ...],
+    skip_failed_targets: bool,
     json_mode: bool,
 ) -> None:
     """Validate CONFIG and pack its model into a signed, encrypted .aoe bundle.
@@ -163,13 +212,16 @@ def build(
     the same inputs is byte-identical.
 
     With "targets" in the config (or --target), the model is a source: it is
-    converted for each target, each artifact is checked against the source on
-    the same inputs, and the build fails if one exceeds its tolerance.
+    converted for each target, and each artifact runs in a process of its own
+    on the same inputs as the source (a runtime's crash fails only its target).
+    Every target is tried and shown in one table (status, relative error, SNR,
+    top-1 agreement, time, and the reason for a failure). Any failed target
+    means no bundle (exit 1) unless --skip-failed-targets is given.
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.bundle import build_bundle
-        from aoe_pack.config import validate_config
+        from aoe_pack.config import complete_io, validate_config
         from aoe_pack.errors import ConfigValidationError
         from aoe_pack.keys import load_signing_key
 
@@ -186,13 +238,16 @@ def build(
         cfg = report.config
         signers = [load_signing_key(k, prompt=prompt_password) for k in sign_keys]
         spec = _encryption_spec(cfg, no_encrypt, recipients, kek_files, output)
+        outcomes: list[dict[str, object]] | None = None
         with contextlib.ExitStack() as stack:
             payload, provenance = None, None
             if targets or cfg.targets:
-                converted = _convert(cfg, targets, output, stack)
-                payload, provenance = list(converted.payload), converted.provenance
+                conversion, outcomes = _convert(cfg, targets, skip_failed_targets, output, stack)
+                cfg = complete_io(cfg, conversion.source.inputs, conversion.source.outputs)
+                payload = list(conversion.payload(cfg))
+                provenance = conversion.provenance(cfg)
             else:
-                _validate_model(cfg, output)
+                cfg = _validate_model(cfg, output)
             sizes = (
                 [p.local for p in payload]
                 if payload
@@ -222,7 +277,10 @@ def build(
         for k in result.signers:
             output.line(f"  signed by {k}")
 
-    output.result(result.to_dict(), text)
+    document = result.to_dict()
+    if outcomes is not None:
+        document["targets"] = outcomes
+    output.result(document, text)
 
 
 @click.command()
@@ -309,13 +367,7 @@ def inspect(bundle: Path, json_mode: bool) -> None:
                 output.line(f"  recipient {r.keyid}  ({r.type}{', ' + r.kem if r.kem else ''})")
         else:
             output.line("  recipient none (not encrypted)")
-        for c in m.provenance.get("conversions", []):
-            p = c.get("parity", {})
-            top1 = f"  top1 {p['top1']}" if p.get("top1") else ""
-            output.line(
-                f"  parity    {c.get('target')}: max {p.get('maxAbs')}  mean {p.get('meanAbs')}"
-                f"{top1}  (tolerance {p.get('tolerance')}, {p.get('samples')} samples)"
-            )
+        show_provenance_targets(output, m.provenance)
         prov = m.provenance
         builder = prov.get("builder", {})
         output.line(f"  built by  {builder.get('name')} {builder.get('version')}")

@@ -6,6 +6,7 @@
 JSON Schema is ``schemas/model-config.schema.json``.
 """
 
+from aoe_pack.config._canonical import complete_io
 from aoe_pack.config.model import ModelConfig, ModelFile, TensorSpec
 from aoe_pack.config.validate import (
     LegacyNotice,
@@ -23,6 +24,7 @@ __all__ = [
     "TensorSpec",
     "ValidationReport",
     "Violation",
+    "complete_io",
     "load_config",
     "migrate_config",
     "validate_config",

@@ -7,6 +7,7 @@ defaults out means a reader of the bundle never has to know them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ KEY_ORDER = (
     "sampleInputs",
 )
 DEFAULTS: Mapping[str, Any] = {"source": "installed", "encrypt": True}
-_TENSOR_ORDER = ("name", "dtype", "shape", "range")
+_TENSOR_ORDER = ("name", "dtype", "shape", "range", "kind")
 _FILE_ORDER = ("path", "role")
 _TARGET_ORDER = ("runtime", "variant")
 
@@ -70,6 +71,7 @@ def _tensors(items: Sequence[Mapping[str, Any]]) -> tuple[TensorSpec, ...]:
             dtype=t["dtype"],
             shape=tuple(t["shape"]),
             value_range=(t["range"][0], t["range"][1]) if "range" in t else None,
+            kind=t.get("kind"),
         )
         for t in items
     )
@@ -91,10 +93,31 @@ def build_config(source_path: Path, canonical: Mapping[str, Any]) -> ModelConfig
         model_name=canonical["modelName"],
         update_url=canonical.get("updateURL"),
         min_app_version=canonical.get("minAppVersion"),
-        inputs=_tensors(canonical.get("inputs", [])),
-        outputs=_tensors(canonical.get("outputs", [])),
+        inputs=_tensors(canonical["inputs"]) if "inputs" in canonical else None,
+        outputs=_tensors(canonical["outputs"]) if "outputs" in canonical else None,
         files=files,
         targets=tuple(dict(t) for t in canonical.get("targets", [])),
         encrypt=canonical["encrypt"],
         canonical=canonical,
     )
+
+
+def complete_io(
+    config: ModelConfig, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+) -> ModelConfig:
+    """``config`` with the inputs/outputs it left undeclared filled in (read from the model).
+
+    Declared ones stay as written. The canonical form changes accordingly: it is
+    what ``validate --fix`` and ``migrate`` write and what a bundle embeds.
+    """
+    canonical = dict(config.canonical)
+    changes: dict[str, Any] = {}
+    if config.inputs is None:
+        canonical["inputs"] = [t.to_dict() for t in inputs]
+        changes["inputs"] = tuple(inputs)
+    if config.outputs is None:
+        canonical["outputs"] = [t.to_dict() for t in outputs]
+        changes["outputs"] = tuple(outputs)
+    if not changes:
+        return config
+    return dataclasses.replace(config, canonical=canonical_form(canonical), **changes)

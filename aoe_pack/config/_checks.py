@@ -46,6 +46,16 @@ def relation_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Find
                     f"range minimum {low} is greater than its maximum {high}",
                     "write [min, max]",
                 )
+    if _clean("/targets", failed):
+        for i, target in enumerate(doc.get("targets", [])):
+            mixed = sorted(k for k in ("rtol", "atol") if k in target)
+            if "tolerance" in target and mixed:
+                yield Finding(
+                    f"/targets/{i}/tolerance",
+                    f'"tolerance" (a plain max absolute error) cannot be combined with '
+                    f"{' and '.join(json_value(k) for k in mixed)}",
+                    'keep "rtol" and "atol": the error allowed is atol + rtol x the output\'s peak',
+                )
     if not (_clean("/files", failed) and _clean("/modelName", failed)):
         return
     seen = {doc.get("modelName")}

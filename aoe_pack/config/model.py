@@ -26,6 +26,17 @@ class TensorSpec:
     dtype: str
     shape: tuple[int, ...]
     value_range: tuple[float, float] | None = None
+    kind: str | None = None
+    """For outputs: ``scores`` (class scores: top-1 is checked), ``values``, or None (detect)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config's JSON form of this tensor."""
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.value_range is not None:
+            out["range"] = list(self.value_range)
+        if self.kind is not None:
+            out["kind"] = self.kind
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,8 +71,9 @@ class ModelConfig:
     model_name: str
     update_url: str | None = None
     min_app_version: str | None = None
-    inputs: tuple[TensorSpec, ...] = ()
-    outputs: tuple[TensorSpec, ...] = ()
+    inputs: tuple[TensorSpec, ...] | None = None
+    outputs: tuple[TensorSpec, ...] | None = None
+    """None when the config does not declare them: they are read from the model."""
     files: tuple[ModelFile, ...] = ()
     """Every file to pack, the model first; always contains ``model_name``."""
 

@@ -43,8 +43,8 @@ class Target:
     runtime: str
     variant: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    tolerance: float | None = None
-    """Max absolute error allowed against the source; None = the variant's default."""
+    tolerance: Tolerance | None = None
+    """How far the artifact may drift from the source; None = the variant's default."""
 
     @property
     def name(self) -> str:
@@ -114,31 +114,194 @@ def single_file_artifact(
     )
 
 
+def _sci(value: float, digits: int = 3) -> str:
+    """A float as a decimal string for signed documents ("inf" and "nan" spelled out)."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}e}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tolerance:
+    """How far an artifact may drift from its source, on the scale of the source's outputs.
+
+    An output passes when its largest absolute error is at most
+    ``atol + rtol * peak``, ``peak`` being the largest magnitude the source
+    produced for that output over all samples. ``atol`` is a floor for outputs
+    that are (nearly) zero. For class-score outputs, the artifact must also
+    pick the source's top-1 class on at least ``min_top1`` of the samples
+    where the source's choice is decisive (see :mod:`aoe_pack.convert.parity`).
+    """
+
+    rtol: float
+    atol: float
+    min_top1: float = 0.9
+
+    def allowed(self, peak: float) -> float:
+        """The largest absolute error an output of this ``peak`` magnitude may have."""
+        return self.atol + self.rtol * peak
+
+    @classmethod
+    def of(cls, rtol: float, atol: float, min_top1: float) -> Tolerance:
+        """Positional shorthand for the converters' default tables."""
+        return cls(rtol=rtol, atol=atol, min_top1=min_top1)
+
+    @classmethod
+    def absolute(cls, max_abs: float) -> Tolerance:
+        """A plain max-absolute-error bound (aoe-pack 0.1's ``"tolerance"``, plugins' floats)."""
+        return cls(rtol=0.0, atol=max_abs)
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "rtol": _sci(self.rtol, 1),
+            "atol": _sci(self.atol, 1),
+            "minTop1": f"{self.min_top1:.2f}",
+        }
+
+
+class Precision:
+    """Default tolerances, by what a variant does to the numbers (see docs/converting.md).
+
+    Converters map each variant onto one of these; a config's ``rtol``,
+    ``atol`` and ``minTop1`` override them per target.
+    """
+
+    FLOAT32 = Tolerance(rtol=1e-4, atol=1e-6, min_top1=1.0)
+    """Same arithmetic, other kernels or fused ops: only summation order differs."""
+    FLOAT16 = Tolerance(rtol=1e-2, atol=1e-4, min_top1=0.85)
+    """Half-precision weights (and, on some devices, arithmetic)."""
+    INT8_WEIGHTS = Tolerance(rtol=5e-2, atol=1e-3, min_top1=0.85)
+    """8-bit weights, float activations (dynamic-range quantisation)."""
+    INT8 = Tolerance(rtol=1e-1, atol=1e-3, min_top1=0.85)
+    """Integer weights and activations, calibrated."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputParity:
+    """How closely one output of an artifact reproduces the source's, over all samples."""
+
+    name: str
+    max_abs: float
+    mean_abs: float
+    peak: float
+    """Largest magnitude of the source's output over every sample."""
+    allowed: float
+    """The tolerance's bound for this output (atol + rtol * peak)."""
+    snr_db: float
+    """Signal-to-noise ratio: 10 log10(sum source^2 / sum error^2); inf when exact."""
+    varies: bool | None
+    """Whether the source's output changes over the samples (None with one sample)."""
+    scores: bool
+    """Treated as class scores (top-1 checked)."""
+    top1: float | None = None
+    """Share of decisive samples whose top-1 class agrees; None when none was decisive."""
+    decisive: int = 0
+    """Rows (samples x batch) where the source's top-1 margin is not a numerical tie."""
+
+    @property
+    def within(self) -> bool:
+        """The value check alone. NaN never passes (it compares false), nor does inf."""
+        return math.isfinite(self.max_abs) and self.max_abs <= self.allowed
+
+    @property
+    def relative(self) -> float:
+        """max_abs / peak (inf when the source output is all zero and the artifact's is not)."""
+        if self.peak > 0:
+            return self.max_abs / self.peak
+        return 0.0 if self.max_abs == 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "maxAbs": _sci(self.max_abs),
+            "meanAbs": _sci(self.mean_abs),
+            "peak": _sci(self.peak),
+            "relative": _sci(self.relative),
+            "snrDb": "inf" if math.isinf(self.snr_db) else f"{self.snr_db:.1f}",
+            "varies": self.varies,
+            "scores": self.scores,
+            "top1": None if self.top1 is None else f"{self.top1:.4f}",
+            "decisive": self.decisive,
+        }
+
+
 @dataclass(frozen=True, kw_only=True)
 class Parity:
     """How closely an artifact reproduces its source on the same inputs."""
 
-    max_abs: float
-    mean_abs: float
-    top1: float | None
-    """Share of samples whose arg-max class agrees, for classifier outputs."""
     samples: int
-    tolerance: float
+    tolerance: Tolerance
+    outputs: tuple[OutputParity, ...]
+
+    @property
+    def max_abs(self) -> float:
+        return max((o.max_abs for o in self.outputs), default=0.0)
+
+    @property
+    def worst(self) -> OutputParity | None:
+        """The output furthest from passing (largest error / allowed)."""
+
+        def ratio(o: OutputParity) -> float:
+            if not math.isfinite(o.max_abs):
+                return math.inf
+            return o.max_abs / o.allowed if o.allowed > 0 else (0.0 if o.max_abs == 0 else math.inf)
+
+        return max(self.outputs, key=ratio, default=None)
+
+    @property
+    def top1(self) -> float | None:
+        """The lowest top-1 agreement over the class-score outputs."""
+        values = [o.top1 for o in self.outputs if o.top1 is not None]
+        return min(values) if values else None
 
     @property
     def passed(self) -> bool:
-        # NaN never passes (it compares false), nor does an infinite error.
-        return math.isfinite(self.max_abs) and self.max_abs <= self.tolerance
+        return all(
+            o.within and (o.top1 is None or o.top1 >= self.tolerance.min_top1) for o in self.outputs
+        )
+
+    @property
+    def conclusive(self) -> bool | None:
+        """False when a source output does not vary over the samples: agreement proves little."""
+        flags = [o.varies for o in self.outputs]
+        if any(f is False for f in flags):
+            return False
+        return None if any(f is None for f in flags) else True
+
+    def failure(self) -> str | None:
+        """Why parity failed, in one line naming the output; None when it passed."""
+        for i, o in enumerate(self.outputs):
+            where = f"output {i} ({o.name})" if o.name else f"output {i}"
+            if not o.within:
+                return (
+                    f"{where}: max abs error {_sci(o.max_abs, 2)} exceeds {_sci(o.allowed, 2)} "
+                    f"(= {_sci(self.tolerance.atol, 1)} + {_sci(self.tolerance.rtol, 1)} x "
+                    f"peak {_sci(o.peak, 2)}; relative {_sci(o.relative, 2)})"
+                )
+            if o.top1 is not None and o.top1 < self.tolerance.min_top1:
+                return (
+                    f"{where}: top-1 class agrees on {o.top1:.0%} of {o.decisive} decisive "
+                    f"sample(s), below {self.tolerance.min_top1:.0%}"
+                )
+        return None
+
+    def inconclusive_outputs(self) -> list[str]:
+        """Names (or indices) of the outputs that do not vary over the samples."""
+        return [o.name or str(i) for i, o in enumerate(self.outputs) if o.varies is False]
 
     def to_dict(self) -> dict[str, Any]:
         # Decimal strings: canonical JSON (RFC 8785) would accept floats, but a
         # device reading the manifest should not depend on float printing.
         return {
-            "maxAbs": f"{self.max_abs:.3e}",
-            "meanAbs": f"{self.mean_abs:.3e}",
-            "top1": None if self.top1 is None else f"{self.top1:.4f}",
             "samples": self.samples,
-            "tolerance": f"{self.tolerance:.1e}",
+            "tolerance": self.tolerance.to_dict(),
+            "passed": self.passed,
+            "conclusive": self.conclusive,
+            "maxAbs": _sci(self.max_abs),
+            "top1": None if self.top1 is None else f"{self.top1:.4f}",
+            "outputs": [o.to_dict() for o in self.outputs],
         }
 
 
@@ -171,34 +334,61 @@ class ConvertContext(Protocol):
 class TolerancesTable:
     """Base for converters whose variants are the keys of a default-tolerance table.
 
-    A subclass sets ``runtime`` and ``tolerances`` (variant -> max absolute
-    error, the default variant first); ``variants`` follows from the table.
+    A subclass sets ``runtime`` and ``tolerances`` (variant -> :class:`Tolerance`,
+    the default variant first); ``variants`` follows from the table. Reduced-
+    precision variants name their float32 counterpart in ``controls``
+    (variant -> control variant): the build then measures that counterpart too,
+    and refuses the reduced variant when the counterpart fails, because a looser
+    tolerance must not hide a conversion error that float32 exposes.
     """
 
     runtime: str
-    tolerances: Mapping[str, float]
+    tolerances: Mapping[str, Tolerance]
+    controls: Mapping[str, str] = {}
     variants: tuple[str, ...]
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls.variants = tuple(cls.tolerances)
 
-    def default_tolerance(self, variant: str) -> float:
-        """Max absolute error allowed for ``variant`` unless the config overrides it."""
+    def default_tolerance(self, variant: str) -> Tolerance:
+        """The tolerance for ``variant`` unless the config overrides it."""
         require_variant(self.runtime, self.variants, variant)
         return self.tolerances[variant]
 
 
+def tolerance_of(converter: Converter, target: Target) -> Tolerance:
+    """The target's own tolerance, else its converter's default for the variant.
+
+    A plugin's plain float default is a max absolute error, as in aoe-pack 0.1.
+    """
+    if target.tolerance is not None:
+        return target.tolerance
+    default = converter.default_tolerance(target.variant)
+    return default if isinstance(default, Tolerance) else Tolerance.absolute(float(default))
+
+
+def control_of(converter: Converter, variant: str) -> str | None:
+    """The float32 variant that vouches for ``variant``'s conversion, if it has one."""
+    controls: Mapping[str, str] = getattr(converter, "controls", {}) or {}
+    control = controls.get(variant)
+    return control if control and control != variant else None
+
+
 @runtime_checkable
 class Converter(Protocol):
-    """A runtime's converter. Register it under the ``aoe_pack.converters`` entry points."""
+    """A runtime's converter. Register it under the ``aoe_pack.converters`` entry points.
+
+    Optionally, a converter may also define ``controls`` (see
+    :class:`TolerancesTable`).
+    """
 
     runtime: str
     variants: tuple[str, ...]
     """Variants it can produce; the first is the default."""
 
-    def default_tolerance(self, variant: str) -> float:
-        """Max absolute error allowed for ``variant`` unless the config overrides it."""
+    def default_tolerance(self, variant: str) -> Tolerance | float:
+        """The tolerance for ``variant``; a float is a max absolute error."""
         ...
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
@@ -206,5 +396,9 @@ class Converter(Protocol):
         ...
 
     def load(self, artifact: Artifact) -> Runner:
-        """Load the artifact in its runtime, for parity checks and benchmarks."""
+        """Load the artifact in its runtime, for parity checks and benchmarks.
+
+        aoe-pack calls this in a child process of its own (a crash there fails
+        only this target), with the runtime's stdout sent to a log.
+        """
         ...

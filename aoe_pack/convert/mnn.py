@@ -45,6 +45,7 @@ from aoe_pack.convert.api import (
     Artifact,
     ArtifactFile,
     ConvertContext,
+    Precision,
     Runner,
     SourceModel,
     Target,
@@ -68,7 +69,12 @@ _FLAGS: Mapping[str, tuple[str, ...]] = {
 # reordered float32 sums drift further, while a real fault (a wrong layout or
 # operator) is off by 1e-2 or more. fp16 and 8-bit weights get about 5x and
 # 3x the worst figure measured.
-_TOLERANCES: Mapping[str, float] = {"fp32": 1e-5, "fp16": 1e-2, "int8-weights": 5e-2}
+_TOLERANCES = {
+    "fp32": Precision.FLOAT32,
+    "fp16": Precision.FLOAT16,
+    "int8-weights": Precision.INT8_WEIGHTS,
+}
+_CONTROLS = {"fp16": "fp32", "int8-weights": "fp32"}
 
 # The child: refuse MNN's Python tool wrappers and the logging SDK they pull
 # in, then run the converter compiled into _tools with the argv it is given.
@@ -226,6 +232,7 @@ class MnnConverter(TolerancesTable):
 
     runtime = RUNTIME
     tolerances = _TOLERANCES
+    controls = _CONTROLS
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""

@@ -34,6 +34,7 @@ from aoe_pack.convert.api import (
     Artifact,
     ArtifactFile,
     ConvertContext,
+    Precision,
     Runner,
     SourceModel,
     Target,
@@ -51,7 +52,8 @@ _FP16_FLAG: Mapping[str, str] = {"fp32": "fp16=0", "fp16": "fp16=1"}
 # and 1.1e-5. float32 gets 1e-5, as the other float32 targets do: 200x the
 # worst figure, while a real fault (layout, operator) is off by 1e-2 or more.
 # fp16 gets about 7x the worst figure seen.
-_TOLERANCES: Mapping[str, float] = {"fp32": 1e-5, "fp16": 5e-3}
+_TOLERANCES = {"fp32": Precision.FLOAT32, "fp16": Precision.FLOAT16}
+_CONTROLS = {"fp16": "fp32"}
 
 # pnnx's inputshape suffixes; pnnx assumes f32 without one.
 _PNNX_DTYPES = {
@@ -203,6 +205,7 @@ class NcnnConverter(TolerancesTable):
 
     runtime = RUNTIME
     tolerances = _TOLERANCES
+    controls = _CONTROLS
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``ncnn/<variant>/<stem>.param`` and ``.bin`` under ``ctx.workdir``."""

@@ -27,6 +27,7 @@ from aoe_pack.convert.api import (
     Artifact,
     ArtifactFile,
     ConvertContext,
+    Precision,
     Runner,
     SourceModel,
     Target,
@@ -39,7 +40,7 @@ from aoe_pack.errors import ConversionError
 
 # The tool's arm-safe ALL level fuses like onnx:extended and more: measured
 # 3.0e-8 (mnist) and 0 (squeezenet); 1e-4 leaves room for fused float reordering.
-_TOLERANCES = {"mobile": 1e-4}
+_TOLERANCES = {"mobile": Precision.FLOAT32}
 _TIMEOUT_SECONDS = 900
 
 

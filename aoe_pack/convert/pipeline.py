@@ -1,16 +1,25 @@
-"""The conversion stage of ``build``: source -> artifacts, each with measured parity.
+"""The conversion stage of ``build``: source -> one outcome per target, each measured.
 
 For a config with ``targets`` (or ``--target``), the declared model is the
-*source*: it is validated against the declared inputs and outputs, converted
-for every target through the registered converters, and each artifact is run
-through its own runtime on the same seeded inputs as the source. An artifact
-over its tolerance fails the build. The artifacts (plus the config's
-associated files, such as labels) become the bundle's payload; the source's
-digest and every conversion with its parity go into the signed provenance.
+*source*: it is validated (its inputs and outputs read from it when the config
+does not declare them), run once on the parity inputs, and converted for every
+target through the registered converters. Each artifact then runs in a child
+process of its own on the same inputs (:mod:`aoe_pack.convert.isolate`), and
+its outputs are compared with the source's (:mod:`aoe_pack.convert.parity`).
+
+Every target gets a :class:`TargetOutcome`, whatever happens to the others: a
+converter's refusal, a runtime's crash and a parity failure are recorded with
+their named error, and the stage goes on. The caller decides what a failure
+means (``build`` writes no bundle unless told to ship the targets that passed).
+
+A reduced-precision variant (``mnn:fp16``, ``tflite:int8``...) is only
+accepted when its float32 counterpart passes as well: the counterpart is
+measured as a *control* when it is not a target itself, and not shipped.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import time
@@ -23,42 +32,162 @@ from typing import Any
 
 from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.convert.api import Array, Artifact, Parity, SourceModel, Target
-from aoe_pack.convert.parity import check, measure, sample_inputs
+from aoe_pack.convert.api import (
+    Array,
+    Artifact,
+    Parity,
+    SourceModel,
+    Target,
+    control_of,
+    tolerance_of,
+)
+from aoe_pack.convert.parity import compare, run_all, sample_inputs
 from aoe_pack.convert.registry import converter_for, parse_target
-from aoe_pack.errors import ConversionError, UnsupportedModelError
+from aoe_pack.errors import (
+    AoePackError,
+    ConversionError,
+    ParityError,
+    RuntimeCrashError,
+    SourceRunError,
+    UnsupportedModelError,
+)
 
 Report = Callable[[str], None]
 """Receives one line per finished step (for progress on a terminal)."""
 
+_REASON_CHARS = 2000
+"""A refusal's reason as recorded in the signed provenance is cut at this length."""
+
+
+class Status(enum.StrEnum):
+    """What became of one target."""
+
+    OK = "ok"
+    PARITY_FAILED = "parity-failed"
+    REFUSED = "refused"
+    CRASHED = "crashed"
+
 
 @dataclass(frozen=True, kw_only=True)
-class TargetResult:
-    """One converted artifact and how well it matches the source."""
+class TargetOutcome:
+    """One target: its artifact and parity when it converted, else the named error."""
 
-    artifact: Artifact
-    parity: Parity
+    target: Target
+    status: Status
+    artifact: Artifact | None = None
+    parity: Parity | None = None
+    error: AoePackError | None = None
+    convert_seconds: float = 0.0
+    parity_seconds: float = 0.0
+    control: bool = False
+    """Measured only to vouch for a reduced-precision variant; never shipped."""
 
-    def to_dict(self) -> dict[str, Any]:
-        t = self.artifact.target
-        return {
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def reason(self) -> str | None:
+        """The error's message (None when the target passed)."""
+        return self.error.message if self.error else None
+
+    def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
+        """The outcome as ``--json`` shows it; without ``timings`` as the bundle records it."""
+        t = self.target
+        out: dict[str, Any] = {
             "target": t.name,
             "runtime": t.runtime,
             "variant": t.variant,
-            "files": [f.bundle_path for f in self.artifact.files],
-            "seconds": f"{self.artifact.seconds:.2f}",
-            "tools": dict(self.artifact.tools),
-            "parity": self.parity.to_dict(),
+            "status": self.status.value,
         }
+        if self.artifact is not None and self.ok:
+            out["files"] = [f.bundle_path for f in self.artifact.files]
+            out["tools"] = dict(self.artifact.tools)
+            if self.artifact.layout:
+                out["layout"] = self.artifact.layout
+        if self.parity is not None:
+            out["parity"] = self.parity.to_dict()
+        if self.error is not None:
+            out["code"] = self.error.code
+            out["reason"] = self.error.message[:_REASON_CHARS]
+        if self.control:
+            out["control"] = True
+        if timings:
+            out["seconds"] = {
+                "convert": round(self.convert_seconds, 3),
+                "parity": round(self.parity_seconds, 3),
+            }
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)
-class Converted:
-    """What the conversion stage hands to the bundle builder."""
+class Conversion:
+    """Everything the conversion stage found: the source and every target's outcome."""
 
-    payload: tuple[PayloadSource, ...]
-    provenance: dict[str, Any]
-    results: tuple[TargetResult, ...]
+    source: SourceModel
+    outcomes: tuple[TargetOutcome, ...]
+    """The requested targets, in the order asked."""
+    controls: tuple[TargetOutcome, ...] = ()
+    """Float32 counterparts measured only to vouch for reduced variants."""
+    samples: int = 0
+
+    @property
+    def passed(self) -> tuple[TargetOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.ok)
+
+    @property
+    def failed(self) -> tuple[TargetOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.ok)
+
+    @property
+    def inconclusive(self) -> tuple[str, ...]:
+        """Source outputs that do not vary over the samples (parity proves little for them)."""
+        for o in (*self.outcomes, *self.controls):
+            if o.parity is not None and o.parity.samples:
+                return tuple(o.parity.inconclusive_outputs())
+        return ()
+
+    def payload(self, config: ModelConfig) -> tuple[PayloadSource, ...]:
+        """The passed targets' files, then the config's associated files (labels...)."""
+        files = [
+            PayloadSource(
+                local=f.local,
+                path=f.bundle_path,
+                role=f.role,
+                runtime=o.target.runtime,
+                variant=o.target.variant,
+            )
+            for o in self.passed
+            if o.artifact is not None
+            for f in o.artifact.files
+        ]
+        files += [
+            PayloadSource(local=config.model_root / f.path, path=f.path, role=f.role)
+            for f in config.files
+            if f.role != "model"
+        ]
+        return tuple(files)
+
+    def provenance(self, config: ModelConfig) -> dict[str, Any]:
+        """What the bundle records: the source, every shipped conversion, every refused one.
+
+        No timings: two builds of the same inputs must sign the same bytes.
+        """
+        source_path = config.model_root / config.model_name
+        prov: dict[str, Any] = {
+            "source": {
+                "path": config.model_name,
+                "format": self.source.format,
+                "sha256": source_digest(source_path),
+                **{k: v for k, v in self.source.details.items() if isinstance(v, str | int | bool)},
+            },
+            "conversions": [o.to_dict(timings=False) for o in self.passed],
+        }
+        if self.failed:
+            prov["refused"] = [o.to_dict(timings=False) for o in self.failed]
+        if self.inconclusive:
+            prov["parityInconclusive"] = list(self.inconclusive)
+        return prov
 
 
 def targets_of(config: ModelConfig, overrides: Sequence[str] = ()) -> list[Target]:
@@ -114,85 +243,168 @@ def _parity_inputs(config: ModelConfig, source: SourceModel) -> list[dict[str, A
     return sample_inputs(source)
 
 
+def _expected(
+    source: SourceModel, reference: Callable[..., Any], inputs: list[dict[str, Array]], feeds: Any
+) -> list[list[Array]]:
+    """The source's outputs on every sample: ONNX and TFLite in a child, Keras here."""
+    from aoe_pack.convert.isolate import run_source
+
+    hint = (
+        'declare each input\'s "range" so that samples are valid for the model, or give '
+        '"sampleInputs" (an .npz of real inputs)'
+    )
+    try:
+        if source.format in ("onnx", "tflite"):
+            return run_source(source, feeds)
+        return run_all(reference, inputs)
+    except RuntimeCrashError as e:
+        raise SourceRunError(e.message, hint=hint) from e
+    except AoePackError as e:
+        raise SourceRunError(
+            f"the source model fails on the parity inputs: {e.message}", hint=hint
+        ) from e
+    except Exception as e:  # the framework's own exception, on inputs it rejects
+        raise SourceRunError(
+            f"the source model fails on the parity inputs: {type(e).__name__}: {e}", hint=hint
+        ) from e
+
+
+def _with_controls(targets: Sequence[Target]) -> list[Target]:
+    """The float32 counterparts the reduced variants need, that are not targets already."""
+    present = {(t.runtime, t.variant) for t in targets}
+    extra: list[Target] = []
+    for t in targets:
+        control = control_of(converter_for(t), t.variant)
+        if control and (t.runtime, control) not in present:
+            present.add((t.runtime, control))
+            extra.append(Target(runtime=t.runtime, variant=control))
+    return extra
+
+
 def convert(
-    config: ModelConfig, targets: Sequence[Target], workdir: Path, *, report: Report | None = None
-) -> Converted:
-    """Validate the source, convert it for every target, measure and enforce parity."""
+    config: ModelConfig,
+    targets: Sequence[Target],
+    workdir: Path,
+    *,
+    report: Report | None = None,
+) -> Conversion:
+    """Validate the source, convert it for every target and measure each artifact's parity.
+
+    Raises only for the source (invalid, or failing on the parity inputs) and
+    for targets no converter offers; each target's own failure is an outcome.
+    """
     from aoe_pack.convert.context import BuildContext
+    from aoe_pack.convert.isolate import Feeds, run_artifact
     from aoe_pack.convert.sources import KerasRunner, load_source
 
+    for target in targets:  # unknown runtimes and variants fail before any work starts
+        converter_for(target)
     source_path = config.model_root / config.model_name
     source, reference = load_source(source_path, inputs=config.inputs, outputs=config.outputs)
     ctx = BuildContext(workdir=workdir, config_dir=config.source_path.parent)
     if isinstance(reference, KerasRunner):  # validation loaded it: nothing loads it again
         ctx.share_keras_model(source, reference.model)
     inputs = _parity_inputs(config, source)
-    # The source runs once per sample, up front: targets then compare against
-    # these outputs without contending for the source model.
-    expected = {id(feed): reference(feed) for feed in inputs}
+    feeds = Feeds.write(inputs, workdir / "parity")
+    expected = _expected(source, reference, inputs, feeds)
+    names = [o.name for o in source.outputs]
+    kinds = [o.kind for o in source.outputs]
+    controls = _with_controls(targets)
 
-    def cached(inputs: Mapping[str, Array]) -> Sequence[Array]:  # a Runner
-        return expected[id(inputs)]
-
-    def one(target: Target) -> TargetResult:
+    def one(target: Target, control: bool) -> TargetOutcome:
         conv = converter_for(target)
         start = time.perf_counter()
-        artifact = conv.convert(source, target, ctx.for_target(target))
-        seconds = time.perf_counter() - start
-        tolerance = (
-            target.tolerance
-            if target.tolerance is not None
-            else conv.default_tolerance(target.variant)
-        )
-        parity = measure(cached, conv.load(artifact), inputs, tolerance=tolerance)
-        check(parity, target.name)
-        if report:
-            report(
-                f"{target.name}: {seconds:.1f} s, max abs error {parity.max_abs:.1e} "
-                f"(tolerance {parity.tolerance:.0e})"
-            )
-        return TargetResult(artifact=replace(artifact, seconds=seconds), parity=parity)
-
-    for target in targets:  # unknown runtimes and variants fail before any work starts
-        converter_for(target)
-    # Targets convert concurrently: MNN, pnnx and the ORT tool run as child
-    # processes and TensorFlow work is serialised by its own lock, so a pool the
-    # size of the machine overlaps them. Results keep the targets' order.
-    # Alternate TensorFlow-bound targets (tflite) with the rest, whose converters
-    # mostly run child processes, so both kinds overlap from the start.
-    tf_bound = [t for t in targets if t.runtime == "tflite"]
-    others = [t for t in targets if t.runtime != "tflite"]
-    order = [t for pair in zip_longest(others, tf_bound) for t in pair if t is not None]
-    with ThreadPoolExecutor(max(1, min(len(targets), os.cpu_count() or 1))) as pool:
-        futures = {t.name: pool.submit(one, t) for t in order}
+        base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
         try:
-            results = [futures[t.name].result() for t in targets]
-        except BaseException:  # one target failed: do not start the queued ones
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    payload = [
-        PayloadSource(
-            local=f.local,
-            path=f.bundle_path,
-            role=f.role,
-            runtime=r.artifact.target.runtime,
-            variant=r.artifact.target.variant,
+            artifact = conv.convert(source, target, ctx.for_target(target))
+        except AoePackError as e:
+            return replace(base, error=e, convert_seconds=time.perf_counter() - start)
+        except Exception as e:  # noqa: BLE001 - a converter's (a plugin's?) bug fails its target only
+            error = ConversionError(
+                f"{target.name}: the {target.runtime} converter failed: {type(e).__name__}: {e}"
+            )
+            return replace(base, error=error, convert_seconds=time.perf_counter() - start)
+        converted = time.perf_counter()
+        base = replace(base, artifact=artifact, convert_seconds=converted - start)
+        try:
+            got = run_artifact(artifact, feeds, label=target.name)
+            parity = compare(
+                expected, got, tolerance=tolerance_of(conv, target), names=names, kinds=kinds
+            )
+        except RuntimeCrashError as e:
+            status = Status.CRASHED
+            return replace(base, status=status, error=e, parity_seconds=_since(converted))
+        except ParityError as e:
+            status = Status.PARITY_FAILED
+            return replace(base, status=status, error=e, parity_seconds=_since(converted))
+        except AoePackError as e:
+            return replace(base, error=e, parity_seconds=_since(converted))
+        failure = parity.failure()
+        return replace(
+            base,
+            status=Status.OK if failure is None else Status.PARITY_FAILED,
+            parity=parity,
+            error=None if failure is None else ParityError(f"{target.name}: {failure}"),
+            parity_seconds=_since(converted),
         )
-        for r in results
-        for f in r.artifact.files
-    ]
-    payload += [
-        PayloadSource(local=config.model_root / f.path, path=f.path, role=f.role)
-        for f in config.files
-        if f.role != "model"
-    ]
-    provenance = {
-        "source": {
-            "path": config.model_name,
-            "format": source.format,
-            "sha256": source_digest(source_path),
-            **{k: v for k, v in source.details.items() if isinstance(v, str | int | bool)},
-        },
-        "conversions": [r.to_dict() for r in results],
-    }
-    return Converted(payload=tuple(payload), provenance=provenance, results=tuple(results))
+
+    # TensorFlow work is serialised by its own lock while MNN, pnnx, the ORT
+    # tool and every parity run are child processes: alternate TensorFlow-bound
+    # targets (tflite) with the rest, so both kinds overlap from the start.
+    jobs = [(t, False) for t in targets] + [(t, True) for t in controls]
+    tf_bound = [j for j in jobs if j[0].runtime == "tflite"]
+    others = [j for j in jobs if j[0].runtime != "tflite"]
+    order = [j for pair in zip_longest(others, tf_bound) for j in pair if j is not None]
+    workers = max(1, min(len(jobs), max(2, os.cpu_count() or 1)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="aoe-convert") as pool:
+        futures = {j[0].name: pool.submit(one, *j) for j in order}
+        done: dict[str, TargetOutcome] = {}
+        for name, future in futures.items():
+            done[name] = outcome = future.result()
+            if report:
+                report(progress_line(outcome))
+    outcomes = [_vouched(done[t.name], done) for t in targets]
+    return Conversion(
+        source=source,
+        outcomes=tuple(outcomes),
+        controls=tuple(done[t.name] for t in controls),
+        samples=len(inputs),
+    )
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
+
+
+def _vouched(outcome: TargetOutcome, done: Mapping[str, TargetOutcome]) -> TargetOutcome:
+    """A passed reduced variant fails when its float32 counterpart did not pass."""
+    if not outcome.ok:
+        return outcome
+    t = outcome.target
+    control_variant = control_of(converter_for(t), t.variant)
+    if control_variant is None:
+        return outcome
+    control = done[Target(runtime=t.runtime, variant=control_variant).name]
+    if control.ok:
+        return outcome
+    what = (
+        "fails parity" if control.status is Status.PARITY_FAILED else f"was {control.status.value}"
+    )
+    error = ParityError(
+        f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
+        f"{what} ({control.reason}); a looser tolerance must not hide a conversion error",
+        hint=f"fix what {control.target.name} reports first",
+    )
+    return replace(outcome, status=Status.PARITY_FAILED, error=error)
+
+
+def progress_line(outcome: TargetOutcome) -> str:
+    """One line for a finished target, as a terminal shows it while the build runs."""
+    name = outcome.target.name + (" (control)" if outcome.control else "")
+    seconds = outcome.convert_seconds + outcome.parity_seconds
+    if outcome.ok and outcome.parity is not None:
+        worst = outcome.parity.worst
+        rel = f", relative error {worst.relative:.1e}" if worst else ""
+        return f"{name}: ok in {seconds:.1f} s{rel}"
+    reason = (outcome.reason or "").splitlines()[0] if outcome.reason else ""
+    return f"{name}: {outcome.status.value} after {seconds:.1f} s: {reason}"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 
 from aoe_pack.config.model import RUNTIME_ALIASES
-from aoe_pack.convert.api import Converter, Target, require_variant
+from aoe_pack.convert.api import Converter, Target, Tolerance, require_variant, tolerance_of
 from aoe_pack.errors import ConverterNotFoundError, UsageError
 
 GROUP = "aoe_pack.converters"
@@ -69,11 +70,33 @@ def parse_target(spec: str | Mapping[str, Any]) -> Target:
     runtime = RUNTIME_ALIASES.get(runtime, runtime)
     conv = converters().get(runtime)
     variant = raw.get("variant") or (conv.variants[0] if conv else "default")
-    tolerance = raw.get("tolerance")
-    options = {k: v for k, v in raw.items() if k not in ("runtime", "variant", "tolerance")}
-    return Target(
-        runtime=runtime,
-        variant=str(variant),
-        options=options,
-        tolerance=float(tolerance) if tolerance is not None else None,
+    options = {k: v for k, v in raw.items() if k not in ("runtime", "variant", *_TOLERANCE_KEYS)}
+    target = Target(runtime=runtime, variant=str(variant), options=options)
+    return replace(target, tolerance=_tolerance(raw, target, conv))
+
+
+_TOLERANCE_KEYS = ("tolerance", "rtol", "atol", "minTop1")
+
+
+def _tolerance(raw: Mapping[str, Any], target: Target, conv: Converter | None) -> Tolerance | None:
+    """The config's tolerance keys over the variant's defaults; None when it sets none.
+
+    ``"tolerance"`` alone is aoe-pack 0.1's plain max absolute error.
+    """
+    if not any(k in raw for k in _TOLERANCE_KEYS):
+        return None
+    if "tolerance" in raw:
+        if "rtol" in raw or "atol" in raw:
+            raise UsageError(
+                f'target {target.name}: "tolerance" cannot be combined with "rtol" or "atol"'
+            )
+        base = Tolerance.absolute(float(raw["tolerance"]))
+    elif conv is not None:
+        base = tolerance_of(conv, target)
+    else:
+        base = Tolerance(rtol=0.0, atol=0.0)
+    return Tolerance(
+        rtol=float(raw.get("rtol", base.rtol)),
+        atol=float(raw.get("atol", base.atol)),
+        min_top1=float(raw.get("minTop1", base.min_top1)),
     )

@@ -259,19 +259,55 @@ def _check_signature(
         )
 
 
+_DECLARABLE = frozenset(
+    {"float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool"}
+)
+
+
+def read_specs(path: Path, tensors: Sequence[_Tensor], kind: str) -> tuple[TensorSpec, ...]:
+    """The model's own inputs or outputs as config declarations (dynamic sizes as -1).
+
+    Raises UnsupportedModelError for a tensor a config cannot declare (a dtype
+    outside the schema's, or a rank the model does not state).
+    """
+    specs = []
+    for i, t in enumerate(tensors):
+        if t.dtype not in _DECLARABLE:
+            raise UnsupportedModelError(
+                f"{path.name}: {kind} {i} ({t.names[0]}) has dtype {t.dtype}, which aoe-pack "
+                "cannot feed or compare",
+                hint=f"aoe-pack handles {', '.join(sorted(_DECLARABLE))}",
+            )
+        if t.shape is None:
+            raise UnsupportedModelError(
+                f"{path.name}: the model does not state the rank of {kind} {i} ({t.names[0]})",
+                hint=f'declare the config\'s "{kind}s" with their shapes (-1 for a dynamic size)',
+            )
+        shape = tuple(-1 if d is None else int(d) for d in t.shape)
+        specs.append(TensorSpec(name=t.names[0], dtype=t.dtype, shape=shape))
+    return tuple(specs)
+
+
 # --- loading each format ------------------------------------------------------------
 
 
 def load_source(
-    path: Path, *, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    path: Path,
+    *,
+    inputs: tuple[TensorSpec, ...] | None,
+    outputs: tuple[TensorSpec, ...] | None,
 ) -> tuple[SourceModel, Runner]:
     """Load and validate the source model; return it with its reference runner.
+
+    ``inputs`` and ``outputs`` are the config's declarations; None means the
+    config declares none, and they are read from the model (:func:`read_specs`).
 
     ``details`` holds what validation found (ONNX: ``opset``, ``ir_version``,
     ``producer``; TFLite: ``signatures``; Keras: ``keras_version``; SavedModel:
     ``signatures``) and always ``model_inputs``/``model_outputs``: the model's
     own names in declared order. For Keras and SavedModel these are the
     serving-signature keys, which converted TFLite models keep as theirs.
+    ``io_read_from_model`` lists which of the two were read from the model.
     """
     if not path.exists():
         raise ModelFileError(f"the source model {path} does not exist")
@@ -280,11 +316,18 @@ def load_source(
         fmt, _load_savedmodel
     )
     details, model_io, runner, positional = loader(path)
+    read = [kind for kind, given in (("inputs", inputs), ("outputs", outputs)) if given is None]
+    if inputs is None:
+        inputs = read_specs(path, model_io[0], "input")
+    if outputs is None:
+        outputs = read_specs(path, model_io[1], "output")
     _check_signature(path, (inputs, outputs), model_io, positional=positional)
     details |= {
         "model_inputs": [t.names[0] for t in model_io[0]],
         "model_outputs": [t.names[0] for t in model_io[1]],
     }
+    if read:
+        details["io_read_from_model"] = " and ".join(read)
     source = SourceModel(path=path, format=fmt, inputs=inputs, outputs=outputs, details=details)
     return source, runner
 

@@ -34,6 +34,7 @@ from aoe_pack.convert.api import (
     Array,
     Artifact,
     ConvertContext,
+    Precision,
     Runner,
     SourceModel,
     Target,
@@ -58,7 +59,13 @@ from aoe_pack.errors import AoePackError, ConversionError
 # kernel summation order, the quantised variants by design. Full int8 was 1e-1,
 # wider than MobileNetV2's whole output spread (~2.7e-2), so an artifact that
 # ignored its input could pass: it is 5e-2, 2x the worst real model measured.
-_TOLERANCES = {"fp32": 1e-5, "fp16": 1e-2, "int8-dynamic": 5e-2, "int8": 5e-2}
+_TOLERANCES = {
+    "fp32": Precision.FLOAT32,
+    "fp16": Precision.FLOAT16,
+    "int8-dynamic": Precision.INT8_WEIGHTS,
+    "int8": Precision.INT8,
+}
+_CONTROLS = {"fp16": "fp32", "int8-dynamic": "fp32", "int8": "fp32"}
 _IO_DTYPES = ("float32", "int8", "uint8")
 
 
@@ -67,6 +74,7 @@ class TFLiteConverter(TolerancesTable):
 
     runtime = "tflite"
     tolerances = _TOLERANCES
+    controls = _CONTROLS
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.tflite`` into ``ctx.workdir``."""

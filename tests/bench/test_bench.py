@@ -81,16 +81,18 @@ def squeezenet_build(
     converted = convert(
         cfg, targets_of(cfg, SQUEEZENET_TARGETS), tmp_path_factory.mktemp("convert")
     )
+    assert not converted.failed, [o.reason for o in converted.failed]
+    payload = converted.payload(cfg)
     out = tmp_path_factory.mktemp("bundles") / "squeezenet.aoe"
     build_bundle(
         cfg,
         out,
         signing_keys=[load_signing_key(str(keys["signer.key"]))],
         encryption=EncryptionSpec(recipients=[load_public_key(str(keys["device.pub"]))]),
-        payload=converted.payload,
-        provenance=converted.provenance,
+        payload=payload,
+        provenance=converted.provenance(cfg),
     )
-    return out, [p.local for p in converted.payload if p.runtime]
+    return out, [p.local for p in payload if p.runtime]
 
 
 @pytest.fixture(scope="module")

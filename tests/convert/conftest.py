@@ -93,7 +93,13 @@ def converted(
             artifact = conv.convert(sample.source, target, builds[name].for_target(target))
             runner = conv.load(artifact)
             tolerance = conv.default_tolerance(variant)
-            measured = parity.measure(sample.reference, runner, sample.inputs, tolerance=tolerance)
+            measured = parity.measure(
+                sample.reference,
+                runner,
+                sample.inputs,
+                tolerance=tolerance,
+                names=[o.name for o in sample.source.outputs],
+            )
             cache[key] = Converted(artifact, runner, measured)
         return cache[key]
 

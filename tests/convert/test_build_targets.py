@@ -82,8 +82,14 @@ def test_mnist_keras_to_every_runtime_in_one_bundle(tmp_path: Path, signer: Path
     assert set(conversions) == MNIST_EXPECTED
     for name, c in conversions.items():
         parity = c["parity"]
-        assert float(parity["maxAbs"]) <= float(parity["tolerance"]), name
+        assert parity["passed"] is True, name
+        for out in parity["outputs"]:
+            allowed = float(parity["tolerance"]["atol"]) + float(
+                parity["tolerance"]["rtol"]
+            ) * float(out["peak"])
+            assert float(out["maxAbs"]) <= allowed, name
         assert parity["top1"] is not None
+        assert "seconds" not in c  # timings stay out of the signed bundle
     runtimes = {f["runtime"] for f in doc["files"] if f["role"] == "model"}
     assert runtimes == {"tflite", "onnx", "ort", "mnn", "ncnn"}
     assert doc["provenance"]["source"]["format"] == "keras"
@@ -109,9 +115,13 @@ def test_parity_over_tolerance_fails_the_build(tmp_path: Path, signer: Path) -> 
     bundle = tmp_path / "s.aoe"
     r = build(config, bundle, signer, "--json")
     assert r.exit_code == 1
-    err = json.loads(r.stdout)["error"]
-    assert err["code"] == "parity"
-    assert "mnn-int8-weights: max abs error" in err["message"]
+    doc = json.loads(r.stdout)
+    assert doc["error"]["code"] == "targets-failed"
+    assert "no target passed (mnn-int8-weights); no bundle written" in doc["error"]["message"]
+    (target,) = [t for t in doc["targets"] if t["target"] == "mnn-int8-weights"]
+    assert target["status"] == "parity-failed"
+    assert target["code"] == "parity"
+    assert "mnn-int8-weights: output 0 (probabilities): max abs error" in target["reason"]
     assert not bundle.exists()
 
 

@@ -7,6 +7,13 @@ through the CLI for ``tflite:int8``, ``onnx:basic``, ``ort:mobile``,
 ``mnn:fp32`` and ``ncnn:fp32``; the tests read what ``inspect`` and ``verify``
 say about it.
 
+Full-integer quantisation of this random-weight network is not faithful: on
+the parity samples its top-1 class agrees with the source on about half of
+the decisive samples, with errors near 30 % of the outputs' peak. The build
+refuses ``tflite:int8`` for that (aoe-pack 0.1's absolute tolerance let it
+through), and ``--skip-failed-targets`` ships the four others with the refusal
+recorded in the signed provenance.
+
 The configuration is the smallest one Keras publishes weights for, and keeps
 the whole architecture (every inverted-residual block, the ZeroPadding2D
 before each strided depthwise convolution, ReLU6, batch norm, the classifier):
@@ -35,13 +42,12 @@ SEED = 20261127
 
 TARGETS = ["tflite:int8", "onnx:basic", "ort:mobile", "mnn:fp32", "ncnn:fp32"]
 FOLDERS = {
-    "tflite-int8": "tflite/int8/",
     "onnx-basic": "onnx/basic/",
     "ort-mobile": "ort/mobile/",
     "mnn-fp32": "mnn/fp32/",
     "ncnn-fp32": "ncnn/fp32/",
 }
-"""Each target, in build order, with the bundle folder its files must sit in."""
+"""Each target that passes, in build order, with the bundle folder its files must sit in."""
 
 
 def aoe(*args: object) -> Result:
@@ -140,6 +146,7 @@ def bundle(mobilenet_config: Path, keys: Path) -> Path:
         "--recipient",
         keys / "device.pub",
         *targets,
+        "--skip-failed-targets",
         "--json",
     )
     assert r.exit_code == 0, r.output
@@ -174,19 +181,42 @@ def test_source_output_depends_on_the_image(mobilenet_config: Path) -> None:
     assert spread > 1e-3, f"predictions barely depend on the image: spread {spread:.1e}"
 
 
-def test_every_target_is_within_its_tolerance(inspected: dict[str, Any]) -> None:
+def test_every_float_target_is_within_its_tolerance(inspected: dict[str, Any]) -> None:
     conversions = inspected["provenance"]["conversions"]
-    figures = "\n".join(
-        f"{c['target']}: max {c['parity']['maxAbs']} mean {c['parity']['meanAbs']} "
-        f"top1 {c['parity']['top1']} tolerance {c['parity']['tolerance']} "
-        f"({c['parity']['samples']} samples; converted in {c['seconds']} s)"
-        for c in conversions
-    )
+    figures = "\n".join(f"{c['target']}: {json.dumps(c['parity']['outputs'])}" for c in conversions)
     assert [c["target"] for c in conversions] == list(FOLDERS), figures
     for c in conversions:
-        assert float(c["parity"]["maxAbs"]) <= float(c["parity"]["tolerance"]), figures
-        assert c["parity"]["samples"] == 8, figures
+        parity = c["parity"]
+        assert parity["passed"] is True, figures
+        assert parity["conclusive"] is True, figures
+        assert parity["samples"] == 8, figures
+        (out,) = parity["outputs"]
+        assert out["scores"] is True, figures  # a softmax: top-1 is checked
+        assert float(out["relative"]) < 1e-4, figures
+        assert "seconds" not in c
     assert inspected["provenance"]["source"]["format"] == "keras", figures
+
+
+def test_int8_is_refused_for_disagreeing_with_the_source(inspected: dict[str, Any]) -> None:
+    (refused,) = inspected["provenance"]["refused"]
+    assert (refused["target"], refused["status"], refused["code"]) == (
+        "tflite-int8",
+        "parity-failed",
+        "parity",
+    )
+    assert refused["reason"].startswith("tflite-int8: output 0 (predictions): ")
+    (out,) = refused["parity"]["outputs"]
+    # Far from the source on the scale of its outputs, and on the class it picks.
+    assert float(out["relative"]) > 0.1, out
+    assert out["top1"] is not None, out
+    assert float(out["top1"]) < 0.85, out
+    assert not any(f["path"].startswith("tflite/") for f in inspected["files"])
+
+
+def test_inspect_shows_the_refused_target(bundle: Path) -> None:
+    text = aoe("inspect", bundle).stdout
+    assert "refused   tflite-int8: parity-failed (parity): tflite-int8: output 0" in text
+    assert "parity    onnx-basic: max" in text
 
 
 def test_artifacts_sit_under_their_runtime_folders(inspected: dict[str, Any]) -> None:
@@ -198,7 +228,7 @@ def test_artifacts_sit_under_their_runtime_folders(inspected: dict[str, Any]) ->
             assert files[path]["runtime"] == c["runtime"], path
             assert files[path]["encrypted"] is True, path
     models = {f["runtime"] for f in inspected["files"] if f["role"] == "model"}
-    assert models == {"tflite", "onnx", "ort", "mnn", "ncnn"}
+    assert models == {"onnx", "ort", "mnn", "ncnn"}
 
 
 def test_bundle_verifies_and_decrypts(bundle: Path, keys: Path) -> None:

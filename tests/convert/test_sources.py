@@ -16,6 +16,7 @@ import pytest
 from aoe_pack.config import load_config
 from aoe_pack.config.model import TensorSpec
 from aoe_pack.convert import parity
+from aoe_pack.convert.api import Tolerance
 from aoe_pack.convert.sources import detect_format, load_source
 from aoe_pack.errors import (
     ModelFileError,
@@ -149,7 +150,9 @@ def test_reference_runners_of_keras_and_its_tflite_agree(
     loaded: Callable[[str], Loaded],
 ) -> None:
     keras, tflite = loaded("mnist.keras"), loaded("mnist.tflite")
-    measured = parity.measure(keras.reference, tflite.reference, keras.inputs, tolerance=1e-5)
+    measured = parity.measure(
+        keras.reference, tflite.reference, keras.inputs, tolerance=Tolerance.absolute(1e-5)
+    )
     assert measured.passed, measured
     assert measured.top1 == 1.0
 

@@ -11,7 +11,7 @@ import pytest
 
 from aoe_pack.config import load_config
 from aoe_pack.convert import parity
-from aoe_pack.convert.api import Target
+from aoe_pack.convert.api import Target, Tolerance
 from aoe_pack.convert.context import BuildContext, load_calibration
 from aoe_pack.convert.sources import load_source
 from aoe_pack.convert.tflite import LiteRTRunner, TFLiteConverter
@@ -30,8 +30,9 @@ def test_variant_from_keras_is_within_its_default_tolerance(
     converted: Callable[[str, str, str], Converted], variant: str
 ) -> None:
     made = converted("mnist.keras", "tflite", variant)
-    assert made.parity.max_abs < TFLITE.default_tolerance(variant), made.parity
-    assert made.parity.mean_abs <= made.parity.max_abs
+    assert made.parity.tolerance == TFLITE.default_tolerance(variant)
+    assert made.parity.passed, made.parity
+    assert all(o.mean_abs <= o.max_abs for o in made.parity.outputs)
     assert made.parity.top1 == 1.0
     assert made.parity.samples == parity.DEFAULT_SAMPLES
     (file,) = made.artifact.files
@@ -73,14 +74,14 @@ def test_int8_beyond_an_absurd_tolerance_fails_parity(
     loaded: Callable[[str], Loaded], build_ctx: BuildContext
 ) -> None:
     sample = loaded("mnist.keras")
-    target = Target(runtime="tflite", variant="int8", tolerance=1e-9)
+    target = Target(runtime="tflite", variant="int8", tolerance=Tolerance.absolute(1e-9))
     artifact = TFLITE.convert(sample.source, target, build_ctx.for_target(target))
     assert target.tolerance is not None
     measured = parity.measure(
         sample.reference, TFLITE.load(artifact), sample.inputs, tolerance=target.tolerance
     )
     assert not measured.passed
-    with pytest.raises(ParityError, match=r"tflite-int8: max abs error .* exceeds the tolerance"):
+    with pytest.raises(ParityError, match=r"tflite-int8: output 0: max abs error .* exceeds"):
         parity.check(measured, target.name)
 
 
@@ -100,7 +101,7 @@ def test_int8_calibrates_on_the_npz_the_config_names(
     assert calibration[0]["serving_default_image:0"].dtype == np.float32
     artifact = TFLITE.convert(sample.source, target, target_ctx)
     measured = parity.measure(
-        sample.reference, TFLITE.load(artifact), sample.inputs, tolerance=1e-1
+        sample.reference, TFLITE.load(artifact), sample.inputs, tolerance=Tolerance.absolute(1e-1)
     )
     assert measured.passed, measured
 
@@ -137,7 +138,10 @@ def test_savedmodel_source_converts(mnist_savedmodel: Path, build_ctx: BuildCont
     artifact = TFLITE.convert(source, target, build_ctx.for_target(target))
     assert artifact.files[0].bundle_path == "tflite/fp32/mnist_savedmodel.tflite"
     measured = parity.measure(
-        reference, TFLITE.load(artifact), parity.sample_inputs(source), tolerance=1e-5
+        reference,
+        TFLITE.load(artifact),
+        parity.sample_inputs(source),
+        tolerance=Tolerance.absolute(1e-5),
     )
     assert measured.passed, measured
 
@@ -225,5 +229,5 @@ def test_multi_input_output_keras_keeps_tensor_order(
         target = Target(runtime=conv.runtime, variant=variant)
         runner = conv.load(conv.convert(source, target, build_ctx.for_target(target)))
         assert [o.shape for o in runner(samples[0])] == [(1, 5), (1, 2)]
-        measured = parity.measure(reference, runner, samples, tolerance=1e-5)
+        measured = parity.measure(reference, runner, samples, tolerance=Tolerance.absolute(1e-5))
         assert measured.passed, (target.name, measured)
