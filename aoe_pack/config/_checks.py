@@ -15,6 +15,8 @@ from typing import Any
 from aoe_pack.config._schema import Finding, close_match
 from aoe_pack.config._source import json_value
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
 
 def _clean(ptr: str, failed: set[str]) -> bool:
     """True when no schema violation sits at ``ptr``, inside it or around it.
@@ -92,12 +94,12 @@ def file_findings(doc: Mapping[str, Any], config_dir: Path, failed: set[str]) ->
         ]
     for ptr, name in wanted:
         if isinstance(name, str) and _clean(ptr, failed):
-            finding = _check_file(folder, name, ptr)
+            finding = _check_file(folder, name, ptr, converts=bool(doc.get("targets")))
             if finding is not None:
                 yield finding
 
 
-def _check_file(folder: Path, name: str, ptr: str) -> Finding | None:
+def _check_file(folder: Path, name: str, ptr: str, *, converts: bool) -> Finding | None:
     field = "modelName" if ptr == "/modelName" else "the path"
     try:
         real = (folder / name).resolve(strict=True)
@@ -114,10 +116,24 @@ def _check_file(folder: Path, name: str, ptr: str) -> Finding | None:
         )
     mode = real.stat().st_mode
     if stat.S_ISDIR(mode):
-        return Finding(ptr, f"{json_value(name)} is a folder, not a file", "name a file")
+        return _folder_finding(real, name, ptr, converts=converts)
     if not stat.S_ISREG(mode):
         return Finding(ptr, f"{json_value(name)} is not a regular file", "name a regular file")
     return None
+
+
+def _folder_finding(real: Path, name: str, ptr: str, *, converts: bool) -> Finding | None:
+    """A folder is fine only as modelName, as a TensorFlow SavedModel that gets converted."""
+    if ptr == "/modelName" and (real / SAVED_MODEL_FILE).is_file():
+        if converts:
+            return None
+        return Finding(
+            ptr,
+            f"{json_value(name)} is a TensorFlow SavedModel folder, which no device runtime loads",
+            'list "targets" (e.g. {"runtime": "tflite"}) to convert it, or name a model file',
+        )
+    hint = "name a file, or a TensorFlow SavedModel folder (one holding saved_model.pb)"
+    return Finding(ptr, f"{json_value(name)} is a folder, not a file", hint)
 
 
 def _missing_hint(folder: Path, name: str, field: str) -> str:

@@ -131,8 +131,8 @@ _PATTERNS: Mapping[str, tuple[str, str | None]] = {
         "leading '/' or drive",
     ),
     "modelName": (
-        "is not a file name with an extension",
-        'give only the file name inside modelDir, e.g. "mnist.tflite"',
+        "is not a file or folder name",
+        'give only the name inside modelDir, e.g. "mnist.tflite", without "/"',
     ),
     "updateURL": ("is not an http(s) URL", 'e.g. "https://models.example.com/mnist/"'),
 }

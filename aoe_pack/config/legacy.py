@@ -159,7 +159,7 @@ class _Mapper:
             self.note("modelLabelName", "modelLabelName", "files", _LABELS_NOTE)
         self._ios_model_name()
         self._runtime()
-        self._android_model_dir()
+        self._model_location()
         return LegacyMapping(self.out, tuple(self.notices), tuple(self.conflicts), self.origins)
 
     def _rename(self, old: str, new: str) -> None:
@@ -262,22 +262,59 @@ class _Mapper:
             message = f"AoE iOS configs had no runtime; {runtime} follows from {json_value(name)}"
             self.note("modelName", "", f"runtime: {runtime}", message)
 
-    def _android_model_dir(self) -> None:
-        # Android resolved modelDir against the assets root, so assets/mnist/
-        # model.config says "modelDir": "mnist" about its own folder. Our
-        # modelDir is relative to the config, which there means ".".
+    def _model_location(self) -> None:
+        """AoE's two path conventions, where the files on disk confirm them.
+
+        AoE resolved ``modelDir`` against the app's assets root, so
+        ``assets/mnist/model.config`` says ``"modelDir": "mnist"`` about its
+        own folder: relative to the config that is ``"."``. And the runtime
+        added the model file's extension itself, so ``"modelName":
+        "mnist_cnn_keras"`` names ``mnist_cnn_keras.tflite`` for TensorFlow
+        Lite (``.bin`` on iOS). Both are rewritten only when the file exists.
+        """
         model_dir, name, here = self.out.get("modelDir"), self.out.get("modelName"), self.config_dir
-        if not (self.android and here and isinstance(model_dir, str) and isinstance(name, str)):
+        if not (here and isinstance(model_dir, str) and isinstance(name, str) and name):
             return
+        runtime = self.out.get("runtime")
+        folder = here / model_dir
         if (
             model_dir not in ("", ".")
             and PurePosixPath(model_dir).name == here.name
-            and not (here / model_dir / name).exists()
-            and (here / name).is_file()
+            and _model_file(folder, name, runtime) is None
+            and _model_file(here, name, runtime) is not None
         ):
             self.out["modelDir"] = "."
+            folder = here
             message = (
-                f"modelDir {json_value(model_dir)} is this config's own folder (AoE Android read "
-                'it from the assets root); relative to the config it is "."'
+                f"modelDir {json_value(model_dir)} is this config's own folder (AoE read it from "
+                'the assets root); relative to the config it is "."'
             )
             self.note("modelDir", model_dir, ".", message)
+        found = _model_file(folder, name, runtime)
+        if found is not None and found != name:
+            self.out["modelName"] = found
+            message = f"AoE's runtime added the model's extension; the file is {json_value(found)}"
+            self.note("modelName", name, found, message)
+
+
+_EXTENSIONS = {
+    "tensorflow": (".tflite",),
+    "tflite": (".tflite",),
+    "onnx": (".onnx",),
+    "ort": (".ort",),
+    "mnn": (".mnn",),
+    "ncnn": (".param",),
+    "pytorch": (".pt", ".ptl"),
+    "tengine": (".tmfile",),
+}
+
+
+def _model_file(folder: Path, name: str, runtime: Any) -> str | None:
+    """``name`` if it exists in ``folder``; for a bare name, the one file its runtime would load."""
+    if (folder / name).exists():
+        return name
+    if PurePosixPath(name).suffix:
+        return None
+    suffixes = _EXTENSIONS.get(runtime, ()) if isinstance(runtime, str) else ()
+    found = [name + s for s in (*suffixes, ".bin") if (folder / (name + s)).is_file()]
+    return found[0] if len(found) == 1 else None

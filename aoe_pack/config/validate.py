@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -94,7 +94,12 @@ def load_config(path: Path) -> ModelConfig:
     return report.config
 
 
-def migrate_config(path: Path, out: Path | None = None) -> ValidationReport:
+def migrate_config(
+    path: Path,
+    out: Path | None = None,
+    *,
+    complete: Callable[[ModelConfig], ModelConfig] | None = None,
+) -> ValidationReport:
     """Rewrite the config at ``path`` in canonical form, to ``out`` or in place.
 
     The file is written atomically (2-space indented JSON, stable key order,
@@ -104,15 +109,21 @@ def migrate_config(path: Path, out: Path | None = None) -> ValidationReport:
     source's: its notices list every legacy spelling that was rewritten. When
     ``out`` is in another folder, ``modelDir`` is rewritten to still name the
     same folder; :class:`OutputError` is raised if that would need ``..``.
+    ``complete`` may add what the config leaves out (the inputs and outputs
+    read from the model) before it is written.
     """
     path = Path(path)
     report = validate_config(path)
-    if report.config is None or report.canonical is None:
+    config = report.config
+    if config is None or report.canonical is None:
         raise _invalid(report, "not migrated")
+    if complete is not None:
+        config = complete(config)
+        report = dataclasses.replace(report, canonical=dict(config.canonical), config=config)
     target = Path(out) if out is not None else path
-    canonical = dict(report.canonical)
+    canonical = dict(config.canonical)
     if target.resolve().parent != path.resolve().parent:
-        canonical["modelDir"] = _rebased_model_dir(report.config, target)
+        canonical["modelDir"] = _rebased_model_dir(config, target)
         config = build_config(target.resolve(), canonical)
         report = dataclasses.replace(report, canonical=canonical, config=config)
     text = json.dumps(canonical, indent=2, ensure_ascii=False) + "\n"

@@ -331,10 +331,28 @@ def test_associated_file_paths_must_be_plain_and_inside(tmp_path, path):
     assert [v.pointer for v in report.violations] == ["/files/0/path"]
 
 
-@pytest.mark.parametrize("name", ["model", "sub/model.tflite", "", "model.tflite\n"])
-def test_model_name_is_a_file_name_with_extension(tmp_path, name):
+@pytest.mark.parametrize("name", ["sub/model.tflite", "", "model.tflite\n", ".", ".."])
+def test_model_name_is_a_plain_name(tmp_path, name):
     report = validate_config(write_config(tmp_path, minimal(modelName=name)))
     assert [v.pointer for v in report.violations] == ["/modelName"]
+
+
+def test_a_bare_model_name_names_the_file_its_runtime_loads(tmp_path):
+    """AoE's runtimes added the extension: "model" with runtime tflite is model.tflite."""
+    report = validate_config(write_config(tmp_path, minimal(modelName="model")))
+    assert report.ok
+    assert report.canonical is not None
+    assert report.canonical["modelName"] == "model.tflite"
+    [notice] = report.notices
+    assert notice.message == (
+        "AoE's runtime added the model's extension; the file is \"model.tflite\""
+    )
+
+
+def test_a_bare_model_name_without_such_a_file_is_not_found(tmp_path):
+    report = validate_config(write_config(tmp_path, minimal(modelName="other")))
+    [violation] = report.violations
+    assert (violation.pointer, violation.message) == ("/modelName", '"other" not found in modelDir')
 
 
 def test_model_name_with_a_folder_says_to_move_it(tmp_path):
