@@ -157,3 +157,38 @@ def child_main(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
     with os.fdopen(result_fd, "w") as out:
         json.dump(result, out)
     return 0 if result["ok"] else 1
+
+
+def result_of(
+    outcome: ChildOutcome,
+    *,
+    what: str,
+    crash: Callable[[str], Exception],
+    timeout: float,
+) -> dict[str, Any]:
+    """The child's result, or the error that says why there is none.
+
+    A death or a timeout becomes ``crash(message)`` (``what`` names the work,
+    and the runtime's last lines follow); an error the child reported becomes
+    the aoe-pack error of its code (the child's own message, prefixed by ``what``).
+    """
+    from aoe_pack.errors import error_for_code
+
+    log = f"\nits last output:\n{outcome.log_tail}" if outcome.log_tail else ""
+    if outcome.timed_out:
+        return _raise(crash(f"{what} did not finish within {timeout:.0f} s and was stopped{log}"))
+    result = outcome.result
+    if result is None:
+        return _raise(crash(f"{what}: the process {outcome.death}{log}"))
+    if not result.get("ok"):
+        code, hint = result.get("code"), result.get("hint")
+        raise error_for_code(
+            code if isinstance(code, str) else None,
+            f"{what}: {result.get('error') or 'failed'}",
+            hint=hint if isinstance(hint, str) else None,
+        )
+    return result
+
+
+def _raise(error: Exception) -> dict[str, Any]:
+    raise error

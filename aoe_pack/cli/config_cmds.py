@@ -16,6 +16,7 @@ from aoe_pack.errors import EXIT_FAILURE, AoePackError, MissingExtraError
 
 if TYPE_CHECKING:
     from aoe_pack.config.model import ModelConfig
+    from aoe_pack.convert.api import SourceModel
 
 
 def _report_text(output: Output, report: object, path: Path) -> None:
@@ -135,7 +136,28 @@ class _ModelCheck:
             "outputs": [t.to_dict() for t in source.outputs],
             "readFromModel": read,
         }
+        self._precheck(cfg, source)
         return complete_io(cfg, source.inputs, source.outputs)
+
+    def _precheck(self, cfg: ModelConfig, source: SourceModel) -> None:
+        """Targets a converter can already tell it will refuse (before any conversion)."""
+        from aoe_pack.convert.pipeline import precheck, targets_of
+        from aoe_pack.errors import TargetsFailedError
+
+        if not cfg.targets:
+            return
+        refused = precheck(source, targets_of(cfg))
+        if not refused:
+            return
+        outcomes = [o.to_dict(timings=False) for o in refused]
+        first = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        self.failure = TargetsFailedError(
+            f"{first.target.name} would be refused: {first.reason}{more}",
+            outcomes=outcomes,
+            hint="drop the target from the config, or build with --skip-failed-targets to ship "
+            "the others",
+        )
 
     def raise_failure(self) -> None:
         if self.failure is not None:

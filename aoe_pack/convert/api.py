@@ -14,10 +14,10 @@ Nothing here imports an ML framework: converters import theirs lazily, inside
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from aoe_pack.config.model import TensorSpec
 from aoe_pack.errors import ConversionError, ConverterNotFoundError
@@ -30,6 +30,7 @@ else:
     Array = Any
 
 SOURCE_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,8 +319,12 @@ class ConvertContext(Protocol):
     workdir: Path
     """A private, empty folder for this target's outputs and temporaries."""
 
-    def onnx_of(self, source: SourceModel) -> Path:
-        """The source as ONNX (itself if it is ONNX; else converted once with tf2onnx)."""
+    def onnx_of(self, source: SourceModel, *, max_opset: int | None = None) -> Path:
+        """The source as ONNX (itself if it is ONNX; else converted once with tf2onnx).
+
+        ``max_opset``: the newest default-domain opset the caller handles; a newer
+        ONNX source is down-converted for it.
+        """
         ...
 
     def saved_model_of(self, source: SourceModel) -> Path:
@@ -328,6 +333,10 @@ class ConvertContext(Protocol):
 
     def calibration(self, source: SourceModel) -> Sequence[Mapping[str, Array]]:
         """Representative inputs for full-integer quantisation."""
+        ...
+
+    def shared(self, key: str, source: SourceModel, make: Callable[[Path], T]) -> T:
+        """``make(folder)`` once per build for (key, source); concurrent callers wait for it."""
         ...
 
 
@@ -380,7 +389,9 @@ class Converter(Protocol):
     """A runtime's converter. Register it under the ``aoe_pack.converters`` entry points.
 
     Optionally, a converter may also define ``controls`` (see
-    :class:`TolerancesTable`).
+    :class:`TolerancesTable`), and ``check(source, target)``, which raises the
+    named error a conversion would end in, without converting, where it can
+    tell from the source alone (``validate`` reports these per target).
     """
 
     runtime: str

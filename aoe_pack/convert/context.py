@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aoe_pack.convert.api import Array, SourceModel, Target
 from aoe_pack.convert.parity import sample_inputs
@@ -34,6 +34,8 @@ from aoe_pack.convert.sources import (
     import_tensorflow,
 )
 from aoe_pack.errors import ConversionError, MissingExtraError, ModelFileError, UsageError
+
+T = TypeVar("T")
 
 DEFAULT_OPSET = 17
 """tf2onnx's opset: 17 is what onnxruntime, MNN and pnnx all handle well here (18 is the limit)."""
@@ -111,6 +113,22 @@ class BuildContext:
                 raise
         return future.result()
 
+    def shared(self, key: str, source: SourceModel, make: Callable[[Path], T]) -> T:
+        """``make(folder)`` once per build for (key, source), in a fresh folder of its own.
+
+        Targets that convert concurrently and need the same intermediate (the
+        onnx2tf output of a source, say) wait for the one that makes it; an
+        error reaches every one of them.
+        """
+
+        def run(index: int) -> T:
+            folder = self._shared.root / "shared" / f"{index}-{key}"
+            folder.mkdir(parents=True, exist_ok=True)
+            return make(folder)
+
+        result: T = self._once(f"shared:{key}", source, run)
+        return result
+
     def share_keras_model(self, source: SourceModel, model: Any) -> None:
         """Hand over the Keras model validation already loaded, so nothing loads it again."""
         self._once("keras", source, lambda _: model)
@@ -139,7 +157,12 @@ class BuildContext:
             folder = self._shared.root / "saved_model" / str(index)
             model = self.keras_model(source)
             with TF_LOCK:
-                specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
+                # The declared batch size, where the config gives one: TFLite
+                # lowers a Keras RNN's loop only when the batch is known.
+                specs = [
+                    tf.TensorSpec(_with_batch(t.shape, spec), t.dtype, name=t.name)
+                    for t, spec in zip(model.inputs, source.inputs, strict=False)
+                ]
                 # One positional argument: the input, or the list of a multi-input model.
                 signature = specs if len(specs) == 1 else [specs]
                 model.export(
@@ -150,10 +173,27 @@ class BuildContext:
         path: Path = self._once("savedmodel", source, export)
         return path
 
-    def onnx_of(self, source: SourceModel) -> Path:
-        """The source as ONNX: itself for ONNX, else converted once with tf2onnx."""
+    def onnx_of(self, source: SourceModel, *, max_opset: int | None = None) -> Path:
+        """The source as ONNX: itself for ONNX, else converted once with tf2onnx.
+
+        With ``max_opset``, an ONNX source of a newer opset is down-converted
+        (once per build) with ONNX's version converter. Where that converter
+        cannot (an op that did not exist at ``max_opset``, such as Gelu), the
+        original is returned: MNN and pnnx read many ops by name whatever the
+        opset. Either way parity compares the artifact with the original
+        source, so a faulty down-conversion cannot pass.
+        """
         if source.format == "onnx":
-            return source.path
+            opset = source.details.get("opset")
+            if max_opset is None or not isinstance(opset, int) or opset <= max_opset:
+                return source.path
+
+            def down(index: int) -> Path:
+                out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
+                return out if _down_convert(source.path, out, max_opset) else source.path
+
+            lowered: Path = self._once(f"onnx-opset-{max_opset}", source, down)
+            return lowered
 
         def convert(index: int) -> Path:
             out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
@@ -174,6 +214,14 @@ class BuildContext:
         if not path.is_absolute() and self._shared.config_dir is not None:
             path = self._shared.config_dir / path
         return load_calibration(path, source)
+
+
+def _with_batch(shape: Any, spec: Any) -> list[int | None]:
+    """A Keras input shape with its batch set as the config declares it (kept when -1)."""
+    dims = list(shape)
+    if dims and spec.shape and spec.shape[0] >= 1:
+        dims[0] = spec.shape[0]
+    return dims
 
 
 def load_calibration(path: Path, source: SourceModel) -> list[dict[str, Array]]:
@@ -278,6 +326,19 @@ def _to_onnx(
             f"{type(e).__name__}: {e}",
             hint="the model may use an op ONNX lacks; the tflite target does not need ONNX",
         ) from e
+
+
+def _down_convert(src: Path, out: Path, max_opset: int) -> bool:
+    """Write ``src`` at ``max_opset`` to ``out``; False when ONNX's converter cannot."""
+    onnx = import_onnx()
+    try:
+        model = onnx.version_converter.convert_version(onnx.load(str(src)), max_opset)
+        onnx.checker.check_model(model)
+    except Exception:  # noqa: BLE001 - "No Previous Version of Gelu" and the like: use src
+        return False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return True
 
 
 def _tf_function(tf: Any, source: SourceModel, model: Any) -> tuple[Any, list[Any]]:

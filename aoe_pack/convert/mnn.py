@@ -15,6 +15,11 @@ It runs in a child Python process, for three reasons:
 - loading the engine prints a CPU-feature line to stdout, which would corrupt
   ``--json`` output.
 
+Before conversion the model is staged (:mod:`aoe_pack.convert._mnn_rules`):
+optional ONNX attributes MNN misreads are spelled out (pooling strides, the
+batch-norm epsilon, automatic padding), and nodes that crash MNN's runtime or
+come out wrong refuse the model with a named reason.
+
 The child costs about 50 ms. It refuses to import ``MNN.tools`` and the
 logging SDK at all, so that no later MNN release can bring the telemetry back
 through the converter.
@@ -40,6 +45,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from aoe_pack.convert import onnx_graph
+from aoe_pack.convert._mnn_rules import RULES
 from aoe_pack.convert.api import (
     Array,
     Artifact,
@@ -52,6 +59,7 @@ from aoe_pack.convert.api import (
     TolerancesTable,
     require_variant,
 )
+from aoe_pack.convert.sources import MAX_OPSET
 from aoe_pack.errors import ConversionError, MissingExtraError
 
 RUNTIME = "mnn"
@@ -180,6 +188,8 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     # MNN stamps every model with a random UUID (std::random_device) unless a
     # compression-parameters file supplies one: derive it from what was
     # converted, so that the same input gives the same bytes.
+    staged = dst.parent / f".{dst.stem}.staged.onnx"
+    onnx_graph.stage(onnx_path, staged, RULES, tool="MNN")
     params = dst.parent / f".{dst.name}.params.json"
     params.write_text(
         json.dumps({"version": "0.0.0", "mnn_uuid": str(_model_uuid(onnx_path, variant))}),
@@ -190,7 +200,7 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
         "-f",
         "ONNX",
         "--modelFile",
-        str(onnx_path),
+        str(staged),
         "--MNNModel",
         str(dst),
         "--bizCode",
@@ -219,6 +229,7 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
         ) from e
     seconds = time.perf_counter() - started
     params.unlink(missing_ok=True)
+    staged.unlink(missing_ok=True)
     if proc.returncode != 0 or not dst.is_file() or dst.stat().st_size == 0:
         how = f"exited with {proc.returncode}" if proc.returncode else "wrote no model"
         raise ConversionError(
@@ -234,12 +245,17 @@ class MnnConverter(TolerancesTable):
     tolerances = _TOLERANCES
     controls = _CONTROLS
 
+    def check(self, source: SourceModel, target: Target) -> None:
+        """Refuse, naming the node, an ONNX source MNN cannot take (``validate`` calls this)."""
+        if source.format == "onnx":
+            onnx_graph.check(source.path, RULES, tool="MNN")
+
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""
         require_variant(self.runtime, self.variants, target.variant)
         bundle_path = f"{RUNTIME}/{target.variant}/{source.path.stem}.mnn"
         dst = ctx.workdir / bundle_path
-        seconds = convert_onnx(ctx.onnx_of(source), dst, target.variant)
+        seconds = convert_onnx(ctx.onnx_of(source, max_opset=MAX_OPSET), dst, target.variant)
         return Artifact(
             target=target,
             files=(ArtifactFile(local=dst, bundle_path=bundle_path, role="model"),),
@@ -302,6 +318,11 @@ class MnnRunner:
             # the ONNX tensor order, whatever the source called its axes.
             feed.append(expr.const(array, list(array.shape), expr.NCHW, getattr(expr, dtype)))
         outputs = self._module.forward(feed)
+        if not outputs:
+            # MNN reports what it cannot compute on stdout (the log) and returns nothing.
+            raise ConversionError(
+                "MNN computed no outputs (its log above says why, e.g. an unsupported Interp)"
+            )
         result: list[Array] = []
         for out in outputs:
             plain = expr.convert(out, expr.NCHW) if out.data_format == expr.NC4HW4 else out

@@ -7,20 +7,29 @@ writes a dozen files next to its input (pnnx param/bin, a re-exported ONNX,
 Python scripts), so it runs on a copy of the model in a private folder and
 only the ncnn pair is kept.
 
-ncnn has no batch dimension: pnnx drops the leading one, names the blobs
-``in0``, ``in1``... and ``out0``..., and the rest of each tensor keeps the
-ONNX order. An NCHW image becomes an ncnn Mat of (c, h, w); an NHWC one (a
-Keras model through tf2onnx) becomes (c, h, w) = (H, W, C), with pnnx's own
-reshape or permute inside the graph. Runners take batch-1 inputs in the
-source's layout, drop the batch to feed ncnn and put it back on the outputs.
+Before pnnx runs, the model is *staged* (:mod:`aoe_pack.convert._ncnn_rules`):
+optional ONNX attributes pnnx misreads are spelled out or dropped, and nodes
+pnnx or ncnn cannot handle refuse the model with a named reason (the same
+rules ``validate`` applies). After it, a layer pnnx left untranslated (a raw
+ONNX op, or a ``torch``/``F.`` call) refuses it too.
+
+ncnn tensors have no batch axis of their own: pnnx names the blobs ``in0``,
+``in1``... and ``out0``..., and says for each one which axis of the ONNX
+tensor is the batch (``batch_index`` 0 or 1), if any (233: none, every axis
+is data). Those hints ship with the artifact as ``<stem>.io.json`` (role
+``asset``), with each blob's name, dtype and shape, so that an app feeds the
+model as the runner does: one sample at a time along the batch axis, integer
+inputs (token ids) as int32. An NCHW image becomes an ncnn Mat of (c, h, w);
+an NHWC one (a Keras model through tf2onnx) becomes (c, h, w) = (H, W, C).
+pnnx always traces with batch 1.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -29,6 +38,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._child import describe_exit
+from aoe_pack.convert import onnx_graph
+from aoe_pack.convert._ncnn_rules import RULES
 from aoe_pack.convert.api import (
     Array,
     Artifact,
@@ -41,7 +53,8 @@ from aoe_pack.convert.api import (
     TolerancesTable,
     require_variant,
 )
-from aoe_pack.errors import ConversionError, MissingExtraError
+from aoe_pack.convert.sources import MAX_OPSET
+from aoe_pack.errors import ConversionError, MissingExtraError, UnsupportedModelError
 
 RUNTIME = "ncnn"
 
@@ -106,6 +119,7 @@ def pnnx_program() -> Path:
 
 
 def _inputshape(source: SourceModel) -> str:
+    """pnnx's inputshape: every input at batch 1 (pnnx traces one sample)."""
     shapes = []
     for spec in source.inputs:
         dims = ",".join(str(1 if d < 0 else d) for d in spec.shape)
@@ -113,53 +127,112 @@ def _inputshape(source: SourceModel) -> str:
     return ",".join(shapes)
 
 
-def _layout(source: SourceModel) -> str:
-    """What a device feeds ncnn: each input without its batch, on ncnn's axes."""
-    parts = []
-    for i, spec in enumerate(source.inputs):
-        dims = [1 if d < 0 else d for d in spec.shape[1:]] or [1]
-        axes = _AXES.get(len(dims), "?")
-        parts.append(f"{spec.name}->in{i} ({axes})=({','.join(map(str, dims))})")
-    return "ncnn Mat without batch: " + "; ".join(parts)
+_NO_BATCH = 233
+"""pnnx's batch_index for a blob with no batch axis."""
 
 
-def _foreign_layers(param: Path) -> list[str]:
-    """Layer types pnnx could not turn into ncnn ones (``pnnx.Expression``, ``F.pad``...)."""
-    lines = param.read_text(encoding="utf-8", errors="replace").splitlines()[2:]
-    return sorted({ln.split()[0] for ln in lines if ln.split() and "." in ln.split()[0]})
-
-
-def _stage_for_pnnx(onnx_path: Path, dst: Path) -> None:
-    """Copy the model for pnnx, spelling out each Pad's default mode.
-
-    pnnx leaves a Pad without a ``mode`` attribute (optional in ONNX, default
-    "constant"; tf2onnx omits it, e.g. for Keras's ZeroPadding2D) as an
-    untranslated ``Pad`` layer that ncnn refuses to load.
-    """
-    from aoe_pack.convert.sources import import_onnx
-
-    onnx = import_onnx()
+def _batch_hints(script: Path) -> dict[str, int | None]:
+    """Each blob's batch axis, from the test script pnnx writes (``model_ncnn.py``)."""
     try:
-        model = onnx.load(str(onnx_path))
-    except Exception:  # noqa: BLE001 - pnnx then reports the unreadable model itself
-        shutil.copyfile(onnx_path, dst)
-        return
-    for node in model.graph.node:
-        if node.op_type == "Pad" and not any(a.name == "mode" for a in node.attribute):
-            node.attribute.append(onnx.helper.make_attribute("mode", "constant"))
-    onnx.save(model, str(dst))
+        text = script.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    hints: dict[str, int | None] = {}
+    for line in text.splitlines():
+        match = re.search(r'"((?:in|out)\d+)"', line)
+        axis = re.search(r"batch_index=(\d+)", line)
+        if match and axis:
+            value = int(axis.group(1))
+            hints[match.group(1)] = None if value == _NO_BATCH else value
+        elif axis and hints:  # out0.numpy(batch_index=...) on the line after extract("out0")
+            last = next(reversed(hints))
+            if last.startswith("out") and hints[last] is None and "numpy(" in line:
+                value = int(axis.group(1))
+                hints[last] = None if value == _NO_BATCH else value
+    return hints
+
+
+def _io_document(source: SourceModel, hints: Mapping[str, int | None]) -> dict[str, Any]:
+    """What an app needs to feed the ncnn model and read it: ``<stem>.io.json``."""
+
+    def blob(prefix: str, i: int, spec: Any) -> dict[str, Any]:
+        name = f"{prefix}{i}"
+        integer = spec.dtype.startswith(("int", "uint")) or spec.dtype == "bool"
+        axis = hints.get(name, 0 if spec.shape else None)
+        mat = [1 if d < 0 else d for k, d in enumerate(spec.shape) if k != axis] or [1]
+        return {
+            "blob": name,
+            "name": spec.name,
+            "dtype": "int32" if integer else "float32",
+            "shape": list(spec.shape),
+            "batchAxis": axis,
+            "matAxes": _AXES.get(len(mat), "?"),
+            "matShape": mat,
+        }
+
+    return {
+        "format": "aoe-ncnn-io/v1",
+        "inputs": [blob("in", i, s) for i, s in enumerate(source.inputs)],
+        "outputs": [blob("out", i, s) for i, s in enumerate(source.outputs)],
+    }
+
+
+def _layout(document: Mapping[str, Any]) -> str:
+    """What a device feeds ncnn, in words, for the provenance."""
+    parts = []
+    for blob in document["inputs"]:
+        axis = blob["batchAxis"]
+        batch = "no batch axis" if axis is None else f"one sample at a time along axis {axis}"
+        mat = ",".join(str(d) for d in blob["matShape"])
+        parts.append(
+            f"{blob['name']}->{blob['blob']} {blob['dtype']} ({blob['matAxes']})=({mat}), {batch}"
+        )
+    return "ncnn: " + "; ".join(parts) + " (see the .io.json beside the model)"
+
+
+def _untranslated(work: Path) -> list[str]:
+    """Layer types pnnx left as they were: raw ONNX ops in its graph, foreign calls in ncnn's."""
+    found: set[str] = set()
+    pnnx_param = work / "model.pnnx.param"
+    if pnnx_param.is_file():
+        for line in pnnx_param.read_text(encoding="utf-8", errors="replace").splitlines()[2:]:
+            kind = line.split(maxsplit=1)[0] if line.strip() else ""
+            if kind and "." not in kind:  # pnnx names what it translated pnnx.*, nn.*, F.*...
+                found.add(kind)
+    ncnn_param = work / "model.ncnn.param"
+    for line in ncnn_param.read_text(encoding="utf-8", errors="replace").splitlines()[2:]:
+        kind = line.split(maxsplit=1)[0] if line.strip() else ""
+        if kind and ("." in kind or not _ncnn_knows(kind)):
+            found.add(kind)
+    return sorted(found)
+
+
+def _ncnn_knows(layer: str) -> bool:
+    try:
+        import ncnn
+    except ImportError:  # checked again when the artifact is loaded
+        return True
+    return bool(ncnn.layer_to_index(layer) >= 0)
+
+
+def _stage(onnx_path: Path, dst: Path) -> None:
+    """Copy the model for pnnx through the ncnn rules (UnsupportedModelError on a refusal)."""
+    onnx_graph.stage(onnx_path, dst, RULES, tool="ncnn")
 
 
 def convert_onnx(
     onnx_path: Path, out_dir: Path, stem: str, source: SourceModel, variant: str
-) -> tuple[Path, Path, float]:
-    """Run pnnx on a copy of ``onnx_path``; return the ``.param``, the ``.bin`` and the seconds."""
+) -> tuple[Path, Path, Path, float]:
+    """Run pnnx on a staged copy of ``onnx_path``.
+
+    Returns the ``.param``, the ``.bin``, the ``.io.json`` and the seconds.
+    """
     exe = pnnx_program()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".pnnx-", dir=out_dir) as tmp:
         work = Path(tmp)
         # A fixed name: pnnx parses key=value arguments, and names its outputs after the input.
-        _stage_for_pnnx(onnx_path, work / "model.onnx")
+        _stage(onnx_path, work / "model.onnx")
         argv = [str(exe), "model.onnx", f"inputshape={_inputshape(source)}", _FP16_FLAG[variant]]
         started = time.perf_counter()
         try:
@@ -183,21 +256,43 @@ def convert_onnx(
         seconds = time.perf_counter() - started
         param, weights = work / "model.ncnn.param", work / "model.ncnn.bin"
         if proc.returncode != 0 or not param.is_file() or not weights.is_file():
-            how = f"exited with {proc.returncode}" if proc.returncode else "wrote no ncnn model"
-            raise ConversionError(
-                f"pnnx {how} for {onnx_path.name} -> ncnn {variant}:\n{_tail(proc.stdout)}"
-            )
-        foreign = _foreign_layers(param)
-        if foreign:
-            raise ConversionError(
-                f"pnnx could not express {', '.join(foreign)} in ncnn layers "
+            raise _pnnx_failed(proc, onnx_path, variant)
+        untranslated = _untranslated(work)
+        if untranslated:
+            raise UnsupportedModelError(
+                f"pnnx could not express {', '.join(untranslated)} in ncnn layers "
                 f"for {onnx_path.name}; ncnn would refuse the model",
                 hint="simplify the model (e.g. onnxslim) or drop the ncnn target",
             )
+        document = _io_document(source, _batch_hints(work / "model_ncnn.py"))
         dst_param, dst_bin = out_dir / f"{stem}.param", out_dir / f"{stem}.bin"
+        dst_io = out_dir / f"{stem}.io.json"
         param.replace(dst_param)
         weights.replace(dst_bin)
-    return dst_param, dst_bin, seconds
+    dst_io.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return dst_param, dst_bin, dst_io, seconds
+
+
+def _pnnx_failed(
+    proc: subprocess.CompletedProcess[str], onnx_path: Path, variant: str
+) -> ConversionError:
+    if proc.returncode < 0 and "ort Run failed" in proc.stdout:
+        return ConversionError(
+            f"pnnx crashed ({describe_exit(proc.returncode)}) tracing {onnx_path.name}: its shape "
+            "pass runs the model on uninitialised inputs, which this model rejects (an integer "
+            f"input used as an index or a shape):\n{_tail(proc.stdout)}",
+            hint="pnnx cannot take real inputs for this; drop the ncnn target",
+        )
+    how = (
+        f"crashed ({describe_exit(proc.returncode)})"
+        if proc.returncode < 0
+        else f"exited with {proc.returncode}"
+        if proc.returncode
+        else "wrote no ncnn model"
+    )
+    return ConversionError(
+        f"pnnx {how} for {onnx_path.name} -> ncnn {variant}:\n{_tail(proc.stdout)}"
+    )
 
 
 class NcnnConverter(TolerancesTable):
@@ -207,35 +302,49 @@ class NcnnConverter(TolerancesTable):
     tolerances = _TOLERANCES
     controls = _CONTROLS
 
+    def check(self, source: SourceModel, target: Target) -> None:
+        """Refuse, naming the node, an ONNX source ncnn cannot take (``validate`` calls this)."""
+        if source.format == "onnx":
+            onnx_graph.check(source.path, RULES, tool="ncnn")
+
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
-        """Write ``ncnn/<variant>/<stem>.param`` and ``.bin`` under ``ctx.workdir``."""
+        """Write ``ncnn/<variant>/<stem>.param``, ``.bin`` and ``.io.json`` in ``ctx.workdir``."""
         require_variant(self.runtime, self.variants, target.variant)
         folder = f"{RUNTIME}/{target.variant}"
         stem = source.path.stem
-        param, weights, seconds = convert_onnx(
-            ctx.onnx_of(source), ctx.workdir / folder, stem, source, target.variant
+        param, weights, io_doc, seconds = convert_onnx(
+            ctx.onnx_of(source, max_opset=MAX_OPSET),
+            ctx.workdir / folder,
+            stem,
+            source,
+            target.variant,
         )
         return Artifact(
             target=target,
             files=(
                 ArtifactFile(local=param, bundle_path=f"{folder}/{stem}.param", role="model"),
                 ArtifactFile(local=weights, bundle_path=f"{folder}/{stem}.bin", role="weights"),
+                ArtifactFile(local=io_doc, bundle_path=f"{folder}/{stem}.io.json", role="asset"),
             ),
             tools={"pnnx": _version("pnnx"), "ncnn": _version("ncnn")},
             seconds=seconds,
-            layout=_layout(source),
+            layout=_layout(json.loads(io_doc.read_text(encoding="utf-8"))),
         )
 
     def load(self, artifact: Artifact) -> Runner:
-        """Load the ``.param`` and ``.bin`` into an ``ncnn.Net``."""
+        """Load the ``.param`` and ``.bin`` into an ``ncnn.Net``, fed as ``.io.json`` says."""
         roles = {f.role: f.local for f in artifact.files}
         if "model" not in roles or "weights" not in roles:
             raise ConversionError(
                 f"{artifact.target.name}: an ncnn artifact needs a .param (model) "
                 "and a .bin (weights)"
             )
+        io_doc = next((f.local for f in artifact.files if f.bundle_path.endswith(".io.json")), None)
         return NcnnRunner(
-            roles["model"], roles["weights"], precise=artifact.target.variant == "fp32"
+            roles["model"],
+            roles["weights"],
+            io=json.loads(io_doc.read_text(encoding="utf-8")) if io_doc else None,
+            precise=artifact.target.variant == "fp32",
         )
 
 
@@ -249,17 +358,23 @@ def _blob_order(names: Sequence[str], prefix: str) -> tuple[str, ...]:
 
 
 class NcnnRunner:
-    """Runs an ncnn model on batch-1 inputs in the source's layout.
+    """Runs an ncnn model on inputs in the source's layout, as its ``.io.json`` says.
 
     Inputs are matched to pnnx's ``in0``, ``in1``... by position, in the order
-    given, unless they already carry the blob names. ``precise`` turns off
-    ncnn's fp16/bf16 storage and arithmetic, which it otherwise picks on
-    CPUs that have them, so a float32 artifact is judged on its conversion
-    alone (on this machine an fp16 Dense layer alone costs 8e-6); fp16
-    artifacts run with ncnn's defaults, as on a device.
+    given, unless they already carry the blob names. A blob with a batch axis
+    is fed one sample at a time along it, and the outputs are put back
+    together along theirs; a blob without one is fed whole. Integer inputs go
+    in as int32 (ncnn's Embed reads ids so). Without an ``.io.json`` (bundles
+    of aoe-pack 0.1) every blob's batch axis is 0.
+
+    ``precise`` turns off ncnn's fp16/bf16 storage and arithmetic, which it
+    otherwise picks on CPUs that have them, so a float32 artifact is judged
+    on its conversion alone; fp16 artifacts run with ncnn's defaults.
     """
 
-    def __init__(self, param: Path, weights: Path, *, precise: bool) -> None:
+    def __init__(
+        self, param: Path, weights: Path, *, io: Mapping[str, Any] | None, precise: bool
+    ) -> None:
         try:
             import ncnn
         except ImportError as e:
@@ -280,6 +395,14 @@ class NcnnRunner:
         self._net = net
         self.input_names = _blob_order(net.input_names(), "in")
         self.output_names = _blob_order(net.output_names(), "out")
+        blobs = {
+            b["blob"]: b for b in (*(io or {}).get("inputs", ()), *(io or {}).get("outputs", ()))
+        }
+        self._axis = {
+            n: blobs[n]["batchAxis"] if n in blobs else 0
+            for n in (*self.input_names, *self.output_names)
+        }
+        self._int = {n for n, b in blobs.items() if b.get("dtype") == "int32"}
 
     def _ordered(self, inputs: Mapping[str, Array]) -> list[Array]:
         if set(inputs) == set(self.input_names):
@@ -290,25 +413,46 @@ class NcnnRunner:
             f"the ncnn model takes inputs {list(self.input_names)}, was given {list(inputs)}"
         )
 
+    def _samples(self, values: Sequence[Array]) -> int:
+        counts = {
+            v.shape[self._axis[n]]
+            for n, v in zip(self.input_names, values, strict=True)
+            if self._axis[n] is not None and v.ndim > (self._axis[n] or 0)
+        }
+        if len(counts) > 1:
+            raise ConversionError(f"ncnn inputs disagree on their batch size: {sorted(counts)}")
+        return counts.pop() if counts else 1
+
     def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
         import numpy as np
 
         ncnn = self._ncnn
-        with self._net.create_extractor() as ex:
-            for name, value in zip(self.input_names, self._ordered(inputs), strict=True):
-                array = np.asarray(value)
-                if array.ndim == 0 or array.shape[0] != 1:
-                    raise ConversionError(
-                        f"ncnn runs one sample at a time: input {name} needs batch 1, "
-                        f"got shape {array.shape}"
+        values = [np.asarray(v) for v in self._ordered(inputs)]
+        per_sample: list[list[Array]] = []
+        for k in range(self._samples(values)):
+            with self._net.create_extractor() as ex:
+                for name, value in zip(self.input_names, values, strict=True):
+                    axis = self._axis[name]
+                    part = value if axis is None else np.take(value, [k], axis=axis)
+                    dtype = np.int32 if name in self._int else np.float32
+                    mat = ncnn.Mat(
+                        np.ascontiguousarray(part, dtype=dtype),
+                        batch_index=_NO_BATCH if axis is None else axis,
                     )
-                # ncnn blobs are float32; the batch axis does not exist there.
-                sample = np.ascontiguousarray(array[0], dtype=np.float32)
-                ex.input(name, ncnn.Mat(sample.reshape(sample.shape or (1,))).clone())
-            outputs: list[Array] = []
-            for name in self.output_names:
-                ret, mat = ex.extract(name)
-                if ret != 0:
-                    raise ConversionError(f"ncnn failed to compute {name} (error {ret})")
-                outputs.append(np.array(mat, copy=True)[np.newaxis, ...])
-        return outputs
+                    ex.input(name, mat.clone())
+                outputs: list[Array] = []
+                for name in self.output_names:
+                    ret, mat = ex.extract(name)
+                    if ret != 0:
+                        raise ConversionError(f"ncnn failed to compute {name} (error {ret})")
+                    axis = self._axis[name]
+                    outputs.append(
+                        np.array(mat.numpy(batch_index=_NO_BATCH if axis is None else axis))
+                    )
+            per_sample.append(outputs)
+        if len(per_sample) == 1:
+            return per_sample[0]
+        return [
+            np.concatenate(parts, axis=self._axis[name] or 0)
+            for name, parts in zip(self.output_names, zip(*per_sample, strict=True), strict=True)
+        ]

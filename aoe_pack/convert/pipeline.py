@@ -233,6 +233,24 @@ def validate_source(config: ModelConfig) -> SourceModel | None:
     return source
 
 
+def precheck(source: SourceModel, targets: Sequence[Target]) -> list[TargetOutcome]:
+    """The targets whose converter can tell, from the source alone, that it will refuse it.
+
+    Converters may offer ``check(source, target)`` (the ONNX rules of MNN and
+    ncnn do); ``validate`` shows what it finds, and ``build`` would end the same.
+    """
+    found = []
+    for target in targets:
+        check = getattr(converter_for(target), "check", None)
+        if check is None:
+            continue
+        try:
+            check(source, target)
+        except AoePackError as e:
+            found.append(TargetOutcome(target=target, status=Status.REFUSED, error=e))
+    return found
+
+
 def _parity_inputs(config: ModelConfig, source: SourceModel) -> list[dict[str, Array]]:
     """The config's sampleInputs (.npz) if it names some, else seeded ones in range."""
     from aoe_pack.convert.context import load_calibration

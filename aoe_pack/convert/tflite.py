@@ -1,9 +1,25 @@
 """TensorFlow Lite: float32, float16, dynamic-range int8 and full int8.
 
-Sources: Keras and SavedModel go through ``tf.lite.TFLiteConverter`` (Keras by
-way of a SavedModel exported into the target's folder, which keeps the
-``serving_default_<input>:0`` tensor names a ``.tflite`` config declares). A
-TFLite source gives only ``fp32``, as a copy: quantising needs the float graph.
+Sources:
+
+* Keras and SavedModel go through TensorFlow Lite's converter (Keras by way
+  of a SavedModel exported once per build, which keeps the
+  ``serving_default_<input>:0`` tensor names a ``.tflite`` config declares;
+  a SavedModel source through its ``serving_default`` signature, which keeps
+  the weights of models written by ``tf.saved_model.save``).
+* ONNX goes through onnx2tf (installed apart, see docs/converting.md): its
+  float32 ``.tflite`` is ``fp32``; for the other variants onnx2tf writes a
+  SavedModel that TensorFlow Lite's converter quantises as for Keras. onnx2tf
+  lays image tensors out channels-last (NHWC); how each input and output of
+  the artifact relates to the ONNX model ships beside it as ``<stem>.io.json``
+  (``perm``: artifact tensor = ONNX tensor transposed by it), and the runner
+  feeds it so.
+* A TFLite source gives only ``fp32``, as a copy: quantising needs the float
+  graph.
+
+Every conversion runs in a child process (:mod:`aoe_pack.convert._tflite_child`):
+TensorFlow Lite's int8 calibration segfaults on some models, which must fail
+one target, not the build.
 
 Variants:
 
@@ -16,23 +32,31 @@ Variants:
   option ``"io_dtype": "int8"`` (or ``"uint8"``) makes them integer as well,
   for integer-only accelerators. The runner quantises those for callers.
 
+The target option ``"selectTfOps": true`` lets the converter use TensorFlow
+ops TFLite lacks (Flex ops); such an artifact needs the select-tf-ops runtime
+on the device, and LiteRT's Python interpreter, which checks parity here,
+cannot run it, so it is refused with that reason unless no Flex op was needed.
+
 Artifacts land in the bundle as ``tflite/<variant>/<model stem>.tflite``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._child import result_of, run_module
 from aoe_pack.convert.api import (
     Array,
     Artifact,
+    ArtifactFile,
     ConvertContext,
     Precision,
     Runner,
@@ -40,25 +64,10 @@ from aoe_pack.convert.api import (
     Target,
     TolerancesTable,
     require_variant,
-    single_file_artifact,
 )
-from aoe_pack.convert.sources import (
-    TF_LOCK,
-    feed_in_order,
-    import_tensorflow,
-    litert_interpreter,
-    natural_key,
-)
-from aoe_pack.errors import AoePackError, ConversionError
+from aoe_pack.convert.sources import feed_in_order, litert_interpreter, natural_key
+from aoe_pack.errors import ConversionError
 
-# Max abs error on the outputs, against the source. FIELD-NOTES §3 measured a
-# random-weight CNN at 2e-8 (fp32), 2e-5 (fp16), 6e-4 (dynamic int8) and 2e-3
-# (full int8); the mnist sample gives 0 (bit-identical), 1.0e-5, 3.4e-4 and
-# 1.9e-3 on its softmax outputs; MobileNetV2 (96x96, alpha 0.35, 100 classes,
-# tests/convert/test_mobilenet.py) 2.5e-2 for full int8. fp32 differs only by
-# kernel summation order, the quantised variants by design. Full int8 was 1e-1,
-# wider than MobileNetV2's whole output spread (~2.7e-2), so an artifact that
-# ignored its input could pass: it is 5e-2, 2x the worst real model measured.
 _TOLERANCES = {
     "fp32": Precision.FLOAT32,
     "fp16": Precision.FLOAT16,
@@ -67,92 +76,186 @@ _TOLERANCES = {
 }
 _CONTROLS = {"fp16": "fp32", "int8-dynamic": "fp32", "int8": "fp32"}
 _IO_DTYPES = ("float32", "int8", "uint8")
+_TIMEOUT_SECONDS = 1800
 
 
 class TFLiteConverter(TolerancesTable):
-    """Keras / SavedModel / TFLite -> ``.tflite`` (registered as ``tflite``)."""
+    """Keras / SavedModel / TFLite / ONNX -> ``.tflite`` (registered as ``tflite``)."""
 
     runtime = "tflite"
     tolerances = _TOLERANCES
     controls = _CONTROLS
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
-        """Write ``<stem>.tflite`` into ``ctx.workdir``."""
+        """Write ``<stem>.tflite`` (and, from ONNX, ``<stem>.io.json``) into ``ctx.workdir``."""
         require_variant(self.runtime, self.variants, target.variant)
         start = time.perf_counter()
         out = ctx.workdir / f"{source.path.stem}.tflite"
+        io_dtype = str(target.options.get("io_dtype", "float32"))
+        if io_dtype not in _IO_DTYPES or (io_dtype != "float32" and target.variant != "int8"):
+            raise ConversionError(
+                f"tflite:{target.variant}: io_dtype {io_dtype!r} is not possible",
+                hint=f"io_dtype is one of {', '.join(_IO_DTYPES)}; only int8 takes an integer one",
+            )
         tools: dict[str, str] = {}
+        layout: dict[str, Any] | None = None
         if source.format == "tflite":
             if target.variant != "fp32":
                 raise ConversionError(
                     f"tflite:{target.variant} cannot be made from {source.path.name}: "
                     "quantising needs the float model it was converted from",
-                    hint="use the Keras or SavedModel source as modelName, or target tflite:fp32",
+                    hint="use the Keras, SavedModel or ONNX source as modelName, "
+                    "or target tflite:fp32",
                 )
             shutil.copyfile(source.path, out)
-        elif source.format in ("keras", "savedmodel"):
-            tf = import_tensorflow()
-            out.write_bytes(_convert(tf, source, target, ctx))
-            tools["tensorflow"] = tf.__version__
+        elif source.format == "onnx":
+            layout = _from_onnx(source, target, ctx, out, tools)
         else:
-            raise ConversionError(
-                f"aoe-pack has no path from {source.format} ({source.path.name}) to TFLite",
-                hint="build the tflite targets from the Keras or SavedModel source",
+            saved = ctx.saved_model_of(source)  # a Keras source is exported once per build
+            keys = [str(k) for k in source.details["model_inputs"]]
+            # SavedModels written by tf.saved_model.save lose their weights through
+            # from_saved_model; their serving signature keeps them.
+            concrete = source.format == "savedmodel"
+            _convert(source, target, ctx, saved, out, keys=keys, perms=None, concrete=concrete)
+            tools["tensorflow"] = _tf_version()
+        files = [ArtifactFile(local=out, bundle_path=_bundle_path(target, out.name))]
+        if layout is not None:
+            io_doc = out.with_suffix(".io.json")
+            io_doc.write_text(json.dumps(layout, indent=2, sort_keys=True) + "\n", "utf-8")
+            files.append(
+                ArtifactFile(
+                    local=io_doc, bundle_path=_bundle_path(target, io_doc.name), role="asset"
+                )
             )
-        return single_file_artifact(target, out, tools=tools, seconds=time.perf_counter() - start)
+        return Artifact(
+            target=target,
+            files=tuple(files),
+            tools=tools,
+            seconds=time.perf_counter() - start,
+            layout=_describe(layout) if layout else None,
+        )
 
     def load(self, artifact: Artifact) -> Runner:
-        """The artifact in LiteRT's interpreter."""
-        model = artifact.model
-        return LiteRTRunner(model)
+        """The artifact in LiteRT's interpreter, fed as its ``.io.json`` says (if it has one)."""
+        io_doc = next((f.local for f in artifact.files if f.bundle_path.endswith(".io.json")), None)
+        layout = json.loads(io_doc.read_text(encoding="utf-8")) if io_doc else None
+        return LiteRTRunner(artifact.model, layout=layout)
 
 
-def _convert(tf: Any, source: SourceModel, target: Target, ctx: ConvertContext) -> bytes:
-    variant = target.variant
-    io_dtype = str(target.options.get("io_dtype", "float32"))
-    if io_dtype not in _IO_DTYPES or (io_dtype != "float32" and variant != "int8"):
-        raise ConversionError(
-            f"tflite:{variant}: io_dtype {io_dtype!r} is not possible",
-            hint=f"io_dtype is one of {', '.join(_IO_DTYPES)}, and only int8 takes an integer one",
-        )
-    calibration = ctx.calibration(source) if variant == "int8" else []
+def _bundle_path(target: Target, name: str) -> str:
+    return f"{target.runtime}/{target.variant}/{name}"
+
+
+def _tf_version() -> str:
     try:
-        saved = ctx.saved_model_of(source)  # a Keras source is exported once per build
-        with TF_LOCK:
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-            if variant != "fp32":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if variant == "fp16":
-                converter.target_spec.supported_types = [tf.float16]
-            if variant == "int8":
-                keys = list(source.details["model_inputs"])
-                names = [s.name for s in source.inputs]
+        return version("tensorflow-cpu")
+    except PackageNotFoundError:
+        return version("tensorflow")
 
-                def representative() -> Iterator[dict[str, Any]]:
-                    for feed in calibration:
-                        yield {k: feed[n] for k, n in zip(keys, names, strict=True)}
 
-                converter.representative_dataset = representative
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = getattr(tf, io_dtype)
-                converter.inference_output_type = getattr(tf, io_dtype)
-            with warnings.catch_warnings():
-                # The calibrator still builds a tf.lite.Interpreter, which warns of
-                # its own deprecation on every call; aoe-pack itself uses LiteRT.
-                warnings.filterwarnings(
-                    "ignore",
-                    message=r"\s*Warning: tf.lite.Interpreter is deprecated",
-                    category=UserWarning,
-                )
-                return bytes(converter.convert())
-    except AoePackError:
-        raise
-    except Exception as e:
-        raise ConversionError(
-            f"TensorFlow Lite could not convert {source.path.name} to tflite:{variant}: "
-            f"{type(e).__name__}: {e}",
-            hint="an op without a TFLite (or int8) kernel fails here; try a float variant",
-        ) from e
+def _describe(layout: Mapping[str, Any]) -> str:
+    parts = []
+    for t in layout["inputs"]:
+        perm = t["perm"]
+        how = (
+            "as in the ONNX model" if perm == sorted(perm) else f"transposed {perm} (channels-last)"
+        )
+        parts.append(f"{t['name']} {how}")
+    return "tflite from ONNX: " + "; ".join(parts) + " (see the .io.json beside the model)"
+
+
+def _run(job: dict[str, Any], folder: Path, what: str) -> dict[str, Any]:
+    outcome = run_module(
+        "aoe_pack.convert._tflite_child", job, timeout=_TIMEOUT_SECONDS, log_dir=folder
+    )
+    return result_of(outcome, what=what, crash=ConversionError, timeout=_TIMEOUT_SECONDS)
+
+
+def _convert(
+    source: SourceModel,
+    target: Target,
+    ctx: ConvertContext,
+    saved: Path,
+    out: Path,
+    *,
+    keys: Sequence[str],
+    perms: Sequence[Sequence[int]] | None,
+    concrete: bool,
+) -> dict[str, str]:
+    """TensorFlow Lite's converter on ``saved``, in a child process (a crash fails this target).
+
+    Returns the artifact's signature keys and the tensor names they stand for.
+    """
+    calibration = None
+    if target.variant == "int8":
+        calibration = ctx.workdir / "calibration.npz"
+        _write_samples(ctx.calibration(source), source, calibration)
+    job = {
+        "kind": "convert",
+        "savedModel": str(saved),
+        "concrete": concrete,
+        "variant": target.variant,
+        "ioDtype": str(target.options.get("io_dtype", "float32")),
+        "selectTfOps": bool(target.options.get("selectTfOps", False)),
+        "calibration": str(calibration) if calibration else None,
+        "keys": list(keys),
+        "perms": [list(p) for p in perms] if perms is not None else None,
+        "out": str(out),
+    }
+    what = f"TensorFlow Lite's converter on {source.path.name} (tflite:{target.variant})"
+    result: dict[str, str] = _run(job, ctx.workdir, what).get("tensors") or {}
+    return result
+
+
+def _write_samples(samples: Sequence[Mapping[str, Array]], source: SourceModel, path: Path) -> None:
+    import numpy as np
+
+    names = [s.name for s in source.inputs]
+    arrays = {
+        f"s{i}_i{j}": np.asarray(feed[name])
+        for i, feed in enumerate(samples)
+        for j, name in enumerate(names)
+    }
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+
+
+def _from_onnx(
+    source: SourceModel, target: Target, ctx: ConvertContext, out: Path, tools: dict[str, str]
+) -> dict[str, Any]:
+    """An ONNX source through onnx2tf: its float32 model, or its SavedModel quantised here."""
+    float32 = target.variant == "fp32" and not target.options.get("selectTfOps")
+    key = "onnx2tf" if float32 else "onnx2tf-savedmodel"
+
+    def make(folder: Path) -> dict[str, Any]:
+        staged = folder / "model.onnx"  # onnx2tf rewrites its input, and embeds its name
+        shutil.copyfile(ctx.onnx_of(source), staged)
+        job = {
+            "kind": "onnx2tf",
+            "onnx": str(staged),
+            "folder": str(folder),
+            "savedModel": not float32,
+        }
+        result = _run(job, folder, f"onnx2tf on {source.path.name}")
+        return {"folder": str(folder), "io": result["io"]}
+
+    made = ctx.shared(key, source, make)
+    folder, layout = Path(made["folder"]), made["io"]
+    tools["onnx2tf"] = version("onnx2tf")
+    if float32:
+        shutil.copyfile(folder / "model_float32.tflite", out)
+        return dict(layout)
+    keys = [t["name"] for t in layout["inputs"]]
+    perms = [t["perm"] for t in layout["inputs"]]
+    tensors = _convert(source, target, ctx, folder, out, keys=keys, perms=perms, concrete=False)
+    tools["tensorflow"] = _tf_version()
+    # The SavedModel's signature keys are the ONNX names; the tensors are this artifact's.
+    return {
+        **layout,
+        **{
+            kind: [{**t, "tensor": tensors.get(t["name"], t["tensor"])} for t in layout[kind]]
+            for kind in ("inputs", "outputs")
+        },
+    }
 
 
 class LiteRTRunner:
@@ -163,9 +266,13 @@ class LiteRTRunner:
     order of the Keras model's outputs), else in the interpreter's order.
     Integer (quantised) inputs and outputs are quantised and dequantised with
     the tensor's scale and zero point, so callers always see the source's floats.
+
+    With a ``layout`` (the ``.io.json`` of a model onnx2tf made), inputs and
+    outputs follow the ONNX model's order and layout: each input is transposed
+    by its ``perm`` on the way in, each output back on the way out.
     """
 
-    def __init__(self, model: Path) -> None:
+    def __init__(self, model: Path, *, layout: Mapping[str, Any] | None = None) -> None:
         import numpy as np
 
         self._np = np
@@ -190,6 +297,24 @@ class LiteRTRunner:
         self.output_details: list[dict[str, Any]] = outputs
         """Each output's tensor details, in the order the runner returns them."""
         self._outputs = outputs
+        self._in_perms: list[list[int] | None] = [None] * len(self._inputs)
+        self._out_perms: list[list[int] | None] = [None] * len(outputs)
+        if layout is not None:
+            self._follow(layout)
+
+    def _follow(self, layout: Mapping[str, Any]) -> None:
+        """Order and transpose inputs and outputs as an onnx2tf ``.io.json`` describes them."""
+        by_name = {d["name"]: d for d in self._it.get_input_details()}
+        out_by_name = {d["name"]: d for d in self._it.get_output_details()}
+        try:
+            self._inputs = [
+                (by_name[t["tensor"]]["index"], t["name"], None) for t in layout["inputs"]
+            ]
+            self._outputs = [out_by_name[t["tensor"]] for t in layout["outputs"]]
+        except KeyError as e:
+            raise ConversionError(f"the model has no tensor {e} that its .io.json names") from e
+        self._in_perms = [list(t["perm"]) for t in layout["inputs"]]
+        self._out_perms = [list(t["perm"]) for t in layout["outputs"]]
 
     def _to_tensor(self, value: Array, detail: Mapping[str, Any]) -> Array:
         np = self._np
@@ -207,7 +332,10 @@ class LiteRTRunner:
         names = [n for _, n, _ in self._inputs]
         keys = [k or n for _, n, k in self._inputs]
         order = keys if all(k in inputs for k in keys) else names
-        values = feed_in_order(inputs, order)
+        values = [
+            v if perm is None else np.transpose(v, perm)
+            for v, perm in zip(feed_in_order(inputs, order), self._in_perms, strict=True)
+        ]
         with self._lock:
             details = {d["index"]: d for d in self._it.get_input_details()}
             resized = False
@@ -223,10 +351,10 @@ class LiteRTRunner:
                 self._it.set_tensor(index, self._to_tensor(value, details[index]))
             self._it.invoke()
             results = []
-            for d in self._outputs:
+            for d, perm in zip(self._outputs, self._out_perms, strict=True):
                 y = np.array(self._it.get_tensor(d["index"]))
                 scale, zero = d["quantization"]
                 if y.dtype.kind in "iu" and scale:
                     y = (y.astype(np.float32) - zero) * np.float32(scale)
-                results.append(y)
+                results.append(y if perm is None else np.transpose(y, np.argsort(perm)))
         return results

@@ -196,7 +196,11 @@ def test_every_artifact_of_the_bundle_is_in_the_report(
         "ncnn-fp32",
     }
     ncnn = next(a for a in report.artifacts if a.runtime == "ncnn")
-    assert set(ncnn.files) == {"ncnn/fp32/squeezenet.param", "ncnn/fp32/squeezenet.bin"}
+    assert set(ncnn.files) == {
+        "ncnn/fp32/squeezenet.param",
+        "ncnn/fp32/squeezenet.bin",
+        "ncnn/fp32/squeezenet.io.json",
+    }
     # labels.txt has no runtime: data, not an artifact.
     assert all("labels.txt" not in a.files for a in report.artifacts)
 

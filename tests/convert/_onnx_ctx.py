@@ -7,12 +7,14 @@ that: ``OnnxContext.onnx_of`` hands back the ONNX path as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aoe_pack.convert.api import SourceModel
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,11 +24,16 @@ class OnnxContext:
     workdir: Path
     onnx: Path | None = None
 
-    def onnx_of(self, source: SourceModel) -> Path:
+    def onnx_of(self, source: SourceModel, *, max_opset: int | None = None) -> Path:
         return self.onnx or source.path
 
     def calibration(self, source: SourceModel) -> Sequence[Mapping[str, Any]]:
         return []
+
+    def shared(self, key: str, source: SourceModel, make: Callable[[Path], T]) -> T:
+        folder = self.workdir / "shared" / key
+        folder.mkdir(parents=True, exist_ok=True)
+        return make(folder)
 
 
 class OrtReference:

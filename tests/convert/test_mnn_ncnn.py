@@ -167,12 +167,30 @@ def test_ncnn_artifact_layout_and_provenance(squeezenet: SourceModel, tmp_path: 
     assert [(f.bundle_path, f.role) for f in artifact.files] == [
         ("ncnn/fp32/squeezenet.param", "model"),
         ("ncnn/fp32/squeezenet.bin", "weights"),
+        ("ncnn/fp32/squeezenet.io.json", "asset"),
     ]
     assert set(artifact.tools) == {"pnnx", "ncnn"}
-    assert artifact.layout == "ncnn Mat without batch: image->in0 (c,h,w)=(3,64,64)"
+    assert artifact.layout == (
+        "ncnn: image->in0 float32 (c,h,w)=(3,64,64), one sample at a time along axis 0 "
+        "(see the .io.json beside the model)"
+    )
+    io = json.loads(artifact.files[2].local.read_text())
+    assert io["inputs"] == [
+        {
+            "batchAxis": 0,
+            "blob": "in0",
+            "dtype": "float32",
+            "name": "image",
+            "shape": [1, 3, 64, 64],
+            "matAxes": "c,h,w",
+            "matShape": [3, 64, 64],
+        }
+    ]
+    assert io["outputs"][0]["blob"] == "out0"
     # pnnx's other outputs (pnnx param/bin, ONNX re-exports, scripts) are gone.
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
         "squeezenet.bin",
+        "squeezenet.io.json",
         "squeezenet.param",
     ]
 
@@ -199,7 +217,8 @@ def test_ncnn_takes_nhwc_input_as_its_channels(
 
     # H becomes ncnn's c and C its w; pnnx reshapes inside the graph.
     assert artifact.layout == (
-        "ncnn Mat without batch: serving_default_image:0->in0 (c,h,w)=(28,28,1)"
+        "ncnn: serving_default_image:0->in0 float32 (c,h,w)=(28,28,1), one sample at a time "
+        "along axis 0 (see the .io.json beside the model)"
     )
 
 
@@ -337,7 +356,7 @@ def test_missing_pnnx_program_is_missing_extra_error(
 
 @pytest.mark.parametrize(
     ("runtime", "tool_says"),
-    [("mnn", "read onnx model failed"), ("ncnn", "read_proto_from_binary failed")],
+    [("mnn", "read onnx model failed"), ("ncnn", r"squeezenet\.onnx is not a readable ONNX model")],
 )
 def test_corrupt_onnx_is_conversion_error(
     runtime: str, tool_says: str, squeezenet: SourceModel, tmp_path: Path

@@ -258,18 +258,65 @@ def test_truncated_model_is_invalid_and_named(name: str) -> None:
     assert "truncated" in caught.value.diagnostics()
 
 
-def test_unsupported_opset_fixture() -> None:
-    with pytest.raises(UnsupportedModelError, match=r"opset-99\.onnx uses ONNX opset 99"):
+def test_an_opset_onnxruntime_does_not_know_is_invalid() -> None:
+    with pytest.raises(
+        ModelInvalidError,
+        match=r"onnxruntime cannot load opset-99\.onnx \(IR version 8, opset 99\)",
+    ):
         load_source(FIXTURES / "opset-99.onnx", inputs=(), outputs=())
 
 
-@pytest.mark.parametrize("opset", [6, 19])
-def test_opsets_beyond_the_converters_are_unsupported(tmp_path: Path, opset: int) -> None:
-    model = tiny_onnx(tmp_path / f"opset-{opset}.onnx", opset=opset)
+def test_opsets_before_onnxruntimes_are_unsupported(tmp_path: Path) -> None:
+    model = tiny_onnx(tmp_path / "opset-6.onnx", opset=6)
     with pytest.raises(
-        UnsupportedModelError, match=f"opset {opset}; aoe-pack converts opsets 7 to 18"
+        UnsupportedModelError,
+        match=r"opset-6\.onnx uses ONNX opset 6; onnxruntime, which aoe-pack checks every "
+        r"conversion against, runs opsets 7 and later",
     ):
         load_source(model, inputs=(), outputs=())
+
+
+@pytest.mark.parametrize("opset", [19, 21])
+def test_opsets_beyond_the_mobile_converters_are_sources_all_the_same(
+    tmp_path: Path, opset: int
+) -> None:
+    """Converters that stop at 18 get the model down-converted (BuildContext.onnx_of)."""
+    model = tiny_onnx(tmp_path / f"opset-{opset}.onnx", opset=opset)
+    source, _ = load_source(model, inputs=None, outputs=None)
+    assert source.details["opset"] == opset
+
+
+def test_the_build_down_converts_for_converters_that_stop_at_18(tmp_path: Path) -> None:
+    import onnx
+
+    from aoe_pack.convert.context import BuildContext
+
+    model = tiny_onnx(tmp_path / "opset-21.onnx", opset=21)
+    source, _ = load_source(model, inputs=None, outputs=None)
+    ctx = BuildContext(tmp_path / "build")
+    assert ctx.onnx_of(source) == model  # onnx and ort take it as it is
+    lowered = ctx.onnx_of(source, max_opset=18)
+    assert lowered != model
+    assert onnx.load(str(lowered)).opset_import[0].version == 18
+    assert ctx.onnx_of(source, max_opset=18) == lowered  # once per build
+
+
+def test_ops_newer_than_the_converters_pass_through_as_they_are(tmp_path: Path) -> None:
+    """Gelu exists from opset 20 only: no down-conversion, the converter reads it by name."""
+    from onnx import TensorProto, helper, save
+
+    from aoe_pack.convert.context import BuildContext
+
+    graph = helper.make_graph(
+        [helper.make_node("Gelu", ["x"], ["y"])],
+        "gelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    save(model, str(tmp_path / "gelu.onnx"))
+    source, _ = load_source(tmp_path / "gelu.onnx", inputs=None, outputs=None)
+    assert BuildContext(tmp_path / "b").onnx_of(source, max_opset=18) == source.path
 
 
 def test_model_failing_the_checker_is_invalid(tmp_path: Path) -> None:

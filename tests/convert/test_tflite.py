@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,15 +163,30 @@ def test_tflite_source_cannot_be_quantised(
     target = Target(runtime="tflite", variant=variant)
     with pytest.raises(ConversionError, match="quantising needs the float model") as caught:
         TFLITE.convert(loaded("mnist.tflite").source, target, build_ctx.for_target(target))
-    assert "Keras or SavedModel source" in (caught.value.hint or "")
+    assert "Keras, SavedModel or ONNX source" in (caught.value.hint or "")
 
 
-def test_onnx_source_has_no_tflite_path(
-    loaded: Callable[[str], Loaded], build_ctx: BuildContext
+@pytest.mark.parametrize("variant", ["fp32", "fp16"])
+def test_onnx_source_reaches_tflite_channels_last(
+    converted: Callable[[str, str, str], Converted], variant: str
 ) -> None:
-    target = Target(runtime="tflite", variant="fp32")
-    with pytest.raises(ConversionError, match=r"no path from onnx \(squeezenet.onnx\) to TFLite"):
-        TFLITE.convert(loaded("squeezenet.onnx").source, target, build_ctx.for_target(target))
+    """onnx2tf lays the NCHW image out NHWC; the .io.json says so and the runner follows it."""
+    made = converted("squeezenet.onnx", "tflite", variant)
+    assert made.parity.passed, made.parity
+    assert [f.bundle_path for f in made.artifact.files] == [
+        f"tflite/{variant}/squeezenet.tflite",
+        f"tflite/{variant}/squeezenet.io.json",
+    ]
+    layout = json.loads(made.artifact.files[1].local.read_text())
+    (image,) = layout["inputs"]
+    assert (image["name"], image["onnxShape"], image["shape"]) == (
+        "image",
+        [1, 3, 64, 64],
+        [1, 64, 64, 3],
+    )
+    assert image["perm"] == [0, 2, 3, 1]
+    assert layout["outputs"][0]["perm"] == [0, 1]
+    assert made.artifact.tools["onnx2tf"] == "2.6.9"
 
 
 # --- calibration data ------------------------------------------------------------------
