@@ -312,9 +312,7 @@ def _to_onnx(
                 proto, _ = tf2onnx.convert.from_tflite(str(source.path), opset=opset)
             else:
                 function, signature = _tf_function(tf, source, model)
-                proto, _ = tf2onnx.convert.from_function(
-                    function, input_signature=signature, opset=opset
-                )
+                proto = _from_function(tf, tf2onnx, function, signature, opset)
         # It records the traced function's name, numbered by a TensorFlow
         # counter that other threads' exports move: nothing a device needs.
         proto.graph.doc_string = ""
@@ -339,6 +337,36 @@ def _down_convert(src: Path, out: Path, max_opset: int) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
     return True
+
+
+def _from_function(tf: Any, tf2onnx: Any, function: Any, signature: Any, opset: int) -> Any:
+    """tf2onnx's ``from_function``, without the captured tensors as graph inputs.
+
+    A Keras 3 Normalization layer keeps its mean and variance as plain
+    tensors, which the traced function captures; tf2onnx's ``from_function``
+    lists every non-resource placeholder as an input, captures included, so
+    the ONNX model took three inputs instead of one (EfficientNet, any model
+    that normalises inside). Its freezing step already turns captures into
+    constants: only the input list changes here.
+    """
+    concrete = function.get_concrete_function(*signature)
+    captured = {id(t) for t in concrete.graph.internal_captures}
+    inputs = [
+        t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource and id(t) not in captured
+    ]
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
+    with tf.device("/cpu:0"):
+        graph_def = tf2onnx.tf_loader.from_function(concrete, inputs, outputs)
+    proto, _ = tf2onnx.convert.from_graph_def(
+        graph_def,
+        name=concrete.name,
+        input_names=inputs,
+        output_names=outputs,
+        opset=opset,
+        tensors_to_rename=renames,
+    )
+    return proto
 
 
 def _tf_function(tf: Any, source: SourceModel, model: Any) -> tuple[Any, list[Any]]:

@@ -446,11 +446,7 @@ def _load_keras(path: Path) -> _Loaded:
         with TF_LOCK:
             model = keras.saving.load_model(str(path))
     except Exception as e:
-        raise ModelInvalidError(
-            f"{path.name} is not a Keras model Keras {keras.__version__} can load "
-            f"({type(e).__name__}: {e})",
-            hint="the file is corrupt or truncated, or needs custom objects: save it again",
-        ) from e
+        raise _keras_load_error(path, keras.__version__, e) from e
     try:
         model_inputs, model_outputs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError) as e:
@@ -470,6 +466,32 @@ def _load_keras(path: Path) -> _Loaded:
         outs.append(_Tensor((f"output_{i}", t.name, layer), str(t.dtype), tuple(t.shape)))
     details = {"keras_version": keras.__version__, "signature": "serve (the model's call)"}
     return details, (ins, outs), KerasRunner(model), True
+
+
+def _keras_load_error(path: Path, version: str, error: Exception) -> ModelInvalidError:
+    """Why Keras refused the file, with what to do about it."""
+    message = str(error)
+    if "safe_mode" in message and "Lambda" in message:
+        return UnsupportedModelError(
+            f"{path.name} has a Lambda layer holding Python code, which Keras {version} does "
+            "not load by default (it could run anything) and aoe-pack never runs",
+            hint="replace the Lambda with a Layer subclass registered with "
+            "@keras.saving.register_keras_serializable(), or, if you trust the file, load it "
+            "yourself with safe_mode=False, export it with model.export(folder) and point "
+            "modelName at that SavedModel folder",
+        )
+    if "Could not locate" in message:
+        return UnsupportedModelError(
+            f"{path.name} uses a custom class or function Keras {version} cannot find "
+            f"({message.splitlines()[0][:300]})",
+            hint="export it with model.export(folder) where its code is importable, and point "
+            "modelName at that SavedModel folder",
+        )
+    return ModelInvalidError(
+        f"{path.name} is not a Keras model Keras {version} can load "
+        f"({type(error).__name__}: {message[:500]})",
+        hint="the file is corrupt or truncated: save it again",
+    )
 
 
 def natural_key(key: str) -> list[Any]:

@@ -1,0 +1,81 @@
+"""Keras sources as people write them: preprocessing inside the model, Lambda layers.
+
+Each model is built here, with a fixed seed, and saved as .keras.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aoe_pack.convert.context import BuildContext
+from aoe_pack.convert.sources import import_tensorflow, load_source
+from aoe_pack.errors import UnsupportedModelError
+
+
+def keras_model(tmp_path: Path, build: Callable[[Any], Any], name: str = "model.keras") -> Path:
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(5)
+    with warnings.catch_warnings():
+        # Keras's TF backend still converts tensors with np.array(x, copy=False).
+        warnings.filterwarnings(
+            "ignore", message=r"__array__ implementation doesn't accept a copy keyword"
+        )
+        model = build(keras)
+        path = tmp_path / name
+        model.save(str(path))
+    return path
+
+
+def test_normalization_constants_stay_constants_in_the_onnx_export(tmp_path: Path) -> None:
+    """Its mean and variance are captured tensors, which tf2onnx made graph inputs."""
+    import onnx
+    import onnxruntime as ort
+
+    def build(keras: Any) -> Any:
+        norm = keras.layers.Normalization()
+        norm.adapt(np.random.default_rng(1).normal(3.0, 2.0, size=(64, 6)).astype("float32"))
+        x = keras.Input(shape=(6,), batch_size=1, name="features")
+        return keras.Model(x, keras.layers.Dense(3)(norm(x)))
+
+    path = keras_model(tmp_path, build)
+    source, reference = load_source(path, inputs=None, outputs=None)
+    exported = BuildContext(tmp_path / "build").onnx_of(source)
+    model = onnx.load(str(exported))
+    initializers = {i.name for i in model.graph.initializer}
+    assert [i.name for i in model.graph.input if i.name not in initializers] == ["features"]
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=(1, 6)).astype("float32")
+    got = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"]).run(
+        None, {"features": x}
+    )[0]
+    np.testing.assert_allclose(got, reference({"features": x})[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_lambda_layer_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    def build(keras: Any) -> Any:
+        x = keras.Input(shape=(4,), name="x")
+        return keras.Model(x, keras.layers.Lambda(lambda t: t * 2.0)(x))
+
+    path = keras_model(tmp_path, build)
+    with pytest.raises(UnsupportedModelError) as caught:
+        load_source(path, inputs=None, outputs=None)
+    assert caught.value.message == (
+        "model.keras has a Lambda layer holding Python code, which Keras "
+        f"{_keras_version()} does not load by default (it could run anything) and aoe-pack "
+        "never runs"
+    )
+    assert "export it with model.export(folder)" in (caught.value.hint or "")
+    assert "corrupt" not in (caught.value.hint or "")
+
+
+def _keras_version() -> str:
+    import keras
+
+    return str(keras.__version__)
