@@ -314,6 +314,7 @@ def load_source(
     if not path.exists():
         raise ModelFileError(f"the source model {path} does not exist")
     fmt = detect_format(path)
+    _import("numpy", {})  # every loader and runner needs it; the base install has none
     loader = {"onnx": _load_onnx, "tflite": _load_tflite, "keras": _load_keras}.get(
         fmt, _load_savedmodel
     )
