@@ -1,6 +1,6 @@
-"""Regenerate the sample models: ``.venv/bin/python sample_models/make_samples.py``.
+"""Regenerate the sample models: ``.venv/bin/python sample_models/make_samples.py [NAME...]``.
 
-Both models have random weights from fixed seeds, so running this twice gives
+Every model has random weights from fixed seeds, so running this twice gives
 the same files and nothing is downloaded:
 
 * ``mnist/``: a small Keras CNN for 28x28 grey digits, saved as ``mnist.keras``
@@ -9,8 +9,10 @@ the same files and nothing is downloaded:
 * ``squeezenet/``: a SqueezeNet-style ONNX classifier (fire modules with
   reduced widths) for 64x64 RGB images and 100 classes, built node by node
   with ``onnx.helper``.
+* ``bankcard/``: the seed article's two-model feature (a card detector and a
+  digit reader, one tag), built into one bundle (see :func:`make_bankcard`).
 
-Each folder gets a ``labels.txt`` and a ``config.json``, which is validated
+Each model's folder gets a ``config.json`` (and labels), which is validated
 at the end. Needs the ``samples`` extra (tensorflow-cpu, onnx, numpy).
 """
 
@@ -156,6 +158,78 @@ def make_mnist(out: Path) -> None:
     )
 
 
+# --- Bank card: two models, one feature (Keras) ------------------------------------
+
+
+def _keras_sample(model: object, path: Path) -> None:
+    model.save(path)  # type: ignore[attr-defined]
+    stable_zip(path)
+
+
+def make_bankcard(out: Path) -> None:
+    """The seed article's example: find the card and its number, then read the digits.
+
+    Two Keras models with random weights, each in a folder of its own with a
+    config under the same tag and version, built into one bundle:
+
+    * ``detector/``: a 96x96 RGB photo -> the number strip's box (4 values in
+      [0, 1]) and whether a card is there (2-class softmax);
+    * ``recognizer/``: the 32x128 grey strip -> 16 character positions, each a
+      softmax over the 10 digits and a blank. Its config declares no inputs
+      or outputs, as AoE configs never did: the build reads them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    common = {"version": "1.0.0", "tag": "tag_bankcard", "runtime": "tensorflow",
+              "source": "installed", "modelDir": ".", "encrypt": True,
+              "updateURL": "https://models.example.com/bankcard/"}  # fmt: skip
+
+    keras.utils.set_random_seed(SEED + 1)
+    image = keras.Input(shape=(96, 96, 3), batch_size=1, name="photo")
+    x = image
+    for i, width in enumerate((16, 32, 64)):
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    box = keras.layers.Dense(4, activation="sigmoid", name="box")(x)
+    card = keras.layers.Dense(2, activation="softmax", name="card")(x)
+    folder = out / "detector"
+    folder.mkdir(parents=True, exist_ok=True)
+    _keras_sample(keras.Model(image, [box, card], name="card_detector"), folder / "detector.keras")
+    write_json(
+        folder / "config.json",
+        {**common, "description": "Bank-card detector: the number strip's box (a sample).",
+         "modelName": "detector.keras",
+         "inputs": [{"name": "photo", "dtype": "float32", "shape": [1, 96, 96, 3],
+                     "range": [0.0, 1.0]}],
+         "targets": [{"runtime": "tflite", "variant": "fp16"}, {"runtime": "onnx"},
+                     {"runtime": "mnn"}]},
+    )  # fmt: skip
+
+    keras.utils.set_random_seed(SEED + 2)
+    strip = keras.Input(shape=(32, 128, 1), batch_size=1, name="strip")
+    x = strip
+    for i, width in enumerate((16, 32)):
+        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D((2, 2), name=f"pool{i}")(x)
+    x = keras.layers.Conv2D(64, (8, 1), activation="relu", name="column")(x)  # 1 x 32 x 64
+    x = keras.layers.Reshape((32, 64), name="columns")(x)
+    x = keras.layers.Reshape((16, 128), name="positions")(x)  # two columns per position
+    digits = keras.layers.Dense(11, activation="softmax", name="digits")(x)
+    folder = out / "recognizer"
+    folder.mkdir(parents=True, exist_ok=True)
+    _keras_sample(keras.Model(strip, digits, name="digit_reader"), folder / "recognizer.keras")
+    (folder / "labels.txt").write_text("".join(f"{d}\n" for d in [*range(10), "blank"]))
+    write_json(
+        folder / "config.json",
+        {**common, "description": "Bank-card number reader: 16 positions, 10 digits and a "
+         "blank (a sample).", "modelName": "recognizer.keras",
+         "files": [{"path": "labels.txt", "role": "labels"}],
+         "targets": [{"runtime": "tflite", "variant": "fp16"}, {"runtime": "ncnn"}]},
+    )  # fmt: skip
+
+
 # --- SqueezeNet (ONNX, built by hand) --------------------------------------------
 
 
@@ -267,24 +341,30 @@ def make_squeezenet(out: Path, classes: int = len(CIFAR100)) -> None:
     )
 
 
-def main() -> int:
+SAMPLES = {"mnist": make_mnist, "squeezenet": make_squeezenet, "bankcard": make_bankcard}
+
+
+def main(argv: list[str]) -> int:
+    """Make every sample, or those named on the command line."""
     from aoe_pack.config import migrate_config, validate_config
 
-    for name, make in (("mnist", make_mnist), ("squeezenet", make_squeezenet)):
+    for name in argv or list(SAMPLES):
         out = HERE / name
         out.mkdir(exist_ok=True)
-        make(out)
-        # Write the config in canonical key order, exactly as `aoe-pack migrate` would.
-        migrate_config(out / "config.json")
-        report = validate_config(out / "config.json")
-        for violation in report.violations:
-            print(f"{name}: {violation}", file=sys.stderr)
-        sizes = ", ".join(f"{p.name} {p.stat().st_size} B" for p in sorted(out.iterdir()))
-        print(f"{name}: {sizes}")
-        if not report.ok:
-            return 1
+        SAMPLES[name](out)
+        for config in sorted(out.glob("**/config.json")):
+            # The config in canonical key order, exactly as `aoe-pack migrate --no-model` would.
+            migrate_config(config)
+            report = validate_config(config)
+            for violation in report.violations:
+                print(f"{config}: {violation}", file=sys.stderr)
+            files = sorted(p for p in config.parent.iterdir() if p.is_file())
+            sizes = ", ".join(f"{p.name} {p.stat().st_size} B" for p in files)
+            print(f"{config.parent.relative_to(HERE)}: {sizes}")
+            if not report.ok:
+                return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

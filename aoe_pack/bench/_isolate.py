@@ -46,10 +46,13 @@ class ArtifactFiles:
     runtime: str
     variant: str | None
     files: tuple[tuple[PayloadFile, ZipEntry], ...]
+    model: str = ""
+    """The model's folder in a feature bundle ("" in a single-model bundle)."""
 
     @property
     def name(self) -> str:
-        return f"{self.runtime}-{self.variant}" if self.variant else self.runtime
+        name = f"{self.runtime}-{self.variant}" if self.variant else self.runtime
+        return f"{self.model}/{name}" if self.model else name
 
 
 @dataclass(frozen=True, kw_only=True)

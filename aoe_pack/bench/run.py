@@ -23,6 +23,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
 from aoe_pack.bundle import dsse
 from aoe_pack.bundle._pipeline import worker_count
+from aoe_pack.bundle.feature import models_of
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest, PayloadFile
 from aoe_pack.bundle.verify import (
@@ -94,9 +96,8 @@ def bench_bundle(
                 hint="build it with aoe-pack build (the model file names its runtime)",
             )
         data_key = _data_key(manifest, decryption_key, notes)
-        settings = Settings(
-            inputs=_declared_inputs(manifest), runs=runs, warmup=warmup, seed=seed, timeout=timeout
-        )
+        inputs = _declared_inputs(manifest)
+        settings = Settings(inputs=[], runs=runs, warmup=warmup, seed=seed, timeout=timeout)
         identity = BundleIdentity(
             path=str(path),
             tag=manifest.model.tag,
@@ -125,8 +126,9 @@ def bench_bundle(
                     )
                 else:
                     target = Target(runtime=runtime, variant=group.variant or conv.variants[0])
+                    feeds = replace(settings, inputs=inputs[group.model])
                     with in_memory(bundle, group, data_key, pool) as fds:
-                        result = run_isolated(group, target, fds, settings)
+                        result = run_isolated(group, target, fds, feeds)
                 results.append(result)
                 if report:
                     report(_progress_line(result))
@@ -200,38 +202,49 @@ def _data_key(
     return data_key_for(manifest, key)
 
 
-def _declared_inputs(manifest: BundleManifest) -> list[dict[str, Any]]:
-    """The config's declared inputs: what the random feeds are drawn from."""
-    raw = manifest.config.get("inputs")
-    if not raw or not isinstance(raw, list):
-        raise UsageError(
-            f"bundle {manifest.model.tag} {manifest.model.version} declares no inputs; "
-            "bench draws its inputs from the declared names, shapes, dtypes and ranges",
-            hint='add "inputs" to the model config and rebuild the bundle',
-        )
-    inputs = []
-    for t in raw:
-        if not (isinstance(t, Mapping) and {"name", "dtype", "shape"} <= t.keys()):
-            raise ManifestError(f"a declared input lacks name, dtype or shape: {t!r}")
-        inputs.append({k: t[k] for k in ("name", "dtype", "shape", "range") if k in t})
-    return inputs
+def _declared_inputs(manifest: BundleManifest) -> dict[str, list[dict[str, Any]]]:
+    """Each model's declared inputs ("" alone, by folder in a feature): what feeds come from."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key, config in models_of(manifest.config).items():
+        raw = config.get("inputs")
+        if not raw or not isinstance(raw, list):
+            what = f"{manifest.model.tag} {manifest.model.version}" + (f" ({key})" if key else "")
+            raise UsageError(
+                f"bundle {what} declares no inputs; bench draws its inputs from the declared "
+                "names, shapes, dtypes and ranges",
+                hint="rebuild it with this aoe-pack, which records the inputs it read from the "
+                "model",
+            )
+        inputs = []
+        for t in raw:
+            if not (isinstance(t, Mapping) and {"name", "dtype", "shape"} <= t.keys()):
+                raise ManifestError(f"a declared input lacks name, dtype or shape: {t!r}")
+            inputs.append({k: t[k] for k in ("name", "dtype", "shape", "range") if k in t})
+        found[key] = inputs
+    return found
 
 
 def _artifacts(manifest: BundleManifest, entries: Sequence[ZipEntry]) -> list[ArtifactFiles]:
-    """The manifest's files grouped by (runtime, variant); files without a runtime are data."""
-    by_key: dict[tuple[str, str | None], list[tuple[PayloadFile, ZipEntry]]] = {}
+    """The manifest's files grouped by (model, runtime, variant); files without a runtime are data.
+
+    ``model`` is "" in a single-model bundle, the folder of a feature's model otherwise.
+    """
+    feature = set(models_of(manifest.config)) != {""}
+    by_key: dict[tuple[str, str, str | None], list[tuple[PayloadFile, ZipEntry]]] = {}
     for f, e in zip(manifest.files, entries, strict=True):
         if f.runtime:
-            by_key.setdefault((f.runtime, f.variant), []).append((f, e))
+            model = f.path.split("/", 1)[0] if feature else ""
+            by_key.setdefault((model, f.runtime, f.variant), []).append((f, e))
     groups = [
         # The model first: converters find their files by role, but a runtime
         # given only paths (and the child's names) should see the model first.
         ArtifactFiles(
+            model=model,
             runtime=rt,
             variant=var,
             files=tuple(sorted(files, key=lambda fe: fe[0].role != "model")),
         )
-        for (rt, var), files in by_key.items()
+        for (model, rt, var), files in by_key.items()
     ]
     return sorted(groups, key=lambda g: g.name)
 

@@ -4,6 +4,7 @@
 here imports an ML framework.
 """
 
+from aoe_pack.bundle._pipeline import Progress
 from aoe_pack.bundle.build import BuildResult, EncryptionSpec, build_bundle
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.inspect import InspectResult, inspect_bundle
@@ -18,6 +19,7 @@ __all__ = [
     "EncryptionSpec",
     "InspectResult",
     "Limits",
+    "Progress",
     "UnpackResult",
     "VerifyResult",
     "build_bundle",

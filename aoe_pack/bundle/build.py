@@ -124,12 +124,16 @@ def build_bundle(
     limits: Limits = DEFAULT_LIMITS,
     payload: Sequence[PayloadSource] | None = None,
     provenance: Mapping[str, Any] | None = None,
+    identity: ModelIdentity | None = None,
+    config_document: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Pack files into a signed (and maybe encrypted) bundle at ``out``.
 
     ``payload`` defaults to the config's own files as they are; the conversion
     stage passes its artifacts instead, and ``provenance`` entries (source
     model, conversions with their parity) that extend the recorded provenance.
+    ``identity`` and ``config_document`` replace what ``config`` says of the
+    bundle (a feature bundle of several models, :mod:`aoe_pack.bundle.feature`).
     """
     if not signing_keys:
         raise UsageError("at least one --sign-key is required")
@@ -143,7 +147,8 @@ def build_bundle(
             f"{len(sources)} files exceed the {limits.max_entries - 2} a bundle may hold"
         )
     epoch = source_date_epoch()
-    identity = ModelIdentity(
+    feature = identity is not None  # several models: no one file is "the" source
+    identity = identity or ModelIdentity(
         tag=config.tag, name=config.model_name, version=config.version, runtime=config.runtime
     )
     data_key = _stream.new_data_key() if encryption.enabled else None
@@ -175,8 +180,8 @@ def build_bundle(
             format=FormatVersion.V1,
             model=identity,
             files=tuple(packed),
-            config=config.canonical,
-            provenance={**_provenance(model), **(provenance or {})},
+            config=config.canonical if config_document is None else config_document,
+            provenance={**_provenance(model, source=not feature), **(provenance or {})},
             source_date_epoch=epoch,
             encryption=enc,
         )
@@ -296,12 +301,14 @@ def _pack_file(
     )
 
 
-def _provenance(model: PayloadFile) -> dict[str, Any]:
-    return {
+def _provenance(model: PayloadFile, *, source: bool) -> dict[str, Any]:
+    prov: dict[str, Any] = {
         "builder": {"name": "aoe-pack", "version": __version__},
-        "source": {"path": model.path, "sha256": model.sha256},
         "tools": {
             "python": platform.python_version(),
             "cryptography": dist_version("cryptography"),
         },
     }
+    if source:
+        prov["source"] = {"path": model.path, "sha256": model.sha256}
+    return prov

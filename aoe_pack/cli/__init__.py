@@ -15,7 +15,8 @@ from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import render_usage_error
 from aoe_pack.cli._options import verbosity_options
 from aoe_pack.cli.bench_cmds import bench
-from aoe_pack.cli.bundle_cmds import build, inspect, unpack, verify
+from aoe_pack.cli.build_cmd import build
+from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.keys_cmds import keygen

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,8 +44,8 @@ class Output:
             text()
 
     def line(self, message: str = "", *, fg: str | None = None, bold: bool = False) -> None:
-        """A line of text on stdout (ignored in JSON mode)."""
-        if not self.json_mode:
+        """A line of text on stdout (ignored in JSON mode and with --quiet)."""
+        if not self.json_mode and _streams.verbosity() > _streams.QUIET:
             stream = _streams.out()
             color = use_color(stream)
             click.echo(click.style(message, fg=fg, bold=bold) if color else message, file=stream)
@@ -98,3 +99,20 @@ class Output:
 def emit_json(document: dict[str, Any]) -> None:
     """One JSON document on the user's stdout."""
     click.echo(json.dumps(document, indent=2, sort_keys=True, default=str), file=_streams.out())
+
+
+def file_size(path: Path) -> int:
+    """File size for a progress bar; 0 if unreadable (the command reports that itself)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

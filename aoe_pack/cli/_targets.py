@@ -66,7 +66,21 @@ def show_targets(output: Output, conversion: Conversion) -> None:
 
 
 def show_provenance_targets(output: Output, provenance: Mapping[str, Any]) -> None:
-    """``inspect``: each shipped conversion's parity, then each refused target's reason."""
+    """``inspect``: each shipped conversion's parity, then each refused target's reason.
+
+    A feature bundle's provenance holds them per model (``models``).
+    """
+    models = provenance.get("models")
+    if isinstance(models, Mapping):
+        for key, model in models.items():
+            source = model.get("source") or {}
+            output.line(f"  model     {key}  source {source.get('path')} ({source.get('format')})")
+            _show_one(output, model, prefix=f"{key}/")
+        return
+    _show_one(output, provenance, prefix="")
+
+
+def _show_one(output: Output, provenance: Mapping[str, Any], *, prefix: str) -> None:
     for c in provenance.get("conversions", []):
         p = c.get("parity") or {}
         top1 = f"  top1 {p['top1']}" if p.get("top1") else ""
@@ -77,13 +91,13 @@ def show_provenance_targets(output: Output, provenance: Mapping[str, Any]) -> No
             tol_text = f"tolerance {tol}"
         flag = "  INCONCLUSIVE" if p.get("conclusive") is False else ""
         output.line(
-            f"  parity    {c.get('target')}: max {p.get('maxAbs')}{top1}  "
+            f"  parity    {prefix}{c.get('target')}: max {p.get('maxAbs')}{top1}  "
             f"({tol_text}, {p.get('samples')} samples){flag}"
         )
     refused: Sequence[Mapping[str, Any]] = provenance.get("refused", [])
     for r in refused:
         reason = str(r.get("reason") or "").splitlines()
         output.line(
-            f"  refused   {r.get('target')}: {r.get('status')} ({r.get('code')}): "
+            f"  refused   {prefix}{r.get('target')}: {r.get('status')} ({r.get('code')}): "
             f"{reason[0] if reason else ''}"
         )
