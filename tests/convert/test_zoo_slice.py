@@ -1,0 +1,95 @@
+"""A fast slice of the coverage zoo (benchmarks/zoo.py): each failure class stays fixed.
+
+benchmarks/bench_coverage.py builds all 201 zoo models with all 13 targets;
+here a handful of its small entries are built with the targets that used to
+fail on them, through the installed command, and each outcome must be the
+one recorded below: a conversion that works, or a refusal whose reason names
+the cause. No build may end in a traceback, and --json must always parse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# entry -> {target: expected status, or a text the refusal's reason must contain}
+EXPECTED: dict[str, dict[str, str]] = {
+    # Keras Normalization: its constants were exported as extra ONNX inputs.
+    "pre_normalization": {"onnx-basic": "ok", "mnn-fp32": "ok", "ncnn-fp32": "ok"},
+    # An LSTM lowers to builtin TFLite ops once the export knows the batch.
+    "rnn_lstm": {"tflite-fp32": "ok", "tflite-fp16": "ok"},
+    # A Lambda layer: Keras refuses its Python code, and so does aoe-pack, saying why.
+    "pre_lambda": {"onnx-basic": "has a Lambda layer holding Python code"},
+    # A SavedModel folder is a source; its signature keeps the weights.
+    "fmt_savedmodel": {"tflite-fp32": "ok", "onnx-basic": "ok"},
+    # A .tflite source: float32 as it is; quantising needs the float model.
+    "fmt_tflite": {"tflite-fp32": "ok", "tflite-int8": "quantising needs the float model"},
+    # ONNX reaches TFLite through onnx2tf, channels-last, with its layout shipped.
+    "onnx_relu": {"tflite-fp32": "ok", "tflite-fp16": "ok", "ncnn-fp32": "ok"},
+    # Opset 20 (Gelu): onnx and ort take it as it is, pnnx reads Gelu by name.
+    "onnx_gelu_default_1": {"onnx-basic": "ok", "ort-mobile": "ok", "ncnn-fp32": "ok"},
+}
+
+
+@pytest.fixture(scope="module")
+def entries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("zoo")
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "zoo.py"), "--out", str(folder), "--only",
+         *EXPECTED],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return folder
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    prefix = tmp_path_factory.mktemp("keys") / "k"
+    subprocess.run(
+        [sys.executable, "-m", "aoe_pack", "keygen", "--out", str(prefix)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "AOE_PACK_PASSWORD": ""},
+    )
+    return prefix.with_suffix(".key")
+
+
+def build(config: Path, targets: list[str], key: Path, out: Path) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "aoe_pack", "build", str(config), "--out", str(out)]
+    argv += ["--sign-key", str(key), "--no-encrypt", "--skip-failed-targets", "--json"]
+    argv += [a for t in targets for a in ("--target", t.replace("-", ":", 1))]
+    r = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode in (0, 1), r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return doc
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_zoo_entry_converts_or_is_refused_for_its_named_reason(
+    name: str, entries: Path, key: Path, tmp_path: Path
+) -> None:
+    expected = EXPECTED[name]
+    doc = build(entries / name / "config.json", list(expected), key, tmp_path / "b.aoe")
+    if "targets" not in doc:  # the source itself was refused, before any conversion
+        reason = doc["error"]["message"]
+        for target, want in expected.items():
+            assert want in reason, (target, reason)
+        return
+    got = {t["target"]: t for t in doc["targets"] if not t.get("control")}
+    for target, want in expected.items():
+        outcome = got[target]
+        if want == "ok":
+            assert outcome["status"] == "ok", outcome.get("reason")
+        else:
+            assert outcome["status"] != "ok", outcome
+            assert want in outcome["reason"], outcome["reason"]
