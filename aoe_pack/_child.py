@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,9 @@ _BOOTSTRAP = (
     "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
 )
 LOG_TAIL_LINES = 12
+_ABSL_INFO = re.compile(
+    r"I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|To enable the following instr"
+)
 _LOG_TAIL_BYTES = 64 << 10
 
 
@@ -87,7 +91,9 @@ def _tail(path: Path) -> str:
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    # absl's INFO lines ("I0000 00:00:...") and TensorFlow's start-up banners say what
+    # went well; keep what may explain a death.
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip() and not _ABSL_INFO.match(ln)]
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
@@ -146,17 +152,20 @@ def child_main(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         result = {"ok": True, **handler(job)}
     except Exception as e:  # noqa: BLE001 - reported to the parent, which names the failure
         traceback.print_exc()
-        from aoe_pack.errors import AoePackError
-
-        if isinstance(e, AoePackError):
-            result = {"ok": False, "code": e.code, "error": e.message, "hint": e.hint}
-        else:
-            message = str(e) or type(e).__name__
-            result = {"ok": False, "code": None, "error": f"{type(e).__name__}: {message}"}
+        result = _error_result(e)
     sys.stdout.flush()
     with os.fdopen(result_fd, "w") as out:
         json.dump(result, out)
     return 0 if result["ok"] else 1
+
+
+def _error_result(e: Exception) -> dict[str, Any]:
+    from aoe_pack.errors import AoePackError
+
+    if isinstance(e, AoePackError):
+        return {"ok": False, "code": e.code, "error": e.message, "hint": e.hint}
+    message = str(e) or type(e).__name__
+    return {"ok": False, "code": None, "error": f"{type(e).__name__}: {message}"}
 
 
 def result_of(
@@ -192,3 +201,136 @@ def result_of(
 
 def _raise(error: Exception) -> dict[str, Any]:
     raise error
+
+
+class Worker:
+    """A child process that serves jobs one at a time until it dies, then is started anew.
+
+    For work whose set-up dominates (importing TensorFlow takes seconds): one
+    process serves every job of a build, so the import is paid once, while a
+    crash still fails only the job that was running. Jobs and results are one
+    JSON line each on the child's stdin and original stdout (:func:`serve`);
+    the child's other output goes to a log whose tail explains a death.
+    """
+
+    def __init__(self, module: str, *, log_dir: Path | None = None) -> None:
+        import threading
+
+        self._module = module
+        self._log_dir = log_dir
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._log: Path | None = None
+        self._lines: Any = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        import queue
+        import threading
+
+        with tempfile.NamedTemporaryFile(
+            prefix="worker-", suffix=".log", dir=self._log_dir, delete=False
+        ) as log:
+            self._log = Path(log.name)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOTSTRAP, _PACKAGE_ROOT, self._module, "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        lines: queue.Queue[bytes] = queue.Queue()
+
+        def read(stream: Any = proc.stdout) -> None:
+            for line in iter(stream.readline, b""):
+                lines.put(line)
+            lines.put(b"")  # end of stream: the child is gone
+
+        self._reader = threading.Thread(target=read, daemon=True, name=f"{self._module}-reader")
+        self._reader.start()
+        self._proc, self._lines = proc, lines
+        return proc
+
+    def _reap(self) -> int:
+        """Wait for the ended child, let its reader see the end, close the pipes."""
+        assert self._proc is not None
+        returncode = self._proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        for stream in (self._proc.stdin, self._proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        self._proc = None
+        return returncode
+
+    def run(self, job: Mapping[str, Any], *, timeout: float) -> ChildOutcome:
+        """Serve ``job`` (starting the process if it is not running)."""
+        import queue
+
+        with self._lock:
+            proc = self._proc if self._proc and self._proc.poll() is None else self._start()
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps(job).encode() + b"\n")
+                proc.stdin.flush()
+                line = self._lines.get(timeout=timeout)
+            except queue.Empty:
+                self._stop()
+                return ChildOutcome(
+                    result=None, returncode=-9, timed_out=True, log_tail=self._tail()
+                )
+            except OSError:  # the child died before it read the job
+                line = b""
+            if not line:
+                returncode = self._reap()
+                return ChildOutcome(
+                    result=None, returncode=returncode, timed_out=False, log_tail=self._tail()
+                )
+            result: dict[str, Any] | None = None
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(line)
+                result = parsed if isinstance(parsed, dict) else None
+            return ChildOutcome(result=result, returncode=0, timed_out=False, log_tail="")
+
+    def _tail(self) -> str:
+        return _tail(self._log) if self._log else ""
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+            self._reap()
+
+    def close(self) -> None:
+        """End the child (at the end of a build, or at exit) and remove its log."""
+        with self._lock:
+            if self._proc is not None:
+                with contextlib.suppress(OSError):
+                    assert self._proc.stdin is not None
+                    self._proc.stdin.close()  # end of jobs: the child leaves its loop
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                self._reap()
+            if self._log is not None:
+                with contextlib.suppress(OSError):
+                    self._log.unlink()
+                self._log = None
+
+
+def serve(handler: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
+    """The :class:`Worker` child's side: one JSON job per stdin line, one result per line."""
+    result_fd = os.dup(1)
+    os.dup2(2, 1)
+    with os.fdopen(result_fd, "w") as out:
+        for line in sys.stdin:
+            try:
+                result = {"ok": True, **handler(json.loads(line))}
+            except Exception as e:  # noqa: BLE001 - reported to the parent as for child_main
+                traceback.print_exc()
+                result = _error_result(e)
+            sys.stdout.flush()
+            out.write(json.dumps(result) + "\n")
+            out.flush()
+    return 0

@@ -1,7 +1,9 @@
 """The child program of the TFLite converter: TensorFlow Lite's converter, and onnx2tf.
 
 Both run in a process of their own (``python -c <bootstrap>
-aoe_pack.convert._tflite_child``, job as JSON on stdin, see :mod:`aoe_pack._child`):
+aoe_pack.convert._tflite_child``, job as JSON on stdin, see :mod:`aoe_pack._child`;
+with ``--serve`` it serves TensorFlow Lite jobs one after the other, so a build
+imports TensorFlow once):
 TensorFlow Lite's full-integer calibration segfaults on some models (recurrent
 layers), and onnx2tf sets process-wide state (random seeds, environment
 variables, logging) and prints to stdout. A crash then refuses one target.
@@ -27,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._child import child_main
+from aoe_pack._child import child_main, serve
 from aoe_pack.errors import ConversionError
 
 _HINTS = (
@@ -242,4 +244,4 @@ def handle(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(child_main(handle))
+    sys.exit(serve(handle) if "--serve" in sys.argv else child_main(handle))

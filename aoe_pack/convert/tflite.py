@@ -42,6 +42,7 @@ Artifacts land in the bundle as ``tflite/<variant>/<model stem>.tflite``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import shutil
@@ -52,7 +53,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._child import result_of, run_module
+from aoe_pack._child import Worker, result_of, run_module
 from aoe_pack.convert.api import (
     Array,
     Artifact,
@@ -164,10 +165,32 @@ def _describe(layout: Mapping[str, Any]) -> str:
     return "tflite from ONNX: " + "; ".join(parts) + " (see the .io.json beside the model)"
 
 
+_PROGRAM = "aoe_pack.convert._tflite_child"
+_worker_lock = threading.Lock()
+_worker: Worker | None = None
+
+
+def _tflite_worker() -> Worker:
+    """The process that serves this process's TensorFlow Lite conversions (started once)."""
+    global _worker  # noqa: PLW0603 - one worker per process, closed at exit
+    with _worker_lock:
+        if _worker is None:
+            _worker = Worker(_PROGRAM)
+            atexit.register(_worker.close)
+        return _worker
+
+
 def _run(job: dict[str, Any], folder: Path, what: str) -> dict[str, Any]:
-    outcome = run_module(
-        "aoe_pack.convert._tflite_child", job, timeout=_TIMEOUT_SECONDS, log_dir=folder
-    )
+    """A TFLite job in a child: converter jobs share one worker, onnx2tf gets a fresh process.
+
+    onnx2tf changes process-wide state (seeds, environment, tf.keras itself), so
+    it never shares a process; TensorFlow Lite's converter does, and a crash
+    there fails only the job that was running (the next one starts a new worker).
+    """
+    if job["kind"] == "convert":
+        outcome = _tflite_worker().run(job, timeout=_TIMEOUT_SECONDS)
+    else:
+        outcome = run_module(_PROGRAM, job, timeout=_TIMEOUT_SECONDS, log_dir=folder)
     return result_of(outcome, what=what, crash=ConversionError, timeout=_TIMEOUT_SECONDS)
 
 
