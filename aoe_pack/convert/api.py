@@ -84,6 +84,8 @@ class Artifact:
     seconds: float = 0.0
     layout: str | None = None
     """Input layout the runtime expects when it differs from the source's (e.g. "NCHW")."""
+    requires: tuple[str, ...] = ()
+    """What a device needs besides the runtime itself (``tensorflow-lite-select-tf-ops``)."""
 
     @property
     def model(self) -> Path:

@@ -105,6 +105,8 @@ class TargetOutcome:
             out["tools"] = dict(self.artifact.tools)
             if self.artifact.layout:
                 out["layout"] = self.artifact.layout
+        if self.artifact is not None and self.artifact.requires:
+            out["requires"] = list(self.artifact.requires)
         if self.parity is not None:
             out["parity"] = self.parity.to_dict()
         if self.error is not None:

@@ -77,6 +77,8 @@ _TOLERANCES = {
 }
 _CONTROLS = {"fp16": "fp32", "int8-dynamic": "fp32", "int8": "fp32"}
 _IO_DTYPES = ("float32", "int8", "uint8")
+SELECT_TF_OPS = "tensorflow-lite-select-tf-ops"
+"""What a device needs for an artifact with TensorFlow (Flex) ops: the select-tf-ops runtime."""
 _TIMEOUT_SECONDS = 1800
 
 
@@ -100,6 +102,7 @@ class TFLiteConverter(TolerancesTable):
             )
         tools: dict[str, str] = {}
         layout: dict[str, Any] | None = None
+        flex = False
         if source.format == "tflite":
             if target.variant != "fp32":
                 raise ConversionError(
@@ -110,14 +113,17 @@ class TFLiteConverter(TolerancesTable):
                 )
             shutil.copyfile(source.path, out)
         elif source.format == "onnx":
-            layout = _from_onnx(source, target, ctx, out, tools)
+            layout, flex = _from_onnx(source, target, ctx, out, tools)
         else:
             saved = ctx.saved_model_of(source)  # a Keras source is exported once per build
             keys = [str(k) for k in source.details["model_inputs"]]
             # SavedModels written by tf.saved_model.save lose their weights through
             # from_saved_model; their serving signature keeps them.
             concrete = source.format == "savedmodel"
-            _convert(source, target, ctx, saved, out, keys=keys, perms=None, concrete=concrete)
+            made = _convert(
+                source, target, ctx, saved, out, keys=keys, perms=None, concrete=concrete
+            )
+            flex = bool(made.get("flex"))
             tools["tensorflow"] = _tf_version()
         files = [ArtifactFile(local=out, bundle_path=_bundle_path(target, out.name))]
         if layout is not None:
@@ -134,6 +140,7 @@ class TFLiteConverter(TolerancesTable):
             tools=tools,
             seconds=time.perf_counter() - start,
             layout=_describe(layout) if layout else None,
+            requires=(SELECT_TF_OPS,) if flex else (),
         )
 
     def load(self, artifact: Artifact) -> Runner:
@@ -204,10 +211,11 @@ def _convert(
     keys: Sequence[str],
     perms: Sequence[Sequence[int]] | None,
     concrete: bool,
-) -> dict[str, str]:
-    """TensorFlow Lite's converter on ``saved``, in a child process (a crash fails this target).
+) -> dict[str, Any]:
+    """TensorFlow Lite's converter on ``saved``, in a worker process (a crash fails this target).
 
-    Returns the artifact's signature keys and the tensor names they stand for.
+    Returns ``tensors`` (the artifact's signature keys and the tensor names they
+    stand for) and ``flex`` (whether it needs TensorFlow ops, the select-tf-ops runtime).
     """
     calibration = None
     if target.variant == "int8":
@@ -226,8 +234,7 @@ def _convert(
         "out": str(out),
     }
     what = f"TensorFlow Lite's converter on {source.path.name} (tflite:{target.variant})"
-    result: dict[str, str] = _run(job, ctx.workdir, what).get("tensors") or {}
-    return result
+    return _run(job, ctx.workdir, what)
 
 
 def _write_samples(samples: Sequence[Mapping[str, Array]], source: SourceModel, path: Path) -> None:
@@ -244,7 +251,7 @@ def _write_samples(samples: Sequence[Mapping[str, Array]], source: SourceModel, 
 
 def _from_onnx(
     source: SourceModel, target: Target, ctx: ConvertContext, out: Path, tools: dict[str, str]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
     """An ONNX source through onnx2tf: its float32 model, or its SavedModel quantised here."""
     float32 = target.variant == "fp32" and not target.options.get("selectTfOps")
     key = "onnx2tf" if float32 else "onnx2tf-savedmodel"
@@ -266,19 +273,18 @@ def _from_onnx(
     tools["onnx2tf"] = version("onnx2tf")
     if float32:
         shutil.copyfile(folder / "model_float32.tflite", out)
-        return dict(layout)
+        return dict(layout), False
     keys = [t["name"] for t in layout["inputs"]]
     perms = [t["perm"] for t in layout["inputs"]]
-    tensors = _convert(source, target, ctx, folder, out, keys=keys, perms=perms, concrete=False)
+    made = _convert(source, target, ctx, folder, out, keys=keys, perms=perms, concrete=False)
+    tensors: dict[str, str] = made.get("tensors") or {}
     tools["tensorflow"] = _tf_version()
     # The SavedModel's signature keys are the ONNX names; the tensors are this artifact's.
-    return {
-        **layout,
-        **{
-            kind: [{**t, "tensor": tensors.get(t["name"], t["tensor"])} for t in layout[kind]]
-            for kind in ("inputs", "outputs")
-        },
+    retargeted = {
+        kind: [{**t, "tensor": tensors.get(t["name"], t["tensor"])} for t in layout[kind]]
+        for kind in ("inputs", "outputs")
     }
+    return {**layout, **retargeted}, bool(made.get("flex"))
 
 
 class LiteRTRunner:
@@ -300,8 +306,19 @@ class LiteRTRunner:
 
         self._np = np
         self._lock = threading.Lock()
-        self._it = litert_interpreter()(model_path=str(model))
-        self._it.allocate_tensors()
+        try:
+            self._it = litert_interpreter()(model_path=str(model))
+            self._it.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            if "Select TensorFlow op" in str(e):
+                raise ConversionError(
+                    "the artifact uses TensorFlow (Flex) ops, which LiteRT's Python interpreter "
+                    "cannot run, so its parity cannot be checked here; on a device it would need "
+                    f"the {SELECT_TF_OPS} runtime",
+                    hint="declare the input's batch as 1 so that recurrent layers lower to "
+                    'builtin ops, or drop "selectTfOps"',
+                ) from e
+            raise
         self.signatures = {k: dict(v) for k, v in self._it.get_signature_list().items()}
         in_keys: dict[int, str] = {}
         out_keys: dict[int, str] = {}

@@ -79,3 +79,46 @@ def _keras_version() -> str:
     import keras
 
     return str(keras.__version__)
+
+
+def test_select_tf_ops_are_recorded_and_named_when_parity_cannot_run(tmp_path: Path) -> None:
+    """An LSTM of dynamic batch needs TensorFlow's list ops (Flex) unless its batch is fixed.
+
+    Asked for with "selectTfOps", the artifact records that a device needs the
+    select-tf-ops runtime; LiteRT's Python interpreter cannot run it, so parity
+    refuses it, naming why and what to do.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def build(keras: Any) -> Any:
+        x = keras.Input(shape=(6, 3), name="sequence")
+        return keras.Model(x, keras.layers.Dense(2)(keras.layers.LSTM(4)(x)))
+
+    keras_model(tmp_path, build)
+    config = {
+        "version": "1.0.0", "tag": "rnn", "runtime": "tflite", "modelDir": ".",
+        "modelName": "model.keras",
+        "inputs": [{"name": "sequence", "dtype": "float32", "shape": [-1, 6, 3]}],
+        "targets": [{"runtime": "tflite", "selectTfOps": True}],
+    }  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    env = {**os.environ, "AOE_PACK_PASSWORD": ""}
+    aoe = [sys.executable, "-m", "aoe_pack"]
+    subprocess.run(
+        [*aoe, "keygen", "--out", str(tmp_path / "k")], check=True, env=env, capture_output=True
+    )
+    r = subprocess.run(
+        [*aoe, "build", str(tmp_path / "config.json"), "--out", str(tmp_path / "r.aoe"),
+         "--sign-key", str(tmp_path / "k.key"), "--no-encrypt", "--json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    (target,) = json.loads(r.stdout)["targets"]
+    assert target["status"] == "refused"
+    assert target["requires"] == ["tensorflow-lite-select-tf-ops"]
+    assert (
+        "uses TensorFlow (Flex) ops, which LiteRT's Python interpreter cannot run"
+        in (target["reason"])
+    )
