@@ -72,9 +72,11 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sample_models"))
+from make_samples import stable_zip
+
 SEED = 20261205
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-FIXED_DATE = "2026-12-05@00:00:00"
 SLICES = ("smoke", "full")
 FAMILIES = (
     "keras_app", "recurrent", "multi_io", "dynamic_batch", "preprocessing", "source_format",
@@ -195,35 +197,10 @@ def _fresh(name: str) -> Any:
     return keras
 
 
-def _renumber_shared_ids(value: Any, ids: dict[int, int]) -> Any:
-    """Replace Keras's ``shared_object_id`` (a memory address) by a counter."""
-    if isinstance(value, dict):
-        return {
-            k: ids.setdefault(v, len(ids) + 1)
-            if k == "shared_object_id"
-            else _renumber_shared_ids(v, ids)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_renumber_shared_ids(v, ids) for v in value]
-    return value
-
-
 def _save_keras(model: Any, path: Path) -> None:
-    """model.save, then rewrite the archive without dates and object addresses."""
+    """model.save, then the archive rewritten without dates and object addresses."""
     model.save(path)
-    with zipfile.ZipFile(path) as src:
-        members = [(info.filename, src.read(info)) for info in src.infolist()]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name, raw in sorted(members):
-            data = raw
-            if name == "metadata.json":
-                data = json.dumps(json.loads(raw) | {"date_saved": FIXED_DATE}).encode()
-            elif name == "config.json":
-                data = json.dumps(_renumber_shared_ids(json.loads(raw), {})).encode()
-            dst.writestr(zipfile.ZipInfo(name, ZIP_EPOCH), data, zipfile.ZIP_DEFLATED)
-    path.write_bytes(buffer.getvalue())
+    stable_zip(path)
 
 
 def _declare(tensors: Sequence[Any], ranges: dict[str, Range], batch: int = 1) -> list[dict]:
