@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
@@ -36,6 +36,7 @@ from aoe_pack.convert.api import (
     Array,
     Artifact,
     Parity,
+    Runner,
     SourceModel,
     Target,
     control_of,
@@ -51,6 +52,9 @@ from aoe_pack.errors import (
     SourceRunError,
     UnsupportedModelError,
 )
+
+if TYPE_CHECKING:
+    from aoe_pack.convert.isolate import Feeds
 
 Report = Callable[[str], None]
 """Receives one line per finished step (for progress on a terminal)."""
@@ -264,7 +268,7 @@ def _parity_inputs(config: ModelConfig, source: SourceModel) -> list[dict[str, A
 
 
 def _expected(
-    source: SourceModel, reference: Callable[..., Any], inputs: list[dict[str, Array]], feeds: Any
+    source: SourceModel, reference: Runner, inputs: list[dict[str, Array]], feeds: Feeds
 ) -> list[list[Array]]:
     """The source's outputs on every sample: ONNX and TFLite in a child, Keras here."""
     from aoe_pack.convert.isolate import run_source
