@@ -82,6 +82,9 @@ def _batch_norm(g: Graph, node: Any) -> str | None:
         return None
     if g.attr(node, "training_mode", 0) == 1:
         return "BatchNormalization in training mode: MNN ignores the flag"
+    if any(g.constant(name) is None for name in node.input[1:5]):
+        # MNN folds the statistics into a scale at conversion: it crashes without them.
+        return "BatchNormalization whose scale, bias, mean or variance is not a constant"
     if not g.has(node, "epsilon"):  # MNN reads a missing epsilon as 0, ONNX means 1e-5
         g.set_attr(node, "epsilon", 1e-5)
     return None
