@@ -116,5 +116,24 @@ def _arithmetic(g: Graph, node: Any) -> str | None:
     return None
 
 
-RULES: tuple[Rule, ...] = (_pool, _batch_norm, _resize, _arithmetic)
+def _one_hot(g: Graph, node: Any) -> str | None:
+    if node.op_type != "OneHot":
+        return None
+    depth = g.constant(node.input[1])
+    if depth is None or depth.dtype.kind not in "iu":
+        # MNN reads the depth's bytes as an integer: 10.0 becomes about a billion,
+        # and the allocation that follows gets the process killed.
+        return "OneHot whose depth is not a constant integer: MNN misreads it (out of memory)"
+    return None
+
+
+def _reduce(g: Graph, node: Any) -> str | None:
+    axes = node.input[1] if len(node.input) > 1 else ""
+    if node.op_type.startswith("Reduce") and axes and g.constant(axes) is None:
+        # MNN ignores a runtime axes input and reduces over every axis.
+        return f"{node.op_type} whose axes are computed, not a constant: MNN reduces every axis"
+    return None
+
+
+RULES: tuple[Rule, ...] = (_pool, _batch_norm, _resize, _arithmetic, _one_hot, _reduce)
 """Applied in order to every node before MNN's converter runs."""

@@ -24,6 +24,7 @@ Jobs:
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -138,30 +139,42 @@ def _channels_last(rank: int) -> list[int]:
     return [0, *range(2, rank), 1] if rank >= 3 else list(range(rank))
 
 
-def _perm(onnx_shape: Sequence[int | None], shape: Sequence[int], *, output: bool) -> list[int]:
-    """How onnx2tf laid a tensor out: tflite = onnx.transpose(perm)."""
+def _perm(
+    onnx_shape: Sequence[int | None], shape: Sequence[int], *, output: bool
+) -> list[int] | None:
+    """How onnx2tf laid a tensor out: tflite = onnx.transpose(perm), or None for a reshape.
+
+    A rank-0 tensor becomes shape [1] (a reshape of the same elements). Where
+    several permutations fit (equal sizes), onnx2tf's rule decides: channels-
+    last for rank 3-5 inputs and rank 4-5 outputs, else the ONNX layout.
+    """
+    import math
+    from itertools import permutations
+
     rank = len(onnx_shape)
-    identity = list(range(rank))
     if len(shape) != rank:
+        known = [d for d in onnx_shape if d is not None]
+        if len(known) == rank and math.prod(known) == math.prod(shape):
+            return None
         raise ConversionError(
             f"onnx2tf changed a tensor's rank ({list(onnx_shape)} -> {list(shape)})"
         )
-    last = _channels_last(rank)
 
-    def fits(perm: list[int]) -> bool:
+    def fits(perm: Sequence[int]) -> bool:
         return all(onnx_shape[p] in (None, s) for p, s in zip(perm, shape, strict=True))
 
-    # Where both fit (equal sizes), follow onnx2tf: channels-last for rank 3-5
-    # inputs and rank 4-5 outputs.
-    if fits(last) and last != identity and (rank >= 4 or not output):
-        return last
-    if fits(identity):
-        return identity
-    if fits(last):
-        return last
+    identity = list(range(rank))
+    last = _channels_last(rank)
+    preferred = [last, identity] if last != identity and (rank >= 4 or not output) else [identity]
+    for perm in preferred:
+        if fits(perm):
+            return perm
+    found = [list(p) for p in permutations(range(rank)) if fits(p)]
+    if len(found) == 1:
+        return found[0]
     raise ConversionError(
         f"onnx2tf gave a tensor of ONNX shape {list(onnx_shape)} the shape {list(shape)}, "
-        "which is neither that layout nor channels-last"
+        "whose layout cannot be told"
     )
 
 
@@ -199,6 +212,15 @@ def onnx2tf(job: dict[str, Any]) -> dict[str, Any]:
     tflite = folder / "model_float32.tflite"
     if not tflite.is_file():
         raise ConversionError("onnx2tf wrote no float32 .tflite")
+    # Where onnx2tf has no TFLite form for an op it writes a custom op named
+    # ONNX_<OP>, which no TFLite runtime implements: say which op, now.
+    custom = sorted({m.decode() for m in re.findall(rb"ONNX_[A-Z0-9_]+", tflite.read_bytes())})
+    if custom:
+        raise ConversionError(
+            f"onnx2tf has no TFLite form for {', '.join(c[5:] for c in custom)}: it left the "
+            f"custom op(s) {', '.join(custom)}, which no TFLite runtime implements",
+            hint="the other targets may take the model; TFLite needs the op rewritten",
+        )
     return {"io": _layout(onnx.load(job["onnx"], load_external_data=False), tflite)}
 
 

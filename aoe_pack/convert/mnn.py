@@ -31,6 +31,7 @@ tf2onnx converted keeps its NHWC input), so runners feed inputs as they are.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -105,10 +106,11 @@ _TIMEOUT_SECONDS = 1800
 _TAIL_LINES = 15
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-_MNN_DTYPES = {
-    "float32": "float",
-    "float64": "double",
-    "int32": "int",
+# MNN dtype name -> the numpy dtype of the values it holds.
+_NUMPY_OF = {
+    "float": "float32",
+    "double": "float64",
+    "int": "int32",
     "int64": "int64",
     "int8": "int8",
     "uint8": "uint8",
@@ -176,6 +178,44 @@ def _model_uuid(onnx_path: Path, variant: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, name)
 
 
+@functools.cache
+def supported_onnx_ops() -> frozenset[str]:
+    """The ONNX ops MNN's converter converts, as it lists them itself (``--OP``).
+
+    Empty when the list cannot be had (then nothing is refused for it).
+    """
+    _require_mnn()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-P", "-c", _DRIVER, "mnnconvert", "-f", "ONNX", "--OP"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    lines = proc.stdout.splitlines()
+    start = next((i for i, ln in enumerate(lines) if "support Ops" in ln), None)
+    if start is None:
+        return frozenset()
+    return frozenset(ln.strip() for ln in lines[start + 1 :] if re.fullmatch(r"\w+", ln.strip()))
+
+
+def _rules() -> tuple[onnx_graph.Rule, ...]:
+    """The staging rules, and a refusal for any op MNN's converter does not list."""
+    ops = supported_onnx_ops()
+
+    def listed(g: onnx_graph.Graph, node: Any) -> str | None:
+        if ops and node.domain in ("", "ai.onnx") and node.op_type not in ops:
+            return f"MNN's converter has no ONNX {node.op_type} (it lists the ops it converts)"
+        return None
+
+    return (listed, *RULES)
+
+
 def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     """Convert ``onnx_path`` to ``dst`` with MNN's converter; return the seconds taken.
 
@@ -189,7 +229,7 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     # compression-parameters file supplies one: derive it from what was
     # converted, so that the same input gives the same bytes.
     staged = dst.parent / f".{dst.stem}.staged.onnx"
-    onnx_graph.stage(onnx_path, staged, RULES, tool="MNN")
+    onnx_graph.stage(onnx_path, staged, _rules(), tool="MNN")
     params = dst.parent / f".{dst.name}.params.json"
     params.write_text(
         json.dumps({"version": "0.0.0", "mnn_uuid": str(_model_uuid(onnx_path, variant))}),
@@ -248,7 +288,7 @@ class MnnConverter(TolerancesTable):
     def check(self, source: SourceModel, target: Target) -> None:
         """Refuse, naming the node, an ONNX source MNN cannot take (``validate`` calls this)."""
         if source.format == "onnx":
-            onnx_graph.check(source.path, RULES, tool="MNN")
+            onnx_graph.check(source.path, _rules(), tool="MNN")
 
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``mnn/<variant>/<stem>.mnn`` under ``ctx.workdir``."""
@@ -294,6 +334,10 @@ class MnnRunner:
             raise ConversionError(f"MNN cannot load {path.name}: it declares no inputs")
         self.input_names: tuple[str, ...] = tuple(info["inputNames"])
         self.output_names: tuple[str, ...] = tuple(info["outputNames"])
+        # What each input holds once converted: MNN's converter turns int64 (and
+        # bool) tensors into int32 and float64 into float32, so a value must be
+        # cast to the model's own type, or its bytes are misread.
+        self._dtypes = [str(v.dtype).rpartition(".")[2] for v in info.get("inputs", [])]
 
     def _ordered(self, inputs: Mapping[str, Array]) -> list[Array]:
         if set(inputs) == set(self.input_names):
@@ -309,14 +353,14 @@ class MnnRunner:
 
         expr = self._expr
         feed = []
-        for value in self._ordered(inputs):
-            array = np.ascontiguousarray(value)
-            dtype = _MNN_DTYPES.get(array.dtype.name)
-            if dtype is None:
-                raise ConversionError(f"MNN runner: unsupported input dtype {array.dtype.name}")
+        for i, value in enumerate(self._ordered(inputs)):
+            want = self._dtypes[i] if i < len(self._dtypes) else ""
+            if want not in _NUMPY_OF:
+                raise ConversionError(f"MNN runner: the model's input {i} holds {want or '?'}")
+            array = np.ascontiguousarray(value, dtype=_NUMPY_OF[want])
             # NCHW here means "as laid out in memory": ONNX-sourced models keep
             # the ONNX tensor order, whatever the source called its axes.
-            feed.append(expr.const(array, list(array.shape), expr.NCHW, getattr(expr, dtype)))
+            feed.append(expr.const(array, list(array.shape), expr.NCHW, getattr(expr, want)))
         outputs = self._module.forward(feed)
         if not outputs:
             # MNN reports what it cannot compute on stdout (the log) and returns nothing.

@@ -89,6 +89,11 @@ class TFLiteConverter(TolerancesTable):
     tolerances = _TOLERANCES
     controls = _CONTROLS
 
+    def check(self, source: SourceModel, target: Target) -> None:
+        """Refuse what cannot be made from the source (``validate`` calls this)."""
+        if source.format == "tflite" and target.variant != "fp32":
+            raise _quantise_refusal(source, target)
+
     def convert(self, source: SourceModel, target: Target, ctx: ConvertContext) -> Artifact:
         """Write ``<stem>.tflite`` (and, from ONNX, ``<stem>.io.json``) into ``ctx.workdir``."""
         require_variant(self.runtime, self.variants, target.variant)
@@ -104,13 +109,7 @@ class TFLiteConverter(TolerancesTable):
         layout: dict[str, Any] | None = None
         flex = False
         if source.format == "tflite":
-            if target.variant != "fp32":
-                raise ConversionError(
-                    f"tflite:{target.variant} cannot be made from {source.path.name}: "
-                    "quantising needs the float model it was converted from",
-                    hint="use the Keras, SavedModel or ONNX source as modelName, "
-                    "or target tflite:fp32",
-                )
+            self.check(source, target)
             shutil.copyfile(source.path, out)
         elif source.format == "onnx":
             layout, flex = _from_onnx(source, target, ctx, out, tools)
@@ -150,6 +149,14 @@ class TFLiteConverter(TolerancesTable):
         return LiteRTRunner(artifact.model, layout=layout)
 
 
+def _quantise_refusal(source: SourceModel, target: Target) -> ConversionError:
+    return ConversionError(
+        f"tflite:{target.variant} cannot be made from {source.path.name}: "
+        "quantising needs the float model it was converted from",
+        hint="use the Keras, SavedModel or ONNX source as modelName, or target tflite:fp32",
+    )
+
+
 def _bundle_path(target: Target, name: str) -> str:
     return f"{target.runtime}/{target.variant}/{name}"
 
@@ -165,9 +172,12 @@ def _describe(layout: Mapping[str, Any]) -> str:
     parts = []
     for t in layout["inputs"]:
         perm = t["perm"]
-        how = (
-            "as in the ONNX model" if perm == sorted(perm) else f"transposed {perm} (channels-last)"
-        )
+        if perm is None:
+            how = f"reshaped to {t['shape']}"
+        elif perm == sorted(perm):
+            how = "as in the ONNX model"
+        else:
+            how = f"transposed {perm}"
         parts.append(f"{t['name']} {how}")
     return "tflite from ONNX: " + "; ".join(parts) + " (see the .io.json beside the model)"
 
@@ -339,6 +349,7 @@ class LiteRTRunner:
         self._outputs = outputs
         self._in_perms: list[list[int] | None] = [None] * len(self._inputs)
         self._out_perms: list[list[int] | None] = [None] * len(outputs)
+        self._in_shapes: list[tuple[int, ...] | None] = [None] * len(self._inputs)
         if layout is not None:
             self._follow(layout)
 
@@ -353,8 +364,9 @@ class LiteRTRunner:
             self._outputs = [out_by_name[t["tensor"]] for t in layout["outputs"]]
         except KeyError as e:
             raise ConversionError(f"the model has no tensor {e} that its .io.json names") from e
-        self._in_perms = [list(t["perm"]) for t in layout["inputs"]]
-        self._out_perms = [list(t["perm"]) for t in layout["outputs"]]
+        self._in_perms = [t["perm"] for t in layout["inputs"]]
+        self._out_perms = [t["perm"] for t in layout["outputs"]]
+        self._in_shapes = [tuple(t["shape"]) for t in layout["inputs"]]
 
     def _to_tensor(self, value: Array, detail: Mapping[str, Any]) -> Array:
         np = self._np
@@ -373,8 +385,10 @@ class LiteRTRunner:
         keys = [k or n for _, n, k in self._inputs]
         order = keys if all(k in inputs for k in keys) else names
         values = [
-            v if perm is None else np.transpose(v, perm)
-            for v, perm in zip(feed_in_order(inputs, order), self._in_perms, strict=True)
+            np.transpose(v, perm) if perm else np.reshape(v, shape) if shape else v
+            for v, perm, shape in zip(
+                feed_in_order(inputs, order), self._in_perms, self._in_shapes, strict=True
+            )
         ]
         with self._lock:
             details = {d["index"]: d for d in self._it.get_input_details()}
@@ -396,5 +410,7 @@ class LiteRTRunner:
                 scale, zero = d["quantization"]
                 if y.dtype.kind in "iu" and scale:
                     y = (y.astype(np.float32) - zero) * np.float32(scale)
-                results.append(y if perm is None else np.transpose(y, np.argsort(perm)))
+                # perm None: a reshape of the same elements (rank 0 -> [1]); parity and
+                # callers take the values in order.
+                results.append(np.transpose(y, np.argsort(perm)) if perm else y)
         return results
