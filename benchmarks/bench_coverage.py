@@ -118,11 +118,18 @@ def build_one(entry: dict[str, Any], zoo_dir: Path, key: Path, timeout: float) -
             "code": t.get("code"),
             "reason": ((t.get("reason") or "").splitlines() or [""])[0][:300],
             "conclusive": (t.get("parity") or {}).get("conclusive"),
+            "relative": _worst_relative(t.get("parity") or {}),
         }
         for t in targets
         if not t.get("control")
     }
     return result
+
+
+def _worst_relative(parity: dict[str, Any]) -> float | None:
+    """The largest relative error over an outcome's outputs (None when not measured)."""
+    values = [float(o["relative"]) for o in parity.get("outputs", []) if "relative" in o]
+    return max(values) if values else None
 
 
 def _pct(n: int, d: int) -> str:
