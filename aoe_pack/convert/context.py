@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aoe_pack.convert._tf2onnx_fixes import CUSTOM_OP_HANDLERS, inline_compiled_functions
 from aoe_pack.convert.api import Array, SourceModel, Target
 from aoe_pack.convert.parity import sample_inputs
 from aoe_pack.convert.sources import (
@@ -358,6 +359,7 @@ def _from_function(tf: Any, tf2onnx: Any, function: Any, signature: Any, opset: 
     renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
     with tf.device("/cpu:0"):
         graph_def = tf2onnx.tf_loader.from_function(concrete, inputs, outputs)
+        graph_def = inline_compiled_functions(tf, tf2onnx, graph_def, inputs, outputs)
     proto, _ = tf2onnx.convert.from_graph_def(
         graph_def,
         name=concrete.name,
@@ -365,6 +367,7 @@ def _from_function(tf: Any, tf2onnx: Any, function: Any, signature: Any, opset: 
         output_names=outputs,
         opset=opset,
         tensors_to_rename=renames,
+        custom_op_handlers=CUSTOM_OP_HANDLERS,
     )
     return proto
 

@@ -58,6 +58,32 @@ def test_normalization_constants_stay_constants_in_the_onnx_export(tmp_path: Pat
     np.testing.assert_allclose(got, reference({"features": x})[0], rtol=1e-5, atol=1e-6)
 
 
+def test_grouped_convolution_and_exact_gelu_reach_onnx(tmp_path: Path) -> None:
+    """ConvNeXt's two blockers: an XLA-compiled grouped Conv2D, and gelu's Erfc.
+
+    tf2onnx refused the first as "No Op registered for StatefulPartitionedCall"
+    and had no handler for the second.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    def build(keras: Any) -> Any:
+        x = keras.Input(shape=(8, 8, 4), batch_size=1, name="image")
+        y = keras.layers.Conv2D(4, 3, padding="same", groups=4)(x)
+        return keras.Model(x, keras.layers.Activation("gelu")(y))  # approximate=False
+
+    path = keras_model(tmp_path, build)
+    source, reference = load_source(path, inputs=None, outputs=None)
+    exported = BuildContext(tmp_path / "build").onnx_of(source)
+    ops = {n.op_type for n in onnx.load(str(exported)).graph.node}
+    assert {"Conv", "Erf"} <= ops
+    x = np.random.default_rng(3).normal(size=(1, 8, 8, 4)).astype("float32")
+    got = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x}
+    )[0]
+    np.testing.assert_allclose(got, reference({"image": x})[0], rtol=1e-5, atol=1e-6)
+
+
 def test_a_lambda_layer_is_refused_with_what_to_do(tmp_path: Path) -> None:
     def build(keras: Any) -> Any:
         x = keras.Input(shape=(4,), name="x")

@@ -1,0 +1,66 @@
+"""What tf2onnx needs to export Keras 3 models it would otherwise refuse.
+
+Both fixes were found on ``keras.applications.ConvNeXtTiny`` (the coverage
+zoo's ``app_convnexttiny``), and apply to any model with the same layers:
+
+* Keras 3's TensorFlow backend runs a grouped convolution (``Conv2D(groups=n)``,
+  ConvNeXt's depthwise blocks) through a ``tf.function(jit_compile=True)``,
+  which TensorFlow marks ``_noinline``. Grappler then leaves it a
+  ``StatefulPartitionedCall`` that ONNX has no op for. Dropping the XLA marks
+  and running tf2onnx's own grappler pass again inlines it: the body is a
+  plain ``Conv2D`` that tf2onnx converts like any other.
+* ``keras.activations.gelu(approximate=False)`` traces to ``Erfc``, which
+  tf2onnx has no handler for; ``erfc(x) = 1 - erf(x)`` in ONNX's own ops.
+
+tf2onnx's objects are untyped, hence the ``Any``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+_XLA_MARKS = ("_noinline", "_XlaMustCompile")
+
+
+def inline_compiled_functions(
+    tf: Any, tf2onnx: Any, graph_def: Any, inputs: Sequence[str], outputs: Sequence[str]
+) -> Any:
+    """``graph_def`` with the functions XLA kept out of line inlined (unchanged if none)."""
+    marked = [f for f in graph_def.library.function if any(k in f.attr for k in _XLA_MARKS)]
+    if not marked:
+        return graph_def
+    for function in marked:
+        for key in _XLA_MARKS:
+            if key in function.attr:
+                del function.attr[key]
+    for node in graph_def.node:
+        if "_XlaMustCompile" in node.attr:
+            del node.attr["_XlaMustCompile"]
+    with tf.Graph().as_default():  # grappler exports a meta graph: not in eager mode
+        return tf2onnx.tf_loader.tf_optimize_grappler(list(inputs), list(outputs), graph_def)
+
+
+def _erfc(ctx: Any, node: Any, name: str, args: Any) -> None:
+    """TensorFlow's ``Erfc`` as ONNX ``Sub(1, Erf(x))``."""
+    import numpy as np
+    from tf2onnx import utils
+
+    dtype = ctx.get_dtype(node.output[0])
+    shape = ctx.get_shape(node.output[0])
+    node.type = "Erf"
+    one = ctx.make_const(
+        utils.make_name(f"{name}_one"), np.array(1, dtype=utils.map_onnx_to_numpy_type(dtype))
+    )
+    minus = ctx.insert_new_node_on_output(
+        "Sub",
+        node.output[0],
+        name=utils.make_name(f"{name}_one_minus"),
+        inputs=[one.output[0], node.output[0]],
+    )
+    ctx.set_dtype(minus.output[0], dtype)
+    ctx.set_shape(minus.output[0], shape)
+
+
+CUSTOM_OP_HANDLERS: dict[str, tuple[Any, list[Any]]] = {"Erfc": (_erfc, [])}
+"""For ``tf2onnx.convert.from_graph_def(custom_op_handlers=...)``."""
