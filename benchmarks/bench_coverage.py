@@ -1,8 +1,10 @@
 """Conversion coverage on models nobody here tuned for: the zoo of benchmarks/zoo.py.
 
 Run:
-    .venv/bin/python benchmarks/bench_coverage.py [--zoo DIR] [--slice full|smoke]
+    .venv/bin/python benchmarks/bench_coverage.py [--zoo DIR] [--slice smoke|full|exported]
         [--only NAME ...] [--jobs N] [--timeout S] [--report report.json]
+    .venv/bin/python benchmarks/bench_coverage.py --from-report A.json [B.json ...]
+        [--families FAMILY ...]
 
 Every zoo entry is built as a user would build it, with the installed
 ``aoe-pack build CONFIG --skip-failed-targets --no-encrypt --json`` in a
@@ -212,6 +214,7 @@ def summarise(results: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
             f"({'met' if raw[worst_raw] >= goal else 'not met'}) | {worst_kept} "
             f"{kept[worst_kept]:.1%} ({'met' if kept[worst_kept] >= goal else 'not met'}) |"
         )
+    lines += ["", *_family_table(validated, target_names)]
     if source_refused:
         lines += ["", "sources refused (left out of the percentages):"]
         why = Counter(_gist(r["source"]) for r in source_refused)
@@ -224,6 +227,26 @@ def summarise(results: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         for reason, n in reasons[name].most_common(8):
             lines.append(f"  {name:<18} {n:3d}  {reason}")
     return "\n".join(lines), {"counts": {k: dict(v) for k, v in counts.items()}, "goals": goals}
+
+
+def _family_table(validated: Sequence[dict[str, Any]], target_names: Sequence[str]) -> list[str]:
+    """Within tolerance per family and target, as ok/models."""
+    families = sorted(
+        {r["family"] for r in validated},
+        key=lambda f: zoo.FAMILIES.index(f) if f in zoo.FAMILIES else len(zoo.FAMILIES),
+    )
+    lines = [
+        "| family | models | " + " | ".join(target_names) + " |",
+        "|---|---|" + "---|" * len(target_names),
+    ]
+    for family in families:
+        rows = [r for r in validated if r["family"] == family]
+        cells = [
+            f"{sum(r['targets'].get(n, {}).get('status') == 'ok' for r in rows)}"
+            for n in target_names
+        ]
+        lines.append(f"| {family} | {len(rows)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _gist(reason: str) -> str:
@@ -243,7 +266,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="builds run at once (default 1)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--report", type=Path, help="write every build's outcome here (JSON)")
+    parser.add_argument(
+        "--from-report",
+        type=Path,
+        nargs="+",
+        metavar="REPORT",
+        help="build nothing: print the table of earlier --report files, merged",
+    )
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        choices=zoo.FAMILIES,
+        help="with --from-report: only these families' models",
+    )
     args = parser.parse_args(argv)
+    if args.from_report:
+        merged: list[dict[str, Any]] = []
+        for report in args.from_report:
+            merged += json.loads(report.read_text(encoding="utf-8"))["results"]
+        if args.families:
+            merged = [r for r in merged if r["family"] in args.families]
+        print(summarise(merged)[0])
+        return 0
 
     entries = zoo.generate(args.zoo, slice=args.slice, only=args.only)
     keys = Path(tempfile.mkdtemp(prefix="coverage-keys-"))

@@ -1,6 +1,7 @@
 """Generate the model zoo: models nobody tuned for aoe-pack, for the coverage benchmark.
 
-Run:  .venv/bin/python benchmarks/zoo.py --out DIR [--slice smoke|full] [--only NAME ...] [--list]
+Run:  .venv/bin/python benchmarks/zoo.py --out DIR [--slice smoke|full|exported] [--only NAME ...]
+          [--list]
 
 Each entry is a folder ``DIR/<name>/`` holding ``config.json`` (canonical
 aoe-pack form, every one of the 13 targets, the entry's notes as its
@@ -25,9 +26,17 @@ Families:
   type (ONNX_TESTS_PER_OP), kept only where onnxruntime reproduces ONNX's expected
   outputs (see :func:`select_onnx`); opsets as ONNX wrote them (1 to 28). The
   selection and every dropped test are written to ``DIR/onnx_selection.json``.
+* ``onnx_exported``: the same node tests in the form an exporter writes (named
+  ``onnxx_<test>``): the first input stays a graph input, and every later input
+  that is not its peer (same dtype and shape) becomes an initializer holding the
+  test's value, as weights, biases, axes, shapes, pads and indices are in a model
+  from ``torch.onnx.export`` or tf2onnx. A backend node test feeds all of them at
+  run time, which no exported model does and which converters that fold
+  constants (onnx2tf, MNN, pnnx) cannot express.
 
-The ``smoke`` slice is 9 small entries, one per failure class, made in about
-15 seconds; ``full`` is everything. ``--only`` picks entries by name from
+The ``smoke`` slice is 10 small entries, one per failure class, made in about
+15 seconds; ``full`` is everything but ``onnx_exported``; ``exported`` is
+``full`` with ``onnx_exported`` in place of ``onnx_node``. ``--only`` picks entries by name from
 the whole registry, whatever the slice.
 
 Determinism: every builder starts from a cleared Keras session and fixed seeds
@@ -77,10 +86,10 @@ from make_samples import stable_zip
 
 SEED = 20261205
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-SLICES = ("smoke", "full")
+SLICES = ("smoke", "full", "exported")
 FAMILIES = (
     "keras_app", "recurrent", "multi_io", "dynamic_batch", "preprocessing", "source_format",
-    "onnx_node",
+    "onnx_node", "onnx_exported",
 )  # fmt: skip
 TARGETS = [
     {"runtime": runtime, "variant": variant}
@@ -136,7 +145,11 @@ ENTRIES: dict[str, Entry] = {}
 
 
 def zoo_entry(
-    family: str, *, smoke: bool = False, name: str | None = None
+    family: str,
+    *,
+    smoke: bool = False,
+    name: str | None = None,
+    slices: tuple[str, ...] = ("full", "exported"),
 ) -> Callable[[Builder], Builder]:
     """Register a builder (``build_<name>`` unless ``name`` is given) in ENTRIES."""
 
@@ -144,7 +157,7 @@ def zoo_entry(
         key = name or builder.__name__.removeprefix("build_")
         assert key not in ENTRIES, key
         assert family in FAMILIES, family
-        ENTRIES[key] = Entry(key, family, builder, ("smoke", "full") if smoke else ("full",))
+        ENTRIES[key] = Entry(key, family, builder, ("smoke", *slices) if smoke else slices)
         return builder
 
     return register
@@ -494,6 +507,7 @@ ONNX_RULES = 1  # bump when the selection rules change: invalidates onnx_selecti
 ONNX_SELECTION = "onnx_selection.json"
 # Smoke pins (test, generator module): opset 14 (converts as is) and 20 (down-conversion)
 ONNX_PINS = (("test_relu", "relu"), ("test_gelu_default_1", "gelu"))
+EXPORTED_PINS = (("test_basic_conv_with_padding", "conv"),)
 
 
 @dataclass
@@ -507,6 +521,10 @@ class NodeCase:
 
 def onnx_entry_name(test: str) -> str:
     return "onnx_" + test.removeprefix("test_")
+
+
+def exported_entry_name(test: str) -> str:
+    return "onnxx_" + test.removeprefix("test_")
 
 
 def _node_data_dir() -> Path | None:
@@ -747,7 +765,35 @@ def _input_range(array: Array) -> list[float] | list[int]:
     return [lo, hi] if array.dtype.kind in "iu" else [float(lo), float(hi)]
 
 
-def _onnx_builder(test: str, module: str | None = None) -> Callable[[Path], Built]:
+def freeze_operands(model: Any, inputs: list[Array]) -> tuple[Any, list[Array], list[str]]:
+    """The model as an exporter writes it: later non-peer inputs become initializers.
+
+    Returns the new model, the inputs it still takes and the frozen inputs' names.
+    """
+    from onnx import numpy_helper
+
+    frozen_model = type(model)()
+    frozen_model.CopyFrom(model)
+    graph_inputs = _graph_inputs(frozen_model)
+    first = graph_inputs[0].type.tensor_type
+    kept: list[Array] = [inputs[0]]
+    frozen: list[str] = []
+    for value, array in zip(graph_inputs[1:], inputs[1:], strict=True):
+        tensor = value.type.tensor_type
+        if tensor.elem_type == first.elem_type and tensor.shape == first.shape:
+            kept.append(array)
+            continue
+        frozen.append(value.name)
+        frozen_model.graph.initializer.append(numpy_helper.from_array(array, value.name))
+    remaining = [i for i in frozen_model.graph.input if i.name not in frozen]
+    del frozen_model.graph.input[:]
+    frozen_model.graph.input.extend(remaining)
+    return frozen_model, kept, frozen
+
+
+def _onnx_builder(
+    test: str, module: str | None = None, *, exported: bool = False
+) -> Callable[[Path], Built]:
     def build(folder: Path) -> Built:
         case = next(node_cases({test}, (module,) if module else ()), None)
         if case is None:
@@ -756,8 +802,14 @@ def _onnx_builder(test: str, module: str | None = None) -> Callable[[Path], Buil
         reason = _static_reason(case.model) or _ort_reason(case.model, inputs, outputs)
         if reason is not None:
             raise ValueError(f"{test} fails the selection rules: {reason}")
-        graph_inputs = _graph_inputs(case.model)
-        (folder / "model.onnx").write_bytes(case.model.SerializeToString())
+        model, frozen = case.model, list[str]()
+        if exported:
+            model, inputs, frozen = freeze_operands(case.model, inputs)
+            reason = _ort_reason(model, inputs, outputs)
+            if reason is not None:
+                raise ValueError(f"{test} in exported form: {reason}")
+        graph_inputs = _graph_inputs(model)
+        (folder / "model.onnx").write_bytes(model.SerializeToString())
         declared = [
             {
                 "name": value.name,
@@ -767,8 +819,8 @@ def _onnx_builder(test: str, module: str | None = None) -> Callable[[Path], Buil
             }
             for value, array in zip(graph_inputs, inputs, strict=True)
         ]
-        op, opset = _op_and_opset(case.model)
-        extras = []
+        op, opset = _op_and_opset(model)
+        extras = [f"exported form, initializers: {', '.join(frozen) or 'none'}"] if exported else []
         if any(a.type in (a.GRAPH, a.GRAPHS) for n in case.model.graph.node for a in n.attribute):
             extras.append("control flow with subgraph(s)")
         if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in inputs):
@@ -789,7 +841,13 @@ def _onnx_builder(test: str, module: str | None = None) -> Callable[[Path], Buil
 
 
 for _test, _module in ONNX_PINS:
-    zoo_entry("onnx_node", smoke=True, name=onnx_entry_name(_test))(_onnx_builder(_test, _module))
+    zoo_entry("onnx_node", smoke=True, name=onnx_entry_name(_test), slices=("full",))(
+        _onnx_builder(_test, _module)
+    )
+for _test, _module in EXPORTED_PINS:
+    zoo_entry("onnx_exported", smoke=True, name=exported_entry_name(_test), slices=("exported",))(
+        _onnx_builder(_test, _module, exported=True)
+    )
 
 
 # --- writing entries ---------------------------------------------------------------------------
@@ -898,10 +956,20 @@ def _build_entry(out: Path, entry: Entry) -> dict[str, Any]:
 
 
 def _onnx_entries(selection: dict[str, Any]) -> list[Entry]:
-    return [
+    raw = [
         Entry(k["name"], "onnx_node", _onnx_builder(k["test"]), ("full",))
         for k in selection["kept"]
     ]
+    exported = [
+        Entry(
+            exported_entry_name(k["test"]),
+            "onnx_exported",
+            _onnx_builder(k["test"], exported=True),
+            ("exported",),
+        )
+        for k in selection["kept"]
+    ]
+    return raw + exported
 
 
 def plan(out: Path | None, *, slice: str = "full", only: Sequence[str] = ()) -> list[Entry]:
@@ -909,7 +977,7 @@ def plan(out: Path | None, *, slice: str = "full", only: Sequence[str] = ()) -> 
     if slice not in SLICES:
         raise ValueError(f"unknown slice {slice!r}: choose from {', '.join(SLICES)}")
     static = list(ENTRIES.values())
-    need_onnx = (not only and slice == "full") or any(n not in ENTRIES for n in only)
+    need_onnx = (not only and slice != "smoke") or any(n not in ENTRIES for n in only)
     dynamic: list[Entry] = []
     if need_onnx:
         cache = out / ONNX_SELECTION if out is not None and out.is_dir() else None
@@ -924,7 +992,7 @@ def plan(out: Path | None, *, slice: str = "full", only: Sequence[str] = ()) -> 
                      for n in unknown]  # fmt: skip
             raise ValueError(f"unknown zoo entries: {'; '.join(hints)}")
         return [known[n] for n in dict.fromkeys(only)]
-    return [e for e in static if slice in e.slices] + dynamic
+    return [e for e in static + dynamic if slice in e.slices]
 
 
 def _order(item: dict[str, Any]) -> tuple[int, int, str]:

@@ -43,6 +43,9 @@ EXPECTED: dict[str, dict[str, str]] = {
     "onnx_relu": {"tflite-fp32": "ok", "tflite-fp16": "ok", "ncnn-fp32": "ok"},
     # Opset 20 (Gelu): onnx and ort take it as it is, pnnx reads Gelu by name.
     "onnx_gelu_default_1": {"onnx-basic": "ok", "ort-mobile": "ok", "ncnn-fp32": "ok"},
+    # A node test in exported form: W and B are initializers, as an exporter writes
+    # them (as graph inputs, onnx2tf left a custom ONNX_CONV op TFLite cannot run).
+    "onnxx_basic_conv_with_padding": {"tflite-fp32": "ok", "mnn-fp32": "ok", "ncnn-fp32": "ok"},
 }
 
 
@@ -100,3 +103,11 @@ def test_zoo_entry_converts_or_is_refused_for_its_named_reason(
         else:
             assert outcome["status"] != "ok", outcome
             assert want in outcome["reason"], outcome["reason"]
+
+
+def test_the_exported_form_keeps_the_first_input_and_freezes_the_weights(entries: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(entries / "onnxx_basic_conv_with_padding" / "model.onnx"))
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert sorted(i.name for i in model.graph.initializer) == ["W"]
