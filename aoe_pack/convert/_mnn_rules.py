@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aoe_pack.convert.onnx_graph import Graph, Rule
+from aoe_pack.convert.onnx_graph import Graph, Pass, Rule
 
 _POOLS = ("MaxPool", "AveragePool", "LpPool")
 
@@ -137,3 +137,44 @@ def _reduce(g: Graph, node: Any) -> str | None:
 
 RULES: tuple[Rule, ...] = (_pool, _batch_norm, _resize, _arithmetic, _one_hot, _reduce)
 """Applied in order to every node before MNN's converter runs."""
+
+_FUSING = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def keep_outputs_unfused(g: Graph) -> None:
+    """Give a graph output that other nodes also read a producer of its own.
+
+    MNN fuses an activation into the convolution or matrix product before it
+    even when that product's result is itself a graph output, which then comes
+    out activated: a model returning both an embedding and the logits computed
+    from ``Relu(embedding)`` gave ``Relu(embedding)`` as its embedding (0.7
+    relative error, the zoo's ``multi_io_seq_tab``). The nodes that read the
+    output are switched to a copy of its producer, so the output stays
+    unfused; the copy costs the producer's work once more.
+    """
+    outputs = {o.name for o in g.model.graph.output}
+    nodes = list(g.model.graph.node)
+    staged: list[Any] = []
+    copies = 0
+    for node in nodes:
+        staged.append(node)
+        shared = [o for o in node.output if o in outputs and g.consumers.get(o)]
+        if node.op_type not in _FUSING or not shared:
+            continue
+        twin = type(node)()
+        twin.CopyFrom(node)
+        twin.name = f"{node.name or node.output[0]}__unfused_output"
+        del twin.output[:]
+        twin.output.extend(f"{o}__for_consumers" if o in shared else "" for o in node.output)
+        staged.append(twin)
+        renamed = dict(zip(node.output, twin.output, strict=True))
+        for consumer in {id(c): c for o in shared for c in g.consumers[o]}.values():
+            consumer.input[:] = [renamed.get(i) or i for i in consumer.input]
+        copies += 1
+    if copies:
+        del g.model.graph.node[:]
+        g.model.graph.node.extend(staged)
+
+
+PASSES: tuple[Pass, ...] = (keep_outputs_unfused,)
+"""Applied to the whole graph after the rules."""

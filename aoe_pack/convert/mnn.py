@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack.convert import onnx_graph
-from aoe_pack.convert._mnn_rules import RULES
+from aoe_pack.convert._mnn_rules import PASSES, RULES
 from aoe_pack.convert.api import (
     Array,
     Artifact,
@@ -229,7 +229,7 @@ def convert_onnx(onnx_path: Path, dst: Path, variant: str) -> float:
     # compression-parameters file supplies one: derive it from what was
     # converted, so that the same input gives the same bytes.
     staged = dst.parent / f".{dst.stem}.staged.onnx"
-    onnx_graph.stage(onnx_path, staged, _rules(), tool="MNN")
+    onnx_graph.stage(onnx_path, staged, _rules(), tool="MNN", passes=PASSES)
     params = dst.parent / f".{dst.name}.params.json"
     params.write_text(
         json.dumps({"version": "0.0.0", "mnn_uuid": str(_model_uuid(onnx_path, variant))}),

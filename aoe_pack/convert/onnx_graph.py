@@ -139,6 +139,9 @@ class Graph:
 Rule = Callable[[Graph, Any], str | None]
 """Look at one node: rewrite it in place and return None, or return why it is refused."""
 
+Pass = Callable[[Graph], None]
+"""Rewrite the whole graph (add or reorder nodes), after the rules have run."""
+
 
 def refusals(graph: Graph, rules: Sequence[Rule]) -> Iterator[Refusal]:
     """Apply every rule to every node: rewrites happen, refusals are yielded."""
@@ -162,12 +165,19 @@ def _load(src: Path) -> Graph:
     return Graph(model)
 
 
-def stage(src: Path, dst: Path, rules: Sequence[Rule], *, tool: str) -> None:
-    """Write ``src`` to ``dst`` rewritten by ``rules``; UnsupportedModelError on a refusal."""
+def stage(
+    src: Path, dst: Path, rules: Sequence[Rule], *, tool: str, passes: Sequence[Pass] = ()
+) -> None:
+    """Write ``src`` to ``dst`` rewritten by ``rules`` then ``passes``.
+
+    Raises UnsupportedModelError when a rule refuses a node.
+    """
     graph = _load(src)
     found = list(refusals(graph, rules))
     if found:
         raise refusal_error(found, tool=tool, model=src.name)
+    for rewrite in passes:
+        rewrite(graph)
     graph.onnx.save(graph.model, str(dst))
 
 

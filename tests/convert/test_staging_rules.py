@@ -208,3 +208,58 @@ def test_ncnn_refuses_what_pnnx_cannot_express(node: Any, reason: str, tmp_path:
         {"scales": np.array([1, 1, 2, 2], np.float32)},
     )
     assert refused(src, NCNN, "ncnn").endswith(f"node 'y': {reason}")
+
+
+def test_mnn_a_graph_output_read_by_other_nodes_gets_a_producer_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """MNN fused the Relu into the MatMul whose result is also an output (it came out activated)."""
+    import onnxruntime as ort
+
+    from aoe_pack.convert._mnn_rules import PASSES
+
+    rng = np.random.default_rng(4)
+    src = model(
+        tmp_path,
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["embedding"], name="embed"),
+            helper.make_node("Relu", ["embedding"], ["hidden"]),
+            helper.make_node("MatMul", ["hidden", "w2"], ["logits"], name="head"),
+        ],
+        [tensor("x", [1, 4])],
+        [tensor("logits", [1, 3]), tensor("embedding", [1, 5])],
+        {
+            "w1": rng.normal(size=(4, 5)).astype("float32"),
+            "w2": rng.normal(size=(5, 3)).astype("float32"),
+        },
+    )
+    dst = tmp_path / "staged.onnx"
+    onnx_graph.stage(src, dst, mnn_rules(), tool="MNN", passes=PASSES)
+    out = onnx.load(str(dst))
+    onnx.checker.check_model(out, full_check=True)
+    assert [(n.name, list(n.input), list(n.output)) for n in out.graph.node] == [
+        ("embed", ["x", "w1"], ["embedding"]),
+        ("embed__unfused_output", ["x", "w1"], ["embedding__for_consumers"]),
+        ("", ["embedding__for_consumers"], ["hidden"]),
+        ("head", ["hidden", "w2"], ["logits"]),
+    ]
+    x = rng.normal(size=(1, 4)).astype("float32")
+    want = ort.InferenceSession(str(src)).run(None, {"x": x})
+    got = ort.InferenceSession(str(dst)).run(None, {"x": x})
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mnn_an_output_nothing_else_reads_is_left_alone(tmp_path: Path) -> None:
+    from aoe_pack.convert._mnn_rules import PASSES
+
+    src = model(
+        tmp_path,
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="only")],
+        [tensor("x", [1, 2])],
+        [tensor("y", [1, 2])],
+        {"w": np.eye(2, dtype="float32")},
+    )
+    dst = tmp_path / "staged.onnx"
+    onnx_graph.stage(src, dst, mnn_rules(), tool="MNN", passes=PASSES)
+    assert [n.name for n in onnx.load(str(dst)).graph.node] == ["only"]
