@@ -271,7 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         nargs="+",
         metavar="REPORT",
-        help="build nothing: print the table of earlier --report files, merged",
+        help="build nothing: print the table of earlier --report files, merged (a model "
+        "in a later file replaces the same model in an earlier one)",
     )
     parser.add_argument(
         "--families",
@@ -281,11 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.from_report:
-        merged: list[dict[str, Any]] = []
-        for report in args.from_report:
-            merged += json.loads(report.read_text(encoding="utf-8"))["results"]
-        if args.families:
-            merged = [r for r in merged if r["family"] in args.families]
+        by_name: dict[str, dict[str, Any]] = {}
+        for report in args.from_report:  # a model in a later report replaces the earlier
+            for result in json.loads(report.read_text(encoding="utf-8"))["results"]:
+                by_name[result["name"]] = result
+        merged = [r for r in by_name.values() if not args.families or r["family"] in args.families]
         print(summarise(merged)[0])
         return 0
 
