@@ -12,12 +12,19 @@ zoo's ``app_convnexttiny``), and apply to any model with the same layers:
 * ``keras.activations.gelu(approximate=False)`` traces to ``Erfc``, which
   tf2onnx has no handler for; ``erfc(x) = 1 - erf(x)`` in ONNX's own ops.
 
+A third is not about refusals but reproducibility: tf2onnx numbers the names
+it makes (``const_fold_opt__29``) from a counter whose calls come in an order
+that depends on Python's string hashing, so two processes gave two names for
+the same tensor. :func:`canonical_generated_names` renumbers them in graph
+order.
+
 tf2onnx's objects are untyped, hence the ``Any``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 _XLA_MARKS = ("_noinline", "_XlaMustCompile")
@@ -64,3 +71,56 @@ def _erfc(ctx: Any, node: Any, name: str, args: Any) -> None:
 
 CUSTOM_OP_HANDLERS: dict[str, tuple[Any, list[Any]]] = {"Erfc": (_erfc, [])}
 """For ``tf2onnx.convert.from_graph_def(custom_op_handlers=...)``."""
+
+
+_GENERATED = re.compile(r"(__\d+)+$")
+"""What tf2onnx's ``utils.make_name`` appends: ``__<counter>``, once or more."""
+
+
+def _graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and its subgraphs (If, Loop, Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                yield from _graphs(attribute.g)
+            for sub in attribute.graphs:
+                yield from _graphs(sub)
+
+
+def canonical_generated_names(model: Any) -> None:
+    """Renumber, in place, the names tf2onnx generated, in order of first appearance.
+
+    The model's own inputs and outputs keep their names (they are its
+    interface); so does every name without tf2onnx's ``__<n>`` suffix.
+    """
+    graphs = list(_graphs(model.graph))
+    interface = {v.name for v in (*model.graph.input, *model.graph.output)}
+    taken: set[str] = set()
+    order: list[str] = []
+    for graph in graphs:
+        names = [t.name for t in graph.initializer] + [v.name for v in graph.value_info]
+        for node in graph.node:
+            names += [node.name, *node.input, *node.output]
+        for name in names:
+            if name and name not in taken:
+                taken.add(name)
+                order.append(name)
+    renamed: dict[str, str] = {}
+    for name in order:
+        if name in interface or not _GENERATED.search(name):
+            continue
+        base = _GENERATED.sub("", name)
+        new = f"{base}__{len(renamed) + 1}"
+        while new in taken and new != name:
+            new += "_"
+        renamed[name] = new
+    if not renamed:
+        return
+    for graph in graphs:
+        for tensor in (*graph.initializer, *graph.value_info):
+            tensor.name = renamed.get(tensor.name, tensor.name)
+        for node in graph.node:
+            node.name = renamed.get(node.name, node.name)
+            node.input[:] = [renamed.get(i, i) for i in node.input]
+            node.output[:] = [renamed.get(o, o) for o in node.output]

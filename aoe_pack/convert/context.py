@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aoe_pack.convert._tf2onnx_fixes import CUSTOM_OP_HANDLERS, inline_compiled_functions
+from aoe_pack.convert._tf2onnx_fixes import (
+    CUSTOM_OP_HANDLERS,
+    canonical_generated_names,
+    inline_compiled_functions,
+)
 from aoe_pack.convert.api import Array, SourceModel, Target
 from aoe_pack.convert.parity import sample_inputs
 from aoe_pack.convert.sources import (
@@ -317,6 +321,7 @@ def _to_onnx(
         # It records the traced function's name, numbered by a TensorFlow
         # counter that other threads' exports move: nothing a device needs.
         proto.graph.doc_string = ""
+        canonical_generated_names(proto)
         onnx.save(proto, str(out))
         onnx.checker.check_model(str(out), full_check=True)
     except Exception as e:

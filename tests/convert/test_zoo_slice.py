@@ -114,3 +114,19 @@ def test_the_exported_form_keeps_the_first_input_and_freezes_the_weights(entries
     model = onnx.load(str(entries / "onnxx_basic_conv_with_padding" / "model.onnx"))
     assert [i.name for i in model.graph.input] == ["x"]
     assert sorted(i.name for i in model.graph.initializer) == ["W"]
+
+
+def test_the_onnx_export_does_not_depend_on_string_hashing(
+    entries: Path, key: Path, tmp_path: Path
+) -> None:
+    """tf2onnx's generated names came out in an order set by PYTHONHASHSEED."""
+    bundles = []
+    for seed in ("0", "2"):
+        out = tmp_path / f"seed{seed}.aoe"
+        argv = [sys.executable, "-m", "aoe_pack", "build",
+                str(entries / "multi_io_seq_tab" / "config.json"), "--out", str(out),
+                "--sign-key", str(key), "--no-encrypt", "--target", "onnx:basic"]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": seed, "SOURCE_DATE_EPOCH": "1700000000"}
+        subprocess.run(argv, check=True, capture_output=True, env=env)
+        bundles.append(out.read_bytes())
+    assert bundles[0] == bundles[1]
