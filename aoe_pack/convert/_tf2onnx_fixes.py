@@ -73,8 +73,8 @@ CUSTOM_OP_HANDLERS: dict[str, tuple[Any, list[Any]]] = {"Erfc": (_erfc, [])}
 """For ``tf2onnx.convert.from_graph_def(custom_op_handlers=...)``."""
 
 
-_GENERATED = re.compile(r"(__\d+)+$")
-"""What tf2onnx's ``utils.make_name`` appends: ``__<counter>``, once or more."""
+_GENERATED = re.compile(r"^(?P<base>.*?)(?:__\d+)+(?P<port>:\d+)?$")
+"""What tf2onnx's ``utils.make_name`` appends, ``__<counter>`` once or more, and a port."""
 
 
 def _graphs(graph: Any) -> Iterator[Any]:
@@ -91,29 +91,31 @@ def _graphs(graph: Any) -> Iterator[Any]:
 def canonical_generated_names(model: Any) -> None:
     """Renumber, in place, the names tf2onnx generated, in order of first appearance.
 
+    A node ``Sub__45`` and its output ``Sub__45:0`` get the same new number.
     The model's own inputs and outputs keep their names (they are its
     interface); so does every name without tf2onnx's ``__<n>`` suffix.
     """
     graphs = list(_graphs(model.graph))
     interface = {v.name for v in (*model.graph.input, *model.graph.output)}
-    taken: set[str] = set()
-    order: list[str] = []
+    seen: dict[str, None] = {}
     for graph in graphs:
         names = [t.name for t in graph.initializer] + [v.name for v in graph.value_info]
         for node in graph.node:
             names += [node.name, *node.input, *node.output]
-        for name in names:
-            if name and name not in taken:
-                taken.add(name)
-                order.append(name)
+        seen.update((name, None) for name in names if name)
+    numbers: dict[str, int] = {}  # a generated name without its port -> its new number
     renamed: dict[str, str] = {}
-    for name in order:
-        if name in interface or not _GENERATED.search(name):
+    for name in seen:
+        match = _GENERATED.match(name)
+        if name in interface or match is None:
             continue
-        base = _GENERATED.sub("", name)
-        new = f"{base}__{len(renamed) + 1}"
-        while new in taken and new != name:
-            new += "_"
+        stem = name.removesuffix(match["port"] or "")
+        number = numbers.setdefault(stem, len(numbers) + 1)
+        base, port = match["base"], match["port"] or ""
+        new = f"{base}__{number}{port}"
+        while new != name and new in seen:  # a name the model already has: step aside
+            base += "_"
+            new = f"{base}__{number}{port}"
         renamed[name] = new
     if not renamed:
         return

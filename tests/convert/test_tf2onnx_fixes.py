@@ -47,3 +47,14 @@ def test_the_model_interface_and_plain_names_stay() -> None:
     assert [v.name for v in model.graph.output] == ["y__7"]
     assert model.graph.node[0].name == "expand"
     assert model.graph.node[1].output[:] == ["y__7"]
+
+
+def test_a_node_and_its_ports_keep_one_number() -> None:
+    model = exported(3, 4)
+    model.graph.node[0].output[0] = "Sub__45:0"
+    model.graph.node[1].input[0] = "Sub__45:0"
+    model.graph.node[0].name = "Sub__45"
+    canonical_generated_names(model)
+    assert model.graph.node[0].name == "Sub__3"
+    assert model.graph.node[0].output[:] == ["Sub__3:0"]
+    assert model.graph.node[1].input[0] == "Sub__3:0"
