@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from aoe_pack.convert import onnx_graph
+from aoe_pack.convert._mnn_rules import PASSES as MNN_PASSES
 from aoe_pack.convert._ncnn_rules import RULES as NCNN
 from aoe_pack.convert.mnn import _rules as mnn_rules
 from aoe_pack.errors import UnsupportedModelError
@@ -53,6 +54,13 @@ def tensor(name: str, shape: list[Any], dtype: int = F) -> Any:
 def staged(src: Path, rules: Any, tool: str) -> onnx.ModelProto:
     dst = src.with_name("staged.onnx")
     onnx_graph.stage(src, dst, rules, tool=tool)
+    return onnx.load(str(dst))
+
+
+def staged_for_mnn(src: Path) -> onnx.ModelProto:
+    """``src`` as MNN's converter gets it: the rules, then the whole-graph passes."""
+    dst = src.with_name("staged.onnx")
+    onnx_graph.stage(src, dst, mnn_rules(), tool="MNN", passes=MNN_PASSES)
     return onnx.load(str(dst))
 
 
@@ -216,8 +224,6 @@ def test_mnn_a_graph_output_read_by_other_nodes_gets_a_producer_of_its_own(
     """MNN fused the Relu into the MatMul whose result is also an output (it came out activated)."""
     import onnxruntime as ort
 
-    from aoe_pack.convert._mnn_rules import PASSES
-
     rng = np.random.default_rng(4)
     src = model(
         tmp_path,
@@ -233,9 +239,7 @@ def test_mnn_a_graph_output_read_by_other_nodes_gets_a_producer_of_its_own(
             "w2": rng.normal(size=(5, 3)).astype("float32"),
         },
     )
-    dst = tmp_path / "staged.onnx"
-    onnx_graph.stage(src, dst, mnn_rules(), tool="MNN", passes=PASSES)
-    out = onnx.load(str(dst))
+    out = staged_for_mnn(src)
     onnx.checker.check_model(out, full_check=True)
     assert [(n.name, list(n.input), list(n.output)) for n in out.graph.node] == [
         ("embed", ["x", "w1"], ["embedding"]),
@@ -245,14 +249,12 @@ def test_mnn_a_graph_output_read_by_other_nodes_gets_a_producer_of_its_own(
     ]
     x = rng.normal(size=(1, 4)).astype("float32")
     want = ort.InferenceSession(str(src)).run(None, {"x": x})
-    got = ort.InferenceSession(str(dst)).run(None, {"x": x})
+    got = ort.InferenceSession(out.SerializeToString()).run(None, {"x": x})
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_mnn_an_output_nothing_else_reads_is_left_alone(tmp_path: Path) -> None:
-    from aoe_pack.convert._mnn_rules import PASSES
-
     src = model(
         tmp_path,
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="only")],
@@ -260,6 +262,4 @@ def test_mnn_an_output_nothing_else_reads_is_left_alone(tmp_path: Path) -> None:
         [tensor("y", [1, 2])],
         {"w": np.eye(2, dtype="float32")},
     )
-    dst = tmp_path / "staged.onnx"
-    onnx_graph.stage(src, dst, mnn_rules(), tool="MNN", passes=PASSES)
-    assert [n.name for n in onnx.load(str(dst)).graph.node] == ["only"]
+    assert [n.name for n in staged_for_mnn(src).graph.node] == ["only"]
