@@ -5,7 +5,9 @@
 - ``http://`` / ``https://``: read-only, as devices read a served folder;
 - any other ``scheme://``: fsspec (``s3://`` through s3fs, ``[publish]`` extra).
 
-Backends that need an extra are imported only when asked for.
+Backends that need an extra are imported only when asked for. This sits above
+both ``publish`` (the writable backends) and ``client`` (the HTTP reader that
+devices use), so that neither package imports the other's way back.
 """
 
 from __future__ import annotations

@@ -31,8 +31,7 @@ import aoe_pack
 from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
-from aoe_pack.bundle import dsse
-from aoe_pack.bundle._pipeline import worker_count
+from aoe_pack.bundle import dsse, worker_count
 from aoe_pack.bundle.feature import models_of
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest, PayloadFile

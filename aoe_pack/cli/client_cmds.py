@@ -165,8 +165,8 @@ def check(
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.check import check as _check
+        from aoe_pack.destinations import open_store
         from aoe_pack.keys import load_decryption_key
-        from aoe_pack.publish.destinations import open_store
 
         device = _device(
             device_id,
@@ -242,8 +242,8 @@ def simulate(
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.simulate import simulate as _simulate
-        from aoe_pack.publish.destinations import open_store
-        from aoe_pack.publish.verify_repo import verify_repository
+        from aoe_pack.client.verify_repo import verify_repository
+        from aoe_pack.destinations import open_store
 
         store = open_store(repo, plain_http=plain_http)
         try:

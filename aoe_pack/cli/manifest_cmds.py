@@ -61,7 +61,7 @@ plain_http_option = click.option(
 
 
 def _store(repo: str, plain_http: bool | None) -> Any:
-    from aoe_pack.publish.destinations import open_store
+    from aoe_pack.destinations import open_store
 
     return open_store(repo, plain_http=plain_http)
 
@@ -549,7 +549,7 @@ def verify_repo(
     """Check a repository exactly as a device would: root chain, signatures, expiry."""
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.publish.verify_repo import verify_repository
+        from aoe_pack.client.verify_repo import verify_repository
 
         store = _store(repo, plain_http)
         report = verify_repository(store, trusted_root.read_bytes(), check_bundles=check_bundles)

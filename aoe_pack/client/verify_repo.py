@@ -1,4 +1,8 @@
-"""``manifest verify``: check a repository the way a device will (with the device's code)."""
+"""``manifest verify``: check a repository the way a device will (with the device's code).
+
+It sits with the client because it is the client's own checks run over every release;
+the repository is only read, through the :class:`Store` interface.
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def _validator(name: str, part: str = "") -> Any:
 
     ``part="top"`` checks a manifest's top level with each model left opaque.
     """
-    from aoe_pack.config._schema import ecma_validator
+    from aoe_pack.config import ecma_validator
 
     resource = importlib.resources.files("aoe_pack") / "schemas" / name
     schema = json.loads(resource.read_text(encoding="utf-8"))

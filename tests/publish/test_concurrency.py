@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PrivateKey, load_private, private_pem
+from aoe_pack.destinations import open_store
 from aoe_pack.manifest.trust import verify_manifest
 from aoe_pack.publish import releases
-from aoe_pack.publish.destinations import open_store
 from aoe_pack.publish.store import MANIFEST
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state
 

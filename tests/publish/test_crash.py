@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aoe_pack.publish.verify_repo import verify_repository
 
 from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack.destinations import open_store
 from aoe_pack.publish import releases
-from aoe_pack.publish.destinations import open_store
 from aoe_pack.publish.store import ROOT
-from aoe_pack.publish.verify_repo import verify_repository
 from aoe_pack.publish.workflow import init_repository, read_state
 
 _CHILD = textwrap.dedent(
@@ -36,7 +36,7 @@ _CHILD = textwrap.dedent(
     import os, pathlib, sys
     from aoe_pack._crypto.keys import load_private
     from aoe_pack.publish import releases
-    from aoe_pack.publish.destinations import open_store
+    from aoe_pack.destinations import open_store
     from aoe_pack.publish.store import MANIFEST
 
     url, key_file, bundle, point = sys.argv[1:5]

@@ -19,6 +19,8 @@ from aoe_pack._crypto import keys
 from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack._io import file_sha256
 from aoe_pack.client.check import refresh
+from aoe_pack.client.verify_repo import verify_repository
+from aoe_pack.destinations import open_store
 from aoe_pack.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
@@ -31,10 +33,8 @@ from aoe_pack.manifest.model import LOCAL, Release
 from aoe_pack.manifest.root import new_root
 from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import releases
-from aoe_pack.publish.destinations import open_store
 from aoe_pack.publish.local import LocalStore
 from aoe_pack.publish.store import MANIFEST, ROOT, Store, bundle_name, root_name
-from aoe_pack.publish.verify_repo import verify_repository
 from aoe_pack.publish.workflow import (
     init_repository,
     now_utc,
