@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aoe_pack.publish.verify_repo import verify_repository
 
 from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack.client.verify_repo import verify_repository
 from aoe_pack.destinations import open_store
 from aoe_pack.publish import releases
 from aoe_pack.publish.store import ROOT
