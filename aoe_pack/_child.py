@@ -42,6 +42,8 @@ _BOOTSTRAP = (
 LOG_TAIL_LINES = 12
 _ABSL_INFO = re.compile(
     r"I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl|To enable the following instr"
+    # TensorFlow Lite's converter warns of every option it does not use, on every run.
+    r"|W\d{4} .*\] Ignored (output_format|drop_control_dependency)\.$"
 )
 _LOG_TAIL_BYTES = 64 << 10
 

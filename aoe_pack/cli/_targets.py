@@ -51,6 +51,8 @@ def show_targets(output: Output, conversion: Conversion) -> None:
             output.line(f"  {'':<{width}}  {lines[0]}")
             for extra in lines[1:]:
                 output.line(f"  {'':<{width}}    {extra}")
+        if r.error is not None and r.error.hint:
+            output.line(f"  {'':<{width}}  hint: {r.error.hint}")
     samples = conversion.samples
     output.line(
         f"  parity: {samples} sample(s); error allowed per output = atol + rtol x the "

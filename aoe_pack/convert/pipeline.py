@@ -96,7 +96,11 @@ class TargetOutcome:
         return self.error.message if self.error else None
 
     def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
-        """The outcome as ``--json`` shows it; without ``timings`` as the bundle records it."""
+        """The outcome as ``--json`` shows it; without ``timings`` as the bundle records it.
+
+        The bundle records neither timings nor an error's hint, which depend on the
+        machine and on aoe-pack's wording: the same inputs give the same bytes.
+        """
         t = self.target
         out: dict[str, Any] = {
             "target": t.name,
@@ -116,6 +120,8 @@ class TargetOutcome:
         if self.error is not None:
             out["code"] = self.error.code
             out["reason"] = self.error.message[:_REASON_CHARS]
+            if timings and self.error.hint:  # advice for the one reading it now
+                out["hint"] = self.error.hint
         if self.control:
             out["control"] = True
         if timings:
