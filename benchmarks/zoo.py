@@ -325,6 +325,16 @@ def build_rnn_embedding_lstm(keras: Any) -> KerasBuilt:
 
 
 @keras_entry("recurrent")
+def build_rnn_varlen_lstm(keras: Any) -> KerasBuilt:
+    x = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    y = keras.layers.Embedding(VOCAB, 16, name="embedding")(x)
+    y = keras.layers.LSTM(16, name="lstm")(y)
+    notes = "text classifier over token sequences of any length (declared [1, -1]): its loop "
+    notes += "cannot be unrolled"
+    return keras.Model(x, _softmax(keras, y, 2)), {"tokens": (0, VOCAB - 1)}, notes
+
+
+@keras_entry("recurrent")
 def build_seq_conv1d(keras: Any) -> KerasBuilt:
     x = keras.Input(shape=(64, 4), name="signal")
     y = keras.layers.Conv1D(16, 5, activation="relu", name="conv1")(x)

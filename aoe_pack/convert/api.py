@@ -329,8 +329,11 @@ class ConvertContext(Protocol):
         """
         ...
 
-    def saved_model_of(self, source: SourceModel) -> Path:
-        """The source as a TensorFlow SavedModel (a Keras source is exported once per build)."""
+    def saved_model_of(self, source: SourceModel, *, unrolled: bool = False) -> Path:
+        """The source as a TensorFlow SavedModel (a Keras source is exported once per build).
+
+        ``unrolled``: with a Keras source's recurrent layers unrolled, for int8 calibration.
+        """
         ...
 
     def calibration(self, source: SourceModel) -> Sequence[Mapping[str, Array]]:

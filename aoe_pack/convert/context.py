@@ -29,6 +29,7 @@ from aoe_pack.convert._tf2onnx_fixes import (
     inline_compiled_functions,
 )
 from aoe_pack.convert.api import Array, SourceModel, Target
+from aoe_pack.convert.keras_unroll import unrolled as unrolled_model
 from aoe_pack.convert.parity import sample_inputs
 from aoe_pack.convert.sources import (
     EXTRA_HINT,
@@ -150,17 +151,21 @@ class BuildContext:
 
         return self._once("keras", source, load)
 
-    def saved_model_of(self, source: SourceModel) -> Path:
-        """The source as a SavedModel: itself, or a Keras source exported once per build."""
+    def saved_model_of(self, source: SourceModel, *, unrolled: bool = False) -> Path:
+        """The source as a SavedModel: itself, or a Keras source exported once per build.
+
+        ``unrolled`` asks for the Keras source with its recurrent layers unrolled
+        (:mod:`aoe_pack.convert.keras_unroll`), for int8 calibration; a model
+        without any, or whose loop cannot be unrolled (an unknown number of
+        steps), gets the plain export.
+        """
         if source.format == "savedmodel":
             return source.path
         if source.format != "keras":
             raise ConversionError(f"{source.path.name} ({source.format}) has no SavedModel form")
 
-        def export(index: int) -> Path:
+        def export_to(folder: Path, model: Any) -> None:
             tf = import_tensorflow()
-            folder = self._shared.root / "saved_model" / str(index)
-            model = self.keras_model(source)
             with TF_LOCK:
                 # The declared batch size, where the config gives one: TFLite
                 # lowers a Keras RNN's loop only when the batch is known.
@@ -173,8 +178,27 @@ class BuildContext:
                 model.export(
                     str(folder), format="tf_saved_model", verbose=False, input_signature=signature
                 )
+
+        def export(index: int) -> Path:
+            folder = self._shared.root / "saved_model" / str(index)
+            export_to(folder, self.keras_model(source))
             return folder
 
+        def export_unrolled(index: int) -> Path:
+            copy = unrolled_model(self.keras_model(source))
+            if copy is None:
+                return self.saved_model_of(source)
+            folder = self._shared.root / "saved_model" / str(index)
+            try:
+                export_to(folder, copy)
+            except ValueError:  # "Cannot unroll a RNN if the time dimension is undefined"
+                shutil.rmtree(folder, ignore_errors=True)
+                return self.saved_model_of(source)
+            return folder
+
+        if unrolled:
+            made: Path = self._once("savedmodel-unrolled", source, export_unrolled)
+            return made
         path: Path = self._once("savedmodel", source, export)
         return path
 

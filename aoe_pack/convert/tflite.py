@@ -114,7 +114,9 @@ class TFLiteConverter(TolerancesTable):
         elif source.format == "onnx":
             layout, flex = _from_onnx(source, target, ctx, out, tools)
         else:
-            saved = ctx.saved_model_of(source)  # a Keras source is exported once per build
+            # A Keras source is exported once per build; int8 calibration needs
+            # its recurrent loops written out (see convert/keras_unroll.py).
+            saved = ctx.saved_model_of(source, unrolled=target.variant == "int8")
             keys = [str(k) for k in source.details["model_inputs"]]
             # SavedModels written by tf.saved_model.save lose their weights through
             # from_saved_model; their serving signature keeps them.
@@ -197,7 +199,16 @@ def _tflite_worker() -> Worker:
         return _worker
 
 
-def _run(job: dict[str, Any], folder: Path, what: str) -> dict[str, Any]:
+_CALIBRATOR_CRASH_HINT = (
+    "int8 calibration runs the model in TensorFlow Lite's calibrator, which dies on some "
+    "graphs: a recurrent layer over a sequence of unknown length is one (declare the length, "
+    "and aoe-pack unrolls the loop); tflite:int8-dynamic needs no calibration"
+)
+
+
+def _run(
+    job: dict[str, Any], folder: Path, what: str, *, crash_hint: str | None = None
+) -> dict[str, Any]:
     """A TFLite job in a child: converter jobs share one worker, onnx2tf gets a fresh process.
 
     onnx2tf changes process-wide state (seeds, environment, tf.keras itself), so
@@ -208,7 +219,11 @@ def _run(job: dict[str, Any], folder: Path, what: str) -> dict[str, Any]:
         outcome = _tflite_worker().run(job, timeout=_TIMEOUT_SECONDS)
     else:
         outcome = run_module(_PROGRAM, job, timeout=_TIMEOUT_SECONDS, log_dir=folder)
-    return result_of(outcome, what=what, crash=ConversionError, timeout=_TIMEOUT_SECONDS)
+
+    def crash(message: str) -> ConversionError:
+        return ConversionError(message, hint=crash_hint)
+
+    return result_of(outcome, what=what, crash=crash, timeout=_TIMEOUT_SECONDS)
 
 
 def _convert(
@@ -244,7 +259,8 @@ def _convert(
         "out": str(out),
     }
     what = f"TensorFlow Lite's converter on {source.path.name} (tflite:{target.variant})"
-    return _run(job, ctx.workdir, what)
+    hint = _CALIBRATOR_CRASH_HINT if target.variant == "int8" else None
+    return _run(job, ctx.workdir, what, crash_hint=hint)
 
 
 def _write_samples(samples: Sequence[Mapping[str, Array]], source: SourceModel, path: Path) -> None:
