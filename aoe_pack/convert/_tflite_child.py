@@ -17,9 +17,11 @@ Jobs:
   ``tf.saved_model.save`` (``from_saved_model`` drops them). ``calibration``
   is an ``.npz`` of samples (``s<i>_i<j>``) for full int8, transposed by
   ``perms`` into the SavedModel's layout and fed by signature ``keys``.
-* ``{"kind": "onnx2tf", "onnx", "folder", "savedModel"}``: onnx2tf's float32
-  ``.tflite`` (and, when asked, a SavedModel for the quantised variants), plus
-  how each input and output is laid out against the ONNX model's.
+* ``{"kind": "onnx2tf", "onnx", "folder", "savedModel", "backend"}``: onnx2tf's
+  float32 ``.tflite`` (and, when asked, a SavedModel for the quantised
+  variants), plus how each input and output is laid out against the ONNX
+  model's. ``backend`` is onnx2tf's ``tflite_backend``: ``flatbuffer_direct``
+  (its default) or ``tf_converter`` (TensorFlow ops, then TFLite's converter).
 """
 
 from __future__ import annotations
@@ -63,21 +65,38 @@ def _converter(tf: Any, job: dict[str, Any]) -> Any:
     return tf.lite.TFLiteConverter.from_saved_model(path)
 
 
-def _representative(job: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _representative(job: dict[str, Any], dtypes: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The calibration samples, laid out and typed as the SavedModel's signature takes them.
+
+    ``dtypes``: signature key -> numpy dtype. A float16 ONNX input, say, is a
+    float32 one in the SavedModel onnx2tf writes.
+    """
     import numpy as np
 
     keys: list[str] = job["keys"]
     perms: list[list[int] | None] = job.get("perms") or [None] * len(keys)
+
+    def laid_out(array: Any, key: str, perm: list[int] | None) -> Any:
+        array = array if perm is None else array.transpose(perm)
+        return array.astype(dtypes[key]) if key in dtypes else array
+
     with np.load(job["calibration"], allow_pickle=False) as data:
         count = len(data.files) // max(1, len(keys))
         samples = [
             {
-                key: data[f"s{i}_i{j}"] if perm is None else data[f"s{i}_i{j}"].transpose(perm)
+                key: laid_out(data[f"s{i}_i{j}"], key, perm)
                 for j, (key, perm) in enumerate(zip(keys, perms, strict=True))
             }
             for i in range(count)
         ]
     yield from samples
+
+
+def _signature_dtypes(tf: Any, path: str) -> dict[str, Any]:
+    """Input name -> numpy dtype of a SavedModel's ``serving_default`` signature."""
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    return {key: spec.dtype.as_numpy_dtype for key, spec in specs.items()}
 
 
 def convert(job: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +119,8 @@ def convert(job: dict[str, Any]) -> dict[str, Any]:
                 tf.lite.OpsSet.SELECT_TF_OPS,
             ]
         if variant == "int8":
-            converter.representative_dataset = lambda: _representative(job)
+            dtypes = _signature_dtypes(tf, job["savedModel"])
+            converter.representative_dataset = lambda: _representative(job, dtypes)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = getattr(tf, io_dtype)
             converter.inference_output_type = getattr(tf, io_dtype)
@@ -198,11 +218,14 @@ def onnx2tf(job: dict[str, Any]) -> dict[str, Any]:
         ) from e
     folder = Path(job["folder"])
     try:
+        direct = job.get("backend", "flatbuffer_direct") == "flatbuffer_direct"
         onnx2tf_convert(
             input_onnx_file_path=job["onnx"],
             output_folder_path=str(folder),
             non_verbose=True,
-            flatbuffer_direct_output_saved_model=bool(job["savedModel"]),
+            tflite_backend=job.get("backend", "flatbuffer_direct"),
+            # The tf_converter backend writes its SavedModel whatever this says.
+            flatbuffer_direct_output_saved_model=bool(job["savedModel"]) and direct,
         )
     except BaseException as e:  # noqa: BLE001 - it also ends with sys.exit(1) on some failures
         raise ConversionError(

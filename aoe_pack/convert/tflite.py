@@ -9,7 +9,8 @@ Sources:
   the weights of models written by ``tf.saved_model.save``).
 * ONNX goes through onnx2tf (installed apart, see docs/converting.md): its
   float32 ``.tflite`` is ``fp32``; for the other variants onnx2tf writes a
-  SavedModel that TensorFlow Lite's converter quantises as for Keras. onnx2tf
+  SavedModel (from its own flatbuffer writer, or else from its TensorFlow
+  backend) that TensorFlow Lite's converter quantises as for Keras. onnx2tf
   lays image tensors out channels-last (NHWC); how each input and output of
   the artifact relates to the ONNX model ships beside it as ``<stem>.io.json``
   (``perm``: artifact tensor = ONNX tensor transposed by it), and the runner
@@ -234,7 +235,7 @@ def _convert(
     out: Path,
     *,
     keys: Sequence[str],
-    perms: Sequence[Sequence[int]] | None,
+    perms: Sequence[Sequence[int] | None] | None,
     concrete: bool,
 ) -> dict[str, Any]:
     """TensorFlow Lite's converter on ``saved``, in a worker process (a crash fails this target).
@@ -255,7 +256,8 @@ def _convert(
         "selectTfOps": bool(target.options.get("selectTfOps", False)),
         "calibration": str(calibration) if calibration else None,
         "keys": list(keys),
-        "perms": [list(p) for p in perms] if perms is not None else None,
+        # A tensor onnx2tf reshaped rather than transposed has no permutation (None).
+        "perms": [None if p is None else list(p) for p in perms] if perms is not None else None,
         "out": str(out),
     }
     what = f"TensorFlow Lite's converter on {source.path.name} (tflite:{target.variant})"
@@ -282,7 +284,7 @@ def _from_onnx(
     float32 = target.variant == "fp32" and not target.options.get("selectTfOps")
     key = "onnx2tf" if float32 else "onnx2tf-savedmodel"
 
-    def make(folder: Path) -> dict[str, Any]:
+    def attempt(folder: Path, backend: str) -> dict[str, Any]:
         staged = folder / "model.onnx"  # onnx2tf rewrites its input, and embeds its name
         shutil.copyfile(ctx.onnx_of(source), staged)
         job = {
@@ -290,8 +292,28 @@ def _from_onnx(
             "onnx": str(staged),
             "folder": str(folder),
             "savedModel": not float32,
+            "backend": backend,
         }
-        result = _run(job, folder, f"onnx2tf on {source.path.name}")
+        return _run(job, folder, f"onnx2tf on {source.path.name}")
+
+    def make(folder: Path) -> dict[str, Any]:
+        try:
+            result = attempt(folder, "flatbuffer_direct")
+        except ConversionError as direct:
+            if float32:
+                raise
+            # onnx2tf's own flatbuffer writer makes the float32 model but has no
+            # SavedModel for some graphs it converts; its TensorFlow backend
+            # builds the graph from TensorFlow ops, which always gives one.
+            shutil.rmtree(folder)
+            folder.mkdir()
+            try:
+                result = attempt(folder, "tf_converter")
+            except ConversionError as classic:
+                raise ConversionError(
+                    f"{direct.message}; and with its tf_converter backend: {classic.message}",
+                    hint=direct.hint,
+                ) from None
         return {"folder": str(folder), "io": result["io"]}
 
     made = ctx.shared(key, source, make)
