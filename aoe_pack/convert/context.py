@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aoe_pack.convert import onnx_graph
 from aoe_pack.convert._tf2onnx_fixes import (
     CUSTOM_OP_HANDLERS,
     canonical_generated_names,
@@ -81,10 +82,17 @@ class BuildContext:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.target: Target | None = None
+        self.used_onnx = False
+        """Whether a converter asked this context for the source's ONNX form."""
+        self._expand = False
         self._shared = _Shared(root=workdir, config_dir=config_dir, opset=opset)
 
-    def for_target(self, target: Target) -> BuildContext:
-        """This build's context with ``workdir`` a fresh, empty folder for ``target``."""
+    def for_target(self, target: Target, *, expand_functions: bool = False) -> BuildContext:
+        """This build's context with ``workdir`` a fresh, empty folder for ``target``.
+
+        ``expand_functions``: :meth:`onnx_of` gives the source's ONNX with its
+        ONNX functions expanded (see :meth:`expanded_onnx`).
+        """
         folder = self._shared.root / "targets" / target.name
         if folder.exists():
             shutil.rmtree(folder)
@@ -92,8 +100,32 @@ class BuildContext:
         child = object.__new__(BuildContext)
         child.workdir = folder
         child.target = target
+        child.used_onnx = False
+        child._expand = expand_functions
         child._shared = self._shared
         return child
+
+    def expanded_onnx(self, source: SourceModel) -> Path | None:
+        """The source's ONNX with its ONNX functions expanded, once per build; None if none.
+
+        :func:`aoe_pack.convert.onnx_graph.expand_functions` writes each call of
+        an op the ONNX spec defines as a function (Gelu, Swish, Attention...) as
+        the spec's body, for a runtime that lacks the op.
+        """
+        original = self._onnx_form(source)
+
+        def expand(index: int) -> Path | None:
+            onnx = import_onnx()
+            expanded = onnx_graph.expand_functions(onnx.load(str(original)))
+            if expanded is None:
+                return None
+            out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            onnx.save(expanded, str(out))
+            return out
+
+        made: Path | None = self._once("onnx-expanded", source, expand)
+        return made
 
     def onnx_seconds(self, source: SourceModel) -> float:
         """How long converting ``source`` to ONNX took (0 if it is ONNX or was not converted)."""
@@ -132,7 +164,8 @@ class BuildContext:
             folder.mkdir(parents=True, exist_ok=True)
             return make(folder)
 
-        result: T = self._once(f"shared:{key}", source, run)
+        kind = f"shared:{key}" + (":expanded" if self._expand else "")
+        result: T = self._once(kind, source, run)
         return result
 
     def share_keras_model(self, source: SourceModel, model: Any) -> None:
@@ -212,17 +245,26 @@ class BuildContext:
         opset. Either way parity compares the artifact with the original
         source, so a faulty down-conversion cannot pass.
         """
+        self.used_onnx = True
+        original = self._onnx_form(source)
+        kind = "onnx"
+        if self._expand:
+            original, kind = self.expanded_onnx(source) or original, "onnx-expanded"
+        opset = source.details.get("opset") if source.format == "onnx" else self._shared.opset
+        if max_opset is None or not isinstance(opset, int) or opset <= max_opset:
+            return original
+
+        def down(index: int) -> Path:
+            out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
+            return out if _down_convert(original, out, max_opset) else original
+
+        lowered: Path = self._once(f"{kind}-opset-{max_opset}", source, down)
+        return lowered
+
+    def _onnx_form(self, source: SourceModel) -> Path:
+        """The source itself if it is ONNX, else converted once with tf2onnx."""
         if source.format == "onnx":
-            opset = source.details.get("opset")
-            if max_opset is None or not isinstance(opset, int) or opset <= max_opset:
-                return source.path
-
-            def down(index: int) -> Path:
-                out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
-                return out if _down_convert(source.path, out, max_opset) else source.path
-
-            lowered: Path = self._once(f"onnx-opset-{max_opset}", source, down)
-            return lowered
+            return source.path
 
         def convert(index: int) -> Path:
             out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"

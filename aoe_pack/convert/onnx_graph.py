@@ -182,10 +182,132 @@ def stage(
 
 
 def check(src: Path, rules: Sequence[Rule], *, tool: str) -> None:
-    """Raise UnsupportedModelError when ``rules`` refuse a node of ``src`` (nothing written)."""
-    found = list(refusals(_load(src), rules))
-    if found:
+    """Raise UnsupportedModelError when ``rules`` refuse a node of ``src`` (nothing written).
+
+    A model whose refused nodes go away once its ONNX functions are expanded
+    (:func:`expand_functions`) is accepted: the build expands them for a target
+    that refuses the model as it is.
+    """
+    graph = _load(src)
+    found = list(refusals(graph, rules))
+    if not found:
+        return
+    expanded = expand_functions(graph.model)
+    if expanded is None or list(refusals(Graph(expanded), rules)):
         raise refusal_error(found, tool=tool, model=src.name)
+
+
+_SCALAR_CONSTANTS = {
+    "value_float": ("float32", False),
+    "value_floats": ("float32", True),
+    "value_int": ("int64", False),
+    "value_ints": ("int64", True),
+}
+
+
+def _constant_as_tensor(onnx: Any, node: Any) -> None:
+    """Rewrite a Constant's ``value_float(s)``/``value_int(s)`` as the ``value`` tensor it means.
+
+    Function bodies write their constants that way; onnx2tf and others read
+    only ``value``.
+    """
+    import numpy as np
+
+    for attribute in node.attribute:
+        spec = _SCALAR_CONSTANTS.get(attribute.name)
+        if spec is None:
+            continue
+        dtype, is_list = spec
+        raw = onnx.helper.get_attribute_value(attribute)
+        array = np.asarray(list(raw) if is_list else raw, dtype=dtype)
+        tensor = onnx.numpy_helper.from_array(array, name=node.output[0])
+        del node.attribute[:]
+        node.attribute.append(onnx.helper.make_attribute("value", tensor))
+        return
+
+
+def _for_inliner(onnx: Any, model: Any) -> Any:
+    """A copy of ``model`` with what ONNX's inliner needs spelled out.
+
+    A function body refers to its node's attributes by name, and the inliner
+    does not fill in the schema's defaults for those the node leaves out; it
+    also needs the type of every value a body reads, initializers included.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    typed = {v.name for v in (*copy.graph.input, *copy.graph.value_info, *copy.graph.output)}
+    for init in copy.graph.initializer:
+        if init.name not in typed:
+            info = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            copy.graph.value_info.append(info)
+    opset = next((o.version for o in copy.opset_import if o.domain in ("", "ai.onnx")), None)
+    for node in copy.graph.node:
+        if node.domain not in ("", "ai.onnx") or opset is None:
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+        except onnx.defs.SchemaError:
+            continue
+        present = {a.name for a in node.attribute}
+        for name, attribute in schema.attributes.items():
+            default = attribute.default_value
+            if name in present or default.type == onnx.AttributeProto.UNDEFINED:
+                continue
+            filled = onnx.AttributeProto()
+            filled.CopyFrom(default)
+            filled.name = name
+            node.attribute.append(filled)
+    return copy
+
+
+def expand_functions(model: Any) -> Any | None:
+    """``model`` with every op that ONNX defines as a function replaced by its body.
+
+    The ONNX spec defines many ops as functions of simpler ones (Gelu, Mish,
+    Swish, Softsign, LayerNormalization, GroupNormalization, Attention...);
+    ONNX's inliner writes each call out as the spec's own body. A runtime that
+    lacks such an op may run its body. None when the model calls no function
+    or the inliner cannot expand one validly.
+    """
+    from aoe_pack.convert.sources import import_onnx
+
+    onnx = import_onnx()
+    from onnx import inliner
+
+    try:
+        expanded = inliner.inline_selected_functions(
+            _for_inliner(onnx, model), [], exclude=True, inline_schema_functions=True
+        )
+        if [n.op_type for n in expanded.graph.node] == [n.op_type for n in model.graph.node]:
+            return None
+        for node in expanded.graph.node:
+            if node.op_type == "Constant":
+                _constant_as_tensor(onnx, node)
+        initializers = {i.name for i in expanded.graph.initializer}
+        kept = [v for v in expanded.graph.value_info if v.name not in initializers]
+        del expanded.graph.value_info[:]
+        expanded.graph.value_info.extend(kept)
+        onnx.checker.check_model(expanded, full_check=True)
+    except Exception:  # noqa: BLE001 - an inliner assertion or an invalid body: nothing to offer
+        return None
+    return _folded(onnx, expanded)
+
+
+def _folded(onnx: Any, model: Any) -> Any:
+    """``model`` with what its static shapes decide computed: onnxslim's constant folding.
+
+    A function body is written for any shape, so it computes axes and sizes
+    from ``Shape`` at run time (RMSNormalization even loops over the rank);
+    with the model's static shapes these are constants, which converters take.
+    """
+    try:
+        import onnxslim
+
+        folded = onnxslim.slim(model)
+        onnx.checker.check_model(folded, full_check=True)
+    except Exception:  # noqa: BLE001 - folding is a help: without it the body still stands
+        return model
+    return folded
 
 
 def refusal_error(found: Sequence[Refusal], *, tool: str, model: str) -> UnsupportedModelError:

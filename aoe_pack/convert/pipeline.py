@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ from aoe_pack.errors import (
 )
 
 if TYPE_CHECKING:
+    from aoe_pack.convert.context import BuildContext
     from aoe_pack.convert.isolate import Feeds
 
 Report = Callable[[str], None]
@@ -299,6 +301,113 @@ def _expected(
         ) from e
 
 
+@dataclass(frozen=True)
+class _Measuring:
+    """What every target of one build is converted from and measured against."""
+
+    ctx: BuildContext
+    source: SourceModel
+    feeds: Feeds
+    expected: Sequence[Sequence[Array]]
+    names: list[str]
+    kinds: list[str | None]
+
+
+def _attempt(
+    job: _Measuring, target: Target, control: bool, expand: bool
+) -> tuple[TargetOutcome, bool]:
+    """The target's outcome, and whether its converter read the source's ONNX form."""
+    from aoe_pack.convert.isolate import run_artifact
+
+    ctx, source = job.ctx, job.source
+    conv = converter_for(target)
+    start = time.perf_counter()
+    base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
+    target_ctx = ctx.for_target(target, expand_functions=expand)
+    try:
+        artifact = conv.convert(source, target, target_ctx)
+    except AoePackError as e:
+        outcome = replace(base, error=e, convert_seconds=time.perf_counter() - start)
+        return outcome, target_ctx.used_onnx
+    except Exception as e:  # noqa: BLE001 - a converter's (a plugin's?) bug fails its target only
+        error = ConversionError(
+            f"{target.name}: the {target.runtime} converter failed: {type(e).__name__}: {e}"
+        )
+        outcome = replace(base, error=error, convert_seconds=time.perf_counter() - start)
+        return outcome, target_ctx.used_onnx
+    if expand:
+        artifact = replace(artifact, tools={**artifact.tools, "onnx-inliner": version("onnx")})
+    converted = time.perf_counter()
+    base = replace(base, artifact=artifact, convert_seconds=converted - start)
+    try:
+        got = run_artifact(artifact, job.feeds, label=target.name)
+        parity = compare(
+            job.expected,
+            got,
+            tolerance=tolerance_of(conv, target),
+            names=job.names,
+            kinds=job.kinds,
+        )
+    except RuntimeCrashError as e:
+        status = Status.CRASHED
+        outcome = replace(base, status=status, error=e, parity_seconds=_since(converted))
+        return outcome, target_ctx.used_onnx
+    except ParityError as e:
+        status = Status.PARITY_FAILED
+        outcome = replace(base, status=status, error=e, parity_seconds=_since(converted))
+        return outcome, target_ctx.used_onnx
+    except AoePackError as e:
+        return replace(base, error=e, parity_seconds=_since(converted)), target_ctx.used_onnx
+    failure = parity.failure()
+    outcome = replace(
+        base,
+        status=Status.OK if failure is None else Status.PARITY_FAILED,
+        parity=parity,
+        error=None if failure is None else ParityError(f"{target.name}: {failure}"),
+        parity_seconds=_since(converted),
+    )
+    return outcome, target_ctx.used_onnx
+
+
+def _one(job: _Measuring, target: Target, control: bool) -> TargetOutcome:
+    """The target as the source is; failing that, with the source's ONNX functions expanded.
+
+    A runtime may lack an op that the ONNX spec defines as a function of
+    simpler ones (MNN has no Attention, ncnn no Swish), or run it wrongly;
+    the spec's own body then often converts, and parity judges it against
+    the source as it is. The artifact names ``onnx-inliner`` among its
+    tools. When the second try fails too, the first outcome stands.
+    """
+    first, used_onnx = _attempt(job, target, control, expand=False)
+    if first.ok or not used_onnx or not _has_expansion(job.ctx, job.source):
+        return first
+    second, _ = _attempt(job, target, control, expand=True)
+    if not second.ok:
+        return _with_second_reason(first, second)
+    return replace(second, convert_seconds=second.convert_seconds + first.convert_seconds)
+
+
+def _with_second_reason(first: TargetOutcome, second: TargetOutcome) -> TargetOutcome:
+    """The first outcome, its reason followed by why the expanded model failed as well."""
+    if first.error is None or second.reason is None:
+        return first
+    reason = second.reason.splitlines()[0]
+    message = f"{first.error.message}\n(with its ONNX functions expanded: {reason})"
+    try:
+        error = type(first.error)(message, hint=first.error.hint)
+    except TypeError:  # an error class that takes more than a message
+        return first
+    return replace(first, error=error)
+
+
+def _has_expansion(ctx: BuildContext, source: SourceModel) -> bool:
+    """Whether the source's ONNX form calls ONNX functions that can be expanded."""
+    try:
+        return ctx.expanded_onnx(source) is not None
+    except AoePackError:  # no ONNX form at all: the first outcome already says why
+        return False
+
+
 def _with_controls(targets: Sequence[Target]) -> list[Target]:
     """The float32 counterparts the reduced variants need, that are not targets already."""
     present = {(t.runtime, t.variant) for t in targets}
@@ -324,7 +433,7 @@ def convert(
     for targets no converter offers; each target's own failure is an outcome.
     """
     from aoe_pack.convert.context import BuildContext
-    from aoe_pack.convert.isolate import Feeds, run_artifact
+    from aoe_pack.convert.isolate import Feeds
     from aoe_pack.convert.sources import KerasRunner, load_source
 
     for target in targets:  # unknown runtimes and variants fail before any work starts
@@ -337,46 +446,15 @@ def convert(
     inputs = _parity_inputs(config, source)
     feeds = Feeds.write(inputs, workdir / "parity")
     expected = _expected(source, reference, inputs, feeds)
-    names = [o.name for o in source.outputs]
-    kinds = [o.kind for o in source.outputs]
+    job = _Measuring(
+        ctx=ctx,
+        source=source,
+        feeds=feeds,
+        expected=expected,
+        names=[o.name for o in source.outputs],
+        kinds=[o.kind for o in source.outputs],
+    )
     controls = _with_controls(targets)
-
-    def one(target: Target, control: bool) -> TargetOutcome:
-        conv = converter_for(target)
-        start = time.perf_counter()
-        base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
-        try:
-            artifact = conv.convert(source, target, ctx.for_target(target))
-        except AoePackError as e:
-            return replace(base, error=e, convert_seconds=time.perf_counter() - start)
-        except Exception as e:  # noqa: BLE001 - a converter's (a plugin's?) bug fails its target only
-            error = ConversionError(
-                f"{target.name}: the {target.runtime} converter failed: {type(e).__name__}: {e}"
-            )
-            return replace(base, error=error, convert_seconds=time.perf_counter() - start)
-        converted = time.perf_counter()
-        base = replace(base, artifact=artifact, convert_seconds=converted - start)
-        try:
-            got = run_artifact(artifact, feeds, label=target.name)
-            parity = compare(
-                expected, got, tolerance=tolerance_of(conv, target), names=names, kinds=kinds
-            )
-        except RuntimeCrashError as e:
-            status = Status.CRASHED
-            return replace(base, status=status, error=e, parity_seconds=_since(converted))
-        except ParityError as e:
-            status = Status.PARITY_FAILED
-            return replace(base, status=status, error=e, parity_seconds=_since(converted))
-        except AoePackError as e:
-            return replace(base, error=e, parity_seconds=_since(converted))
-        failure = parity.failure()
-        return replace(
-            base,
-            status=Status.OK if failure is None else Status.PARITY_FAILED,
-            parity=parity,
-            error=None if failure is None else ParityError(f"{target.name}: {failure}"),
-            parity_seconds=_since(converted),
-        )
 
     # TensorFlow work is serialised by its own lock while MNN, pnnx, the ORT
     # tool and every parity run are child processes: alternate TensorFlow-bound
@@ -387,7 +465,7 @@ def convert(
     order = [j for pair in zip_longest(others, tf_bound) for j in pair if j is not None]
     workers = max(1, min(len(jobs), max(2, os.cpu_count() or 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix="aoe-convert") as pool:
-        futures = {j[0].name: pool.submit(one, *j) for j in order}
+        futures = {j[0].name: pool.submit(_one, job, *j) for j in order}
         done: dict[str, TargetOutcome] = {}
         for name, future in futures.items():
             done[name] = outcome = future.result()

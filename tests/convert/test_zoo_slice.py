@@ -55,6 +55,14 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     # Clip's scalar min and max: onnx2tf reshapes them (no permutation to record).
     "onnx_clip": {"tflite-fp16": "ok"},
+    # Swish is an ONNX function none of MNN, pnnx and onnx2tf know: its body converts.
+    "onnx_swish": {"mnn-fp32": "ok", "ncnn-fp32": "ok", "tflite-fp32": "ok"},
+    # CenterCropPad's body (Shape, Slice, Pad) converts for MNN; pnnx cannot express
+    # it either way, and the refusal says both.
+    "onnx_center_crop_pad_crop": {
+        "mnn-fp32": "ok",
+        "ncnn-fp32": "(with its ONNX functions expanded: pnnx could not express",
+    },
     # float16 inputs are float32 in onnx2tf's SavedModel: calibration casts to them.
     "onnx_range_float16_type_positive_delta": {"tflite-int8": "ok"},
     # Both the embedding and the logits from Relu(embedding) are outputs: MNN fused
@@ -63,6 +71,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     # A node test in exported form: W and B are initializers, as an exporter writes
     # them (as graph inputs, onnx2tf left a custom ONNX_CONV op TFLite cannot run).
     "onnxx_basic_conv_with_padding": {"tflite-fp32": "ok", "mnn-fp32": "ok", "ncnn-fp32": "ok"},
+}
+
+# entry -> the targets converted from the model's ONNX functions expanded (their tools say so)
+INLINED: dict[str, list[str]] = {
+    "onnx_swish": ["mnn-fp32", "ncnn-fp32", "tflite-fp32"],
+    "onnx_center_crop_pad_crop": ["mnn-fp32"],
 }
 
 # entry -> {target: a text the refusal's hint (in --json and the table) must contain}
@@ -125,6 +139,8 @@ def test_zoo_entry_converts_or_is_refused_for_its_named_reason(
         else:
             assert outcome["status"] != "ok", outcome
             assert want in outcome["reason"], outcome["reason"]
+    for target in INLINED.get(name, []):
+        assert "onnx-inliner" in got[target]["tools"], got[target]
     for target, want in HINTS.get(name, {}).items():
         assert want in got[target]["hint"], got[target]
 

@@ -1,0 +1,76 @@
+"""ONNX functions expanded for a runtime that lacks them: the spec's bodies, folded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
+
+from aoe_pack.convert import onnx_graph
+from aoe_pack.convert.mnn import _rules as mnn_rules
+
+F = TensorProto.FLOAT
+
+
+def single(op: str, shape: list[int], opset: int, **attrs: Any) -> Any:
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"], **attrs)],
+        "g",
+        [helper.make_tensor_value_info("x", F, shape)],
+        [helper.make_tensor_value_info("y", F, shape)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def ops(model: Any) -> list[str]:
+    return sorted({n.op_type for n in model.graph.node})
+
+
+def same_function(a: Any, b: Any, shape: list[int]) -> None:
+    x = np.random.default_rng(3).normal(size=shape).astype(np.float32)
+    want = ReferenceEvaluator(a).run(None, {"x": x})[0]
+    got = ReferenceEvaluator(b).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_swish_becomes_the_ops_its_body_names() -> None:
+    original = single("Swish", [2, 5], 24, alpha=1.5)
+    expanded = onnx_graph.expand_functions(original)
+    assert expanded is not None
+    assert ops(expanded) == ["Mul", "Sigmoid"]
+    same_function(original, expanded, [2, 5])
+
+
+def test_a_constant_of_a_body_is_written_as_a_value_tensor() -> None:
+    expanded = onnx_graph.expand_functions(single("Softsign", [3], 22))
+    assert expanded is not None
+    for node in expanded.graph.node:
+        if node.op_type == "Constant":
+            assert [a.name for a in node.attribute] == ["value"]
+
+
+def test_shapes_a_body_computes_at_run_time_are_folded_to_constants() -> None:
+    # RMSNormalization's body loops over the rank to find its axes.
+    original = single("RMSNormalization", [2, 3, 4], 23, axis=1)
+    original.graph.node[0].input.append("scale")
+    original.graph.initializer.append(
+        onnx.numpy_helper.from_array(np.full((3, 4), 0.5, np.float32), "scale")
+    )
+    expanded = onnx_graph.expand_functions(original)
+    assert expanded is not None
+    assert not {"Loop", "Shape", "Size"} & set(ops(expanded))
+    same_function(original, expanded, [2, 3, 4])
+
+
+def test_a_model_without_functions_has_no_expansion() -> None:
+    assert onnx_graph.expand_functions(single("Relu", [4], 17)) is None
+
+
+def test_validate_accepts_a_node_mnn_lacks_when_its_body_converts(tmp_path: Path) -> None:
+    src = tmp_path / "model.onnx"
+    onnx.save(single("Swish", [1, 8], 24), str(src))
+    onnx_graph.check(src, mnn_rules(), tool="MNN")  # MNN lists no Swish; its body is Mul, Sigmoid
