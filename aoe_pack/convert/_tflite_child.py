@@ -16,7 +16,8 @@ Jobs:
   concrete function, which keeps the weights of SavedModels written by
   ``tf.saved_model.save`` (``from_saved_model`` drops them). ``calibration``
   is an ``.npz`` of samples (``s<i>_i<j>``) for full int8, transposed by
-  ``perms`` into the SavedModel's layout and fed by signature ``keys``.
+  ``perms`` (or, where a perm is None, reshaped to ``shapes``) into the
+  SavedModel's layout and fed by signature ``keys``.
 * ``{"kind": "onnx2tf", "onnx", "folder", "savedModel", "backend"}``: onnx2tf's
   float32 ``.tflite`` (and, when asked, a SavedModel for the quantised
   variants), plus how each input and output is laid out against the ONNX
@@ -75,17 +76,21 @@ def _representative(job: dict[str, Any], dtypes: dict[str, Any]) -> Iterator[dic
 
     keys: list[str] = job["keys"]
     perms: list[list[int] | None] = job.get("perms") or [None] * len(keys)
+    shapes: list[list[int] | None] = job.get("shapes") or [None] * len(keys)
 
-    def laid_out(array: Any, key: str, perm: list[int] | None) -> Any:
-        array = array if perm is None else array.transpose(perm)
+    def laid_out(array: Any, key: str, perm: list[int] | None, shape: list[int] | None) -> Any:
+        if perm is not None:
+            array = array.transpose(perm)
+        elif shape is not None and array.size == int(np.prod(shape)):
+            array = array.reshape(shape)  # onnx2tf reshaped it (a scalar became [1])
         return array.astype(dtypes[key]) if key in dtypes else array
 
     with np.load(job["calibration"], allow_pickle=False) as data:
         count = len(data.files) // max(1, len(keys))
         samples = [
             {
-                key: laid_out(data[f"s{i}_i{j}"], key, perm)
-                for j, (key, perm) in enumerate(zip(keys, perms, strict=True))
+                key: laid_out(data[f"s{i}_i{j}"], key, perm, shape)
+                for j, (key, perm, shape) in enumerate(zip(keys, perms, shapes, strict=True))
             }
             for i in range(count)
         ]

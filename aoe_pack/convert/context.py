@@ -58,7 +58,8 @@ class _Shared:
     opset: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     made: dict[tuple[str, Path], Future[Any]] = field(default_factory=dict)
-    """Things made once per build and source: ("onnx" | "savedmodel" | "keras", path)."""
+    """Things made once per build and source, by (kind, source path): "onnx", "keras",
+    "savedmodel" (and "-unrolled"), "onnx-expanded", opset-lowered forms, shared folders."""
     seconds: dict[Path, float] = field(default_factory=dict)
 
 
@@ -105,26 +106,30 @@ class BuildContext:
         child._shared = self._shared
         return child
 
-    def expanded_onnx(self, source: SourceModel) -> Path | None:
-        """The source's ONNX with its ONNX functions expanded, once per build; None if none.
+    def expanded_onnx(self, source: SourceModel) -> tuple[Path, dict[str, str]] | None:
+        """The source's ONNX with its ONNX functions expanded, and the tools that did it.
 
-        :func:`aoe_pack.convert.onnx_graph.expand_functions` writes each call of
-        an op the ONNX spec defines as a function (Gelu, Swish, Attention...) as
-        the spec's body, for a runtime that lacks the op.
+        Made once per build (:func:`aoe_pack.convert.onnx_graph.expand_functions`
+        writes each call of an op the ONNX spec defines as a function, such as
+        Gelu, Swish or Attention, as the spec's body). None when the model calls
+        no function, or cannot be expanded or written.
         """
         original = self._onnx_form(source)
 
-        def expand(index: int) -> Path | None:
+        def expand(index: int) -> tuple[Path, dict[str, str]] | None:
             onnx = import_onnx()
-            expanded = onnx_graph.expand_functions(onnx.load(str(original)))
-            if expanded is None:
-                return None
             out = self._shared.root / "onnx" / str(index) / f"{source.path.stem}.onnx"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            onnx.save(expanded, str(out))
-            return out
+            try:
+                expanded = onnx_graph.expand_functions(onnx.load(str(original)))
+                if expanded is None:
+                    return None
+                out.parent.mkdir(parents=True, exist_ok=True)
+                onnx.save(expanded.model, str(out))
+            except Exception:  # noqa: BLE001 - over 2 GB, unreadable: the first outcome stands
+                return None
+            return out, expanded.tools
 
-        made: Path | None = self._once("onnx-expanded", source, expand)
+        made: tuple[Path, dict[str, str]] | None = self._once("onnx-expanded", source, expand)
         return made
 
     def onnx_seconds(self, source: SourceModel) -> float:
@@ -218,13 +223,16 @@ class BuildContext:
             return folder
 
         def export_unrolled(index: int) -> Path:
-            copy = unrolled_model(self.keras_model(source))
+            model = self.keras_model(source)  # outside the lock: loading takes it itself
+            with TF_LOCK:
+                copy = unrolled_model(model)
             if copy is None:
                 return self.saved_model_of(source)
             folder = self._shared.root / "saved_model" / str(index)
             try:
                 export_to(folder, copy)
-            except ValueError:  # "Cannot unroll a RNN if the time dimension is undefined"
+            except Exception:  # noqa: BLE001 - e.g. "Cannot unroll a RNN if the time dimension
+                # is undefined": the plain export is always a safe answer
                 shutil.rmtree(folder, ignore_errors=True)
                 return self.saved_model_of(source)
             return folder
@@ -238,8 +246,10 @@ class BuildContext:
     def onnx_of(self, source: SourceModel, *, max_opset: int | None = None) -> Path:
         """The source as ONNX: itself for ONNX, else converted once with tf2onnx.
 
-        With ``max_opset``, an ONNX source of a newer opset is down-converted
-        (once per build) with ONNX's version converter. Where that converter
+        In a context made with ``expand_functions``, that ONNX with its ONNX
+        functions expanded (:meth:`expanded_onnx`), where it has any. With
+        ``max_opset``, a model of a newer opset is down-converted (once per
+        build) with ONNX's version converter. Where that converter
         cannot (an op that did not exist at ``max_opset``, such as Gelu), the
         original is returned: MNN and pnnx read many ops by name whatever the
         opset. Either way parity compares the artifact with the original
@@ -249,7 +259,8 @@ class BuildContext:
         original = self._onnx_form(source)
         kind = "onnx"
         if self._expand:
-            original, kind = self.expanded_onnx(source) or original, "onnx-expanded"
+            expanded = self.expanded_onnx(source)
+            original, kind = (expanded[0] if expanded else original), "onnx-expanded"
         opset = source.details.get("opset") if source.format == "onnx" else self._shared.opset
         if max_opset is None or not isinstance(opset, int) or opset <= max_opset:
             return original

@@ -193,7 +193,7 @@ def check(src: Path, rules: Sequence[Rule], *, tool: str) -> None:
     if not found:
         return
     expanded = expand_functions(graph.model)
-    if expanded is None or list(refusals(Graph(expanded), rules)):
+    if expanded is None or list(refusals(Graph(expanded.model), rules)):
         raise refusal_error(found, tool=tool, model=src.name)
 
 
@@ -260,15 +260,26 @@ def _for_inliner(onnx: Any, model: Any) -> Any:
     return copy
 
 
-def expand_functions(model: Any) -> Any | None:
+@dataclass(frozen=True)
+class Expanded:
+    """A model with its ONNX functions expanded, and the tools that did it (name -> version)."""
+
+    model: Any
+    tools: dict[str, str]
+
+
+def expand_functions(model: Any) -> Expanded | None:
     """``model`` with every op that ONNX defines as a function replaced by its body.
 
     The ONNX spec defines many ops as functions of simpler ones (Gelu, Mish,
     Swish, Softsign, LayerNormalization, GroupNormalization, Attention...);
     ONNX's inliner writes each call out as the spec's own body. A runtime that
-    lacks such an op may run its body. None when the model calls no function
-    or the inliner cannot expand one validly.
+    lacks such an op may run its body. The result then goes through onnxslim
+    (:func:`_slimmed`). None when the model calls no function or the inliner
+    cannot expand one validly.
     """
+    from importlib.metadata import version
+
     from aoe_pack.convert.sources import import_onnx
 
     onnx = import_onnx()
@@ -290,24 +301,31 @@ def expand_functions(model: Any) -> Any | None:
         onnx.checker.check_model(expanded, full_check=True)
     except Exception:  # noqa: BLE001 - an inliner assertion or an invalid body: nothing to offer
         return None
-    return _folded(onnx, expanded)
+    tools = {"onnx-inliner": version("onnx")}
+    slimmed = _slimmed(onnx, expanded)
+    if slimmed is None:
+        return Expanded(model=expanded, tools=tools)
+    return Expanded(model=slimmed, tools={**tools, "onnxslim": version("onnxslim")})
 
 
-def _folded(onnx: Any, model: Any) -> Any:
-    """``model`` with what its static shapes decide computed: onnxslim's constant folding.
+def _slimmed(onnx: Any, model: Any) -> Any | None:
+    """``model`` through onnxslim; None if onnxslim fails on it.
 
     A function body is written for any shape, so it computes axes and sizes
     from ``Shape`` at run time (RMSNormalization even loops over the rank);
-    with the model's static shapes these are constants, which converters take.
+    with the model's static shapes onnxslim folds these to constants, which
+    converters take. onnxslim also simplifies the rest of the graph (fuses
+    Conv and BatchNormalization, drops dead and duplicate nodes), as the
+    onnx-slim target does.
     """
     try:
         import onnxslim
 
-        folded = onnxslim.slim(model)
-        onnx.checker.check_model(folded, full_check=True)
-    except Exception:  # noqa: BLE001 - folding is a help: without it the body still stands
-        return model
-    return folded
+        slimmed = onnxslim.slim(model)
+        onnx.checker.check_model(slimmed, full_check=True)
+    except Exception:  # noqa: BLE001 - a help only: without it the expanded body stands
+        return None
+    return slimmed
 
 
 def refusal_error(found: Sequence[Refusal], *, tool: str, model: str) -> UnsupportedModelError:

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from importlib.metadata import version
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ from aoe_pack.convert.registry import converter_for, parse_target
 from aoe_pack.errors import (
     AoePackError,
     ConversionError,
+    MissingExtraError,
     ParityError,
     RuntimeCrashError,
     SourceRunError,
@@ -87,6 +87,8 @@ class TargetOutcome:
     parity_seconds: float = 0.0
     control: bool = False
     """Measured only to vouch for a reduced-precision variant; never shipped."""
+    expanded: bool = False
+    """Converted from the source's ONNX with its ONNX functions expanded."""
 
     @property
     def ok(self) -> bool:
@@ -336,9 +338,11 @@ def _attempt(
         outcome = replace(base, error=error, convert_seconds=time.perf_counter() - start)
         return outcome, target_ctx.used_onnx
     if expand:
-        artifact = replace(artifact, tools={**artifact.tools, "onnx-inliner": version("onnx")})
+        expansion = ctx.expanded_onnx(source)
+        tools = expansion[1] if expansion else {}
+        artifact = replace(artifact, tools={**artifact.tools, **tools})
     converted = time.perf_counter()
-    base = replace(base, artifact=artifact, convert_seconds=converted - start)
+    base = replace(base, artifact=artifact, convert_seconds=converted - start, expanded=expand)
     try:
         got = run_artifact(artifact, job.feeds, label=target.name)
         parity = compare(
@@ -379,19 +383,24 @@ def _one(job: _Measuring, target: Target, control: bool) -> TargetOutcome:
     tools. When the second try fails too, the first outcome stands.
     """
     first, used_onnx = _attempt(job, target, control, expand=False)
-    if first.ok or not used_onnx or not _has_expansion(job.ctx, job.source):
+    retry = isinstance(first.error, _RETRIED) and not isinstance(first.error, MissingExtraError)
+    if first.ok or not retry or not used_onnx or not _has_expansion(job.ctx, job.source):
         return first
     second, _ = _attempt(job, target, control, expand=True)
-    if not second.ok:
-        return _with_second_reason(first, second)
+    if not second.ok:  # the second try emptied the target's folder: no artifact is left
+        return _with_second_reason(replace(first, artifact=None), second)
     return replace(second, convert_seconds=second.convert_seconds + first.convert_seconds)
+
+
+_RETRIED = (UnsupportedModelError, ConversionError, ParityError, RuntimeCrashError)
+"""The failures a model's expanded ONNX functions may cure (not a missing tool, say)."""
 
 
 def _with_second_reason(first: TargetOutcome, second: TargetOutcome) -> TargetOutcome:
     """The first outcome, its reason followed by why the expanded model failed as well."""
-    if first.error is None or second.reason is None:
+    if first.error is None or not second.reason:
         return first
-    reason = second.reason.splitlines()[0]
+    reason = (second.reason.splitlines() or [""])[0]
     message = f"{first.error.message}\n(with its ONNX functions expanded: {reason})"
     try:
         error = type(first.error)(message, hint=first.error.hint)
@@ -404,7 +413,7 @@ def _has_expansion(ctx: BuildContext, source: SourceModel) -> bool:
     """Whether the source's ONNX form calls ONNX functions that can be expanded."""
     try:
         return ctx.expanded_onnx(source) is not None
-    except AoePackError:  # no ONNX form at all: the first outcome already says why
+    except Exception:  # noqa: BLE001 - no ONNX form at all: the first outcome already says why
         return False
 
 
@@ -471,7 +480,11 @@ def convert(
             done[name] = outcome = future.result()
             if report:
                 report(progress_line(outcome))
-    outcomes = [_vouched(done[t.name], done) for t in targets]
+
+    def remeasure(target: Target, control: bool, expand: bool) -> TargetOutcome:
+        return _attempt(job, target, control, expand)[0]
+
+    outcomes = [_vouched(done[t.name], done, remeasure) for t in targets]
     return Conversion(
         source=source,
         outcomes=tuple(outcomes),
@@ -484,8 +497,22 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-def _vouched(outcome: TargetOutcome, done: Mapping[str, TargetOutcome]) -> TargetOutcome:
-    """A passed reduced variant fails when its float32 counterpart did not pass."""
+Remeasure = Callable[[Target, bool, bool], TargetOutcome]
+"""Convert and measure (target, control, expand) once more."""
+
+
+def _vouched(
+    outcome: TargetOutcome,
+    done: Mapping[str, TargetOutcome],
+    remeasure: Remeasure | None = None,
+) -> TargetOutcome:
+    """A passed reduced variant fails when its float32 counterpart did not pass.
+
+    The counterpart vouches only for a conversion of the same graph: when one
+    of the two passed with the source's ONNX functions expanded and the other
+    without, the variant is measured again (``remeasure``) on the
+    counterpart's graph, and fails if it does not pass there.
+    """
     if not outcome.ok:
         return outcome
     t = outcome.target
@@ -493,6 +520,19 @@ def _vouched(outcome: TargetOutcome, done: Mapping[str, TargetOutcome]) -> Targe
     if control_variant is None:
         return outcome
     control = done[Target(runtime=t.runtime, variant=control_variant).name]
+    if control.ok and control.expanded != outcome.expanded:
+        if remeasure is None:
+            raise ValueError("a variant and its control differ in graph: remeasure is needed")
+        again = remeasure(t, outcome.control, control.expanded)
+        if again.ok:
+            return again
+        graph = "with its ONNX functions expanded" if control.expanded else "as it is"
+        error = ParityError(
+            f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
+            f"passed on the model {graph}, where this variant fails ({again.reason})",
+            hint=f"drop {t.name}, or ship {control.target.name}",
+        )
+        return replace(outcome, status=Status.PARITY_FAILED, error=error, artifact=None)
     if control.ok:
         return outcome
     what = (

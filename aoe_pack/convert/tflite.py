@@ -201,10 +201,15 @@ def _tflite_worker() -> Worker:
 
 
 _CALIBRATOR_CRASH_HINT = (
-    "int8 calibration runs the model in TensorFlow Lite's calibrator, which dies on some "
-    "graphs: a recurrent layer over a sequence of unknown length is one (declare the length, "
-    "and aoe-pack unrolls the loop); tflite:int8-dynamic needs no calibration"
+    "int8 calibration runs the model in TensorFlow Lite's calibrator, which can die or hang "
+    "on some graphs: a Keras recurrent layer over a sequence of unknown length is one "
+    "(declare the length, and aoe-pack unrolls the loop); tflite:int8-dynamic needs no "
+    "calibration"
 )
+
+
+class _ChildDiedError(ConversionError):
+    """The converter's process died or hung: no answer about the model itself."""
 
 
 def _run(
@@ -222,7 +227,7 @@ def _run(
         outcome = run_module(_PROGRAM, job, timeout=_TIMEOUT_SECONDS, log_dir=folder)
 
     def crash(message: str) -> ConversionError:
-        return ConversionError(message, hint=crash_hint)
+        return _ChildDiedError(message, hint=crash_hint)
 
     return result_of(outcome, what=what, crash=crash, timeout=_TIMEOUT_SECONDS)
 
@@ -236,6 +241,7 @@ def _convert(
     *,
     keys: Sequence[str],
     perms: Sequence[Sequence[int] | None] | None,
+    shapes: Sequence[Sequence[int]] | None = None,
     concrete: bool,
 ) -> dict[str, Any]:
     """TensorFlow Lite's converter on ``saved``, in a worker process (a crash fails this target).
@@ -258,10 +264,11 @@ def _convert(
         "keys": list(keys),
         # A tensor onnx2tf reshaped rather than transposed has no permutation (None).
         "perms": [None if p is None else list(p) for p in perms] if perms is not None else None,
+        "shapes": [list(s) for s in shapes] if shapes is not None else None,
         "out": str(out),
     }
     what = f"TensorFlow Lite's converter on {source.path.name} (tflite:{target.variant})"
-    hint = _CALIBRATOR_CRASH_HINT if target.variant == "int8" else None
+    hint = _CALIBRATOR_CRASH_HINT if target.variant == "int8" and source.format == "keras" else None
     return _run(job, ctx.workdir, what, crash_hint=hint)
 
 
@@ -299,6 +306,8 @@ def _from_onnx(
     def make(folder: Path) -> dict[str, Any]:
         try:
             result = attempt(folder, "flatbuffer_direct")
+        except _ChildDiedError:
+            raise  # a timeout says nothing of the model: trying elsewhere would be luck
         except ConversionError as direct:
             if float32:
                 raise
@@ -314,17 +323,27 @@ def _from_onnx(
                     f"{direct.message}; and with its tf_converter backend: {classic.message}",
                     hint=direct.hint,
                 ) from None
-        return {"folder": str(folder), "io": result["io"]}
+            return {"folder": str(folder), "io": result["io"], "backend": "tf_converter"}
+        return {"folder": str(folder), "io": result["io"], "backend": "flatbuffer_direct"}
 
+    # Read here, not only inside ``make``: every target that shares onnx2tf's
+    # output must know it came from the source's ONNX form (the build may retry
+    # it with that form's functions expanded).
+    ctx.onnx_of(source)
     made = ctx.shared(key, source, make)
     folder, layout = Path(made["folder"]), made["io"]
     tools["onnx2tf"] = version("onnx2tf")
+    if made["backend"] != "flatbuffer_direct":
+        tools["onnx2tf"] += f" ({made['backend']} backend)"
     if float32:
         shutil.copyfile(folder / "model_float32.tflite", out)
         return dict(layout), False
     keys = [t["name"] for t in layout["inputs"]]
     perms = [t["perm"] for t in layout["inputs"]]
-    made = _convert(source, target, ctx, folder, out, keys=keys, perms=perms, concrete=False)
+    shapes = [t["shape"] for t in layout["inputs"]]
+    made = _convert(
+        source, target, ctx, folder, out, keys=keys, perms=perms, shapes=shapes, concrete=False
+    )
     tensors: dict[str, str] = made.get("tensors") or {}
     tools["tensorflow"] = _tf_version()
     # The SavedModel's signature keys are the ONNX names; the tensors are this artifact's.

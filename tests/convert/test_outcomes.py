@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,27 @@ def test_a_reduced_variant_fails_when_its_float32_counterpart_crashes() -> None:
     judged = _vouched(int8, {"tflite-fp32": fp32})
     assert judged.status is Status.PARITY_FAILED
     assert "its float32 counterpart tflite-fp32 was crashed (died)" in (judged.reason or "")
+
+
+def test_a_reduced_variant_is_remeasured_on_the_graph_its_counterpart_passed_on() -> None:
+    """fp32 passed only with the ONNX functions expanded; fp16 passed on the model as it is."""
+    fp32 = replace(_outcome("mnn-fp32", Status.OK), expanded=True)
+    fp16 = _outcome("mnn-fp16", Status.OK)
+    asked: list[tuple[str, bool, bool]] = []
+
+    def failing(target: Target, control: bool, expand: bool) -> TargetOutcome:
+        asked.append((target.name, control, expand))
+        return _outcome("mnn-fp16", Status.PARITY_FAILED, error=ParityError("off by 2"))
+
+    judged = _vouched(fp16, {"mnn-fp32": fp32}, failing)
+    assert asked == [("mnn-fp16", False, True)]
+    assert judged.status is Status.PARITY_FAILED
+    assert judged.reason == (
+        "mnn-fp16: not accepted because its float32 counterpart mnn-fp32 passed on the model "
+        "with its ONNX functions expanded, where this variant fails (off by 2)"
+    )
+    passing = replace(_outcome("mnn-fp16", Status.OK), expanded=True)
+    assert _vouched(fp16, {"mnn-fp32": fp32}, lambda *_: passing) is passing
 
 
 def test_a_reduced_variant_stands_when_its_float32_counterpart_passes() -> None:

@@ -56,7 +56,14 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Clip's scalar min and max: onnx2tf reshapes them (no permutation to record).
     "onnx_clip": {"tflite-fp16": "ok"},
     # Swish is an ONNX function none of MNN, pnnx and onnx2tf know: its body converts.
-    "onnx_swish": {"mnn-fp32": "ok", "ncnn-fp32": "ok", "tflite-fp32": "ok"},
+    # fp16 and int8 share one onnx2tf SavedModel: both must be tried expanded.
+    "onnx_swish": {
+        "mnn-fp32": "ok",
+        "ncnn-fp32": "ok",
+        "tflite-fp32": "ok",
+        "tflite-fp16": "ok",
+        "tflite-int8": "ok",
+    },
     # CenterCropPad's body (Shape, Slice, Pad) converts for MNN; pnnx cannot express
     # it either way, and the refusal says both.
     "onnx_center_crop_pad_crop": {
@@ -75,7 +82,7 @@ EXPECTED: dict[str, dict[str, str]] = {
 
 # entry -> the targets converted from the model's ONNX functions expanded (their tools say so)
 INLINED: dict[str, list[str]] = {
-    "onnx_swish": ["mnn-fp32", "ncnn-fp32", "tflite-fp32"],
+    "onnx_swish": ["mnn-fp32", "ncnn-fp32", "tflite-fp32", "tflite-fp16", "tflite-int8"],
     "onnx_center_crop_pad_crop": ["mnn-fp32"],
 }
 
