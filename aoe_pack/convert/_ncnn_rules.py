@@ -176,6 +176,52 @@ _REFUSED_OPS = {
 }
 
 
+_REDUCE_AXES_INPUT = (
+    "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ReduceSum",
+)  # fmt: skip
+
+_PARAMETER_INPUTS: dict[str, dict[int, str]] = {
+    "Reshape": {1: "shape"},
+    "Expand": {1: "shape"},
+    "Tile": {1: "repeats"},
+    "Slice": {1: "starts", 2: "ends", 3: "axes", 4: "steps"},
+    "Squeeze": {1: "axes"},
+    "Unsqueeze": {1: "axes"},
+    "TopK": {1: "K"},
+    "Pad": {1: "pads", 2: "constant_value", 3: "axes"},
+    "Resize": {1: "roi", 2: "scales", 3: "sizes"},
+    "Upsample": {1: "scales"},
+    "ConstantOfShape": {0: "shape"},
+    "Range": {0: "start", 1: "limit", 2: "delta"},
+    "OneHot": {1: "depth"},
+    "Split": {1: "split"},
+    "CenterCropPad": {1: "shape"},
+    "Trilu": {1: "k"},
+    "Clip": {1: "min", 2: "max"},
+    **{op: {1: "axes"} for op in _REDUCE_AXES_INPUT},
+}
+"""Inputs that ncnn takes as a layer's parameters, fixed when the model loads."""
+
+
+def _parameter_from_input(g: Graph, node: Any) -> str | None:
+    # ncnn layers hold shapes, axes and bounds as parameters written in the
+    # .param file: a model input cannot set them at run time. pnnx then traces
+    # on uninitialised values (and crashes) or keeps a raw op ncnn refuses.
+    slots = _PARAMETER_INPUTS.get(node.op_type)
+    if not slots:
+        return None
+    initializers = {i.name for i in g.model.graph.initializer}
+    inputs = {i.name for i in g.model.graph.input} - initializers
+    for index, slot in slots.items():
+        if index < len(node.input) and node.input[index] in inputs:
+            return (
+                f"its {slot} is the model input {node.input[index]!r}, set at run time: ncnn "
+                "fixes shapes and layer parameters when it loads the model (make it a constant)"
+            )
+    return None
+
+
 def _asymmetric_pool(g: Graph, node: Any) -> bool:
     pads = g.attr(node, "pads")
     half = len(pads) // 2 if pads else 0
@@ -219,6 +265,7 @@ RULES: tuple[Rule, ...] = (
     _tile,
     _resize,
     _recurrent,
+    _parameter_from_input,
     _unsupported,
 )
 """Applied in order to every node before pnnx runs; the first refusal stops a node."""

@@ -218,6 +218,33 @@ def test_ncnn_refuses_what_pnnx_cannot_express(node: Any, reason: str, tmp_path:
     assert refused(src, NCNN, "ncnn").endswith(f"node 'y': {reason}")
 
 
+def test_ncnn_refuses_a_shape_parameter_set_by_a_model_input(tmp_path: Path) -> None:
+    src = model(
+        tmp_path,
+        [helper.make_node("Squeeze", ["x", "axes"], ["y"])],
+        [tensor("x", [1, 3, 1, 5]), tensor("axes", [2], TensorProto.INT64)],
+        [tensor("y", [3, 5])],
+        opset=13,
+    )
+    assert refused(src, NCNN, "ncnn") == (
+        "ncnn cannot take model.onnx: Squeeze node 'y': its axes is the model input 'axes', "
+        "set at run time: ncnn fixes shapes and layer parameters when it loads the model "
+        "(make it a constant)"
+    )
+
+
+def test_ncnn_takes_a_shape_parameter_that_is_a_constant(tmp_path: Path) -> None:
+    src = model(
+        tmp_path,
+        [helper.make_node("Squeeze", ["x", "axes"], ["y"])],
+        [tensor("x", [1, 3, 1, 5])],
+        [tensor("y", [3, 5])],
+        {"axes": np.array([0, 2], np.int64)},
+        opset=13,
+    )
+    onnx_graph.check(src, NCNN, tool="ncnn")
+
+
 def test_mnn_a_graph_output_read_by_other_nodes_gets_a_producer_of_its_own(
     tmp_path: Path,
 ) -> None:
