@@ -93,13 +93,18 @@ def canonical_generated_names(model: Any) -> None:
 
     A node ``Sub__45`` and its output ``Sub__45:0`` get the same new number.
     The model's own inputs and outputs keep their names (they are its
-    interface); so does every name without tf2onnx's ``__<n>`` suffix.
+    interface); so does every name without tf2onnx's ``__<n>`` suffix. A
+    subgraph's inputs and outputs (a Loop body's) are renamed with the nodes
+    that produce and read them.
     """
     graphs = list(_graphs(model.graph))
     interface = {v.name for v in (*model.graph.input, *model.graph.output)}
+    subgraphs = graphs[1:]
     seen: dict[str, None] = {}
     for graph in graphs:
         names = [t.name for t in graph.initializer] + [v.name for v in graph.value_info]
+        if graph is not model.graph:
+            names += [v.name for v in (*graph.input, *graph.output)]
         for node in graph.node:
             names += [node.name, *node.input, *node.output]
         seen.update((name, None) for name in names if name)
@@ -119,6 +124,9 @@ def canonical_generated_names(model: Any) -> None:
         renamed[name] = new
     if not renamed:
         return
+    for graph in subgraphs:
+        for value in (*graph.input, *graph.output):
+            value.name = renamed.get(value.name, value.name)
     for graph in graphs:
         for tensor in (*graph.initializer, *graph.value_info):
             tensor.name = renamed.get(tensor.name, tensor.name)

@@ -58,3 +58,40 @@ def test_a_node_and_its_ports_keep_one_number() -> None:
     assert model.graph.node[0].name == "Sub__3"
     assert model.graph.node[0].output[:] == ["Sub__3:0"]
     assert model.graph.node[1].input[0] == "Sub__3:0"
+
+
+def test_a_loop_body_keeps_its_inputs_outputs_and_outer_names_consistent() -> None:
+    """A recurrent layer's while loop: its body's inputs and outputs are generated names."""
+    i64, b = TensorProto.INT64, TensorProto.BOOL
+    body = helper.make_graph(
+        [
+            helper.make_node("Less", ["i__12", "limit__8"], ["cond__13:0"], name="Less__13"),
+            helper.make_node("Add", ["v__11", "v__11"], ["v_out__14"], name="Add__14"),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i__12", i64, []),
+            helper.make_tensor_value_info("c__10", b, []),
+            helper.make_tensor_value_info("v__11", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("cond__13:0", b, []),
+            helper.make_tensor_value_info("v_out__14", TensorProto.FLOAT, [2]),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips__9", "", "x"], ["y"], name="while__15", body=body)],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [
+            helper.make_tensor("trips__9", i64, [], [3]),
+            helper.make_tensor("limit__8", i64, [], [3]),  # read inside the body
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    canonical_generated_names(model)
+    onnx.checker.check_model(model, full_check=True)
+    renamed = model.graph.node[0].attribute[0].g
+    assert [v.name for v in renamed.output] == [renamed.node[0].output[0], "v_out__8"]
+    assert renamed.node[0].input[1] == model.graph.initializer[1].name
