@@ -8,7 +8,7 @@ need it, even when they convert concurrently.
 Layout under the build's work folder::
 
     onnx/<n>/<model stem>.onnx     the source as converted by tf2onnx (not for ONNX sources)
-    targets/<runtime>-<variant>/   each target's private folder
+    targets/<runtime>-<variant>[~expanded][~again]/   each attempt's private folder
 """
 
 from __future__ import annotations
@@ -88,13 +88,18 @@ class BuildContext:
         self._expand = False
         self._shared = _Shared(root=workdir, config_dir=config_dir, opset=opset)
 
-    def for_target(self, target: Target, *, expand_functions: bool = False) -> BuildContext:
+    def for_target(
+        self, target: Target, *, expand_functions: bool = False, again: bool = False
+    ) -> BuildContext:
         """This build's context with ``workdir`` a fresh, empty folder for ``target``.
 
         ``expand_functions``: :meth:`onnx_of` gives the source's ONNX with its
-        ONNX functions expanded (see :meth:`expanded_onnx`).
+        ONNX functions expanded (see :meth:`expanded_onnx`). Each combination
+        of the two flags gets a folder of its own, so a second measurement
+        (``again``) never touches an artifact the build may ship.
         """
-        folder = self._shared.root / "targets" / target.name
+        name = target.name + ("~expanded" if expand_functions else "") + ("~again" if again else "")
+        folder = self._shared.root / "targets" / name
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)

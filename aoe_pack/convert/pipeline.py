@@ -316,16 +316,19 @@ class _Measuring:
 
 
 def _attempt(
-    job: _Measuring, target: Target, control: bool, expand: bool
+    job: _Measuring, target: Target, control: bool, expand: bool, *, again: bool = False
 ) -> tuple[TargetOutcome, bool]:
-    """The target's outcome, and whether its converter read the source's ONNX form."""
+    """The target's outcome, and whether its converter read the source's ONNX form.
+
+    ``again``: a second measurement, in a folder of its own (see ``_vouched``).
+    """
     from aoe_pack.convert.isolate import run_artifact
 
     ctx, source = job.ctx, job.source
     conv = converter_for(target)
     start = time.perf_counter()
     base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
-    target_ctx = ctx.for_target(target, expand_functions=expand)
+    target_ctx = ctx.for_target(target, expand_functions=expand, again=again)
     try:
         artifact = conv.convert(source, target, target_ctx)
     except AoePackError as e:
@@ -387,8 +390,8 @@ def _one(job: _Measuring, target: Target, control: bool) -> TargetOutcome:
     if first.ok or not retry or not used_onnx or not _has_expansion(job.ctx, job.source):
         return first
     second, _ = _attempt(job, target, control, expand=True)
-    if not second.ok:  # the second try emptied the target's folder: no artifact is left
-        return _with_second_reason(replace(first, artifact=None), second)
+    if not second.ok:
+        return _with_second_reason(first, second)
     return replace(second, convert_seconds=second.convert_seconds + first.convert_seconds)
 
 
@@ -482,7 +485,7 @@ def convert(
                 report(progress_line(outcome))
 
     def remeasure(target: Target, control: bool, expand: bool) -> TargetOutcome:
-        return _attempt(job, target, control, expand)[0]
+        return _attempt(job, target, control, expand, again=True)[0]
 
     outcomes = [_vouched(done[t.name], done, remeasure) for t in targets]
     return Conversion(
@@ -511,7 +514,8 @@ def _vouched(
     The counterpart vouches only for a conversion of the same graph: when one
     of the two passed with the source's ONNX functions expanded and the other
     without, the variant is measured again (``remeasure``) on the
-    counterpart's graph, and fails if it does not pass there.
+    counterpart's graph; failing that, the counterpart on the variant's graph
+    (as a control: its own outcome stands). The variant fails if neither passes.
     """
     if not outcome.ok:
         return outcome
@@ -523,16 +527,7 @@ def _vouched(
     if control.ok and control.expanded != outcome.expanded:
         if remeasure is None:
             raise ValueError("a variant and its control differ in graph: remeasure is needed")
-        again = remeasure(t, outcome.control, control.expanded)
-        if again.ok:
-            return again
-        graph = "with its ONNX functions expanded" if control.expanded else "as it is"
-        error = ParityError(
-            f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
-            f"passed on the model {graph}, where this variant fails ({again.reason})",
-            hint=f"drop {t.name}, or ship {control.target.name}",
-        )
-        return replace(outcome, status=Status.PARITY_FAILED, error=error, artifact=None)
+        return _on_one_graph(outcome, control, remeasure)
     if control.ok:
         return outcome
     what = (
@@ -544,6 +539,26 @@ def _vouched(
         hint=f"fix what {control.target.name} reports first",
     )
     return replace(outcome, status=Status.PARITY_FAILED, error=error)
+
+
+def _on_one_graph(
+    outcome: TargetOutcome, control: TargetOutcome, remeasure: Remeasure
+) -> TargetOutcome:
+    """A passed variant and its passed counterpart measured on one graph, else a failure."""
+    t = outcome.target
+    again = remeasure(t, outcome.control, control.expanded)
+    if again.ok:  # the variant passes on its counterpart's graph too
+        return again
+    as_control = True  # else the counterpart, measured on the variant's graph, may vouch
+    if remeasure(control.target, as_control, outcome.expanded).ok:
+        return outcome
+    graph = "with its ONNX functions expanded" if control.expanded else "as it is"
+    error = ParityError(
+        f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
+        f"passed only on the model {graph}, where this variant fails ({again.reason})",
+        hint=f"drop {t.name}, or ship {control.target.name}",
+    )
+    return replace(outcome, status=Status.PARITY_FAILED, error=error, artifact=None)
 
 
 def progress_line(outcome: TargetOutcome) -> str:

@@ -293,17 +293,29 @@ def test_a_reduced_variant_is_remeasured_on_the_graph_its_counterpart_passed_on(
 
     def failing(target: Target, control: bool, expand: bool) -> TargetOutcome:
         asked.append((target.name, control, expand))
-        return _outcome("mnn-fp16", Status.PARITY_FAILED, error=ParityError("off by 2"))
+        return _outcome(target.name, Status.PARITY_FAILED, error=ParityError("off by 2"))
 
     judged = _vouched(fp16, {"mnn-fp32": fp32}, failing)
-    assert asked == [("mnn-fp16", False, True)]
+    # fp16 on fp32's graph, then fp32 (as a control) on fp16's graph
+    assert asked == [("mnn-fp16", False, True), ("mnn-fp32", True, False)]
     assert judged.status is Status.PARITY_FAILED
     assert judged.reason == (
-        "mnn-fp16: not accepted because its float32 counterpart mnn-fp32 passed on the model "
-        "with its ONNX functions expanded, where this variant fails (off by 2)"
+        "mnn-fp16: not accepted because its float32 counterpart mnn-fp32 passed only on the "
+        "model with its ONNX functions expanded, where this variant fails (off by 2)"
     )
     passing = replace(_outcome("mnn-fp16", Status.OK), expanded=True)
     assert _vouched(fp16, {"mnn-fp32": fp32}, lambda *_: passing) is passing
+
+
+def test_a_counterpart_remeasured_on_the_variants_graph_vouches_for_it() -> None:
+    fp32 = _outcome("tflite-fp32", Status.OK)
+    int8 = replace(_outcome("tflite-int8", Status.OK), expanded=True)
+
+    def only_fp32_passes(target: Target, control: bool, expand: bool) -> TargetOutcome:
+        ok = target.name == "tflite-fp32" and control and expand
+        return _outcome(target.name, Status.OK if ok else Status.PARITY_FAILED)
+
+    assert _vouched(int8, {"tflite-fp32": fp32}, only_fp32_passes) is int8
 
 
 def test_a_reduced_variant_stands_when_its_float32_counterpart_passes() -> None:
