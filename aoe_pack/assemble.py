@@ -27,9 +27,9 @@ from aoe_pack.bundle.feature import (
 )
 from aoe_pack.config import complete_io
 from aoe_pack.config.model import ModelConfig
+from aoe_pack.convert.outcome import TargetOutcome
 from aoe_pack.convert.pipeline import (
     Conversion,
-    TargetOutcome,
     convert,
     targets_of,
     validate_source,

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from aoe_pack.cli._output import Output
 
 if TYPE_CHECKING:
-    from aoe_pack.convert.pipeline import Conversion, TargetOutcome
+    from aoe_pack.convert.outcome import TargetOutcome
+    from aoe_pack.convert.pipeline import Conversion
 
 _STATUS_COLOR = {"ok": "green", "parity-failed": "red", "refused": "yellow", "crashed": "red"}
 

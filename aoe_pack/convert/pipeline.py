@@ -7,7 +7,9 @@ target through the registered converters. Each artifact then runs in a child
 process of its own on the same inputs (:mod:`aoe_pack.convert.isolate`), and
 its outputs are compared with the source's (:mod:`aoe_pack.convert.parity`).
 
-Every target gets a :class:`TargetOutcome`, whatever happens to the others: a
+Every target gets a :class:`~aoe_pack.convert.outcome.TargetOutcome`, made by
+:mod:`aoe_pack.convert.measure` (which also retries a failing target with the
+source's ONNX functions expanded), whatever happens to the others: a
 converter's refusal, a runtime's crash and a parity failure are recorded with
 their named error, and the stage goes on. The caller decides what a failure
 means (``build`` writes no bundle unless told to ship the targets that passed).
@@ -19,13 +21,12 @@ measured as a *control* when it is not a target itself, and not shipped.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,106 +35,28 @@ from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.convert.api import (
     Array,
-    Artifact,
-    Parity,
     Runner,
     SourceModel,
     Target,
     control_of,
-    tolerance_of,
 )
-from aoe_pack.convert.parity import compare, run_all, sample_inputs
+from aoe_pack.convert.measure import Measuring, attempt, measure, vouched
+from aoe_pack.convert.outcome import Status, TargetOutcome
+from aoe_pack.convert.parity import run_all, sample_inputs
 from aoe_pack.convert.registry import converter_for, parse_target
 from aoe_pack.errors import (
     AoePackError,
     ConversionError,
-    MissingExtraError,
-    ParityError,
     RuntimeCrashError,
     SourceRunError,
     UnsupportedModelError,
 )
 
 if TYPE_CHECKING:
-    from aoe_pack.convert.context import BuildContext
     from aoe_pack.convert.isolate import Feeds
 
 Report = Callable[[str], None]
 """Receives one line per finished step (for progress on a terminal)."""
-
-_REASON_CHARS = 2000
-"""A refusal's reason as recorded in the signed provenance is cut at this length."""
-
-
-class Status(enum.StrEnum):
-    """What became of one target."""
-
-    OK = "ok"
-    PARITY_FAILED = "parity-failed"
-    REFUSED = "refused"
-    CRASHED = "crashed"
-
-
-@dataclass(frozen=True, kw_only=True)
-class TargetOutcome:
-    """One target: its artifact and parity when it converted, else the named error."""
-
-    target: Target
-    status: Status
-    artifact: Artifact | None = None
-    parity: Parity | None = None
-    error: AoePackError | None = None
-    convert_seconds: float = 0.0
-    parity_seconds: float = 0.0
-    control: bool = False
-    """Measured only to vouch for a reduced-precision variant; never shipped."""
-    expanded: bool = False
-    """Converted from the source's ONNX with its ONNX functions expanded."""
-
-    @property
-    def ok(self) -> bool:
-        return self.status is Status.OK
-
-    @property
-    def reason(self) -> str | None:
-        """The error's message (None when the target passed)."""
-        return self.error.message if self.error else None
-
-    def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
-        """The outcome as ``--json`` shows it; without ``timings`` as the bundle records it.
-
-        The bundle records neither timings nor an error's hint, which depend on the
-        machine and on aoe-pack's wording: the same inputs give the same bytes.
-        """
-        t = self.target
-        out: dict[str, Any] = {
-            "target": t.name,
-            "runtime": t.runtime,
-            "variant": t.variant,
-            "status": self.status.value,
-        }
-        if self.artifact is not None and self.ok:
-            out["files"] = [f.bundle_path for f in self.artifact.files]
-            out["tools"] = dict(self.artifact.tools)
-            if self.artifact.layout:
-                out["layout"] = self.artifact.layout
-        if self.artifact is not None and self.artifact.requires:
-            out["requires"] = list(self.artifact.requires)
-        if self.parity is not None:
-            out["parity"] = self.parity.to_dict()
-        if self.error is not None:
-            out["code"] = self.error.code
-            out["reason"] = self.error.message[:_REASON_CHARS]
-            if timings and self.error.hint:  # advice for the one reading it now
-                out["hint"] = self.error.hint
-        if self.control:
-            out["control"] = True
-        if timings:
-            out["seconds"] = {
-                "convert": round(self.convert_seconds, 3),
-                "parity": round(self.parity_seconds, 3),
-            }
-        return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -303,123 +226,6 @@ def _expected(
         ) from e
 
 
-@dataclass(frozen=True)
-class _Measuring:
-    """What every target of one build is converted from and measured against."""
-
-    ctx: BuildContext
-    source: SourceModel
-    feeds: Feeds
-    expected: Sequence[Sequence[Array]]
-    names: list[str]
-    kinds: list[str | None]
-
-
-def _attempt(
-    job: _Measuring, target: Target, control: bool, expand: bool, *, again: bool = False
-) -> tuple[TargetOutcome, bool]:
-    """The target's outcome, and whether its converter read the source's ONNX form.
-
-    ``again``: a second measurement, in a folder of its own (see ``_vouched``).
-    """
-    from aoe_pack.convert.isolate import run_artifact
-
-    ctx, source = job.ctx, job.source
-    conv = converter_for(target)
-    start = time.perf_counter()
-    base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
-    target_ctx = ctx.for_target(target, expand_functions=expand, again=again)
-    try:
-        artifact = conv.convert(source, target, target_ctx)
-    except AoePackError as e:
-        outcome = replace(base, error=e, convert_seconds=time.perf_counter() - start)
-        return outcome, target_ctx.used_onnx
-    except Exception as e:  # noqa: BLE001 - a converter's (a plugin's?) bug fails its target only
-        error = ConversionError(
-            f"{target.name}: the {target.runtime} converter failed: {type(e).__name__}: {e}"
-        )
-        outcome = replace(base, error=error, convert_seconds=time.perf_counter() - start)
-        return outcome, target_ctx.used_onnx
-    if expand:
-        expansion = ctx.expanded_onnx(source)
-        tools = expansion[1] if expansion else {}
-        artifact = replace(artifact, tools={**artifact.tools, **tools})
-    converted = time.perf_counter()
-    base = replace(base, artifact=artifact, convert_seconds=converted - start, expanded=expand)
-    try:
-        got = run_artifact(artifact, job.feeds, label=target.name)
-        parity = compare(
-            job.expected,
-            got,
-            tolerance=tolerance_of(conv, target),
-            names=job.names,
-            kinds=job.kinds,
-        )
-    except RuntimeCrashError as e:
-        status = Status.CRASHED
-        outcome = replace(base, status=status, error=e, parity_seconds=_since(converted))
-        return outcome, target_ctx.used_onnx
-    except ParityError as e:
-        status = Status.PARITY_FAILED
-        outcome = replace(base, status=status, error=e, parity_seconds=_since(converted))
-        return outcome, target_ctx.used_onnx
-    except AoePackError as e:
-        return replace(base, error=e, parity_seconds=_since(converted)), target_ctx.used_onnx
-    failure = parity.failure()
-    outcome = replace(
-        base,
-        status=Status.OK if failure is None else Status.PARITY_FAILED,
-        parity=parity,
-        error=None if failure is None else ParityError(f"{target.name}: {failure}"),
-        parity_seconds=_since(converted),
-    )
-    return outcome, target_ctx.used_onnx
-
-
-def _one(job: _Measuring, target: Target, control: bool) -> TargetOutcome:
-    """The target as the source is; failing that, with the source's ONNX functions expanded.
-
-    A runtime may lack an op that the ONNX spec defines as a function of
-    simpler ones (MNN has no Attention, ncnn no Swish), or run it wrongly;
-    the spec's own body then often converts, and parity judges it against
-    the source as it is. The artifact names ``onnx-inliner`` among its
-    tools. When the second try fails too, the first outcome stands.
-    """
-    first, used_onnx = _attempt(job, target, control, expand=False)
-    retry = isinstance(first.error, _RETRIED) and not isinstance(first.error, MissingExtraError)
-    if first.ok or not retry or not used_onnx or not _has_expansion(job.ctx, job.source):
-        return first
-    second, _ = _attempt(job, target, control, expand=True)
-    if not second.ok:
-        return _with_second_reason(first, second)
-    return replace(second, convert_seconds=second.convert_seconds + first.convert_seconds)
-
-
-_RETRIED = (UnsupportedModelError, ConversionError, ParityError, RuntimeCrashError)
-"""The failures a model's expanded ONNX functions may cure (not a missing tool, say)."""
-
-
-def _with_second_reason(first: TargetOutcome, second: TargetOutcome) -> TargetOutcome:
-    """The first outcome, its reason followed by why the expanded model failed as well."""
-    if first.error is None or not second.reason:
-        return first
-    reason = (second.reason.splitlines() or [""])[0]
-    message = f"{first.error.message}\n(with its ONNX functions expanded: {reason})"
-    try:
-        error = type(first.error)(message, hint=first.error.hint)
-    except TypeError:  # an error class that takes more than a message
-        return first
-    return replace(first, error=error)
-
-
-def _has_expansion(ctx: BuildContext, source: SourceModel) -> bool:
-    """Whether the source's ONNX form calls ONNX functions that can be expanded."""
-    try:
-        return ctx.expanded_onnx(source) is not None
-    except Exception:  # noqa: BLE001 - no ONNX form at all: the first outcome already says why
-        return False
-
-
 def _with_controls(targets: Sequence[Target]) -> list[Target]:
     """The float32 counterparts the reduced variants need, that are not targets already."""
     present = {(t.runtime, t.variant) for t in targets}
@@ -458,7 +264,7 @@ def convert(
     inputs = _parity_inputs(config, source)
     feeds = Feeds.write(inputs, workdir / "parity")
     expected = _expected(source, reference, inputs, feeds)
-    job = _Measuring(
+    job = Measuring(
         ctx=ctx,
         source=source,
         feeds=feeds,
@@ -477,7 +283,7 @@ def convert(
     order = [j for pair in zip_longest(others, tf_bound) for j in pair if j is not None]
     workers = max(1, min(len(jobs), max(2, os.cpu_count() or 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix="aoe-convert") as pool:
-        futures = {j[0].name: pool.submit(_one, job, *j) for j in order}
+        futures = {j[0].name: pool.submit(measure, job, *j) for j in order}
         done: dict[str, TargetOutcome] = {}
         for name, future in futures.items():
             done[name] = outcome = future.result()
@@ -485,9 +291,9 @@ def convert(
                 report(progress_line(outcome))
 
     def remeasure(target: Target, control: bool, expand: bool) -> TargetOutcome:
-        return _attempt(job, target, control, expand, again=True)[0]
+        return attempt(job, target, control, expand, again=True)[0]
 
-    outcomes = [_vouched(done[t.name], done, remeasure) for t in targets]
+    outcomes = [vouched(done[t.name], done, remeasure) for t in targets]
     return Conversion(
         source=source,
         outcomes=tuple(outcomes),
@@ -498,67 +304,6 @@ def convert(
 
 def _since(start: float) -> float:
     return time.perf_counter() - start
-
-
-Remeasure = Callable[[Target, bool, bool], TargetOutcome]
-"""Convert and measure (target, control, expand) once more."""
-
-
-def _vouched(
-    outcome: TargetOutcome,
-    done: Mapping[str, TargetOutcome],
-    remeasure: Remeasure | None = None,
-) -> TargetOutcome:
-    """A passed reduced variant fails when its float32 counterpart did not pass.
-
-    The counterpart vouches only for a conversion of the same graph: when one
-    of the two passed with the source's ONNX functions expanded and the other
-    without, the variant is measured again (``remeasure``) on the
-    counterpart's graph; failing that, the counterpart on the variant's graph
-    (as a control: its own outcome stands). The variant fails if neither passes.
-    """
-    if not outcome.ok:
-        return outcome
-    t = outcome.target
-    control_variant = control_of(converter_for(t), t.variant)
-    if control_variant is None:
-        return outcome
-    control = done[Target(runtime=t.runtime, variant=control_variant).name]
-    if control.ok and control.expanded != outcome.expanded:
-        if remeasure is None:
-            raise ValueError("a variant and its control differ in graph: remeasure is needed")
-        return _on_one_graph(outcome, control, remeasure)
-    if control.ok:
-        return outcome
-    what = (
-        "fails parity" if control.status is Status.PARITY_FAILED else f"was {control.status.value}"
-    )
-    error = ParityError(
-        f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
-        f"{what} ({control.reason}); a looser tolerance must not hide a conversion error",
-        hint=f"fix what {control.target.name} reports first",
-    )
-    return replace(outcome, status=Status.PARITY_FAILED, error=error)
-
-
-def _on_one_graph(
-    outcome: TargetOutcome, control: TargetOutcome, remeasure: Remeasure
-) -> TargetOutcome:
-    """A passed variant and its passed counterpart measured on one graph, else a failure."""
-    t = outcome.target
-    again = remeasure(t, outcome.control, control.expanded)
-    if again.ok:  # the variant passes on its counterpart's graph too
-        return again
-    as_control = True  # else the counterpart, measured on the variant's graph, may vouch
-    if remeasure(control.target, as_control, outcome.expanded).ok:
-        return outcome
-    graph = "with its ONNX functions expanded" if control.expanded else "as it is"
-    error = ParityError(
-        f"{t.name}: not accepted because its float32 counterpart {control.target.name} "
-        f"passed only on the model {graph}, where this variant fails ({again.reason})",
-        hint=f"drop {t.name}, or ship {control.target.name}",
-    )
-    return replace(outcome, status=Status.PARITY_FAILED, error=error, artifact=None)
 
 
 def progress_line(outcome: TargetOutcome) -> str:

@@ -13,8 +13,9 @@ from onnx.reference import ReferenceEvaluator
 
 from aoe_pack.convert import onnx_graph
 from aoe_pack.convert.api import Target
+from aoe_pack.convert.measure import with_second_reason
 from aoe_pack.convert.mnn import _rules as mnn_rules
-from aoe_pack.convert.pipeline import Status, TargetOutcome, _with_second_reason
+from aoe_pack.convert.outcome import Status, TargetOutcome
 from aoe_pack.errors import ParityError, UnsupportedModelError
 
 F = TensorProto.FLOAT
@@ -102,11 +103,11 @@ def test_a_second_failure_keeps_the_first_reason_and_adds_its_own() -> None:
         error=ParityError("mnn-fp32: output 0 (y): max abs error 1\nmore lines"),
         expanded=True,
     )
-    merged = _with_second_reason(first, second)
+    merged = with_second_reason(first, second)
     assert isinstance(merged.error, UnsupportedModelError)
     assert merged.error.message == (
         "MNN cannot take model.onnx: Swish\n"
         "(with its ONNX functions expanded: mnn-fp32: output 0 (y): max abs error 1)"
     )
     assert merged.error.hint == "drop it"
-    assert _with_second_reason(first, replace(second, error=ParityError(""))) is first
+    assert with_second_reason(first, replace(second, error=ParityError(""))) is first

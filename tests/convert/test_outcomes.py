@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from aoe_pack.convert.api import Parity, Precision, Target
-from aoe_pack.convert.pipeline import Status, TargetOutcome, _vouched, _with_controls
+from aoe_pack.convert.measure import vouched
+from aoe_pack.convert.outcome import Status, TargetOutcome
+from aoe_pack.convert.pipeline import _with_controls
 from aoe_pack.errors import AoePackError, ParityError, RuntimeCrashError
 
 
@@ -267,7 +269,7 @@ def test_a_reduced_variant_fails_when_its_float32_counterpart_fails_parity() -> 
         error=ParityError("mnn-fp32: output 0: max abs error 3.80e-03 exceeds 1.00e-04"),
     )
     fp16 = _outcome("mnn-fp16", Status.OK)
-    judged = _vouched(fp16, {"mnn-fp32": fp32, "mnn-fp16": fp16})
+    judged = vouched(fp16, {"mnn-fp32": fp32, "mnn-fp16": fp16})
     assert judged.status is Status.PARITY_FAILED
     assert isinstance(judged.error, ParityError)
     assert judged.reason == (
@@ -280,7 +282,7 @@ def test_a_reduced_variant_fails_when_its_float32_counterpart_fails_parity() -> 
 def test_a_reduced_variant_fails_when_its_float32_counterpart_crashes() -> None:
     fp32 = _outcome("tflite-fp32", Status.CRASHED, error=RuntimeCrashError("died"))
     int8 = _outcome("tflite-int8", Status.OK)
-    judged = _vouched(int8, {"tflite-fp32": fp32})
+    judged = vouched(int8, {"tflite-fp32": fp32})
     assert judged.status is Status.PARITY_FAILED
     assert "its float32 counterpart tflite-fp32 was crashed (died)" in (judged.reason or "")
 
@@ -295,7 +297,7 @@ def test_a_reduced_variant_is_remeasured_on_the_graph_its_counterpart_passed_on(
         asked.append((target.name, control, expand))
         return _outcome(target.name, Status.PARITY_FAILED, error=ParityError("off by 2"))
 
-    judged = _vouched(fp16, {"mnn-fp32": fp32}, failing)
+    judged = vouched(fp16, {"mnn-fp32": fp32}, failing)
     # fp16 on fp32's graph, then fp32 (as a control) on fp16's graph
     assert asked == [("mnn-fp16", False, True), ("mnn-fp32", True, False)]
     assert judged.status is Status.PARITY_FAILED
@@ -304,7 +306,7 @@ def test_a_reduced_variant_is_remeasured_on_the_graph_its_counterpart_passed_on(
         "model with its ONNX functions expanded, where this variant fails (off by 2)"
     )
     passing = replace(_outcome("mnn-fp16", Status.OK), expanded=True)
-    assert _vouched(fp16, {"mnn-fp32": fp32}, lambda *_: passing) is passing
+    assert vouched(fp16, {"mnn-fp32": fp32}, lambda *_: passing) is passing
 
 
 def test_a_counterpart_remeasured_on_the_variants_graph_vouches_for_it() -> None:
@@ -315,10 +317,10 @@ def test_a_counterpart_remeasured_on_the_variants_graph_vouches_for_it() -> None
         ok = target.name == "tflite-fp32" and control and expand
         return _outcome(target.name, Status.OK if ok else Status.PARITY_FAILED)
 
-    assert _vouched(int8, {"tflite-fp32": fp32}, only_fp32_passes) is int8
+    assert vouched(int8, {"tflite-fp32": fp32}, only_fp32_passes) is int8
 
 
 def test_a_reduced_variant_stands_when_its_float32_counterpart_passes() -> None:
     fp32 = _outcome("ncnn-fp32", Status.OK)
     fp16 = _outcome("ncnn-fp16", Status.OK)
-    assert _vouched(fp16, {"ncnn-fp32": fp32}) is fp16
+    assert vouched(fp16, {"ncnn-fp32": fp32}) is fp16
