@@ -8,7 +8,7 @@ need it, even when they convert concurrently.
 Layout under the build's work folder::
 
     onnx/<n>/<model stem>.onnx     the source as converted by tf2onnx (not for ONNX sources)
-    targets/<runtime>-<variant>[~expanded][~again]/   each attempt's private folder
+    targets/<runtime>-<variant>[~expanded][~again-<role>]/   each attempt's own folder
 """
 
 from __future__ import annotations
@@ -89,16 +89,18 @@ class BuildContext:
         self._shared = _Shared(root=workdir, config_dir=config_dir, opset=opset)
 
     def for_target(
-        self, target: Target, *, expand_functions: bool = False, again: bool = False
+        self, target: Target, *, expand_functions: bool = False, again: str | None = None
     ) -> BuildContext:
         """This build's context with ``workdir`` a fresh, empty folder for ``target``.
 
         ``expand_functions``: :meth:`onnx_of` gives the source's ONNX with its
-        ONNX functions expanded (see :meth:`expanded_onnx`). Each combination
-        of the two flags gets a folder of its own, so a second measurement
-        (``again``) never touches an artifact the build may ship.
+        ONNX functions expanded (see :meth:`expanded_onnx`). ``again`` names a
+        second measurement (``"variant"``, ``"control"``); each combination
+        gets a folder of its own, so measuring again never touches an
+        artifact the build may ship.
         """
-        name = target.name + ("~expanded" if expand_functions else "") + ("~again" if again else "")
+        name = target.name + ("~expanded" if expand_functions else "")
+        name += f"~again-{again}" if again else ""
         folder = self._shared.root / "targets" / name
         if folder.exists():
             shutil.rmtree(folder)

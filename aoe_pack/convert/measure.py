@@ -58,7 +58,8 @@ def attempt(
     conv = converter_for(target)
     start = time.perf_counter()
     base = TargetOutcome(target=target, status=Status.REFUSED, control=control)
-    target_ctx = ctx.for_target(target, expand_functions=expand, again=again)
+    role = ("control" if control else "variant") if again else None
+    target_ctx = ctx.for_target(target, expand_functions=expand, again=role)
     try:
         artifact = conv.convert(source, target, target_ctx)
     except AoePackError as e:
@@ -70,12 +71,15 @@ def attempt(
         )
         outcome = replace(base, error=error, convert_seconds=time.perf_counter() - start)
         return outcome, target_ctx.used_onnx
-    if expand:
+    # Expanded only if the converter read the ONNX form (a Keras source's
+    # tflite target never does): nothing else may claim the expansion's tools.
+    expanded = expand and target_ctx.used_onnx
+    if expanded:
         expansion = ctx.expanded_onnx(source)
         tools = expansion[1] if expansion else {}
         artifact = replace(artifact, tools={**artifact.tools, **tools})
     converted = time.perf_counter()
-    base = replace(base, artifact=artifact, convert_seconds=converted - start, expanded=expand)
+    base = replace(base, artifact=artifact, convert_seconds=converted - start, expanded=expanded)
     try:
         got = run_artifact(artifact, job.feeds, label=target.name)
         parity = compare(
