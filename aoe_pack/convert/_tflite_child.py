@@ -223,14 +223,15 @@ def onnx2tf(job: dict[str, Any]) -> dict[str, Any]:
         ) from e
     folder = Path(job["folder"])
     try:
-        direct = job.get("backend", "flatbuffer_direct") == "flatbuffer_direct"
+        backend = job.get("backend", "flatbuffer_direct")
         onnx2tf_convert(
             input_onnx_file_path=job["onnx"],
             output_folder_path=str(folder),
             non_verbose=True,
-            tflite_backend=job.get("backend", "flatbuffer_direct"),
+            tflite_backend=backend,
             # The tf_converter backend writes its SavedModel whatever this says.
-            flatbuffer_direct_output_saved_model=bool(job["savedModel"]) and direct,
+            flatbuffer_direct_output_saved_model=bool(job["savedModel"])
+            and backend == "flatbuffer_direct",
         )
     except BaseException as e:  # noqa: BLE001 - it also ends with sys.exit(1) on some failures
         raise ConversionError(

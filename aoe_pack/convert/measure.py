@@ -22,7 +22,6 @@ from aoe_pack.convert.registry import converter_for
 from aoe_pack.errors import (
     AoePackError,
     ConversionError,
-    MissingExtraError,
     ParityError,
     RuntimeCrashError,
     UnsupportedModelError,
@@ -120,7 +119,7 @@ def measure(job: Measuring, target: Target, control: bool) -> TargetOutcome:
     tools. When the second try fails too, the first outcome stands.
     """
     first, used_onnx = attempt(job, target, control, expand=False)
-    retry = isinstance(first.error, _RETRIED) and not isinstance(first.error, MissingExtraError)
+    retry = isinstance(first.error, _RETRIED)
     if first.ok or not retry or not used_onnx or not _has_expansion(job.ctx, job.source):
         return first
     second, _ = attempt(job, target, control, expand=True)

@@ -291,9 +291,14 @@ def _from_onnx(
     float32 = target.variant == "fp32" and not target.options.get("selectTfOps")
     key = "onnx2tf" if float32 else "onnx2tf-savedmodel"
 
+    # Asked here, outside the shared job: every target that shares onnx2tf's
+    # output then records that it read the ONNX form (the build may retry it
+    # with that form's functions expanded).
+    onnx_path = ctx.onnx_of(source)
+
     def attempt(folder: Path, backend: str) -> dict[str, Any]:
         staged = folder / "model.onnx"  # onnx2tf rewrites its input, and embeds its name
-        shutil.copyfile(ctx.onnx_of(source), staged)
+        shutil.copyfile(onnx_path, staged)
         job = {
             "kind": "onnx2tf",
             "onnx": str(staged),
@@ -326,10 +331,6 @@ def _from_onnx(
             return {"folder": str(folder), "io": result["io"], "backend": "tf_converter"}
         return {"folder": str(folder), "io": result["io"], "backend": "flatbuffer_direct"}
 
-    # Read here, not only inside ``make``: every target that shares onnx2tf's
-    # output must know it came from the source's ONNX form (the build may retry
-    # it with that form's functions expanded).
-    ctx.onnx_of(source)
     made = ctx.shared(key, source, make)
     folder, layout = Path(made["folder"]), made["io"]
     tools["onnx2tf"] = version("onnx2tf")
