@@ -90,14 +90,27 @@ def _device(
     )
 
 
-def _default_state(repo: str) -> Path:
+def _state_folder() -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    if "://" not in repo:  # one folder, however it is spelt
+    return base / "aoe-pack" / "client"
+
+
+def _legacy_state(repo: str) -> Path:
+    """Where states were kept before they were keyed by the repository's identity."""
+    if "://" not in repo:
         repo = str(Path(repo).resolve())
-    # One state per repository, not per tag: the manifest version floor that
-    # stops rollback is the repository's, whichever model a check is for.
-    key = hashlib.sha256(repo.rstrip("/").encode()).hexdigest()[:16]
-    return base / "aoe-pack" / "client" / f"{key}.json"
+    return _state_folder() / f"{hashlib.sha256(repo.rstrip('/').encode()).hexdigest()[:16]}.json"
+
+
+def _default_state(identity: str, repo: str) -> Path:
+    # One state per repository, not per tag and not per URL: the manifest
+    # version floor that stops rollback is the repository's, whichever model a
+    # check is for and whichever mirror serves it.
+    path = _state_folder() / f"{identity[:16]}.json"
+    legacy = _legacy_state(repo)
+    if not path.exists() and legacy.is_file():
+        legacy.replace(path)  # a state kept under this URL's old name carries over
+    return path
 
 
 @click.group()
@@ -130,9 +143,17 @@ def client() -> None:
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The JSON file where the trusted root and last manifest version are kept "
-    "(default: one file per repository in $XDG_STATE_HOME/aoe-pack/client/, "
-    "~/.local/state when XDG_STATE_HOME is unset).",
+    help="The JSON file where the trusted root and last manifest accepted are kept "
+    "(default: one file per repository, named by its first root whatever URL serves it, "
+    "in $XDG_STATE_HOME/aoe-pack/client/, ~/.local/state when XDG_STATE_HOME is unset).",
+)
+@click.option(
+    "--min-manifest-version",
+    "minimum",
+    type=click.IntRange(1, 2**53 - 1),
+    metavar="N",
+    help="The repository manifest version the app was built with: older manifests are "
+    "refused even on first contact (`aoe-pack manifest show --json` gives it at build time).",
 )
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
 @json_option
@@ -149,6 +170,7 @@ def check(
     download_dir: Path | None,
     decryption_key: str | None,
     state_path: Path | None,
+    minimum: int | None,
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
@@ -165,6 +187,7 @@ def check(
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.check import check as _check
+        from aoe_pack.client.check import repository_identity
         from aoe_pack.destinations import open_store
         from aoe_pack.keys import load_decryption_key
 
@@ -180,15 +203,19 @@ def check(
             load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
         )
         store = open_store(repo, plain_http=plain_http)
+        shipped = trusted_root.read_bytes()
         try:
+            if state_path is None:
+                state_path = _default_state(repository_identity(store, shipped), repo)
             result = _check(
                 store,
                 tag=tag,
                 device=device,
-                trusted_root=trusted_root.read_bytes(),
-                state_path=state_path or _default_state(repo),
+                trusted_root=shipped,
+                state_path=state_path,
                 download_dir=download_dir,
                 decryption_key=key,
+                minimum=minimum,
             )
         finally:
             store.close()

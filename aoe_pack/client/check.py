@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,27 @@ from aoe_pack.errors import (
 )
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.manifest.model import Manifest, Release
-from aoe_pack.manifest.root import Root, bundle_key, verify_self_signed
+from aoe_pack.manifest.root import (
+    Root,
+    bundle_key,
+    parse_root,
+    verify_self_signed,
+    verify_successor,
+)
 from aoe_pack.manifest.trust import (
+    MAX_CHAIN_LENGTH,
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
+    Floor,
+    VerifiedManifest,
     check_bundle_matches,
     update_root,
     verify_manifest,
 )
 from aoe_pack.publish.store import MANIFEST, Store, root_name
+
+MAX_STATE_BYTES = 4 * MAX_ROOT_BYTES
+"""A state holds one root (base64) and a few fields: anything larger is not ours."""
 
 
 def _version_floor(value: Any) -> int | None:
@@ -55,32 +68,70 @@ def _version_floor(value: Any) -> int | None:
     return value
 
 
+def _digest(value: Any) -> str | None:
+    if value is not None and not (
+        isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")
+    ):
+        raise TypeError("manifestSha256 must be 64 lowercase hex digits or null")
+    return value
+
+
+def _signers(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
+        raise TypeError("manifestSigners must be a list of key ids or null")
+    return frozenset(value)
+
+
+def _read_state(path: Path) -> bytes:
+    with path.open("rb") as f:  # capped whatever the file is (a FIFO, a device)
+        data = f.read(MAX_STATE_BYTES + 1)
+    if len(data) > MAX_STATE_BYTES:
+        raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
+    return data
+
+
 @dataclass(frozen=True)
 class ClientState:
-    """What the device remembers between checks: its trusted root and last manifest version."""
+    """What the device remembers between checks (§15.6): its trusted root and floor."""
 
     root: bytes
     manifest_version: int | None
+    manifest_sha256: str | None = None
+    manifest_signers: frozenset[str] | None = None
+
+    @property
+    def floor(self) -> Floor | None:
+        if self.manifest_version is None:
+            return None
+        return Floor(self.manifest_version, self.manifest_sha256, self.manifest_signers)
 
     @classmethod
     def load(cls, path: Path, shipped_root: bytes) -> ClientState:
         try:
-            doc: Any = json.loads(path.read_bytes())
-            state = cls(base64.b64decode(doc["root"]), _version_floor(doc["manifestVersion"]))
+            doc: Any = json.loads(_read_state(path))
+            state = cls(
+                base64.b64decode(doc["root"], validate=True),
+                _version_floor(doc["manifestVersion"]),
+                # Absent in states written before they were kept: unknown, not empty.
+                _digest(doc.get("manifestSha256")),
+                _signers(doc.get("manifestSigners")),
+            )
         except FileNotFoundError:
             return cls(shipped_root, None)
         except OSError as e:
             raise StoreError(f"cannot read the client state {path}: {e.strerror}") from e
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             raise RepositoryFormatError(
-                f"client state {path} is unreadable: {e}",
+                f"client state {path} is unreadable: {type(e).__name__}: {str(e)[:200]}",
                 hint="delete it to start again from the trusted root",
-            ) from e
+            ) from None
         # An app update may ship a newer root than the one remembered.
         shipped = verify_self_signed(shipped_root, what="--trusted-root")
         remembered = verify_self_signed(state.root, what=f"root remembered in {path}")
         if shipped.version > remembered.version:
-            return cls(shipped_root, state.manifest_version)
+            return replace(state, root=shipped_root)
         if shipped.version == remembered.version and shipped_root != state.root:
             raise UntrustedMetadataError(
                 f"--trusted-root differs from the root version {shipped.version} that "
@@ -94,9 +145,16 @@ class ClientState:
         doc = {
             "root": base64.b64encode(self.root).decode(),
             "manifestVersion": self.manifest_version,
+            "manifestSha256": self.manifest_sha256,
+            "manifestSigners": (
+                None if self.manifest_signers is None else sorted(self.manifest_signers)
+            ),
         }
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
+        except OSError as e:
+            raise StoreError(f"cannot save the client state {path}: {e.strerror}") from e
         except OutputError as e:
             raise StoreError(f"cannot save the client state: {e.message}") from e
 
@@ -119,13 +177,32 @@ class CheckResult:
         }
 
 
+def effective_floor(floor: Floor | None, root: Root, minimum: int | None) -> Floor | None:
+    """The floor a manifest is checked against once ``root`` is trusted.
+
+    A floor set by keys ``root`` no longer trusts is dropped (fast-forward
+    recovery); the app's shipped minimum always holds (first contact).
+    """
+    if floor is not None and not floor.holds_under(root):
+        floor = None
+    if minimum is not None and (floor is None or floor.version < minimum):
+        return Floor(minimum)
+    return floor
+
+
 def fetch_trusted(
-    store: Store, start: Root, *, now: dt.datetime, last_version: int | None = None
-) -> tuple[Root, list[bytes], Manifest]:
+    store: Store,
+    start: Root,
+    *,
+    now: dt.datetime,
+    floor: Floor | None = None,
+    minimum: int | None = None,
+) -> tuple[Root, list[bytes], VerifiedManifest]:
     """Walk the root chain from ``start``, then fetch and verify the manifest.
 
-    Returns the newest root, the root envelopes accepted on the way and the
-    manifest. Shared by devices and ``manifest verify``, which must agree.
+    Returns the newest root, the root envelopes accepted on the way (to
+    persist) and the verified manifest. Shared by devices and ``manifest
+    verify``, which must agree.
     """
 
     def fetch_root(n: int) -> bytes | None:
@@ -133,22 +210,44 @@ def fetch_trusted(
         return doc.data if doc else None
 
     root, accepted = update_root(start, fetch_root)
+    floor = effective_floor(floor, root, minimum)
     doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
     if doc is None:
         raise RepositoryError(f"{store.url} has no manifest.json")
-    verified = verify_manifest(doc.data, root, now=now, last_version=last_version)
-    return root, accepted, verified.manifest
+    verified = verify_manifest(
+        doc.data,
+        root,
+        now=now,
+        last_version=floor.version if floor else None,
+        last_sha256=floor.payload_sha256 if floor else None,
+    )
+    return root, accepted, verified
 
 
 def refresh(
-    store: Store, *, trusted_root: bytes, state_path: Path, now: dt.datetime
+    store: Store,
+    *,
+    trusted_root: bytes,
+    state_path: Path,
+    now: dt.datetime,
+    minimum: int | None = None,
 ) -> tuple[Root, Manifest]:
-    """Steps 1-2: the newest trusted root and the verified manifest; state saved."""
+    """Steps 1-2: the newest trusted root and the verified manifest; state saved.
+
+    ``minimum`` is the manifest version the app shipped with (its floor on
+    first contact, and after a rotation revoked the remembered one).
+    """
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
+    floor = state.floor
+    if floor is not None and floor.signers is None:
+        # A state from before signers were kept: the manifest was verified
+        # against the remembered root, so its keys stand in for the signers.
+        remembered = verify_self_signed(state.root, what="trusted root")
+        floor = replace(floor, signers=frozenset(remembered.keys))
     try:
-        root, accepted, manifest = fetch_trusted(
-            store, start, now=now, last_version=state.manifest_version
+        root, accepted, verified = fetch_trusted(
+            store, start, now=now, floor=floor, minimum=minimum
         )
     except (RollbackError, UntrustedMetadataError) as e:
         if state.manifest_version is not None:  # what this device remembers may be why
@@ -157,8 +256,40 @@ def refresh(
                 "was re-created on purpose)"
             )
         raise
-    ClientState(accepted[-1] if accepted else state.root, manifest.version).save(state_path)
-    return root, manifest
+    ClientState(
+        accepted[-1] if accepted else state.root,
+        verified.manifest.version,
+        verified.payload_sha256,
+        verified.signed_by,
+    ).save(state_path)
+    return root, verified.manifest
+
+
+def repository_identity(store: Store, shipped_root: bytes) -> str:
+    """The repository's identity: SHA-256 of root version 1's signed payload.
+
+    The same repository under another URL (a mirror, a CDN) has the same
+    identity, so a device keeps one state (and one floor) for it. From a
+    shipped root newer than 1 the chain is walked backwards: root N-1 counts
+    only if it is self-signed and a threshold of its keys signed root N, so a
+    mirror cannot make up another history.
+    """
+    root, env = parse_root(shipped_root, what="--trusted-root")
+    verify_self_signed(shipped_root, what="--trusted-root")
+    if root.version - 1 > MAX_CHAIN_LENGTH:
+        raise RepositoryError(f"--trusted-root is version {root.version}, beyond the chain cap")
+    newer, payload = shipped_root, env.payload
+    for version in range(root.version - 1, 0, -1):
+        doc = store.read(root_name(version), max_bytes=MAX_ROOT_BYTES)
+        if doc is None:
+            raise RepositoryError(
+                f"{store.url} has no {root_name(version)}, which names the repository",
+                hint="a repository keeps its whole root chain; or give --state",
+            )
+        older = verify_self_signed(doc.data, what=root_name(version))
+        verify_successor(older, newer)
+        newer, payload = doc.data, parse_root(doc.data, what=root_name(version))[1].payload
+    return hashlib.sha256(payload).hexdigest()
 
 
 def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[PublicKey]:
@@ -191,10 +322,13 @@ def check(
     download_dir: Path | None = None,
     decryption_key: DecryptionKey | None = None,
     now: dt.datetime | None = None,
+    minimum: int | None = None,
 ) -> CheckResult:
-    """Run the device flow once (module docstring)."""
+    """Run the device flow once (module docstring); ``minimum`` as in :func:`refresh`."""
     now = now or dt.datetime.now(dt.UTC)
-    root, manifest = refresh(store, trusted_root=trusted_root, state_path=state_path, now=now)
+    root, manifest = refresh(
+        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum
+    )
     decision = decide(manifest, tag, device)
     result = CheckResult(decision, root.version, manifest.version)
     release = decision.release

@@ -47,7 +47,8 @@ def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool)
     manifest's size and SHA-256, and verified with its recorded signers' keys.
     """
     start = verify_self_signed(trusted_root, what="--trusted-root")
-    root, _, manifest = fetch_trusted(store, start, now=dt.datetime.now(dt.UTC))
+    root, _, verified = fetch_trusted(store, start, now=dt.datetime.now(dt.UTC))
+    manifest = verified.manifest
     manifest.models.check_all()
     checked = 0
     if check_bundles:

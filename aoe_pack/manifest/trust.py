@@ -11,6 +11,7 @@ The order is TUF's: update the root chain first, then the manifest, against a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,34 @@ class VerifiedManifest:
     manifest: Manifest
     envelope_bytes: bytes
     signed_by: frozenset[str]
+    payload_sha256: str = ""
+    """SHA-256 (hex) of the signed payload: what makes two manifests the same one."""
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What a device remembers of the last manifest it accepted (§15.6).
+
+    ``version`` stops rollback; ``payload_sha256`` stops a different manifest
+    at the same version (equal-version replay); ``signers`` are the key ids
+    whose signatures made it acceptable, so that a root rotation that revokes
+    them also revokes the floor they set (fast-forward recovery, TUF 5.3.11).
+    A state written before these were kept has ``None`` for both.
+    """
+
+    version: int
+    payload_sha256: str | None = None
+    signers: frozenset[str] | None = None
+
+    def holds_under(self, root: Root) -> bool:
+        """Whether ``root`` still trusts a threshold of the keys that set this floor.
+
+        A manifest that ``root``'s keys could not have signed sets no floor:
+        its version may be a fast-forward by a key the owners have revoked.
+        """
+        if self.signers is None:
+            return True
+        return len(self.signers & set(root.keys)) >= root.threshold
 
 
 def update_root(
@@ -73,9 +102,14 @@ def verify_manifest(
     *,
     now: dt.datetime,
     last_version: int | None = None,
+    last_sha256: str | None = None,
     check_expiry: bool = True,
 ) -> VerifiedManifest:
-    """Signatures, then rollback, then freeze, as a client must check them."""
+    """Signatures, then rollback (and equal-version replay), then freeze, as a client must.
+
+    ``last_sha256`` is the payload digest of the manifest accepted at
+    ``last_version``: another document at that same version is refused.
+    """
     env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
     good = env.valid_keyids(dict(root.keys))
     if len(good) < root.threshold:
@@ -92,13 +126,22 @@ def verify_manifest(
             "which this client already accepted",
             hint="a mirror or attacker is serving an old manifest; keep the current model",
         )
+    digest = hashlib.sha256(env.payload).hexdigest()
+    if manifest.version == last_version and last_sha256 is not None and digest != last_sha256:
+        raise RollbackError(
+            f"manifest version {manifest.version} is not the version {last_version} this "
+            "client already accepted: same version, different content",
+            hint="a replayed or conflicting manifest (it could, say, undo a yank); keep the "
+            "current model and check again later: publishers never leave two manifests at "
+            "one version",
+        )
     if check_expiry and manifest.expires <= now:
         raise ExpiredMetadataError(
             f"manifest version {manifest.version} expired at {format_time(manifest.expires)}",
             hint="the repository must be re-signed (any manifest command, or "
             "`aoe-pack manifest resign`); a frozen repository cannot hold devices back",
         )
-    return VerifiedManifest(manifest, data, frozenset(good))
+    return VerifiedManifest(manifest, data, frozenset(good), digest)
 
 
 def check_bundle_matches(release: Release, *, size: int, sha256: str) -> None:

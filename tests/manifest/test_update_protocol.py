@@ -1,0 +1,330 @@
+"""The device's memory between updates (§15.6), attacked one way per test.
+
+Each test writes a repository folder by hand (roots, manifest), runs the
+device's refresh against it as ``client check`` does, and asserts the exact
+error: equal-version replay, fast-forward and its recovery by a root
+rotation, rollback on first contact, a mirror under another URL, and a state
+file built to crash the reader.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _factories import NOW, make_root, manifest, release, sign_manifest, sign_root
+from click.testing import CliRunner
+
+from aoe_pack._crypto.keys import KeyKind, PrivateKey, generate
+from aoe_pack.cli import cli
+from aoe_pack.client.check import ClientState, refresh, repository_identity
+from aoe_pack.destinations import open_store
+from aoe_pack.errors import RepositoryFormatError, RollbackError, RootRotationError
+from aoe_pack.manifest import envelope
+from aoe_pack.manifest.model import Manifest
+from aoe_pack.manifest.root import Root
+from aoe_pack.manifest.trust import Floor, verify_manifest
+from aoe_pack.publish.store import MANIFEST, root_name
+
+STOLEN_VERSION = 10**15
+
+
+@pytest.fixture
+def keys() -> list[PrivateKey]:
+    return [generate(KeyKind.ED25519) for _ in range(3)]
+
+
+class Repo:
+    """A repository folder written by hand: its roots and its manifest."""
+
+    def __init__(self, path: Path, first: Root, signers: list[PrivateKey]) -> None:
+        self.path = path
+        (path / "roots").mkdir(parents=True)
+        self.roots: list[bytes] = []
+        self.add_root(first, signers)
+
+    def add_root(self, root: Root, signers: list[PrivateKey]) -> bytes:
+        data = sign_root(root, signers)
+        (self.path / root_name(root.version)).write_bytes(data)
+        (self.path / "root.json").write_bytes(data)
+        self.roots.append(data)
+        return data
+
+    def publish(self, version: int, signers: list[PrivateKey], *, note: str = "") -> bytes:
+        # Valid at the factories' NOW and at the real now (the CLI tests read the clock).
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        m = manifest(release("1.0.0"), version=version, expires=expires)
+        doc = m.to_dict()
+        if note:  # same version, other content: e.g. a release yanked or not
+            doc["models"]["tag_x"]["releases"][0]["yanked"] = note
+        data = sign_manifest(doc, signers)
+        (self.path / MANIFEST).write_bytes(data)
+        return data
+
+    def refresh(
+        self, state: Path, *, shipped: bytes | None = None, minimum: int | None = None
+    ) -> tuple[Root, Manifest]:
+        store = open_store(str(self.path))
+        try:
+            return refresh(
+                store,
+                trusted_root=shipped or self.roots[0],
+                state_path=state,
+                now=NOW,
+                minimum=minimum,
+            )
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, keys: list[PrivateKey]) -> Repo:
+    return Repo(tmp_path / "repo", make_root(1, [keys[0].public]), [keys[0]])
+
+
+# --- equal-version replay -----------------------------------------------------------------
+
+
+def test_equal_version_replay_with_other_content_is_refused(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    repo.publish(5, [keys[0]], note="bad model")
+    repo.refresh(state)
+    # A second, validly signed manifest at version 5, without the yank.
+    repo.publish(5, [keys[0]])
+    with pytest.raises(RollbackError, match=r"version 5 .* same version, different content"):
+        repo.refresh(state)
+    assert ClientState.load(state, repo.roots[0]).manifest_version == 5
+
+
+def test_same_manifest_fetched_again_is_accepted(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    repo.publish(5, [keys[0]])
+    repo.refresh(state)
+    _, m = repo.refresh(state)
+    assert m.version == 5
+
+
+def test_equal_version_replay_is_refused_by_the_pure_check(keys: list[PrivateKey]) -> None:
+    root = make_root(1, [keys[0].public])
+    first = verify_manifest(
+        sign_manifest(manifest(release("1.0.0"), version=3), [keys[0]]), root, now=NOW
+    )
+    other = sign_manifest(manifest(release("2.0.0"), version=3), [keys[0]])
+    with pytest.raises(RollbackError, match="same version, different content"):
+        verify_manifest(other, root, now=NOW, last_version=3, last_sha256=first.payload_sha256)
+
+
+def test_resigned_same_payload_is_the_same_manifest(keys: list[PrivateKey]) -> None:
+    root = make_root(1, [keys[0].public, keys[1].public])
+    m = manifest(release("1.0.0"), version=3)
+    once = verify_manifest(sign_manifest(m, [keys[0]]), root, now=NOW)
+    # More signatures over the same payload: other envelope bytes, same document.
+    twice = sign_manifest(m, [keys[0], keys[1]])
+    again = verify_manifest(twice, root, now=NOW, last_version=3, last_sha256=once.payload_sha256)
+    assert again.payload_sha256 == once.payload_sha256
+
+
+# --- fast-forward and recovery (TUF 5.3.11) -----------------------------------------------
+
+
+def test_fast_forward_is_recovered_by_a_rotation_that_revokes_the_key(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    stolen, owner_new = keys[0], keys[1]
+    repo.publish(7, [stolen])
+    repo.refresh(state)
+    # The thief signs a manifest at a huge version and serves it (a mirror, a MITM).
+    repo.publish(STOLEN_VERSION, [stolen])
+    repo.refresh(state)
+    assert ClientState.load(state, repo.roots[0]).manifest_version == STOLEN_VERSION
+    # The owners publish again: refused, the device is stuck above it.
+    repo.publish(8, [stolen])
+    with pytest.raises(RollbackError, match=f"older than version {STOLEN_VERSION}"):
+        repo.refresh(state)
+    # The owners rotate the root to a new key (signed by the old and the new)
+    # and publish with it: the floor the revoked key set no longer holds.
+    repo.add_root(make_root(2, [owner_new.public]), [stolen, owner_new])
+    repo.publish(8, [owner_new])
+    root, m = repo.refresh(state)
+    assert (root.version, m.version) == (2, 8)
+    # And the device is protected again from here on.
+    repo.publish(7, [owner_new])
+    with pytest.raises(RollbackError, match="older than version 8"):
+        repo.refresh(state)
+
+
+def test_rotation_that_keeps_the_signer_keeps_the_floor(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    repo.publish(9, [keys[0]])
+    repo.refresh(state)
+    repo.add_root(make_root(2, [keys[0].public, keys[1].public]), [keys[0], keys[1]])
+    repo.publish(4, [keys[0]])
+    with pytest.raises(RollbackError, match="older than version 9"):
+        repo.refresh(state)
+
+
+def test_floor_without_signers_falls_back_to_the_remembered_root(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """A state written before signers were kept still gets recovery, and rollback checks."""
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {"root": __import__("base64").b64encode(repo.roots[0]).decode(), "manifestVersion": 9}
+        )
+    )
+    repo.publish(4, [keys[0]])
+    with pytest.raises(RollbackError, match="older than version 9"):
+        repo.refresh(state)
+    repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    repo.publish(4, [keys[1]])
+    assert repo.refresh(state)[1].version == 4
+
+
+def test_floor_holds_under_counts_the_threshold(keys: list[PrivateKey]) -> None:
+    floor = Floor(5, None, frozenset({keys[0].public.key_id}))
+    assert floor.holds_under(make_root(2, [keys[0].public, keys[1].public], threshold=1))
+    assert not floor.holds_under(make_root(2, [keys[0].public, keys[1].public], threshold=2))
+    assert not floor.holds_under(make_root(2, [keys[1].public]))
+
+
+# --- first contact ------------------------------------------------------------------------
+
+
+def test_first_contact_rollback_is_refused_with_the_shipped_floor(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    repo.publish(3, [keys[0]])  # an old, still unexpired manifest replayed to a new install
+    with pytest.raises(RollbackError, match="version 3 is older than version 6"):
+        repo.refresh(tmp_path / "state.json", minimum=6)
+    assert not (tmp_path / "state.json").exists()
+    repo.publish(6, [keys[0]])
+    assert repo.refresh(tmp_path / "state.json", minimum=6)[1].version == 6
+
+
+def test_shipped_floor_survives_a_fast_forward_reset(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    repo.publish(STOLEN_VERSION, [keys[0]])
+    repo.refresh(state, minimum=6)
+    repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    repo.publish(5, [keys[1]])
+    with pytest.raises(RollbackError, match="version 5 is older than version 6"):
+        repo.refresh(state, minimum=6)
+
+
+# --- a mirror is the same repository ------------------------------------------------------
+
+
+def _check(repo: str, root: Path, state_home: Path, *extra: str) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "client",
+            "check",
+            "--repo",
+            repo,
+            "--trusted-root",
+            str(root),
+            "--tag",
+            "tag_x",
+            "--installed-version",
+            "1.0.0",
+            "--app-version",
+            "1.0.0",
+            "--device-id",
+            "d1",
+            "--json",
+            *extra,
+        ],
+        env={"XDG_STATE_HOME": str(state_home)},
+    )
+    doc = json.loads(result.stdout)
+    assert isinstance(doc, dict), result.stdout
+    return {"exit": result.exit_code, **doc}
+
+
+def test_mirror_under_another_url_shares_the_state(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    shipped = tmp_path / "root.json"
+    shipped.write_bytes(repo.roots[0])
+    repo.publish(3, [keys[0]])
+    mirror = tmp_path / "mirror"
+    shutil.copytree(repo.path, mirror)  # a mirror that froze at version 3
+    repo.publish(4, [keys[0]])
+    assert _check(str(repo.path), shipped, tmp_path / "xdg")["manifestVersion"] == 4
+    doc = _check(str(mirror), shipped, tmp_path / "xdg")
+    assert doc["exit"] == 1
+    assert doc["error"]["code"] == "rollback", doc
+    assert len(list((tmp_path / "xdg" / "aoe-pack" / "client").iterdir())) == 1
+
+
+def test_identity_walks_back_from_a_newer_shipped_root(repo: Repo, keys: list[PrivateKey]) -> None:
+    second = repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    store = open_store(str(repo.path))
+    first_payload = envelope.parse(repo.roots[0], envelope.ROOT_TYPE, what="r").payload
+    expected = hashlib.sha256(first_payload).hexdigest()
+    assert repository_identity(store, repo.roots[0]) == expected
+    assert repository_identity(store, second) == expected
+
+
+def test_identity_refuses_a_made_up_earlier_root(repo: Repo, keys: list[PrivateKey]) -> None:
+    second = repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    # A mirror replaces root 1 by one of its own keys: root 2 was not signed by them.
+    (repo.path / root_name(1)).write_bytes(sign_root(make_root(1, [keys[2].public]), [keys[2]]))
+    with pytest.raises(RootRotationError, match="signed by 0 of the 1 required key"):
+        repository_identity(open_store(str(repo.path)), second)
+
+
+# --- the state file, hostile --------------------------------------------------------------
+
+
+def test_state_nested_2000_deep_is_a_named_error(repo: Repo, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("[" * 2000 + "]" * 2000)
+    with pytest.raises(
+        RepositoryFormatError, match=r"client state .* is unreadable: RecursionError"
+    ):
+        ClientState.load(state, repo.roots[0])
+
+
+def test_state_too_large_is_a_named_error(repo: Repo, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_bytes(b" " * (5 << 20))
+    with pytest.raises(RepositoryFormatError, match="unreadable: ValueError: larger than"):
+        ClientState.load(state, repo.roots[0])
+
+
+def test_state_with_a_bad_digest_is_a_named_error(repo: Repo, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    doc = {"root": base64.b64encode(repo.roots[0]).decode(), "manifestVersion": 2}
+    state.write_text(json.dumps({**doc, "manifestSha256": "XYZ"}))
+    with pytest.raises(RepositoryFormatError, match="manifestSha256 must be 64 lowercase hex"):
+        ClientState.load(state, repo.roots[0])
+
+
+def test_state_round_trips_digest_and_signers(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    data = repo.publish(2, [keys[0]])
+    repo.refresh(state)
+    loaded = ClientState.load(state, repo.roots[0])
+    payload = envelope.parse(data, envelope.MANIFEST_TYPE, what="m").payload
+    assert loaded.manifest_sha256 == hashlib.sha256(payload).hexdigest()
+    assert loaded.manifest_signers == frozenset({keys[0].public.key_id})
