@@ -303,6 +303,12 @@ class RepositoryError(AoePackError):
     code = "repository"
 
 
+class VersionLimitError(RepositoryError):
+    """An edit would give a manifest or root a version past 2**53-1, which no reader accepts."""
+
+    code = "version-limit"
+
+
 class RepositoryFormatError(RepositoryError):
     """A root or manifest document is malformed or breaks the schema."""
 

@@ -487,6 +487,14 @@ def resign(
     metavar="KEY",
     help="Old and new root keys: a threshold of each must sign (repeat).",
 )
+@click.option(
+    "--restart-manifest-version",
+    "restart",
+    is_flag=True,
+    help="Start the manifest again at version 1: the way out after a stolen key signed a "
+    "manifest at a huge version. Only with new keys that revoke the old ones (fewer than "
+    "the threshold kept), so that devices drop the floor the old keys set.",
+)
 @expires_option
 @plain_http_option
 @json_option
@@ -495,6 +503,7 @@ def rotate_root(
     root_keys: tuple[str, ...],
     threshold: int,
     sign_keys: tuple[str, ...],
+    restart: bool,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -518,6 +527,7 @@ def rotate_root(
             threshold=threshold,
             sign_keys=_signers(sign_keys),
             expires=parse_duration(expires),
+            restart_manifest_version=restart,
         )
         store.close()
     payload = {"rootVersion": root.version, "keys": sorted(root.keys), "threshold": root.threshold}

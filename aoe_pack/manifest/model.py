@@ -23,11 +23,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aoe_pack.errors import RepositoryFormatError, VersionError
+from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
 from aoe_pack.manifest.versions import Version
 
 MANIFEST_KIND = "aoe.repository.manifest"
 FORMAT_VERSION = 1
+MAX_VERSION = 2**53 - 1
+"""The largest manifest or root version: numbers in signed documents are exact doubles."""
 LOCAL = "local"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -316,12 +318,33 @@ class Manifest:
         return self.models.release_count()
 
     def bump(
-        self, *, expires: dt.datetime, models: Models, bundle_keys: Mapping[str, str] | None = None
+        self,
+        *,
+        expires: dt.datetime,
+        models: Models,
+        bundle_keys: Mapping[str, str] | None = None,
+        restart: bool = False,
     ) -> Manifest:
-        """The next manifest version with new content."""
+        """The next manifest version with new content (``restart``: version 1 instead).
+
+        A repository whose manifest reached 2**53-1 (a key thief's
+        fast-forward, say) cannot go further: refused before anything is
+        signed, since a manifest past it would brick every reader. The way out
+        is a restart with a root rotation that revokes the keys that signed it.
+        """
         keys = self.bundle_keys if bundle_keys is None else {**self.bundle_keys, **bundle_keys}
+        if not restart and self.version >= MAX_VERSION:
+            raise VersionLimitError(
+                f"manifest version {self.version} is the last one readers accept (2**53-1)",
+                hint="rotate the root to new keys with `aoe-pack manifest rotate-root "
+                "--restart-manifest-version` (docs/format.md §15.8.5)",
+            )
         return replace(
-            self, version=self.version + 1, expires=expires, models=models, bundle_keys=keys
+            self,
+            version=1 if restart else self.version + 1,
+            expires=expires,
+            models=models,
+            bundle_keys=keys,
         )
 
     @classmethod

@@ -32,9 +32,10 @@ from aoe_pack.errors import (
     StoreError,
     UntrustedMetadataError,
     UsageError,
+    VersionLimitError,
 )
 from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest, Models
+from aoe_pack.manifest.model import MAX_VERSION, Manifest, Models
 from aoe_pack.manifest.root import (
     Root,
     new_root,
@@ -212,6 +213,7 @@ def edit_manifest(
     bundle_keys: Mapping[str, str] | None = None,
     next_root: Root | None = None,
     state: RepoState | None = None,
+    restart: bool = False,
 ) -> Commit:
     """Apply ``edit`` to the newest manifest with compare-and-swap, retrying on conflict.
 
@@ -235,7 +237,7 @@ def edit_manifest(
         models = edit(state.manifest)
         models.check_parsed()
         new = state.manifest.bump(
-            expires=now_utc() + expires, models=models, bundle_keys=bundle_keys
+            expires=now_utc() + expires, models=models, bundle_keys=bundle_keys, restart=restart
         )
         data = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers).to_bytes()
         try:
@@ -327,8 +329,15 @@ def rotate_root(
     threshold: int,
     sign_keys: Sequence[PrivateKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
+    restart_manifest_version: bool = False,
 ) -> Root:
     """Replace root N by root N+1, signed by ``sign_keys``.
+
+    With ``restart_manifest_version`` the manifest starts again at version 1:
+    the way out of a fast-forward (a stolen key signed a huge version). It is
+    allowed only when root N+1 keeps fewer than its threshold of root N's
+    keys, since only then does every device drop the floor those keys set
+    (docs/format.md §15.6 step 3); otherwise devices would refuse version 1.
 
     The new root must carry a threshold of the old keys' and of the new keys'
     signatures; it is checked exactly as clients will check it before anything
@@ -350,14 +359,32 @@ def rotate_root(
                 store.replace(ROOT, head.data, expected=current.token)
         edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
+    if state.root.version >= MAX_VERSION:
+        raise VersionLimitError(f"root version {state.root.version} is the last one (2**53-1)")
     root = new_root(state.root.version + 1, new_keys, threshold)
+    kept = len(set(root.keys) & set(state.root.keys))
+    if restart_manifest_version and kept >= root.threshold:
+        raise UsageError(
+            f"--restart-manifest-version needs a root that revokes the old keys: root "
+            f"version {root.version} keeps {kept} of them, at least its threshold "
+            f"{root.threshold}, so devices keep their manifest version floor and would "
+            "refuse version 1",
+            hint="rotate to keys of which fewer than the threshold were in the old root",
+        )
     keys = list({k.key_id: k for k in sign_keys}.values())
     data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()
     verify_successor(state.root, data)
     require_approved(state, sign_keys)
     # The manifest first, signed under both roots: a device that walks to the new
     # root must find a manifest it accepts, whenever this process stops.
-    edit_manifest(store, lambda m: m.models, sign_keys=sign_keys, expires=expires, next_root=root)
+    edit_manifest(
+        store,
+        lambda m: m.models,
+        sign_keys=sign_keys,
+        expires=expires,
+        next_root=root,
+        restart=restart_manifest_version,
+    )
     _create(store, root_name(root.version), data)
     store.replace(ROOT, data, expected=state.root_token)
     edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
