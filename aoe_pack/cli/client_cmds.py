@@ -265,7 +265,13 @@ def simulate(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Verify the repository as a device would, then decide for a fleet of devices."""
+    """Verify the repository as a device would, then decide for a fleet of devices.
+
+    \b
+    Device ids are sim-000000, sim-000001, ... (docs/format.md 15.7), so the
+    totals can be reproduced; with --installed given K times, device i runs
+    the (i mod K)-th of them.
+    """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.simulate import simulate as _simulate
