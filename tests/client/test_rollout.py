@@ -226,3 +226,56 @@ def test_same_salt_under_another_tag_is_independent(buckets_a: tuple[int, ...]) 
 def test_same_salt_and_tag_give_the_same_devices(buckets_a: tuple[int, ...]) -> None:
     # the control: the salt is what separates releases (a widened rollout keeps it)
     assert tuple(bucket(SALT_A, TAG, d) for d in DEVICE_IDS) == buckets_a
+
+
+# --- the boundary, through decide() ---------------------------------------------------------
+#
+# A device is in when bucket < basisPoints. Shares over a fleet barely move when
+# the comparison is off by one (one bucket in 10,000), so these tests pick the
+# devices that sit exactly on the edge.
+
+
+@functools.cache
+def _device_in_bucket(target: int, salt: str = SALT_A) -> Device:
+    """A device whose bucket for ``salt`` is ``target``, found by trying ids in order."""
+    for i in itertools.count():
+        device_id = f"edge-{i}"
+        if bucket(salt, TAG, device_id) == target:
+            return replace(DEVICE, device_id=device_id)
+    raise AssertionError("unreachable")
+
+
+def _decide_at(bucket_value: int, basis_points: int) -> Action:
+    m = _manifest(_release("1.0.0", rollout_bp=basis_points))
+    return decide(m, TAG, _device_in_bucket(bucket_value)).action
+
+
+@pytest.mark.parametrize("basis_points", [1, 2_500, 9_999])
+def test_device_whose_bucket_equals_basis_points_is_outside_the_rollout(
+    basis_points: int,
+) -> None:
+    m = _manifest(_release("1.0.0", rollout_bp=basis_points))
+    d = decide(m, TAG, _device_in_bucket(basis_points))
+    assert d.action is Action.KEEP
+    assert d.skipped == (f"1.0.0: outside its {basis_points / 100:g}% rollout",)
+
+
+@pytest.mark.parametrize("basis_points", [1, 2_500, 10_000])
+def test_device_whose_bucket_is_one_below_basis_points_is_inside_the_rollout(
+    basis_points: int,
+) -> None:
+    assert _decide_at(basis_points - 1, basis_points) is Action.DOWNLOAD
+
+
+def test_zero_percent_rollout_leaves_out_even_the_device_in_bucket_zero() -> None:
+    assert _decide_at(0, 0) is Action.KEEP
+
+
+def test_full_rollout_takes_in_even_the_device_in_the_last_bucket() -> None:
+    assert _decide_at(BUCKETS - 1, 10_000) is Action.DOWNLOAD
+
+
+def test_edge_devices_really_sit_on_the_edge() -> None:
+    # The searches above must find what they claim, or the tests prove nothing.
+    for target in (0, 1, 2_499, 2_500, 9_998, 9_999):
+        assert bucket(SALT_A, TAG, _device_in_bucket(target).device_id) == target
