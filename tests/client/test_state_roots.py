@@ -168,7 +168,9 @@ def test_newer_shipped_root_is_remembered_after_an_update(keys: Keys, tmp_path: 
     state = _remember(tmp_path / "s.json", root1, 5)
     root, manifest = refresh(repo, trusted_root=root2, state_path=state, now=NOW)
     assert (root.version, manifest.version) == (2, 5)
-    assert ClientState.load(state, root2) == ClientState(root2, 5)
+    remembered = ClientState.load(state, root2)
+    assert (remembered.root, remembered.manifest_version) == (root2, 5)
+    assert remembered.manifest_signers == frozenset({keys.new.key_id})
 
 
 def test_device_refuses_an_app_that_ships_another_repositorys_root(
