@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import BinaryIO
 
+from aoe_pack.bundle._unicode14 import UNICODE_VERSION, first_unassigned
 from aoe_pack.bundle.crc import crc32_combine
 from aoe_pack.errors import LimitExceededError, UnsafeEntryError, ZipStructureError
 
@@ -94,6 +95,21 @@ def dos_datetime_problem(date_time: DateTime) -> str | None:
     return None
 
 
+def _check_characters(name: str) -> None:
+    if "\x00" in name:
+        raise UnsafeEntryError(f"entry name {name!r} contains a NUL character")
+    if (char := first_unassigned(name)) is not None:
+        raise UnsafeEntryError(
+            f"entry name {name!r} has U+{ord(char):04X}, which Unicode {UNICODE_VERSION} does "
+            "not assign: platforms could fold its case differently"
+        )
+    if "\\" in name:
+        raise UnsafeEntryError(
+            f"entry name {name!r} contains a backslash, a path separator on Windows; "
+            "ZIP names separate folders with '/'"
+        )
+
+
 def check_name(name: str) -> bytes:
     """Return the UTF-8 encoding of a safe entry name; raise UnsafeEntryError otherwise."""
     if not name:
@@ -107,13 +123,7 @@ def check_name(name: str) -> bytes:
             f"entry name {name[:60]!r}... is {len(encoded)} bytes long; the limit is "
             f"{MAX_NAME_BYTES} bytes"
         )
-    if "\x00" in name:
-        raise UnsafeEntryError(f"entry name {name!r} contains a NUL character")
-    if "\\" in name:
-        raise UnsafeEntryError(
-            f"entry name {name!r} contains a backslash, a path separator on Windows; "
-            "ZIP names separate folders with '/'"
-        )
+    _check_characters(name)
     if name.startswith("/"):
         raise UnsafeEntryError(f"entry name {name!r} is an absolute path")
     if _DRIVE.match(name):

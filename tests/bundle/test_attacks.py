@@ -601,6 +601,13 @@ def test_absolute_entry(plain: Path, signer: PrivateKey) -> None:
         verify(plain, signer)
 
 
+def test_entry_with_a_character_newer_than_unicode_14(plain: Path, signer: PrivateKey) -> None:
+    """U+1FAE8 (Unicode 15): its case folding is not pinned, so no reader may accept it."""
+    plain.write_bytes(rename_entry(plain.read_bytes(), MODEL, "payload/model\U0001fae8.tf"))
+    with raises(UnsafeEntryError, r"has U\+1FAE8, which Unicode 14\.0\.0 does not assign"):
+        verify(plain, signer)
+
+
 def test_dotdot_entry(plain: Path, signer: PrivateKey) -> None:
     plain.write_bytes(rename_entry(plain.read_bytes(), MODEL, "payload/../evil.tfli"))
     with raises(
