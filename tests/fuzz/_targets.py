@@ -490,6 +490,19 @@ def t_config(data: bytes) -> None:
     load_config(w.write(data, w.config_path))
 
 
+HOSTILE_JSON = [
+    b"[" * 5000 + b"]" * 5000,  # nesting beyond Python's recursion limit
+    b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    b'"\\ud800"',  # a lone surrogate: valid JSON text, no UTF-8 encoding
+    b'{"a":NaN,"b":1e999,"c":' + b"9" * 5000 + b"}",
+]
+"""Hand-made seeds for every JSON reader: shapes a byte mutator rarely reaches."""
+
+
+def _with(doc: dict[str, Any], **changes: Any) -> bytes:
+    return json.dumps({**doc, **changes}).encode()
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -503,7 +516,14 @@ def _config_seeds(_w: World) -> list[bytes]:
         p for p in (REPO / "tests/fixtures/legacy").iterdir() if p.is_file()
     )
     found += sorted(REPO.glob("sample_models/bankcard/*/config.json"))
-    return [json.dumps(CONFIG_JSON).encode()] + [p.read_bytes() for p in found]
+    hostile = [
+        _with(CONFIG_JSON, modelDir="\ud800"),
+        _with(CONFIG_JSON, modelName="\ud800.tflite"),
+        _with(CONFIG_JSON, files=[{"path": "\ud800", "role": "labels"}]),
+        _with(CONFIG_JSON, version="\ud800", tag="\udfff"),
+    ]
+    ours = [json.dumps(CONFIG_JSON).encode()]
+    return ours + [p.read_bytes() for p in found] + hostile + HOSTILE_JSON
 
 
 def _key_seeds(w: World) -> list[bytes]:
@@ -518,11 +538,12 @@ def _state_seeds(w: World) -> list[bytes]:
         doc = {"root": base64.b64encode(root).decode(), "manifestVersion": version}
         return json.dumps(doc, indent=2).encode() + b"\n"
 
-    return [state(w.root1_bytes, 3), state(w.root2_bytes, None), state(w.root1_bytes, None)]
+    ours = [state(w.root1_bytes, 3), state(w.root2_bytes, None), state(w.root1_bytes, None)]
+    return ours + HOSTILE_JSON
 
 
 def _root_payloads(w: World) -> list[bytes]:
-    return [canonical_json_integral(r.to_dict()) for r in (w.root1, w.root2)]
+    return [canonical_json_integral(r.to_dict()) for r in (w.root1, w.root2)] + HOSTILE_JSON
 
 
 TARGETS: dict[str, Target] = {
@@ -541,20 +562,28 @@ TARGETS: dict[str, Target] = {
             max_len=16384,
         ),
         Target(
-            "bundle_signed", t_bundle_signed, lambda w: [w.encrypted_manifest, w.plain_manifest]
+            "bundle_signed",
+            t_bundle_signed,
+            lambda w: [w.encrypted_manifest, w.plain_manifest, *HOSTILE_JSON],
         ),
         Target(
-            "bundle_manifest", t_bundle_manifest, lambda w: [w.plain_manifest, w.encrypted_manifest]
+            "bundle_manifest",
+            t_bundle_manifest,
+            lambda w: [w.plain_manifest, w.encrypted_manifest, *HOSTILE_JSON],
         ),
-        Target("dsse", t_dsse, lambda w: [w.plain_signatures]),
-        Target("envelope", t_envelope, lambda w: [w.manifest_bytes, w.root1_bytes, w.root2_bytes]),
-        Target("root", t_root, lambda w: [w.root1_bytes, w.root2_bytes]),
+        Target("dsse", t_dsse, lambda w: [w.plain_signatures, *HOSTILE_JSON]),
+        Target(
+            "envelope",
+            t_envelope,
+            lambda w: [w.manifest_bytes, w.root1_bytes, w.root2_bytes, *HOSTILE_JSON],
+        ),
+        Target("root", t_root, lambda w: [w.root1_bytes, w.root2_bytes, *HOSTILE_JSON]),
         Target("root_signed", t_root_signed, _root_payloads),
-        Target("manifest", t_manifest, lambda w: [w.manifest_bytes]),
+        Target("manifest", t_manifest, lambda w: [w.manifest_bytes, *HOSTILE_JSON]),
         Target(
             "manifest_signed",
             t_manifest_signed,
-            lambda w: [canonical_json_integral(w.manifest_doc)],
+            lambda w: [canonical_json_integral(w.manifest_doc), *HOSTILE_JSON],
             max_len=16384,
         ),
         Target("keys", t_keys, _key_seeds),
