@@ -101,6 +101,11 @@ def file_findings(doc: Mapping[str, Any], config_dir: Path, failed: set[str]) ->
 
 def _check_file(folder: Path, name: str, ptr: str, *, converts: bool) -> Finding | None:
     field = "modelName" if ptr == "/modelName" else "the path"
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        # JSON's \ud800 escapes decode to lone surrogates: no file system path.
+        return Finding(
+            ptr, f"{json_value(name)} is not valid Unicode (a lone surrogate)", "fix the name"
+        )
     try:
         real = (folder / name).resolve(strict=True)
     # A dangling link, a loop or a missing parent all mean: no file to pack.

@@ -63,9 +63,34 @@ def _reject_constant(name: str) -> Any:
     raise _NonStandardConstantError(name)
 
 
+MAX_DEPTH = 64
+"""Configs are a few levels deep; the walks over a parsed config recurse."""
+
+
+class _TooDeepError(ValueError):
+    """Arrays and objects nested beyond :data:`MAX_DEPTH`."""
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def loads(text: str) -> Any:
     """Parse strict JSON, remembering duplicate keys (see :func:`duplicate_keys`)."""
-    return json.loads(text, object_pairs_hook=_object_hook, parse_constant=_reject_constant)
+    try:
+        value = json.loads(text, object_pairs_hook=_object_hook, parse_constant=_reject_constant)
+    except RecursionError:
+        raise _TooDeepError(f"arrays and objects nested deeper than {MAX_DEPTH}") from None
+    if _depth(value) > MAX_DEPTH:
+        raise _TooDeepError(f"arrays and objects nested deeper than {MAX_DEPTH}")
+    return value
 
 
 def duplicate_keys(value: Any, at: str = "") -> Iterator[str]:
@@ -177,6 +202,8 @@ def _source_map(text: str) -> Mapping[str, Any] | None:
 
 def syntax_violation(text: str, error: ValueError) -> Violation:
     """A violation for text that :func:`loads` refused, with a hint for common slips."""
+    if isinstance(error, _TooDeepError):
+        return Violation("", None, None, f"not a config: {error}", "a config is a few levels deep")
     if not isinstance(error, json.JSONDecodeError):  # NaN or Infinity
         match = re.search(rf"(?<![\w\"]){re.escape(str(error))}", text)
         line, col = _line_col(_line_starts(text), match.start()) if match else (None, None)
