@@ -103,7 +103,8 @@ def test_short_fuzzing_slice_finds_nothing_new(tmp_path: Path) -> None:
     if sys.platform != "linux":  # the replays above run everywhere
         pytest.skip("atheris, the fuzzing engine, ships wheels for Linux only")
     # On Linux the test install brings it: missing, this fails loudly.
-    import atheris  # noqa: F401, PLC0415
+    import atheris  # noqa: F401
+
     report = tmp_path / "report.json"
     saved = tmp_path / "regressions"
     cmd = [
