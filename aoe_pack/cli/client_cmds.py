@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -102,14 +103,20 @@ def _legacy_state(repo: str) -> Path:
     return _state_folder() / f"{hashlib.sha256(repo.rstrip('/').encode()).hexdigest()[:16]}.json"
 
 
-def _default_state(identity: str, repo: str) -> Path:
+def _default_state(identity: str | None, repo: str) -> Path:
     # One state per repository, not per tag and not per URL: the manifest
     # version floor that stops rollback is the repository's, whichever model a
-    # check is for and whichever mirror serves it.
-    path = _state_folder() / f"{identity[:16]}.json"
+    # check is for and whichever mirror serves it. A chain from before
+    # repository ids keeps the state named by its URL.
     legacy = _legacy_state(repo)
+    if identity is None:
+        return legacy
+    path = _state_folder() / f"{identity}.json"
     if not path.exists() and legacy.is_file():
-        legacy.replace(path)  # a state kept under this URL's old name carries over
+        # The state kept under this URL's name carries over (a concurrent
+        # check may have moved it already: then it is there).
+        with contextlib.suppress(FileNotFoundError):
+            legacy.replace(path)
     return path
 
 
@@ -144,8 +151,9 @@ def client() -> None:
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The JSON file where the trusted root and last manifest accepted are kept "
-    "(default: one file per repository, named by its first root whatever URL serves it, "
-    "in $XDG_STATE_HOME/aoe-pack/client/, ~/.local/state when XDG_STATE_HOME is unset).",
+    "(default: one file per repository, named by its root's repositoryId whatever URL "
+    "serves it, in $XDG_STATE_HOME/aoe-pack/client/, ~/.local/state when XDG_STATE_HOME "
+    "is unset).",
 )
 @click.option(
     "--min-manifest-version",
@@ -206,7 +214,7 @@ def check(
         shipped = trusted_root.read_bytes()
         try:
             if state_path is None:
-                state_path = _default_state(repository_identity(store, shipped), repo)
+                state_path = _default_state(repository_identity(shipped), repo)
             result = _check(
                 store,
                 tag=tag,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, replace
@@ -42,12 +41,9 @@ from aoe_pack.manifest.model import Manifest, Release
 from aoe_pack.manifest.root import (
     Root,
     bundle_key,
-    parse_root,
     verify_self_signed,
-    verify_successor,
 )
 from aoe_pack.manifest.trust import (
-    MAX_CHAIN_LENGTH,
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
     Floor,
@@ -76,11 +72,11 @@ def _digest(value: Any) -> str | None:
     return value
 
 
-def _signers(value: Any) -> frozenset[str] | None:
+def _key_ids(value: Any) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
-        raise TypeError("manifestSigners must be a list of key ids or null")
+        raise TypeError("manifestRootKeys must be a list of key ids or null")
     return frozenset(value)
 
 
@@ -99,25 +95,24 @@ class ClientState:
     root: bytes
     manifest_version: int | None
     manifest_sha256: str | None = None
-    manifest_signers: frozenset[str] | None = None
+    manifest_root_keys: frozenset[str] = frozenset()
+    """Key ids of the root the last manifest was accepted under."""
 
     @property
     def floor(self) -> Floor | None:
         if self.manifest_version is None:
             return None
-        return Floor(self.manifest_version, self.manifest_sha256, self.manifest_signers)
+        return Floor(self.manifest_version, self.manifest_sha256, self.manifest_root_keys)
 
     @classmethod
     def load(cls, path: Path, shipped_root: bytes) -> ClientState:
         try:
             doc: Any = json.loads(_read_state(path))
-            state = cls(
-                base64.b64decode(doc["root"], validate=True),
-                _version_floor(doc["manifestVersion"]),
-                # Absent in states written before they were kept: unknown, not empty.
-                _digest(doc.get("manifestSha256")),
-                _signers(doc.get("manifestSigners")),
-            )
+            root_bytes = base64.b64decode(doc["root"], validate=True)
+            version = _version_floor(doc["manifestVersion"])
+            # Absent in states written before they were kept: unknown, not empty.
+            digest = _digest(doc.get("manifestSha256"))
+            root_keys = _key_ids(doc.get("manifestRootKeys"))
         except FileNotFoundError:
             return cls(shipped_root, None)
         except OSError as e:
@@ -129,7 +124,14 @@ class ClientState:
             ) from None
         # An app update may ship a newer root than the one remembered.
         shipped = verify_self_signed(shipped_root, what="--trusted-root")
-        remembered = verify_self_signed(state.root, what=f"root remembered in {path}")
+        remembered = verify_self_signed(root_bytes, what=f"root remembered in {path}")
+        # An old state's manifest was accepted under the root it remembers.
+        state = cls(
+            root_bytes,
+            version,
+            digest,
+            frozenset(remembered.keys) if root_keys is None else root_keys,
+        )
         if shipped.version > remembered.version:
             return replace(state, root=shipped_root)
         if shipped.version == remembered.version and shipped_root != state.root:
@@ -146,9 +148,7 @@ class ClientState:
             "root": base64.b64encode(self.root).decode(),
             "manifestVersion": self.manifest_version,
             "manifestSha256": self.manifest_sha256,
-            "manifestSigners": (
-                None if self.manifest_signers is None else sorted(self.manifest_signers)
-            ),
+            "manifestRootKeys": sorted(self.manifest_root_keys),
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,17 +177,16 @@ class CheckResult:
         }
 
 
-def effective_floor(floor: Floor | None, root: Root, minimum: int | None) -> Floor | None:
+def effective_floor(floor: Floor | None, root: Root, minimum: Floor | None) -> Floor | None:
     """The floor a manifest is checked against once ``root`` is trusted.
 
-    A floor set by keys ``root`` no longer trusts is dropped (fast-forward
-    recovery); the app's shipped minimum always holds (first contact).
+    A floor set under keys that ``root`` revokes is dropped (fast-forward
+    recovery), and so is the app's shipped minimum, whose keys are those of
+    the shipped root: after a revoking rotation the repository may restart
+    its versions (§15.8.5). Of what holds, the higher version wins.
     """
-    if floor is not None and not floor.holds_under(root):
-        floor = None
-    if minimum is not None and (floor is None or floor.version < minimum):
-        return Floor(minimum)
-    return floor
+    held = [f for f in (floor, minimum) if f is not None and f.holds_under(root)]
+    return max(held, key=lambda f: f.version, default=None)
 
 
 def fetch_trusted(
@@ -196,7 +195,7 @@ def fetch_trusted(
     *,
     now: dt.datetime,
     floor: Floor | None = None,
-    minimum: int | None = None,
+    minimum: Floor | None = None,
 ) -> tuple[Root, list[bytes], VerifiedManifest]:
     """Walk the root chain from ``start``, then fetch and verify the manifest.
 
@@ -240,14 +239,13 @@ def refresh(
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
     floor = state.floor
-    if floor is not None and floor.signers is None:
-        # A state from before signers were kept: the manifest was verified
-        # against the remembered root, so its keys stand in for the signers.
-        remembered = verify_self_signed(state.root, what="trusted root")
-        floor = replace(floor, signers=frozenset(remembered.keys))
+    shipped_floor = None
+    if minimum is not None:
+        shipped = verify_self_signed(trusted_root, what="--trusted-root")
+        shipped_floor = Floor(minimum, None, frozenset(shipped.keys))
     try:
         root, accepted, verified = fetch_trusted(
-            store, start, now=now, floor=floor, minimum=minimum
+            store, start, now=now, floor=floor, minimum=shipped_floor
         )
     except (RollbackError, UntrustedMetadataError) as e:
         if state.manifest_version is not None:  # what this device remembers may be why
@@ -260,36 +258,20 @@ def refresh(
         accepted[-1] if accepted else state.root,
         verified.manifest.version,
         verified.payload_sha256,
-        verified.signed_by,
+        frozenset(root.keys),
     ).save(state_path)
     return root, verified.manifest
 
 
-def repository_identity(store: Store, shipped_root: bytes) -> str:
-    """The repository's identity: SHA-256 of root version 1's signed payload.
+def repository_identity(shipped_root: bytes) -> str | None:
+    """The repository's ``repositoryId``, read from the root the app ships.
 
-    The same repository under another URL (a mirror, a CDN) has the same
-    identity, so a device keeps one state (and one floor) for it. From a
-    shipped root newer than 1 the chain is walked backwards: root N-1 counts
-    only if it is self-signed and a threshold of its keys signed root N, so a
-    mirror cannot make up another history.
+    Every root of a chain carries the same id (§15.3), so the same repository
+    under another URL (a mirror, a CDN) has the same identity and a device
+    keeps one state for it. It comes from the shipped root alone, never from
+    the network: a mirror cannot choose it. None for a chain from before ids.
     """
-    root, env = parse_root(shipped_root, what="--trusted-root")
-    verify_self_signed(shipped_root, what="--trusted-root")
-    if root.version - 1 > MAX_CHAIN_LENGTH:
-        raise RepositoryError(f"--trusted-root is version {root.version}, beyond the chain cap")
-    newer, payload = shipped_root, env.payload
-    for version in range(root.version - 1, 0, -1):
-        doc = store.read(root_name(version), max_bytes=MAX_ROOT_BYTES)
-        if doc is None:
-            raise RepositoryError(
-                f"{store.url} has no {root_name(version)}, which names the repository",
-                hint="a repository keeps its whole root chain; or give --state",
-            )
-        older = verify_self_signed(doc.data, what=root_name(version))
-        verify_successor(older, newer)
-        newer, payload = doc.data, parse_root(doc.data, what=root_name(version))[1].payload
-    return hashlib.sha256(payload).hexdigest()
+    return verify_self_signed(shipped_root, what="--trusted-root").repository_id
 
 
 def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[PublicKey]:

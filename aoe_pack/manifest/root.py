@@ -9,6 +9,7 @@ cannot lock its owners out.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,12 @@ class Root:
     version: int
     keys: Mapping[str, PublicKey]
     threshold: int
+    repository_id: str | None = None
+    """Names the repository whatever URL serves it; every root of a chain carries the
+    same one (roots written before it existed have none, and the next one adds it)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "_type": ROOT_KIND,
             "formatVersion": FORMAT_VERSION,
             "version": self.version,
@@ -47,6 +51,9 @@ class Root:
             },
             "threshold": self.threshold,
         }
+        if self.repository_id is not None:
+            d["repositoryId"] = self.repository_id
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Root:
@@ -66,10 +73,20 @@ class Root:
             raise RepositoryFormatError(
                 f"root: threshold {d['threshold']} exceeds its {len(keys)} key(s)"
             )
-        return cls(d["version"], keys, d["threshold"])
+        return cls(d["version"], keys, d["threshold"], d.get("repositoryId"))
 
 
-def new_root(version: int, keys: Sequence[PublicKey], threshold: int) -> Root:
+def new_repository_id() -> str:
+    """A fresh repository id: 128 random bits, hex."""
+    return secrets.token_hex(16)
+
+
+def new_root(
+    version: int,
+    keys: Sequence[PublicKey],
+    threshold: int,
+    repository_id: str | None = None,
+) -> Root:
     """A root over ``keys``, checked for the mistakes that lock owners out."""
     by_id = {k.key_id: k for k in keys}
     for k in keys:
@@ -82,7 +99,7 @@ def new_root(version: int, keys: Sequence[PublicKey], threshold: int) -> Root:
         raise UsageError("the same root key was given twice")
     if not 1 <= threshold <= len(by_id):
         raise UsageError(f"--threshold must be between 1 and the {len(by_id)} root key(s)")
-    return Root(version, by_id, threshold)
+    return Root(version, by_id, threshold, repository_id)
 
 
 def parse_root(data: bytes, *, what: str = "root") -> tuple[Root, envelope.Envelope]:
@@ -123,6 +140,13 @@ def verify_successor(trusted: Root, data: bytes) -> Root:
             f"root version {new.version} is signed by {len(new_ok)} of its own "
             f"{new.threshold} required key(s)",
             hint="a new root must also be signed by a threshold of its own keys",
+        )
+    # Checked once both key sets vouch for it, so a forgery is named as such.
+    if trusted.repository_id is not None and new.repository_id != trusted.repository_id:
+        raise RootRotationError(
+            f"root version {new.version} names repository {new.repository_id}, not "
+            f"{trusted.repository_id} as root version {trusted.version} does",
+            hint="a root chain belongs to one repository; its repositoryId never changes",
         )
     return new
 

@@ -51,25 +51,24 @@ class Floor:
     """What a device remembers of the last manifest it accepted (§15.6).
 
     ``version`` stops rollback; ``payload_sha256`` stops a different manifest
-    at the same version (equal-version replay); ``signers`` are the key ids
-    whose signatures made it acceptable, so that a root rotation that revokes
-    them also revokes the floor they set (fast-forward recovery, TUF 5.3.11).
-    A state written before these were kept has ``None`` for both.
+    at the same version (equal-version replay). ``root_keys`` are the key ids
+    of the root that trusted it: a rotation to a root that keeps fewer than
+    its threshold of them revokes the floor too, since no manifest those keys
+    signed can verify any more (fast-forward recovery, TUF 5.3.11).
     """
 
     version: int
-    payload_sha256: str | None = None
-    signers: frozenset[str] | None = None
+    payload_sha256: str | None
+    root_keys: frozenset[str]
 
     def holds_under(self, root: Root) -> bool:
-        """Whether ``root`` still trusts a threshold of the keys that set this floor.
+        """Whether ``root`` keeps at least its threshold of the keys that set this floor.
 
-        A manifest that ``root``'s keys could not have signed sets no floor:
-        its version may be a fast-forward by a key the owners have revoked.
+        Only a rotation that revokes them drops a floor: one that removes some
+        keys, adds others or raises the threshold keeps it, so an old manifest
+        the remaining keys signed still cannot roll a device back.
         """
-        if self.signers is None:
-            return True
-        return len(self.signers & set(root.keys)) >= root.threshold
+        return len(self.root_keys & set(root.keys)) >= root.threshold
 
 
 def update_root(

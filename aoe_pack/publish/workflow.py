@@ -38,6 +38,7 @@ from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import MAX_VERSION, Manifest, Models
 from aoe_pack.manifest.root import (
     Root,
+    new_repository_id,
     new_root,
     parse_root,
     verify_self_signed,
@@ -175,7 +176,7 @@ def init_repository(
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Root:
     """Create root version 1 and an empty manifest version 1."""
-    root = new_root(1, root_keys, threshold)
+    root = new_root(1, root_keys, threshold, new_repository_id())
     if store.read(ROOT, max_bytes=MAX_ROOT_BYTES) is not None:
         raise UsageError(f"{store.url} already has a root.json; use rotate-root to change keys")
     signers = signers_for(root, sign_keys)
@@ -361,7 +362,13 @@ def rotate_root(
         return state.root
     if state.root.version >= MAX_VERSION:
         raise VersionLimitError(f"root version {state.root.version} is the last one (2**53-1)")
-    root = new_root(state.root.version + 1, new_keys, threshold)
+    # A chain keeps its id; a chain from before ids gets one now.
+    root = new_root(
+        state.root.version + 1,
+        new_keys,
+        threshold,
+        state.root.repository_id or new_repository_id(),
+    )
     kept = len(set(root.keys) & set(state.root.keys))
     if restart_manifest_version and kept >= root.threshold:
         raise UsageError(

@@ -85,7 +85,9 @@ def test_shipped_newer_root_replaces_remembered_one_and_keeps_the_floor(
 ) -> None:
     root1, root2 = _root(1, keys.old), _root(2, keys.new, keys.old, keys.new)
     state = ClientState.load(_remember(tmp_path / "s.json", root1, 7), root2)
-    assert state == ClientState(root2, 7)
+    assert (state.root, state.manifest_version) == (root2, 7)
+    # The floor was set under the remembered root: its keys, not the shipped one's.
+    assert state.manifest_root_keys == {keys.old.key_id}
 
 
 def test_remembered_newer_root_is_kept_over_an_older_shipped_one(
@@ -93,13 +95,17 @@ def test_remembered_newer_root_is_kept_over_an_older_shipped_one(
 ) -> None:
     root1, root2 = _root(1, keys.old), _root(2, keys.new, keys.old, keys.new)
     state = ClientState.load(_remember(tmp_path / "s.json", root2, 7), root1)
-    assert state == ClientState(root2, 7)
+    assert (state.root, state.manifest_version) == (root2, 7)
+    assert state.manifest_root_keys == {keys.new.key_id}
 
 
 def test_same_root_shipped_and_remembered_is_kept(keys: Keys, tmp_path: Path) -> None:
     root1 = _root(1, keys.old)
-    assert ClientState.load(_remember(tmp_path / "s.json", root1, 3), root1) == ClientState(
-        root1, 3
+    state = ClientState.load(_remember(tmp_path / "s.json", root1, 3), root1)
+    assert (state.root, state.manifest_version, state.manifest_root_keys) == (
+        root1,
+        3,
+        {keys.old.key_id},
     )
 
 
@@ -170,7 +176,7 @@ def test_newer_shipped_root_is_remembered_after_an_update(keys: Keys, tmp_path: 
     assert (root.version, manifest.version) == (2, 5)
     remembered = ClientState.load(state, root2)
     assert (remembered.root, remembered.manifest_version) == (root2, 5)
-    assert remembered.manifest_signers == frozenset({keys.new.key_id})
+    assert remembered.manifest_root_keys == frozenset({keys.new.key_id})
 
 
 def test_device_refuses_an_app_that_ships_another_repositorys_root(

@@ -28,7 +28,7 @@ from aoe_pack.destinations import open_store
 from aoe_pack.errors import RepositoryFormatError, RollbackError, RootRotationError
 from aoe_pack.manifest import envelope
 from aoe_pack.manifest.model import Manifest
-from aoe_pack.manifest.root import Root
+from aoe_pack.manifest.root import Root, new_root, verify_self_signed, verify_successor
 from aoe_pack.manifest.trust import Floor, verify_manifest
 from aoe_pack.publish.store import MANIFEST, root_name
 
@@ -83,9 +83,17 @@ class Repo:
             store.close()
 
 
+REPO_ID = "5eed" * 8
+
+
+def _root(version: int, keys: list[PrivateKey], threshold: int = 1) -> Root:
+    """A root of this module's repository (its chain carries REPO_ID)."""
+    return new_root(version, [k.public for k in keys], threshold, REPO_ID)
+
+
 @pytest.fixture
 def repo(tmp_path: Path, keys: list[PrivateKey]) -> Repo:
-    return Repo(tmp_path / "repo", make_root(1, [keys[0].public]), [keys[0]])
+    return Repo(tmp_path / "repo", _root(1, [keys[0]]), [keys[0]])
 
 
 # --- equal-version replay -----------------------------------------------------------------
@@ -154,7 +162,7 @@ def test_fast_forward_is_recovered_by_a_rotation_that_revokes_the_key(
         repo.refresh(state)
     # The owners rotate the root to a new key (signed by the old and the new)
     # and publish with it: the floor the revoked key set no longer holds.
-    repo.add_root(make_root(2, [owner_new.public]), [stolen, owner_new])
+    repo.add_root(_root(2, [owner_new]), [stolen, owner_new])
     repo.publish(8, [owner_new])
     root, m = repo.refresh(state)
     assert (root.version, m.version) == (2, 8)
@@ -170,35 +178,81 @@ def test_rotation_that_keeps_the_signer_keeps_the_floor(
     state = tmp_path / "state.json"
     repo.publish(9, [keys[0]])
     repo.refresh(state)
-    repo.add_root(make_root(2, [keys[0].public, keys[1].public]), [keys[0], keys[1]])
+    repo.add_root(_root(2, [keys[0], keys[1]]), [keys[0], keys[1]])
     repo.publish(4, [keys[0]])
     with pytest.raises(RollbackError, match="older than version 9"):
         repo.refresh(state)
 
 
-def test_floor_without_signers_falls_back_to_the_remembered_root(
+def test_rotation_revoking_one_of_two_keys_keeps_the_floor(
+    tmp_path: Path, keys: list[PrivateKey]
+) -> None:
+    """Root {A, B} -> {B, C}: an old manifest B signed still verifies, so the floor stays."""
+    a, b, c = keys
+    repo = Repo(tmp_path / "repo", _root(1, [a, b]), [a, b])
+    old = repo.publish(3, [a, b])
+    state = tmp_path / "state.json"
+    repo.publish(7, [a])
+    repo.refresh(state)
+    repo.add_root(_root(2, [b, c]), [a, b, c])
+    (repo.path / MANIFEST).write_bytes(old)  # replayed: v3, valid under root 2 by B
+    with pytest.raises(RollbackError, match="version 3 is older than version 7"):
+        repo.refresh(state)
+
+
+def test_rotation_raising_the_threshold_keeps_the_floor(
+    tmp_path: Path, keys: list[PrivateKey]
+) -> None:
+    a, b, _ = keys
+    repo = Repo(tmp_path / "repo", _root(1, [a, b]), [a, b])
+    old = repo.publish(3, [a, b])
+    state = tmp_path / "state.json"
+    repo.publish(7, [a])
+    repo.refresh(state)
+    repo.add_root(_root(2, [a, b], threshold=2), [a, b])
+    (repo.path / MANIFEST).write_bytes(old)
+    with pytest.raises(RollbackError, match="version 3 is older than version 7"):
+        repo.refresh(state)
+
+
+def _legacy_state(path: Path, root: bytes, version: int) -> Path:
+    """A state as written before digests and root keys were kept."""
+    path.write_text(
+        json.dumps({"root": base64.b64encode(root).decode(), "manifestVersion": version})
+    )
+    return path
+
+
+def test_legacy_state_falls_back_to_the_remembered_root(
     repo: Repo, keys: list[PrivateKey], tmp_path: Path
 ) -> None:
-    """A state written before signers were kept still gets recovery, and rollback checks."""
-    state = tmp_path / "state.json"
-    state.write_text(
-        json.dumps(
-            {"root": __import__("base64").b64encode(repo.roots[0]).decode(), "manifestVersion": 9}
-        )
-    )
+    """An old state still gets rollback checks, and recovery by a revoking rotation."""
+    state = _legacy_state(tmp_path / "state.json", repo.roots[0], STOLEN_VERSION)
     repo.publish(4, [keys[0]])
-    with pytest.raises(RollbackError, match="older than version 9"):
+    with pytest.raises(RollbackError, match=f"older than version {STOLEN_VERSION}"):
         repo.refresh(state)
-    repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    repo.add_root(_root(2, [keys[1]]), [keys[0], keys[1]])
     repo.publish(4, [keys[1]])
     assert repo.refresh(state)[1].version == 4
 
 
+def test_legacy_state_recovers_when_the_app_ships_the_revoking_root(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """The remembered root, not the newer shipped one, stands for the old floor's keys."""
+    state = _legacy_state(tmp_path / "state.json", repo.roots[0], STOLEN_VERSION)
+    second = repo.add_root(_root(2, [keys[1]]), [keys[0], keys[1]])
+    repo.publish(1, [keys[1]])
+    assert repo.refresh(state, shipped=second)[1].version == 1
+
+
 def test_floor_holds_under_counts_the_threshold(keys: list[PrivateKey]) -> None:
-    floor = Floor(5, None, frozenset({keys[0].public.key_id}))
-    assert floor.holds_under(make_root(2, [keys[0].public, keys[1].public], threshold=1))
-    assert not floor.holds_under(make_root(2, [keys[0].public, keys[1].public], threshold=2))
-    assert not floor.holds_under(make_root(2, [keys[1].public]))
+    a, b, c = keys
+    floor = Floor(5, None, frozenset({a.public.key_id, b.public.key_id}))
+    assert floor.holds_under(_root(2, [a, c], threshold=1))
+    assert floor.holds_under(_root(2, [a, b], threshold=2))
+    assert not floor.holds_under(_root(2, [a, c], threshold=2))
+    assert not floor.holds_under(_root(2, [c]))
 
 
 # --- first contact ------------------------------------------------------------------------
@@ -221,10 +275,22 @@ def test_shipped_floor_survives_a_fast_forward_reset(
     state = tmp_path / "state.json"
     repo.publish(STOLEN_VERSION, [keys[0]])
     repo.refresh(state, minimum=6)
-    repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
+    # A rotation that keeps the shipped root's key keeps the shipped minimum.
+    repo.add_root(_root(2, [keys[0], keys[1]]), [keys[0], keys[1]])
     repo.publish(5, [keys[1]])
-    with pytest.raises(RollbackError, match="version 5 is older than version 6"):
+    with pytest.raises(RollbackError, match="older than version"):
         repo.refresh(state, minimum=6)
+
+
+def test_shipped_floor_is_dropped_by_a_revoking_rotation(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """An app built during a fast-forward (minimum 2**53-1) still follows the restart."""
+    state = tmp_path / "state.json"
+    repo.publish(STOLEN_VERSION, [keys[0]])
+    repo.add_root(_root(2, [keys[1]]), [keys[0], keys[1]])
+    repo.publish(1, [keys[1]])
+    assert repo.refresh(state, minimum=2**53 - 1)[1].version == 1
 
 
 # --- a mirror is the same repository ------------------------------------------------------
@@ -274,21 +340,45 @@ def test_mirror_under_another_url_shares_the_state(
     assert len(list((tmp_path / "xdg" / "aoe-pack" / "client").iterdir())) == 1
 
 
-def test_identity_walks_back_from_a_newer_shipped_root(repo: Repo, keys: list[PrivateKey]) -> None:
-    second = repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
-    store = open_store(str(repo.path))
-    first_payload = envelope.parse(repo.roots[0], envelope.ROOT_TYPE, what="r").payload
-    expected = hashlib.sha256(first_payload).hexdigest()
-    assert repository_identity(store, repo.roots[0]) == expected
-    assert repository_identity(store, second) == expected
+def test_identity_is_the_shipped_roots_repository_id(repo: Repo, keys: list[PrivateKey]) -> None:
+    second = repo.add_root(_root(2, [keys[1]]), [keys[0], keys[1]])
+    assert repository_identity(repo.roots[0]) == REPO_ID
+    assert repository_identity(second) == REPO_ID
 
 
-def test_identity_refuses_a_made_up_earlier_root(repo: Repo, keys: list[PrivateKey]) -> None:
-    second = repo.add_root(make_root(2, [keys[1].public]), [keys[0], keys[1]])
-    # A mirror replaces root 1 by one of its own keys: root 2 was not signed by them.
-    (repo.path / root_name(1)).write_bytes(sign_root(make_root(1, [keys[2].public]), [keys[2]]))
-    with pytest.raises(RootRotationError, match="signed by 0 of the 1 required key"):
-        repository_identity(open_store(str(repo.path)), second)
+def test_mirror_with_a_forged_root_1_gets_the_same_state(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """A mirror whose roots/1 lists the real key and its own cannot pick a fresh state."""
+    a, b, thief = keys
+    second = repo.add_root(_root(2, [b]), [a, b])
+    repo.publish(9, [b])
+    shipped = tmp_path / "root.json"
+    shipped.write_bytes(second)
+    assert _check(str(repo.path), shipped, tmp_path / "xdg")["manifestVersion"] == 9
+    mirror = tmp_path / "mirror"
+    shutil.copytree(repo.path, mirror)
+    forged = new_root(1, [a.public, thief.public], 1, "f0" * 16)
+    (mirror / root_name(1)).write_bytes(sign_root(forged, [thief]))
+    (mirror / MANIFEST).write_bytes(sign_manifest(manifest(release("1.0.0"), version=5), [b]))
+    doc = _check(str(mirror), shipped, tmp_path / "xdg")
+    assert doc["error"]["code"] == "rollback", doc
+    assert [p.name for p in (tmp_path / "xdg" / "aoe-pack" / "client").iterdir()] == [
+        f"{REPO_ID}.json"
+    ]
+
+
+def test_rotation_to_another_repository_id_is_refused(repo: Repo, keys: list[PrivateKey]) -> None:
+    current = verify_self_signed(repo.roots[0])
+    other = new_root(2, [keys[0].public], 1, "ab" * 16)
+    with pytest.raises(RootRotationError, match=r"names repository abab.*, not 5eed"):
+        verify_successor(current, sign_root(other, [keys[0]]))
+
+
+def test_rotation_may_give_an_old_chain_its_id(keys: list[PrivateKey]) -> None:
+    old = make_root(1, [keys[0].public])  # a chain from before repository ids
+    named = new_root(2, [keys[0].public], 1, REPO_ID)
+    assert verify_successor(old, sign_root(named, [keys[0]])).repository_id == REPO_ID
 
 
 # --- the state file, hostile --------------------------------------------------------------
@@ -318,7 +408,7 @@ def test_state_with_a_bad_digest_is_a_named_error(repo: Repo, tmp_path: Path) ->
         ClientState.load(state, repo.roots[0])
 
 
-def test_state_round_trips_digest_and_signers(
+def test_state_round_trips_digest_and_root_keys(
     repo: Repo, keys: list[PrivateKey], tmp_path: Path
 ) -> None:
     state = tmp_path / "state.json"
@@ -327,4 +417,4 @@ def test_state_round_trips_digest_and_signers(
     loaded = ClientState.load(state, repo.roots[0])
     payload = envelope.parse(data, envelope.MANIFEST_TYPE, what="m").payload
     assert loaded.manifest_sha256 == hashlib.sha256(payload).hexdigest()
-    assert loaded.manifest_signers == frozenset({keys[0].public.key_id})
+    assert loaded.manifest_root_keys == frozenset({keys[0].public.key_id})
