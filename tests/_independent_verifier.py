@@ -195,8 +195,11 @@ def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
             is_hpke = isinstance(r, dict) and r.get("type") == "hpke"
             _obj(r, {"type", "keyid", "wrapped"} | ({"kem"} if is_hpke else set()))
             ok = r["type"] in ("hpke", "kek") and _is_str(r["keyid"], HEX64)
-            ok &= _is_str(r["wrapped"]) and _is_str(r.get("kem", "-"))
+            ok &= _is_str(r["wrapped"]) and (not is_hpke or r["kem"] in KEMS)
             _need(ok, "manifest", "recipient")
+        order = [(r["type"], r["keyid"]) for r in enc["recipients"]]  # §5.2.2
+        ok = order == sorted(order) and len({k for _, k in order}) == len(order)
+        _need(ok, "manifest", "recipients out of order or a key id twice")
     _need(isinstance(m.get("files"), list), "manifest", "files")
     for f in m["files"]:
         prefix = {"noncePrefix"} if enc is not None else set()

@@ -20,7 +20,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,6 +56,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 mv = _load("make_vectors", VECTORS / "make_vectors.py")
 iv = _load("_independent_verifier", TESTS / "_independent_verifier.py")
+tamper = _load("_vector_tamper", TESTS / "bundle" / "_tamper.py")
 EXPECTED: dict[str, Any] = json.loads((VECTORS / "expected.json").read_text())
 BUNDLES = list(EXPECTED["bundles"])
 ENCRYPTED = [(b, k) for b in BUNDLES for k in EXPECTED["bundles"][b]["decryptWith"]]
@@ -449,7 +450,45 @@ def _broken(case: str) -> tuple[bytes, str | None, tuple[str, ...]]:
     key = {"first-chunk-decrypting": "test-only-x25519.key"}.get(case)
     key = "test-only-mlkem768-x25519.key" if case == "wrong-decryption-key" else key
     trusted = ("p256-kem",) if case == "untrusted-signer" else mv.SIGNERS
+    if case in INSIDER:
+        edit, key = INSIDER[case]
+        return _insider(edit), key, mv.SIGNERS
     return cases[case], key, trusted
+
+
+def _recipients_under_two_types(m: dict[str, Any]) -> None:
+    """The KEK's id also listed as an HPKE recipient: distinct (type, keyid) pairs, one key id."""
+    kek = next(r for r in m["encryption"]["recipients"] if r["type"] == "kek")
+    twin = dict(kek, type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+    m["encryption"]["recipients"] = sorted(
+        [*m["encryption"]["recipients"], twin], key=lambda r: (r["type"], r["keyid"])
+    )
+
+
+def _kek_id_as_hpke(m: dict[str, Any]) -> None:
+    """The KEK's recipient relabelled ``hpke``: its key id matches the KEK, its type cannot."""
+    kek = next(r for r in m["encryption"]["recipients"] if r["type"] == "kek")
+    kek.update(type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+    m["encryption"]["recipients"].sort(key=lambda r: (r["type"], r["keyid"]))
+
+
+# Broken vectors an insider makes: v1-multi.aoe with one manifest edit, validly
+# re-signed by both test-only signing keys (deterministic signatures, so the
+# bytes are the same on every run). Each: (edit, decryption key or None).
+INSIDER: dict[str, tuple[Callable[[dict[str, Any]], None], str | None]] = {
+    "recipients-unsorted": (lambda m: m["encryption"]["recipients"].reverse(), None),
+    "recipient-key-id-twice": (_recipients_under_two_types, None),
+    "recipient-type-not-the-keys": (_kek_id_as_hpke, "test-only-aes256.key"),
+}
+
+
+def _insider(edit: Callable[[dict[str, Any]], None]) -> bytes:
+    parts = tamper.take_apart(VECTORS / "v1-multi.aoe")
+    manifest = parts.manifest()
+    edit(manifest)
+    return bytes(
+        tamper.resign(manifest, parts.payloads, mv.signing_keys(), date_time=parts.date_time)
+    )
 
 
 def _zip_with_one_file() -> bytes:
@@ -482,6 +521,9 @@ ATTACKS = {
     "plain-zip": "not-a-bundle",
     "untrusted-signer": "threshold",
     "wrong-decryption-key": "no-matching-recipient",
+    "recipients-unsorted": "manifest",
+    "recipient-key-id-twice": "manifest",
+    "recipient-type-not-the-keys": "decryption",
 }
 
 

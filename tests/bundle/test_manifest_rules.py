@@ -135,6 +135,47 @@ def test_duplicate_recipient(built_bundle, signer: PrivateKey, x25519_key: Priva
         verify_bundle(path, trusted_keys=[signer.public])
 
 
+def test_unsorted_recipients(
+    built_bundle, signer: PrivateKey, x25519_key: PrivateKey, p256_kem_key: PrivateKey, kek: bytes
+) -> None:
+    path = built_bundle(recipients=[x25519_key.public, p256_kem_key.public], keks=[kek])
+    _resigned(path, signer, lambda m: m["encryption"]["recipients"].reverse())
+    with pytest.raises(ManifestError, match="sorted by type and key id, without duplicates"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_recipient_key_id_listed_under_two_types(
+    built_bundle, signer: PrivateKey, kek: bytes
+) -> None:
+    """(hpke, K) and (kek, K) are distinct pairs, but a reader picks by key id: one reading only."""
+    path = built_bundle(keks=[kek])
+
+    def twice(m):
+        (kek_entry,) = m["encryption"]["recipients"]
+        hpke_entry = dict(kek_entry, type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+        m["encryption"]["recipients"] = [hpke_entry, kek_entry]
+
+    _resigned(path, signer, twice)
+    with pytest.raises(ManifestError, match=r"each key id at most once"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_recipient_type_that_does_not_fit_the_key(
+    built_bundle, signer: PrivateKey, kek: bytes
+) -> None:
+    """A signer lists the KEK's id as an HPKE recipient: the key id matches, the kind cannot."""
+    path = built_bundle(keks=[kek])
+
+    def as_hpke(m):
+        m["encryption"]["recipients"][0].update(type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+
+    _resigned(path, signer, as_hpke)
+    verify_bundle(path, trusted_keys=[signer.public])  # nothing is wrong without a key
+    with pytest.raises(DecryptionError, match=r"has type hpke$") as e:
+        verify_bundle(path, trusted_keys=[signer.public], decryption_key=decryption_key(kek))
+    assert e.value.code == "decryption"
+
+
 @pytest.mark.parametrize("tag", ["bad\x00tag", "-starts-with-dash"])
 def test_manifest_tag_must_be_a_tag(built_bundle, signer: PrivateKey, tag: str) -> None:
     """A NUL in the tag would make the HPKE info string ambiguous."""
