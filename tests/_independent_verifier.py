@@ -264,6 +264,8 @@ def data_key(m: dict[str, Any], key_text: bytes) -> bytes:  # §7.4-§7.7
 
 def verify(path: Path, trusted: list[bytes], threshold: int = 1, key: bytes | None = None) -> Any:
     """§8: verify ``path``; with ``key`` (PEM or KEK hex text) decrypt too. Returns the manifest."""
+    keys = dict(public_key(pem) for pem in trusted)  # §8: the caller's threshold before the file
+    _need(1 <= threshold <= len(keys), "usage", "threshold outside 1..trusted keys")
     d = Path(path).read_bytes()
     entries = read_entries(d)[1:]
     names, payload = [e[0] for e in entries], entries[:-2]

@@ -546,3 +546,21 @@ def test_both_verifiers_reject_with_the_same_code(case: str, code: str, tmp_path
             key=(VECTORS / key).read_bytes() if key else None,
         )
     assert (ours.value.code, theirs.value.code) == (code, code), (ours.value, theirs.value)
+
+
+@pytest.mark.parametrize("case", ["truncated", "empty-file", "untrusted-signer"])
+def test_both_verifiers_refuse_an_impossible_threshold_before_the_file(
+    case: str, tmp_path: Path
+) -> None:
+    """§8: a threshold above the trusted keys is `usage`, whatever is wrong with the file."""
+    data, _, _ = _broken(case)
+    path = tmp_path / "broken.aoe"
+    path.write_bytes(data)
+    signer = mv.SIGNERS[0]
+    with pytest.raises(AoePackError) as ours:
+        verify_bundle(
+            path, trusted_keys=[load_public_key(str(mv.key_path(signer, "pub")))], threshold=2
+        )
+    with pytest.raises(iv.Reject) as theirs:
+        iv.verify(path, [mv.key_path(signer, "pub").read_bytes()], threshold=2)
+    assert (ours.value.code, theirs.value.code) == ("usage", "usage")

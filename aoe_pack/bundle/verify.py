@@ -283,6 +283,7 @@ def verify_bundle(
     progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify every byte of the bundle at ``path``; raise on the first problem."""
+    dsse.check_threshold(trusted_keys, threshold)  # before the file: §8
     notes: list[str] = []
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
