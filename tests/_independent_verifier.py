@@ -168,7 +168,7 @@ def _is_str(v: Any, rx: re.Pattern[str] | None = None) -> bool:
     return isinstance(v, str) and v != "" and (rx is None or rx.fullmatch(v) is not None)
 
 
-def _is_uint(v: Any, top: int = (1 << 63) - 1) -> bool:
+def _is_uint(v: Any, top: int = (1 << 53) - 1) -> bool:  # §5.2 "uint"
     return type(v) is int and 0 <= v <= top
 
 
@@ -178,8 +178,9 @@ def _obj(v: Any, required: set[str], optional: frozenset[str] = frozenset()) -> 
 
 
 def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
+    fractions: list[str] = []  # §5.1: numbers with a fraction or an exponent, refused below
     try:
-        m = json.loads(data)
+        m = json.loads(data, parse_float=lambda t: fractions.append(t) or float(t))
     except ValueError:
         raise Reject("manifest", "not JSON") from None
     _need(isinstance(m, dict) and _is_str(m.get("format")), "manifest", "format")
@@ -216,6 +217,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
     _need((p := [f["path"] for f in m["files"]]) == sorted(set(p)), "manifest", "files order")
     ok = isinstance(m.get("config"), dict) and isinstance(m.get("provenance"), dict)
     _need(ok and _is_uint(m.get("sourceDateEpoch")), "manifest", "config/provenance/epoch")
+    _need(not fractions, "manifest", f"non-integer number {fractions[:1]}")
     try:
         _need(rfc8785.dumps(m) == data, "manifest", "not canonical (RFC 8785)")
     except ValueError:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.sign import pae
 from aoe_pack._crypto.stream import SegmentCipher, stored_size
 from aoe_pack.bundle import EncryptionSpec, build_bundle, unpack_bundle, verify_bundle
@@ -472,6 +473,12 @@ def _kek_id_as_hpke(m: dict[str, Any]) -> None:
     m["encryption"]["recipients"].sort(key=lambda r: (r["type"], r["keyid"]))
 
 
+def _labels_one_folder_up(m: dict[str, Any]) -> None:
+    """``labels.txt`` listed as ``../labels.txt``: no entry can have that name (§4.7)."""
+    next(f for f in m["files"] if f["path"] == "labels.txt")["path"] = "../labels.txt"
+    m["files"].sort(key=lambda f: f["path"])
+
+
 # Broken vectors an insider makes: v1-multi.aoe with one manifest edit, validly
 # re-signed by both test-only signing keys (deterministic signatures, so the
 # bytes are the same on every run). Each: (edit, decryption key or None).
@@ -479,16 +486,22 @@ INSIDER: dict[str, tuple[Callable[[dict[str, Any]], None], str | None]] = {
     "recipients-unsorted": (lambda m: m["encryption"]["recipients"].reverse(), None),
     "recipient-key-id-twice": (_recipients_under_two_types, None),
     "recipient-type-not-the-keys": (_kek_id_as_hpke, "test-only-aes256.key"),
+    "config-non-integer": (lambda m: m["config"].update(rtol=0.001), None),
+    "role-empty": (lambda m: m["files"][0].update(role=""), None),
+    "path-climbs-out": (_labels_one_folder_up, None),
+    "uint-above-2-53": (lambda m: m.update(sourceDateEpoch=SENTINEL), None),
 }
+
+
+SENTINEL = 4_503_599_627_370_495  # written as 2^53, which JCS itself refuses to write
 
 
 def _insider(edit: Callable[[dict[str, Any]], None]) -> bytes:
     parts = tamper.take_apart(VECTORS / "v1-multi.aoe")
     manifest = parts.manifest()
     edit(manifest)
-    return bytes(
-        tamper.resign(manifest, parts.payloads, mv.signing_keys(), date_time=parts.date_time)
-    )
+    raw = canonical_json(manifest).replace(str(SENTINEL).encode(), str(2**53).encode())
+    return bytes(tamper.resign(raw, parts.payloads, mv.signing_keys(), date_time=parts.date_time))
 
 
 def _zip_with_one_file() -> bytes:
@@ -524,6 +537,10 @@ ATTACKS = {
     "recipients-unsorted": "manifest",
     "recipient-key-id-twice": "manifest",
     "recipient-type-not-the-keys": "decryption",
+    "config-non-integer": "manifest",
+    "role-empty": "manifest",
+    "path-climbs-out": "manifest",
+    "uint-above-2-53": "manifest",
 }
 
 
