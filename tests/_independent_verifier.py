@@ -168,7 +168,7 @@ def _is_str(v: Any, rx: re.Pattern[str] | None = None) -> bool:
     return isinstance(v, str) and v != "" and (rx is None or rx.fullmatch(v) is not None)
 
 
-def _is_uint(v: Any, top: int = (1 << 63) - 1) -> bool:
+def _is_uint(v: Any, top: int = (1 << 53) - 1) -> bool:  # §5.2 "uint"
     return type(v) is int and 0 <= v <= top
 
 
@@ -178,8 +178,9 @@ def _obj(v: Any, required: set[str], optional: frozenset[str] = frozenset()) -> 
 
 
 def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
+    fractions: list[str] = []  # §5.1: numbers with a fraction or an exponent, refused below
     try:
-        m = json.loads(data)
+        m = json.loads(data, parse_float=lambda t: fractions.append(t) or float(t))
     except ValueError:
         raise Reject("manifest", "not JSON") from None
     _need(isinstance(m, dict) and _is_str(m.get("format")), "manifest", "format")
@@ -195,8 +196,11 @@ def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
             is_hpke = isinstance(r, dict) and r.get("type") == "hpke"
             _obj(r, {"type", "keyid", "wrapped"} | ({"kem"} if is_hpke else set()))
             ok = r["type"] in ("hpke", "kek") and _is_str(r["keyid"], HEX64)
-            ok &= _is_str(r["wrapped"]) and _is_str(r.get("kem", "-"))
+            ok &= _is_str(r["wrapped"]) and (not is_hpke or r["kem"] in KEMS)
             _need(ok, "manifest", "recipient")
+        order = [(r["type"], r["keyid"]) for r in enc["recipients"]]  # §5.2.2
+        ok = order == sorted(order) and len({k for _, k in order}) == len(order)
+        _need(ok, "manifest", "recipients out of order or a key id twice")
     _need(isinstance(m.get("files"), list), "manifest", "files")
     for f in m["files"]:
         prefix = {"noncePrefix"} if enc is not None else set()
@@ -213,6 +217,7 @@ def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
     _need((p := [f["path"] for f in m["files"]]) == sorted(set(p)), "manifest", "files order")
     ok = isinstance(m.get("config"), dict) and isinstance(m.get("provenance"), dict)
     _need(ok and _is_uint(m.get("sourceDateEpoch")), "manifest", "config/provenance/epoch")
+    _need(not fractions, "manifest", f"non-integer number {fractions[:1]}")
     try:
         _need(rfc8785.dumps(m) == data, "manifest", "not canonical (RFC 8785)")
     except ValueError:
@@ -261,6 +266,8 @@ def data_key(m: dict[str, Any], key_text: bytes) -> bytes:  # §7.4-§7.7
 
 def verify(path: Path, trusted: list[bytes], threshold: int = 1, key: bytes | None = None) -> Any:
     """§8: verify ``path``; with ``key`` (PEM or KEK hex text) decrypt too. Returns the manifest."""
+    keys = dict(public_key(pem) for pem in trusted)  # §8: the caller's threshold before the file
+    _need(1 <= threshold <= len(keys), "usage", "threshold outside 1..trusted keys")
     d = Path(path).read_bytes()
     entries = read_entries(d)[1:]
     names, payload = [e[0] for e in entries], entries[:-2]

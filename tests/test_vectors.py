@@ -20,7 +20,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.sign import pae
 from aoe_pack._crypto.stream import SegmentCipher, stored_size
 from aoe_pack.bundle import EncryptionSpec, build_bundle, unpack_bundle, verify_bundle
@@ -56,6 +57,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 mv = _load("make_vectors", VECTORS / "make_vectors.py")
 iv = _load("_independent_verifier", TESTS / "_independent_verifier.py")
+tamper = _load("_vector_tamper", TESTS / "bundle" / "_tamper.py")
 EXPECTED: dict[str, Any] = json.loads((VECTORS / "expected.json").read_text())
 BUNDLES = list(EXPECTED["bundles"])
 ENCRYPTED = [(b, k) for b in BUNDLES for k in EXPECTED["bundles"][b]["decryptWith"]]
@@ -449,7 +451,57 @@ def _broken(case: str) -> tuple[bytes, str | None, tuple[str, ...]]:
     key = {"first-chunk-decrypting": "test-only-x25519.key"}.get(case)
     key = "test-only-mlkem768-x25519.key" if case == "wrong-decryption-key" else key
     trusted = ("p256-kem",) if case == "untrusted-signer" else mv.SIGNERS
+    if case in INSIDER:
+        edit, key = INSIDER[case]
+        return _insider(edit), key, mv.SIGNERS
     return cases[case], key, trusted
+
+
+def _recipients_under_two_types(m: dict[str, Any]) -> None:
+    """The KEK's id also listed as an HPKE recipient: distinct (type, keyid) pairs, one key id."""
+    kek = next(r for r in m["encryption"]["recipients"] if r["type"] == "kek")
+    twin = dict(kek, type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+    m["encryption"]["recipients"] = sorted(
+        [*m["encryption"]["recipients"], twin], key=lambda r: (r["type"], r["keyid"])
+    )
+
+
+def _kek_id_as_hpke(m: dict[str, Any]) -> None:
+    """The KEK's recipient relabelled ``hpke``: its key id matches the KEK, its type cannot."""
+    kek = next(r for r in m["encryption"]["recipients"] if r["type"] == "kek")
+    kek.update(type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+    m["encryption"]["recipients"].sort(key=lambda r: (r["type"], r["keyid"]))
+
+
+def _labels_one_folder_up(m: dict[str, Any]) -> None:
+    """``labels.txt`` listed as ``../labels.txt``: no entry can have that name (§4.7)."""
+    next(f for f in m["files"] if f["path"] == "labels.txt")["path"] = "../labels.txt"
+    m["files"].sort(key=lambda f: f["path"])
+
+
+# Broken vectors an insider makes: v1-multi.aoe with one manifest edit, validly
+# re-signed by both test-only signing keys (deterministic signatures, so the
+# bytes are the same on every run). Each: (edit, decryption key or None).
+INSIDER: dict[str, tuple[Callable[[dict[str, Any]], None], str | None]] = {
+    "recipients-unsorted": (lambda m: m["encryption"]["recipients"].reverse(), None),
+    "recipient-key-id-twice": (_recipients_under_two_types, None),
+    "recipient-type-not-the-keys": (_kek_id_as_hpke, "test-only-aes256.key"),
+    "config-non-integer": (lambda m: m["config"].update(rtol=0.001), None),
+    "role-empty": (lambda m: m["files"][0].update(role=""), None),
+    "path-climbs-out": (_labels_one_folder_up, None),
+    "uint-above-2-53": (lambda m: m.update(sourceDateEpoch=SENTINEL), None),
+}
+
+
+SENTINEL = 4_503_599_627_370_495  # written as 2^53, which JCS itself refuses to write
+
+
+def _insider(edit: Callable[[dict[str, Any]], None]) -> bytes:
+    parts = tamper.take_apart(VECTORS / "v1-multi.aoe")
+    manifest = parts.manifest()
+    edit(manifest)
+    raw = canonical_json(manifest).replace(str(SENTINEL).encode(), str(2**53).encode())
+    return bytes(tamper.resign(raw, parts.payloads, mv.signing_keys(), date_time=parts.date_time))
 
 
 def _zip_with_one_file() -> bytes:
@@ -482,6 +534,13 @@ ATTACKS = {
     "plain-zip": "not-a-bundle",
     "untrusted-signer": "threshold",
     "wrong-decryption-key": "no-matching-recipient",
+    "recipients-unsorted": "manifest",
+    "recipient-key-id-twice": "manifest",
+    "recipient-type-not-the-keys": "decryption",
+    "config-non-integer": "manifest",
+    "role-empty": "manifest",
+    "path-climbs-out": "manifest",
+    "uint-above-2-53": "manifest",
 }
 
 
@@ -504,3 +563,21 @@ def test_both_verifiers_reject_with_the_same_code(case: str, code: str, tmp_path
             key=(VECTORS / key).read_bytes() if key else None,
         )
     assert (ours.value.code, theirs.value.code) == (code, code), (ours.value, theirs.value)
+
+
+@pytest.mark.parametrize("case", ["truncated", "empty-file", "untrusted-signer"])
+def test_both_verifiers_refuse_an_impossible_threshold_before_the_file(
+    case: str, tmp_path: Path
+) -> None:
+    """§8: a threshold above the trusted keys is `usage`, whatever is wrong with the file."""
+    data, _, _ = _broken(case)
+    path = tmp_path / "broken.aoe"
+    path.write_bytes(data)
+    signer = mv.SIGNERS[0]
+    with pytest.raises(AoePackError) as ours:
+        verify_bundle(
+            path, trusted_keys=[load_public_key(str(mv.key_path(signer, "pub")))], threshold=2
+        )
+    with pytest.raises(iv.Reject) as theirs:
+        iv.verify(path, [mv.key_path(signer, "pub").read_bytes()], threshold=2)
+    assert (ours.value.code, theirs.value.code) == ("usage", "usage")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import math
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from aoe_pack import __version__
+from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
@@ -32,6 +34,7 @@ from aoe_pack.bundle.format import (
     Limits,
 )
 from aoe_pack.bundle.manifest import (
+    MAX_JSON_INT,
     BundleManifest,
     Encryption,
     ModelIdentity,
@@ -180,8 +183,10 @@ def build_bundle(
             format=FormatVersion.V1,
             model=identity,
             files=tuple(packed),
-            config=config.canonical if config_document is None else config_document,
-            provenance={**_provenance(model, source=not feature), **(provenance or {})},
+            config=_integers_only(config.canonical if config_document is None else config_document),
+            provenance=_integers_only(
+                {**_provenance(model, source=not feature), **(provenance or {})}
+            ),
             source_date_epoch=epoch,
             encryption=enc,
         )
@@ -299,6 +304,27 @@ def _pack_file(
         runtime=src.runtime,
         variant=src.variant,
     )
+
+
+def _integers_only(value: Any) -> Any:
+    """``value`` with no float left: the manifest holds integers only (docs/format.md §5.1).
+
+    A float with an integral value becomes that integer (what JCS would print
+    anyway); any other becomes a string of its JCS form (``0.001`` ->
+    ``"0.001"``), so no reader needs an ECMAScript number formatter. NaN and
+    infinities stay floats, for the canonical serialisation to refuse as before.
+    """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return value
+        if value.is_integer() and abs(value) <= MAX_JSON_INT:
+            return int(value)
+        return canonical_json(value).decode()
+    if isinstance(value, Mapping):
+        return {k: _integers_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_integers_only(v) for v in value]
+    return value
 
 
 def _provenance(model: PayloadFile, *, source: bool) -> dict[str, Any]:

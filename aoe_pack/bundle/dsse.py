@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,10 +113,12 @@ class SignatureCheck:
     valid: bool
 
 
-def check_signatures(
-    manifest_bytes: bytes, sigs: list[Signature], trusted: list[PublicKey], threshold: int
-) -> list[SignatureCheck]:
-    """Require ``threshold`` distinct trusted keys with valid signatures."""
+def check_threshold(trusted: Sequence[PublicKey], threshold: int) -> dict[str, PublicKey]:
+    """The trusted keys by id, if ``threshold`` is one they can reach (a caller's error if not).
+
+    Verifiers call this before they open the bundle (docs/format.md §8): a
+    threshold no file could meet is the caller's mistake, whatever the file.
+    """
     if threshold < 1:
         raise UsageError("--threshold must be at least 1")
     by_id = {k.key_id: k for k in trusted}
@@ -123,6 +126,14 @@ def check_signatures(
         raise UsageError(
             f"--threshold {threshold} exceeds the {len(by_id)} distinct trusted key(s) given"
         )
+    return by_id
+
+
+def check_signatures(
+    manifest_bytes: bytes, sigs: list[Signature], trusted: list[PublicKey], threshold: int
+) -> list[SignatureCheck]:
+    """Require ``threshold`` distinct trusted keys with valid signatures."""
+    by_id = check_threshold(trusted, threshold)
     message = _sign.pae(PAYLOAD_TYPE, manifest_bytes)
     checks = []
     for s in sigs:

@@ -218,10 +218,13 @@ class BundleManifest:
                 extra=e.rest("aead", "segmentSize", "recipients"),
             )
             order = [(x.type, x.keyid) for x in enc.recipients]
-            if not order or order != sorted(set(order)):
+            # A key id at most once, whatever the type: a reader picks the recipient by
+            # key id alone, so a second entry for it would be a second reading (§5.2.2).
+            unique = len({x.keyid for x in enc.recipients}) == len(order)
+            if not order or order != sorted(order) or not unique:
                 raise ManifestError(
                     "manifest.encryption.recipients must be non-empty, sorted by type and "
-                    "key id, without duplicates"
+                    "key id, without duplicates (each key id at most once)"
                 )
         files = tuple(_payload(x, enc, limits) for x in r.objects("files"))
         paths = [f.path for f in files]

@@ -22,6 +22,7 @@ from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
 from aoe_pack.bundle._pipeline import Progress, worker_count
+from aoe_pack.bundle.dsse import check_threshold
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
 from aoe_pack.bundle.verify import authenticate, data_key_for, open_bundle, stream_payload
@@ -161,6 +162,7 @@ def unpack_bundle(
     progress: Progress | None = None,
 ) -> UnpackResult:
     """Verify ``path`` and write its model files under ``out``."""
+    check_threshold(trusted_keys, threshold)  # before the file: §8
     with open_bundle(path, limits) as bundle:
         manifest, _ = authenticate(bundle, trusted_keys, threshold, limits)
         data_key = None

@@ -61,11 +61,26 @@ class OpenedBundle:
 
     def parse_manifest(self, limits: Limits = DEFAULT_LIMITS) -> BundleManifest:
         """Parse the manifest (call after signatures verified, or for inspection)."""
+        fractions: list[str] = []  # numbers written with a fraction or an exponent
+
+        def note(text: str) -> float:
+            fractions.append(text)
+            return float(text)
+
         try:
-            doc: Any = json.loads(self.manifest_bytes, parse_constant=_no_constants)
+            doc: Any = json.loads(
+                self.manifest_bytes, parse_float=note, parse_constant=_no_constants
+            )
         except (ValueError, RecursionError) as e:  # also huge integers and absurd nesting
             raise ManifestError(f"{MANIFEST_ENTRY} is not valid JSON: {e}") from e
-        manifest = BundleManifest.from_dict(doc, limits=limits)
+        manifest = BundleManifest.from_dict(doc, limits=limits)  # `format` first, then fields
+        if fractions:
+            # JCS prints non-integers in ECMAScript's shortest form, which a device
+            # could check only with an exact formatter: §5.1 allows integers only.
+            raise ManifestError(
+                f"{MANIFEST_ENTRY} holds the number {fractions[0][:40]}; "
+                "a manifest holds integers only (format §5.1)"
+            )
         try:
             canonical = manifest.canonical_bytes()
         except ValueError as e:  # rfc8785 refuses NaN, huge integers, lone surrogates
@@ -283,6 +298,7 @@ def verify_bundle(
     progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify every byte of the bundle at ``path``; raise on the first problem."""
+    dsse.check_threshold(trusted_keys, threshold)  # before the file: §8
     notes: list[str] = []
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)

@@ -7,7 +7,9 @@ and the specific rule under test must be what refuses it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,99 @@ def test_manifest_outside_canonical_json(
         verify_bundle(path, trusted_keys=[signer.public])
 
 
+@pytest.mark.parametrize("number", [b"0.5", b"1.0", b"1e3", b"-0.0", b"1E-7"])
+@pytest.mark.parametrize("where", ["config", "provenance"])
+def test_manifest_number_with_a_fraction_or_exponent(
+    built_bundle, signer: PrivateKey, number: bytes, where: str
+) -> None:
+    """§5.1: integers only, so no reader needs an ECMAScript float formatter."""
+    path = built_bundle()
+    parts = take_apart(path)
+    field = f'"{where}":{{'.encode()
+    raw = parts.manifest_bytes.replace(field, field + b'"a":' + number + b",", 1)
+    path.write_bytes(resign(raw, parts.payloads, [signer]))
+    with pytest.raises(
+        ManifestError,
+        match=rf"holds the number {re.escape(number.decode())}; a manifest holds integers only",
+    ):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_float_in_a_field_is_a_field_error(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m.update(sourceDateEpoch=1.5))
+    with pytest.raises(ManifestError, match=r"sourceDateEpoch must be an integer"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_writer_keeps_non_integers_of_the_config_out_of_the_manifest(
+    make_config, signer: PrivateKey, tmp_path: Path
+) -> None:
+    config = make_config()
+    canonical = {
+        **config.canonical,
+        "inputs": [{"name": "x", "range": [-1.0, 0.5]}],
+        "targets": [{"runtime": "tflite", "rtol": 0.001, "atol": 1e-7, "big": 1e300}],
+    }
+    out = tmp_path / "floats.aoe"
+    build_bundle(
+        dataclasses.replace(config, canonical=canonical),
+        out,
+        signing_keys=[signer],
+        encryption=EncryptionSpec(),
+    )
+    written = verify_bundle(out, trusted_keys=[signer.public]).manifest.config
+    assert written["inputs"] == [{"name": "x", "range": [-1, "0.5"]}]
+    assert written["targets"] == [
+        {"runtime": "tflite", "rtol": "0.001", "atol": "1e-7", "big": "1e+300"}
+    ]
+
+
+def test_manifest_role_must_not_be_empty(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["files"][0].update(role=""))
+    with pytest.raises(ManifestError, match=r"manifest\.files\[0\]\.role must be a non-empty"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_manifest_role_of_a_newer_writer_is_accepted(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["files"][0].update(role="tokenizer"))
+    assert verify_bundle(path, trusted_keys=[signer.public]).manifest.files[0].role == "tokenizer"
+
+
+@pytest.mark.parametrize("bad", ["../labels.txt", "a//labels.txt", "/labels.txt", "a\\b.txt"])
+def test_manifest_path_breaking_the_name_rules_is_a_mismatch(
+    built_bundle, signer: PrivateKey, bad: str
+) -> None:
+    """§5.2.1: no entry can carry such a name, so the file list disagrees (``manifest``)."""
+    path = built_bundle()
+
+    def rename(m):
+        next(f for f in m["files"] if f["path"] == "labels.txt")["path"] = bad
+        m["files"].sort(key=lambda f: f["path"])
+
+    _resigned(path, signer, rename)
+    with pytest.raises(ManifestError, match=r"file list disagrees with the bundle's entries"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+@pytest.mark.parametrize("where", ["sourceDateEpoch", "size"])
+def test_manifest_uint_above_2_53_minus_1(built_bundle, signer: PrivateKey, where: str) -> None:
+    """§5.2: a "uint" stops at 2^53 - 1, the bound of canonical JSON (§5.1)."""
+    path = built_bundle()
+    parts = take_apart(path)
+    m = parts.manifest()
+    sentinel = 4_503_599_627_370_495  # JCS cannot write 2^53 itself: patch the bytes
+    (m if where == "sourceDateEpoch" else m["files"][0])[where] = sentinel
+    raw = canonical_json(m).replace(str(sentinel).encode(), str(2**53).encode())
+    path.write_bytes(resign(raw, parts.payloads, [signer]))
+    with pytest.raises(
+        ManifestError, match=rf"{where} must be an integer in \[0, 9007199254740991\]"
+    ):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
 def test_unknown_nested_fields_are_kept(built_bundle, signer: PrivateKey) -> None:
     """A newer writer's nested additions survive: verify accepts and round-trips them."""
     path = built_bundle()
@@ -133,6 +228,47 @@ def test_duplicate_recipient(built_bundle, signer: PrivateKey, x25519_key: Priva
     _resigned(path, signer, dup)
     with pytest.raises(ManifestError, match="sorted by type and key id, without duplicates"):
         verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_unsorted_recipients(
+    built_bundle, signer: PrivateKey, x25519_key: PrivateKey, p256_kem_key: PrivateKey, kek: bytes
+) -> None:
+    path = built_bundle(recipients=[x25519_key.public, p256_kem_key.public], keks=[kek])
+    _resigned(path, signer, lambda m: m["encryption"]["recipients"].reverse())
+    with pytest.raises(ManifestError, match="sorted by type and key id, without duplicates"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_recipient_key_id_listed_under_two_types(
+    built_bundle, signer: PrivateKey, kek: bytes
+) -> None:
+    """(hpke, K) and (kek, K) are distinct pairs, but a reader picks by key id: one reading only."""
+    path = built_bundle(keks=[kek])
+
+    def twice(m):
+        (kek_entry,) = m["encryption"]["recipients"]
+        hpke_entry = dict(kek_entry, type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+        m["encryption"]["recipients"] = [hpke_entry, kek_entry]
+
+    _resigned(path, signer, twice)
+    with pytest.raises(ManifestError, match=r"each key id at most once"):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+def test_recipient_type_that_does_not_fit_the_key(
+    built_bundle, signer: PrivateKey, kek: bytes
+) -> None:
+    """A signer lists the KEK's id as an HPKE recipient: the key id matches, the kind cannot."""
+    path = built_bundle(keks=[kek])
+
+    def as_hpke(m):
+        m["encryption"]["recipients"][0].update(type="hpke", kem="DHKEM(X25519, HKDF-SHA256)")
+
+    _resigned(path, signer, as_hpke)
+    verify_bundle(path, trusted_keys=[signer.public])  # nothing is wrong without a key
+    with pytest.raises(DecryptionError, match=r"has type hpke$") as e:
+        verify_bundle(path, trusted_keys=[signer.public], decryption_key=decryption_key(kek))
+    assert e.value.code == "decryption"
 
 
 @pytest.mark.parametrize("tag", ["bad\x00tag", "-starts-with-dash"])
