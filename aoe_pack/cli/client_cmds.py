@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import decryption_key_option, json_option, prompt_password
+from aoe_pack.cli._options import (
+    decryption_key_option,
+    json_option,
+    prompt_password,
+    read_trusted_root,
+)
 from aoe_pack.cli._output import Output
 
 ALL_RUNTIMES = ("tflite", "onnx", "ort", "mnn", "ncnn")
@@ -179,13 +184,14 @@ def check(
         key = (
             load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
         )
+        root = read_trusted_root(trusted_root)
         store = open_store(repo, plain_http=plain_http)
         try:
             result = _check(
                 store,
                 tag=tag,
                 device=device,
-                trusted_root=trusted_root.read_bytes(),
+                trusted_root=root,
                 state_path=state_path or _default_state(repo),
                 download_dir=download_dir,
                 decryption_key=key,
@@ -245,9 +251,10 @@ def simulate(
         from aoe_pack.client.verify_repo import verify_repository
         from aoe_pack.destinations import open_store
 
+        root = read_trusted_root(trusted_root)
         store = open_store(repo, plain_http=plain_http)
         try:
-            report = verify_repository(store, trusted_root.read_bytes(), check_bundles=False)
+            report = verify_repository(store, root, check_bundles=False)
         finally:
             store.close()
         template = _device("simulated", app_version, runtimes, channels, local_version, None)
