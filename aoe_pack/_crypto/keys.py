@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
@@ -104,6 +104,27 @@ XWING_OID = _der.oid("1.3.6.1.4.1.62253.25722")
 XWING_SEED_SIZE = 32
 _MLKEM768_PUBLIC, _X25519_PUBLIC = 1184, 32
 XWING_PUBLIC_SIZE = _MLKEM768_PUBLIC + _X25519_PUBLIC
+
+# The PKCS#8 algorithms handed to ``cryptography``; X-Wing is parsed here. OpenSSL,
+# under ``cryptography``, answers some keys of other algorithms (Ed448 or X448 with
+# a key of the wrong length) with an InternalError rather than a ValueError, so a
+# key naming any other algorithm is refused before it reaches the parser.
+_TAKEN = {
+    _der.oid("1.3.101.112"): "Ed25519",
+    _der.oid("1.3.101.110"): "X25519",
+    _der.oid("1.2.840.10045.2.1"): "EC",
+}
+_NOT_TAKEN = {
+    _der.oid("1.3.101.113"): "Ed448",
+    _der.oid("1.3.101.111"): "X448",
+    _der.oid("1.2.840.113549.1.1.1"): "RSA",
+    _der.oid("1.2.840.113549.1.1.10"): "RSA-PSS",
+    _der.oid("1.2.840.10040.4.1"): "DSA",
+    _der.oid("1.2.840.113549.1.3.1"): "DH",
+    _der.oid("1.2.840.10046.2.1"): "X9.42 DH",
+    _der.oid("2.16.840.1.101.3.4.4.2"): "ML-KEM-768",
+}
+_KEY_KINDS = "Ed25519, ECDSA P-256, X25519, P-256 or ML-KEM-768+X25519 (X-Wing)"
 
 
 def _spki_der(obj: object) -> bytes:
@@ -281,19 +302,22 @@ def load_private(data: bytes, password: bytes | None, *, origin: str) -> Private
         raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(blocks)}")
     block = blocks[0]
     parsed = _pem_der(block)
+    name = None
     if parsed is not None:
         label, der = parsed
         if label == b"PRIVATE KEY" and _names_xwing(der):
             if password:
                 raise _not_encrypted(origin)
             return _xwing_private_der(der, origin=origin)
+        if label == b"PRIVATE KEY":
+            name = _check_algorithm(der, origin=origin)
         if label == b"ENCRYPTED PRIVATE KEY":
             if not password:
                 raise _is_encrypted(origin)
             key = _decrypt(der, password, origin=origin)
             if key is not None:
                 return key
-    return _from_private_obj(_load_private_block(block, password, origin=origin), None)
+    return _from_private_obj(_load_private_block(block, password, name, origin=origin), None)
 
 
 def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
@@ -308,13 +332,44 @@ def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
         return None
     if _names_xwing(plain):
         return _xwing_private_der(plain, origin=origin)
+    name = _check_algorithm(plain, origin=origin)
     try:
         obj = serialization.load_der_private_key(plain, password=None)
     except ValueError as e:
         raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
     except UnsupportedAlgorithm as e:
         raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e
+    except InternalError as e:
+        raise _refused(origin, name) from e
     return _from_private_obj(obj, None)
+
+
+def _check_algorithm(private_key_info: bytes, *, origin: str) -> str | None:
+    """The name of a PKCS#8's algorithm; KeyFormatError unless aoe-pack takes it.
+
+    None when the DER does not parse here: then ``cryptography`` judges it.
+    """
+    try:
+        alg = _der.items(_der.decode(private_key_info, _der.SEQUENCE))[1]
+        oid = _der.items(alg)[0]
+    except (_der.DerError, IndexError):
+        return None
+    if oid.tag != _der.OBJECT_IDENTIFIER:
+        return None
+    if oid.der in _TAKEN:
+        return _TAKEN[oid.der]
+    name = f"{_NOT_TAKEN[oid.der]}, " if oid.der in _NOT_TAKEN else ""
+    raise KeyFormatError(
+        f"{origin}: unsupported key algorithm ({name}OID {_der.dotted(oid.der)}); "
+        f"aoe-pack keys are {_KEY_KINDS}"
+    )
+
+
+def _refused(origin: str, name: str | None) -> KeyFormatError:
+    # OpenSSL's InternalError text blames "another library"; the key is what is wrong.
+    return KeyFormatError(
+        f"{origin}: not a valid {name or 'PEM'} private key (OpenSSL refused its key data)"
+    )
 
 
 def _not_encrypted(origin: str) -> KeyPasswordError:
@@ -331,7 +386,9 @@ def _is_encrypted(origin: str) -> KeyPasswordError:
     )
 
 
-def _load_private_block(block: bytes, password: bytes | None, *, origin: str) -> object:
+def _load_private_block(
+    block: bytes, password: bytes | None, name: str | None, *, origin: str
+) -> object:
     try:
         return serialization.load_pem_private_key(block, password=password or None)
     except TypeError as e:
@@ -343,6 +400,8 @@ def _load_private_block(block: bytes, password: bytes | None, *, origin: str) ->
         raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
     except UnsupportedAlgorithm as e:
         raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e
+    except InternalError as e:
+        raise _refused(origin, name) from e
 
 
 def load_public(data: bytes, *, origin: str) -> PublicKey:
@@ -362,6 +421,10 @@ def load_public(data: bytes, *, origin: str) -> PublicKey:
         obj = serialization.load_pem_public_key(blocks[0])
     except (ValueError, UnsupportedAlgorithm) as e:
         raise KeyFormatError(f"{origin}: not a valid PEM public key ({e})") from e
+    except InternalError as e:
+        raise KeyFormatError(
+            f"{origin}: not a valid PEM public key (OpenSSL refused its key data)"
+        ) from e
     if isinstance(obj, ed25519.Ed25519PublicKey):
         return _wrap_public(KeyKind.ED25519, obj)
     if isinstance(obj, x25519.X25519PublicKey):

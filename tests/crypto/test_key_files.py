@@ -1,0 +1,109 @@
+"""Key files made hostile (docs/format.md §10): one named test per attack, exact errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aoe_pack._crypto import _der
+from aoe_pack._crypto import keys as _keys
+from aoe_pack._crypto.keys import KeyKind
+from aoe_pack.cli import cli
+from aoe_pack.errors import KeyFormatError
+
+ORIGIN = "k.key"
+ED448_OID = _der.oid("1.3.101.113")
+ED25519_OID = _der.oid("1.3.101.112")
+
+
+def pem(label: str, der: bytes) -> bytes:
+    b64 = base64.b64encode(der)
+    body = b"".join(b64[i : i + 64] + b"\n" for i in range(0, len(b64), 64))
+    return f"-----BEGIN {label}-----\n".encode() + body + f"-----END {label}-----\n".encode()
+
+
+def pkcs8(algorithm: bytes, key: bytes) -> bytes:
+    """A PrivateKeyInfo as RFC 8410 writes EdDSA keys: the key in a nested OCTET STRING."""
+    return _der.pkcs8(algorithm, _der.octet_string(key))
+
+
+def aoe(*args: object, env: dict[str, str] | None = None) -> tuple[int, dict]:
+    r = CliRunner().invoke(cli, [*map(str, args), "--json"], env=env, catch_exceptions=False)
+    try:
+        return r.exit_code, json.loads(r.stdout)
+    except ValueError:
+        return r.exit_code, {"stdout": r.stdout, "stderr": r.stderr}
+
+
+def error(doc: dict) -> tuple[str, str]:
+    assert "error" in doc, doc
+    return doc["error"]["code"], doc["error"]["message"]
+
+
+# --- third-party parsers never answer with their own exceptions -------------------------
+
+UNSUPPORTED_ED448 = (
+    "{origin}: unsupported key algorithm (Ed448, OID 1.3.101.113); aoe-pack keys are "
+    "Ed25519, ECDSA P-256, X25519, P-256 or ML-KEM-768+X25519 (X-Wing)"
+)
+ED448_32 = pem("PRIVATE KEY", pkcs8(ED448_OID, bytes(32)))
+
+
+def test_pkcs8_naming_ed448_with_a_32_byte_key_is_key_format() -> None:
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(ED448_32, None, origin=ORIGIN)
+    assert e.value.message == UNSUPPORTED_ED448.format(origin=ORIGIN)
+
+
+def test_encrypted_pkcs8_naming_ed448_with_a_32_byte_key_is_key_format() -> None:
+    text = pem("ENCRYPTED PRIVATE KEY", _der.encrypt_pkcs8(pkcs8(ED448_OID, bytes(32)), b"pw"))
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(text, b"pw", origin=ORIGIN)
+    assert e.value.message == UNSUPPORTED_ED448.format(origin=ORIGIN)
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_pkcs8_ed25519_key_of_31_bytes_is_key_format(encrypted: bool) -> None:
+    info = pkcs8(ED25519_OID, bytes(31))
+    text = pem("ENCRYPTED PRIVATE KEY", _der.encrypt_pkcs8(info, b"pw")) if encrypted else None
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(
+            text or pem("PRIVATE KEY", info), b"pw" if encrypted else None, origin=ORIGIN
+        )
+    assert (
+        e.value.message
+        == f"{ORIGIN}: not a valid Ed25519 private key (OpenSSL refused its key data)"
+    )
+
+
+@pytest.fixture
+def ed448_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ed448.key"
+    path.write_bytes(ED448_32)
+    return path
+
+
+def test_ed448_key_as_decryption_key_is_key_format(ed448_file: Path, built_bundle, signer) -> None:
+    pub = ed448_file.with_name("signer.pub")
+    pub.write_bytes(signer.public.pem)
+    for command in ("verify", "unpack"):
+        out = ["--out", ed448_file.with_name("out")] if command == "unpack" else []
+        code, doc = aoe(
+            command, built_bundle(), *out, "--trusted-key", pub, "--decryption-key", ed448_file
+        )
+        assert (code, error(doc)) == (
+            1,
+            ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)),
+        )
+
+
+def test_ed448_key_as_sign_key_is_key_format(ed448_file: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(_keys.generate(KeyKind.ED25519).public.pem)
+    code, doc = aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", ed448_file)
+    assert (code, error(doc)) == (1, ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)))
