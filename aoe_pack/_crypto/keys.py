@@ -289,13 +289,37 @@ def private_pem(key: PrivateKey, password: bytes | None) -> bytes:
     return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
-def _blocks(data: bytes) -> list[bytes]:
-    return [m.group(0) for m in _PEM_BLOCK.finditer(data)]
+_SPACE = b" \t\r\n"
+
+
+def _blocks(data: bytes, *, origin: str) -> list[bytes]:
+    """The PEM blocks of a key file; KeyFormatError for anything but whitespace around them.
+
+    RFC 7468 lets parsers skip "explanatory text"; we do not (docs/format.md
+    §10.1). A key file is a secret or a trust anchor: text that one parser
+    skips and another reads (a comment naming the wrong owner, a line that
+    looks like a second key) must not make two readings of one file possible.
+    """
+    found = list(_PEM_BLOCK.finditer(data))
+    if not found:
+        return []
+    at = 0
+    for start, end in [*((m.start(), m.end()) for m in found), (len(data), len(data))]:
+        gap = data[at:start]
+        if gap.strip(_SPACE):
+            stray = at + len(gap) - len(gap.lstrip(_SPACE))
+            raise KeyFormatError(
+                f"{origin}: text outside the PEM block at byte {stray}; "
+                "a key file holds only PEM blocks",
+                hint="remove the text before -----BEGIN and after -----END",
+            )
+        at = end
+    return [m.group(0) for m in found]
 
 
 def load_private(data: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
     """Parse a private key file's bytes: one PEM block, PKCS#8, maybe encrypted."""
-    blocks = _blocks(data)
+    blocks = _blocks(data, origin=origin)
     if not blocks:
         raise KeyFormatError(f"{origin}: no PEM private key found")
     if len(blocks) != 1:
@@ -406,7 +430,7 @@ def _load_private_block(
 
 def load_public(data: bytes, *, origin: str) -> PublicKey:
     """Parse a public key file: one SPKI PEM block."""
-    blocks = _blocks(data)
+    blocks = _blocks(data, origin=origin)
     if not blocks:
         raise KeyFormatError(
             f"{origin}: no PEM public key found",

@@ -107,3 +107,67 @@ def test_ed448_key_as_sign_key_is_key_format(ed448_file: Path, tmp_path: Path) -
     pub.write_bytes(_keys.generate(KeyKind.ED25519).public.pem)
     code, doc = aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", ed448_file)
     assert (code, error(doc)) == (1, ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)))
+
+
+# --- §10.1: nothing but whitespace outside the PEM blocks -------------------------------
+
+
+@pytest.fixture(scope="module")
+def ed25519_files() -> dict[str, bytes]:
+    key = _keys.generate(KeyKind.ED25519)
+    return {"private": _keys.private_pem(key, None), "public": key.public.pem}
+
+
+def load(kind: str, text: bytes) -> object:
+    if kind == "private":
+        return _keys.load_private(text, None, origin=ORIGIN)
+    return _keys.load_public(text, origin=ORIGIN)
+
+
+OUTSIDE = "k.key: text outside the PEM block at byte {at}; a key file holds only PEM blocks"
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_explanatory_text_before_the_pem_block_is_key_format(
+    kind: str, ed25519_files: dict[str, bytes]
+) -> None:
+    with pytest.raises(KeyFormatError) as e:
+        load(kind, b"Key: the release signer\n" + ed25519_files[kind])
+    assert e.value.message == OUTSIDE.format(at=0)
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_text_after_the_pem_block_is_key_format(kind: str, ed25519_files: dict[str, bytes]) -> None:
+    text = ed25519_files[kind]
+    with pytest.raises(KeyFormatError) as e:
+        load(kind, text + b"\n  trailing words\n")
+    assert e.value.message == OUTSIDE.format(at=len(text) + 3)
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_text_on_the_begin_line_is_key_format(kind: str, ed25519_files: dict[str, bytes]) -> None:
+    with pytest.raises(KeyFormatError) as e:
+        load(kind, b"#" + ed25519_files[kind])
+    assert e.value.message == OUTSIDE.format(at=0)
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_text_on_the_end_line_is_key_format(kind: str, ed25519_files: dict[str, bytes]) -> None:
+    text = ed25519_files[kind].rstrip(b"\n")
+    with pytest.raises(KeyFormatError) as e:
+        load(kind, text + b"x\n")
+    assert e.value.message == OUTSIDE.format(at=len(text))
+
+
+@pytest.mark.parametrize("kind", ["private", "public"])
+def test_whitespace_around_the_pem_block_is_accepted(
+    kind: str, ed25519_files: dict[str, bytes]
+) -> None:
+    """Blank lines, CRLF and a missing final newline (``$(cat key)``) are not text."""
+    text = ed25519_files[kind]
+    for variant in (
+        b"\n \t\r\n" + text + b"\r\n\n",
+        text.rstrip(b"\n"),
+        text.replace(b"\n", b"\r\n"),
+    ):
+        load(kind, variant)
