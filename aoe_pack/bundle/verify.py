@@ -190,6 +190,24 @@ def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
     return manifest
 
 
+def data_key_if_given(manifest: BundleManifest, key: DecryptionKey | None) -> bytes | None:
+    """§8 step 9: the data key when a decryption key is given, else None.
+
+    A key given for an unencrypted bundle is ``decryption``, not a note: the
+    caller expects a confidential model, and one that arrives in the clear is a
+    build or publishing mistake (or a substitution) to report, not to pass.
+    """
+    if key is None:
+        return None
+    if manifest.encryption is None:
+        raise DecryptionError(
+            f"the bundle is not encrypted, but a decryption key was given ({key.origin})",
+            hint="verify an unencrypted bundle without a decryption key; if it should have "
+            "been encrypted, rebuild it with --recipient or --encryption-key-file",
+        )
+    return data_key_for(manifest, key)
+
+
 def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
     """Unwrap the bundle's data key with ``key``."""
     enc = manifest.encryption
@@ -283,15 +301,9 @@ def verify_bundle(
     progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify every byte of the bundle at ``path``; raise on the first problem."""
-    notes: list[str] = []
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
-        data_key = None
-        if decryption_key is not None:
-            if manifest.encryption is None:
-                notes.append("the bundle is not encrypted; the decryption key was not needed")
-            else:
-                data_key = data_key_for(manifest, decryption_key)
+        data_key = data_key_if_given(manifest, decryption_key)
         checked = 0
         with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-verify") as pool:
             for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
@@ -303,5 +315,4 @@ def verify_bundle(
         signatures=tuple(checks),
         decrypted=data_key is not None,
         bytes_checked=checked,
-        notes=tuple(notes),
     )
