@@ -317,14 +317,52 @@ def _blocks(data: bytes, *, origin: str) -> list[bytes]:
     return [m.group(0) for m in found]
 
 
+def key_file(key: PrivateKey, password: bytes | None) -> bytes:
+    """The bytes of a ``NAME.key`` file: the private key's PEM; for X-Wing, then its public key.
+
+    Deriving an X-Wing public key from the seed takes ML-KEM key generation; with
+    the public key in the file, a device without ML-KEM still knows its key id
+    and can match recipients (docs/format.md §10.2).
+    """
+    pem = private_pem(key, password)
+    return pem + key.public.pem if key.kind is KeyKind.MLKEM768_X25519 else pem
+
+
+def _label(block: bytes) -> bytes:
+    m = _PEM_BLOCK.match(block)
+    assert m is not None
+    return m.group(1)
+
+
 def load_private(data: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
-    """Parse a private key file's bytes: one PEM block, PKCS#8, maybe encrypted."""
+    """Parse a private key file: one PKCS#8 PEM block (maybe encrypted), maybe its public key.
+
+    A ``PUBLIC KEY`` block after the private key (``key_file`` writes one for
+    X-Wing) must be the public key the private key derives.
+    """
     blocks = _blocks(data, origin=origin)
-    if not blocks:
+    public = [b for b in blocks if _label(b) == b"PUBLIC KEY"]
+    private = [b for b in blocks if _label(b) != b"PUBLIC KEY"]
+    if not private:
         raise KeyFormatError(f"{origin}: no PEM private key found")
-    if len(blocks) != 1:
-        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(blocks)}")
-    block = blocks[0]
+    if len(private) != 1:
+        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(private)}")
+    if blocks[0] is not private[0] or len(public) > 1:
+        raise KeyFormatError(
+            f"{origin}: a private key file holds one private key block, "
+            "then at most its PUBLIC KEY block"
+        )
+    key = _parse_private_block(private[0], password, origin=origin)
+    if public:
+        der = _pem_der(public[0])
+        if der is None or key_id_of_der(der[1]) != key.key_id:
+            raise KeyFormatError(
+                f"{origin}: the PUBLIC KEY block is not the public key of the private key"
+            )
+    return key
+
+
+def _parse_private_block(block: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
     parsed = _pem_der(block)
     name = None
     if parsed is not None:

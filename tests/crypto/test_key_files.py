@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from aoe_pack._crypto import keys as _keys
 from aoe_pack._crypto.keys import KeyKind
 from aoe_pack.cli import cli
 from aoe_pack.errors import KeyFormatError
+from aoe_pack.keys import keygen
 
 ORIGIN = "k.key"
 ED448_OID = _der.oid("1.3.101.113")
@@ -171,3 +173,80 @@ def test_whitespace_around_the_pem_block_is_accepted(
         text.replace(b"\n", b"\r\n"),
     ):
         load(kind, variant)
+
+
+# --- §10.2: a private key file may carry its public key; X-Wing's does --------------------
+
+XWING_SEED = bytes(range(32))
+NOT_ITS_PUBLIC = "k.key: the PUBLIC KEY block is not the public key of the private key"
+LAYOUT = "k.key: a private key file holds one private key block, then at most its PUBLIC KEY block"
+
+
+def _der_of(block: bytes) -> bytes:
+    return base64.b64decode(b"".join(block.strip().split(b"\n")[1:-1]))
+
+
+@pytest.mark.parametrize("password", [None, b"pw"], ids=["plain", "encrypted"])
+def test_keygen_writes_the_xwing_public_key_into_the_key_file(
+    password: bytes | None, tmp_path: Path
+) -> None:
+    """A device without ML-KEM takes its key id from the file: SHA-256 of the block's DER."""
+    gen = keygen("mlkem768-x25519", tmp_path / "dev", password=password)
+    text = gen.private_path.read_bytes()
+    at = text.index(b"-----BEGIN PUBLIC KEY-----")
+    first = b"ENCRYPTED PRIVATE KEY" if password else b"PRIVATE KEY"
+    assert text.startswith(b"-----BEGIN " + first + b"-----\n")
+    assert text[at:] == gen.public_path.read_bytes()
+    assert hashlib.sha256(_der_of(text[at:])).hexdigest() == gen.key_id
+    assert _keys.load_private(text, password, origin=ORIGIN).key_id == gen.key_id
+
+
+@pytest.mark.parametrize("password", [None, b"pw"], ids=["plain", "encrypted"])
+def test_xwing_key_file_whose_public_block_is_another_keys_is_key_format(
+    password: bytes | None,
+) -> None:
+    key = _keys.xwing_from_seed(XWING_SEED)
+    other = _keys.xwing_from_seed(bytes(32))
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(
+            _keys.private_pem(key, password) + other.public.pem, password, origin=ORIGIN
+        )
+    assert e.value.message == NOT_ITS_PUBLIC
+
+
+def test_public_block_before_the_private_block_is_key_format() -> None:
+    key = _keys.xwing_from_seed(XWING_SEED)
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(key.public.pem + _keys.private_pem(key, None), None, origin=ORIGIN)
+    assert e.value.message == LAYOUT
+
+
+def test_two_public_blocks_after_the_private_block_are_key_format() -> None:
+    key = _keys.xwing_from_seed(XWING_SEED)
+    text = _keys.private_pem(key, None) + key.public.pem * 2
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(text, None, origin=ORIGIN)
+    assert e.value.message == LAYOUT
+
+
+def test_public_block_that_is_not_base64_is_key_format() -> None:
+    key = _keys.xwing_from_seed(XWING_SEED)
+    broken = key.public.pem.replace(b"\n", b"\n*", 1)
+    with pytest.raises(KeyFormatError) as e:
+        _keys.load_private(_keys.private_pem(key, None) + broken, None, origin=ORIGIN)
+    assert e.value.message == NOT_ITS_PUBLIC
+
+
+@pytest.mark.parametrize("kind", [k for k in KeyKind if k is not KeyKind.MLKEM768_X25519])
+def test_other_key_file_followed_by_its_own_public_block_loads(kind: KeyKind) -> None:
+    key = _keys.generate(kind)
+    loaded = _keys.load_private(_keys.private_pem(key, None) + key.public.pem, None, origin=ORIGIN)
+    assert loaded.key_id == key.key_id
+
+
+def test_xwing_key_file_without_its_public_block_still_loads() -> None:
+    """Files written before the public block was added: the key id is derived from the seed."""
+    key = _keys.xwing_from_seed(XWING_SEED)
+    assert (
+        _keys.load_private(_keys.private_pem(key, None), None, origin=ORIGIN).key_id == key.key_id
+    )
