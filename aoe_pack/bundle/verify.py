@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.keys import PublicKey
@@ -32,7 +33,7 @@ from aoe_pack.bundle.format import (
     SIGNATURES_ENTRY,
     Limits,
 )
-from aoe_pack.bundle.manifest import BundleManifest, PayloadFile
+from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
 from aoe_pack.bundle.zipfmt import BundleLayout, ZipEntry, read_layout
 from aoe_pack.errors import (
     BundleError,
@@ -61,6 +62,11 @@ class OpenedBundle:
 
     def parse_manifest(self, limits: Limits = DEFAULT_LIMITS) -> BundleManifest:
         """Parse the manifest (call after signatures verified, or for inspection)."""
+        values = json_values_beyond(self.manifest_bytes, MAX_MANIFEST_VALUES)
+        if values is not None:  # before json.loads builds a single one
+            raise LimitExceededError(
+                f"{MANIFEST_ENTRY} holds {values} JSON values; the limit is {MAX_MANIFEST_VALUES}"
+            )
         try:
             doc: Any = json.loads(self.manifest_bytes, parse_constant=_no_constants)
         except (ValueError, RecursionError) as e:  # also huge integers and absurd nesting
