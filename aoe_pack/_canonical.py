@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -28,3 +29,57 @@ def canonical_json_integral(value: Any) -> bytes:
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
     return out if out.isascii() else canonical_json(value)
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_SPACE = b" \t\n\r"
+_WINDOW = 1 << 18
+
+
+def json_value_count(text: bytes, *, window: int = _WINDOW) -> int:
+    """How many values ``json.loads(text)`` builds, member names included, building none.
+
+    A reader checks this against a limit before parsing, because memory follows
+    the number of values, not the bytes: ``{}`` is 3 bytes of JSON and 64 of
+    Python dict, so a 16 MiB document can become 600 MB of objects. Exact for
+    JSON text; for other text, at least what a parser builds before it fails.
+
+    With every string made one byte and whitespace gone, every value but the
+    outermost follows a ``[``, ``,`` or ``:``, and every member name a ``{`` or
+    ``,``, except in ``[]`` and ``{}``: 1 + commas + colons + non-empty
+    containers. The text goes through in windows of about ``window`` bytes (a
+    string is never cut), so the count itself needs memory of that order.
+    """
+    count, prev, pos, size = 1, b"", 0, window
+    while pos < len(text):
+        end = min(pos + size, len(text))
+        bare = _STRING.sub(b"s", text[pos:end])
+        open_at = bare.find(b'"')  # a string that goes on past the window
+        if open_at >= 0 and end < len(text):
+            if open_at == 0:  # one string longer than the window: widen it
+                size *= 2
+                continue
+            end -= len(bare) - open_at  # nothing was replaced after that quote
+            bare = bare[:open_at]
+        bare = bare.translate(None, _JSON_SPACE)
+        if bare:
+            containers = bare.count(b"[") + bare.count(b"{")
+            empty = bare.count(b"[]") + bare.count(b"{}") + (prev + bare[:1] in (b"[]", b"{}"))
+            count += bare.count(b",") + bare.count(b":") + containers - empty
+            prev = bare[-1:]
+        pos, size = end, window
+    return count
+
+
+def json_values_beyond(text: bytes, limit: int) -> int | None:
+    """The number of JSON values in ``text`` (see :func:`json_value_count`) if above ``limit``.
+
+    None when it is not. Counting brackets, commas and colons anywhere, strings
+    included, bounds the count from above at C speed; only text above the limit
+    by that bound, which honest documents never come near, is counted exactly.
+    """
+    bound = 1 + sum(text.count(c) for c in (b",", b":", b"[", b"{"))
+    if bound <= limit:
+        return None
+    count = json_value_count(text)
+    return count if count > limit else None

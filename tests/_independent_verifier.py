@@ -229,13 +229,16 @@ def decryption_key(text: bytes) -> tuple[str, str, Any]:  # (recipient type, key
     if b"-----BEGIN" not in text:
         kek = bytes.fromhex(text.strip().decode())
         return "kek", hashlib.sha256(b"aoe-pack/v1 kek-id\x00" + kek).hexdigest(), kek
-    (der,) = [base64.b64decode(b"".join(b.split())) for b in PEM.findall(text)]
+    # §10.2: the private key block, then maybe its PUBLIC KEY block (X-Wing files have one).
+    der, *public = [base64.b64decode(b"".join(b.split())) for b in PEM.findall(text)]
     if len(der) == 54 and der.startswith(XWING_PKCS8):  # X-Wing: the 32-byte seed
         expanded = hashlib.shake_256(der[22:]).digest(96)
         mk = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
         xk = x25519.X25519PrivateKey.from_private_bytes(expanded[64:])
         pk = mk.public_key().public_bytes_raw() + xk.public_key().public_bytes_raw()
         keyid = hashlib.sha256(XWING_SPKI + pk).hexdigest()
+        # A device without ML-KEM takes the key id from the public block alone (§10.2).
+        _need(public in ([], [XWING_SPKI + pk]), "key-format", "public block of another key")
         return "hpke", keyid, hpke.MLKEM768X25519PrivateKey(mk, xk)
     if der.startswith(X25519_PKCS8):
         key: Any = x25519.X25519PrivateKey.from_private_bytes(der[16:])

@@ -190,6 +190,10 @@ def test_key_id_vector(kind: str) -> None:
         pkcs8 = bytes.fromhex(v["pkcs8DerHex"])
         assert pkcs8.hex() == "3034020100300d060b2b0601040183e62d81c87a0420" + v["seedHex"]
         assert mv._pem_ders(mv.key_path(kind, "key").read_bytes(), "PRIVATE KEY") == [pkcs8]
+        # §10.2: the key file also holds its public key, so its key id needs no ML-KEM.
+        public = mv._pem_ders(mv.key_path(kind, "key").read_bytes(), "PUBLIC KEY")
+        assert public == ders
+        assert hashlib.sha256(public[0]).hexdigest() == v["keyid"]
 
 
 def test_head_bytes_and_dos_time() -> None:

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
@@ -104,6 +104,27 @@ XWING_OID = _der.oid("1.3.6.1.4.1.62253.25722")
 XWING_SEED_SIZE = 32
 _MLKEM768_PUBLIC, _X25519_PUBLIC = 1184, 32
 XWING_PUBLIC_SIZE = _MLKEM768_PUBLIC + _X25519_PUBLIC
+
+# The PKCS#8 algorithms handed to ``cryptography``; X-Wing is parsed here. OpenSSL,
+# under ``cryptography``, answers some keys of other algorithms (Ed448 or X448 with
+# a key of the wrong length) with an InternalError rather than a ValueError, so a
+# key naming any other algorithm is refused before it reaches the parser.
+_TAKEN = {
+    _der.oid("1.3.101.112"): "Ed25519",
+    _der.oid("1.3.101.110"): "X25519",
+    _der.oid("1.2.840.10045.2.1"): "EC",
+}
+_NOT_TAKEN = {
+    _der.oid("1.3.101.113"): "Ed448",
+    _der.oid("1.3.101.111"): "X448",
+    _der.oid("1.2.840.113549.1.1.1"): "RSA",
+    _der.oid("1.2.840.113549.1.1.10"): "RSA-PSS",
+    _der.oid("1.2.840.10040.4.1"): "DSA",
+    _der.oid("1.2.840.113549.1.3.1"): "DH",
+    _der.oid("1.2.840.10046.2.1"): "X9.42 DH",
+    _der.oid("2.16.840.1.101.3.4.4.2"): "ML-KEM-768",
+}
+_KEY_KINDS = "Ed25519, ECDSA P-256, X25519, P-256 or ML-KEM-768+X25519 (X-Wing)"
 
 
 def _spki_der(obj: object) -> bytes:
@@ -268,32 +289,97 @@ def private_pem(key: PrivateKey, password: bytes | None) -> bytes:
     return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
-def _blocks(data: bytes) -> list[bytes]:
-    return [m.group(0) for m in _PEM_BLOCK.finditer(data)]
+_SPACE = b" \t\r\n"
+
+
+def _blocks(data: bytes, *, origin: str) -> list[bytes]:
+    """The PEM blocks of a key file; KeyFormatError for anything but whitespace around them.
+
+    RFC 7468 lets parsers skip "explanatory text"; we do not (docs/format.md
+    §10.1). A key file is a secret or a trust anchor: text that one parser
+    skips and another reads (a comment naming the wrong owner, a line that
+    looks like a second key) must not make two readings of one file possible.
+    """
+    found = list(_PEM_BLOCK.finditer(data))
+    if not found:
+        return []
+    at = 0
+    for start, end in [*((m.start(), m.end()) for m in found), (len(data), len(data))]:
+        gap = data[at:start]
+        if gap.strip(_SPACE):
+            stray = at + len(gap) - len(gap.lstrip(_SPACE))
+            raise KeyFormatError(
+                f"{origin}: text outside the PEM block at byte {stray}; "
+                "a key file holds only PEM blocks",
+                hint="remove the text before -----BEGIN and after -----END",
+            )
+        at = end
+    return [m.group(0) for m in found]
+
+
+def key_file(key: PrivateKey, password: bytes | None) -> bytes:
+    """The bytes of a ``NAME.key`` file: the private key's PEM; for X-Wing, then its public key.
+
+    Deriving an X-Wing public key from the seed takes ML-KEM key generation; with
+    the public key in the file, a device without ML-KEM still knows its key id
+    and can match recipients (docs/format.md §10.2).
+    """
+    pem = private_pem(key, password)
+    return pem + key.public.pem if key.kind is KeyKind.MLKEM768_X25519 else pem
+
+
+def _label(block: bytes) -> bytes:
+    m = _PEM_BLOCK.match(block)
+    assert m is not None
+    return m.group(1)
 
 
 def load_private(data: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
-    """Parse a private key file's bytes: one PEM block, PKCS#8, maybe encrypted."""
-    blocks = _blocks(data)
-    if not blocks:
+    """Parse a private key file: one PKCS#8 PEM block (maybe encrypted), maybe its public key.
+
+    A ``PUBLIC KEY`` block after the private key (``key_file`` writes one for
+    X-Wing) must be the public key the private key derives.
+    """
+    blocks = _blocks(data, origin=origin)
+    public = [b for b in blocks if _label(b) == b"PUBLIC KEY"]
+    private = [b for b in blocks if _label(b) != b"PUBLIC KEY"]
+    if not private:
         raise KeyFormatError(f"{origin}: no PEM private key found")
-    if len(blocks) != 1:
-        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(blocks)}")
-    block = blocks[0]
+    if len(private) != 1:
+        raise KeyFormatError(f"{origin}: expected one PEM private key, found {len(private)}")
+    if blocks[0] is not private[0] or len(public) > 1:
+        raise KeyFormatError(
+            f"{origin}: a private key file holds one private key block, "
+            "then at most its PUBLIC KEY block"
+        )
+    key = _parse_private_block(private[0], password, origin=origin)
+    if public:
+        der = _pem_der(public[0])
+        if der is None or key_id_of_der(der[1]) != key.key_id:
+            raise KeyFormatError(
+                f"{origin}: the PUBLIC KEY block is not the public key of the private key"
+            )
+    return key
+
+
+def _parse_private_block(block: bytes, password: bytes | None, *, origin: str) -> PrivateKey:
     parsed = _pem_der(block)
+    name = None
     if parsed is not None:
         label, der = parsed
         if label == b"PRIVATE KEY" and _names_xwing(der):
             if password:
                 raise _not_encrypted(origin)
             return _xwing_private_der(der, origin=origin)
+        if label == b"PRIVATE KEY":
+            name = _check_algorithm(der, origin=origin)
         if label == b"ENCRYPTED PRIVATE KEY":
             if not password:
                 raise _is_encrypted(origin)
             key = _decrypt(der, password, origin=origin)
             if key is not None:
                 return key
-    return _from_private_obj(_load_private_block(block, password, origin=origin), None)
+    return _from_private_obj(_load_private_block(block, password, name, origin=origin), None)
 
 
 def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
@@ -308,13 +394,44 @@ def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
         return None
     if _names_xwing(plain):
         return _xwing_private_der(plain, origin=origin)
+    name = _check_algorithm(plain, origin=origin)
     try:
         obj = serialization.load_der_private_key(plain, password=None)
     except ValueError as e:
         raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
     except UnsupportedAlgorithm as e:
         raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e
+    except InternalError as e:
+        raise _refused(origin, name) from e
     return _from_private_obj(obj, None)
+
+
+def _check_algorithm(private_key_info: bytes, *, origin: str) -> str | None:
+    """The name of a PKCS#8's algorithm; KeyFormatError unless aoe-pack takes it.
+
+    None when the DER does not parse here: then ``cryptography`` judges it.
+    """
+    try:
+        alg = _der.items(_der.decode(private_key_info, _der.SEQUENCE))[1]
+        oid = _der.items(alg)[0]
+    except (_der.DerError, IndexError):
+        return None
+    if oid.tag != _der.OBJECT_IDENTIFIER:
+        return None
+    if oid.der in _TAKEN:
+        return _TAKEN[oid.der]
+    name = f"{_NOT_TAKEN[oid.der]}, " if oid.der in _NOT_TAKEN else ""
+    raise KeyFormatError(
+        f"{origin}: unsupported key algorithm ({name}OID {_der.dotted(oid.der)}); "
+        f"aoe-pack keys are {_KEY_KINDS}"
+    )
+
+
+def _refused(origin: str, name: str | None) -> KeyFormatError:
+    # OpenSSL's InternalError text blames "another library"; the key is what is wrong.
+    return KeyFormatError(
+        f"{origin}: not a valid {name or 'PEM'} private key (OpenSSL refused its key data)"
+    )
 
 
 def _not_encrypted(origin: str) -> KeyPasswordError:
@@ -331,7 +448,9 @@ def _is_encrypted(origin: str) -> KeyPasswordError:
     )
 
 
-def _load_private_block(block: bytes, password: bytes | None, *, origin: str) -> object:
+def _load_private_block(
+    block: bytes, password: bytes | None, name: str | None, *, origin: str
+) -> object:
     try:
         return serialization.load_pem_private_key(block, password=password or None)
     except TypeError as e:
@@ -343,11 +462,13 @@ def _load_private_block(block: bytes, password: bytes | None, *, origin: str) ->
         raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
     except UnsupportedAlgorithm as e:
         raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e
+    except InternalError as e:
+        raise _refused(origin, name) from e
 
 
 def load_public(data: bytes, *, origin: str) -> PublicKey:
     """Parse a public key file: one SPKI PEM block."""
-    blocks = _blocks(data)
+    blocks = _blocks(data, origin=origin)
     if not blocks:
         raise KeyFormatError(
             f"{origin}: no PEM public key found",
@@ -362,6 +483,10 @@ def load_public(data: bytes, *, origin: str) -> PublicKey:
         obj = serialization.load_pem_public_key(blocks[0])
     except (ValueError, UnsupportedAlgorithm) as e:
         raise KeyFormatError(f"{origin}: not a valid PEM public key ({e})") from e
+    except InternalError as e:
+        raise KeyFormatError(
+            f"{origin}: not a valid PEM public key (OpenSSL refused its key data)"
+        ) from e
     if isinstance(obj, ed25519.Ed25519PublicKey):
         return _wrap_public(KeyKind.ED25519, obj)
     if isinstance(obj, x25519.X25519PublicKey):

@@ -19,9 +19,18 @@ import semver
 from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.wrap import HPKE_KEMS
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
-from aoe_pack.errors import ManifestError, UnsupportedVersionError
+from aoe_pack.errors import LimitExceededError, ManifestError, UnsupportedVersionError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_MANIFEST_VALUES = 1_000_000
+"""JSON values (member names included) a manifest may hold; it is counted before parsing.
+
+Memory follows values, not bytes (``{}`` is 3 bytes of JSON, 64 of dict), so
+the 16 MiB cap alone let a manifest become 600 MB of objects. The largest
+honest manifest: 10 000 files of ~26 values, plus one chunk digest per 64 KiB
+of a < 4 GiB bundle (65 536 + 10 000): ~350 000 values, leaving room for
+config and provenance. A million costs about 80 MB at worst.
+"""
 MAX_JSON_INT = (1 << 53) - 1  # RFC 8785 numbers are IEEE doubles: larger integers are not exact
 # The KEM names a manifest may carry; a recipient entry names the KEM its key uses.
 HPKE_KEM_NAMES = tuple(sorted({name for name, _ in HPKE_KEMS.values()}))
@@ -226,7 +235,8 @@ class BundleManifest:
                     "manifest.encryption.recipients must be non-empty, sorted by type and "
                     "key id, without duplicates (each key id at most once)"
                 )
-        files = tuple(_payload(x, enc, limits) for x in r.objects("files"))
+        # Before wrapping any item: the container holds at most max_entries payloads.
+        files = tuple(_payload(x, enc, limits) for x in r.objects("files", limits.max_entries))
         paths = [f.path for f in files]
         if paths != sorted(set(paths)):
             raise ManifestError("manifest.files must be sorted by path without duplicates")
@@ -366,10 +376,14 @@ class _Reader:
     def obj(self, key: str) -> _Reader:
         return _Reader(self._get(key), f"{self.where}.{key}")
 
-    def objects(self, key: str) -> list[_Reader]:
+    def objects(self, key: str, limit: int | None = None) -> list[_Reader]:
         v = self._get(key)
         if not isinstance(v, list):
             raise ManifestError(f"{self.where}.{key} must be a list")
+        if limit is not None and len(v) > limit:
+            raise LimitExceededError(
+                f"{self.where}.{key} lists {len(v)} {key}; a bundle holds at most {limit}"
+            )
         return [_Reader(x, f"{self.where}.{key}[{i}]") for i, x in enumerate(v)]
 
     def texts(self, key: str) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.keys import PublicKey
@@ -32,7 +33,7 @@ from aoe_pack.bundle.format import (
     SIGNATURES_ENTRY,
     Limits,
 )
-from aoe_pack.bundle.manifest import BundleManifest, PayloadFile
+from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
 from aoe_pack.bundle.zipfmt import BundleLayout, ZipEntry, read_layout
 from aoe_pack.errors import (
     BundleError,
@@ -61,6 +62,11 @@ class OpenedBundle:
 
     def parse_manifest(self, limits: Limits = DEFAULT_LIMITS) -> BundleManifest:
         """Parse the manifest (call after signatures verified, or for inspection)."""
+        values = json_values_beyond(self.manifest_bytes, MAX_MANIFEST_VALUES)
+        if values is not None:  # before json.loads builds a single one
+            raise LimitExceededError(
+                f"{MANIFEST_ENTRY} holds {values} JSON values; the limit is {MAX_MANIFEST_VALUES}"
+            )
         fractions: list[str] = []  # numbers written with a fraction or an exponent
 
         def note(text: str) -> float:
@@ -205,6 +211,24 @@ def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
     return manifest
 
 
+def data_key_if_given(manifest: BundleManifest, key: DecryptionKey | None) -> bytes | None:
+    """§8 step 9: the data key when a decryption key is given, else None.
+
+    A key given for an unencrypted bundle is ``decryption``, not a note: the
+    caller expects a confidential model, and one that arrives in the clear is a
+    build or publishing mistake (or a substitution) to report, not to pass.
+    """
+    if key is None:
+        return None
+    if manifest.encryption is None:
+        raise DecryptionError(
+            f"the bundle is not encrypted, but a decryption key was given ({key.origin})",
+            hint="verify an unencrypted bundle without a decryption key; if it should have "
+            "been encrypted, rebuild it with --recipient or --encryption-key-file",
+        )
+    return data_key_for(manifest, key)
+
+
 def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
     """Unwrap the bundle's data key with ``key``."""
     enc = manifest.encryption
@@ -299,15 +323,9 @@ def verify_bundle(
 ) -> VerifyResult:
     """Verify every byte of the bundle at ``path``; raise on the first problem."""
     dsse.check_threshold(trusted_keys, threshold)  # before the file: §8
-    notes: list[str] = []
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
-        data_key = None
-        if decryption_key is not None:
-            if manifest.encryption is None:
-                notes.append("the bundle is not encrypted; the decryption key was not needed")
-            else:
-                data_key = data_key_for(manifest, decryption_key)
+        data_key = data_key_if_given(manifest, decryption_key)
         checked = 0
         with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-verify") as pool:
             for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
@@ -319,5 +337,4 @@ def verify_bundle(
         signatures=tuple(checks),
         decrypted=data_key is not None,
         bytes_checked=checked,
-        notes=tuple(notes),
     )

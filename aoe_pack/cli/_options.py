@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from aoe_pack.cli import _streams
-from aoe_pack.errors import KeyPasswordError, KeyTypeError
+from aoe_pack.errors import KeyPasswordError, KeyTypeError, RepositoryFormatError, UsageError
 from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
@@ -85,9 +85,30 @@ def prompt_password(origin: str) -> bytes:
 
 
 def env_password() -> bytes | None:
-    """The password from the environment, if any."""
-    value = os.environ.get(PASSWORD_ENV)
-    return value.encode() if value else None
+    """The password from the environment, if any (as bytes: it may not be UTF-8)."""
+    from aoe_pack.keys.load import env_password as _env_password
+
+    return _env_password()
+
+
+def read_trusted_root(path: Path) -> bytes:
+    """The bytes of a ``--trusted-root`` file, read at most to the root's size cap.
+
+    Whatever the file is: a FIFO or ``/dev/zero`` has no size to check first.
+    """
+    from aoe_pack._io import FileTooLargeError, read_capped
+    from aoe_pack.manifest.trust import MAX_ROOT_BYTES
+
+    try:
+        return read_capped(path, MAX_ROOT_BYTES)
+    except FileTooLargeError as e:
+        raise RepositoryFormatError(
+            f"--trusted-root {path} holds more than {MAX_ROOT_BYTES} bytes; "
+            f"a root is at most {MAX_ROOT_BYTES >> 20} MiB",
+            hint="pass the root.json the repository was created with (or a later one)",
+        ) from e
+    except OSError as e:
+        raise UsageError(f"cannot read --trusted-root {path}: {e.strerror}") from e
 
 
 def load_verification_keys(

@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import decryption_key_option, json_option, prompt_password
+from aoe_pack.cli._options import (
+    decryption_key_option,
+    json_option,
+    prompt_password,
+    read_trusted_root,
+)
 from aoe_pack.cli._output import Output
 
 ALL_RUNTIMES = ("tflite", "onnx", "ort", "mnn", "ncnn")
@@ -210,8 +215,8 @@ def check(
         key = (
             load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
         )
+        shipped = read_trusted_root(trusted_root)
         store = open_store(repo, plain_http=plain_http)
-        shipped = trusted_root.read_bytes()
         try:
             if state_path is None:
                 state_path = _default_state(repository_identity(shipped), repo)
@@ -286,9 +291,10 @@ def simulate(
         from aoe_pack.client.verify_repo import verify_repository
         from aoe_pack.destinations import open_store
 
+        root = read_trusted_root(trusted_root)
         store = open_store(repo, plain_http=plain_http)
         try:
-            report = verify_repository(store, trusted_root.read_bytes(), check_bundles=False)
+            report = verify_repository(store, root, check_bundles=False)
         finally:
             store.close()
         template = _device("simulated", app_version, runtimes, channels, local_version, None)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, prompt_password
+from aoe_pack.cli._options import json_option, prompt_password, read_trusted_root
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import UsageError
 
@@ -561,8 +561,9 @@ def verify_repo(
     with handle_errors(json_mode):
         from aoe_pack.client.verify_repo import verify_repository
 
+        root = read_trusted_root(trusted_root)
         store = _store(repo, plain_http)
-        report = verify_repository(store, trusted_root.read_bytes(), check_bundles=check_bundles)
+        report = verify_repository(store, root, check_bundles=check_bundles)
         store.close()
 
     def text() -> None:

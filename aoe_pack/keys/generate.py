@@ -56,6 +56,6 @@ def keygen(
         write_atomic(priv_path, kek.hex().encode() + b"\n", mode=0o600)
         return GeneratedKey(AES256, _wrap.kek_id(kek), priv_path, None, encrypted=False)
     key = _keys.generate(_keys.KeyKind(kind))
-    write_atomic(priv_path, _keys.private_pem(key, password), mode=0o600)
+    write_atomic(priv_path, _keys.key_file(key, password), mode=0o600)
     write_atomic(pub_path, key.public.pem)
     return GeneratedKey(kind, key.key_id, priv_path, pub_path, encrypted=bool(password))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aoe_pack._crypto import keys as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
-from aoe_pack.errors import KeyPasswordError, KeyReferenceError, KeyTypeError
+from aoe_pack._io import FileTooLargeError, read_capped
+from aoe_pack.errors import KeyFormatError, KeyPasswordError, KeyReferenceError, KeyTypeError
 
 PASSWORD_ENV = "AOE_PACK_PASSWORD"  # noqa: S105 - the variable name, not a secret
 ENV_PREFIX = "env://"
@@ -21,21 +21,25 @@ PasswordPrompt = Callable[[str], bytes]
 
 
 def read_key_ref(ref: str) -> tuple[bytes, str]:
-    """The bytes a key reference points at, and a name for messages."""
+    """The bytes a key reference points at, and a name for messages.
+
+    At most :data:`MAX_KEY_FILE` bytes, from a file of any kind or a variable.
+    """
     if ref.startswith(ENV_PREFIX):
         var = ref[len(ENV_PREFIX) :]
-        value = os.environ.get(var)
-        if not var or value is None:
+        value = environ_bytes(var) if var else None
+        if value is None:
             raise KeyReferenceError(
                 f"environment variable {var!r} named by {ref} is not set",
                 hint="export it with the key's PEM text, or pass a file path",
             )
-        return value.encode(), ref
-    path = Path(ref)
+        if len(value) > MAX_KEY_FILE:
+            raise _too_large(ref)
+        return value, ref
     try:
-        if path.stat().st_size > MAX_KEY_FILE:
-            raise KeyReferenceError(f"{ref} is too large to be a key file")
-        return path.read_bytes(), ref
+        return read_capped(ref, MAX_KEY_FILE), ref
+    except FileTooLargeError as e:
+        raise _too_large(ref) from e
     except FileNotFoundError as e:
         raise KeyReferenceError(
             f"key file {ref} does not exist",
@@ -47,14 +51,40 @@ def read_key_ref(ref: str) -> tuple[bytes, str]:
         raise KeyReferenceError(f"cannot read key file {ref}: {e.strerror}") from e
 
 
-def _env_password() -> bytes | None:
-    value = os.environ.get(PASSWORD_ENV)
-    return value.encode() if value else None
+def _too_large(ref: str) -> KeyFormatError:
+    return KeyFormatError(
+        f"{ref} holds more than {MAX_KEY_FILE} bytes; a key file is at most 1 MiB",
+        hint="pass the .key or .pub file written by `aoe-pack keygen`",
+    )
+
+
+def environ_bytes(name: str) -> bytes | None:
+    """The value of environment variable ``name`` as the bytes the OS holds.
+
+    On POSIX, ``os.environ`` decodes values with surrogate escapes, and a value
+    that is not UTF-8 then cannot be encoded back; ``os.environb`` has the
+    bytes. Where the environment is Unicode (Windows), a value holding a lone
+    surrogate has no bytes at all: that is a key-format error, not a crash.
+    """
+    if os.supports_bytes_environ:
+        return os.environb.get(os.fsencode(name))
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return value.encode()
+    except UnicodeEncodeError as e:
+        raise KeyFormatError(f"environment variable {name!r} does not hold text") from e
+
+
+def env_password() -> bytes | None:
+    """The key password from ``AOE_PACK_PASSWORD``, as bytes, if set and not empty."""
+    return environ_bytes(PASSWORD_ENV) or None
 
 
 def _load_private(ref: str, prompt: PasswordPrompt | None) -> PrivateKey:
     data, origin = read_key_ref(ref)
-    password = _env_password()
+    password = env_password()
     try:
         return _keys.load_private(data, password, origin=origin)
     except KeyPasswordError:

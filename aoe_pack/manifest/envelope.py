@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aoe_pack._canonical import canonical_json_integral as canonical_json
+from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.keys import PrivateKey, PublicKey
 from aoe_pack.bundle.dsse import Signature, parse_signature_list
@@ -33,6 +34,18 @@ from aoe_pack.errors import (
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
 MAX_SIGNATURES = 32
+MAX_ENVELOPE_VALUES = 1_000
+"""JSON values an envelope may hold: 7, and 5 per signature (167 at most); the rest is slack.
+
+Counted before parsing, as every document here comes from a repository not yet trusted.
+"""
+MAX_DOCUMENT_VALUES = 2_000_000
+"""JSON values a signed root or manifest may hold, counted before parsing.
+
+A release is ~35 values in ~450 bytes, so 2 million is what the 32 MiB envelope
+cap holds of honest releases (~55 000); it keeps a payload of ``{}`` (3 bytes of
+JSON, 64 of dict) from becoming gigabytes of objects.
+"""
 MAX_SAFE_INTEGER = 2**53 - 1
 """Integers beyond this lose precision in JavaScript and in RFC 8785; refused."""
 
@@ -113,8 +126,15 @@ def sign(payload_type: str, document: Any, keys: list[PrivateKey]) -> Envelope:
     return Envelope(payload_type, payload, tuple(sigs))
 
 
+def _check_values(text: bytes, limit: int, what: str) -> None:
+    values = json_values_beyond(text, limit)
+    if values is not None:
+        raise RepositoryFormatError(f"{what} holds {values} JSON values; the limit is {limit}")
+
+
 def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     """Parse an envelope strictly: canonical bytes, the expected type, canonical payload."""
+    _check_values(data, MAX_ENVELOPE_VALUES, what)
     try:
         doc: Any = json.loads(data)
     except (ValueError, RecursionError) as e:
@@ -140,6 +160,7 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     env = Envelope(payload_type, payload, tuple(sigs))
     if _canonical_or_none(env.to_bytes) != data:
         raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
+    _check_values(payload, MAX_DOCUMENT_VALUES, f"{what}: the signed payload")
     try:
         body = loads_integral(payload)
     except (ValueError, RecursionError) as e:

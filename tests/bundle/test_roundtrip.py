@@ -128,17 +128,6 @@ def test_empty_model_file(
     round_trip(bundle, tmp_path / "out", [signer], files, key)
 
 
-def test_decryption_key_not_needed_for_plain_bundle(
-    built_bundle, signer: PrivateKey, x25519_key: PrivateKey
-) -> None:
-    bundle = built_bundle(FILES)
-    result = verify_bundle(
-        bundle, trusted_keys=[signer.public], decryption_key=decryption_key(x25519_key)
-    )
-    assert not result.decrypted
-    assert result.notes == ("the bundle is not encrypted; the decryption key was not needed",)
-
-
 # --- determinism ----------------------------------------------------------------------
 
 

@@ -1,0 +1,213 @@
+"""Files and variables a user names as keys or trusted roots, made hostile.
+
+Each must end in its named error, never in a traceback or a process that
+reads until memory runs out. Reads that today's code would never finish run
+in a child with a 1 GiB address space, so that a regression fails as a
+MemoryError rather than taking the machine down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aoe_pack.cli import cli
+
+ONE_MIB = 1 << 20
+DEV_ZERO = Path("/dev/zero")
+needs_dev_zero = pytest.mark.skipif(not DEV_ZERO.exists(), reason="no /dev/zero")
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+
+
+def aoe(*args: object, env: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Run the CLI in-process with --json; its exit code and JSON document."""
+    r = CliRunner().invoke(cli, [*map(str, args), "--json"], env=env, catch_exceptions=False)
+    try:
+        return r.exit_code, json.loads(r.stdout)
+    except ValueError:
+        return r.exit_code, {"stdout": r.stdout, "stderr": r.stderr}
+
+
+# The child caps its own address space, then runs the CLI: no preexec_fn in a threaded parent.
+_CAPPED = (
+    "import resource, runpy, sys; "
+    "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+    "sys.argv[0] = 'aoe-pack'; "
+    "runpy.run_module('aoe_pack', run_name='__main__', alter_sys=True)"
+)
+
+
+def aoe_in_child(*args: object) -> tuple[int, dict]:
+    """Run the CLI in a child with a 1 GiB address space and a minute to finish."""
+    argv = [sys.executable, "-c", _CAPPED, *map(str, args), "--json"]
+    p = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    try:
+        return p.returncode, json.loads(p.stdout)
+    except ValueError:
+        return p.returncode, {"stdout": p.stdout[-500:], "stderr": p.stderr[-2000:]}
+
+
+def error(doc: dict) -> tuple[str, str]:
+    assert "error" in doc, doc
+    return doc["error"]["code"], doc["error"]["message"]
+
+
+@pytest.fixture
+def pipe(tmp_path: Path) -> Iterator[Path]:
+    """A FIFO that, once opened, yields 2 MiB + 1 of PEM-looking text, then ends.
+
+    stat() says 0 bytes; a reader that believes it reads the whole stream.
+    """
+    path = tmp_path / "stream"
+    os.mkfifo(path)
+
+    def feed() -> None:
+        try:
+            with path.open("wb") as w:
+                w.write(b"-----BEGIN PUBLIC KEY-----\n" + b"A" * (2 * ONE_MIB))
+        except BrokenPipeError:
+            pass  # the reader stopped at its cap: what we want
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    yield path
+    if writer.is_alive():  # the command never opened it: unblock the writer
+        with path.open("rb") as r:
+            r.read()
+    writer.join(timeout=10)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    return folder
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+KEY_TOO_LARGE = "{ref} holds more than 1048576 bytes; a key file is at most 1 MiB"
+
+
+@needs_dev_zero
+@pytest.mark.parametrize("option", ["--trusted-key", "--decryption-key"])
+def test_endless_key_file_is_refused_at_its_cap(
+    option: str, built_bundle, signer, tmp_path: Path
+) -> None:
+    bundle = built_bundle()
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(signer.public.pem)
+    trusted = DEV_ZERO if option == "--trusted-key" else pub
+    extra = ["--decryption-key", DEV_ZERO] if option == "--decryption-key" else []
+    code, doc = aoe_in_child("verify", bundle, "--trusted-key", trusted, *extra)
+    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO)))
+
+
+@needs_dev_zero
+def test_endless_encryption_key_file_is_refused_at_its_cap(signer, tmp_path: Path) -> None:
+    from aoe_pack._crypto.keys import private_pem
+
+    config = {"version": "1.0.0", "tag": "t", "runtime": "mnn", "source": "remote", "modelDir": "."}
+    (tmp_path / "config.json").write_text(json.dumps({**config, "modelName": "m.mnn"}))
+    (tmp_path / "m.mnn").write_bytes(b"model")
+    (tmp_path / "signer.key").write_bytes(private_pem(signer, None))
+    sign = ["--sign-key", tmp_path / "signer.key", "--out", tmp_path / "out.aoe"]
+    kek = ["--encryption-key-file", DEV_ZERO]
+    code, doc = aoe_in_child("build", tmp_path / "config.json", *sign, *kek)
+    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO)))
+
+
+@needs_fifo
+def test_key_file_longer_than_its_stat_size_is_refused_at_its_cap(pipe: Path, built_bundle) -> None:
+    code, doc = aoe("verify", built_bundle(), "--trusted-key", pipe)
+    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=pipe)))
+
+
+def test_key_through_a_pipe_still_loads(tmp_path: Path, built_bundle, signer) -> None:
+    """Process substitution (``--trusted-key <(...)``) hands over a pipe: it must keep working."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, signer.public.pem)
+    os.close(write_end)
+    try:
+        code, doc = aoe("verify", built_bundle(), "--trusted-key", f"/dev/fd/{read_end}")
+    finally:
+        os.close(read_end)
+    assert (code, doc.get("verified")) == (0, True), doc
+
+
+@pytest.mark.parametrize("option", ["--trusted-key", "--decryption-key"])
+def test_env_key_reference_holding_non_utf8_bytes_is_key_format(
+    option: str, built_bundle, signer
+) -> None:
+    env = {"AOE_KEY": os.fsdecode(b"\xff\xfe not text"), "AOE_PUB": signer.public.pem.decode()}
+    trusted = "env://AOE_KEY" if option == "--trusted-key" else "env://AOE_PUB"
+    extra = ["--decryption-key", "env://AOE_KEY"] if option == "--decryption-key" else []
+    code, doc = aoe("verify", built_bundle(), "--trusted-key", trusted, *extra, env=env)
+    message = {
+        "--trusted-key": "env://AOE_KEY: no PEM public key found",
+        "--decryption-key": "env://AOE_KEY: an encryption key file holds 32 random bytes "
+        "as 64 hex characters (found 11 bytes)",
+    }[option]
+    assert (code, error(doc)) == (1, ("key-format", message))
+
+
+def test_password_variable_holding_non_utf8_bytes_is_used_as_bytes(
+    tmp_path: Path, built_bundle, signer
+) -> None:
+    """A password typed in a Latin-1 terminal is those bytes; it must not crash the tool."""
+    from aoe_pack._crypto import keys
+
+    password = b"caf\xe9"
+    key = keys.generate(keys.KeyKind.X25519)
+    (tmp_path / "dev.key").write_bytes(keys.private_pem(key, password))
+    bundle = built_bundle(recipients=[key.public])
+    (tmp_path / "signer.pub").write_bytes(signer.public.pem)
+    env = {"AOE_PACK_PASSWORD": os.fsdecode(password)}
+    code, doc = aoe(
+        "verify",
+        bundle,
+        "--trusted-key",
+        tmp_path / "signer.pub",
+        "--decryption-key",
+        tmp_path / "dev.key",
+        env=env,
+    )
+    assert (code, doc.get("decrypted")) == (0, True), doc
+
+
+# --- trusted roots --------------------------------------------------------------------------
+
+ROOT_TOO_LARGE = "--trusted-root {path} holds more than 1048576 bytes; a root is at most 1 MiB"
+DEVICE = ["--tag", "t", "--app-version", "1.0.0", "--device-id", "d", "--installed-version"]
+
+
+@needs_dev_zero
+def test_endless_trusted_root_is_refused_at_its_cap_by_manifest_verify(repo: Path) -> None:
+    code, doc = aoe_in_child("manifest", "verify", "--repo", repo, "--trusted-root", DEV_ZERO)
+    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO)))
+
+
+@needs_dev_zero
+def test_endless_trusted_root_is_refused_at_its_cap_by_client_check(
+    repo: Path, tmp_path: Path
+) -> None:
+    state = ["--state", tmp_path / "state.json"]
+    args = ["client", "check", *DEVICE, "1.0.0", "--repo", repo, *state]
+    code, doc = aoe_in_child(*args, "--trusted-root", DEV_ZERO)
+    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO)))
+
+
+@needs_fifo
+def test_trusted_root_longer_than_its_stat_size_is_refused_at_its_cap(
+    pipe: Path, repo: Path
+) -> None:
+    code, doc = aoe("manifest", "verify", "--repo", repo, "--trusted-root", pipe)
+    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=pipe)))
