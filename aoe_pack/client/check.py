@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
-from aoe_pack._io import file_sha256, write_atomic
+from aoe_pack._io import Folder, write_atomic
 from aoe_pack.bundle.unpack import unpack_bundle
 from aoe_pack.client.decide import Action, Decision, Device, decide
+from aoe_pack.client.install import fetch_bundle
 from aoe_pack.errors import (
     BundleMismatchError,
     OutputError,
@@ -42,7 +43,6 @@ from aoe_pack.manifest.root import Root, bundle_key, verify_self_signed
 from aoe_pack.manifest.trust import (
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
-    check_bundle_matches,
     update_root,
     verify_manifest,
 )
@@ -200,18 +200,9 @@ def check(
     release = decision.release
     if download_dir is None or decision.action is not Action.DOWNLOAD or release is None:
         return result
-    download_dir.mkdir(parents=True, exist_ok=True)
     dest = download_dir / f"{tag}-{release.version}.aoe"
-    if dest.exists() and file_sha256(dest) != (release.sha256, release.size):
-        dest.unlink()  # left by an earlier check that stopped: fetch it again
-    if not dest.exists():
-        store.fetch_blob(release.url, dest, max_bytes=release.size)
-    sha256, size = file_sha256(dest)
-    try:
-        check_bundle_matches(release, size=size, sha256=sha256)
-    except BundleMismatchError:
-        dest.unlink()
-        raise
+    with Folder(download_dir) as folder:
+        fetch_bundle(store, folder, release, dest.name)
     out = download_dir / f"{tag}-{release.version}"
     unpacked = unpack_bundle(
         dest,

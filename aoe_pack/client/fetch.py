@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +31,7 @@ from email.message import Message
 from pathlib import Path
 from typing import IO, Protocol
 
+from aoe_pack._io import Folder
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
 from aoe_pack.publish.store import Stored
 
@@ -40,6 +42,7 @@ _READ_ONLY = (
     "read-only: HTTP repositories are published with a folder, s3:// or oci:// destination "
     "and served as static files"
 )
+_MAX_SIDECAR = 64 * 1024  # a URL, a validator and a size; more is not ours
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 Progress = Callable[[int, int | None], None]
@@ -192,34 +195,44 @@ def download(
     """
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
-    job = _Download(url, dest, max_bytes, expected_size, timeout, progress)
     try:
-        try:
-            return job.run()
-        except _RestartError:
-            _discard(job.part, job.meta)  # no partial file, so no range request: no loop
-            return job.run()
+        with Folder(dest.parent) as folder:
+            job = _Download(url, folder, dest.name, max_bytes, expected_size, timeout, progress)
+            try:
+                return job.run()
+            except _RestartError:
+                job.discard()  # no partial file, so no range request: no loop
+                return job.run()
     except OSError as e:  # network errors are DownloadErrors already: this is the disk
         raise DownloadError(f"cannot write {dest}: {e.strerror or e}") from e
 
 
-def _discard(*paths: Path) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
 @dataclass
 class _Download:
+    """One download into ``folder``: ``name``, ``name.part`` and ``name.part.json``.
+
+    The folder may hold links planted under those names (by another app or
+    user): every one is reached through :class:`~aoe_pack._io.Folder`, so the
+    partial file is created exclusively or reopened only if it is a regular
+    file, the sidecar is replaced by a rename, and the final rename replaces
+    whatever is at ``name``: no write ever follows a link out of the folder.
+    """
+
     url: str
-    dest: Path
+    folder: Folder
+    name: str
     max_bytes: int
     expected: int | None
     timeout: float
     progress: Progress | None
 
     def __post_init__(self) -> None:
-        self.part = self.dest.with_name(self.dest.name + ".part")
-        self.meta = self.dest.with_name(self.dest.name + ".part.json")
+        self.part = self.name + ".part"
+        self.meta = self.name + ".part.json"
+
+    def discard(self) -> None:
+        self.folder.remove(self.part)
+        self.folder.remove(self.meta)
 
     def run(self) -> int:
         have, validator = self._resume_point()
@@ -233,22 +246,22 @@ class _Download:
             have, total, validator = self._continue_from(response, have, validator)
             _check_total(self.url, total, self.max_bytes, self.expected)
             if not have:  # a fresh start: remember what a later resume must ask for
-                _discard(self.part)  # (a sidecar torn by a crash won't parse: a restart)
-                self.dest.parent.mkdir(parents=True, exist_ok=True)
+                self.folder.remove(self.part)  # (a sidecar torn by a crash won't parse: a restart)
                 doc = {"url": self.url, "validator": validator, "expected_size": self.expected}
-                self.meta.write_text(json.dumps(doc), "utf-8")
+                with self.folder.output(self.meta) as f:
+                    f.write(json.dumps(doc).encode())
             have = self._receive(response, have, total)
         want = self.expected if self.expected is not None else total
         if want is not None and have != want:
             raise DownloadError(
                 f"{self.url}: the server closed after {have} of {want} bytes; "
-                f"the partial download is kept in {self.part} to resume"
+                f"the partial download is kept in {self.folder.path / self.part} to resume"
             )
         return self._done(have)
 
     def _done(self, size: int) -> int:
-        self.part.replace(self.dest)  # atomic: dest is never a partial file
-        _discard(self.meta)
+        self.folder.replace(self.part, self.name)  # atomic: never a partial file under name
+        self.folder.remove(self.meta)
         return size
 
     def _resume_point(self) -> tuple[int, str]:
@@ -256,12 +269,17 @@ class _Download:
 
         Without a validator saved for this very URL and size, a partial file
         could be anything (another file, another version): never append to it.
+        Nor to a ``part`` that is not a regular file: a link would append elsewhere.
         """
-        try:
-            state = json.loads(self.meta.read_text("utf-8"))
-            have = self.part.stat().st_size
-        except (OSError, ValueError):
+        raw = self.folder.read(self.meta, limit=_MAX_SIDECAR)
+        part = self.folder.lstat(self.part)
+        if raw is None or part is None or not stat.S_ISREG(part.st_mode):
             return 0, ""
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            return 0, ""
+        have = part.st_size
         mine = {"url": self.url, "expected_size": self.expected}
         if not isinstance(state, dict) or any(state.get(k) != v for k, v in mine.items()):
             return 0, ""
@@ -301,8 +319,9 @@ class _Download:
             if size is not None and size < bound:
                 bound, why = size, name
         full = self.expected if total is None else total
+        fd = self._open_part(have)
         try:
-            with self.part.open("ab") as out:
+            with os.fdopen(fd, "ab") as out:
                 for chunk in _chunks(response, bound, have, self.url, why):
                     out.write(chunk)
                     have += len(chunk)
@@ -311,9 +330,20 @@ class _Download:
                 out.flush()
                 os.fsync(out.fileno())
         except DownloadTooLargeError:
-            _discard(self.part, self.meta)  # past a size we trust: can never verify
+            self.discard()  # past a size we trust: can never verify
             raise
         return have
+
+    def _open_part(self, have: int) -> int:
+        """The partial file: created anew (exclusively), or the very file measured to resume."""
+        if not have:
+            return self.folder.create(self.part)
+        fd = self.folder.open_file(self.part, os.O_WRONLY | os.O_APPEND)
+        if fd is not None and os.fstat(fd).st_size == have:
+            return fd
+        if fd is not None:
+            os.close(fd)
+        raise _RestartError(f"{self.url}: the partial file changed while resuming")
 
 
 class HttpStore:
