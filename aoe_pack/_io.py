@@ -131,6 +131,21 @@ class Folder:
         except FileNotFoundError:
             return None
 
+    def kind(self, name: str) -> str | None:
+        """What ``name`` is: None (nothing), "file", "folder", "link" or "other".
+
+        "link" covers symbolic links and, on Windows, junctions and other
+        reparse points: anything that leads somewhere else.
+        """
+        st = self.lstat(name)
+        if st is None:
+            return None
+        if _is_plain(st) or _is_plain(st, stat.S_IFDIR):
+            return "file" if stat.S_ISREG(st.st_mode) else "folder"
+        if stat.S_ISLNK(st.st_mode) or getattr(st, "st_file_attributes", 0) & _REPARSE:
+            return "link"
+        return "other"
+
     def _same(self, name: str, fd: int) -> bool:
         st = self.lstat(name)
         return st is not None and os.path.samestat(st, os.fstat(fd))

@@ -18,18 +18,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
-from aoe_pack._io import Folder, write_atomic
-from aoe_pack.bundle.unpack import unpack_bundle
+from aoe_pack._io import write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
-from aoe_pack.client.install import fetch_bundle
+from aoe_pack.client.install import install
 from aoe_pack.errors import (
-    BundleMismatchError,
     OutputError,
     RepositoryError,
     RepositoryFormatError,
@@ -200,24 +197,12 @@ def check(
     release = decision.release
     if download_dir is None or decision.action is not Action.DOWNLOAD or release is None:
         return result
-    dest = download_dir / f"{tag}-{release.version}.aoe"
-    with Folder(download_dir) as folder:
-        fetch_bundle(store, folder, release, dest.name)
-    out = download_dir / f"{tag}-{release.version}"
-    unpacked = unpack_bundle(
-        dest,
-        out.with_name(out.name + ".partial"),
+    bundle, unpacked = install(
+        store,
+        download_dir,
+        tag=tag,
+        release=release,
         trusted_keys=bundle_signers(manifest, release, root),
         decryption_key=decryption_key,
-        force=True,
     )
-    model = unpacked.manifest.model
-    if (model.tag, model.version) != (tag, release.version):
-        raise BundleMismatchError(
-            f"the bundle says it is {model.tag} {model.version}, the manifest {tag} "
-            f"{release.version}"
-        )
-    if out.exists():
-        shutil.rmtree(out)
-    out.with_name(out.name + ".partial").rename(out)
-    return CheckResult(decision, root.version, manifest.version, dest, out)
+    return CheckResult(decision, root.version, manifest.version, bundle, unpacked)

@@ -9,6 +9,7 @@ deleted through one, and a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
 from aoe_pack.client.fetch import HttpStore
+from aoe_pack.errors import BundleMismatchError, OutputError
+from aoe_pack.manifest import envelope
 from aoe_pack.publish import releases
 from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import ROOT, Store
+from aoe_pack.publish.store import MANIFEST, ROOT, Store
 from aoe_pack.publish.workflow import init_repository
 
 TAG, VERSION = "tag_x", "1.1.0"
@@ -144,3 +147,52 @@ def test_dangling_symlink_at_bundle_name_is_not_followed(served: Served) -> None
     _assert_installed(served, served.check(served.folder))
     assert not victim.exists()
     assert not victim.is_symlink()
+
+
+# --- Defect 2: what sits where the unpacked folder goes --------------------------------
+
+
+def test_link_at_unpacked_folder_is_refused_not_deleted_through(served: Served) -> None:
+    (served.outside / "keep").write_bytes(b"precious")
+    served.downloads.mkdir()
+    served.unpacked.symlink_to(served.outside, target_is_directory=True)
+    with pytest.raises(OutputError, match=r"tag_x-1\.1\.0 is a symbolic link; refusing to replace"):
+        served.check(served.folder)
+    assert served.unpacked.is_symlink()
+    assert (served.outside / "keep").read_bytes() == b"precious"
+    assert list(served.downloads.iterdir()) == [served.unpacked]  # refused before downloading
+
+
+def test_file_at_unpacked_folder_is_refused_not_deleted(served: Served) -> None:
+    served.downloads.mkdir()
+    served.unpacked.write_bytes(b"the user's file")
+    with pytest.raises(OutputError, match=r"tag_x-1\.1\.0 is a file, not a folder; refusing"):
+        served.check(served.folder)
+    assert served.unpacked.read_bytes() == b"the user's file"
+    assert list(served.downloads.iterdir()) == [served.unpacked]
+
+
+# --- Defect 6: nothing left behind after a failure -------------------------------------
+
+
+def test_bundle_with_wrong_tag_leaves_no_partial_folder(
+    served: Served, built_bundle: Any, signer: PrivateKey
+) -> None:
+    """The manifest (validly signed) offers tag_y's bundle as tag_x 1.1.0."""
+    store = served.folder
+    _, added = releases.publish(
+        store, [built_bundle(FILES, tag="tag_y", version=VERSION)], sign_keys=[signer]
+    )
+    other = added[0][1]
+    doc = store.read(MANIFEST, max_bytes=1 << 20)
+    assert doc is not None
+    manifest = json.loads(base64.b64decode(json.loads(doc.data)["payload"]))
+    release = manifest["models"][TAG]["releases"][0]
+    release.update(url=other.url, sha256=other.sha256, size=other.size)
+    manifest["version"] += 1
+    forged = envelope.sign(envelope.MANIFEST_TYPE, manifest, [signer]).to_bytes()
+    store.replace(MANIFEST, forged, expected=doc.token)
+
+    with pytest.raises(BundleMismatchError, match=r"the bundle says it is tag_y 1\.1\.0"):
+        served.check(store)
+    assert list(served.downloads.iterdir()) == []
