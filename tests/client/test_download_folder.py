@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _killed import blocked_child, sigkill
 from _server_http import HttpServer
 
 from aoe_pack._crypto.keys import PrivateKey
@@ -196,3 +197,39 @@ def test_bundle_with_wrong_tag_leaves_no_partial_folder(
     with pytest.raises(BundleMismatchError, match=r"the bundle says it is tag_y 1\.1\.0"):
         served.check(store)
     assert list(served.downloads.iterdir()) == []
+
+
+# Runs a real check from a folder repository and stops inside the unpack.
+_CHECKER = """
+import sys, time
+from pathlib import Path
+import aoe_pack.bundle.unpack as unpack
+from aoe_pack.client.check import check
+from aoe_pack.client.decide import Device
+from aoe_pack.publish.local import LocalStore
+
+def stuck(*args, **kwargs):
+    print("ready", flush=True)
+    time.sleep(600)
+
+unpack.stream_payload = stuck
+repo, root, state, downloads = map(Path, sys.argv[1:])
+device = Device(device_id="phone-1", app_version="1.0.0", runtimes=frozenset({"tflite"}),
+                local_version="1.0.0")
+check(LocalStore(repo), tag="tag_x", device=device, trusted_root=root.read_bytes(),
+      state_path=state, download_dir=downloads)
+"""
+
+
+def test_staging_folder_of_a_killed_check_is_removed_by_the_next_check(served: Served) -> None:
+    """A live check's staging folder is left alone; a killed one's goes with the next check."""
+    root = served.server.root
+    args = (root, root / ROOT, served.state.with_name("child-state.json"), served.downloads)
+    with blocked_child(_CHECKER, *map(str, args)) as child:
+        staging = sorted(served.downloads.glob(".tag_x-1.1.0.*.partial"))
+        assert len(staging) == 1
+        assert staging[0].is_dir()
+        served.check(served.folder)
+        assert sorted(served.downloads.glob(".tag_x-1.1.0.*.partial")) == staging
+        sigkill(child)
+    _assert_installed(served, served.check(served.folder))
