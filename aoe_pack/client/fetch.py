@@ -5,8 +5,9 @@ defends against. Nothing here checks signatures or digests: the caller verifies
 the signed root and manifest, and each bundle's SHA-256 and size from the
 manifest, after the bytes are on disk. This module only guarantees that a
 hostile or broken server cannot make the device store more bytes than allowed,
-mix two versions of a file in one resumed download, or follow it somewhere
-other than HTTP(S).
+hold it longer than its time limits (:mod:`aoe_pack.client._transfer`), mix
+two versions of a file in one resumed download, or follow it somewhere other
+than HTTP(S).
 
 :class:`HttpStore` reads ``http://``, ``https://`` and ``file://`` repositories
 and plain local folders (turned into ``file://`` URLs and read through the same
@@ -32,8 +33,17 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from aoe_pack._io import Folder
+from aoe_pack.client._transfer import (
+    DEFAULT_LIMITS,
+    HTTPHandler,
+    HTTPSHandler,
+    TransferLimits,
+    limited,
+)
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
 from aoe_pack.publish.store import Stored
+
+__all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes"]
 
 CHUNK = 256 * 1024  # bounded memory whatever the file size
 MAX_REDIRECTS = 4
@@ -52,7 +62,7 @@ class _Response(Protocol):
     status: int | None
     headers: Message
 
-    def read(self, amt: int, /) -> bytes: ...
+    def read1(self, amt: int, /) -> bytes: ...
     def close(self) -> None: ...
 
 
@@ -85,7 +95,8 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_SafeRedirects())
+# HTTP(S) over sockets that honour the download's deadline and minimum rate (_transfer).
+_OPENER = urllib.request.build_opener(_SafeRedirects(), HTTPHandler(), HTTPSHandler())
 
 
 def _open(
@@ -94,9 +105,9 @@ def _open(
     """Send one request; None on 404/410, DownloadError for everything else that fails.
 
     ``timeout`` applies to the connection and to every read, so a server that
-    stops sending cannot hang the device. It is not a deadline: a server that
-    drips a byte per timeout is bounded by the size cap only, so an app that
-    needs a wall-clock limit runs the download under its own.
+    stops sending cannot hang the device; the deadline and minimum rate of the
+    download under way (:func:`~aoe_pack.client._transfer.limited`) bound one
+    that drips.
     """
     if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
         raise UsageError(f"{url}: only http://, https:// and file:// URLs can be downloaded")
@@ -133,9 +144,11 @@ def _chunks(response: _Response, limit: int, have: int, url: str, why: str) -> I
     Counting what arrives, not trusting headers, is what stops an endless
     stream (no Content-Length) or a lying one (Content-Length plus chunked
     encoding). At most one byte past the limit is ever read, none is yielded.
+    ``read1`` returns what has arrived, so a download stopped by a time limit
+    keeps it.
     """
     try:
-        while chunk := response.read(max(1, min(CHUNK, limit - have + 1))):
+        while chunk := response.read1(max(1, min(CHUNK, limit - have + 1))):
             have += len(chunk)
             if have > limit:
                 raise DownloadTooLargeError(
@@ -158,9 +171,14 @@ def _check_total(url: str, total: int | None, max_bytes: int, expected: int | No
 
 
 def fetch_bytes(
-    url: str, *, max_bytes: int, timeout: float = 30.0
+    url: str, *, max_bytes: int, limits: TransferLimits = DEFAULT_LIMITS
 ) -> tuple[bytes, str | None] | None:
     """A small document (root, manifest) in memory with its ETag; None when missing."""
+    with limited(url, limits):
+        return _fetch_bytes(url, max_bytes, limits.idle)
+
+
+def _fetch_bytes(url: str, max_bytes: int, timeout: float) -> tuple[bytes, str | None] | None:
     response = _open(url, {}, timeout)
     if response is None:
         return None
@@ -177,7 +195,7 @@ def download(
     *,
     max_bytes: int,
     expected_size: int | None = None,
-    timeout: float = 30.0,
+    limits: TransferLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> int:
     """Download ``url`` to ``dest`` and return its size, resuming an interrupted try.
@@ -190,14 +208,16 @@ def download(
     only when complete: a crash never leaves a truncated file under its name.
     A body that ends early raises DownloadError and keeps the ``.part``; one
     that runs past the cap, the expected or the announced size raises
-    DownloadTooLargeError and deletes it (those bytes can never verify).
-    ``progress(done, total)`` is called after every chunk.
+    DownloadTooLargeError and deletes it (those bytes can never verify); one
+    too slow for ``limits`` (a deadline, a minimum average rate) raises
+    DownloadTooSlowError and keeps it. ``progress(done, total)`` is called
+    after every chunk.
     """
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
     try:
-        with Folder(dest.parent) as folder:
-            job = _Download(url, folder, dest.name, max_bytes, expected_size, timeout, progress)
+        with Folder(dest.parent) as folder, limited(url, limits):
+            job = _Download(url, folder, dest.name, max_bytes, expected_size, limits.idle, progress)
             try:
                 return job.run()
             except _RestartError:
@@ -354,7 +374,7 @@ class HttpStore:
     climb out of the repository (``..``) or turn into another URL.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, limits: TransferLimits = DEFAULT_LIMITS) -> None:
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme in _SCHEMES:
             base = url
@@ -362,7 +382,7 @@ class HttpStore:
             base = Path(url).resolve().as_uri()
         else:
             raise UsageError(f"{url}: not an http://, https:// or file:// repository")
-        self._url, self._base, self._timeout = url, base.rstrip("/") + "/", timeout
+        self._url, self._base, self._limits = url, base.rstrip("/") + "/", limits
 
     @property
     def url(self) -> str:
@@ -376,18 +396,19 @@ class HttpStore:
 
     def read(self, name: str, *, max_bytes: int) -> Stored | None:
         """The document and its ETag (SHA-256 of the bytes when the server sends none)."""
-        got = fetch_bytes(self._join(name), max_bytes=max_bytes, timeout=self._timeout)
+        got = fetch_bytes(self._join(name), max_bytes=max_bytes, limits=self._limits)
         if got is None:
             return None
         data, etag = got
         return Stored(data, etag or hashlib.sha256(data).hexdigest())
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
-        download(self._join(name), dest, max_bytes=max_bytes, timeout=self._timeout)
+        download(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
     def has_blob(self, name: str) -> int | None:
         url = self._join(name)
-        response = _open(url, {}, self._timeout, method="HEAD")
+        with limited(url, self._limits):
+            response = _open(url, {}, self._limits.idle, method="HEAD")
         if response is None:
             return None
         response.close()
