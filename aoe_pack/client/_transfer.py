@@ -165,7 +165,7 @@ class _SSLSocket(ssl.SSLSocket):
 
 def _connect(
     address: tuple[str, int],
-    timeout: float | None = None,
+    timeout: Any = None,  # seconds, None, or socket's default-timeout sentinel
     source_address: tuple[str, int] | None = None,
     **kwargs: Any,
 ) -> socket.socket:
@@ -178,8 +178,9 @@ def _connect(
         if clock is not None:
             clock.timed_out()
         raise
+    wait = raw.gettimeout()
     sock = _Socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
-    sock.settimeout(timeout)
+    sock.settimeout(wait)
     return sock
 
 
