@@ -388,6 +388,12 @@ class DownloadTooLargeError(DownloadError):
     code = "download-too-large"
 
 
+class DownloadTooSlowError(DownloadError):
+    """A download outlasted its deadline or fell below its minimum rate (slow retrieval)."""
+
+    code = "download-too-slow"
+
+
 def error_for_code(code: str | None, message: str, *, hint: str | None = None) -> AoePackError:
     """The error class whose ``code`` is ``code`` (from a child process), else ConvertError."""
     pending: list[type[AoePackError]] = [AoePackError]

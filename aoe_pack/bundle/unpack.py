@@ -62,6 +62,8 @@ class _OutputTree:
     """The output folder, walked with directory descriptors and never through a link."""
 
     def __init__(self, root: Path) -> None:
+        _refuse_non_folder(root)
+        self._made_root = _missing_folders(root)  # removed again if the unpack fails
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -137,10 +139,36 @@ class _OutputTree:
         for parent, name in reversed(self._created):
             with contextlib.suppress(OSError):
                 os.rmdir(name, dir_fd=parent)
+        for folder in self._made_root:  # deepest first; rmdir only ever removes an empty one
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
+
+
+def _refuse_non_folder(root: Path) -> None:
+    """Say what is in the way of the output folder, rather than a bare errno."""
+    try:
+        st = root.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return  # mkdir says what is wrong with a parent
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputError(f"{root} is a symbolic link; symlinks are never followed")
+    if stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{root} is a file, not a folder")
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{root} is not a folder")
+
+
+def _missing_folders(root: Path) -> list[Path]:
+    """``root`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not os.path.lexists(root) and root != root.parent:
+        missing.append(root)
+        root = root.parent
+    return missing
 
 
 def _safe_parts(relpath: str) -> list[str]:

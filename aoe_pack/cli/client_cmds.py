@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,33 @@ _device_options = [
         help="Repository URL (http(s)://, a folder, s3://, oci://).",
     ),
 ]
+
+
+# The reference's deadline (TransferLimits.deadline), written out to keep the CLI light.
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Deadline for each download from an http(s):// repository (default: 600); one "
+    "averaging under 1 KiB/s after its first 30 s stops sooner.",
+)
+
+
+def _open_repo(repo: str, plain_http: bool | None, timeout: float | None) -> Any:
+    """The repository's store; an http(s):// one with ``timeout`` as its download deadline."""
+    from aoe_pack.destinations import open_store
+    from aoe_pack.errors import UsageError
+
+    if timeout is None:
+        return open_store(repo, plain_http=plain_http)
+    if urllib.parse.urlsplit(repo).scheme not in ("http", "https"):
+        raise UsageError(
+            "--timeout applies to http(s):// repositories",
+            hint="folders, s3:// and oci:// repositories use their backends' own timeouts",
+        )
+    from aoe_pack.client.fetch import HttpStore, TransferLimits
+
+    return HttpStore(repo, limits=TransferLimits(deadline=timeout))
 
 
 def device_options(f: Any) -> Any:
@@ -169,6 +197,7 @@ def client() -> None:
     "refused even on first contact (`aoe-pack manifest show --json` gives it at build time).",
 )
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
+@timeout_option
 @json_option
 def check(
     tag: str,
@@ -185,6 +214,7 @@ def check(
     state_path: Path | None,
     minimum: int | None,
     plain_http: bool | None,
+    timeout: float | None,
     json_mode: bool,
 ) -> None:
     """Fetch and verify the manifest, decide, and (with --download) fetch the bundle.
@@ -201,7 +231,6 @@ def check(
     with handle_errors(json_mode):
         from aoe_pack.client.check import check as _check
         from aoe_pack.client.check import repository_identity
-        from aoe_pack.destinations import open_store
         from aoe_pack.keys import load_decryption_key
 
         device = _device(
@@ -216,7 +245,7 @@ def check(
             load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
         )
         shipped = read_trusted_root(trusted_root)
-        store = open_store(repo, plain_http=plain_http)
+        store = _open_repo(repo, plain_http, timeout)
         try:
             if state_path is None:
                 state_path = _default_state(repository_identity(shipped), repo)
@@ -264,6 +293,7 @@ def check(
 )
 @click.option("--devices", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
+@timeout_option
 @json_option
 def simulate(
     tag: str,
@@ -276,6 +306,7 @@ def simulate(
     installed: tuple[str, ...],
     devices: int,
     plain_http: bool | None,
+    timeout: float | None,
     json_mode: bool,
 ) -> None:
     """Verify the repository as a device would, then decide for a fleet of devices.
@@ -289,10 +320,9 @@ def simulate(
     with handle_errors(json_mode):
         from aoe_pack.client.simulate import simulate as _simulate
         from aoe_pack.client.verify_repo import verify_repository
-        from aoe_pack.destinations import open_store
 
         root = read_trusted_root(trusted_root)
-        store = open_store(repo, plain_http=plain_http)
+        store = _open_repo(repo, plain_http, timeout)
         try:
             report = verify_repository(store, root, check_bundles=False)
         finally:

@@ -18,17 +18,15 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
-from aoe_pack._io import file_sha256, write_atomic
-from aoe_pack.bundle.unpack import unpack_bundle
+from aoe_pack._io import write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
+from aoe_pack.client.install import install
 from aoe_pack.errors import (
-    BundleMismatchError,
     OutputError,
     RepositoryError,
     RepositoryFormatError,
@@ -48,7 +46,6 @@ from aoe_pack.manifest.trust import (
     MAX_ROOT_BYTES,
     Floor,
     VerifiedManifest,
-    check_bundle_matches,
     update_root,
     verify_manifest,
 )
@@ -316,33 +313,12 @@ def check(
     release = decision.release
     if download_dir is None or decision.action is not Action.DOWNLOAD or release is None:
         return result
-    download_dir.mkdir(parents=True, exist_ok=True)
-    dest = download_dir / f"{tag}-{release.version}.aoe"
-    if dest.exists() and file_sha256(dest) != (release.sha256, release.size):
-        dest.unlink()  # left by an earlier check that stopped: fetch it again
-    if not dest.exists():
-        store.fetch_blob(release.url, dest, max_bytes=release.size)
-    sha256, size = file_sha256(dest)
-    try:
-        check_bundle_matches(release, size=size, sha256=sha256)
-    except BundleMismatchError:
-        dest.unlink()
-        raise
-    out = download_dir / f"{tag}-{release.version}"
-    unpacked = unpack_bundle(
-        dest,
-        out.with_name(out.name + ".partial"),
+    bundle, unpacked = install(
+        store,
+        download_dir,
+        tag=tag,
+        release=release,
         trusted_keys=bundle_signers(manifest, release, root),
         decryption_key=decryption_key,
-        force=True,
     )
-    model = unpacked.manifest.model
-    if (model.tag, model.version) != (tag, release.version):
-        raise BundleMismatchError(
-            f"the bundle says it is {model.tag} {model.version}, the manifest {tag} "
-            f"{release.version}"
-        )
-    if out.exists():
-        shutil.rmtree(out)
-    out.with_name(out.name + ".partial").rename(out)
-    return CheckResult(decision, root.version, manifest.version, dest, out)
+    return CheckResult(decision, root.version, manifest.version, bundle, unpacked)

@@ -5,8 +5,9 @@ defends against. Nothing here checks signatures or digests: the caller verifies
 the signed root and manifest, and each bundle's SHA-256 and size from the
 manifest, after the bytes are on disk. This module only guarantees that a
 hostile or broken server cannot make the device store more bytes than allowed,
-mix two versions of a file in one resumed download, or follow it somewhere
-other than HTTP(S).
+hold it longer than its time limits (:mod:`aoe_pack.client._transfer`), mix
+two versions of a file in one resumed download, or follow it somewhere other
+than HTTP(S).
 
 :class:`HttpStore` reads ``http://``, ``https://`` and ``file://`` repositories
 and plain local folders (turned into ``file://`` URLs and read through the same
@@ -21,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,8 +32,18 @@ from email.message import Message
 from pathlib import Path
 from typing import IO, Protocol
 
+from aoe_pack._io import Folder
+from aoe_pack.client._transfer import (
+    DEFAULT_LIMITS,
+    HTTPHandler,
+    HTTPSHandler,
+    TransferLimits,
+    limited,
+)
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
 from aoe_pack.publish.store import Stored
+
+__all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes"]
 
 CHUNK = 256 * 1024  # bounded memory whatever the file size
 MAX_REDIRECTS = 4
@@ -40,6 +52,7 @@ _READ_ONLY = (
     "read-only: HTTP repositories are published with a folder, s3:// or oci:// destination "
     "and served as static files"
 )
+_MAX_SIDECAR = 64 * 1024  # a URL, a validator and a size; more is not ours
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 Progress = Callable[[int, int | None], None]
@@ -49,7 +62,7 @@ class _Response(Protocol):
     status: int | None
     headers: Message
 
-    def read(self, amt: int, /) -> bytes: ...
+    def read1(self, amt: int, /) -> bytes: ...
     def close(self) -> None: ...
 
 
@@ -82,7 +95,8 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_OPENER = urllib.request.build_opener(_SafeRedirects())
+# HTTP(S) over sockets that honour the download's deadline and minimum rate (_transfer).
+_OPENER = urllib.request.build_opener(_SafeRedirects(), HTTPHandler(), HTTPSHandler())
 
 
 def _open(
@@ -91,9 +105,9 @@ def _open(
     """Send one request; None on 404/410, DownloadError for everything else that fails.
 
     ``timeout`` applies to the connection and to every read, so a server that
-    stops sending cannot hang the device. It is not a deadline: a server that
-    drips a byte per timeout is bounded by the size cap only, so an app that
-    needs a wall-clock limit runs the download under its own.
+    stops sending cannot hang the device; the deadline and minimum rate of the
+    download under way (:func:`~aoe_pack.client._transfer.limited`) bound one
+    that drips.
     """
     if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
         raise UsageError(f"{url}: only http://, https:// and file:// URLs can be downloaded")
@@ -130,9 +144,11 @@ def _chunks(response: _Response, limit: int, have: int, url: str, why: str) -> I
     Counting what arrives, not trusting headers, is what stops an endless
     stream (no Content-Length) or a lying one (Content-Length plus chunked
     encoding). At most one byte past the limit is ever read, none is yielded.
+    ``read1`` returns what has arrived, so a download stopped by a time limit
+    keeps it.
     """
     try:
-        while chunk := response.read(max(1, min(CHUNK, limit - have + 1))):
+        while chunk := response.read1(max(1, min(CHUNK, limit - have + 1))):
             have += len(chunk)
             if have > limit:
                 raise DownloadTooLargeError(
@@ -155,9 +171,14 @@ def _check_total(url: str, total: int | None, max_bytes: int, expected: int | No
 
 
 def fetch_bytes(
-    url: str, *, max_bytes: int, timeout: float = 30.0
+    url: str, *, max_bytes: int, limits: TransferLimits = DEFAULT_LIMITS
 ) -> tuple[bytes, str | None] | None:
     """A small document (root, manifest) in memory with its ETag; None when missing."""
+    with limited(url, limits):
+        return _fetch_bytes(url, max_bytes, limits.idle)
+
+
+def _fetch_bytes(url: str, max_bytes: int, timeout: float) -> tuple[bytes, str | None] | None:
     response = _open(url, {}, timeout)
     if response is None:
         return None
@@ -174,7 +195,7 @@ def download(
     *,
     max_bytes: int,
     expected_size: int | None = None,
-    timeout: float = 30.0,
+    limits: TransferLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> int:
     """Download ``url`` to ``dest`` and return its size, resuming an interrupted try.
@@ -187,39 +208,51 @@ def download(
     only when complete: a crash never leaves a truncated file under its name.
     A body that ends early raises DownloadError and keeps the ``.part``; one
     that runs past the cap, the expected or the announced size raises
-    DownloadTooLargeError and deletes it (those bytes can never verify).
-    ``progress(done, total)`` is called after every chunk.
+    DownloadTooLargeError and deletes it (those bytes can never verify); one
+    too slow for ``limits`` (a deadline, a minimum average rate) raises
+    DownloadTooSlowError and keeps it. ``progress(done, total)`` is called
+    after every chunk.
     """
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
-    job = _Download(url, dest, max_bytes, expected_size, timeout, progress)
     try:
-        try:
-            return job.run()
-        except _RestartError:
-            _discard(job.part, job.meta)  # no partial file, so no range request: no loop
-            return job.run()
+        with Folder(dest.parent) as folder, limited(url, limits):
+            job = _Download(url, folder, dest.name, max_bytes, expected_size, limits.idle, progress)
+            try:
+                return job.run()
+            except _RestartError:
+                job.discard()  # no partial file, so no range request: no loop
+                return job.run()
     except OSError as e:  # network errors are DownloadErrors already: this is the disk
         raise DownloadError(f"cannot write {dest}: {e.strerror or e}") from e
 
 
-def _discard(*paths: Path) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
 @dataclass
 class _Download:
+    """One download into ``folder``: ``name``, ``name.part`` and ``name.part.json``.
+
+    The folder may hold links planted under those names (by another app or
+    user): every one is reached through :class:`~aoe_pack._io.Folder`, so the
+    partial file is created exclusively or reopened only if it is a regular
+    file, the sidecar is replaced by a rename, and the final rename replaces
+    whatever is at ``name``: no write ever follows a link out of the folder.
+    """
+
     url: str
-    dest: Path
+    folder: Folder
+    name: str
     max_bytes: int
     expected: int | None
     timeout: float
     progress: Progress | None
 
     def __post_init__(self) -> None:
-        self.part = self.dest.with_name(self.dest.name + ".part")
-        self.meta = self.dest.with_name(self.dest.name + ".part.json")
+        self.part = self.name + ".part"
+        self.meta = self.name + ".part.json"
+
+    def discard(self) -> None:
+        self.folder.remove(self.part)
+        self.folder.remove(self.meta)
 
     def run(self) -> int:
         have, validator = self._resume_point()
@@ -233,22 +266,22 @@ class _Download:
             have, total, validator = self._continue_from(response, have, validator)
             _check_total(self.url, total, self.max_bytes, self.expected)
             if not have:  # a fresh start: remember what a later resume must ask for
-                _discard(self.part)  # (a sidecar torn by a crash won't parse: a restart)
-                self.dest.parent.mkdir(parents=True, exist_ok=True)
+                self.folder.remove(self.part)  # (a sidecar torn by a crash won't parse: a restart)
                 doc = {"url": self.url, "validator": validator, "expected_size": self.expected}
-                self.meta.write_text(json.dumps(doc), "utf-8")
+                with self.folder.output(self.meta) as f:
+                    f.write(json.dumps(doc).encode())
             have = self._receive(response, have, total)
         want = self.expected if self.expected is not None else total
         if want is not None and have != want:
             raise DownloadError(
                 f"{self.url}: the server closed after {have} of {want} bytes; "
-                f"the partial download is kept in {self.part} to resume"
+                f"the partial download is kept in {self.folder.path / self.part} to resume"
             )
         return self._done(have)
 
     def _done(self, size: int) -> int:
-        self.part.replace(self.dest)  # atomic: dest is never a partial file
-        _discard(self.meta)
+        self.folder.replace(self.part, self.name)  # atomic: never a partial file under name
+        self.folder.remove(self.meta)
         return size
 
     def _resume_point(self) -> tuple[int, str]:
@@ -256,12 +289,17 @@ class _Download:
 
         Without a validator saved for this very URL and size, a partial file
         could be anything (another file, another version): never append to it.
+        Nor to a ``part`` that is not a regular file: a link would append elsewhere.
         """
-        try:
-            state = json.loads(self.meta.read_text("utf-8"))
-            have = self.part.stat().st_size
-        except (OSError, ValueError):
+        raw = self.folder.read(self.meta, limit=_MAX_SIDECAR)
+        part = self.folder.lstat(self.part)
+        if raw is None or part is None or not stat.S_ISREG(part.st_mode):
             return 0, ""
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            return 0, ""
+        have = part.st_size
         mine = {"url": self.url, "expected_size": self.expected}
         if not isinstance(state, dict) or any(state.get(k) != v for k, v in mine.items()):
             return 0, ""
@@ -301,8 +339,9 @@ class _Download:
             if size is not None and size < bound:
                 bound, why = size, name
         full = self.expected if total is None else total
+        fd = self._open_part(have)
         try:
-            with self.part.open("ab") as out:
+            with os.fdopen(fd, "ab") as out:
                 for chunk in _chunks(response, bound, have, self.url, why):
                     out.write(chunk)
                     have += len(chunk)
@@ -311,9 +350,20 @@ class _Download:
                 out.flush()
                 os.fsync(out.fileno())
         except DownloadTooLargeError:
-            _discard(self.part, self.meta)  # past a size we trust: can never verify
+            self.discard()  # past a size we trust: can never verify
             raise
         return have
+
+    def _open_part(self, have: int) -> int:
+        """The partial file: created anew (exclusively), or the very file measured to resume."""
+        if not have:
+            return self.folder.create(self.part)
+        fd = self.folder.open_file(self.part, os.O_WRONLY | os.O_APPEND)
+        if fd is not None and os.fstat(fd).st_size == have:
+            return fd
+        if fd is not None:
+            os.close(fd)
+        raise _RestartError(f"{self.url}: the partial file changed while resuming")
 
 
 class HttpStore:
@@ -324,7 +374,7 @@ class HttpStore:
     climb out of the repository (``..``) or turn into another URL.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, limits: TransferLimits = DEFAULT_LIMITS) -> None:
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme in _SCHEMES:
             base = url
@@ -332,7 +382,7 @@ class HttpStore:
             base = Path(url).resolve().as_uri()
         else:
             raise UsageError(f"{url}: not an http://, https:// or file:// repository")
-        self._url, self._base, self._timeout = url, base.rstrip("/") + "/", timeout
+        self._url, self._base, self._limits = url, base.rstrip("/") + "/", limits
 
     @property
     def url(self) -> str:
@@ -346,18 +396,19 @@ class HttpStore:
 
     def read(self, name: str, *, max_bytes: int) -> Stored | None:
         """The document and its ETag (SHA-256 of the bytes when the server sends none)."""
-        got = fetch_bytes(self._join(name), max_bytes=max_bytes, timeout=self._timeout)
+        got = fetch_bytes(self._join(name), max_bytes=max_bytes, limits=self._limits)
         if got is None:
             return None
         data, etag = got
         return Stored(data, etag or hashlib.sha256(data).hexdigest())
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
-        download(self._join(name), dest, max_bytes=max_bytes, timeout=self._timeout)
+        download(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
     def has_blob(self, name: str) -> int | None:
         url = self._join(name)
-        response = _open(url, {}, self._timeout, method="HEAD")
+        with limited(url, self._limits):
+            response = _open(url, {}, self._limits.idle, method="HEAD")
         if response is None:
             return None
         response.close()

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aoe_pack._io import atomic_output
 from aoe_pack.errors import (
     DownloadError,
     DownloadTooLargeError,
@@ -253,16 +254,12 @@ class FsspecStore:
             raise DownloadError(f"{self._url}/{name} does not exist")
         if size > max_bytes:
             raise self._too_large(path, max_bytes)
-        try:
-            with (
-                self._wrapped(f"downloading {self._url}/{name}"),
-                self._fs.open(path, "rb", block_size=_BLOCK) as src,
-                dest.open("wb") as out,
-            ):
-                self._copy_capped(src, out, path, max_bytes)
-        except BaseException:
-            dest.unlink(missing_ok=True)  # no partial file left behind
-            raise
+        with (  # atomic: a failure leaves nothing under ``dest``, and a link there is not followed
+            self._wrapped(f"downloading {self._url}/{name}"),
+            self._fs.open(path, "rb", block_size=_BLOCK) as src,
+            atomic_output(dest) as out,
+        ):
+            self._copy_capped(src, out, path, max_bytes)
 
     def _copy_capped(self, src: Any, out: Any, path: str, max_bytes: int) -> None:
         total = 0

@@ -104,9 +104,10 @@ class LocalStore:
             return None
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
+        """Copy a bundle, capped, to ``dest``: atomically, and never through a link there."""
         path = self._path(name)
         try:
-            with _open_regular(path) as src, Path(dest).open("wb") as out:
+            with _open_regular(path) as src, atomic_output(Path(dest)) as out:
                 copied = 0
                 while chunk := src.read(min(1 << 20, max_bytes + 1 - copied)):
                     copied += len(chunk)

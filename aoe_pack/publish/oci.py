@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from aoe_pack._io import atomic_output
 from aoe_pack.errors import (
     DownloadError,
     DownloadTooLargeError,
@@ -367,7 +368,7 @@ class OciStore:
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
         _, digest = _bundle(name)
         try:
-            with dest.open("wb") as out:
+            with atomic_output(dest) as out:  # never a partial file or a link's target
                 self._download(digest, max_bytes, f"{name} at {self._url}", out.write)
         except OSError as e:
             raise StoreError(f"cannot write {dest}: {e}") from e

@@ -84,7 +84,7 @@ def test_lying_content_length_is_cut_at_cap(
     assert max(seen) <= announced
     assert not _part(dest).exists()
     with pytest.raises(DownloadTooLargeError, match=f"more than {announced} bytes"):
-        fetch_bytes(url, max_bytes=CAP, timeout=5)
+        fetch_bytes(url, max_bytes=CAP)
 
 
 def test_interrupted_download_resumes_with_range(http_server: HttpServer, tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_missing_document_reads_as_none(http_server: HttpServer, tmp_path: Path)
     store = HttpStore(http_server.url)
     assert store.read(MANIFEST, max_bytes=CAP) is None
     assert store.has_blob("bundles/nothing.aoe") is None
-    assert fetch_bytes(http_server.url_for("nothing"), max_bytes=CAP, timeout=5) is None
+    assert fetch_bytes(http_server.url_for("nothing"), max_bytes=CAP) is None
     with pytest.raises(DownloadError, match=r"nothing\.aoe: not found \(404\)") as err:
         download(http_server.url_for("nothing.aoe"), tmp_path / "x", max_bytes=CAP)
     assert err.type is DownloadError

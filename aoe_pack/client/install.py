@@ -1,0 +1,161 @@
+"""Steps 12-16 of the device flow, inside the download folder (docs/format.md §15.6).
+
+The folder is the device's own, but others may be able to write into it (a
+shared storage area, another app, a compromised helper) and plant links or
+files under the names used here. Everything in it is reached through
+:class:`~aoe_pack._io.Folder`: no write follows a link, nothing is deleted
+through one, nothing lands outside the folder, and a failed update leaves
+nothing new behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from aoe_pack._crypto.keys import PublicKey
+from aoe_pack._io import Folder
+from aoe_pack.bundle.unpack import unpack_bundle
+from aoe_pack.errors import BundleMismatchError, OutputError
+from aoe_pack.keys.load import DecryptionKey
+from aoe_pack.manifest.model import Release
+from aoe_pack.manifest.trust import check_bundle_matches
+from aoe_pack.publish.store import Store
+
+
+def install(
+    store: Store,
+    download_dir: Path,
+    *,
+    tag: str,
+    release: Release,
+    trusted_keys: Sequence[PublicKey],
+    decryption_key: DecryptionKey | None,
+) -> tuple[Path, Path]:
+    """Download, match, verify, decrypt and unpack ``release``: (bundle, unpacked folder).
+
+    The bundle is kept as ``<tag>-<version>.aoe`` (a later check reuses it if
+    it still matches), the files go to ``<tag>-<version>/``.
+    """
+    name = f"{tag}-{release.version}"
+    with Folder(download_dir) as folder:
+        _check_place(folder, name)  # before spending a download on it
+        fetch_bundle(store, folder, release, name + ".aoe")
+        _unpack(
+            folder,
+            name,
+            tag=tag,
+            release=release,
+            trusted_keys=trusted_keys,
+            decryption_key=decryption_key,
+        )
+    return download_dir / (name + ".aoe"), download_dir / name
+
+
+def fetch_bundle(store: Store, folder: Folder, release: Release, name: str) -> None:
+    """Steps 12-13: ``name`` in ``folder`` holds the release's bundle, size and SHA-256 matched.
+
+    A bundle kept by an earlier check is used again if it still matches; only a
+    regular file counts, so a link planted under ``name`` is replaced by the
+    download (the rename replaces the link itself), never read or written through.
+    """
+    if folder.digest(name) != (release.sha256, release.size):
+        store.fetch_blob(release.url, folder.path / name, max_bytes=release.size)
+    got = folder.digest(name)
+    if got is None:
+        raise OutputError(f"{folder.path / name} was replaced while it was being downloaded")
+    try:
+        check_bundle_matches(release, size=got[1], sha256=got[0])
+    except BundleMismatchError:
+        folder.remove(name)
+        raise
+
+
+def _check_place(folder: Folder, name: str) -> None:
+    """Only a real folder (an earlier install of this release) may be replaced at ``name``.
+
+    A link there could lead anywhere, and a file is something the user put
+    there: neither is deleted, nor written through, without the user saying so.
+    """
+    kind = folder.kind(name)
+    path = folder.path / name
+    if kind == "link":
+        raise OutputError(
+            f"{path} is a symbolic link; refusing to replace it or write where it points",
+            hint=f"remove the link to install {name} there",
+        )
+    if kind in ("file", "other"):
+        what = "a file, not a folder" if kind == "file" else "not a folder"
+        raise OutputError(
+            f"{path} is {what}; refusing to delete it",
+            hint=f"move it away to install {name} there",
+        )
+
+
+def _unpack(
+    folder: Folder,
+    name: str,
+    *,
+    tag: str,
+    release: Release,
+    trusted_keys: Sequence[PublicKey],
+    decryption_key: DecryptionKey | None,
+) -> None:
+    """Steps 14-16 into a hidden, locked folder, renamed to ``name`` only once all passed.
+
+    The staging folder's lock lets the next check remove it if this one is
+    killed (:meth:`Folder.sweep`); any failure here removes it at once.
+    """
+    folder.sweep(name)
+    fd, staging = folder.temp_folder(name)
+    try:
+        unpacked = unpack_bundle(
+            folder.path / (name + ".aoe"),
+            folder.path / staging,
+            trusted_keys=trusted_keys,
+            decryption_key=decryption_key,
+        )
+        model = unpacked.manifest.model
+        if (model.tag, model.version) != (tag, release.version):
+            folder.remove(name + ".aoe")  # signed as another model: never installable as this one
+            _mismatch(f"{model.tag} {model.version}", f"{tag} {release.version}")
+        _place(folder, staging, name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            folder.remove_tree(staging)
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _mismatch(bundle: str, manifest: str) -> NoReturn:
+    raise BundleMismatchError(f"the bundle says it is {bundle}, the manifest {manifest}")
+
+
+def _place(folder: Folder, staging: str, name: str) -> None:
+    """Rename ``staging`` to ``name``, replacing an earlier install of the same release.
+
+    The old folder is first renamed aside to a hidden name (which the next
+    sweep removes if we die here), so it is never deleted in place, and a
+    link or file that appeared at ``name`` meanwhile is refused, not removed.
+    """
+    _check_place(folder, name)
+    aside = None
+    try:
+        if folder.kind(name) == "folder":
+            aside = f".{name}.{os.urandom(4).hex()}.partial"
+            folder.replace(name, aside)
+        folder.replace(staging, name)
+    except OSError as e:
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                folder.replace(aside, name)
+        raise OutputError(f"cannot install {folder.path / name}: {e.strerror}") from e
+    if aside is not None:
+        with contextlib.suppress(OSError):
+            folder.remove_tree(aside)
+    folder.fsync()

@@ -1,0 +1,235 @@
+"""What ``client check --download DIR`` writes, attacked through DIR itself.
+
+Whoever can write into the download folder (another app, another user, a
+compromised helper) plants links and files under the names the client uses:
+the resume sidecar, the partial file, the bundle, the unpacked folder. No
+write may follow such a link or land outside the folder, nothing may be
+deleted through one, and a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _killed import blocked_child, sigkill
+from _server_http import HttpServer
+
+from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack.client.check import CheckResult, check
+from aoe_pack.client.decide import Device
+from aoe_pack.client.fetch import HttpStore
+from aoe_pack.errors import BundleMismatchError, OutputError
+from aoe_pack.manifest import envelope
+from aoe_pack.publish import releases
+from aoe_pack.publish.local import LocalStore
+from aoe_pack.publish.store import MANIFEST, ROOT, Store
+from aoe_pack.publish.workflow import init_repository
+
+TAG, VERSION = "tag_x", "1.1.0"
+FILES = {"model.tflite": os.urandom(3000), "labels.txt": b"a\nb\n"}
+
+
+@dataclass(frozen=True)
+class Served:
+    """A folder repository with one release of TAG, served over HTTP too."""
+
+    server: HttpServer
+    bundle_url: str  # relative to the repository
+    downloads: Path
+    state: Path
+    outside: Path  # where planted links point: nothing may appear or change there
+
+    @property
+    def folder(self) -> LocalStore:
+        return LocalStore(self.server.root)
+
+    @property
+    def http(self) -> HttpStore:
+        return HttpStore(self.server.url)
+
+    @property
+    def bundle(self) -> Path:
+        return self.downloads / f"{TAG}-{VERSION}.aoe"
+
+    @property
+    def unpacked(self) -> Path:
+        return self.downloads / f"{TAG}-{VERSION}"
+
+    def check(self, store: Store) -> CheckResult:
+        device = Device(
+            device_id="phone-1",
+            app_version="1.0.0",
+            runtimes=frozenset({"tflite"}),
+            local_version="1.0.0",
+        )
+        return check(
+            store,
+            tag=TAG,
+            device=device,
+            trusted_root=(self.server.root / ROOT).read_bytes(),
+            state_path=self.state,
+            download_dir=self.downloads,
+        )
+
+
+@pytest.fixture
+def served(
+    http_server: HttpServer, built_bundle: Any, signer: PrivateKey, tmp_path: Path
+) -> Served:
+    store = LocalStore(http_server.root)
+    init_repository(store, root_keys=[signer.public], threshold=1, sign_keys=[signer])
+    _, added = releases.publish(
+        store, [built_bundle(FILES, tag=TAG, version=VERSION)], sign_keys=[signer]
+    )
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    return Served(
+        http_server, added[0][1].url, tmp_path / "models", tmp_path / "state.json", outside
+    )
+
+
+def _assert_installed(served: Served, result: CheckResult) -> None:
+    assert result.bundle == served.bundle
+    assert result.unpacked == served.unpacked
+    assert not served.bundle.is_symlink()
+    for name, data in FILES.items():
+        assert (served.unpacked / name).read_bytes() == data
+    assert sorted(p.name for p in served.downloads.iterdir()) == [
+        served.unpacked.name,
+        served.bundle.name,
+    ]
+
+
+# --- Defect 1: writes under --download never follow a link -----------------------------
+
+
+def test_sidecar_symlink_is_not_followed(served: Served) -> None:
+    victim = served.outside / "victim"
+    victim.write_bytes(b"precious")
+    served.downloads.mkdir()
+    sidecar = served.bundle.with_name(served.bundle.name + ".part.json")
+    sidecar.symlink_to(victim)
+
+    _assert_installed(served, served.check(served.http))
+    assert victim.read_bytes() == b"precious"
+
+
+def test_part_symlink_is_not_appended_through(served: Served, tmp_path: Path) -> None:
+    """A sidecar that names the right URL and validator makes the client resume the link."""
+    victim = served.outside / "victim"
+    victim.write_bytes(b"precious")
+    served.downloads.mkdir()
+    st = (served.server.root / served.bundle_url).stat()
+    part = served.bundle.with_name(served.bundle.name + ".part")
+    part.symlink_to(victim)
+    sidecar = {
+        "url": served.server.url_for(served.bundle_url),
+        "validator": f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
+        "expected_size": None,
+    }
+    part.with_name(part.name + ".json").write_text(json.dumps(sidecar))
+
+    _assert_installed(served, served.check(served.http))
+    assert victim.read_bytes() == b"precious"
+
+
+def test_dangling_symlink_at_bundle_name_is_not_followed(served: Served) -> None:
+    """From a folder repository the copy used to create the link's target."""
+    victim = served.outside / "created"
+    served.downloads.mkdir()
+    served.bundle.symlink_to(victim)
+
+    _assert_installed(served, served.check(served.folder))
+    assert not victim.exists()
+    assert not victim.is_symlink()
+
+
+# --- Defect 2: what sits where the unpacked folder goes --------------------------------
+
+
+def test_link_at_unpacked_folder_is_refused_not_deleted_through(served: Served) -> None:
+    (served.outside / "keep").write_bytes(b"precious")
+    served.downloads.mkdir()
+    served.unpacked.symlink_to(served.outside, target_is_directory=True)
+    with pytest.raises(OutputError, match=r"tag_x-1\.1\.0 is a symbolic link; refusing to replace"):
+        served.check(served.folder)
+    assert served.unpacked.is_symlink()
+    assert (served.outside / "keep").read_bytes() == b"precious"
+    assert list(served.downloads.iterdir()) == [served.unpacked]  # refused before downloading
+
+
+def test_file_at_unpacked_folder_is_refused_not_deleted(served: Served) -> None:
+    served.downloads.mkdir()
+    served.unpacked.write_bytes(b"the user's file")
+    with pytest.raises(OutputError, match=r"tag_x-1\.1\.0 is a file, not a folder; refusing"):
+        served.check(served.folder)
+    assert served.unpacked.read_bytes() == b"the user's file"
+    assert list(served.downloads.iterdir()) == [served.unpacked]
+
+
+# --- Defect 6: nothing left behind after a failure -------------------------------------
+
+
+def test_bundle_with_wrong_tag_leaves_no_partial_folder(
+    served: Served, built_bundle: Any, signer: PrivateKey
+) -> None:
+    """The manifest (validly signed) offers tag_y's bundle as tag_x 1.1.0."""
+    store = served.folder
+    _, added = releases.publish(
+        store, [built_bundle(FILES, tag="tag_y", version=VERSION)], sign_keys=[signer]
+    )
+    other = added[0][1]
+    doc = store.read(MANIFEST, max_bytes=1 << 20)
+    assert doc is not None
+    manifest = json.loads(base64.b64decode(json.loads(doc.data)["payload"]))
+    release = manifest["models"][TAG]["releases"][0]
+    release.update(url=other.url, sha256=other.sha256, size=other.size)
+    manifest["version"] += 1
+    forged = envelope.sign(envelope.MANIFEST_TYPE, manifest, [signer]).to_bytes()
+    store.replace(MANIFEST, forged, expected=doc.token)
+
+    with pytest.raises(BundleMismatchError, match=r"the bundle says it is tag_y 1\.1\.0"):
+        served.check(store)
+    assert list(served.downloads.iterdir()) == []
+
+
+# Runs a real check from a folder repository and stops inside the unpack.
+_CHECKER = """
+import sys, time
+from pathlib import Path
+import aoe_pack.bundle.unpack as unpack
+from aoe_pack.client.check import check
+from aoe_pack.client.decide import Device
+from aoe_pack.publish.local import LocalStore
+
+def stuck(*args, **kwargs):
+    print("ready", flush=True)
+    time.sleep(600)
+
+unpack.stream_payload = stuck
+repo, root, state, downloads = map(Path, sys.argv[1:])
+device = Device(device_id="phone-1", app_version="1.0.0", runtimes=frozenset({"tflite"}),
+                local_version="1.0.0")
+check(LocalStore(repo), tag="tag_x", device=device, trusted_root=root.read_bytes(),
+      state_path=state, download_dir=downloads)
+"""
+
+
+def test_staging_folder_of_a_killed_check_is_removed_by_the_next_check(served: Served) -> None:
+    """A live check's staging folder is left alone; a killed one's goes with the next check."""
+    root = served.server.root
+    args = (root, root / ROOT, served.state.with_name("child-state.json"), served.downloads)
+    with blocked_child(_CHECKER, *map(str, args)) as child:
+        staging = sorted(served.downloads.glob(".tag_x-1.1.0.*.partial"))
+        assert len(staging) == 1
+        assert staging[0].is_dir()
+        served.check(served.folder)
+        assert sorted(served.downloads.glob(".tag_x-1.1.0.*.partial")) == staging
+        sigkill(child)
+    _assert_installed(served, served.check(served.folder))
