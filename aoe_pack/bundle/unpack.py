@@ -25,7 +25,12 @@ from aoe_pack.bundle._pipeline import Progress, worker_count
 from aoe_pack.bundle.dsse import check_threshold
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
-from aoe_pack.bundle.verify import authenticate, data_key_for, open_bundle, stream_payload
+from aoe_pack.bundle.verify import (
+    authenticate,
+    data_key_if_given,
+    open_bundle,
+    stream_payload,
+)
 from aoe_pack.errors import DecryptionError, OutputError, UnsafeEntryError
 from aoe_pack.keys.load import DecryptionKey
 
@@ -193,14 +198,13 @@ def unpack_bundle(
     check_threshold(trusted_keys, threshold)  # before the file: §8
     with open_bundle(path, limits) as bundle:
         manifest, _ = authenticate(bundle, trusted_keys, threshold, limits)
-        data_key = None
-        if manifest.encryption is not None:
-            if decryption_key is None:
-                raise DecryptionError(
-                    "the bundle is encrypted; unpacking needs its decryption key",
-                    hint="pass --decryption-key with a recipient's private key or key file",
-                )
-            data_key = data_key_for(manifest, decryption_key)
+        if manifest.encryption is not None and decryption_key is None:
+            raise DecryptionError(
+                "the bundle is encrypted; unpacking needs its decryption key",
+                hint="pass --decryption-key with a recipient's private key or key file",
+            )
+        # A key given for a bundle that arrived in the clear is refused, as in verify (§8).
+        data_key = data_key_if_given(manifest, decryption_key)
         tree = _OutputTree(Path(out))
         pending: list[_Pending] = []
         try:

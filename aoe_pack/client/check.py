@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._crypto.keys import PublicKey
-from aoe_pack._io import write_atomic
+from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.client.install import install
 from aoe_pack.errors import (
@@ -77,14 +77,6 @@ def _key_ids(value: Any) -> frozenset[str] | None:
     return frozenset(value)
 
 
-def _read_state(path: Path) -> bytes:
-    with path.open("rb") as f:  # capped whatever the file is (a FIFO, a device)
-        data = f.read(MAX_STATE_BYTES + 1)
-    if len(data) > MAX_STATE_BYTES:
-        raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
-    return data
-
-
 @dataclass(frozen=True)
 class ClientState:
     """What the device remembers between checks (§15.6): its trusted root and floor."""
@@ -104,7 +96,7 @@ class ClientState:
     @classmethod
     def load(cls, path: Path, shipped_root: bytes) -> ClientState:
         try:
-            doc: Any = json.loads(_read_state(path))
+            doc: Any = json.loads(read_capped(path, MAX_STATE_BYTES))
             root_bytes = base64.b64decode(doc["root"], validate=True)
             version = _version_floor(doc["manifestVersion"])
             # Absent in states written before they were kept: unknown, not empty.
@@ -112,6 +104,11 @@ class ClientState:
             root_keys = _key_ids(doc.get("manifestRootKeys"))
         except FileNotFoundError:
             return cls(shipped_root, None)
+        except FileTooLargeError as e:
+            raise RepositoryFormatError(
+                f"client state {path} is unreadable: larger than {e.cap} bytes",
+                hint="delete it to start again from the trusted root",
+            ) from None
         except OSError as e:
             raise StoreError(f"cannot read the client state {path}: {e.strerror}") from e
         except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:

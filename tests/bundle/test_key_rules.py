@@ -10,7 +10,7 @@ from _tamper import decryption_key
 from click.testing import CliRunner
 
 from aoe_pack._crypto.keys import PrivateKey, private_pem
-from aoe_pack.bundle import verify_bundle
+from aoe_pack.bundle import unpack_bundle, verify_bundle
 from aoe_pack.cli import cli
 from aoe_pack.errors import DecryptionError, SignatureError
 
@@ -46,6 +46,18 @@ def test_decryption_key_for_an_unencrypted_bundle_is_refused_by_the_cli(
     code, doc = aoe("verify", built_bundle(), *args)
     message = NOT_ENCRYPTED.format(origin=tmp_path / "d.key")
     assert (code, doc["error"]["code"], doc["error"]["message"]) == (1, "decryption", message)
+
+
+def test_decryption_key_for_an_unencrypted_bundle_is_refused_by_unpack(
+    built_bundle, signer: PrivateKey, x25519_key: PrivateKey, tmp_path: Path
+) -> None:
+    """Unpacking follows the same step 9 as verify, and writes nothing."""
+    key = decryption_key(x25519_key)
+    out = tmp_path / "out"
+    with pytest.raises(DecryptionError) as e:
+        unpack_bundle(built_bundle(), out, trusted_keys=[signer.public], decryption_key=key)
+    assert e.value.message == NOT_ENCRYPTED.format(origin=key.origin)
+    assert not out.exists()
 
 
 def test_unencrypted_bundle_from_an_untrusted_signer_fails_on_its_signature_first(
