@@ -15,13 +15,24 @@ from __future__ import annotations
 import urllib.parse
 from pathlib import Path
 
+from aoe_pack.errors import UsageError
 from aoe_pack.publish.local import LocalStore
 from aoe_pack.publish.store import Store
 
 
-def open_store(url: str, *, plain_http: bool | None = None) -> Store:
-    """The store for ``url`` (see the module docstring)."""
+def open_store(url: str, *, plain_http: bool | None = None, timeout: float | None = None) -> Store:
+    """The store for ``url`` (see the module docstring).
+
+    ``timeout`` is the deadline of each download from an ``http(s)://``
+    repository (see :class:`aoe_pack.client.fetch.TransferLimits`); the other
+    backends have their own, so asking them for one is a usage error.
+    """
     scheme = urllib.parse.urlsplit(url).scheme if "://" in url else ""
+    if timeout is not None and scheme not in ("http", "https"):
+        raise UsageError(
+            "--timeout applies to http(s):// repositories",
+            hint="folders, s3:// and oci:// repositories use their backends' own timeouts",
+        )
     if scheme in ("", "file"):
         path = urllib.parse.urlsplit(url).path if scheme == "file" else url
         return LocalStore(Path(path))
@@ -30,9 +41,11 @@ def open_store(url: str, *, plain_http: bool | None = None) -> Store:
 
         return OciStore.from_url(url, plain_http=plain_http)
     if scheme in ("http", "https"):
-        from aoe_pack.client.fetch import HttpStore
+        from aoe_pack.client.fetch import HttpStore, TransferLimits
 
-        return HttpStore(url)
+        if timeout is None:
+            return HttpStore(url)
+        return HttpStore(url, limits=TransferLimits(deadline=timeout))
     from aoe_pack.publish.fsspec_store import FsspecStore
 
     return FsspecStore.from_url(url)

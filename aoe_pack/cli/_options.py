@@ -128,3 +128,12 @@ def load_verification_keys(
     if decryption_ref is None:
         return trusted, None
     return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)
+
+
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Deadline for each download from an http(s):// repository (default: 600); one "
+    "averaging under 1 KiB/s after its first 30 s stops sooner.",
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from aoe_pack.cli._options import (
     json_option,
     prompt_password,
     read_trusted_root,
+    timeout_option,
 )
 from aoe_pack.cli._output import Output
 
@@ -55,30 +55,10 @@ _device_options = [
 
 
 # The reference's deadline (TransferLimits.deadline), written out to keep the CLI light.
-timeout_option = click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    help="Deadline for each download from an http(s):// repository (default: 600); one "
-    "averaging under 1 KiB/s after its first 30 s stops sooner.",
-)
-
-
 def _open_repo(repo: str, plain_http: bool | None, timeout: float | None) -> Any:
-    """The repository's store; an http(s):// one with ``timeout`` as its download deadline."""
     from aoe_pack.destinations import open_store
-    from aoe_pack.errors import UsageError
 
-    if timeout is None:
-        return open_store(repo, plain_http=plain_http)
-    if urllib.parse.urlsplit(repo).scheme not in ("http", "https"):
-        raise UsageError(
-            "--timeout applies to http(s):// repositories",
-            hint="folders, s3:// and oci:// repositories use their backends' own timeouts",
-        )
-    from aoe_pack.client.fetch import HttpStore, TransferLimits
-
-    return HttpStore(repo, limits=TransferLimits(deadline=timeout))
+    return open_store(repo, plain_http=plain_http, timeout=timeout)
 
 
 def device_options(f: Any) -> Any:

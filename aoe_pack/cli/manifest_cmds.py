@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, prompt_password, read_trusted_root
+from aoe_pack.cli._options import (
+    json_option,
+    prompt_password,
+    read_trusted_root,
+    timeout_option,
+)
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import UsageError
 
@@ -60,10 +65,10 @@ plain_http_option = click.option(
 )
 
 
-def _store(repo: str, plain_http: bool | None) -> Any:
+def _store(repo: str, plain_http: bool | None, timeout: float | None = None) -> Any:
     from aoe_pack.destinations import open_store
 
-    return open_store(repo, plain_http=plain_http)
+    return open_store(repo, plain_http=plain_http, timeout=timeout)
 
 
 def _signers(refs: tuple[str, ...]) -> list[Any]:
@@ -286,14 +291,15 @@ def publish(
 @manifest.command()
 @repo_option
 @plain_http_option
+@timeout_option
 @json_option
-def show(repo: str, plain_http: bool | None, json_mode: bool) -> None:
+def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: bool) -> None:
     """List every model's releases: version, channel, rollout, yanked."""
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.publish.workflow import read_state
 
-        store = _store(repo, plain_http)
+        store = _store(repo, plain_http, timeout)
         state = read_state(store)
         store.close()
     m = state.manifest
@@ -552,9 +558,15 @@ def rotate_root(
     help="Also check every bundle is uploaded with its size (and download and hash it).",
 )
 @plain_http_option
+@timeout_option
 @json_option
 def verify_repo(
-    repo: str, trusted_root: Path, check_bundles: bool, plain_http: bool | None, json_mode: bool
+    repo: str,
+    trusted_root: Path,
+    check_bundles: bool,
+    plain_http: bool | None,
+    timeout: float | None,
+    json_mode: bool,
 ) -> None:
     """Check a repository exactly as a device would: root chain, signatures, expiry."""
     output = Output(json_mode)
@@ -562,7 +574,7 @@ def verify_repo(
         from aoe_pack.client.verify_repo import verify_repository
 
         root = read_trusted_root(trusted_root)
-        store = _store(repo, plain_http)
+        store = _store(repo, plain_http, timeout)
         report = verify_repository(store, root, check_bundles=check_bundles)
         store.close()
 

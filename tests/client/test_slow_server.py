@@ -233,3 +233,34 @@ def test_https_downloads_through_the_limited_sockets(tls_drip: Drip, tmp_path: P
     dest = tmp_path / "model.aoe"
     assert download(f"{tls_drip.url}/model.aoe", dest, max_bytes=SIZE) == SIZE
     assert dest.read_bytes() == b"x" * SIZE
+
+
+@pytest.mark.parametrize("command", ["show", "verify"])
+def test_manifest_commands_take_the_download_deadline(
+    command: str, drip: Drip, signer: PrivateKey, tmp_path: Path
+) -> None:
+    """Publishers read served repositories too: `manifest show/verify --timeout`."""
+    drip.where = "headers"
+    shipped = tmp_path / "root.json"
+    root = new_root(1, [signer.public], 1)
+    shipped.write_bytes(envelope.sign(envelope.ROOT_TYPE, root.to_dict(), [signer]).to_bytes())
+    extra = ["--trusted-root", str(shipped)] if command == "verify" else []
+    args = ["manifest", command, "--repo", drip.url, "--timeout", "1", *extra, "--json"]
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert time.monotonic() - started < 2
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "download-too-slow"
+    assert "not finished within its deadline of 1 s" in error["message"]
+
+
+def test_timeout_for_a_folder_repository_is_a_usage_error(tmp_path: Path) -> None:
+    args = ["manifest", "show", "--repo", str(tmp_path), "--timeout", "5", "--json"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert (error["code"], error["message"]) == (
+        "usage",
+        "--timeout applies to http(s):// repositories",
+    )
