@@ -31,7 +31,26 @@ def canonical_json_integral(value: Any) -> bytes:
     return out if out.isascii() else canonical_json(value)
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(?P<end>")|\\?\Z)', re.DOTALL)
+"""A string, or one left open to the end of the text: every match starting at a
+quote succeeds, so a scan never restarts inside a string (which made the plain
+pattern quadratic on ``"\"\"\"...`` that never closes)."""
+
+
+def _strings_replaced(chunk: bytes) -> tuple[bytes, int | None]:
+    """``chunk`` with each complete string made ``s``, and where one left open starts."""
+    open_at: int | None = None
+
+    def one(m: re.Match[bytes]) -> bytes:
+        nonlocal open_at
+        if m.group("end"):
+            return b"s"
+        open_at = m.start()  # the last match: it runs to the end of the chunk
+        return b""
+
+    return _STRING.sub(one, chunk), open_at
+
+
 _JSON_SPACE = b" \t\n\r"
 _WINDOW = 1 << 18
 
@@ -53,14 +72,12 @@ def json_value_count(text: bytes, *, window: int = _WINDOW) -> int:
     count, prev, pos, size = 1, b"", 0, window
     while pos < len(text):
         end = min(pos + size, len(text))
-        bare = _STRING.sub(b"s", text[pos:end])
-        open_at = bare.find(b'"')  # a string that goes on past the window
-        if open_at >= 0 and end < len(text):
+        bare, open_at = _strings_replaced(text[pos:end])
+        if open_at is not None and end < len(text):  # a string goes on past the window
             if open_at == 0:  # one string longer than the window: widen it
                 size *= 2
                 continue
-            end -= len(bare) - open_at  # nothing was replaced after that quote
-            bare = bare[:open_at]
+            end = pos + open_at  # the next window starts at that string
         bare = bare.translate(None, _JSON_SPACE)
         if bare:
             containers = bare.count(b"[") + bare.count(b"{")

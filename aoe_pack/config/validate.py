@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from aoe_pack._canonical import json_values_beyond
+from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack.config import _source
 from aoe_pack.config._canonical import build_config, canonical_form
 from aoe_pack.config._checks import file_findings, relation_findings
@@ -131,10 +133,29 @@ def migrate_config(
     return report
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A model config is a few kilobytes; the cap keeps validate's memory and time small."""
+MAX_CONFIG_VALUES = 50_000
+"""JSON values (member names included) a config may hold: the source map of
+every value costs far more than its bytes (200,000 tiny arrays took 2 GB)."""
+
+
 def _read(path: Path) -> str:
     try:
+        data = read_capped(path, MAX_CONFIG_BYTES)
+        values = json_values_beyond(data, MAX_CONFIG_VALUES)
+        if values is not None:
+            raise ConfigParseError(
+                f"{path}: holds {values} JSON values; a config holds at most {MAX_CONFIG_VALUES}",
+                hint="is this a model config? configs name files, they do not hold data",
+            )
         # utf-8-sig: editors on Windows prepend a BOM that JSON forbids.
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode("utf-8-sig")
+    except FileTooLargeError as e:
+        raise ConfigParseError(
+            f"{path}: larger than {e.cap} bytes; a config is a few kilobytes",
+            hint="is this a model config? configs name files, they do not hold data",
+        ) from None
     except UnicodeDecodeError as e:
         raise ConfigParseError(
             f"{path}: not UTF-8 text ({e.reason} at byte {e.start})",

@@ -10,6 +10,7 @@ measures what the limits leave.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from _tamper import resign, take_apart
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aoe_pack._canonical import canonical_json, json_value_count
+from aoe_pack._canonical import canonical_json, json_value_count, json_values_beyond
 from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack.bundle import inspect_bundle, verify_bundle
 from aoe_pack.bundle.format import DEFAULT_LIMITS
@@ -86,4 +87,21 @@ def test_json_value_count_is_what_json_loads_builds(
     """Exact for any JSON text: strings full of brackets, escapes and whitespace included,
     and wherever the windows fall (inside strings, escapes, ``[ ]``)."""
     text = json.dumps(value, indent=indent, ensure_ascii=False).encode()
+    assert json_value_count(text, window=window) == _built(json.loads(text))
+
+
+def test_unclosed_string_of_escaped_quotes_is_counted_in_one_pass() -> None:
+    """``"\\"\\"\\"…`` never closes: a scan that restarts at every quote is quadratic
+    (a 1 MiB root took most of an hour, before any signature was checked)."""
+    text = b'"' + b'\\"' * (1 << 19) + b"," * 1001
+    started = time.process_time()
+    assert json_value_count(text) == 1  # the parser fails at that string, building nothing
+    assert json_values_beyond(text, 1000) is None
+    # Linear work is milliseconds; the quadratic scan took tens of minutes.
+    assert time.process_time() - started < 30
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 7, 64])
+def test_string_left_open_across_windows_is_carried_to_the_next(window: int) -> None:
+    text = json.dumps({'a\\"b': ["x,y", "\\\\", {"k:": []}]}).encode()
     assert json_value_count(text, window=window) == _built(json.loads(text))
