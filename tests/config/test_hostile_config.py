@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ def _error(path: Path) -> dict[str, str]:
     return error
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero on this OS")
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this OS")
 def test_endless_config_is_refused_at_its_cap() -> None:
     error = _error(Path("/dev/zero"))
     assert (error["code"], error["message"]) == (
