@@ -79,6 +79,23 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
 
     max_redirections = MAX_REDIRECTS
 
+    def http_error_302(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+    ) -> IO[bytes] | None:
+        # urllib reads a redirect's whole body into memory before following it,
+        # with no cap: a hostile server could send gigabytes with its 302. The
+        # body is never used, and urllib never reuses a connection, so the
+        # response is closed unread; urllib's own read then returns nothing.
+        fp.close()
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
     def redirect_request(
         self,
         req: urllib.request.Request,
