@@ -33,6 +33,7 @@ _REPARSE = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
 # Also matches the names tempfile.mkstemp gave before temporaries were locked: an
 # old aoe-pack still writing one would lose it (its rename fails; nothing is corrupted).
 _TEMP = re.compile(r"\.(?P<stem>.+)\.[0-9a-z_]{8}\.partial")
+_TEMP_TRIES = 16  # a fresh random name each time: 16 clashes or lost races is no accident
 
 
 def _is_plain(st: os.stat_result, kind: int = stat.S_IFREG) -> bool:
@@ -245,7 +246,9 @@ class Folder:
         return self._temp(stem, make)
 
     def _temp(self, stem: str, make: Callable[[str], int | None]) -> tuple[int | None, str]:
-        for _ in range(16):
+        tries = raced = 0
+        while tries < _TEMP_TRIES:
+            tries += 1
             name = f".{stem}.{secrets.token_hex(4)}.partial"
             try:
                 fd = make(name)
@@ -254,16 +257,25 @@ class Folder:
             if fd is None:
                 return fd, name
             try:
-                # A sweeper may have opened and locked the new entry before we did;
-                # it then removes it, and the name no longer leads to our file.
-                _lock(fd, wait=True)
-                if self._same(name, fd):
+                # Never wait for this lock. Whoever took it first is a sweeper,
+                # which then removes the entry, or a neighbour that could hold it
+                # forever: either way the name is given up for a fresh one.
+                locked = _lock(fd, wait=False)
+                if locked is not False and self._same(name, fd):
                     return fd, name
+                if locked is False and self._same(name, fd):
+                    raced += 1
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISDIR(os.fstat(fd).st_mode):
+                            self.remove_tree(name)
+                        else:
+                            self.remove(name)
             except BaseException:
                 os.close(fd)
                 raise
             os.close(fd)
-        raise OutputError(f"cannot create a temporary entry for {self.path / stem}")
+        why = ": another process holds the lock of every new one" if raced == tries else ""
+        raise OutputError(f"cannot create a temporary entry for {self.path / stem}{why}")
 
     def sweep(self, stem: str) -> list[str]:
         """Remove the temporaries of ``stem`` whose writer is dead; their names."""

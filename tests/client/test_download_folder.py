@@ -10,8 +10,12 @@ deleted through one, and a failure leaves nothing behind.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from _killed import blocked_child, sigkill
 from _server_http import HttpServer
 
 from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._io import Folder
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
 from aoe_pack.client.fetch import HttpStore
@@ -233,3 +238,88 @@ def test_staging_folder_of_a_killed_check_is_removed_by_the_next_check(served: S
         assert sorted(served.downloads.glob(".tag_x-1.1.0.*.partial")) == staging
         sigkill(child)
     _assert_installed(served, served.check(served.folder))
+
+
+# --- Temporaries another process locks first -------------------------------------------
+
+
+@contextlib.contextmanager
+def _racer(monkeypatch: pytest.MonkeyPatch, wins: int) -> Iterator[list[str]]:
+    """Lock the first ``wins`` new temporaries between their creation and their writer's lock.
+
+    What a neighbour watching the folder (inotify) does: it opens each new
+    ``*.partial`` and takes its lock first. flock locks belong to open files,
+    so a second open in this process stands for that neighbour. Yields the
+    names it locked; the locks are released on the way out.
+    """
+    real = Folder._temp
+    held: list[int] = []
+    names: list[str] = []
+
+    def temp(self: Folder, stem: str, make: Callable[[str], int | None]) -> Any:
+        def make_and_race(name: str) -> int | None:
+            fd = make(name)
+            if len(names) < wins:
+                held.append(os.open(self.path / name, os.O_RDONLY))
+                fcntl.flock(held[-1], fcntl.LOCK_EX)
+                names.append(name)
+            return fd
+
+        return real(self, stem, make_and_race)
+
+    monkeypatch.setattr(Folder, "_temp", temp)
+    yield names
+    # Released only after a pass: a writer still waiting on one after a failure
+    # would otherwise go on in a folder already closed.
+    for fd in held:
+        os.close(fd)
+
+
+def _within(seconds: float, call: Callable[[], object]) -> object:
+    """``call()``'s result or exception, failing the test if it still runs after ``seconds``."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as e:  # noqa: BLE001 - handed back to the test
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+def _make_temp(folder: Folder, kind: str) -> tuple[int | None, str]:
+    return folder.temp_file("tag_x-1.1.0.aoe") if kind == "file" else folder.temp_folder("x")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_temporary_locked_first_by_another_is_given_up_for_a_new_name(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer used to wait for its own lock: as long as the neighbour held it."""
+    with Folder(tmp_path) as folder, _racer(monkeypatch, wins=1) as raced:
+        got = _within(5, lambda: _make_temp(folder, kind))
+        assert isinstance(got, tuple), got
+        fd, name = got
+        if fd is not None:
+            os.close(fd)
+        assert len(raced) == 1
+        assert name != raced[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the raced one is removed
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_every_temporary_locked_first_by_another_is_a_named_error(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Folder(tmp_path) as folder, _racer(monkeypatch, wins=1000) as raced:
+        got = _within(5, lambda: _make_temp(folder, kind))
+        assert isinstance(got, OutputError), got
+        assert got.message.startswith(f"cannot create a temporary entry for {tmp_path}/")
+        assert got.message.endswith("another process holds the lock of every new one")
+        assert len(raced) == 16
+        assert list(tmp_path.iterdir()) == []
