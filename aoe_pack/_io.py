@@ -254,6 +254,10 @@ class Folder:
                 fd = make(name)
             except (FileExistsError, FileNotFoundError):
                 continue  # a name in use, or one a sweeper removed before we opened it
+            except OSError as e:  # no permission, no space, too many links...
+                raise OutputError(
+                    f"cannot create a temporary entry for {self.path / stem}: {e.strerror}"
+                ) from e
             if fd is None:
                 return fd, name
             try:

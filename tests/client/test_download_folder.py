@@ -14,6 +14,8 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -323,3 +325,40 @@ def test_every_temporary_locked_first_by_another_is_a_named_error(
         assert got.message.endswith("another process holds the lock of every new one")
         assert len(raced) == 16
         assert list(tmp_path.iterdir()) == []
+
+
+# --- Errors of the download folder itself ------------------------------------------------
+
+
+@contextlib.contextmanager
+def _frozen(path: Path) -> Iterator[None]:
+    """No entry can be added to or removed from the folder ``path`` meanwhile.
+
+    A user's folder without write permission; root writes through permissions,
+    so there the immutable attribute stands in (skipped where it cannot be set).
+    """
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", path], check=False).returncode:
+        pytest.skip("root writes through permissions, and the immutable attribute is unavailable")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", path], check=True)
+
+
+def test_download_folder_without_room_for_the_staging_folder_is_a_named_error(
+    served: Served,
+) -> None:
+    """The kept bundle needs no download; creating the staging folder then fails."""
+    served.check(served.folder)
+    with _frozen(served.downloads), pytest.raises(OutputError) as err:
+        served.check(served.folder)
+    assert err.value.message.startswith(f"cannot create a temporary entry for {served.unpacked}: ")
