@@ -41,6 +41,11 @@ def _is_plain(st: os.stat_result, kind: int = stat.S_IFREG) -> bool:
     return stat.S_IFMT(st.st_mode) == kind and not getattr(st, "st_file_attributes", 0) & _REPARSE
 
 
+def _ours(st: os.stat_result) -> bool:
+    """Owned by our effective uid; always true where the OS has no uids (Windows)."""
+    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+
+
 def _lock(fd: int, *, wait: bool) -> bool | None:
     """Lock ``fd`` exclusively: True; False when another open file holds it; None if unsupported.
 
@@ -87,9 +92,9 @@ class Folder:
     never what it points to.
 
     Temporaries are hidden, ``.<name>.<8 random>.partial``, and locked by their
-    writer for as long as it lives. :meth:`sweep` removes only those whose lock
-    it can take, i.e. whose writer died without cleaning up (SIGKILL, power
-    cut). Age proves nothing: a slow writer of a big file may be hours old.
+    writer for as long as it lives. :meth:`sweep` removes only our own whose
+    lock it can take, i.e. whose writer died without cleaning up (SIGKILL,
+    power cut). Age proves nothing: a slow writer of a big file may be hours old.
     """
 
     def __init__(self, path: Path) -> None:
@@ -282,19 +287,31 @@ class Folder:
         raise OutputError(f"cannot create a temporary entry for {self.path / stem}{why}")
 
     def sweep(self, stem: str) -> list[str]:
-        """Remove the temporaries of ``stem`` whose writer is dead; their names."""
+        """Remove the temporaries of ``stem`` whose writer is dead; their names.
+
+        Only our own (same effective uid, where the OS has uids): in a folder
+        others can write to, their temporaries are theirs to clean up. An entry
+        whose removal fails is left where it is: a name that cannot be removed
+        must not fail every later write (the writer's own temporary has a fresh
+        random name, so it never needs that one).
+        """
         names = os.listdir(self._fd if self._fd is not None else self.path)  # noqa: PTH208 (an fd)
         gone = []
         for name in names:
             match = _TEMP.fullmatch(name)
-            if match and match["stem"] == stem and self._remove_if_dead(name):
-                gone.append(name)
+            if not (match and match["stem"] == stem):
+                continue
+            try:
+                if self._remove_if_dead(name):
+                    gone.append(name)
+            except (OSError, RecursionError):  # rmtree recurses once per level of a tree
+                continue
         return gone
 
     def _remove_if_dead(self, name: str) -> bool:
         st = self.lstat(name)
-        if st is None or not (_is_plain(st) or _is_plain(st, stat.S_IFDIR)):
-            return False  # a link or a device under a temp's name is not ours to remove
+        if st is None or not (_is_plain(st) or _is_plain(st, stat.S_IFDIR)) or not _ours(st):
+            return False  # a link, a device or another user's entry is not ours to remove
         if not _AT:
             return not stat.S_ISDIR(st.st_mode) and _unlink_if_closed(self.path / name)
         where, dir_fd = self._at(name)

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -111,6 +112,16 @@ def _assert_installed(served: Served, result: CheckResult) -> None:
         served.unpacked.name,
         served.bundle.name,
     ]
+
+
+def _assert_installed_with(served: Served, result: CheckResult, others: list[str]) -> None:
+    """Installed, and the folder holds ``others`` too."""
+    assert result.unpacked == served.unpacked
+    for name, data in FILES.items():
+        assert (served.unpacked / name).read_bytes() == data
+    assert sorted(p.name for p in served.downloads.iterdir()) == sorted(
+        [*others, served.unpacked.name, served.bundle.name]
+    )
 
 
 # --- Defect 1: writes under --download never follow a link -----------------------------
@@ -362,3 +373,52 @@ def test_download_folder_without_room_for_the_staging_folder_is_a_named_error(
     with _frozen(served.downloads), pytest.raises(OutputError) as err:
         served.check(served.folder)
     assert err.value.message.startswith(f"cannot create a temporary entry for {served.unpacked}: ")
+
+
+# --- What the sweep of dead writers' temporaries may remove --------------------------------
+
+_PLANTED = ".tag_x-1.1.0.0123abcd.partial"  # the name of a staging folder of the unpack
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's entry needs root")
+def test_sweep_leaves_another_users_temporaries(served: Served) -> None:
+    """Nobody holds its lock, so it looked dead; but it is not ours to remove."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    (planted / "theirs").write_bytes(b"precious")
+    for path in (planted / "theirs", planted):
+        os.chown(path, 65534, 65534)
+
+    _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+    assert (planted / "theirs").read_bytes() == b"precious"
+
+
+def test_undeletable_temporary_does_not_fail_later_checks(served: Served) -> None:
+    """A dead writer's temporary whose removal fails is left; the check goes on."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    (planted / "stuck").write_bytes(b"")
+    with _frozen(planted):
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+        assert (planted / "stuck").exists()
+
+
+def test_temporary_too_deep_to_remove_does_not_fail_later_checks(served: Served) -> None:
+    """shutil.rmtree recurses once per level: a deep enough tree raises RecursionError."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    fds = [os.open(planted, os.O_RDONLY)]
+    for _ in range(sys.getrecursionlimit() + 100):
+        os.mkdir("d", dir_fd=fds[-1])
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    try:
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+    finally:
+        for parent in reversed(fds[:-1]):  # deepest first: pytest's own rmtree would recurse
+            os.rmdir("d", dir_fd=parent)
+        for fd in fds:
+            os.close(fd)
