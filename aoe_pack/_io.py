@@ -46,6 +46,11 @@ def _ours(st: os.stat_result) -> bool:
     return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
 
 
+def _own_file(st: os.stat_result) -> bool:
+    """A regular file, ours, with no other name (:meth:`Folder.own_file`)."""
+    return _is_plain(st) and st.st_nlink == 1 and _ours(st)
+
+
 def _lock(fd: int, *, wait: bool) -> bool | None:
     """Lock ``fd`` exclusively: True; False when another open file holds it; None if unsupported.
 
@@ -168,19 +173,36 @@ class Folder:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
         return fd
 
+    def own_file(self, name: str) -> os.stat_result | None:
+        """The entry if it is a regular file of ours under this one name, else None.
+
+        Only such a file is trusted or written to: a hard link's other name
+        (st_nlink > 1) lets whoever holds it read our writes, or change the
+        bytes after we checked them, from outside the folder, and another
+        user's file is theirs to change at will.
+        """
+        st = self.lstat(name)
+        return st if st is not None and _own_file(st) else None
+
     def open_file(self, name: str, flags: int = os.O_RDONLY) -> int | None:
-        """Open an existing regular file; None if it is missing, a link or anything else."""
-        before = self.lstat(name)
-        if before is None or not _is_plain(before):
+        """Open a regular file of ours (:meth:`own_file`); None for anything else.
+
+        None too if it is missing, a link, or one the OS will not open for us:
+        the callers then take it as absent and write a new file in its place.
+        """
+        if self.own_file(name) is None:
             return None
         where, dir_fd = self._at(name)
         try:
             fd = os.open(where, flags | _NOFOLLOW | _NONBLOCK | _OPEN, dir_fd=dir_fd)
         except OSError as e:
-            if isinstance(e, FileNotFoundError) or e.errno in (errno.ELOOP, errno.EMLINK):
-                return None  # removed or swapped for a link since the lstat
+            if isinstance(e, FileNotFoundError | PermissionError) or e.errno in (
+                errno.ELOOP,
+                errno.EMLINK,
+            ):
+                return None  # removed, or swapped for a link since the lstat; or unreadable
             raise
-        if not (_is_plain(os.fstat(fd)) and self._same(name, fd)):
+        if not (_own_file(os.fstat(fd)) and self._same(name, fd)):
             os.close(fd)
             return None
         return fd

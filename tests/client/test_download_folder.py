@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -422,3 +423,125 @@ def test_temporary_too_deep_to_remove_does_not_fail_later_checks(served: Served)
             os.rmdir("d", dir_fd=parent)
         for fd in fds:
             os.close(fd)
+
+
+# --- Files in the download folder that are not only ours --------------------------------
+
+
+def _plant_resume(served: Served) -> tuple[Path, Path]:
+    """The sidecar that makes the next check resume ``.part``: the right URL and validator."""
+    served.downloads.mkdir(exist_ok=True)
+    st = (served.server.root / served.bundle_url).stat()
+    sidecar = {
+        "url": served.server.url_for(served.bundle_url),
+        "validator": f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
+        "expected_size": None,
+    }
+    part = served.bundle.with_name(served.bundle.name + ".part")
+    meta = part.with_name(part.name + ".json")
+    meta.write_text(json.dumps(sidecar))
+    return part, meta
+
+
+def _bundle_requests(served: Served) -> list[str | None]:
+    """The Range header of every request for the bundle (None: the whole file)."""
+    return [r for _, path, r in served.server.requests if path == served.bundle_url]
+
+
+def _prefix(served: Served) -> bytes:
+    """What an interrupted download of the bundle had written: a resume of it succeeds."""
+    return (served.server.root / served.bundle_url).read_bytes()[:1000]
+
+
+def test_part_hard_link_is_not_appended_through(served: Served) -> None:
+    """A neighbour hard-links .part to a file elsewhere: the resume appended the bundle to it."""
+    victim = served.outside / "victim"
+    victim.write_bytes(b"precious")
+    part, _ = _plant_resume(served)
+    os.link(victim, part)
+
+    _assert_installed(served, served.check(served.http))
+    assert victim.read_bytes() == b"precious"
+    assert victim.stat().st_nlink == 1  # only our link to it was removed
+    assert _bundle_requests(served) == [None]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_part_of_another_user_is_not_appended_to(served: Served) -> None:
+    part, _ = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    os.chown(part, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_hard_linked_sidecar_is_not_trusted(served: Served) -> None:
+    """Its other name lets someone else rewrite what the next resume asks for."""
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    elsewhere = served.outside / "sidecar"
+    os.link(meta, elsewhere)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+    assert json.loads(elsewhere.read_bytes())["url"].endswith(served.bundle_url)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_sidecar_of_another_user_is_not_trusted(served: Served) -> None:
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    os.chown(meta, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_hard_linked_bundle_is_downloaded_again(served: Served) -> None:
+    """The right bytes, but under a second name elsewhere: changeable after they were checked."""
+    served.check(served.http)
+    elsewhere = served.outside / "bundle"
+    os.link(served.bundle, elsewhere)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None, None]
+    assert elsewhere.stat().st_nlink == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_bundle_of_another_user_is_downloaded_again(served: Served) -> None:
+    """The right bytes, but someone else's file: theirs to change after they were checked."""
+    served.check(served.http)
+    os.chown(served.bundle, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None, None]
+    assert served.bundle.stat().st_uid == os.geteuid()
+
+
+def test_unreadable_bundle_is_downloaded_again(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file under the bundle's name that the OS will not open for us: PermissionError.
+
+    Root reads through permission bits, so the kernel's refusal (what a user
+    gets for a file of mode 000) is injected for that one file.
+    """
+    served.downloads.mkdir()
+    served.bundle.write_bytes(b"not readable")
+    served.bundle.chmod(0)
+    unreadable = served.bundle.stat().st_ino
+    real = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+        if (
+            os.fspath(path) == served.bundle.name
+            and unreadable == os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_ino
+        ):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, flags, *args, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", refusing)
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
