@@ -309,7 +309,8 @@ class _Download:
         Nor to a ``part`` (or trust a sidecar) that is not a regular file of
         ours under that one name: a link, or a hard link's other name, would
         take our writes elsewhere or let someone change it behind our back.
-        Such a file is discarded: the download starts again.
+        Such a file, or a sidecar that does not parse, is discarded: the
+        download starts again.
         """
         raw = self.folder.read(self.meta, limit=_MAX_SIDECAR)
         part = self.folder.own_file(self.part)
@@ -317,7 +318,7 @@ class _Download:
             return 0, ""
         try:
             state = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return 0, ""
         have = part.st_size
         mine = {"url": self.url, "expected_size": self.expected}

@@ -498,6 +498,16 @@ def test_sidecar_of_another_user_is_not_trusted(served: Served) -> None:
     assert _bundle_requests(served) == [None]
 
 
+def test_sidecar_nested_too_deep_restarts_the_download(served: Served) -> None:
+    """json.loads raised RecursionError, which the resume did not expect."""
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    meta.write_bytes(b"[" * 60_000)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
 def test_hard_linked_bundle_is_downloaded_again(served: Served) -> None:
     """The right bytes, but under a second name elsewhere: changeable after they were checked."""
     served.check(served.http)
