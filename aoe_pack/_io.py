@@ -215,14 +215,6 @@ class Folder:
         with os.fdopen(fd, "rb") as f:
             return f.read(limit)
 
-    def digest(self, name: str) -> tuple[str, int] | None:
-        """A regular file's SHA-256 (hex) and size, or None (see :meth:`open_file`)."""
-        fd = self.open_file(name)
-        if fd is None:
-            return None
-        with os.fdopen(fd, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest(), os.fstat(f.fileno()).st_size
-
     def replace(self, src: str, dst: str) -> None:
         """Rename ``src`` over ``dst``: a link at ``dst`` is replaced, never followed."""
         (s, sfd), (d, dfd) = self._at(src), self._at(dst)

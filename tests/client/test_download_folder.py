@@ -30,6 +30,7 @@ from _server_http import HttpServer
 
 from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack._io import Folder
+from aoe_pack.client import install
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
 from aoe_pack.client.fetch import HttpStore
@@ -555,3 +556,27 @@ def test_unreadable_bundle_is_downloaded_again(
     monkeypatch.setattr(os, "open", refusing)
     _assert_installed(served, served.check(served.http))
     assert _bundle_requests(served) == [None]
+
+
+def test_bundle_swapped_after_its_check_is_not_what_is_unpacked(
+    served: Served, built_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unpack reopened the bundle by name after its SHA-256 was checked.
+
+    Swapped in between: another build of the same release, signed by the same
+    key, which the unpack's own checks accept. What is unpacked must be the
+    bytes that were checked.
+    """
+    other = built_bundle(
+        {"model.tflite": b"swapped", "labels.txt": b"x\n"}, tag=TAG, version=VERSION
+    )
+    real = install.check_bundle_matches
+
+    def check_then_swap(release: Any, *, size: int, sha256: str) -> None:
+        real(release, size=size, sha256=sha256)
+        other.replace(served.bundle)
+
+    monkeypatch.setattr(install, "check_bundle_matches", check_then_swap)
+    result = served.check(served.http)
+    for name, data in FILES.items():
+        assert (result.unpacked / name).read_bytes() == data
