@@ -33,11 +33,22 @@ _REPARSE = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
 # Also matches the names tempfile.mkstemp gave before temporaries were locked: an
 # old aoe-pack still writing one would lose it (its rename fails; nothing is corrupted).
 _TEMP = re.compile(r"\.(?P<stem>.+)\.[0-9a-z_]{8}\.partial")
+_TEMP_TRIES = 16  # a fresh random name each time: 16 clashes or lost races is no accident
 
 
 def _is_plain(st: os.stat_result, kind: int = stat.S_IFREG) -> bool:
     """A regular file (or folder) itself: not a link, junction or other reparse point."""
     return stat.S_IFMT(st.st_mode) == kind and not getattr(st, "st_file_attributes", 0) & _REPARSE
+
+
+def _ours(st: os.stat_result) -> bool:
+    """Owned by our effective uid; always true where the OS has no uids (Windows)."""
+    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+
+
+def _own_file(st: os.stat_result) -> bool:
+    """A regular file, ours, with no other name (:meth:`Folder.own_file`)."""
+    return _is_plain(st) and st.st_nlink == 1 and _ours(st)
 
 
 def _lock(fd: int, *, wait: bool) -> bool | None:
@@ -86,9 +97,9 @@ class Folder:
     never what it points to.
 
     Temporaries are hidden, ``.<name>.<8 random>.partial``, and locked by their
-    writer for as long as it lives. :meth:`sweep` removes only those whose lock
-    it can take, i.e. whose writer died without cleaning up (SIGKILL, power
-    cut). Age proves nothing: a slow writer of a big file may be hours old.
+    writer for as long as it lives. :meth:`sweep` removes only our own whose
+    lock it can take, i.e. whose writer died without cleaning up (SIGKILL,
+    power cut). Age proves nothing: a slow writer of a big file may be hours old.
     """
 
     def __init__(self, path: Path) -> None:
@@ -162,19 +173,36 @@ class Folder:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
         return fd
 
+    def own_file(self, name: str) -> os.stat_result | None:
+        """The entry if it is a regular file of ours under this one name, else None.
+
+        Only such a file is trusted or written to: a hard link's other name
+        (st_nlink > 1) lets whoever holds it read our writes, or change the
+        bytes after we checked them, from outside the folder, and another
+        user's file is theirs to change at will.
+        """
+        st = self.lstat(name)
+        return st if st is not None and _own_file(st) else None
+
     def open_file(self, name: str, flags: int = os.O_RDONLY) -> int | None:
-        """Open an existing regular file; None if it is missing, a link or anything else."""
-        before = self.lstat(name)
-        if before is None or not _is_plain(before):
+        """Open a regular file of ours (:meth:`own_file`); None for anything else.
+
+        None too if it is missing, a link, or one the OS will not open for us:
+        the callers then take it as absent and write a new file in its place.
+        """
+        if self.own_file(name) is None:
             return None
         where, dir_fd = self._at(name)
         try:
             fd = os.open(where, flags | _NOFOLLOW | _NONBLOCK | _OPEN, dir_fd=dir_fd)
         except OSError as e:
-            if isinstance(e, FileNotFoundError) or e.errno in (errno.ELOOP, errno.EMLINK):
-                return None  # removed or swapped for a link since the lstat
+            if isinstance(e, FileNotFoundError | PermissionError) or e.errno in (
+                errno.ELOOP,
+                errno.EMLINK,
+            ):
+                return None  # removed, or swapped for a link since the lstat; or unreadable
             raise
-        if not (_is_plain(os.fstat(fd)) and self._same(name, fd)):
+        if not (_own_file(os.fstat(fd)) and self._same(name, fd)):
             os.close(fd)
             return None
         return fd
@@ -186,14 +214,6 @@ class Folder:
             return None
         with os.fdopen(fd, "rb") as f:
             return f.read(limit)
-
-    def digest(self, name: str) -> tuple[str, int] | None:
-        """A regular file's SHA-256 (hex) and size, or None (see :meth:`open_file`)."""
-        fd = self.open_file(name)
-        if fd is None:
-            return None
-        with os.fdopen(fd, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest(), os.fstat(f.fileno()).st_size
 
     def replace(self, src: str, dst: str) -> None:
         """Rename ``src`` over ``dst``: a link at ``dst`` is replaced, never followed."""
@@ -245,40 +265,67 @@ class Folder:
         return self._temp(stem, make)
 
     def _temp(self, stem: str, make: Callable[[str], int | None]) -> tuple[int | None, str]:
-        for _ in range(16):
+        tries = raced = 0
+        while tries < _TEMP_TRIES:
+            tries += 1
             name = f".{stem}.{secrets.token_hex(4)}.partial"
             try:
                 fd = make(name)
             except (FileExistsError, FileNotFoundError):
                 continue  # a name in use, or one a sweeper removed before we opened it
+            except OSError as e:  # no permission, no space, too many links...
+                raise OutputError(
+                    f"cannot create a temporary entry for {self.path / stem}: {e.strerror}"
+                ) from e
             if fd is None:
                 return fd, name
             try:
-                # A sweeper may have opened and locked the new entry before we did;
-                # it then removes it, and the name no longer leads to our file.
-                _lock(fd, wait=True)
-                if self._same(name, fd):
+                # Never wait for this lock. Whoever took it first is a sweeper,
+                # which then removes the entry, or a neighbour that could hold it
+                # forever: either way the name is given up for a fresh one.
+                locked = _lock(fd, wait=False)
+                if locked is not False and self._same(name, fd):
                     return fd, name
+                if locked is False and self._same(name, fd):
+                    raced += 1
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISDIR(os.fstat(fd).st_mode):
+                            self.remove_tree(name)
+                        else:
+                            self.remove(name)
             except BaseException:
                 os.close(fd)
                 raise
             os.close(fd)
-        raise OutputError(f"cannot create a temporary entry for {self.path / stem}")
+        why = ": another process holds the lock of every new one" if raced == tries else ""
+        raise OutputError(f"cannot create a temporary entry for {self.path / stem}{why}")
 
     def sweep(self, stem: str) -> list[str]:
-        """Remove the temporaries of ``stem`` whose writer is dead; their names."""
+        """Remove the temporaries of ``stem`` whose writer is dead; their names.
+
+        Only our own (same effective uid, where the OS has uids): in a folder
+        others can write to, their temporaries are theirs to clean up. An entry
+        whose removal fails is left where it is: a name that cannot be removed
+        must not fail every later write (the writer's own temporary has a fresh
+        random name, so it never needs that one).
+        """
         names = os.listdir(self._fd if self._fd is not None else self.path)  # noqa: PTH208 (an fd)
         gone = []
         for name in names:
             match = _TEMP.fullmatch(name)
-            if match and match["stem"] == stem and self._remove_if_dead(name):
-                gone.append(name)
+            if not (match and match["stem"] == stem):
+                continue
+            try:
+                if self._remove_if_dead(name):
+                    gone.append(name)
+            except (OSError, RecursionError):  # rmtree recurses once per level of a tree
+                continue
         return gone
 
     def _remove_if_dead(self, name: str) -> bool:
         st = self.lstat(name)
-        if st is None or not (_is_plain(st) or _is_plain(st, stat.S_IFDIR)):
-            return False  # a link or a device under a temp's name is not ours to remove
+        if st is None or not (_is_plain(st) or _is_plain(st, stat.S_IFDIR)) or not _ours(st):
+            return False  # a link, a device or another user's entry is not ours to remove
         if not _AT:
             return not stat.S_ISDIR(st.st_mode) and _unlink_if_closed(self.path / name)
         where, dir_fd = self._at(name)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aoe_pack._crypto.keys import PublicKey
 from aoe_pack.bundle._pipeline import Progress, worker_count
@@ -184,7 +184,7 @@ def _safe_parts(relpath: str) -> list[str]:
 
 
 def unpack_bundle(
-    path: Path,
+    path: Path | BinaryIO,
     out: Path,
     *,
     trusted_keys: Sequence[PublicKey],
@@ -194,7 +194,10 @@ def unpack_bundle(
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> UnpackResult:
-    """Verify ``path`` and write its model files under ``out``."""
+    """Verify ``path`` and write its model files under ``out``.
+
+    ``path`` may be a binary file already open (:func:`open_bundle`).
+    """
     check_threshold(trusted_keys, threshold)  # before the file: §8
     with open_bundle(path, limits) as bundle:
         manifest, _ = authenticate(bundle, trusted_keys, threshold, limits)

@@ -15,10 +15,10 @@ import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import stream as _stream
@@ -51,7 +51,7 @@ from aoe_pack.keys.load import DecryptionKey
 class OpenedBundle:
     """A bundle whose container is well-formed; nothing is trusted yet."""
 
-    path: Path
+    path: Path | None  # None: given as an open file
     fd: int
     layout: BundleLayout
     manifest_bytes: bytes
@@ -103,31 +103,46 @@ def _no_constants(name: str) -> Any:
 
 
 @contextmanager
-def open_bundle(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[OpenedBundle]:
-    """Open ``path`` and check its container and metadata entries."""
-    try:
-        fp = Path(path).open("rb")  # noqa: SIM115 - closed by the with-block below
-    except OSError as e:
-        raise BundleError(f"cannot open {path}: {e.strerror}") from e
-    with fp:
-        size = os.fstat(fp.fileno()).st_size
-        layout = read_layout(fp, file_size=size, max_entries=limits.max_entries)
-        names = [e.name for e in layout.entries]
-        if names[-2:] != [MANIFEST_ENTRY, SIGNATURES_ENTRY]:
-            raise ZipStructureError(
-                f"the last entries must be {MANIFEST_ENTRY} and {SIGNATURES_ENTRY}, "
-                f"found {names[-2:]}"
-            )
-        payload = names[:-2]
-        for name in payload:
-            if not name.startswith(PAYLOAD_PREFIX):
-                raise ZipStructureError(f"unexpected entry {name!r}; payloads live under payload/")
-        if payload != sorted(payload):
-            raise ZipStructureError("payload entries are not sorted by name")
-        fd = fp.fileno()
-        manifest = _read_small(fd, layout.entries[-2], limits.max_manifest_bytes)
-        signatures = _read_small(fd, layout.entries[-1], limits.max_signatures_bytes)
-        yield OpenedBundle(Path(path), fd, layout, manifest, signatures)
+def open_bundle(
+    path: str | os.PathLike[str] | BinaryIO, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[OpenedBundle]:
+    """Open ``path`` and check its container and metadata entries.
+
+    ``path`` may instead be a binary file already open (read from offset 0,
+    and left open): a caller that checked the bytes through that descriptor
+    then reads these very bytes, whatever happened to the name since.
+    """
+    with ExitStack() as owned:
+        if isinstance(path, str | os.PathLike):
+            try:
+                fp: BinaryIO = owned.enter_context(Path(path).open("rb"))
+            except OSError as e:
+                raise BundleError(f"cannot open {path}: {e.strerror}") from e
+            name: Path | None = Path(path)
+        else:
+            fp, name = path, None
+        yield _opened(fp, name, limits)
+
+
+def _opened(fp: BinaryIO, path: Path | None, limits: Limits) -> OpenedBundle:
+    """``fp``'s container checked, and its manifest and signature entries read."""
+    size = os.fstat(fp.fileno()).st_size
+    layout = read_layout(fp, file_size=size, max_entries=limits.max_entries)
+    names = [e.name for e in layout.entries]
+    if names[-2:] != [MANIFEST_ENTRY, SIGNATURES_ENTRY]:
+        raise ZipStructureError(
+            f"the last entries must be {MANIFEST_ENTRY} and {SIGNATURES_ENTRY}, found {names[-2:]}"
+        )
+    payload = names[:-2]
+    for name in payload:
+        if not name.startswith(PAYLOAD_PREFIX):
+            raise ZipStructureError(f"unexpected entry {name!r}; payloads live under payload/")
+    if payload != sorted(payload):
+        raise ZipStructureError("payload entries are not sorted by name")
+    fd = fp.fileno()
+    manifest = _read_small(fd, layout.entries[-2], limits.max_manifest_bytes)
+    signatures = _read_small(fd, layout.entries[-1], limits.max_signatures_bytes)
+    return OpenedBundle(path, fd, layout, manifest, signatures)
 
 
 def _read_small(fd: int, entry: ZipEntry, cap: int) -> bytes:

@@ -170,18 +170,49 @@ def _connect(
     **kwargs: Any,
 ) -> socket.socket:
     clock = _clock()
-    if clock is not None:
-        timeout = clock.wait()
-    try:
+    if clock is None:
         raw = socket.create_connection(address, timeout, source_address, **kwargs)
-    except TimeoutError:
-        if clock is not None:
-            clock.timed_out()
-        raise
-    wait = raw.gettimeout()
-    sock = _Socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
-    sock.settimeout(wait)
-    return sock
+        wait = raw.gettimeout()
+        sock = _Socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+        sock.settimeout(wait)
+        return sock
+    return _connect_within(clock, address, source_address)
+
+
+def _connect_within(
+    clock: _Clock, address: tuple[str, int], source_address: tuple[str, int] | None
+) -> socket.socket:
+    """``socket.create_connection``, each address given only what the limits leave.
+
+    create_connection gives every address the name resolves to the full wait,
+    so a hostile DNS answer of many unreachable addresses multiplies it past
+    the deadline: here the wait is recomputed before each try. The name lookup
+    itself is not bounded: getaddrinfo blocks in the C library and cannot be
+    interrupted portably, so it takes what the system resolver's own timeouts
+    allow, and the limits count it only once it returns.
+    """
+    host, port = address
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = _Socket(family, kind, proto)
+        try:
+            sock.settimeout(clock.wait())  # raises once a limit has passed
+            if source_address is not None:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+        except TimeoutError as e:
+            last = e
+            sock.close()
+            clock.timed_out()  # raises if a limit, not idleness, ended this try
+        except OSError as e:  # refused, unreachable: the next address may answer
+            last = e
+            sock.close()
+        except BaseException:
+            sock.close()
+            raise
+        else:
+            return sock
+    raise last if last is not None else OSError(f"{host}: the name resolves to no address")
 
 
 class _HTTPConnection(http.client.HTTPConnection):

@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import re
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,6 +77,23 @@ class _SafeRedirects(urllib.request.HTTPRedirectHandler):
     """
 
     max_redirections = MAX_REDIRECTS
+
+    def http_error_302(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+    ) -> IO[bytes] | None:
+        # urllib reads a redirect's whole body into memory before following it,
+        # with no cap: a hostile server could send gigabytes with its 302. The
+        # body is never used, and urllib never reuses a connection, so the
+        # response is closed unread; urllib's own read then returns nothing.
+        fp.close()
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(
         self,
@@ -234,8 +250,9 @@ class _Download:
     The folder may hold links planted under those names (by another app or
     user): every one is reached through :class:`~aoe_pack._io.Folder`, so the
     partial file is created exclusively or reopened only if it is a regular
-    file, the sidecar is replaced by a rename, and the final rename replaces
-    whatever is at ``name``: no write ever follows a link out of the folder.
+    file of ours with no other hard link, the sidecar is replaced by a rename,
+    and the final rename replaces whatever is at ``name``: no write ever
+    follows a link out of the folder.
     """
 
     url: str
@@ -289,15 +306,19 @@ class _Download:
 
         Without a validator saved for this very URL and size, a partial file
         could be anything (another file, another version): never append to it.
-        Nor to a ``part`` that is not a regular file: a link would append elsewhere.
+        Nor to a ``part`` (or trust a sidecar) that is not a regular file of
+        ours under that one name: a link, or a hard link's other name, would
+        take our writes elsewhere or let someone change it behind our back.
+        Such a file, or a sidecar that does not parse, is discarded: the
+        download starts again.
         """
         raw = self.folder.read(self.meta, limit=_MAX_SIDECAR)
-        part = self.folder.lstat(self.part)
-        if raw is None or part is None or not stat.S_ISREG(part.st_mode):
+        part = self.folder.own_file(self.part)
+        if raw is None or part is None:
             return 0, ""
         try:
             state = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return 0, ""
         have = part.st_size
         mine = {"url": self.url, "expected_size": self.expected}

@@ -11,10 +11,11 @@ nothing new behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 from aoe_pack._crypto.keys import PublicKey
 from aoe_pack._io import Folder
@@ -43,35 +44,61 @@ def install(
     name = f"{tag}-{release.version}"
     with Folder(download_dir) as folder:
         _check_place(folder, name)  # before spending a download on it
-        fetch_bundle(store, folder, release, name + ".aoe")
-        _unpack(
-            folder,
-            name,
-            tag=tag,
-            release=release,
-            trusted_keys=trusted_keys,
-            decryption_key=decryption_key,
-        )
+        with fetch_bundle(store, folder, release, name + ".aoe") as bundle:
+            _unpack(
+                folder,
+                bundle,
+                name,
+                tag=tag,
+                release=release,
+                trusted_keys=trusted_keys,
+                decryption_key=decryption_key,
+            )
     return download_dir / (name + ".aoe"), download_dir / name
 
 
-def fetch_bundle(store: Store, folder: Folder, release: Release, name: str) -> None:
-    """Steps 12-13: ``name`` in ``folder`` holds the release's bundle, size and SHA-256 matched.
+@contextlib.contextmanager
+def fetch_bundle(store: Store, folder: Folder, release: Release, name: str) -> Iterator[BinaryIO]:
+    """Steps 12-13: the release's bundle, size and SHA-256 matched, open to unpack.
 
-    A bundle kept by an earlier check is used again if it still matches; only a
-    regular file counts, so a link planted under ``name`` is replaced by the
-    download (the rename replaces the link itself), never read or written through.
+    The bytes are hashed through the descriptor that the unpack then reads, so
+    that what is unpacked is what was checked: reopening by name would read
+    whatever was swapped in meanwhile. Only a regular file of ours under this
+    one name is opened (:meth:`Folder.open_file`); anything else there (a link,
+    a hard link, another user's file) is replaced by a download, never read
+    or written through. A bundle kept by an earlier check is used again if it
+    still matches.
     """
-    if folder.digest(name) != (release.sha256, release.size):
+    fp, got = _open_hashed(folder, name)
+    if got != (release.sha256, release.size):
+        if fp is not None:
+            fp.close()
         store.fetch_blob(release.url, folder.path / name, max_bytes=release.size)
-    got = folder.digest(name)
-    if got is None:
+        fp, got = _open_hashed(folder, name)
+    if fp is None or got is None:
         raise OutputError(f"{folder.path / name} was replaced while it was being downloaded")
     try:
         check_bundle_matches(release, size=got[1], sha256=got[0])
     except BundleMismatchError:
+        fp.close()  # first: Windows removes no open file
         folder.remove(name)
         raise
+    with fp:
+        yield fp
+
+
+def _open_hashed(folder: Folder, name: str) -> tuple[BinaryIO | None, tuple[str, int] | None]:
+    """``name`` opened (:meth:`Folder.open_file`) with its SHA-256 and size; or None, None."""
+    fd = folder.open_file(name)
+    if fd is None:
+        return None, None
+    fp = os.fdopen(fd, "rb")
+    try:
+        digest = hashlib.file_digest(fp, "sha256").hexdigest()
+    except BaseException:
+        fp.close()
+        raise
+    return fp, (digest, fp.tell())
 
 
 def _check_place(folder: Folder, name: str) -> None:
@@ -97,6 +124,7 @@ def _check_place(folder: Folder, name: str) -> None:
 
 def _unpack(
     folder: Folder,
+    bundle: BinaryIO,
     name: str,
     *,
     tag: str,
@@ -113,13 +141,14 @@ def _unpack(
     fd, staging = folder.temp_folder(name)
     try:
         unpacked = unpack_bundle(
-            folder.path / (name + ".aoe"),
+            bundle,
             folder.path / staging,
             trusted_keys=trusted_keys,
             decryption_key=decryption_key,
         )
         model = unpacked.manifest.model
         if (model.tag, model.version) != (tag, release.version):
+            bundle.close()  # first: Windows removes no open file
             folder.remove(name + ".aoe")  # signed as another model: never installable as this one
             _mismatch(f"{model.tag} {model.version}", f"{tag} {release.version}")
         _place(folder, staging, name)

@@ -10,8 +10,16 @@ deleted through one, and a failure leaves nothing behind.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,8 @@ from _killed import blocked_child, sigkill
 from _server_http import HttpServer
 
 from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._io import Folder
+from aoe_pack.client import install
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
 from aoe_pack.client.fetch import HttpStore
@@ -104,6 +114,16 @@ def _assert_installed(served: Served, result: CheckResult) -> None:
         served.unpacked.name,
         served.bundle.name,
     ]
+
+
+def _assert_installed_with(served: Served, result: CheckResult, others: list[str]) -> None:
+    """Installed, and the folder holds ``others`` too."""
+    assert result.unpacked == served.unpacked
+    for name, data in FILES.items():
+        assert (served.unpacked / name).read_bytes() == data
+    assert sorted(p.name for p in served.downloads.iterdir()) == sorted(
+        [*others, served.unpacked.name, served.bundle.name]
+    )
 
 
 # --- Defect 1: writes under --download never follow a link -----------------------------
@@ -233,3 +253,330 @@ def test_staging_folder_of_a_killed_check_is_removed_by_the_next_check(served: S
         assert sorted(served.downloads.glob(".tag_x-1.1.0.*.partial")) == staging
         sigkill(child)
     _assert_installed(served, served.check(served.folder))
+
+
+# --- Temporaries another process locks first -------------------------------------------
+
+
+@contextlib.contextmanager
+def _racer(monkeypatch: pytest.MonkeyPatch, wins: int) -> Iterator[list[str]]:
+    """Lock the first ``wins`` new temporaries between their creation and their writer's lock.
+
+    What a neighbour watching the folder (inotify) does: it opens each new
+    ``*.partial`` and takes its lock first. flock locks belong to open files,
+    so a second open in this process stands for that neighbour. Yields the
+    names it locked; the locks are released on the way out.
+    """
+    real = Folder._temp
+    held: list[int] = []
+    names: list[str] = []
+
+    def temp(self: Folder, stem: str, make: Callable[[str], int | None]) -> Any:
+        def make_and_race(name: str) -> int | None:
+            fd = make(name)
+            if len(names) < wins:
+                held.append(os.open(self.path / name, os.O_RDONLY))
+                fcntl.flock(held[-1], fcntl.LOCK_EX)
+                names.append(name)
+            return fd
+
+        return real(self, stem, make_and_race)
+
+    monkeypatch.setattr(Folder, "_temp", temp)
+    yield names
+    # Released only after a pass: a writer still waiting on one after a failure
+    # would otherwise go on in a folder already closed.
+    for fd in held:
+        os.close(fd)
+
+
+def _within(seconds: float, call: Callable[[], object]) -> object:
+    """``call()``'s result or exception, failing the test if it still runs after ``seconds``."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as e:  # noqa: BLE001 - handed back to the test
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+def _make_temp(folder: Folder, kind: str) -> tuple[int | None, str]:
+    return folder.temp_file("tag_x-1.1.0.aoe") if kind == "file" else folder.temp_folder("x")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_temporary_locked_first_by_another_is_given_up_for_a_new_name(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer used to wait for its own lock: as long as the neighbour held it."""
+    with Folder(tmp_path) as folder, _racer(monkeypatch, wins=1) as raced:
+        got = _within(5, lambda: _make_temp(folder, kind))
+        assert isinstance(got, tuple), got
+        fd, name = got
+        if fd is not None:
+            os.close(fd)
+        assert len(raced) == 1
+        assert name != raced[0]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the raced one is removed
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_every_temporary_locked_first_by_another_is_a_named_error(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Folder(tmp_path) as folder, _racer(monkeypatch, wins=1000) as raced:
+        got = _within(5, lambda: _make_temp(folder, kind))
+        assert isinstance(got, OutputError), got
+        assert got.message.startswith(f"cannot create a temporary entry for {tmp_path}/")
+        assert got.message.endswith("another process holds the lock of every new one")
+        assert len(raced) == 16
+        assert list(tmp_path.iterdir()) == []
+
+
+# --- Errors of the download folder itself ------------------------------------------------
+
+
+@contextlib.contextmanager
+def _frozen(path: Path) -> Iterator[None]:
+    """No entry can be added to or removed from the folder ``path`` meanwhile.
+
+    A user's folder without write permission; root writes through permissions,
+    so there the immutable attribute stands in (skipped where it cannot be set).
+    """
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", path], check=False).returncode:
+        pytest.skip("root writes through permissions, and the immutable attribute is unavailable")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", path], check=True)
+
+
+def test_download_folder_without_room_for_the_staging_folder_is_a_named_error(
+    served: Served,
+) -> None:
+    """The kept bundle needs no download; creating the staging folder then fails."""
+    served.check(served.folder)
+    with _frozen(served.downloads), pytest.raises(OutputError) as err:
+        served.check(served.folder)
+    assert err.value.message.startswith(f"cannot create a temporary entry for {served.unpacked}: ")
+
+
+# --- What the sweep of dead writers' temporaries may remove --------------------------------
+
+_PLANTED = ".tag_x-1.1.0.0123abcd.partial"  # the name of a staging folder of the unpack
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's entry needs root")
+def test_sweep_leaves_another_users_temporaries(served: Served) -> None:
+    """Nobody holds its lock, so it looked dead; but it is not ours to remove."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    (planted / "theirs").write_bytes(b"precious")
+    for path in (planted / "theirs", planted):
+        os.chown(path, 65534, 65534)
+
+    _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+    assert (planted / "theirs").read_bytes() == b"precious"
+
+
+def test_undeletable_temporary_does_not_fail_later_checks(served: Served) -> None:
+    """A dead writer's temporary whose removal fails is left; the check goes on."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    (planted / "stuck").write_bytes(b"")
+    with _frozen(planted):
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+        assert (planted / "stuck").exists()
+
+
+def test_temporary_too_deep_to_remove_does_not_fail_later_checks(served: Served) -> None:
+    """shutil.rmtree recurses once per level: a deep enough tree raises RecursionError."""
+    served.downloads.mkdir()
+    planted = served.downloads / _PLANTED
+    planted.mkdir()
+    fds = [os.open(planted, os.O_RDONLY)]
+    for _ in range(sys.getrecursionlimit() + 100):
+        os.mkdir("d", dir_fd=fds[-1])
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    try:
+        _assert_installed_with(served, served.check(served.folder), [_PLANTED])
+    finally:
+        for parent in reversed(fds[:-1]):  # deepest first: pytest's own rmtree would recurse
+            os.rmdir("d", dir_fd=parent)
+        for fd in fds:
+            os.close(fd)
+
+
+# --- Files in the download folder that are not only ours --------------------------------
+
+
+def _plant_resume(served: Served) -> tuple[Path, Path]:
+    """The sidecar that makes the next check resume ``.part``: the right URL and validator."""
+    served.downloads.mkdir(exist_ok=True)
+    st = (served.server.root / served.bundle_url).stat()
+    sidecar = {
+        "url": served.server.url_for(served.bundle_url),
+        "validator": f'"{st.st_size:x}-{st.st_mtime_ns:x}"',
+        "expected_size": None,
+    }
+    part = served.bundle.with_name(served.bundle.name + ".part")
+    meta = part.with_name(part.name + ".json")
+    meta.write_text(json.dumps(sidecar))
+    return part, meta
+
+
+def _bundle_requests(served: Served) -> list[str | None]:
+    """The Range header of every request for the bundle (None: the whole file)."""
+    return [r for _, path, r in served.server.requests if path == served.bundle_url]
+
+
+def _prefix(served: Served) -> bytes:
+    """What an interrupted download of the bundle had written: a resume of it succeeds."""
+    return (served.server.root / served.bundle_url).read_bytes()[:1000]
+
+
+def test_part_hard_link_is_not_appended_through(served: Served) -> None:
+    """A neighbour hard-links .part to a file elsewhere: the resume appended the bundle to it."""
+    victim = served.outside / "victim"
+    victim.write_bytes(b"precious")
+    part, _ = _plant_resume(served)
+    os.link(victim, part)
+
+    _assert_installed(served, served.check(served.http))
+    assert victim.read_bytes() == b"precious"
+    assert victim.stat().st_nlink == 1  # only our link to it was removed
+    assert _bundle_requests(served) == [None]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_part_of_another_user_is_not_appended_to(served: Served) -> None:
+    part, _ = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    os.chown(part, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_hard_linked_sidecar_is_not_trusted(served: Served) -> None:
+    """Its other name lets someone else rewrite what the next resume asks for."""
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    elsewhere = served.outside / "sidecar"
+    os.link(meta, elsewhere)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+    assert json.loads(elsewhere.read_bytes())["url"].endswith(served.bundle_url)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_sidecar_of_another_user_is_not_trusted(served: Served) -> None:
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    os.chown(meta, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_sidecar_nested_too_deep_restarts_the_download(served: Served) -> None:
+    """json.loads raised RecursionError, which the resume did not expect."""
+    part, meta = _plant_resume(served)
+    part.write_bytes(_prefix(served))
+    meta.write_bytes(b"[" * 60_000)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_hard_linked_bundle_is_downloaded_again(served: Served) -> None:
+    """The right bytes, but under a second name elsewhere: changeable after they were checked."""
+    served.check(served.http)
+    elsewhere = served.outside / "bundle"
+    os.link(served.bundle, elsewhere)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None, None]
+    assert elsewhere.stat().st_nlink == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+def test_bundle_of_another_user_is_downloaded_again(served: Served) -> None:
+    """The right bytes, but someone else's file: theirs to change after they were checked."""
+    served.check(served.http)
+    os.chown(served.bundle, 65534, 65534)
+
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None, None]
+    assert served.bundle.stat().st_uid == os.geteuid()
+
+
+def test_unreadable_bundle_is_downloaded_again(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file under the bundle's name that the OS will not open for us: PermissionError.
+
+    Root reads through permission bits, so the kernel's refusal (what a user
+    gets for a file of mode 000) is injected for that one file.
+    """
+    served.downloads.mkdir()
+    served.bundle.write_bytes(b"not readable")
+    served.bundle.chmod(0)
+    unreadable = served.bundle.stat().st_ino
+    real = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+        if (
+            os.fspath(path) == served.bundle.name
+            and unreadable == os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_ino
+        ):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return real(path, flags, *args, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "open", refusing)
+    _assert_installed(served, served.check(served.http))
+    assert _bundle_requests(served) == [None]
+
+
+def test_bundle_swapped_after_its_check_is_not_what_is_unpacked(
+    served: Served, built_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unpack reopened the bundle by name after its SHA-256 was checked.
+
+    Swapped in between: another build of the same release, signed by the same
+    key, which the unpack's own checks accept. What is unpacked must be the
+    bytes that were checked.
+    """
+    other = built_bundle(
+        {"model.tflite": b"swapped", "labels.txt": b"x\n"}, tag=TAG, version=VERSION
+    )
+    real = install.check_bundle_matches
+
+    def check_then_swap(release: Any, *, size: int, sha256: str) -> None:
+        real(release, size=size, sha256=sha256)
+        other.replace(served.bundle)
+
+    monkeypatch.setattr(install, "check_bundle_matches", check_then_swap)
+    result = served.check(served.http)
+    for name, data in FILES.items():
+        assert (result.unpacked / name).read_bytes() == data

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 import time
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _server_http import HttpServer
 
-from aoe_pack.client.fetch import HttpStore, download, fetch_bytes
+from aoe_pack.client.fetch import HttpStore, TransferLimits, download, fetch_bytes
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
 from aoe_pack.publish.store import MANIFEST
 
@@ -265,3 +269,61 @@ def test_redirects_stay_on_http_and_are_few(http_server: HttpServer, tmp_path: P
     with pytest.raises(DownloadError, match=r"HTTP 302 .*infinite loop"):
         download(http_server.url_for("loop.aoe"), tmp_path / "c", max_bytes=CAP)
     assert len(http_server.requests) - before <= 5
+
+
+@pytest.fixture
+def huge_redirect() -> Iterator[str]:
+    """``/manifest.json`` answers 302 to ``/next`` with a 1 GiB body: 32 MiB sent, then a stall.
+
+    ``/next`` answers ``{}``. Each connection has its own thread, so a client
+    that hangs up on the redirect is answered at once on its next connection.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+    block = b"x" * (1 << 20)
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            if b"GET /manifest.json " not in conn.recv(65536):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                return
+            conn.sendall(
+                b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: %d\r\n\r\n" % (1 << 30)
+            )
+            try:
+                for _ in range(32):
+                    conn.sendall(block)
+            except OSError:  # the client hung up, as it should
+                return
+            done.wait(10)
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/manifest.json"
+    finally:
+        done.set()
+        listener.close()
+
+
+def test_redirect_body_is_not_read_into_memory(huge_redirect: str) -> None:
+    """urllib read a redirect's whole body into memory before following it, uncapped."""
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        got = fetch_bytes(
+            huge_redirect, max_bytes=CAP, limits=TransferLimits(idle=2.0, deadline=2.0)
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == (b"{}", None)
+    assert peak < 4 * CAP
+    assert time.monotonic() - started < 1

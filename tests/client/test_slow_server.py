@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import socket
 import ssl
 import threading
 import time
@@ -31,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from aoe_pack._crypto.keys import PrivateKey
 from aoe_pack.cli import cli
 from aoe_pack.client._transfer import _tls
-from aoe_pack.client.fetch import HttpStore, TransferLimits, download
+from aoe_pack.client.fetch import HttpStore, TransferLimits, download, fetch_bytes
 from aoe_pack.errors import DownloadTooSlowError
 from aoe_pack.manifest import envelope
 from aoe_pack.manifest.root import new_root
@@ -264,3 +265,53 @@ def test_timeout_for_a_folder_repository_is_a_usage_error(tmp_path: Path) -> Non
         "usage",
         "--timeout applies to http(s):// repositories",
     )
+
+
+@pytest.fixture
+def blackhole() -> Iterator[tuple[str, int]]:
+    """An address whose connections hang: a listener with a full accept queue drops SYNs."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    queued = []
+    for _ in range(4):
+        s = socket.socket()
+        s.settimeout(0)  # non-blocking: the connection stays queued
+        s.connect_ex(address)
+        queued.append(s)
+    time.sleep(0.1)
+    probe = socket.socket()
+    probe.settimeout(0.3)
+    try:
+        probe.connect(address)
+    except TimeoutError:
+        pass
+    else:
+        pytest.skip("this OS answers a full accept queue: no blackhole to connect to")
+    finally:
+        probe.close()
+    try:
+        yield address
+    finally:
+        for s in [*queued, listener]:
+            s.close()
+
+
+def test_many_addresses_for_one_name_cannot_outlast_the_deadline(
+    blackhole: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile DNS zone answers 8 addresses that never connect; each got the full wait."""
+    real = socket.getaddrinfo
+
+    def hostile_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "models.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", blackhole)] * 8
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hostile_dns)
+    limits = TransferLimits(idle=1, deadline=1.5, min_rate=0)
+    url = "http://models.example/manifest.json"
+    error, took = _timed(lambda: fetch_bytes(url, max_bytes=1 << 20, limits=limits))
+    assert "not finished within its deadline of 1.5 s" in error.message
+    assert took < 2.5
