@@ -227,8 +227,9 @@ def refresh(
 ) -> tuple[Root, Manifest]:
     """Steps 1-2: the newest trusted root and the verified manifest; state saved.
 
-    ``minimum`` is the manifest version the app shipped with (its floor on
-    first contact, and after a rotation revoked the remembered one).
+    ``minimum`` is the manifest version the app shipped with: a floor from the
+    first contact on, held while the trusted root keeps a threshold of the
+    shipped root's keys (:func:`effective_floor`).
     """
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
