@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import importlib
 import os
 import re
 import secrets
@@ -14,12 +15,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 from aoe_pack.errors import OutputError
 
-if sys.platform != "win32":
-    import fcntl
+_fcntl: ModuleType | None = None if sys.platform == "win32" else importlib.import_module("fcntl")
+"""POSIX file locks; None on Windows, which locks with msvcrt (:func:`lock_exclusive`)."""
 
 # Windows has neither O_NOFOLLOW nor dir_fd: there every name is checked with
 # lstat before and after it is opened, and reparse points (links, junctions)
@@ -59,10 +61,10 @@ def _lock(fd: int, *, wait: bool) -> bool | None:
     same file, even in the same process, does not share them. Some network
     file systems have no locks (None): there nothing can be proven dead.
     """
-    if sys.platform == "win32":
+    if _fcntl is None:
         return None  # an open file cannot be deleted there: see Folder._remove_if_dead
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        _fcntl.flock(fd, _fcntl.LOCK_EX | (0 if wait else _fcntl.LOCK_NB))
     except BlockingIOError:
         return False
     except OSError as e:
@@ -420,6 +422,40 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool 
         fp.write(data)
 
 
+def _sync_data(fd: int) -> None:
+    # macOS and Windows have no fdatasync: fsync flushes the metadata too.
+    sync = getattr(os, "fdatasync", None) or os.fsync
+    sync(fd)
+
+
+def _drop_pages(fd: int, start: int, end: int) -> None:
+    # Only Linux and the BSDs have posix_fadvise; elsewhere the cache keeps the
+    # pages, which costs speed on a cold VM, not correctness.
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        advise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
+
+def lock_exclusive(fd: int) -> None:
+    """Hold an exclusive lock on the open file ``fd`` until it is closed.
+
+    ``flock`` on POSIX; on Windows ``msvcrt.locking`` on its first byte, which
+    the lock file never needs to hold (a lock past the end is allowed).
+    """
+    if _fcntl is not None:
+        _fcntl.flock(fd, _fcntl.LOCK_EX)
+        return
+    msvcrt = importlib.import_module("msvcrt")
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises
+        except OSError as e:
+            if e.errno != errno.EDEADLK:
+                raise
+        else:
+            return
+
+
 class WriteBehind:
     """Flush a file being written in the background and drop its written pages.
 
@@ -451,8 +487,8 @@ class WriteBehind:
 
     def _flush(self, start: int, end: int) -> None:
         try:
-            os.fdatasync(self._fd)
-            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_DONTNEED)
+            _sync_data(self._fd)
+            _drop_pages(self._fd, start, end)
         except OSError as e:  # reported by close(); advice failing (EINVAL) is not fatal
             if self._error is None or self._error.errno == errno.EINVAL:
                 self._error = e  # the first real error wins: Linux reports it only once

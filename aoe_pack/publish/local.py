@@ -11,7 +11,6 @@ they see the old file or the new one, never a mix. A crash leaves at most a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import os
@@ -20,7 +19,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from aoe_pack._io import atomic_output
+from aoe_pack._io import atomic_output, lock_exclusive
 from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
 from aoe_pack.publish.store import Stored
 
@@ -64,7 +63,7 @@ class LocalStore:
         except OSError as e:
             raise StoreError(f"cannot lock repository {self.root}: {e.strerror}") from e
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock_exclusive(fd)
             yield
         finally:
             os.close(fd)  # closing releases the lock
