@@ -79,10 +79,12 @@ def _device(
     from aoe_pack.errors import UsageError
     from aoe_pack.publish.releases import check_channel, check_runtime, cli_version
 
-    for text, what in ((app_version, "--app-version"), (local_version, "--local-version")):
-        cli_version(text, what)
+    # The installed version first: without --local-version it stands for both,
+    # and a mistake in it must be named as the option the user typed.
     if installed_version:
         cli_version(installed_version, "--installed-version")
+    for text, what in ((app_version, "--app-version"), (local_version, "--local-version")):
+        cli_version(text, what)
     if not device_id.strip():
         raise UsageError(
             "--device-id is empty: every device would fall in the same rollout bucket",
