@@ -23,6 +23,9 @@ from aoe_pack.cli import cli
 
 ONE_MIB = 1 << 20
 DEV_ZERO = Path("/dev/zero")
+# OS facilities, not dependencies: Windows has neither an endless device file nor
+# FIFOs, so there is nothing of the kind to hand in. The caps on regular files
+# are tested everywhere.
 needs_dev_zero = pytest.mark.skipif(not DEV_ZERO.exists(), reason="no /dev/zero")
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 

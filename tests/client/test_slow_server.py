@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -199,25 +200,36 @@ def test_body_outlasting_the_deadline_is_stopped_and_kept_to_resume(
     assert not dest.exists()
 
 
-def test_client_check_timeout_is_the_download_deadline(
-    drip: Drip, signer: PrivateKey, tmp_path: Path
+@pytest.mark.parametrize(
+    "command",
+    [("client", "check"), ("manifest", "show"), ("manifest", "verify")],
+    ids=" ".join,
+)
+def test_command_timeout_is_the_download_deadline(
+    command: tuple[str, str], drip: Drip, signer: PrivateKey, tmp_path: Path
 ) -> None:
+    """Devices and publishers read served repositories: each takes `--timeout`."""
     drip.where = "headers"
     root = new_root(1, [signer.public], 1)
     shipped = tmp_path / "root.json"
     shipped.write_bytes(envelope.sign(envelope.ROOT_TYPE, root.to_dict(), [signer]).to_bytes())
-    args = [
-        *("client", "check", "--repo", drip.url, "--tag", "tag_x", "--timeout", "1"),
-        *("--installed-version", "1.0.0", "--app-version", "1.0.0", "--device-id", "d"),
-        *("--trusted-root", str(shipped), "--state", str(tmp_path / "state.json"), "--json"),
-    ]
+    extra = {
+        ("client", "check"): [
+            *("--tag", "tag_x", "--installed-version", "1.0.0", "--app-version", "1.0.0"),
+            *("--device-id", "d", "--trusted-root", str(shipped)),
+            *("--state", str(tmp_path / "state.json")),
+        ],
+        ("manifest", "show"): [],
+        ("manifest", "verify"): ["--trusted-root", str(shipped)],
+    }[command]
+    args = [*command, "--repo", drip.url, "--timeout", "1", *extra, "--json"]
     started = time.monotonic()
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert time.monotonic() - started < 2
     assert result.exit_code == 1, result.output
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "download-too-slow"
-    assert "roots/2.root.json: not finished within its deadline of 1 s" in error["message"]
+    assert "not finished within its deadline of 1 s" in error["message"]
 
 
 def test_tls_headers_dripped_forever_are_stopped_at_the_deadline(tls_drip: Drip) -> None:
@@ -234,26 +246,6 @@ def test_https_downloads_through_the_limited_sockets(tls_drip: Drip, tmp_path: P
     dest = tmp_path / "model.aoe"
     assert download(f"{tls_drip.url}/model.aoe", dest, max_bytes=SIZE) == SIZE
     assert dest.read_bytes() == b"x" * SIZE
-
-
-@pytest.mark.parametrize("command", ["show", "verify"])
-def test_manifest_commands_take_the_download_deadline(
-    command: str, drip: Drip, signer: PrivateKey, tmp_path: Path
-) -> None:
-    """Publishers read served repositories too: `manifest show/verify --timeout`."""
-    drip.where = "headers"
-    shipped = tmp_path / "root.json"
-    root = new_root(1, [signer.public], 1)
-    shipped.write_bytes(envelope.sign(envelope.ROOT_TYPE, root.to_dict(), [signer]).to_bytes())
-    extra = ["--trusted-root", str(shipped)] if command == "verify" else []
-    args = ["manifest", command, "--repo", drip.url, "--timeout", "1", *extra, "--json"]
-    started = time.monotonic()
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
-    assert time.monotonic() - started < 2
-    assert result.exit_code == 1, result.output
-    error = json.loads(result.stdout)["error"]
-    assert error["code"] == "download-too-slow"
-    assert "not finished within its deadline of 1 s" in error["message"]
 
 
 def test_timeout_for_a_folder_repository_is_a_usage_error(tmp_path: Path) -> None:
@@ -288,6 +280,11 @@ def blackhole() -> Iterator[tuple[str, int]]:
     except TimeoutError:
         pass
     else:
+        # Linux leaves a connection to a full accept queue unanswered, which is
+        # the blackhole this test needs: there it must work, so fail loudly.
+        # An OS that refuses such a connection at once leaves nothing to time.
+        if sys.platform == "linux":
+            pytest.fail("a full accept queue answered: no blackhole to connect to")
         pytest.skip("this OS answers a full accept queue: no blackhole to connect to")
     finally:
         probe.close()

@@ -100,9 +100,11 @@ def _known_signatures() -> set[tuple[str, str, str]]:
 
 def test_short_fuzzing_slice_finds_nothing_new(tmp_path: Path) -> None:
     """Every target, coverage-guided, for SLICE_RUNS executions: no finding beyond the known."""
-    if sys.platform != "linux":  # the replays above run everywhere
+    # A platform limit, not a missing piece: atheris publishes wheels for Linux
+    # only, so elsewhere no install can bring it (the replays above still run).
+    # On Linux the test install brings it, and without it this fails loudly.
+    if sys.platform != "linux":
         pytest.skip("atheris, the fuzzing engine, ships wheels for Linux only")
-    # On Linux the test install brings it: missing, this fails loudly.
     import atheris  # noqa: F401
 
     report = tmp_path / "report.json"

@@ -184,33 +184,24 @@ def test_rotation_that_keeps_the_signer_keeps_the_floor(
         repo.refresh(state)
 
 
-def test_rotation_revoking_one_of_two_keys_keeps_the_floor(
-    tmp_path: Path, keys: list[PrivateKey]
+@pytest.mark.parametrize(
+    ("new_keys", "threshold"),
+    [((1, 2), 1), ((0, 1), 2)],
+    ids=["revoking-one-of-two-keys", "raising-the-threshold"],
+)
+def test_rotation_keeping_enough_old_keys_keeps_the_floor(
+    new_keys: tuple[int, int], threshold: int, tmp_path: Path, keys: list[PrivateKey]
 ) -> None:
-    """Root {A, B} -> {B, C}: an old manifest B signed still verifies, so the floor stays."""
-    a, b, c = keys
-    repo = Repo(tmp_path / "repo", _root(1, [a, b]), [a, b])
-    old = repo.publish(3, [a, b])
-    state = tmp_path / "state.json"
-    repo.publish(7, [a])
-    repo.refresh(state)
-    repo.add_root(_root(2, [b, c]), [a, b, c])
-    (repo.path / MANIFEST).write_bytes(old)  # replayed: v3, valid under root 2 by B
-    with pytest.raises(RollbackError, match="version 3 is older than version 7"):
-        repo.refresh(state)
-
-
-def test_rotation_raising_the_threshold_keeps_the_floor(
-    tmp_path: Path, keys: list[PrivateKey]
-) -> None:
+    """Root {A, B} -> {B, C}, or -> {A, B} needing both: an old manifest A and B signed
+    still verifies under the new root, so the floor must stay."""
     a, b, _ = keys
     repo = Repo(tmp_path / "repo", _root(1, [a, b]), [a, b])
     old = repo.publish(3, [a, b])
     state = tmp_path / "state.json"
     repo.publish(7, [a])
     repo.refresh(state)
-    repo.add_root(_root(2, [a, b], threshold=2), [a, b])
-    (repo.path / MANIFEST).write_bytes(old)
+    repo.add_root(_root(2, [keys[i] for i in new_keys], threshold), keys)
+    (repo.path / MANIFEST).write_bytes(old)  # replayed: valid under root 2
     with pytest.raises(RollbackError, match="version 3 is older than version 7"):
         repo.refresh(state)
 
