@@ -53,8 +53,9 @@ def _own_file(st: os.stat_result) -> bool:
     return _is_plain(st) and st.st_nlink == 1 and _ours(st)
 
 
-def _lock(fd: int, *, wait: bool) -> bool | None:
-    """Lock ``fd`` exclusively: True; False when another open file holds it; None if unsupported.
+def _try_lock(fd: int) -> bool | None:
+    """Lock ``fd`` exclusively without waiting: True; False when another open file
+    holds it; None where locks are unsupported.
 
     ``flock`` locks belong to the open file, not to the process: the kernel
     drops them when the holder dies, by SIGKILL too, and a second open of the
@@ -64,7 +65,7 @@ def _lock(fd: int, *, wait: bool) -> bool | None:
     if _fcntl is None:
         return None  # an open file cannot be deleted there: see Folder._remove_if_dead
     try:
-        _fcntl.flock(fd, _fcntl.LOCK_EX | (0 if wait else _fcntl.LOCK_NB))
+        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError as e:
@@ -285,7 +286,7 @@ class Folder:
                 # Never wait for this lock. Whoever took it first is a sweeper,
                 # which then removes the entry, or a neighbour that could hold it
                 # forever: either way the name is given up for a fresh one.
-                locked = _lock(fd, wait=False)
+                locked = _try_lock(fd)
                 if locked is not False and self._same(name, fd):
                     return fd, name
                 if locked is False and self._same(name, fd):
@@ -336,7 +337,7 @@ class Folder:
         except OSError:
             return False
         try:
-            if _lock(fd, wait=False) is not True or not self._same(name, fd):
+            if _try_lock(fd) is not True or not self._same(name, fd):
                 return False
             if stat.S_ISDIR(st.st_mode):
                 self.remove_tree(name)

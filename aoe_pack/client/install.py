@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO
 
 from aoe_pack._crypto.keys import PublicKey
 from aoe_pack._io import Folder
@@ -150,7 +150,10 @@ def _unpack(
         if (model.tag, model.version) != (tag, release.version):
             bundle.close()  # first: Windows removes no open file
             folder.remove(name + ".aoe")  # signed as another model: never installable as this one
-            _mismatch(f"{model.tag} {model.version}", f"{tag} {release.version}")
+            raise BundleMismatchError(  # noqa: TRY301 - the cleanup below is for this too
+                f"the bundle says it is {model.tag} {model.version}, the manifest {tag} "
+                f"{release.version}"
+            )
         _place(folder, staging, name)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -159,10 +162,6 @@ def _unpack(
     finally:
         if fd is not None:
             os.close(fd)
-
-
-def _mismatch(bundle: str, manifest: str) -> NoReturn:
-    raise BundleMismatchError(f"the bundle says it is {bundle}, the manifest {manifest}")
 
 
 def _place(folder: Folder, staging: str, name: str) -> None:

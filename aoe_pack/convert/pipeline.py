@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -300,10 +299,6 @@ def convert(
         controls=tuple(done[t.name] for t in controls),
         samples=len(inputs),
     )
-
-
-def _since(start: float) -> float:
-    return time.perf_counter() - start
 
 
 def progress_line(outcome: TargetOutcome) -> str:
