@@ -39,7 +39,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "bundle")]
 
 from _tamper import resign, take_apart  # noqa: E402 - after the path set-up above
 
-from aoe_pack._canonical import canonical_json  # noqa: E402
+from aoe_pack._jcs import canonical_json  # noqa: E402
 from aoe_pack.bundle.format import DEFAULT_LIMITS, MANIFEST_ENTRY, SIGNATURES_ENTRY  # noqa: E402
 
 CAP = DEFAULT_LIMITS.max_manifest_bytes
@@ -52,7 +52,7 @@ except ImportError:  # an aoe-pack without the value limit: measure the byte cap
 
 def json_value_count(text: bytes) -> int:
     """aoe-pack's count of JSON values, or 0 where it has none (the runs before the limit)."""
-    from aoe_pack import _canonical
+    from aoe_pack import _jcs as _canonical
 
     count = getattr(_canonical, "json_value_count", None)
     return count(text) if count else 0
@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--only", help="run only the cases whose name contains this")
     args = ap.parse_args()
-    from aoe_pack._crypto.keys import load_private
+    from aoe_pack._crypto.asymmetric import load_private
 
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="aoe-hostile-") as tmp:
@@ -253,7 +253,7 @@ def main() -> None:
 
 
 def _entries(path: Path) -> Any:
-    from aoe_pack.bundle.zipfmt import read_layout
+    from aoe_pack.bundle.container import read_layout
 
     with path.open("rb") as f:
         return read_layout(f, file_size=path.stat().st_size).entries

@@ -32,15 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from aoe_pack._crypto import keys
+from aoe_pack._crypto import asymmetric as keys
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.client.decide import Device, decide
 from aoe_pack.config.model import ModelConfig, ModelFile
-from aoe_pack.manifest.model import Manifest, ModelReleases, Models, Release
-from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import releases
-from aoe_pack.publish.local import LocalStore
 from aoe_pack.publish.workflow import edit_manifest, init_repository
+from aoe_pack.repository.model import Manifest, ModelReleases, Models, Release
+from aoe_pack.repository.versions import Version
+from aoe_pack.storage.local import LocalStore
 
 
 def synthetic(version: str, *, i: int) -> Release:

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import pytest
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig, ModelFile
 

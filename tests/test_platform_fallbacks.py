@@ -19,7 +19,7 @@ import pytest
 
 from aoe_pack import _io
 from aoe_pack._io import WriteBehind, lock_exclusive
-from aoe_pack.publish.local import LocalStore
+from aoe_pack.storage.local import LocalStore
 
 
 def test_write_behind_without_fdatasync_or_fadvise_flushes_with_fsync(

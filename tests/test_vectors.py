@@ -31,13 +31,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.sign import pae
 from aoe_pack._crypto.stream import SegmentCipher, stored_size
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import EncryptionSpec, build_bundle, unpack_bundle, verify_bundle
+from aoe_pack.bundle.container import FileKind, dos_datetime, sniff
 from aoe_pack.bundle.format import CHUNK_SIZE, PAYLOAD_TYPE
 from aoe_pack.bundle.verify import data_key_for
-from aoe_pack.bundle.zipfmt import FileKind, dos_datetime, sniff
 from aoe_pack.errors import AoePackError
 from aoe_pack.keys import keygen, load_decryption_key, load_public_key, load_signing_key
 

@@ -1,8 +1,8 @@
 """Hazardous cryptography, confined here.
 
 Nothing outside this package imports ``cryptography``. The rest of aoe-pack
-handles keys as opaque :class:`~aoe_pack._crypto.keys.PrivateKey` /
-:class:`~aoe_pack._crypto.keys.PublicKey` values and calls the functions of
+handles keys as opaque :class:`~aoe_pack._crypto.asymmetric.PrivateKey` /
+:class:`~aoe_pack._crypto.asymmetric.PublicKey` values and calls the functions of
 the submodules: ``keys`` (generation, PEM, key ids), ``sign`` (DSSE
 signatures), ``stream`` (segmented AES-256-GCM), ``wrap`` (HPKE and
 key-encryption-key wrapping of the data key) and ``_der`` (the strict DER and

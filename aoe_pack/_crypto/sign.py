@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import KeyTypeError
 
 

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from aoe_pack._crypto.keys import KeyKind, PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
 from aoe_pack.errors import DecryptionError, KeyFormatError, KeyTypeError
 
 KEK_SIZE = 32

@@ -23,9 +23,9 @@ from typing import Any
 
 import aoe_pack
 from aoe_pack.bench.results import ArtifactResult, Latency, Status
+from aoe_pack.bundle.container import ZipEntry
 from aoe_pack.bundle.manifest import PayloadFile
 from aoe_pack.bundle.verify import OpenedBundle, stream_payload
-from aoe_pack.bundle.zipfmt import ZipEntry
 from aoe_pack.convert.api import Target
 
 # The child is `python -m aoe_pack.bench._child`, started so that it finds this

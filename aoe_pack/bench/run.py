@@ -32,6 +32,7 @@ from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run,
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
 from aoe_pack.bundle import dsse, worker_count
+from aoe_pack.bundle.container import ZipEntry
 from aoe_pack.bundle.feature import models_of
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest, PayloadFile
@@ -43,7 +44,6 @@ from aoe_pack.bundle.verify import (
     open_bundle,
     stream_payload,
 )
-from aoe_pack.bundle.zipfmt import ZipEntry
 from aoe_pack.config.model import RUNTIME_ALIASES
 from aoe_pack.convert.api import Target
 from aoe_pack.errors import ConvertError, ManifestError, UsageError

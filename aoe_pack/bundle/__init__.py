@@ -4,7 +4,7 @@
 here imports an ML framework.
 """
 
-from aoe_pack.bundle._pipeline import Progress, worker_count
+from aoe_pack.bundle._chunked import Progress, worker_count
 from aoe_pack.bundle.build import BuildResult, EncryptionSpec, build_bundle
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.inspect import InspectResult, inspect_bundle

@@ -2,7 +2,7 @@
 
 The byte encoders here are the single definition of "canonical": the writer
 emits them and the reader (:mod:`._zipread`) re-encodes what it parsed and
-compares byte for byte. The normative prose lives in :mod:`.zipfmt`.
+compares byte for byte. The normative prose lives in :mod:`.container`.
 """
 
 from __future__ import annotations

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from aoe_pack import __version__
-from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import WriteBehind, atomic_output
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import dsse
-from aoe_pack.bundle._pipeline import Progress, seal_file, worker_count
+from aoe_pack.bundle._chunked import Progress, seal_file, worker_count
+from aoe_pack.bundle.container import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.bundle.format import (
     AEAD,
     CHUNK_SIZE,
@@ -42,7 +43,6 @@ from aoe_pack.bundle.manifest import (
     Recipient,
     StoredBytes,
 )
-from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
 

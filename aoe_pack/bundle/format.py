@@ -1,6 +1,6 @@
 """Names, constants and limits of bundle format v1 (docs/format.md).
 
-The container's own constants (media type, alignment) live in :mod:`zipfmt`.
+The container's own constants (media type, alignment) live in :mod:`container`.
 """
 
 from __future__ import annotations

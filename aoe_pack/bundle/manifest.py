@@ -16,8 +16,8 @@ from typing import Any
 
 import semver
 
-from aoe_pack._canonical import canonical_json
 from aoe_pack._crypto.wrap import HPKE_KEMS
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
 from aoe_pack.errors import LimitExceededError, ManifestError, UnsupportedVersionError
 

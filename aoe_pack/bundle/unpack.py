@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aoe_pack._crypto.keys import PublicKey
-from aoe_pack.bundle._pipeline import Progress, worker_count
+from aoe_pack._crypto.asymmetric import PublicKey
+from aoe_pack.bundle._chunked import Progress, worker_count
 from aoe_pack.bundle.dsse import check_threshold
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest

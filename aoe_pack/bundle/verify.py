@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.keys import PublicKey
+from aoe_pack._crypto.asymmetric import PublicKey
+from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle import dsse
-from aoe_pack.bundle._pipeline import Progress, open_file, worker_count
+from aoe_pack.bundle._chunked import Progress, open_file, worker_count
+from aoe_pack.bundle.container import BundleLayout, ZipEntry, read_layout
 from aoe_pack.bundle.format import (
     DEFAULT_LIMITS,
     MANIFEST_ENTRY,
@@ -34,7 +35,6 @@ from aoe_pack.bundle.format import (
     Limits,
 )
 from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
-from aoe_pack.bundle.zipfmt import BundleLayout, ZipEntry, read_layout
 from aoe_pack.errors import (
     BundleError,
     DecryptionError,

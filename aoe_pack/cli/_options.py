@@ -97,7 +97,7 @@ def read_trusted_root(path: Path) -> bytes:
     Whatever the file is: a FIFO or ``/dev/zero`` has no size to check first.
     """
     from aoe_pack._io import FileTooLargeError, read_capped
-    from aoe_pack.manifest.trust import MAX_ROOT_BYTES
+    from aoe_pack.repository.trust import MAX_ROOT_BYTES
 
     try:
         return read_capped(path, MAX_ROOT_BYTES)

@@ -56,7 +56,7 @@ _device_options = [
 
 # The reference's deadline (TransferLimits.deadline), written out to keep the CLI light.
 def _open_repo(repo: str, plain_http: bool | None, timeout: float | None) -> Any:
-    from aoe_pack.destinations import open_store
+    from aoe_pack.storage.open import open_store
 
     return open_store(repo, plain_http=plain_http, timeout=timeout)
 

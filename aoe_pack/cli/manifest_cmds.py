@@ -66,7 +66,7 @@ plain_http_option = click.option(
 
 
 def _store(repo: str, plain_http: bool | None, timeout: float | None = None) -> Any:
-    from aoe_pack.destinations import open_store
+    from aoe_pack.storage.open import open_store
 
     return open_store(repo, plain_http=plain_http, timeout=timeout)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.keys import PublicKey
+from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.client.install import install
@@ -35,13 +35,13 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
 )
 from aoe_pack.keys.load import DecryptionKey
-from aoe_pack.manifest.model import Manifest, Release
-from aoe_pack.manifest.root import (
+from aoe_pack.repository.model import Manifest, Release
+from aoe_pack.repository.root import (
     Root,
     bundle_key,
     verify_self_signed,
 )
-from aoe_pack.manifest.trust import (
+from aoe_pack.repository.trust import (
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
     Floor,
@@ -49,7 +49,7 @@ from aoe_pack.manifest.trust import (
     update_root,
     verify_manifest,
 )
-from aoe_pack.publish.store import MANIFEST, Store, root_name
+from aoe_pack.storage.store import MANIFEST, Store, root_name
 
 MAX_STATE_BYTES = 4 * MAX_ROOT_BYTES
 """A state holds one root (base64) and a few fields: anything larger is not ours."""

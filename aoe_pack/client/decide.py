@@ -32,8 +32,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoe_pack.manifest.model import LOCAL, Manifest, ModelReleases, Release
-from aoe_pack.manifest.versions import Version
+from aoe_pack.repository.model import LOCAL, Manifest, ModelReleases, Release
+from aoe_pack.repository.versions import Version
 
 BUCKETS = 10_000
 _DOMAIN = b"aoe-rollout/v1\x00"

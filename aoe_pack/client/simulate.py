@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aoe_pack.client.decide import Action, Device, decide
-from aoe_pack.manifest.model import Manifest
+from aoe_pack.repository.model import Manifest
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.client.check import bundle_signers, fetch_trusted
 from aoe_pack.errors import BundleMismatchError
-from aoe_pack.manifest.model import Manifest
-from aoe_pack.manifest.root import verify_self_signed
-from aoe_pack.manifest.trust import (
+from aoe_pack.repository.model import Manifest
+from aoe_pack.repository.root import verify_self_signed
+from aoe_pack.repository.trust import (
     check_bundle_matches,
 )
-from aoe_pack.publish.store import Store
+from aoe_pack.storage.store import Store
 
 
 @dataclass(frozen=True)

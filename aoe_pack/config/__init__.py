@@ -6,7 +6,7 @@
 JSON Schema is ``schemas/model-config.schema.json``.
 """
 
-from aoe_pack.config._canonical import complete_io
+from aoe_pack.config._normalise import complete_io
 from aoe_pack.config._schema import ecma_validator
 from aoe_pack.config.model import ModelConfig, ModelFile, TensorSpec
 from aoe_pack.config.validate import (

@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-from aoe_pack._canonical import json_values_beyond
 from aoe_pack._io import FileTooLargeError, read_capped
+from aoe_pack._jcs import json_values_beyond
 from aoe_pack.config import _source
-from aoe_pack.config._canonical import build_config, canonical_form
 from aoe_pack.config._checks import file_findings, relation_findings
+from aoe_pack.config._normalise import build_config, canonical_form
 from aoe_pack.config._report import LegacyNotice, ValidationReport, Violation
 from aoe_pack.config._schema import Finding, schema_findings
 from aoe_pack.config.legacy import map_legacy, repair_text

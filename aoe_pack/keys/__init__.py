@@ -6,7 +6,7 @@ key file its hex). Private keys may be PKCS#8-encrypted; the password comes
 from ``AOE_PACK_PASSWORD`` or, in a terminal, a prompt the CLI supplies.
 """
 
-from aoe_pack._crypto.keys import KeyKind, PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
 from aoe_pack.keys.generate import GeneratedKey, keygen
 from aoe_pack.keys.load import (
     PASSWORD_ENV,

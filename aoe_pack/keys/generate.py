@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aoe_pack._crypto import keys as _keys
+from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._io import write_atomic
 from aoe_pack.errors import OutputError, UsageError

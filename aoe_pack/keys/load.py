@@ -6,9 +6,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aoe_pack._crypto import keys as _keys
+from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack.errors import KeyFormatError, KeyPasswordError, KeyReferenceError, KeyTypeError
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from aoe_pack.errors import ReleaseConflictError
-from aoe_pack.manifest.model import Manifest, ModelReleases, Models, Release
+from aoe_pack.repository.model import Manifest, ModelReleases, Models, Release
 
 
 def add_releases(

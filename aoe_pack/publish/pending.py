@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.errors import RepositoryError, StoreConflictError, StoreError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest, Release, check_schema
-from aoe_pack.manifest.root import Root, bundle_key
-from aoe_pack.publish.store import Store
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import Manifest, Release, check_schema
+from aoe_pack.repository.root import Root, bundle_key
+from aoe_pack.storage.store import Store
 
 PENDING_TYPE = "application/vnd.aoe.repository.pending.v1+json"
 MAX_RECORD_BYTES = 64 << 10

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
@@ -25,11 +25,8 @@ from aoe_pack.errors import (
     UsageError,
     VersionError,
 )
-from aoe_pack.manifest.model import LOCAL, Manifest, Models, Release
-from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases, holds_releases
-from aoe_pack.publish.store import Store, bundle_name
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
     Commit,
@@ -39,6 +36,9 @@ from aoe_pack.publish.workflow import (
     require_approved,
     signers_for,
 )
+from aoe_pack.repository.model import LOCAL, Manifest, Models, Release
+from aoe_pack.repository.versions import Version
+from aoe_pack.storage.store import Store, bundle_name
 
 CHANNEL_DEFAULT = "stable"
 _CHANNEL = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as schemas/manifest.schema.json

@@ -1,7 +1,7 @@
 """Every change to a repository: read, edit, sign, compare-and-swap, retry.
 
 All manifest commands go through :func:`edit_manifest`, which works the same on
-every :class:`~aoe_pack.publish.store.Store`:
+every :class:`~aoe_pack.storage.store.Store`:
 
 1. read ``root.json`` and ``manifest.json`` (with the manifest's token);
 2. check the manifest against the root (a repository we cannot trust is not
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import (
     RepositoryError,
     StoreConflictError,
@@ -34,9 +34,11 @@ from aoe_pack.errors import (
     UsageError,
     VersionLimitError,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import MAX_VERSION, Manifest, Models
-from aoe_pack.manifest.root import (
+from aoe_pack.publish import pending
+from aoe_pack.publish.edits import add_releases
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import MAX_VERSION, Manifest, Models
+from aoe_pack.repository.root import (
     Root,
     new_repository_id,
     new_root,
@@ -44,16 +46,14 @@ from aoe_pack.manifest.root import (
     verify_self_signed,
     verify_successor,
 )
-from aoe_pack.manifest.trust import (
+from aoe_pack.repository.trust import (
     MAX_CHAIN_LENGTH,
     MAX_MANIFEST_BYTES,
     MAX_ROOT_BYTES,
     update_root,
     verify_manifest,
 )
-from aoe_pack.publish import pending
-from aoe_pack.publish.edits import add_releases
-from aoe_pack.publish.store import MANIFEST, ROOT, Store, root_name
+from aoe_pack.storage.store import MANIFEST, ROOT, Store, root_name
 
 MAX_ATTEMPTS = 200
 DEFAULT_EXPIRES = dt.timedelta(days=30)

@@ -30,23 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._canonical import canonical_json
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import dsse
-from aoe_pack.bundle.format import (
-    CHUNK_SIZE,
-    DEFAULT_SOURCE_DATE_EPOCH,
-    MANIFEST_ENTRY,
-    PAYLOAD_PREFIX,
-    SIGNATURES_ENTRY,
-)
-from aoe_pack.bundle.zipfmt import (
+from aoe_pack.bundle.container import (
     MEDIA_TYPE_V1,
     MIMETYPE_NAME,
     AlignedZipWriter,
     DateTime,
     dos_datetime,
     read_layout,
+)
+from aoe_pack.bundle.format import (
+    CHUNK_SIZE,
+    DEFAULT_SOURCE_DATE_EPOCH,
+    MANIFEST_ENTRY,
+    PAYLOAD_PREFIX,
+    SIGNATURES_ENTRY,
 )
 from aoe_pack.keys.load import DecryptionKey
 

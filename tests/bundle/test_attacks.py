@@ -51,8 +51,8 @@ from _tamper import (
     take_apart,
 )
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._crypto.wrap import kek_id
 from aoe_pack.bundle import VerifyResult, unpack_bundle, verify_bundle
 from aoe_pack.bundle.dsse import Signature, encode_envelope

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from _killed import blocked_child, sigkill
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 
 # Writes the output the way build does (atomic_output), then stops mid-write.

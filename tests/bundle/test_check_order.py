@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import unpack_bundle, verify_bundle
 from aoe_pack.cli import cli
 from aoe_pack.errors import UsageError

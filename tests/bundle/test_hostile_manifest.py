@@ -18,8 +18,8 @@ from _tamper import resign, take_apart
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aoe_pack._canonical import canonical_json, json_value_count, json_values_beyond
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._jcs import canonical_json, json_value_count, json_values_beyond
 from aoe_pack.bundle import inspect_bundle, verify_bundle
 from aoe_pack.bundle.format import DEFAULT_LIMITS
 from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES

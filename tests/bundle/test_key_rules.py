@@ -9,7 +9,7 @@ import pytest
 from _tamper import decryption_key
 from click.testing import CliRunner
 
-from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.bundle import unpack_bundle, verify_bundle
 from aoe_pack.cli import cli
 from aoe_pack.errors import DecryptionError, SignatureError

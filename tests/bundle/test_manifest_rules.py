@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from _tamper import decryption_key, resign, take_apart
 
-from aoe_pack._canonical import canonical_json
-from aoe_pack._crypto import keys as _keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto import asymmetric as _keys
+from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import build_bundle, inspect_bundle, unpack_bundle, verify_bundle
 from aoe_pack.bundle.build import EncryptionSpec
 from aoe_pack.bundle.dsse import Signature, encode_envelope

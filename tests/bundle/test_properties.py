@@ -24,7 +24,7 @@ from _tamper import decryption_key
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import EncryptionSpec, build_bundle, unpack_bundle, verify_bundle
 from aoe_pack.bundle.format import CHUNK_SIZE
 from aoe_pack.config.model import ModelConfig

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _tamper import decryption_key, take_apart
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import (
     EncryptionSpec,
     build_bundle,
@@ -18,13 +18,13 @@ from aoe_pack.bundle import (
     unpack_bundle,
     verify_bundle,
 )
+from aoe_pack.bundle.container import MEDIA_TYPE_V1, read_layout
 from aoe_pack.bundle.format import (
     CHUNK_SIZE,
     DEFAULT_SOURCE_DATE_EPOCH,
     MANIFEST_ENTRY,
     SIGNATURES_ENTRY,
 )
-from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1, read_layout
 from aoe_pack.keys.load import DecryptionKey
 
 FILES = {

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from _tamper import decryption_key, flip, locate
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import verify_bundle
+from aoe_pack.bundle.container import read_layout
 from aoe_pack.bundle.format import MANIFEST_ENTRY
-from aoe_pack.bundle.zipfmt import read_layout
 from aoe_pack.errors import AoePackError
 from aoe_pack.keys.load import DecryptionKey
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from _tamper import resign, take_apart
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import _zipwrite, unpack_bundle, verify_bundle
 from aoe_pack.bundle.unpack import _safe_parts
 from aoe_pack.errors import UnsafeEntryError

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoe_pack.bundle.zipfmt import (
+from aoe_pack.bundle.container import (
     MEDIA_TYPE_V1,
     AlignedZipWriter,
     BundleLayout,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aoe_pack.bundle.zipfmt import read_layout
+from aoe_pack.bundle.container import read_layout
 from aoe_pack.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]

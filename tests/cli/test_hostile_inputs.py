@@ -116,7 +116,7 @@ def test_endless_key_file_is_refused_at_its_cap(
 
 @needs_dev_zero
 def test_endless_encryption_key_file_is_refused_at_its_cap(signer, tmp_path: Path) -> None:
-    from aoe_pack._crypto.keys import private_pem
+    from aoe_pack._crypto.asymmetric import private_pem
 
     config = {"version": "1.0.0", "tag": "t", "runtime": "mnn", "source": "remote", "modelDir": "."}
     (tmp_path / "config.json").write_text(json.dumps({**config, "modelName": "m.mnn"}))
@@ -166,7 +166,7 @@ def test_password_variable_holding_non_utf8_bytes_is_used_as_bytes(
     tmp_path: Path, built_bundle, signer
 ) -> None:
     """A password typed in a Latin-1 terminal is those bytes; it must not crash the tool."""
-    from aoe_pack._crypto import keys
+    from aoe_pack._crypto import asymmetric as keys
 
     password = b"caf\xe9"
     key = keys.generate(keys.KeyKind.X25519)

@@ -28,18 +28,18 @@ import pytest
 from _killed import blocked_child, sigkill
 from _server_http import HttpServer
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._io import Folder
 from aoe_pack.client import install
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
-from aoe_pack.client.fetch import HttpStore
 from aoe_pack.errors import BundleMismatchError, OutputError
-from aoe_pack.manifest import envelope
 from aoe_pack.publish import releases
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import MANIFEST, ROOT, Store
 from aoe_pack.publish.workflow import init_repository
+from aoe_pack.repository import envelope
+from aoe_pack.storage.http import HttpStore
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.store import MANIFEST, ROOT, Store
 
 TAG, VERSION = "tag_x", "1.1.0"
 FILES = {"model.tflite": os.urandom(3000), "labels.txt": b"a\nb\n"}
@@ -226,7 +226,7 @@ from pathlib import Path
 import aoe_pack.bundle.unpack as unpack
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device
-from aoe_pack.publish.local import LocalStore
+from aoe_pack.storage.local import LocalStore
 
 def stuck(*args, **kwargs):
     print("ready", flush=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from _server_http import HttpServer
 
-from aoe_pack.client.fetch import HttpStore, TransferLimits, download, fetch_bytes
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
-from aoe_pack.publish.store import MANIFEST
+from aoe_pack.storage.http import HttpStore, TransferLimits, download, fetch_bytes
+from aoe_pack.storage.store import MANIFEST
 
 CAP = 1024 * 1024
 

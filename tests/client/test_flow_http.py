@@ -24,12 +24,12 @@ from click.testing import CliRunner
 from aoe_pack.cli import cli
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device, bucket
-from aoe_pack.client.fetch import HttpStore
 from aoe_pack.errors import ExpiredMetadataError
 from aoe_pack.keys import load_public_key, load_signing_key
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.root import new_root
-from aoe_pack.publish.store import MANIFEST, ROOT, root_name
+from aoe_pack.repository import envelope
+from aoe_pack.repository.root import new_root
+from aoe_pack.storage.http import HttpStore
+from aoe_pack.storage.store import MANIFEST, ROOT, root_name
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = "tag_mnist"  # the sample's tag

@@ -30,14 +30,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.cli import cli
-from aoe_pack.client._transfer import _tls
-from aoe_pack.client.fetch import HttpStore, TransferLimits, download, fetch_bytes
 from aoe_pack.errors import DownloadTooSlowError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.root import new_root
-from aoe_pack.publish.store import MANIFEST
+from aoe_pack.repository import envelope
+from aoe_pack.repository.root import new_root
+from aoe_pack.storage._transfer import _tls
+from aoe_pack.storage.http import HttpStore, TransferLimits, download, fetch_bytes
+from aoe_pack.storage.store import MANIFEST
 
 SIZE = 100_000
 

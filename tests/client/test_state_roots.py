@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from aoe_pack._crypto.keys import KeyKind, PrivateKey, generate
+from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
 from aoe_pack.client.check import ClientState, refresh
 from aoe_pack.errors import UntrustedMetadataError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest
-from aoe_pack.manifest.root import new_root
-from aoe_pack.publish.store import MANIFEST, Stored, root_name
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import Manifest
+from aoe_pack.repository.root import new_root
+from aoe_pack.storage.store import MANIFEST, Stored, root_name
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from aoe_pack._crypto import _der
-from aoe_pack._crypto import keys as _keys
-from aoe_pack._crypto.keys import KeyKind
+from aoe_pack._crypto import asymmetric as _keys
+from aoe_pack._crypto.asymmetric import KeyKind
 from aoe_pack.cli import cli
 from aoe_pack.errors import KeyFormatError
 from aoe_pack.keys import keygen

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from aoe_pack._crypto import _der, wrap
-from aoe_pack._crypto import keys as _keys
-from aoe_pack._crypto.keys import KeyKind
+from aoe_pack._crypto import asymmetric as _keys
+from aoe_pack._crypto.asymmetric import KeyKind
 from aoe_pack.cli import cli
 from aoe_pack.errors import KeyFormatError, KeyPasswordError
 from aoe_pack.keys import load_decryption_key

@@ -43,13 +43,14 @@ from unittest import mock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 
-from aoe_pack._canonical import canonical_json, canonical_json_integral
 from aoe_pack._crypto import _der
-from aoe_pack._crypto import keys as _keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto import asymmetric as _keys
+from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._jcs import canonical_json, canonical_json_integral
 from aoe_pack.bundle import EncryptionSpec, build_bundle, dsse, inspect_bundle, unpack_bundle
 from aoe_pack.bundle._zipread import read_layout, sniff
 from aoe_pack.bundle._zipwrite import AlignedZipWriter, dos_datetime
+from aoe_pack.bundle.container import MEDIA_TYPE_V1
 from aoe_pack.bundle.format import (
     DEFAULT_LIMITS,
     DEFAULT_SOURCE_DATE_EPOCH,
@@ -57,7 +58,6 @@ from aoe_pack.bundle.format import (
     SIGNATURES_ENTRY,
 )
 from aoe_pack.bundle.verify import OpenedBundle, verify_bundle
-from aoe_pack.bundle.zipfmt import MEDIA_TYPE_V1
 from aoe_pack.client.check import ClientState, bundle_signers
 from aoe_pack.client.decide import Device, decide
 from aoe_pack.config import load_config
@@ -69,11 +69,11 @@ from aoe_pack.keys.load import (
     load_public_key,
     load_signing_key,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest, ModelReleases, Release
-from aoe_pack.manifest.root import new_root, verify_self_signed, verify_successor
-from aoe_pack.manifest.trust import verify_manifest
-from aoe_pack.manifest.versions import Version
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import Manifest, ModelReleases, Release
+from aoe_pack.repository.root import new_root, verify_self_signed, verify_successor
+from aoe_pack.repository.trust import verify_manifest
+from aoe_pack.repository.versions import Version
 
 REPO = Path(__file__).resolve().parents[2]
 FUZZ_DIR = Path(__file__).resolve().parent

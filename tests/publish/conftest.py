@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig
 

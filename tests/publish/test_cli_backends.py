@@ -87,7 +87,7 @@ def test_three_versions_and_a_fleet_on_every_backend(
 
 
 def _read_root(url: str) -> bytes:
-    from aoe_pack.destinations import open_store
+    from aoe_pack.storage.open import open_store
 
     store = open_store(url)
     doc = store.read("root.json", max_bytes=1 << 20)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import private_pem
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import private_pem
 from aoe_pack.cli import cli
 
 

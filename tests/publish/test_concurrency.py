@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.keys import PrivateKey, load_private, private_pem
-from aoe_pack.destinations import open_store
-from aoe_pack.manifest.trust import verify_manifest
+from aoe_pack._crypto.asymmetric import PrivateKey, load_private, private_pem
 from aoe_pack.publish import releases
-from aoe_pack.publish.store import MANIFEST
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state
+from aoe_pack.repository.trust import verify_manifest
+from aoe_pack.storage.open import open_store
+from aoe_pack.storage.store import MANIFEST
 
 PUBLISHERS, RELEASES = 8, 25
 

@@ -24,20 +24,20 @@ from typing import Any
 
 import pytest
 
-from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.client.verify_repo import verify_repository
-from aoe_pack.destinations import open_store
 from aoe_pack.publish import releases
-from aoe_pack.publish.store import ROOT
 from aoe_pack.publish.workflow import init_repository, read_state
+from aoe_pack.storage.open import open_store
+from aoe_pack.storage.store import ROOT
 
 _CHILD = textwrap.dedent(
     """
     import os, pathlib, sys
-    from aoe_pack._crypto.keys import load_private
+    from aoe_pack._crypto.asymmetric import load_private
     from aoe_pack.publish import releases
-    from aoe_pack.destinations import open_store
-    from aoe_pack.publish.store import MANIFEST
+    from aoe_pack.storage.open import open_store
+    from aoe_pack.storage.store import MANIFEST
 
     url, key_file, bundle, point = sys.argv[1:5]
     store = open_store(url)

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from aoe_pack._crypto.keys import PrivateKey
-from aoe_pack.destinations import open_store
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.errors import DownloadTooLargeError
 from aoe_pack.publish import releases
 from aoe_pack.publish.workflow import init_repository
+from aoe_pack.storage.open import open_store
 
 
 def _published(repo_url: str, repo_key: PrivateKey, bundle_factory: Any) -> tuple[Any, str, int]:

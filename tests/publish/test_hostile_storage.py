@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from aoe_pack._crypto.keys import PrivateKey, private_pem
+from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.cli import cli
 from aoe_pack.errors import DownloadTooLargeError, RepositoryFormatError, StoreError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.root import Root
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import MANIFEST
+from aoe_pack.repository import envelope
+from aoe_pack.repository.root import Root
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.store import MANIFEST
 
 
 def test_fifo_in_a_local_repository_is_refused_not_waited_on(tmp_path: Path) -> None:

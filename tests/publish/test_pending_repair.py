@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.publish import pending, releases
-from aoe_pack.publish.local import LocalStore
 from aoe_pack.publish.workflow import init_repository, read_state
+from aoe_pack.storage.local import LocalStore
 
 
 class NonAtomicFolder(LocalStore):

@@ -21,9 +21,9 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.publish import oci
-from aoe_pack.publish.oci import OciStore
-from aoe_pack.publish.store import MANIFEST, ROOT, bundle_name, root_name
+from aoe_pack.storage import oci
+from aoe_pack.storage.oci import OciStore
+from aoe_pack.storage.store import MANIFEST, ROOT, bundle_name, root_name
 
 if TYPE_CHECKING:
     from _server_oci import OciRegistry

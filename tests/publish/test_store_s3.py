@@ -22,8 +22,8 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.publish.fsspec_store import FsspecStore
-from aoe_pack.publish.store import MANIFEST, bundle_name
+from aoe_pack.storage.fsspec_store import FsspecStore
+from aoe_pack.storage.store import MANIFEST, bundle_name
 
 BIG = 12 * 2**20 + 12345  # over two 5 MiB parts: put_file goes multipart
 

@@ -9,17 +9,17 @@ from typing import Any
 
 from _killed import blocked_child, sigkill
 
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.publish import releases
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import bundle_name
 from aoe_pack.publish.workflow import init_repository
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.store import bundle_name
 
 # put_blob creates its temp, then blocks opening the source: a FIFO nobody writes.
 _UPLOADER = """
 import contextlib, sys
 from pathlib import Path
-import aoe_pack.publish.local as local
+import aoe_pack.storage.local as local
 
 real_atomic_output = local.atomic_output
 

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.client.check import refresh
 from aoe_pack.errors import RollbackError, UsageError, VersionLimitError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import MAX_VERSION
 from aoe_pack.publish import releases
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import MANIFEST, ROOT
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state, rotate_root
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import MAX_VERSION
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.store import MANIFEST, ROOT
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from aoe_pack._crypto import keys
-from aoe_pack._crypto.keys import PrivateKey
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._io import file_sha256
 from aoe_pack.client.check import refresh
 from aoe_pack.client.verify_repo import verify_repository
-from aoe_pack.destinations import open_store
 from aoe_pack.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
@@ -28,19 +27,20 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     UsageError,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import LOCAL, Release
-from aoe_pack.manifest.root import new_root
-from aoe_pack.manifest.versions import Version
 from aoe_pack.publish import releases
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import MANIFEST, ROOT, Store, bundle_name, root_name
 from aoe_pack.publish.workflow import (
     init_repository,
     now_utc,
     read_state,
     rotate_root,
 )
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import LOCAL, Release
+from aoe_pack.repository.root import new_root
+from aoe_pack.repository.versions import Version
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.open import open_store
+from aoe_pack.storage.store import MANIFEST, ROOT, Store, bundle_name, root_name
 
 TAG = "tag_m"
 CAP = 1 << 26

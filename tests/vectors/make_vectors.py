@@ -33,9 +33,9 @@ import aoe_pack.bundle.build as build_module
 from aoe_pack._crypto.sign import pae
 from aoe_pack._crypto.stream import TAG_SIZE, SegmentCipher, stored_size
 from aoe_pack.bundle import EncryptionSpec, build_bundle, verify_bundle
+from aoe_pack.bundle.container import dos_datetime
 from aoe_pack.bundle.format import CHUNK_SIZE, PAYLOAD_TYPE
 from aoe_pack.bundle.verify import data_key_for, open_bundle
-from aoe_pack.bundle.zipfmt import dos_datetime
 from aoe_pack.config.model import ModelConfig, ModelFile
 from aoe_pack.keys import (
     DecryptionKey,

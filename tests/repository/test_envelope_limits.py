@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from aoe_pack._crypto import keys
+from aoe_pack._crypto import asymmetric as keys
 from aoe_pack.errors import RepositoryFormatError
-from aoe_pack.manifest import envelope
+from aoe_pack.repository import envelope
 
 
 def test_envelope_with_more_json_values_than_the_limit_is_refused_before_parsing() -> None:

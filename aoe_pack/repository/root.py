@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aoe_pack._crypto.keys import KeyKind, PublicKey, load_public
+from aoe_pack._crypto.asymmetric import KeyKind, PublicKey, load_public
 from aoe_pack.errors import (
     KeyFileError,
     RepositoryFormatError,
@@ -22,8 +22,8 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     UsageError,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import FORMAT_VERSION, check_schema
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import FORMAT_VERSION, check_schema
 
 ROOT_KIND = "aoe.repository.root"
 _ALGORITHMS = {KeyKind.ED25519: "ed25519", KeyKind.P256: "p256"}

@@ -22,9 +22,9 @@ from aoe_pack.errors import (
     RollbackError,
     UntrustedMetadataError,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest, Release, format_time
-from aoe_pack.manifest.root import Root, verify_successor
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import Manifest, Release, format_time
+from aoe_pack.repository.root import Root, verify_successor
 
 MAX_ROOT_STEPS = 64
 """A repository cannot make a client walk an endless root chain."""

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from aoe_pack._io import atomic_output, lock_exclusive
 from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
-from aoe_pack.publish.store import Stored
+from aoe_pack.storage.store import Stored
 
 LOCK_NAME = ".aoe-repo.lock"
 
 
 class LocalStore:
-    """The :class:`~aoe_pack.publish.store.Store` of a folder."""
+    """The :class:`~aoe_pack.storage.store.Store` of a folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)

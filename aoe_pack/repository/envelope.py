@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoe_pack._canonical import canonical_json_integral as canonical_json
-from aoe_pack._canonical import json_values_beyond
 from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.keys import PrivateKey, PublicKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack._jcs import canonical_json_integral as canonical_json
+from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle.dsse import Signature, parse_signature_list
 from aoe_pack.errors import (
     RepositoryFormatError,

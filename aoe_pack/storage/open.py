@@ -1,13 +1,11 @@
-"""Turn ``--repo`` into a :class:`~aoe_pack.publish.store.Store`.
+"""Turn ``--repo`` into a :class:`~aoe_pack.storage.store.Store`.
 
 - a path or ``file://`` URL: a local folder (the default, nothing to install);
 - ``oci://host/repo``: an OCI registry through oras-py (``[publish]`` extra);
 - ``http://`` / ``https://``: read-only, as devices read a served folder;
 - any other ``scheme://``: fsspec (``s3://`` through s3fs, ``[publish]`` extra).
 
-Backends that need an extra are imported only when asked for. This sits above
-both ``publish`` (the writable backends) and ``client`` (the HTTP reader that
-devices use), so that neither package imports the other's way back.
+Backends that need an extra are imported only when asked for.
 """
 
 from __future__ import annotations
@@ -16,15 +14,15 @@ import urllib.parse
 from pathlib import Path
 
 from aoe_pack.errors import UsageError
-from aoe_pack.publish.local import LocalStore
-from aoe_pack.publish.store import Store
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.store import Store
 
 
 def open_store(url: str, *, plain_http: bool | None = None, timeout: float | None = None) -> Store:
     """The store for ``url`` (see the module docstring).
 
     ``timeout`` is the deadline of each download from an ``http(s)://``
-    repository (see :class:`aoe_pack.client.fetch.TransferLimits`); the other
+    repository (see :class:`aoe_pack.storage.http.TransferLimits`); the other
     backends have their own, so asking them for one is a usage error.
     """
     scheme = urllib.parse.urlsplit(url).scheme if "://" in url else ""
@@ -37,15 +35,15 @@ def open_store(url: str, *, plain_http: bool | None = None, timeout: float | Non
         path = urllib.parse.urlsplit(url).path if scheme == "file" else url
         return LocalStore(Path(path))
     if scheme == "oci":
-        from aoe_pack.publish.oci import OciStore
+        from aoe_pack.storage.oci import OciStore
 
         return OciStore.from_url(url, plain_http=plain_http)
     if scheme in ("http", "https"):
-        from aoe_pack.client.fetch import HttpStore, TransferLimits
+        from aoe_pack.storage.http import HttpStore, TransferLimits
 
         if timeout is None:
             return HttpStore(url)
         return HttpStore(url, limits=TransferLimits(deadline=timeout))
-    from aoe_pack.publish.fsspec_store import FsspecStore
+    from aoe_pack.storage.fsspec_store import FsspecStore
 
     return FsspecStore.from_url(url)

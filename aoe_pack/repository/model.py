@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
-from aoe_pack.manifest.versions import Version
+from aoe_pack.repository.versions import Version
 
 MANIFEST_KIND = "aoe.repository.manifest"
 FORMAT_VERSION = 1

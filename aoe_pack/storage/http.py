@@ -5,7 +5,7 @@ defends against. Nothing here checks signatures or digests: the caller verifies
 the signed root and manifest, and each bundle's SHA-256 and size from the
 manifest, after the bytes are on disk. This module only guarantees that a
 hostile or broken server cannot make the device store more bytes than allowed,
-hold it longer than its time limits (:mod:`aoe_pack.client._transfer`), mix
+hold it longer than its time limits (:mod:`aoe_pack.storage._transfer`), mix
 two versions of a file in one resumed download, or follow it somewhere other
 than HTTP(S).
 
@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from aoe_pack._io import Folder
-from aoe_pack.client._transfer import (
+from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
+from aoe_pack.storage._transfer import (
     DEFAULT_LIMITS,
     HTTPHandler,
     HTTPSHandler,
     TransferLimits,
     limited,
 )
-from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
-from aoe_pack.publish.store import Stored
+from aoe_pack.storage.store import Stored
 
 __all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes"]
 
@@ -122,7 +122,7 @@ def _open(
 
     ``timeout`` applies to the connection and to every read, so a server that
     stops sending cannot hang the device; the deadline and minimum rate of the
-    download under way (:func:`~aoe_pack.client._transfer.limited`) bound one
+    download under way (:func:`~aoe_pack.storage._transfer.limited`) bound one
     that drips.
     """
     if urllib.parse.urlsplit(url).scheme not in _SCHEMES:
@@ -388,7 +388,7 @@ class _Download:
 
 
 class HttpStore:
-    """A read-only :class:`~aoe_pack.publish.store.Store` over a served repository.
+    """A read-only :class:`~aoe_pack.storage.store.Store` over a served repository.
 
     ``url`` is an ``http(s)://`` or ``file://`` base URL, or a local folder.
     Document names are checked so that a name from a hostile manifest cannot

@@ -21,16 +21,16 @@ import pytest
 from _factories import NOW, make_root, manifest, release, sign_manifest, sign_root
 from click.testing import CliRunner
 
-from aoe_pack._crypto.keys import KeyKind, PrivateKey, generate
+from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
 from aoe_pack.cli import cli
 from aoe_pack.client.check import ClientState, refresh, repository_identity
-from aoe_pack.destinations import open_store
 from aoe_pack.errors import RepositoryFormatError, RollbackError, RootRotationError
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import Manifest
-from aoe_pack.manifest.root import Root, new_root, verify_self_signed, verify_successor
-from aoe_pack.manifest.trust import Floor, verify_manifest
-from aoe_pack.publish.store import MANIFEST, root_name
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import Manifest
+from aoe_pack.repository.root import Root, new_root, verify_self_signed, verify_successor
+from aoe_pack.repository.trust import Floor, verify_manifest
+from aoe_pack.storage.open import open_store
+from aoe_pack.storage.store import MANIFEST, root_name
 
 STOLEN_VERSION = 10**15
 

@@ -23,7 +23,7 @@ def canonical_json_integral(value: Any) -> bytes:
     code units, Python by code points, which agree for ASCII. So when the output
     is ASCII it is the JCS form, and otherwise ``rfc8785`` does the work. The
     repository documents this serves refuse floats when parsed and never
-    produce them (tests/manifest/test_canonical.py checks against ``rfc8785``).
+    produce them (tests/repository/test_canonical.py checks against ``rfc8785``).
     """
     out = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

@@ -1,6 +1,6 @@
 """Attacks on the repository metadata, one test each, as a client meets them.
 
-Every test feeds bytes to the pure checks of ``aoe_pack.manifest.trust`` (the
+Every test feeds bytes to the pure checks of ``aoe_pack.repository.trust`` (the
 same calls a client makes after fetching) and asserts the exact error class
 and the words of its message.
 """
@@ -28,7 +28,7 @@ from _factories import (
 )
 
 from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.keys import KeyKind, PrivateKey, generate
+from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
 from aoe_pack.bundle.dsse import Signature
 from aoe_pack.errors import (
     BundleMismatchError,
@@ -39,16 +39,16 @@ from aoe_pack.errors import (
     RootRotationError,
     UntrustedMetadataError,
 )
-from aoe_pack.manifest import envelope
-from aoe_pack.manifest.model import check_schema
-from aoe_pack.manifest.root import (
+from aoe_pack.repository import envelope
+from aoe_pack.repository.model import check_schema
+from aoe_pack.repository.root import (
     Root,
     bundle_key,
     parse_root,
     verify_self_signed,
     verify_successor,
 )
-from aoe_pack.manifest.trust import (
+from aoe_pack.repository.trust import (
     MAX_ROOT_STEPS,
     VerifiedManifest,
     check_bundle_matches,

@@ -28,7 +28,7 @@ leave an untagged blob behind.
 
 OCI manifests are serialized as compact JSON with sorted keys and hold no
 timestamps, so the same bytes always give the same manifest digest. That digest
-is the :class:`~aoe_pack.publish.store.Stored` token.
+is the :class:`~aoe_pack.storage.store.Stored` token.
 
 Registries (CNCF distribution 2.8 among them) offer no conditional manifest
 PUT, so :meth:`OciStore.replace` compares the tag's digest with the expected
@@ -64,7 +64,7 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.publish.store import MANIFEST, ROOT, Stored
+from aoe_pack.storage.store import MANIFEST, ROOT, Stored
 
 if TYPE_CHECKING:
     import requests

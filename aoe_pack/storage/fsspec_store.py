@@ -1,4 +1,4 @@
-"""A :class:`~aoe_pack.publish.store.Store` for object storage, through fsspec.
+"""A :class:`~aoe_pack.storage.store.Store` for object storage, through fsspec.
 
 fsspec gives one API over s3://, gs://, az://, memory:// and more, so reads work
 everywhere. Publishing safely needs more than fsspec offers: ``manifest.json``
@@ -35,7 +35,7 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.publish.store import Stored
+from aoe_pack.storage.store import Stored
 
 _S3 = frozenset({"s3", "s3a"})
 _MEMORY = frozenset({"memory"})

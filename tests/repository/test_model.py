@@ -22,9 +22,9 @@ from _factories import (
     salt_of,
 )
 
-from aoe_pack._canonical import canonical_json
+from aoe_pack._jcs import canonical_json
 from aoe_pack.errors import RepositoryFormatError
-from aoe_pack.manifest.model import (
+from aoe_pack.repository.model import (
     LOCAL,
     Manifest,
     ModelReleases,
