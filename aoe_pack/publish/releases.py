@@ -101,6 +101,43 @@ def percent_to_bp(percent: float) -> int:
     return bp
 
 
+@dataclass(frozen=True, kw_only=True)
+class Published:
+    """What publishing bundles did (:func:`aoe_pack.api.publish`)."""
+
+    commit: Commit
+    """The manifest version written (``attempts == 0``: none was needed)."""
+    releases: tuple[tuple[str, Release], ...]
+    """Each bundle's release as the manifest now holds it, with its tag."""
+    options: ReleaseOptions
+    """The settings asked for."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether a new manifest version was written (False: all were published before)."""
+        return self.commit.attempts != 0
+
+    def kept_first_settings(self) -> list[tuple[str, Release]]:
+        """Releases published before with other settings than asked: they keep their first.
+
+        Change those with :func:`set_rollout` or by publishing a new version.
+        """
+        asked = self.options
+        return [
+            (tag, r)
+            for tag, r in self.releases
+            if (r.channel, r.rollout_bp, r.min_app_version, r.max_app_version, r.critical)
+            != (
+                asked.channel,
+                asked.rollout_bp,
+                asked.min_app_version,
+                asked.max_app_version,
+                asked.critical,
+            )
+            or r.required_runtimes != asked.required_runtimes
+        ]
+
+
 def release_of_bundle(
     path: Path, trusted_keys: Sequence[PublicKey], options: ReleaseOptions
 ) -> tuple[str, Release, dict[str, str]]:
