@@ -10,7 +10,7 @@ from typing import TypeVar
 import click
 
 from aoe_pack.cli import _streams
-from aoe_pack.errors import KeyPasswordError, KeyTypeError, RepositoryFormatError, UsageError
+from aoe_pack.errors import KeyPasswordError
 from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
@@ -92,39 +92,20 @@ def env_password() -> bytes | None:
 
 
 def read_trusted_root(path: Path) -> bytes:
-    """The bytes of a ``--trusted-root`` file, read at most to the root's size cap.
+    """The bytes of a ``--trusted-root`` file, read at most to the root's size cap."""
+    from aoe_pack.client.device_files import read_trusted_root as _read
 
-    Whatever the file is: a FIFO or ``/dev/zero`` has no size to check first.
-    """
-    from aoe_pack._io import FileTooLargeError, read_capped
-    from aoe_pack.repository.trust import MAX_ROOT_BYTES
-
-    try:
-        return read_capped(path, MAX_ROOT_BYTES)
-    except FileTooLargeError as e:
-        raise RepositoryFormatError(
-            f"--trusted-root {path} holds more than {MAX_ROOT_BYTES} bytes; "
-            f"a root is at most {MAX_ROOT_BYTES >> 20} MiB",
-            hint="pass the root.json the repository was created with (or a later one)",
-        ) from e
-    except OSError as e:
-        raise UsageError(f"cannot read --trusted-root {path}: {e.strerror}") from e
+    return _read(path)
 
 
 def load_verification_keys(
     trusted_refs: tuple[str, ...], decryption_ref: str | None
 ) -> tuple[list[PublicKey], DecryptionKey | None]:
     """The trusted signer keys and optional decryption key of verify, unpack and bench."""
-    from aoe_pack.keys import load_decryption_key, load_public_key
+    from aoe_pack.keys import load_decryption_key
+    from aoe_pack.keys.resolve import trusted_key
 
-    trusted = [load_public_key(k) for k in trusted_refs]
-    for ref, key in zip(trusted_refs, trusted, strict=True):
-        if not key.kind.signs:
-            raise KeyTypeError(
-                f"{ref} holds an encryption key ({key.algorithm}); "
-                "--trusted-key takes a signer's key",
-                hint="pass the .pub of the key given to `aoe-pack build --sign-key`",
-            )
+    trusted = [trusted_key(k) for k in trusted_refs]
     if decryption_ref is None:
         return trusted, None
     return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)

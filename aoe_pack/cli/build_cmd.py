@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,88 +13,38 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import json_option, prompt_password, verbosity_options
 from aoe_pack.cli._output import Output, human_size
 from aoe_pack.cli._targets import show_targets
-from aoe_pack.errors import UsageError
 
 if TYPE_CHECKING:
     from aoe_pack.assemble import ModelBuild
-    from aoe_pack.bundle import EncryptionSpec
+    from aoe_pack.bundle import Progress
     from aoe_pack.config.model import ModelConfig
 
 
-def _valid_config(path: Path, output: Output) -> ModelConfig:
-    from aoe_pack.config import validate_config
-    from aoe_pack.errors import ConfigValidationError
+class _Shown:
+    """A build's warnings, notes, targets tables and progress bar, as the terminal shows them."""
 
-    report = validate_config(path)
-    for notice in report.notices:
-        output.warn(f"{path}: {notice.message}")
-    if report.config is None:
-        first = report.violations[0]
-        raise ConfigValidationError(
-            f"{path} has {len(report.violations)} problem(s); first: {first.message}",
-            violations=list(report.violations),
-            hint=f"run `aoe-pack validate {path}` to see all of them",
-        )
-    return report.config
+    def __init__(self, output: Output) -> None:
+        self.output = output
 
+    def warning(self, message: str) -> None:
+        self.output.warn(message)
 
-def _encryption_spec(
-    configs: Sequence[ModelConfig],
-    no_encrypt: bool,
-    recipients: tuple[str, ...],
-    kek_files: tuple[str, ...],
-    output: Output,
-) -> EncryptionSpec:
-    """Who may decrypt: the configs' "encrypt" and the key options, reconciled.
+    def note(self, message: str) -> None:
+        self.output.info(message)
 
-    A feature is encrypted when any of its models asks for it.
-    """
-    from aoe_pack.bundle import EncryptionSpec
-    from aoe_pack.keys import load_public_key
-    from aoe_pack.keys.load import load_kek
-
-    wanted = any(cfg.encrypt for cfg in configs)
-    keys_given = bool(recipients or kek_files)
-    if no_encrypt and keys_given:
-        raise UsageError("--no-encrypt contradicts --recipient/--encryption-key-file")
-    if wanted and not no_encrypt and not keys_given:
-        raise UsageError(
-            "encryption is on but no --recipient or --encryption-key-file was given",
-            hint="add a recipient key (aoe-pack keygen --type x25519), or pass --no-encrypt",
-        )
-    if not wanted and keys_given:
-        output.warn('the config says "encrypt": false, but keys were given: encrypting')
-    if not keys_given:
-        return EncryptionSpec()
-    return EncryptionSpec(
-        recipients=[load_public_key(r) for r in recipients],
-        keks=[load_kek(k) for k in kek_files],
-    )
-
-
-def _prepare(
-    configs: Sequence[ModelConfig],
-    targets: tuple[str, ...],
-    output: Output,
-    stack: contextlib.ExitStack,
-) -> list[ModelBuild]:
-    """Each model converted (or checked) in a private folder that lives until the bundle exists."""
-    from aoe_pack.assemble import feature_key, prepare
-
-    builds = []
-    for cfg in configs:
-        key = feature_key(configs, cfg)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aoe-convert-")))
+    def model_started(self, key: str, config: ModelConfig) -> None:
         if key:
-            output.line(f"model {key} ({cfg.model_name})", bold=True)
-        with _streams.frameworks():
-            build = prepare(cfg, targets=targets, workdir=workdir, key=key, report=output.info)
+            self.output.line(f"model {key} ({config.model_name})", bold=True)
+
+    def model_prepared(self, build: ModelBuild) -> None:
         if build.conversion is not None:
-            show_targets(output, build.conversion)
-        if build.unchecked:
-            output.warn(f"the model {cfg.model_name} was not checked: {build.unchecked}")
-        builds.append(build)
-    return builds
+            show_targets(self.output, build.conversion)
+
+    def converting(self) -> AbstractContextManager[object]:
+        return _streams.frameworks()
+
+    def writing(self, out: Path, total: int) -> AbstractContextManager[Progress | None]:
+        return self.output.progress(f"building {out.name}", total)
 
 
 @click.command()
@@ -190,24 +138,21 @@ def build(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.assemble import failures, payload_size, write
-        from aoe_pack.bundle.feature import check_feature
-        from aoe_pack.keys import load_signing_key
+        from aoe_pack import api
 
-        cfgs = [_valid_config(path, output) for path in configs]
-        if len(cfgs) > 1:
-            check_feature(cfgs)
-        signers = [load_signing_key(k, prompt=prompt_password) for k in sign_keys]
-        spec = _encryption_spec(cfgs, no_encrypt, recipients, kek_files, output)
-        with contextlib.ExitStack() as stack:
-            builds = _prepare(cfgs, targets, output, stack)
-            skipped = failures(builds, skip_failed=skip_failed_targets)
-            if skipped:
-                output.warn(f"shipping without {', '.join(skipped)} (--skip-failed-targets)")
-            with output.progress(f"building {out.name}", payload_size(builds)) as progress:
-                result = write(
-                    builds, out, signing_keys=signers, encryption=spec, progress=progress
-                )
+        built = api.build(
+            configs=configs,
+            out=out,
+            sign_keys=sign_keys,
+            recipients=recipients,
+            encryption_keys=kek_files,
+            encrypt=False if no_encrypt else None,
+            targets=targets,
+            skip_failed_targets=skip_failed_targets,
+            password_prompt=prompt_password,
+            events=_Shown(output),
+        )
+    result = built.result
 
     def text() -> None:
         m = result.manifest
@@ -221,7 +166,4 @@ def build(
         for k in result.signers:
             output.line(f"  signed by {k}")
 
-    document = result.to_dict()
-    if any(b.conversion is not None for b in builds):
-        document["targets"] = [row for b in builds for row in b.outcomes()]
-    output.result(document, text)
+    output.result(built.to_dict(), text)

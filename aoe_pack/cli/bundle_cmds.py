@@ -45,12 +45,13 @@ def verify(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.bundle import verify_bundle
+        from aoe_pack import api
 
+        # Loaded before the bar is drawn: a password prompt must not share the line with it.
         trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
         with output.progress(f"verifying {bundle.name}", file_size(bundle)) as progress:
-            result = verify_bundle(
-                bundle,
+            result = api.verify(
+                bundle=bundle,
                 trusted_keys=trusted,
                 threshold=threshold,
                 decryption_key=dkey,
@@ -83,9 +84,9 @@ def inspect(bundle: Path, json_mode: bool) -> None:
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.bundle import inspect_bundle
+        from aoe_pack import api
 
-        result = inspect_bundle(bundle)
+        result = api.inspect(bundle=bundle)
 
     def text() -> None:
         d = result.to_dict()
@@ -149,13 +150,14 @@ def unpack(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.bundle import unpack_bundle
+        from aoe_pack import api
 
+        # Loaded before the bar is drawn: a password prompt must not share the line with it.
         trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
         with output.progress(f"unpacking {bundle.name}", file_size(bundle)) as progress:
-            result = unpack_bundle(
-                bundle,
-                out,
+            result = api.unpack(
+                bundle=bundle,
+                out=out,
                 trusted_keys=trusted,
                 threshold=threshold,
                 decryption_key=dkey,

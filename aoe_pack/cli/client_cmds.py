@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -106,35 +103,6 @@ def _device(
     )
 
 
-def _state_folder() -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "aoe-pack" / "client"
-
-
-def _legacy_state(repo: str) -> Path:
-    """Where states were kept before they were keyed by the repository's identity."""
-    if "://" not in repo:
-        repo = str(Path(repo).resolve())
-    return _state_folder() / f"{hashlib.sha256(repo.rstrip('/').encode()).hexdigest()[:16]}.json"
-
-
-def _default_state(identity: str | None, repo: str) -> Path:
-    # One state per repository, not per tag and not per URL: the manifest
-    # version floor that stops rollback is the repository's, whichever model a
-    # check is for and whichever mirror serves it. A chain from before
-    # repository ids keeps the state named by its URL.
-    legacy = _legacy_state(repo)
-    if identity is None:
-        return legacy
-    path = _state_folder() / f"{identity}.json"
-    if not path.exists() and legacy.is_file():
-        # The state kept under this URL's name carries over (a concurrent
-        # check may have moved it already: then it is there).
-        with contextlib.suppress(FileNotFoundError):
-            legacy.replace(path)
-    return path
-
-
 @click.group()
 def client() -> None:
     """The device side of updates: the reference flow Android and iOS follow."""
@@ -211,9 +179,7 @@ def check(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.client.check import check as _check
-        from aoe_pack.client.check import repository_identity
-        from aoe_pack.keys import load_decryption_key
+        from aoe_pack import api
 
         device = _device(
             device_id,
@@ -223,26 +189,19 @@ def check(
             local_version or installed_version,
             installed_version,
         )
-        key = (
-            load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
+        result = api.check(
+            repo=repo,
+            tag=tag,
+            device=device,
+            trusted_root=trusted_root,
+            state=state_path,
+            download_dir=download_dir,
+            decryption_key=decryption_key or None,
+            min_manifest_version=minimum,
+            plain_http=plain_http,
+            timeout=timeout,
+            password_prompt=prompt_password,
         )
-        shipped = read_trusted_root(trusted_root)
-        store = _open_repo(repo, plain_http, timeout)
-        try:
-            if state_path is None:
-                state_path = _default_state(repository_identity(shipped), repo)
-            result = _check(
-                store,
-                tag=tag,
-                device=device,
-                trusted_root=shipped,
-                state_path=state_path,
-                download_dir=download_dir,
-                decryption_key=key,
-                minimum=minimum,
-            )
-        finally:
-            store.close()
 
     def text() -> None:
         d = result.decision

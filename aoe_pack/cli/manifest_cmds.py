@@ -142,19 +142,17 @@ def init(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.keys import load_public_key
-        from aoe_pack.publish.workflow import init_repository
+        from aoe_pack import api
 
-        keys = [load_public_key(k) for k in root_keys]
-        store = _store(repo, plain_http)
-        root = init_repository(
-            store,
-            root_keys=keys,
+        root = api.init_repository(
+            repo=repo,
+            root_keys=root_keys,
+            sign_keys=sign_keys,
             threshold=threshold,
-            sign_keys=_signers(sign_keys),
             expires=parse_duration(expires),
+            plain_http=plain_http,
+            password_prompt=prompt_password,
         )
-        store.close()
     payload = {
         "repo": repo,
         "rootVersion": root.version,
@@ -232,49 +230,36 @@ def publish(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
-        from aoe_pack.keys import load_public_key
-        from aoe_pack.publish import releases
+        from aoe_pack import api
 
-        options = releases.ReleaseOptions(
+        published = api.publish(
+            bundles=bundles,
+            repo=repo,
+            sign_keys=sign_keys,
+            trusted_keys=trusted_keys,
             channel=channel,
-            rollout_bp=releases.percent_to_bp(rollout),
+            rollout=rollout,
             min_app_version=min_app_version,
             max_app_version=max_app_version,
-            required_runtimes=tuple(sorted(set(required_runtimes))),
+            required_runtimes=required_runtimes,
             critical=critical,
-        )
-        store = _store(repo, plain_http)
-        commit, added = releases.publish(
-            store,
-            bundles,
-            sign_keys=_signers(sign_keys),
-            trusted_keys=[load_public_key(k) for k in trusted_keys],
-            options=options,
             expires=parse_duration(expires),
-            on_bundle=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
+            plain_http=plain_http,
+            password_prompt=prompt_password,
+            on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
         )
-        store.close()
-    unchanged = commit.attempts == 0
+    commit, added, unchanged = published.commit, published.releases, not published.changed
     payload = {
         **_commit_dict(commit),
         "changed": not unchanged,
         "releases": [{"tag": t, **r.to_dict()} for t, r in added],
     }
-    for tag, r in added:
-        held = (r.channel, r.rollout_bp, r.min_app_version, r.max_app_version, r.critical)
-        asked = (
-            options.channel,
-            options.rollout_bp,
-            options.min_app_version,
-            options.max_app_version,
-            options.critical,
+    for tag, r in published.kept_first_settings():
+        output.warn(
+            f"{tag} {r.version} was already published and keeps its first settings "
+            f"({r.channel}, {r.rollout_percent:g}%); change them with `manifest rollout` "
+            "or by publishing a new version"
         )
-        if held != asked or r.required_runtimes != options.required_runtimes:
-            output.warn(
-                f"{tag} {r.version} was already published and keeps its first settings "
-                f"({r.channel}, {r.rollout_percent:g}%); change them with `manifest rollout` "
-                "or by publishing a new version"
-            )
 
     def text() -> None:
         what = "already published, nothing changed" if unchanged else "published"
