@@ -249,11 +249,6 @@ def publish(
             on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
-    payload = {
-        **_commit_dict(commit),
-        "changed": not unchanged,
-        "releases": [{"tag": t, **r.to_dict()} for t, r in added],
-    }
     for tag, r in published.kept_first_settings():
         output.warn(
             f"{tag} {r.version} was already published and keeps its first settings "
@@ -270,7 +265,7 @@ def publish(
                 f"{', '.join(r.runtimes)}  {r.url}"
             )
 
-    output.result(payload, text)
+    output.result(published.to_dict(), text)
 
 
 @manifest.command()

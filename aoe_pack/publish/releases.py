@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import file_sha256
@@ -103,7 +104,7 @@ def percent_to_bp(percent: float) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class Published:
-    """What publishing bundles did (:func:`aoe_pack.api.publish`)."""
+    """What publishing bundles did ([aoe_pack.api.publish][])."""
 
     commit: Commit
     """The manifest version written (``attempts == 0``: none was needed)."""
@@ -117,10 +118,20 @@ class Published:
         """Whether a new manifest version was written (False: all were published before)."""
         return self.commit.attempts != 0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` result of ``aoe-pack manifest publish``."""
+        return {
+            "manifestVersion": self.commit.manifest.version,
+            "expires": self.commit.manifest.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "attempts": self.commit.attempts,
+            "changed": self.changed,
+            "releases": [{"tag": t, **r.to_dict()} for t, r in self.releases],
+        }
+
     def kept_first_settings(self) -> list[tuple[str, Release]]:
         """Releases published before with other settings than asked: they keep their first.
 
-        Change those with :func:`set_rollout` or by publishing a new version.
+        Change those with ``set_rollout`` or by publishing a new version.
         """
         asked = self.options
         return [
