@@ -3,25 +3,22 @@
 Each function is what one ``aoe-pack`` command does, without the command
 line: the CLI only parses its arguments, calls one of these and prints the
 result. Arguments are keyword-only. A key is either loaded already
-(:class:`~aoe_pack.keys.PrivateKey`, :class:`~aoe_pack.keys.PublicKey`,
-:class:`~aoe_pack.keys.DecryptionKey`, or the 32 bytes of an encryption
-key) or a reference to load: a file path or ``env://VAR``. A
+([PrivateKey][aoe_pack.keys.PrivateKey], [PublicKey][aoe_pack.keys.PublicKey],
+[DecryptionKey][aoe_pack.keys.DecryptionKey], or the 32 bytes of an
+encryption key) or a reference to load: a file path or ``env://VAR``. A
 password-protected key file takes its password from ``AOE_PACK_PASSWORD``,
 else from ``password_prompt`` when one is given.
 
 Results are frozen dataclasses, each with ``to_dict()`` (what ``--json``
-prints). Every failure is an :class:`~aoe_pack.errors.AoePackError`, one
-subclass per cause (an :class:`~aoe_pack.errors.IntegrityError` for a
-tampered bundle, a :class:`~aoe_pack.errors.ConfigValidationError` for a bad
+prints). Every failure is an [AoePackError][aoe_pack.errors.AoePackError],
+one subclass per cause (an [IntegrityError][aoe_pack.errors.IntegrityError]
+for a tampered bundle, a
+[ConfigValidationError][aoe_pack.errors.ConfigValidationError] for a bad
 config, ...), carrying a ``message``, a ``hint`` and the ``exit_code`` the
 command line would give.
 
 Importing this module loads no ML framework: a build loads the converters it
-needs when it runs.
-
-Example:
-    >>> from aoe_pack import api
-    >>> result = api.verify(bundle="model.aoe", trusted_keys=["keys/signer.pub"])  # doctest: +SKIP
+needs when it runs. docs/library.md shows each function at work.
 """
 
 from __future__ import annotations
@@ -55,7 +52,7 @@ __all__ = [
 ]
 
 PathLike: TypeAlias = str | os.PathLike[str]
-"""A file or folder: a ``str`` or a :class:`pathlib.Path`. A key reference may
+"""A file or folder: a ``str`` or a ``pathlib.Path``. A key reference may
 also be ``env://VAR``, naming an environment variable that holds the key."""
 
 
@@ -174,7 +171,7 @@ def inspect(*, bundle: PathLike) -> InspectResult:
     """What a bundle says about itself, read without any key and verified not at all.
 
     Identity, files and sizes, signers' key ids, recipients, provenance: use
-    :func:`verify` before trusting any of it (``aoe-pack inspect``).
+    [verify][aoe_pack.api.verify] before trusting any of it (``aoe-pack inspect``).
     """
     from aoe_pack.bundle import inspect_bundle
 
@@ -196,7 +193,7 @@ def unpack(
 
     Files appear only once every byte verified; nothing is written outside
     ``out``, symlinks are never followed, and a failure leaves no partial
-    file. The arguments are :func:`verify`'s, and:
+    file. The arguments are those of [verify][aoe_pack.api.verify], and:
 
     Args:
         out: The folder to write into (created if missing).
@@ -243,7 +240,7 @@ def init_repository(
 
     Returns:
         The root. Its file, ``root.json`` in the repository, ships with the
-        app: it is what :func:`check` takes as ``trusted_root``.
+        app: it is what [check][aoe_pack.api.check] takes as ``trusted_root``.
     """
     from aoe_pack.keys import resolve
     from aoe_pack.publish.workflow import DEFAULT_EXPIRES
@@ -290,7 +287,7 @@ def publish(
 
     Args:
         bundles: The ``.aoe`` files, all added in one manifest version.
-        repo: The repository (as for :func:`init_repository`).
+        repo: The repository (as for [init_repository][aoe_pack.api.init_repository]).
         sign_keys: Manifest-signing private keys listed in the root, enough
             to reach its threshold.
         trusted_keys: Keys the bundles must be signed by (default: the
@@ -302,7 +299,7 @@ def publish(
         required_runtimes: Runtimes a device must have.
         critical: Every eligible device gets it, rollout aside.
         expires: How long the new manifest stays valid (default 30 days).
-        plain_http: As for :func:`init_repository`.
+        plain_http: As for [init_repository][aoe_pack.api.init_repository].
         password_prompt: Asks for a key file's password when the environment
             has none.
         on_upload: Called with each bundle's path, tag and release once it
@@ -367,7 +364,7 @@ def check(
     Args:
         repo: The repository: ``http(s)://``, a folder, ``s3://``, ``oci://``.
         tag: The model tag the app uses.
-        device: The device and app (:class:`~aoe_pack.client.decide.Device`).
+        device: The device and app ([Device][aoe_pack.client.decide.Device]).
         trusted_root: The root shipped with the app: its bytes, or its file.
         state: The file where the device keeps its trusted root and the last
             manifest version it accepted (default: one per repository under

@@ -240,7 +240,7 @@ class _Silent(BuildEvents):
 
 @dataclass(frozen=True, kw_only=True)
 class BuiltBundle:
-    """A bundle written by :func:`assemble`, and how each of its models got there."""
+    """A bundle written by [aoe_pack.api.build][], and how each of its models got there."""
 
     result: BuildResult
     """The bundle: its path, size, signed manifest and signers."""

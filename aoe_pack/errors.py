@@ -1,8 +1,8 @@
 """One error hierarchy for the whole tool.
 
-Every failure a user can cause or meet is an :class:`AoePackError`. The CLI
+Every failure a user can cause or meet is an ``AoePackError``. The CLI
 turns it into a message, an optional hint and an exit code in exactly one place
-(:func:`aoe_pack.cli._errors.handle_errors`); library callers catch the class
+(``aoe_pack.cli._errors.handle_errors``); library callers catch the class
 they care about. Third-party exceptions are wrapped at the boundary with
 ``raise ... from e`` so that no traceback reaches a user for their own mistake.
 
