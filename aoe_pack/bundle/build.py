@@ -21,7 +21,7 @@ from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import WriteBehind, atomic_output
 from aoe_pack._jcs import canonical_json
-from aoe_pack.bundle import dsse
+from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, seal_file, worker_count
 from aoe_pack.bundle.container import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.bundle.format import (
@@ -197,7 +197,9 @@ def build_bundle(
                 f"than {limits.max_manifest_bytes}"
             )
         writer.add_bytes(MANIFEST_ENTRY, manifest_bytes)
-        writer.add_bytes(SIGNATURES_ENTRY, dsse.sign_manifest(manifest_bytes, list(signing_keys)))
+        writer.add_bytes(
+            SIGNATURES_ENTRY, signatures.sign_manifest(manifest_bytes, list(signing_keys))
+        )
         writer.close()
         size = fp.tell()
         fp.truncate(size)

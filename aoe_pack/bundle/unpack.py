@@ -22,9 +22,9 @@ from typing import Any, BinaryIO
 
 from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack.bundle._chunked import Progress, worker_count
-from aoe_pack.bundle.dsse import check_threshold
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
+from aoe_pack.bundle.signatures import check_threshold
 from aoe_pack.bundle.verify import (
     authenticate,
     data_key_if_given,

@@ -19,17 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack import dsse
 from aoe_pack._jcs import canonical_json_integral as canonical_json
 from aoe_pack._jcs import json_values_beyond
-from aoe_pack.bundle.dsse import Signature, parse_signature_list
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     RepositoryFormatError,
     SignatureError,
     UntrustedMetadataError,
     UsageError,
 )
+from aoe_pack.keys import PrivateKey, PublicKey
 
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
@@ -90,10 +90,7 @@ class Envelope:
             {
                 "payload": base64.b64encode(self.payload).decode(),
                 "payloadType": self.payload_type,
-                "signatures": [
-                    {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()}
-                    for s in self.signatures
-                ],
+                "signatures": dsse.encode_signatures(self.signatures),
             }
         )
 
@@ -103,27 +100,15 @@ class Envelope:
 
     def valid_keyids(self, keys: dict[str, PublicKey]) -> set[str]:
         """Ids of the keys in ``keys`` whose signature over the payload verifies."""
-        message = _sign.pae(self.payload_type, self.payload)
-        return {
-            s.keyid
-            for s in self.signatures
-            if (k := keys.get(s.keyid)) is not None and _sign.verify(k, s.sig, message)
-        }
+        return dsse.valid_keyids(self.payload_type, self.payload, self.signatures, keys)
 
 
 def sign(payload_type: str, document: Any, keys: list[PrivateKey]) -> Envelope:
     """Canonicalise ``document`` and sign it with every key in ``keys``."""
     if not keys:
         raise UsageError("at least one --sign-key is needed")
-    ids = [k.key_id for k in keys]
-    if len(set(ids)) != len(ids):
-        raise UsageError("the same signing key was given twice")
     payload = canonical_json(document)
-    message = _sign.pae(payload_type, payload)
-    sigs = sorted(
-        (Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid
-    )
-    return Envelope(payload_type, payload, tuple(sigs))
+    return Envelope(payload_type, payload, dsse.sign(payload_type, payload, keys))
 
 
 def _check_values(text: bytes, limit: int, what: str) -> None:
@@ -154,7 +139,7 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     except (binascii.Error, ValueError) as e:
         raise RepositoryFormatError(f"{what}: payload is not valid base64") from e
     try:
-        sigs = parse_signature_list(doc["signatures"], max_signatures=MAX_SIGNATURES)
+        sigs = dsse.parse_signatures(doc["signatures"], max_signatures=MAX_SIGNATURES)
     except SignatureError as e:
         raise UntrustedMetadataError(f"{what}: {e}") from e
     env = Envelope(payload_type, payload, tuple(sigs))

@@ -29,7 +29,7 @@ from _factories import (
 
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
-from aoe_pack.bundle.dsse import Signature
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     BundleMismatchError,
     ExpiredMetadataError,
