@@ -18,9 +18,8 @@ from typing import Any, BinaryIO
 from aoe_pack import __version__
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import WriteBehind, atomic_output
-from aoe_pack._jcs import canonical_json
+from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, seal_file, worker_count
 from aoe_pack.bundle.container import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
@@ -35,7 +34,6 @@ from aoe_pack.bundle.format import (
     Limits,
 )
 from aoe_pack.bundle.manifest import (
-    MAX_JSON_INT,
     BundleManifest,
     Encryption,
     ModelIdentity,
@@ -45,6 +43,7 @@ from aoe_pack.bundle.manifest import (
 )
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
+from aoe_pack.keys import PrivateKey, PublicKey
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -319,7 +318,7 @@ def _integers_only(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             return value
-        if value.is_integer() and abs(value) <= MAX_JSON_INT:
+        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             return int(value)
         return canonical_json(value).decode()
     if isinstance(value, Mapping):

@@ -22,7 +22,6 @@ from typing import Any, BinaryIO
 
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, open_file, worker_count
@@ -44,6 +43,7 @@ from aoe_pack.errors import (
     NoMatchingRecipientError,
     ZipStructureError,
 )
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 
 

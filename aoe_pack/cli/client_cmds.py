@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
@@ -173,7 +174,7 @@ def client() -> None:
 @click.option(
     "--min-manifest-version",
     "minimum",
-    type=click.IntRange(1, 2**53 - 1),
+    type=click.IntRange(1, MAX_SAFE_INTEGER),
     metavar="N",
     help="The repository manifest version the app was built with: older manifests are "
     "refused even on first contact (`aoe-pack manifest show --json` gives it at build time).",

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.client.install import install
@@ -34,6 +33,7 @@ from aoe_pack.errors import (
     StoreError,
     UntrustedMetadataError,
 )
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.repository.model import Manifest, Release
 from aoe_pack.repository.root import (

@@ -21,13 +21,10 @@ the declared names differ. Artifacts land as ``onnx/<variant>/<stem>.onnx``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 from aoe_pack.convert.api import (
-    Array,
     Artifact,
     ConvertContext,
     Precision,
@@ -38,7 +35,8 @@ from aoe_pack.convert.api import (
     require_variant,
     single_file_artifact,
 )
-from aoe_pack.convert.sources import EXTRA_HINT, feed_in_order, import_onnx, import_onnxruntime
+from aoe_pack.convert.frameworks import EXTRA_HINT, import_onnx, import_onnxruntime
+from aoe_pack.convert.runners import OnnxRuntimeRunner
 from aoe_pack.errors import ConversionError, MissingExtraError
 
 # FIELD-NOTES §3 measured ONNX at 4e-8 against TensorFlow; at every level here
@@ -103,34 +101,3 @@ def _import_onnxslim() -> Any:
     except ImportError as e:
         raise MissingExtraError("onnxslim is not installed", hint=EXTRA_HINT) from e
     return onnxslim
-
-
-class OnnxRuntimeRunner:
-    """An ONNX or ORT-format model in onnxruntime on the CPU.
-
-    Inputs are matched by name, or by position when the names differ (tf2onnx
-    renames the inputs of Keras models). ``reference=True`` disables graph
-    optimisations, so a source runs exactly as written. ``model_format``
-    ("ONNX" or "ORT") says what the file is where its name cannot: onnxruntime
-    otherwise goes by the ``.ort`` extension, and ``bench`` opens artifacts as
-    ``/proc/self/fd/<n>``.
-    """
-
-    def __init__(
-        self, model: Path, *, reference: bool = False, model_format: str | None = None
-    ) -> None:
-        ort = import_onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings are about the host, not the model
-        if reference:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if model_format is not None:
-            options.add_session_config_entry("session.load_model_format", model_format)
-        self._session = ort.InferenceSession(
-            str(model), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = [i.name for i in self._session.get_inputs()]
-
-    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
-        feed = dict(zip(self.input_names, feed_in_order(inputs, self.input_names), strict=True))
-        return list(self._session.run(None, feed))

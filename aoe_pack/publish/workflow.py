@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.errors import (
     RepositoryError,
     StoreConflictError,
@@ -34,10 +34,11 @@ from aoe_pack.errors import (
     UsageError,
     VersionLimitError,
 )
+from aoe_pack.keys import PrivateKey, PublicKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases
 from aoe_pack.repository import envelope
-from aoe_pack.repository.model import MAX_VERSION, Manifest, Models
+from aoe_pack.repository.model import Manifest, Models
 from aoe_pack.repository.root import (
     Root,
     new_repository_id,
@@ -360,7 +361,7 @@ def rotate_root(
                 store.replace(ROOT, head.data, expected=current.token)
         edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
-    if state.root.version >= MAX_VERSION:
+    if state.root.version >= MAX_SAFE_INTEGER:
         raise VersionLimitError(f"root version {state.root.version} is the last one (2**53-1)")
     # A chain keeps its id; a chain from before ids gets one now.
     root = new_root(

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aoe_pack import dsse
+from aoe_pack._jcs import MAX_SAFE_INTEGER, json_values_beyond
 from aoe_pack._jcs import canonical_json_integral as canonical_json
-from aoe_pack._jcs import json_values_beyond
 from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     RepositoryFormatError,
@@ -46,8 +46,6 @@ A release is ~35 values in ~450 bytes, so 2 million is what the 32 MiB envelope
 cap holds of honest releases (~55 000); it keeps a payload of ``{}`` (3 bytes of
 JSON, 64 of dict) from becoming gigabytes of objects.
 """
-MAX_SAFE_INTEGER = 2**53 - 1
-"""Integers beyond this lose precision in JavaScript and in RFC 8785; refused."""
 
 
 def _no_float(text: str) -> Any:

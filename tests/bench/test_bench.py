@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from aoe_pack.assemble import converted_payload
 from aoe_pack.bench import BenchReport, Status, bench_bundle, load_report, write_comparison
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.bundle.build import PayloadSource
@@ -82,7 +83,7 @@ def squeezenet_build(
         cfg, targets_of(cfg, SQUEEZENET_TARGETS), tmp_path_factory.mktemp("convert")
     )
     assert not converted.failed, [o.reason for o in converted.failed]
-    payload = converted.payload(cfg)
+    payload = converted_payload(converted, cfg)
     out = tmp_path_factory.mktemp("bundles") / "squeezenet.aoe"
     build_bundle(
         cfg,
