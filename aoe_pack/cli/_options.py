@@ -97,14 +97,14 @@ def read_trusted_root(path: Path) -> bytes:
     Whatever the file is: a FIFO or ``/dev/zero`` has no size to check first.
     """
     from aoe_pack._io import FileTooLargeError, read_capped
-    from aoe_pack.repository.trust import MAX_ROOT_BYTES
+    from aoe_pack.repository.limits import DEFAULT_LIMITS
 
     try:
-        return read_capped(path, MAX_ROOT_BYTES)
+        return read_capped(path, DEFAULT_LIMITS.max_root_bytes)
     except FileTooLargeError as e:
         raise RepositoryFormatError(
-            f"--trusted-root {path} holds more than {MAX_ROOT_BYTES} bytes; "
-            f"a root is at most {MAX_ROOT_BYTES >> 20} MiB",
+            f"--trusted-root {path} holds more than {DEFAULT_LIMITS.max_root_bytes} bytes; "
+            f"a root is at most {DEFAULT_LIMITS.max_root_bytes >> 20} MiB",
             hint="pass the root.json the repository was created with (or a later one)",
         ) from e
     except OSError as e:

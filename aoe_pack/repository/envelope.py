@@ -30,22 +30,10 @@ from aoe_pack.errors import (
     UsageError,
 )
 from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.repository.limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
-MAX_SIGNATURES = 32
-MAX_ENVELOPE_VALUES = 1_000
-"""JSON values an envelope may hold: 7, and 5 per signature (167 at most); the rest is slack.
-
-Counted before parsing, as every document here comes from a repository not yet trusted.
-"""
-MAX_DOCUMENT_VALUES = 2_000_000
-"""JSON values a signed root or manifest may hold, counted before parsing.
-
-A release is ~35 values in ~450 bytes, so 2 million is what the 32 MiB envelope
-cap holds of honest releases (~55 000); it keeps a payload of ``{}`` (3 bytes of
-JSON, 64 of dict) from becoming gigabytes of objects.
-"""
 
 
 def _no_float(text: str) -> Any:
@@ -115,9 +103,11 @@ def _check_values(text: bytes, limit: int, what: str) -> None:
         raise RepositoryFormatError(f"{what} holds {values} JSON values; the limit is {limit}")
 
 
-def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
+def parse(
+    data: bytes, payload_type: str, *, what: str, limits: Limits = DEFAULT_LIMITS
+) -> Envelope:
     """Parse an envelope strictly: canonical bytes, the expected type, canonical payload."""
-    _check_values(data, MAX_ENVELOPE_VALUES, what)
+    _check_values(data, limits.max_envelope_values, what)
     try:
         doc: Any = json.loads(data)
     except (ValueError, RecursionError) as e:
@@ -137,13 +127,13 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     except (binascii.Error, ValueError) as e:
         raise RepositoryFormatError(f"{what}: payload is not valid base64") from e
     try:
-        sigs = dsse.parse_signatures(doc["signatures"], max_signatures=MAX_SIGNATURES)
+        sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
     except SignatureError as e:
         raise UntrustedMetadataError(f"{what}: {e}") from e
     env = Envelope(payload_type, payload, tuple(sigs))
     if _canonical_or_none(env.to_bytes) != data:
         raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
-    _check_values(payload, MAX_DOCUMENT_VALUES, f"{what}: the signed payload")
+    _check_values(payload, limits.max_document_values, f"{what}: the signed payload")
     try:
         body = loads_integral(payload)
     except (ValueError, RecursionError) as e:
