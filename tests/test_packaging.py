@@ -34,12 +34,17 @@ def test_wheel_and_sdist_build_and_wheel_runs_outside_the_repo(dist: Path, tmp_p
         names = set(zf.namelist())
         zf.extractall(tmp_path / "site")  # noqa: S202 - the wheel we just built
     assert "aoe_pack/schemas/model-config.schema.json" in names
+    # The --json output schemas ship like the others: every one of the checkout's.
+    cli_schemas = {f"aoe_pack/schemas/cli/{p.name}" for p in (REPO / "schemas/cli").iterdir()}
+    assert cli_schemas
+    assert cli_schemas <= names
     assert "aoe_pack/py.typed" in names
     assert not any(n.startswith(("tests/", "sample_models/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "aoe-pack = aoe_pack.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as tf:
         assert any(n.endswith("aoe_pack/schemas/model-config.schema.json") for n in tf.getnames())
+        assert any(n.endswith("aoe_pack/schemas/cli/common.schema.json") for n in tf.getnames())
     # Validate a sample config with the unpacked wheel alone, from outside the repo:
     # the schema must come from the package, not from the checkout.
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}

@@ -12,7 +12,12 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, prompt_password, verbosity_options
+from aoe_pack.cli._options import (
+    json_option,
+    key_password_option,
+    load_signing_keys,
+    verbosity_options,
+)
 from aoe_pack.cli._output import Output, human_size
 from aoe_pack.cli._targets import show_targets
 from aoe_pack.errors import UsageError
@@ -118,6 +123,7 @@ def _prepare(
     metavar="KEY",
     help="Signing private key (ed25519/p256): a path or env://VAR. Repeat for several.",
 )
+@key_password_option("--sign-key")
 @click.option(
     "--recipient",
     "recipients",
@@ -154,6 +160,7 @@ def build(
     configs: tuple[Path, ...],
     out: Path,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     recipients: tuple[str, ...],
     kek_files: tuple[str, ...],
     no_encrypt: bool,
@@ -192,12 +199,11 @@ def build(
     with handle_errors(json_mode):
         from aoe_pack.assemble import failures, payload_size, write
         from aoe_pack.bundle.feature import check_feature
-        from aoe_pack.keys import load_signing_key
 
         cfgs = [_valid_config(path, output) for path in configs]
         if len(cfgs) > 1:
             check_feature(cfgs)
-        signers = [load_signing_key(k, prompt=prompt_password) for k in sign_keys]
+        signers = load_signing_keys(sign_keys, key_passwords)
         spec = _encryption_spec(cfgs, no_encrypt, recipients, kek_files, output)
         with contextlib.ExitStack() as stack:
             builds = _prepare(cfgs, targets, output, stack)

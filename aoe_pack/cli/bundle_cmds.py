@@ -11,6 +11,7 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
+    key_password_option,
     load_verification_keys,
     threshold_option,
     trusted_key_option,
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
 @trusted_key_option
 @threshold_option
 @decryption_key_option
+@key_password_option("--decryption-key")
 @json_option
 def verify(
     bundle: Path,
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     json_mode: bool,
 ) -> None:
     """Check BUNDLE's signatures and every byte; exit 0 only if all is well.
@@ -47,7 +50,7 @@ def verify(
     with handle_errors(json_mode):
         from aoe_pack.bundle import verify_bundle
 
-        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key, key_passwords)
         with output.progress(f"verifying {bundle.name}", file_size(bundle)) as progress:
             result = verify_bundle(
                 bundle,
@@ -131,6 +134,7 @@ def inspect(bundle: Path, json_mode: bool) -> None:
 @trusted_key_option
 @threshold_option
 @decryption_key_option
+@key_password_option("--decryption-key")
 @click.option("--force", is_flag=True, help="Replace files that already exist in --out.")
 @json_option
 def unpack(
@@ -139,6 +143,7 @@ def unpack(
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -151,7 +156,7 @@ def unpack(
     with handle_errors(json_mode):
         from aoe_pack.bundle import unpack_bundle
 
-        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key, key_passwords)
         with output.progress(f"unpacking {bundle.name}", file_size(bundle)) as progress:
             result = unpack_bundle(
                 bundle,

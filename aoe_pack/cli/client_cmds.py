@@ -15,7 +15,8 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
-    prompt_password,
+    key_password_option,
+    load_optional_decryption_key,
     read_trusted_root,
     timeout_option,
 )
@@ -162,6 +163,7 @@ def client() -> None:
     help="Download, verify, decrypt and unpack the chosen release here.",
 )
 @decryption_key_option
+@key_password_option("--decryption-key")
 @click.option(
     "--state",
     "state_path",
@@ -194,6 +196,7 @@ def check(
     device_id: str,
     download_dir: Path | None,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     state_path: Path | None,
     minimum: int | None,
     plain_http: bool | None,
@@ -214,7 +217,6 @@ def check(
     with handle_errors(json_mode):
         from aoe_pack.client.check import check as _check
         from aoe_pack.client.check import repository_identity
-        from aoe_pack.keys import load_decryption_key
 
         device = _device(
             device_id,
@@ -224,9 +226,7 @@ def check(
             local_version or installed_version,
             installed_version,
         )
-        key = (
-            load_decryption_key(decryption_key, prompt=prompt_password) if decryption_key else None
-        )
+        key = load_optional_decryption_key(decryption_key, key_passwords)
         shipped = read_trusted_root(trusted_root)
         store = _open_repo(repo, plain_http, timeout)
         try:

@@ -13,7 +13,8 @@ import click
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     json_option,
-    prompt_password,
+    key_password_option,
+    load_signing_keys,
     read_trusted_root,
     timeout_option,
 )
@@ -71,12 +72,6 @@ def _store(repo: str, plain_http: bool | None, timeout: float | None = None) -> 
     return open_store(repo, plain_http=plain_http, timeout=timeout)
 
 
-def _signers(refs: tuple[str, ...]) -> list[Any]:
-    from aoe_pack.keys import load_signing_key
-
-    return [load_signing_key(k, prompt=prompt_password) for k in refs]
-
-
 def _commit_text(output: Output, commit: Any, what: str) -> None:
     m = commit.manifest
     expires = m.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -123,6 +118,7 @@ def manifest() -> None:
 )
 @click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True)
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -131,6 +127,7 @@ def init(
     root_keys: tuple[str, ...],
     threshold: int,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -151,7 +148,7 @@ def init(
             store,
             root_keys=keys,
             threshold=threshold,
-            sign_keys=_signers(sign_keys),
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             expires=parse_duration(expires),
         )
         store.close()
@@ -178,6 +175,7 @@ def init(
 )
 @repo_option
 @sign_key_option
+@key_password_option("--sign-key")
 @click.option(
     "--trusted-key",
     "trusted_keys",
@@ -212,6 +210,7 @@ def publish(
     bundles: tuple[Path, ...],
     repo: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     trusted_keys: tuple[str, ...],
     channel: str,
     rollout: float,
@@ -247,7 +246,7 @@ def publish(
         commit, added = releases.publish(
             store,
             bundles,
-            sign_keys=_signers(sign_keys),
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             trusted_keys=[load_public_key(k) for k in trusted_keys],
             options=options,
             expires=parse_duration(expires),
@@ -342,6 +341,7 @@ def _edit_command(
     repo: str,
     plain_http: bool | None,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     edit: Callable[[Any, list[Any], dt.timedelta], Any],
 ) -> None:
@@ -350,7 +350,9 @@ def _edit_command(
     with handle_errors(json_mode):
         store = _store(repo, plain_http)
         try:
-            commit = edit(store, _signers(sign_keys), parse_duration(expires))
+            commit = edit(
+                store, load_signing_keys(sign_keys, key_passwords), parse_duration(expires)
+            )
         finally:
             store.close()
     output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
@@ -362,6 +364,7 @@ def _edit_command(
 @click.argument("version")
 @click.option("--reason", required=True, help="Why; devices report it when they fall back.")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -371,6 +374,7 @@ def yank(
     version: str,
     reason: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -384,7 +388,16 @@ def yank(
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
         return releases.yank(store, tag, version, reason=reason, sign_keys=keys, expires=exp)
 
-    _edit_command(json_mode, f"yanked {tag} {version}", repo, plain_http, sign_keys, expires, edit)
+    _edit_command(
+        json_mode,
+        f"yanked {tag} {version}",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        edit,
+    )
 
 
 @manifest.command()
@@ -393,6 +406,7 @@ def yank(
 @click.argument("version")
 @click.argument("percent", type=click.FloatRange(0, 100), metavar="PCT")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -402,6 +416,7 @@ def rollout(
     version: str,
     percent: float,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -417,7 +432,7 @@ def rollout(
         return releases.set_rollout(store, tag, version, percent, sign_keys=keys, expires=exp)
 
     what = f"{tag} {version} now rolls out to {percent:g}%"
-    _edit_command(json_mode, what, repo, plain_http, sign_keys, expires, edit)
+    _edit_command(json_mode, what, repo, plain_http, sign_keys, key_passwords, expires, edit)
 
 
 @manifest.command()
@@ -425,6 +440,7 @@ def rollout(
 @click.argument("tag")
 @click.argument("target", metavar="VERSION|local|none")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -433,6 +449,7 @@ def pin(
     tag: str,
     target: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -446,18 +463,31 @@ def pin(
         return releases.set_pin(store, tag, pinned, sign_keys=keys, expires=exp)
 
     _edit_command(
-        json_mode, f"{tag} pinned to {target}", repo, plain_http, sign_keys, expires, edit
+        json_mode,
+        f"{tag} pinned to {target}",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        edit,
     )
 
 
 @manifest.command()
 @repo_option
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
 def resign(
-    repo: str, sign_keys: tuple[str, ...], expires: str, plain_http: bool | None, json_mode: bool
+    repo: str,
+    sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
 ) -> None:
     """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
     from aoe_pack.publish import releases
@@ -465,7 +495,7 @@ def resign(
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
         return releases.resign(store, sign_keys=keys, expires=exp)
 
-    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, expires, edit)
+    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, key_passwords, expires, edit)
 
 
 @manifest.command("rotate-root")
@@ -493,6 +523,7 @@ def resign(
     metavar="KEY",
     help="Old and new root keys: a threshold of each must sign (repeat).",
 )
+@key_password_option("--sign-key")
 @click.option(
     "--restart-manifest-version",
     "restart",
@@ -509,6 +540,7 @@ def rotate_root(
     root_keys: tuple[str, ...],
     threshold: int,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     restart: bool,
     expires: str,
     plain_http: bool | None,
@@ -531,7 +563,7 @@ def rotate_root(
             store,
             new_keys=[load_public_key(k) for k in root_keys],
             threshold=threshold,
-            sign_keys=_signers(sign_keys),
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             expires=parse_duration(expires),
             restart_manifest_version=restart,
         )
