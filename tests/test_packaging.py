@@ -79,16 +79,20 @@ def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    # Without PYTHONPATH: a checkout on it (PYTHONPATH=$PWD) holds aoe_pack.egg-info
+    # after a build, so pip would take aoe-pack as installed and skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
     )
     probe = subprocess.run(
-        [str(bin_dir / "python"), "-c", "import numpy"], capture_output=True, check=False
+        [str(bin_dir / "python"), "-c", "import numpy"], capture_output=True, check=False, env=env
     )
     assert probe.returncode != 0, "the base install must not bring numpy"
-    env = {**os.environ, "AOE_PACK_PASSWORD": ""}
+    env["AOE_PACK_PASSWORD"] = ""
 
     def aoe(*args: object) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
