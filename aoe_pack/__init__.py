@@ -8,9 +8,4 @@ subpackages are named for the pipeline:
 :mod:`aoe_pack.bundle` (build, verify, inspect and unpack ``.aoe`` bundles).
 """
 
-# Light: aoe_pack.api imports only the standard library until one of its functions runs.
-from aoe_pack import api
-
-__all__ = ["__version__", "api"]
-
 __version__ = "0.1.0"

@@ -8,6 +8,13 @@ from typing import Any
 
 import rfc8785
 
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer an RFC 8785 number (an IEEE double) holds exactly.
+
+Every signed document refuses larger integers, and so every version counter
+stops here.
+"""
+
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of a JSON value."""

@@ -53,6 +53,28 @@ from aoe_pack.keys import resolve as _resolve
 Report = Callable[[str], None]
 
 
+def converted_payload(conversion: Conversion, config: ModelConfig) -> tuple[PayloadSource, ...]:
+    """The passed targets' files, then the config's associated files (labels...)."""
+    files = [
+        PayloadSource(
+            local=f.local,
+            path=f.bundle_path,
+            role=f.role,
+            runtime=o.target.runtime,
+            variant=o.target.variant,
+        )
+        for o in conversion.passed
+        if o.artifact is not None
+        for f in o.artifact.files
+    ]
+    files += [
+        PayloadSource(local=config.model_root / f.path, path=f.path, role=f.role)
+        for f in config.files
+        if f.role != "model"
+    ]
+    return tuple(files)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelBuild:
     """One config's model, ready to pack: converted, or checked as it is."""
@@ -89,7 +111,7 @@ def prepare(
         completed = complete_io(config, conversion.source.inputs, conversion.source.outputs)
         return ModelBuild(
             config=completed,
-            payload=conversion.payload(completed),
+            payload=converted_payload(conversion, completed),
             provenance=conversion.provenance(completed),
             conversion=conversion,
             key=key,

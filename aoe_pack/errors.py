@@ -99,9 +99,30 @@ class KeyFormatError(KeyFileError):
 
 
 class KeyPasswordError(KeyFileError):
-    """An encrypted private key needs a password, or the password is wrong."""
+    """An encrypted private key has no password, nor a terminal to ask for one.
+
+    As the parent of the two classes below: any password that does not open its key.
+    """
 
     code = "key-password"
+
+
+class WrongPasswordError(KeyPasswordError):
+    """The password given for an encrypted private key does not decrypt it."""
+
+    code = "wrong-password"
+
+
+class KeyNotEncryptedError(KeyPasswordError):
+    """A password was given for a private key that is not encrypted."""
+
+    code = "key-not-encrypted"
+
+
+class PasswordSourceError(KeyFileError):
+    """A key's password source (``env://VAR`` or a file) is unset, missing, unreadable or empty."""
+
+    code = "password-source"
 
 
 class KeyTypeError(KeyFileError):

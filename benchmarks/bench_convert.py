@@ -238,7 +238,8 @@ from aoe_pack.config import validate_config
 from aoe_pack.convert.api import Artifact, ArtifactFile
 from aoe_pack.convert.parity import measure, sample_inputs
 from aoe_pack.convert.registry import converter_for, parse_target
-from aoe_pack.convert.sources import import_tensorflow, load_source
+from aoe_pack.convert.frameworks import import_tensorflow
+from aoe_pack.convert.sources import load_source
 
 fig = {}
 start = clock()

@@ -1,8 +1,10 @@
-"""`python -m build` makes a wheel and an sdist, and the wheel works on its own."""
+"""`python -m build` makes a wheel and an sdist: the wheel works on its own, the sdist is whole."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,12 +16,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+# What a checkout holds beyond its tracked files (.gitignore's list, and .git).
+# The egg-info above all: setuptools adds every file its SOURCES.txt names to
+# the next sdist, so a stale one would hide a file MANIFEST.in no longer takes.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", "*.egg-info", "dist", "build", ".*_cache", ".hypothesis",
+    "out", "demo-out",
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel and sdist ``python -m build`` makes of the checkout."""
+    """The sdist ``python -m build`` makes of a clean copy of the checkout, and its wheel."""
+    src = tmp_path_factory.mktemp("src") / "aoe-pack"
+    shutil.copytree(REPO, src, ignore=_NOT_SOURCE)
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
+        [sys.executable, "-m", "build", "--outdir", str(out), str(src)],
         check=True,
         capture_output=True,
         cwd=out,
@@ -34,12 +47,17 @@ def test_wheel_and_sdist_build_and_wheel_runs_outside_the_repo(dist: Path, tmp_p
         names = set(zf.namelist())
         zf.extractall(tmp_path / "site")  # noqa: S202 - the wheel we just built
     assert "aoe_pack/schemas/model-config.schema.json" in names
+    # The --json output schemas ship like the others: every one of the checkout's.
+    cli_schemas = {f"aoe_pack/schemas/cli/{p.name}" for p in (REPO / "schemas/cli").iterdir()}
+    assert cli_schemas
+    assert cli_schemas <= names
     assert "aoe_pack/py.typed" in names
     assert not any(n.startswith(("tests/", "sample_models/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "aoe-pack = aoe_pack.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     with tarfile.open(sdist) as tf:
         assert any(n.endswith("aoe_pack/schemas/model-config.schema.json") for n in tf.getnames())
+        assert any(n.endswith("aoe_pack/schemas/cli/common.schema.json") for n in tf.getnames())
     # Validate a sample config with the unpacked wheel alone, from outside the repo:
     # the schema must come from the package, not from the checkout.
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
@@ -69,6 +87,57 @@ def test_wheel_and_sdist_build_and_wheel_runs_outside_the_repo(dist: Path, tmp_p
     assert probe.stdout.startswith(str(tmp_path / "site"))
 
 
+# A markdown link's target: [text](target) or [text](target "title").
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)")
+
+
+def _relative_links(doc: str) -> set[str]:
+    """The local files a markdown document links to, without anchors."""
+    targets = (t.split("#", 1)[0] for t in _LINK.findall(doc))
+    return {t for t in targets if t and not re.match(r"[a-z][a-z0-9+.-]*:", t)}
+
+
+def test_sdist_carries_the_docs_the_license_and_every_linked_file(dist: Path) -> None:
+    """Docs, schemas, LICENSE; and no link in a shipped document points outside the sdist."""
+    (sdist,) = dist.glob("aoe_pack-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        root = tf.getnames()[0].split("/", 1)[0]
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+        data = {
+            name: f.read() if (f := tf.extractfile(f"{root}/{name}")) else b""
+            for name in names
+            if name.endswith(".md") or name == "LICENSE"
+        }
+    docs = {p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")}
+    schemas = {p.relative_to(REPO).as_posix() for p in (REPO / "schemas").glob("*.json")}
+    assert docs, "the checkout has docs/*.md"
+    assert {"README.md", "LICENSE", *docs, *schemas} <= names
+    assert data["LICENSE"] == (REPO / "LICENSE").read_bytes()
+    readme_links = _relative_links(data["README.md"].decode())
+    assert readme_links >= {"docs/converting.md", "docs/format.md", "LICENSE"}
+    for doc in ("README.md", *docs):
+        base = Path(doc).parent
+        for link in _relative_links(data[doc].decode()):
+            target = os.path.normpath(base / link).replace(os.sep, "/")
+            assert target in names or any(n.startswith(target + "/") for n in names), (
+                f"{doc} links to {link}, which the sdist lacks"
+            )
+
+
+def test_the_wheel_metadata_carries_the_license(dist: Path) -> None:
+    (wheel,) = dist.glob("aoe_pack-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        info = next(n.split("/", 1)[0] for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = zf.read(f"{info}/METADATA").decode()
+        license_file = zf.read(f"{info}/licenses/LICENSE")
+    headers = metadata.split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: Apache-2.0" in headers
+    assert "License-File: LICENSE" in headers
+    assert b"Apache License" in license_file
+    assert b"Version 2.0, January 2004" in license_file
+    assert license_file == (REPO / "LICENSE").read_bytes()
+
+
 def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) -> None:
     """A fresh venv with the wheel and its base dependencies only: no numpy, no framework.
 
@@ -79,16 +148,20 @@ def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    # Without PYTHONPATH: a checkout on it (PYTHONPATH=$PWD) holds aoe_pack.egg-info
+    # after a build, so pip would take aoe-pack as installed and skip the wheel.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
         [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
     )
     probe = subprocess.run(
-        [str(bin_dir / "python"), "-c", "import numpy"], capture_output=True, check=False
+        [str(bin_dir / "python"), "-c", "import numpy"], capture_output=True, check=False, env=env
     )
     assert probe.returncode != 0, "the base install must not bring numpy"
-    env = {**os.environ, "AOE_PACK_PASSWORD": ""}
+    env["AOE_PACK_PASSWORD"] = ""
 
     def aoe(*args: object) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -26,7 +26,12 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mlkem, x25519
 
 from aoe_pack._crypto import _der
-from aoe_pack.errors import KeyFormatError, KeyPasswordError
+from aoe_pack.errors import (
+    KeyFormatError,
+    KeyNotEncryptedError,
+    KeyPasswordError,
+    WrongPasswordError,
+)
 
 
 class KeyKind(enum.StrEnum):
@@ -387,7 +392,7 @@ def _decrypt(der: bytes, password: bytes, *, origin: str) -> PrivateKey | None:
     try:
         plain = _der.decrypt_pkcs8(der, password)
     except _der.WrongPasswordError as e:
-        raise KeyPasswordError(f"{origin}: wrong password for the private key") from e
+        raise WrongPasswordError(f"{origin}: wrong password for the private key") from e
     except _der.DerError as e:
         raise KeyFormatError(f"{origin}: not a valid encrypted private key ({e})") from e
     if plain is None:
@@ -434,8 +439,8 @@ def _refused(origin: str, name: str | None) -> KeyFormatError:
     )
 
 
-def _not_encrypted(origin: str) -> KeyPasswordError:
-    return KeyPasswordError(
+def _not_encrypted(origin: str) -> KeyNotEncryptedError:
+    return KeyNotEncryptedError(
         f"{origin}: the key is not encrypted but a password was given",
         hint="unset AOE_PACK_PASSWORD for this key",
     )
@@ -458,7 +463,7 @@ def _load_private_block(
         raise (_not_encrypted(origin) if password else _is_encrypted(origin)) from e
     except ValueError as e:
         if b"ENCRYPTED" in block:
-            raise KeyPasswordError(f"{origin}: wrong password for the private key") from e
+            raise WrongPasswordError(f"{origin}: wrong password for the private key") from e
         raise KeyFormatError(f"{origin}: not a valid PEM private key ({e})") from e
     except UnsupportedAlgorithm as e:
         raise KeyFormatError(f"{origin}: unsupported key algorithm ({e})") from e

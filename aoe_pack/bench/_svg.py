@@ -6,8 +6,10 @@ Every bar has a ``<title>``, which browsers show as a tooltip.
 
 The axis is scaled to the bars, not the whiskers: one stalled run can put a
 p99 a thousand times above the median (seen on a busy 2-core VM), which would
-flatten every bar. A whisker or tick beyond the axis stops at its end with an
-arrowhead; the tooltip keeps the true figures.
+flatten every bar. A whisker beyond the axis stops at its end with an
+arrowhead, and the bar's label gives the whisker's true value after an arrow
+(``0.84 → 912``); a tick beyond the axis is not drawn. The tooltip keeps every
+figure.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ PALETTE = ("#3b6ea8", "#e07b39", "#4f9d69", "#b5485d", "#7d5ba6", "#c9a227", "#3
 
 _WIDTH = 760
 _LABEL_W = 190
-_PLOT_W = _WIDTH - _LABEL_W - 90  # room on the right for the value labels
+_PLOT_W = _WIDTH - _LABEL_W - 130  # room on the right for "value → clipped whisker"
 _BAR_H = 14
 _BAR_GAP = 3
 _GROUP_GAP = 14
@@ -121,19 +123,20 @@ def bar_chart(title: str, unit: str, series: Sequence[str], bars: Sequence[Bar])
                     f'height="{_BAR_H}" fill="#fff" fill-opacity="0.55">'
                     f"<title>{escape(b.tooltip)}</title></rect>"
                 )
-            end = b.value
+            end, label = b.value, _fmt(b.value)
             if b.whisker is not None:
                 end = min(max(b.value, b.whisker), axis_max)
                 out.append(
                     f'<line x1="{x(b.value):.1f}" y1="{mid}" x2="{x(end):.1f}" y2="{mid}" '
                     'stroke="#333"/>'
                 )
-                if b.whisker > axis_max:  # clipped: an arrowhead says it goes on
+                if b.whisker > axis_max:  # clipped: an arrowhead says it goes on, to where
                     tip = x(axis_max)
                     out.append(
                         f'<path d="M{tip - 6:.1f},{mid - 4} L{tip:.1f},{mid} '
                         f'L{tip - 6:.1f},{mid + 4}" fill="none" stroke="#333"/>'
                     )
+                    label += f" \u2192 {_fmt(b.whisker)}"
                 else:
                     out.append(
                         f'<line x1="{x(end):.1f}" y1="{y + 2}" x2="{x(end):.1f}" '
@@ -144,6 +147,6 @@ def bar_chart(title: str, unit: str, series: Sequence[str], bars: Sequence[Bar])
                     f'<line x1="{x(b.tick):.1f}" y1="{y + 4}" x2="{x(b.tick):.1f}" '
                     f'y2="{y + _BAR_H - 4}" stroke="#333"/>'
                 )
-            out.append(f'<text x="{x(end) + 4:.1f}" y="{mid + 4}">{_fmt(b.value)}</text>')
+            out.append(f'<text x="{x(end) + 4:.1f}" y="{mid + 4}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -1,9 +1,10 @@
 """Merge bench reports from several devices into one comparison (HTML or markdown).
 
 The HTML page is self-contained: a devices table, a results table (each
-artifact on each device: load, p50/p90/p99 latency, peak memory) and two
-inline SVG bar charts. No JavaScript, no fonts or styles from the network.
-Markdown gets the same tables and a text bar chart, which renders anywhere.
+artifact on each device: its size on disk, load, p50/p90/p99 latency, peak
+memory) and two inline SVG bar charts. No JavaScript, no fonts or styles from
+the network. Markdown gets the same tables, column for column, and a text bar
+chart, which renders anywhere.
 """
 
 from __future__ import annotations
@@ -125,9 +126,22 @@ def _num(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _size(n: int | None) -> str:
+    """Bytes in binary units, as ``inspect`` prints file sizes: 812 B, 4.7 MiB."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 def _cells(r: ArtifactResult) -> list[str]:
     lat = r.latency
     return [
+        _size(r.size),
         _num(r.load_ms),
         _num(lat.p50 if lat else None, 3),
         _num(lat.p90 if lat else None, 3),
@@ -136,7 +150,39 @@ def _cells(r: ArtifactResult) -> list[str]:
     ]
 
 
-_HEAD = ["Load ms", "p50 ms", "p90 ms", "p99 ms", "Peak MiB"]
+_HEAD = ["Size", "Load ms", "p50 ms", "p90 ms", "p99 ms", "Peak MiB"]
+_DEVICE_HEAD = (
+    "Device",
+    "CPU",
+    "Cores",
+    "Memory MiB",
+    "OS",
+    "Kernel",
+    "Python",
+    "Runtimes",
+    "Measured",
+    "Runs",
+)
+
+
+def _device_cells(r: BenchReport, label: str) -> tuple[str, ...]:
+    d = r.device
+    return (
+        label,
+        d.cpu,
+        f"{d.usable_cores}/{d.cores}",
+        _num(d.memory_mib, 0),
+        d.os,
+        d.kernel,
+        d.python,
+        ", ".join(f"{k} {v}" for k, v in d.runtimes.items()),
+        r.created,
+        str(r.runs),
+    )
+
+
+def _status(r: ArtifactResult) -> str:
+    return r.status.value if r.status is Status.OK else f"{r.status.value}: {r.error}"
 
 
 def _latency_bars(c: Comparison) -> list[Bar]:
@@ -201,55 +247,30 @@ def render_html(c: Comparison) -> str:
         )
     parts.extend(f'<p class="note">{e(n)}</p>' for n in c.notes)
     parts.append("<h2>Devices</h2><table><tr>")
-    parts.extend(
-        f"<th>{h}</th>"
-        for h in (
-            "Device",
-            "CPU",
-            "Cores",
-            "Memory MiB",
-            "OS",
-            "Kernel",
-            "Python",
-            "Runtimes",
-            "Measured",
-            "Runs",
-        )
-    )
+    parts.extend(f"<th>{h}</th>" for h in _DEVICE_HEAD)
     parts.append("</tr>")
     for r, label in zip(c.reports, c.devices, strict=True):
-        d = r.device
-        runtimes = ", ".join(f"{k} {v}" for k, v in d.runtimes.items())
-        cells = (
-            label,
-            d.cpu,
-            f"{d.usable_cores}/{d.cores}",
-            _num(d.memory_mib, 0),
-            d.os,
-            d.kernel,
-            d.python,
-            runtimes,
-            r.created,
-            str(r.runs),
-        )
-        parts.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in cells) + "</tr>")
+        cells = _device_cells(r, label)
+        parts.append("<tr>" + "".join(f"<td>{e(x)}</td>" for x in cells) + "</tr>")
         parts.extend(
-            f'<tr><td colspan="10" class="note">{e(label)}: {e(n)}</td></tr>' for n in r.notes
+            f'<tr><td colspan="{len(_DEVICE_HEAD)}" class="note">{e(label)}: {e(n)}</td></tr>'
+            for n in r.notes
         )
     parts.append("</table><h2>Results</h2><table><tr><th>Artifact</th><th>Device</th>")
     parts.extend(f"<th>{h}</th>" for h in _HEAD)
     parts.append("<th>Status</th></tr>")
     for row in c.rows:
         a = row.result
-        status = a.status.value if a.status is Status.OK else f"{a.status.value}: {a.error}"
         parts.append(
             f'<tr class="{a.status.value}"><td>{e(row.artifact)}</td><td>{e(row.device)}</td>'
             + "".join(f'<td class="n">{x}</td>' for x in _cells(a))
-            + f"<td>{e(status)}</td></tr>"
+            + f"<td>{e(_status(a))}</td></tr>"
         )
     parts.append("</table><h2>Latency</h2>")
     parts.append(
-        "<p>Bars end at the median (p50); the tick marks p90 and the whisker reaches p99.</p>"
+        "<p>Bars end at the median (p50); the tick marks p90 and the whisker reaches p99. "
+        "A whisker too long for the axis ends in an arrowhead, and the figure after the "
+        "arrow (\u2192) in its label is its p99.</p>"
     )
     parts.append(bar_chart("Inference latency", "ms", c.devices, _latency_bars(c)))
     parts.append("<h2>Peak memory</h2>")
@@ -296,35 +317,19 @@ def render_markdown(c: Comparison) -> str:
         lines += [f"> {n}", ""]
     lines += ["## Devices", ""]
     lines += _md_table(
-        ("Device", "CPU", "Cores", "Memory MiB", "OS", "Python", "Runtimes", "Measured"),
-        [
-            (
-                label,
-                r.device.cpu,
-                f"{r.device.usable_cores}/{r.device.cores}",
-                _num(r.device.memory_mib, 0),
-                r.device.os,
-                r.device.python,
-                ", ".join(f"{k} {v}" for k, v in r.device.runtimes.items()),
-                r.created,
-            )
-            for r, label in zip(c.reports, c.devices, strict=True)
-        ],
+        _DEVICE_HEAD,
+        [_device_cells(r, label) for r, label in zip(c.reports, c.devices, strict=True)],
     )
+    # HTML gives each device's notes a row of the table; markdown, a list under it.
+    device_notes = [
+        f"- {label}: {n}" for r, label in zip(c.reports, c.devices, strict=True) for n in r.notes
+    ]
+    if device_notes:
+        lines += ["", *device_notes]
     lines += ["", "## Results", ""]
     lines += _md_table(
         ("Artifact", "Device", *_HEAD, "Status"),
-        [
-            (
-                row.artifact,
-                row.device,
-                *_cells(row.result),
-                row.result.status.value
-                if row.result.status is Status.OK
-                else f"{row.result.status.value}: {row.result.error}",
-            )
-            for row in c.rows
-        ],
+        [(row.artifact, row.device, *_cells(row.result), _status(row.result)) for row in c.rows],
     )
     lines += ["", "## p50 latency", "", "```text", *_text_bars(c), "```", ""]
     return "\n".join(lines)

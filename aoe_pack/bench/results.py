@@ -77,8 +77,10 @@ class ArtifactResult:
     runtime: str
     variant: str | None
     files: tuple[str, ...]
-    size: int
-    """Plaintext bytes of the artifact's files."""
+    size: int | None
+    """Bytes the artifact takes on a device's disk: every file of its runtime and
+    variant (model, weights, sidecars), in plaintext, as ``unpack`` writes them.
+    None when a report from elsewhere does not say."""
     status: Status
     error: str | None = None
     load_ms: float | None = None
@@ -129,7 +131,7 @@ class ArtifactResult:
             runtime=str(d["runtime"]),
             variant=None if d.get("variant") is None else str(d["variant"]),
             files=tuple(str(f) for f in d.get("files", ())),
-            size=int(d.get("size", 0)),
+            size=None if d.get("size") is None else int(d["size"]),
             status=Status(d["status"]),
             error=None if d.get("error") is None else str(d["error"]),
             load_ms=_opt_float(d.get("loadMs")),

@@ -31,7 +31,7 @@ import aoe_pack
 from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
-from aoe_pack.bundle import dsse, worker_count
+from aoe_pack.bundle import signatures, worker_count
 from aoe_pack.bundle.container import ZipEntry
 from aoe_pack.bundle.feature import models_of
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
@@ -182,7 +182,7 @@ def _check_bundle(
         "signatures were not checked (no trusted key given): the figures are for "
         "whatever this file holds; pass --trusted-key to bench only what your signer built"
     )
-    dsse.parse_envelope(bundle.signatures_bytes, limits)  # its form, though no key checks it
+    signatures.parse_envelope(bundle.signatures_bytes, limits)  # its form, though no key checks it
     return check_container(bundle, limits), ()
 
 

@@ -18,10 +18,9 @@ from typing import Any, BinaryIO
 from aoe_pack import __version__
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import WriteBehind, atomic_output
-from aoe_pack._jcs import canonical_json
-from aoe_pack.bundle import dsse
+from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
+from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, seal_file, worker_count
 from aoe_pack.bundle.container import MEDIA_TYPE_V1, AlignedZipWriter, dos_datetime
 from aoe_pack.bundle.format import (
@@ -35,7 +34,6 @@ from aoe_pack.bundle.format import (
     Limits,
 )
 from aoe_pack.bundle.manifest import (
-    MAX_JSON_INT,
     BundleManifest,
     Encryption,
     ModelIdentity,
@@ -45,6 +43,7 @@ from aoe_pack.bundle.manifest import (
 )
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
+from aoe_pack.keys import PrivateKey, PublicKey
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,7 +196,9 @@ def build_bundle(
                 f"than {limits.max_manifest_bytes}"
             )
         writer.add_bytes(MANIFEST_ENTRY, manifest_bytes)
-        writer.add_bytes(SIGNATURES_ENTRY, dsse.sign_manifest(manifest_bytes, list(signing_keys)))
+        writer.add_bytes(
+            SIGNATURES_ENTRY, signatures.sign_manifest(manifest_bytes, list(signing_keys))
+        )
         writer.close()
         size = fp.tell()
         fp.truncate(size)
@@ -317,7 +318,7 @@ def _integers_only(value: Any) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             return value
-        if value.is_integer() and abs(value) <= MAX_JSON_INT:
+        if value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             return int(value)
         return canonical_json(value).decode()
     if isinstance(value, Mapping):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoe_pack.bundle import dsse
+from aoe_pack.bundle import signatures
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
 from aoe_pack.bundle.verify import open_bundle
@@ -55,7 +55,7 @@ class InspectResult:
 def inspect_bundle(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> InspectResult:
     """Read what a bundle says about itself. Use ``verify`` before trusting any of it."""
     with open_bundle(path, limits) as bundle:
-        sigs = dsse.parse_envelope(bundle.signatures_bytes, limits)
+        sigs = signatures.parse_envelope(bundle.signatures_bytes, limits)
         manifest = bundle.parse_manifest(limits)
         return InspectResult(
             path=Path(path),

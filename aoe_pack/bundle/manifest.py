@@ -17,7 +17,7 @@ from typing import Any
 import semver
 
 from aoe_pack._crypto.wrap import HPKE_KEMS
-from aoe_pack._jcs import canonical_json
+from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
 from aoe_pack.errors import LimitExceededError, ManifestError, UnsupportedVersionError
 
@@ -31,7 +31,6 @@ honest manifest: 10 000 files of ~26 values, plus one chunk digest per 64 KiB
 of a < 4 GiB bundle (65 536 + 10 000): ~350 000 values, leaving room for
 config and provenance. A million costs about 80 MB at worst.
 """
-MAX_JSON_INT = (1 << 53) - 1  # RFC 8785 numbers are IEEE doubles: larger integers are not exact
 # The KEM names a manifest may carry; a recipient entry names the KEM its key uses.
 HPKE_KEM_NAMES = tuple(sorted({name for name, _ in HPKE_KEMS.values()}))
 _HEX14 = re.compile(r"[0-9a-f]{14}")
@@ -333,7 +332,7 @@ class _Reader:
     def opt_text(self, key: str) -> str | None:
         return self.text(key) if key in self.d else None
 
-    def integer(self, key: str, *, maximum: int = MAX_JSON_INT) -> int:
+    def integer(self, key: str, *, maximum: int = MAX_SAFE_INTEGER) -> int:
         v = self._get(key)
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= maximum:
             raise ManifestError(f"{self.where}.{key} must be an integer in [0, {maximum}]")

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack.bundle._chunked import Progress, worker_count
-from aoe_pack.bundle.dsse import check_threshold
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
+from aoe_pack.bundle.signatures import check_threshold
 from aoe_pack.bundle.verify import (
     authenticate,
     data_key_if_given,
@@ -32,6 +31,7 @@ from aoe_pack.bundle.verify import (
     stream_payload,
 )
 from aoe_pack.errors import DecryptionError, OutputError, UnsafeEntryError
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

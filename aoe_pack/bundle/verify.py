@@ -22,9 +22,8 @@ from typing import Any, BinaryIO
 
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._jcs import json_values_beyond
-from aoe_pack.bundle import dsse
+from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, open_file, worker_count
 from aoe_pack.bundle.container import BundleLayout, ZipEntry, read_layout
 from aoe_pack.bundle.format import (
@@ -44,6 +43,7 @@ from aoe_pack.errors import (
     NoMatchingRecipientError,
     ZipStructureError,
 )
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 
 
@@ -162,7 +162,7 @@ class VerifyResult:
 
     path: Path
     manifest: BundleManifest
-    signatures: tuple[dsse.SignatureCheck, ...]
+    signatures: tuple[signatures.SignatureCheck, ...]
     decrypted: bool
     bytes_checked: int
     notes: tuple[str, ...] = field(default=())
@@ -186,10 +186,10 @@ class VerifyResult:
 
 def authenticate(
     bundle: OpenedBundle, trusted_keys: Sequence[PublicKey], threshold: int, limits: Limits
-) -> tuple[BundleManifest, list[dsse.SignatureCheck]]:
+) -> tuple[BundleManifest, list[signatures.SignatureCheck]]:
     """Signatures first, then the manifest, then manifest ↔ container agreement."""
-    sigs = dsse.parse_envelope(bundle.signatures_bytes, limits)
-    checks = dsse.check_signatures(bundle.manifest_bytes, sigs, list(trusted_keys), threshold)
+    sigs = signatures.parse_envelope(bundle.signatures_bytes, limits)
+    checks = signatures.check_signatures(bundle.manifest_bytes, sigs, list(trusted_keys), threshold)
     return check_container(bundle, limits), checks
 
 
@@ -337,7 +337,7 @@ def verify_bundle(
     progress: Progress | None = None,
 ) -> VerifyResult:
     """Verify every byte of the bundle at ``path``; raise on the first problem."""
-    dsse.check_threshold(trusted_keys, threshold)  # before the file: §8
+    signatures.check_threshold(trusted_keys, threshold)  # before the file: §8
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
         data_key = data_key_if_given(manifest, decryption_key)

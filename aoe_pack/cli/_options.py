@@ -11,7 +11,7 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.errors import KeyPasswordError
-from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
+from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PrivateKey, PublicKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
 
@@ -73,12 +73,31 @@ decryption_key_option = click.option(
 )
 
 
+def key_password_option(keys_option: str) -> Callable[[FC], FC]:
+    """``--key-password KEY SOURCE``: one private key's password, bound to the key by name.
+
+    Bound by the key's reference, not by position, so that reordering the
+    ``keys_option`` options cannot hand one key's password to another.
+    """
+    return click.option(
+        "--key-password",
+        "key_passwords",
+        type=(str, str),
+        multiple=True,
+        metavar="KEY SOURCE",
+        help=f"Read the password of private key KEY (written as given to {keys_option}) "
+        "from SOURCE: env://VAR, or a file (less one trailing newline). Repeat once per "
+        f"encrypted key. A key without one uses {PASSWORD_ENV}, then a terminal prompt.",
+    )
+
+
 def prompt_password(origin: str) -> bytes:
     """Ask for a key's password in a terminal; fail clearly elsewhere."""
     if not sys.stdin.isatty():
         raise KeyPasswordError(
             f"{origin}: the private key is encrypted and there is no terminal to ask",
-            hint=f"set {PASSWORD_ENV}",
+            hint=f"pass --key-password {origin} SOURCE (env://VAR or a file), "
+            f"or set {PASSWORD_ENV}",
         )
     value: str = click.prompt(f"Password for {origin}", hide_input=True, err=True)
     return value.encode()
@@ -86,7 +105,7 @@ def prompt_password(origin: str) -> bytes:
 
 def env_password() -> bytes | None:
     """The password from the environment, if any (as bytes: it may not be UTF-8)."""
-    from aoe_pack.keys.load import env_password as _env_password
+    from aoe_pack.keys.password import env_password as _env_password
 
     return _env_password()
 
@@ -98,17 +117,40 @@ def read_trusted_root(path: Path) -> bytes:
     return _read(path)
 
 
+def load_signing_keys(
+    refs: tuple[str, ...], key_passwords: tuple[tuple[str, str], ...]
+) -> list[PrivateKey]:
+    """The ``--sign-key`` keys, each opened with its ``--key-password`` source if it has one."""
+    from aoe_pack.keys import load_signing_key, password_sources
+
+    sources = password_sources(key_passwords, refs, option="--sign-key")
+    return [load_signing_key(k, password=sources.get(k), prompt=prompt_password) for k in refs]
+
+
+def load_optional_decryption_key(
+    ref: str | None, key_passwords: tuple[tuple[str, str], ...]
+) -> DecryptionKey | None:
+    """The optional ``--decryption-key``, opened with its ``--key-password`` source if any."""
+    from aoe_pack.keys import load_decryption_key, password_sources
+
+    sources = password_sources(
+        key_passwords, () if ref is None else (ref,), option="--decryption-key"
+    )
+    if ref is None:
+        return None
+    return load_decryption_key(ref, password=sources.get(ref), prompt=prompt_password)
+
+
 def load_verification_keys(
-    trusted_refs: tuple[str, ...], decryption_ref: str | None
+    trusted_refs: tuple[str, ...],
+    decryption_ref: str | None,
+    key_passwords: tuple[tuple[str, str], ...] = (),
 ) -> tuple[list[PublicKey], DecryptionKey | None]:
     """The trusted signer keys and optional decryption key of verify, unpack and bench."""
-    from aoe_pack.keys import load_decryption_key
     from aoe_pack.keys.resolve import trusted_key
 
     trusted = [trusted_key(k) for k in trusted_refs]
-    if decryption_ref is None:
-        return trusted, None
-    return trusted, load_decryption_key(decryption_ref, prompt=prompt_password)
+    return trusted, load_optional_decryption_key(decryption_ref, key_passwords)
 
 
 timeout_option = click.option(

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import decryption_key_option, json_option, load_verification_keys
+from aoe_pack.cli._options import (
+    decryption_key_option,
+    json_option,
+    key_password_option,
+    load_verification_keys,
+)
 from aoe_pack.cli._output import Output
 
 if TYPE_CHECKING:
@@ -68,6 +73,7 @@ def bench() -> None:
     help="How many distinct trusted keys must have signed (with --trusted-key).",
 )
 @decryption_key_option
+@key_password_option("--decryption-key")
 @click.option(
     "--runs",
     type=click.IntRange(min=1),
@@ -99,6 +105,7 @@ def run(
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     runs: int,
     warmup: int,
     device_name: str | None,
@@ -126,7 +133,7 @@ def run(
         from aoe_pack._io import write_atomic
         from aoe_pack.bench import bench_bundle
 
-        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key, key_passwords)
         output.info(f"benchmarking {bundle} ({runs} runs per artifact)")
         report = bench_bundle(
             bundle,

@@ -10,7 +10,12 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, prompt_password, verbosity_options
+from aoe_pack.cli._options import (
+    json_option,
+    key_password_option,
+    load_signing_keys,
+    verbosity_options,
+)
 from aoe_pack.cli._output import Output, human_size
 from aoe_pack.cli._targets import show_targets
 
@@ -66,6 +71,7 @@ class _Shown:
     metavar="KEY",
     help="Signing private key (ed25519/p256): a path or env://VAR. Repeat for several.",
 )
+@key_password_option("--sign-key")
 @click.option(
     "--recipient",
     "recipients",
@@ -102,6 +108,7 @@ def build(
     configs: tuple[Path, ...],
     out: Path,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     recipients: tuple[str, ...],
     kek_files: tuple[str, ...],
     no_encrypt: bool,
@@ -143,13 +150,12 @@ def build(
         built = api.build(
             configs=configs,
             out=out,
-            sign_keys=sign_keys,
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             recipients=recipients,
             encryption_keys=kek_files,
             encrypt=False if no_encrypt else None,
             targets=targets,
             skip_failed_targets=skip_failed_targets,
-            password_prompt=prompt_password,
             events=_Shown(output),
         )
     result = built.result

@@ -11,6 +11,7 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
+    key_password_option,
     load_verification_keys,
     threshold_option,
     trusted_key_option,
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
 @trusted_key_option
 @threshold_option
 @decryption_key_option
+@key_password_option("--decryption-key")
 @json_option
 def verify(
     bundle: Path,
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     json_mode: bool,
 ) -> None:
     """Check BUNDLE's signatures and every byte; exit 0 only if all is well.
@@ -48,7 +51,7 @@ def verify(
         from aoe_pack import api
 
         # Loaded before the bar is drawn: a password prompt must not share the line with it.
-        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key, key_passwords)
         with output.progress(f"verifying {bundle.name}", file_size(bundle)) as progress:
             result = api.verify(
                 bundle=bundle,
@@ -132,6 +135,7 @@ def inspect(bundle: Path, json_mode: bool) -> None:
 @trusted_key_option
 @threshold_option
 @decryption_key_option
+@key_password_option("--decryption-key")
 @click.option("--force", is_flag=True, help="Replace files that already exist in --out.")
 @json_option
 def unpack(
@@ -140,6 +144,7 @@ def unpack(
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     force: bool,
     json_mode: bool,
 ) -> None:
@@ -153,7 +158,7 @@ def unpack(
         from aoe_pack import api
 
         # Loaded before the bar is drawn: a password prompt must not share the line with it.
-        trusted, dkey = load_verification_keys(trusted_keys, decryption_key)
+        trusted, dkey = load_verification_keys(trusted_keys, decryption_key, key_passwords)
         with output.progress(f"unpacking {bundle.name}", file_size(bundle)) as progress:
             result = api.unpack(
                 bundle=bundle,

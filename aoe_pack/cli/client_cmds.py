@@ -7,11 +7,13 @@ from typing import Any
 
 import click
 
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
-    prompt_password,
+    key_password_option,
+    load_optional_decryption_key,
     read_trusted_root,
     timeout_option,
 )
@@ -129,6 +131,7 @@ def client() -> None:
     help="Download, verify, decrypt and unpack the chosen release here.",
 )
 @decryption_key_option
+@key_password_option("--decryption-key")
 @click.option(
     "--state",
     "state_path",
@@ -141,7 +144,7 @@ def client() -> None:
 @click.option(
     "--min-manifest-version",
     "minimum",
-    type=click.IntRange(1, 2**53 - 1),
+    type=click.IntRange(1, MAX_SAFE_INTEGER),
     metavar="N",
     help="The repository manifest version the app was built with: older manifests are "
     "refused even on first contact (`aoe-pack manifest show --json` gives it at build time).",
@@ -161,6 +164,7 @@ def check(
     device_id: str,
     download_dir: Path | None,
     decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
     state_path: Path | None,
     minimum: int | None,
     plain_http: bool | None,
@@ -196,11 +200,10 @@ def check(
             trusted_root=trusted_root,
             state=state_path,
             download_dir=download_dir,
-            decryption_key=decryption_key or None,
+            decryption_key=load_optional_decryption_key(decryption_key, key_passwords),
             min_manifest_version=minimum,
             plain_http=plain_http,
             timeout=timeout,
-            password_prompt=prompt_password,
         )
 
     def text() -> None:

@@ -13,7 +13,8 @@ import click
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     json_option,
-    prompt_password,
+    key_password_option,
+    load_signing_keys,
     read_trusted_root,
     timeout_option,
 )
@@ -71,12 +72,6 @@ def _store(repo: str, plain_http: bool | None, timeout: float | None = None) -> 
     return open_store(repo, plain_http=plain_http, timeout=timeout)
 
 
-def _signers(refs: tuple[str, ...]) -> list[Any]:
-    from aoe_pack.keys import load_signing_key
-
-    return [load_signing_key(k, prompt=prompt_password) for k in refs]
-
-
 def _commit_text(output: Output, commit: Any, what: str) -> None:
     m = commit.manifest
     expires = m.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -123,6 +118,7 @@ def manifest() -> None:
 )
 @click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True)
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -131,6 +127,7 @@ def init(
     root_keys: tuple[str, ...],
     threshold: int,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -147,11 +144,10 @@ def init(
         root = api.init_repository(
             repo=repo,
             root_keys=root_keys,
-            sign_keys=sign_keys,
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             threshold=threshold,
             expires=parse_duration(expires),
             plain_http=plain_http,
-            password_prompt=prompt_password,
         )
     payload = {
         "repo": repo,
@@ -176,6 +172,7 @@ def init(
 )
 @repo_option
 @sign_key_option
+@key_password_option("--sign-key")
 @click.option(
     "--trusted-key",
     "trusted_keys",
@@ -210,6 +207,7 @@ def publish(
     bundles: tuple[Path, ...],
     repo: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     trusted_keys: tuple[str, ...],
     channel: str,
     rollout: float,
@@ -235,7 +233,7 @@ def publish(
         published = api.publish(
             bundles=bundles,
             repo=repo,
-            sign_keys=sign_keys,
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             trusted_keys=trusted_keys,
             channel=channel,
             rollout=rollout,
@@ -245,7 +243,6 @@ def publish(
             critical=critical,
             expires=parse_duration(expires),
             plain_http=plain_http,
-            password_prompt=prompt_password,
             on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
@@ -322,6 +319,7 @@ def _edit_command(
     repo: str,
     plain_http: bool | None,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     edit: Callable[[Any, list[Any], dt.timedelta], Any],
 ) -> None:
@@ -330,7 +328,9 @@ def _edit_command(
     with handle_errors(json_mode):
         store = _store(repo, plain_http)
         try:
-            commit = edit(store, _signers(sign_keys), parse_duration(expires))
+            commit = edit(
+                store, load_signing_keys(sign_keys, key_passwords), parse_duration(expires)
+            )
         finally:
             store.close()
     output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
@@ -342,6 +342,7 @@ def _edit_command(
 @click.argument("version")
 @click.option("--reason", required=True, help="Why; devices report it when they fall back.")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -351,6 +352,7 @@ def yank(
     version: str,
     reason: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -364,7 +366,16 @@ def yank(
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
         return releases.yank(store, tag, version, reason=reason, sign_keys=keys, expires=exp)
 
-    _edit_command(json_mode, f"yanked {tag} {version}", repo, plain_http, sign_keys, expires, edit)
+    _edit_command(
+        json_mode,
+        f"yanked {tag} {version}",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        edit,
+    )
 
 
 @manifest.command()
@@ -373,6 +384,7 @@ def yank(
 @click.argument("version")
 @click.argument("percent", type=click.FloatRange(0, 100), metavar="PCT")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -382,6 +394,7 @@ def rollout(
     version: str,
     percent: float,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -397,7 +410,7 @@ def rollout(
         return releases.set_rollout(store, tag, version, percent, sign_keys=keys, expires=exp)
 
     what = f"{tag} {version} now rolls out to {percent:g}%"
-    _edit_command(json_mode, what, repo, plain_http, sign_keys, expires, edit)
+    _edit_command(json_mode, what, repo, plain_http, sign_keys, key_passwords, expires, edit)
 
 
 @manifest.command()
@@ -405,6 +418,7 @@ def rollout(
 @click.argument("tag")
 @click.argument("target", metavar="VERSION|local|none")
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
@@ -413,6 +427,7 @@ def pin(
     tag: str,
     target: str,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -426,18 +441,31 @@ def pin(
         return releases.set_pin(store, tag, pinned, sign_keys=keys, expires=exp)
 
     _edit_command(
-        json_mode, f"{tag} pinned to {target}", repo, plain_http, sign_keys, expires, edit
+        json_mode,
+        f"{tag} pinned to {target}",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        edit,
     )
 
 
 @manifest.command()
 @repo_option
 @sign_key_option
+@key_password_option("--sign-key")
 @expires_option
 @plain_http_option
 @json_option
 def resign(
-    repo: str, sign_keys: tuple[str, ...], expires: str, plain_http: bool | None, json_mode: bool
+    repo: str,
+    sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
+    expires: str,
+    plain_http: bool | None,
+    json_mode: bool,
 ) -> None:
     """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
     from aoe_pack.publish import releases
@@ -445,7 +473,7 @@ def resign(
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
         return releases.resign(store, sign_keys=keys, expires=exp)
 
-    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, expires, edit)
+    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, key_passwords, expires, edit)
 
 
 @manifest.command("rotate-root")
@@ -473,6 +501,7 @@ def resign(
     metavar="KEY",
     help="Old and new root keys: a threshold of each must sign (repeat).",
 )
+@key_password_option("--sign-key")
 @click.option(
     "--restart-manifest-version",
     "restart",
@@ -489,6 +518,7 @@ def rotate_root(
     root_keys: tuple[str, ...],
     threshold: int,
     sign_keys: tuple[str, ...],
+    key_passwords: tuple[tuple[str, str], ...],
     restart: bool,
     expires: str,
     plain_http: bool | None,
@@ -511,7 +541,7 @@ def rotate_root(
             store,
             new_keys=[load_public_key(k) for k in root_keys],
             threshold=threshold,
-            sign_keys=_signers(sign_keys),
+            sign_keys=load_signing_keys(sign_keys, key_passwords),
             expires=parse_duration(expires),
             restart_manifest_version=restart,
         )

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide
 from aoe_pack.client.install import install
@@ -34,7 +33,9 @@ from aoe_pack.errors import (
     StoreError,
     UntrustedMetadataError,
 )
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
+from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Release
 from aoe_pack.repository.root import (
     Root,
@@ -42,8 +43,6 @@ from aoe_pack.repository.root import (
     verify_self_signed,
 )
 from aoe_pack.repository.trust import (
-    MAX_MANIFEST_BYTES,
-    MAX_ROOT_BYTES,
     Floor,
     VerifiedManifest,
     update_root,
@@ -51,7 +50,7 @@ from aoe_pack.repository.trust import (
 )
 from aoe_pack.storage.store import MANIFEST, Store, root_name
 
-MAX_STATE_BYTES = 4 * MAX_ROOT_BYTES
+MAX_STATE_BYTES = 4 * DEFAULT_LIMITS.max_root_bytes
 """A state holds one root (base64) and a few fields: anything larger is not ours."""
 
 
@@ -199,12 +198,12 @@ def fetch_trusted(
     """
 
     def fetch_root(n: int) -> bytes | None:
-        doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
+        doc = store.read(root_name(n), max_bytes=DEFAULT_LIMITS.max_root_bytes)
         return doc.data if doc else None
 
     root, accepted = update_root(start, fetch_root)
     floor = effective_floor(floor, root, minimum)
-    doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    doc = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     if doc is None:
         raise RepositoryError(f"{store.url} has no manifest.json")
     verified = verify_manifest(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack.errors import RepositoryFormatError, UsageError
-from aoe_pack.repository.trust import MAX_ROOT_BYTES
+from aoe_pack.repository.limits import DEFAULT_LIMITS
 
 
 def read_trusted_root(path: str | os.PathLike[str]) -> bytes:
@@ -24,12 +24,12 @@ def read_trusted_root(path: str | os.PathLike[str]) -> bytes:
 
     Whatever the file is: a FIFO or ``/dev/zero`` has no size to check first.
     """
+    cap = DEFAULT_LIMITS.max_root_bytes
     try:
-        return read_capped(path, MAX_ROOT_BYTES)
+        return read_capped(path, cap)
     except FileTooLargeError as e:
         raise RepositoryFormatError(
-            f"--trusted-root {path} holds more than {MAX_ROOT_BYTES} bytes; "
-            f"a root is at most {MAX_ROOT_BYTES >> 20} MiB",
+            f"--trusted-root {path} holds more than {cap} bytes; a root is at most {cap >> 20} MiB",
             hint="pass the root.json the repository was created with (or a later one)",
         ) from e
     except OSError as e:

@@ -17,10 +17,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from aoe_pack._crypto.asymmetric import PublicKey
 from aoe_pack._io import Folder
 from aoe_pack.bundle.unpack import unpack_bundle
 from aoe_pack.errors import BundleMismatchError, OutputError
+from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.repository.model import Release
 from aoe_pack.repository.trust import check_bundle_matches

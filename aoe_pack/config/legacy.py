@@ -1,6 +1,9 @@
 """Read the config dialects of Didi's AoE SDK and rewrite them canonically.
 
-AoE had no schema; each platform read its own keys (FIELD-NOTES §1):
+AoE had no schema; each platform read its own keys, as its sources show
+(github.com/didi/AoE: the Android SDK reads ``model.config`` with Gson into
+model-option classes such as ``LocalModelOption``, the iOS SDK into
+``AoEModelOption``):
 
 * Android ``model.config``: ``source`` ``local``/``cloud``, ``modelId``,
   ``modelSign`` (MD5), and in the demos ``modelParamName`` (ncnn) and

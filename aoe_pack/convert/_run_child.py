@@ -21,10 +21,10 @@ def _runner(job: dict[str, Any]) -> Runner:
     if job["kind"] == "source":
         path = Path(job["path"])
         if job["format"] == "onnx":
-            from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
+            from aoe_pack.convert.runners import OnnxRuntimeRunner
 
             return OnnxRuntimeRunner(path, reference=True)
-        from aoe_pack.convert.tflite import LiteRTRunner
+        from aoe_pack.convert.runners import LiteRTRunner
 
         return LiteRTRunner(path)
     from aoe_pack.convert.registry import converters

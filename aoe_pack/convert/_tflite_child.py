@@ -108,7 +108,7 @@ def convert(job: dict[str, Any]) -> dict[str, Any]:
     """TensorFlow Lite's converter on a SavedModel, one variant."""
     import warnings
 
-    from aoe_pack.convert.sources import import_tensorflow
+    from aoe_pack.convert.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     variant, io_dtype = job["variant"], job["ioDtype"]
@@ -205,7 +205,7 @@ def _perm(
 
 def onnx2tf(job: dict[str, Any]) -> dict[str, Any]:
     """onnx2tf on a staged ``model.onnx``; the layout of every input and output."""
-    from aoe_pack.convert.sources import import_onnx, import_onnxruntime, import_tensorflow
+    from aoe_pack.convert.frameworks import import_onnx, import_onnxruntime, import_tensorflow
 
     onnx = import_onnx()
     import_onnxruntime()  # first, so its cache stays out of the home folder

@@ -30,16 +30,10 @@ from aoe_pack.convert._tf2onnx_fixes import (
     inline_compiled_functions,
 )
 from aoe_pack.convert.api import Array, SourceModel, Target
+from aoe_pack.convert.frameworks import EXTRA_HINT, TF_LOCK, import_onnx, import_tensorflow
 from aoe_pack.convert.keras_unroll import unrolled as unrolled_model
 from aoe_pack.convert.parity import sample_inputs
-from aoe_pack.convert.sources import (
-    EXTRA_HINT,
-    MAX_OPSET,
-    MIN_OPSET,
-    TF_LOCK,
-    import_onnx,
-    import_tensorflow,
-)
+from aoe_pack.convert.sources import MAX_OPSET, MIN_OPSET
 from aoe_pack.errors import ConversionError, MissingExtraError, ModelFileError, UsageError
 
 T = TypeVar("T")

@@ -35,7 +35,7 @@ class Graph:
     """An ONNX model with the lookups rules need: attributes, static shapes, constants."""
 
     def __init__(self, model: Any) -> None:
-        from aoe_pack.convert.sources import import_onnx
+        from aoe_pack.convert.frameworks import import_onnx
 
         self.onnx = import_onnx()
         self.model = model
@@ -154,7 +154,7 @@ def refusals(graph: Graph, rules: Sequence[Rule]) -> Iterator[Refusal]:
 
 
 def _load(src: Path) -> Graph:
-    from aoe_pack.convert.sources import import_onnx
+    from aoe_pack.convert.frameworks import import_onnx
 
     try:
         model = import_onnx().load(str(src))
@@ -280,7 +280,7 @@ def expand_functions(model: Any) -> Expanded | None:
     """
     from importlib.metadata import version
 
-    from aoe_pack.convert.sources import import_onnx
+    from aoe_pack.convert.frameworks import import_onnx
 
     onnx = import_onnx()
     from onnx import inliner

@@ -21,13 +21,10 @@ the declared names differ. Artifacts land as ``onnx/<variant>/<stem>.onnx``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 from aoe_pack.convert.api import (
-    Array,
     Artifact,
     ConvertContext,
     Precision,
@@ -38,12 +35,15 @@ from aoe_pack.convert.api import (
     require_variant,
     single_file_artifact,
 )
-from aoe_pack.convert.sources import EXTRA_HINT, feed_in_order, import_onnx, import_onnxruntime
+from aoe_pack.convert.frameworks import EXTRA_HINT, import_onnx, import_onnxruntime
+from aoe_pack.convert.runners import OnnxRuntimeRunner
 from aoe_pack.errors import ConversionError, MissingExtraError
 
-# FIELD-NOTES §3 measured ONNX at 4e-8 against TensorFlow; at every level here
-# mnist (via tf2onnx) gives 3.0e-8 and the squeezenet sample 3.7e-9. Fusions
-# only reorder float sums: 1e-5 is ample; extended fuses more, 1e-4.
+# Largest absolute error against the source, at every level: mnist (Keras, via
+# tf2onnx) 3.0e-8, squeezenet (ONNX) 3.7e-9; `aoe-pack inspect` of a bundle
+# built with --target onnx:basic --target onnx:extended --target onnx:slim shows
+# them ("parity ... max"). Fusions only reorder float sums, so the float32 bound
+# (atol 1e-6 + rtol 1e-4 x the output's peak) is ample at every level.
 _TOLERANCES = {
     "basic": Precision.FLOAT32,
     "extended": Precision.FLOAT32,
@@ -103,34 +103,3 @@ def _import_onnxslim() -> Any:
     except ImportError as e:
         raise MissingExtraError("onnxslim is not installed", hint=EXTRA_HINT) from e
     return onnxslim
-
-
-class OnnxRuntimeRunner:
-    """An ONNX or ORT-format model in onnxruntime on the CPU.
-
-    Inputs are matched by name, or by position when the names differ (tf2onnx
-    renames the inputs of Keras models). ``reference=True`` disables graph
-    optimisations, so a source runs exactly as written. ``model_format``
-    ("ONNX" or "ORT") says what the file is where its name cannot: onnxruntime
-    otherwise goes by the ``.ort`` extension, and ``bench`` opens artifacts as
-    ``/proc/self/fd/<n>``.
-    """
-
-    def __init__(
-        self, model: Path, *, reference: bool = False, model_format: str | None = None
-    ) -> None:
-        ort = import_onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings are about the host, not the model
-        if reference:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if model_format is not None:
-            options.add_session_config_entry("session.load_model_format", model_format)
-        self._session = ort.InferenceSession(
-            str(model), options, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = [i.name for i in self._session.get_inputs()]
-
-    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
-        feed = dict(zip(self.input_names, feed_in_order(inputs, self.input_names), strict=True))
-        return list(self._session.run(None, feed))

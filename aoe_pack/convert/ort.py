@@ -34,8 +34,8 @@ from aoe_pack.convert.api import (
     TolerancesTable,
     require_variant,
 )
-from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
-from aoe_pack.convert.sources import framework_scratch, import_onnxruntime
+from aoe_pack.convert.frameworks import framework_scratch, import_onnxruntime
+from aoe_pack.convert.runners import OnnxRuntimeRunner
 from aoe_pack.errors import ConversionError
 
 # The tool's arm-safe ALL level fuses like onnx:extended and more: measured

@@ -30,7 +30,6 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.convert.api import (
     Array,
@@ -84,27 +83,6 @@ class Conversion:
             if o.parity is not None and o.parity.samples:
                 return tuple(o.parity.inconclusive_outputs())
         return ()
-
-    def payload(self, config: ModelConfig) -> tuple[PayloadSource, ...]:
-        """The passed targets' files, then the config's associated files (labels...)."""
-        files = [
-            PayloadSource(
-                local=f.local,
-                path=f.bundle_path,
-                role=f.role,
-                runtime=o.target.runtime,
-                variant=o.target.variant,
-            )
-            for o in self.passed
-            if o.artifact is not None
-            for f in o.artifact.files
-        ]
-        files += [
-            PayloadSource(local=config.model_root / f.path, path=f.path, role=f.role)
-            for f in config.files
-            if f.role != "model"
-        ]
-        return tuple(files)
 
     def provenance(self, config: ModelConfig) -> dict[str, Any]:
         """What the bundle records: the source, every shipped conversion, every refused one.
@@ -251,7 +229,8 @@ def convert(
     """
     from aoe_pack.convert.context import BuildContext
     from aoe_pack.convert.isolate import Feeds
-    from aoe_pack.convert.sources import KerasRunner, load_source
+    from aoe_pack.convert.runners import KerasRunner
+    from aoe_pack.convert.sources import load_source
 
     for target in targets:  # unknown runtimes and variants fail before any work starts
         converter_for(target)

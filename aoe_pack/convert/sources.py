@@ -28,40 +28,33 @@ beside found. A corrupt, truncated or foreign file raises
 :class:`ModelInvalidError` naming it; an unsupported one (ONNX opset outside
 7-18) :class:`UnsupportedModelError`.
 
-**Reference runners** (what parity compares every artifact with): ONNX in
-onnxruntime with graph optimisations off, TFLite in LiteRT, Keras called
-eagerly, SavedModel through its ``serving_default`` signature, all on the CPU.
-Each takes inputs keyed by the declared names, in the source's layout.
-
-**Home directory.** Frameworks write into the home directory when imported:
-onnxruntime a device id and an SQLite database under ``~/.cache/Microsoft``,
-Keras ``~/.keras/keras.json``. :func:`import_onnxruntime` and
-:func:`import_tensorflow` point them at a private temporary folder during the
-import; every module here imports these frameworks through them.
+**Reference runners** (what parity compares every artifact with) are those of
+:mod:`aoe_pack.convert.runners`: ONNX in onnxruntime with graph optimisations
+off, TFLite in LiteRT, Keras called eagerly, SavedModel through its
+``serving_default`` signature, all on the CPU. Frameworks are imported through
+:mod:`aoe_pack.convert.frameworks`.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
-import os
 import re
-import shutil
-import sys
-import tempfile
-import threading
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aoe_pack.config.model import TensorSpec
-from aoe_pack.convert.api import Array, Runner, SourceModel
+from aoe_pack.convert.api import Runner, SourceModel
+from aoe_pack.convert.frameworks import TF_LOCK, import_numpy, import_onnx, import_tensorflow
+from aoe_pack.convert.runners import (
+    KerasRunner,
+    LiteRTRunner,
+    OnnxRuntimeRunner,
+    SavedModelRunner,
+    natural_key,
+)
 from aoe_pack.errors import (
-    MissingExtraError,
     ModelFileError,
     ModelInvalidError,
     ModelSignatureError,
@@ -82,81 +75,6 @@ _SUFFIXES = {
     ".onnx": "onnx",
 }
 _TFLITE_NAME = re.compile(r".+:\d+")
-EXTRA_HINT = "install the conversion extra: pip install 'aoe-pack[convert]'"
-
-TF_LOCK = threading.RLock()
-"""Serialises TensorFlow graph work (loading, tracing, converting) across build threads."""
-_IMPORT_LOCK = threading.RLock()
-
-
-# --- frameworks, imported with their home-directory writes contained -------------
-
-
-@functools.cache
-def _scratch() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="aoe-pack-frameworks-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
-
-
-def framework_scratch() -> Path:
-    """A private folder, removed at exit, standing in for the caches frameworks write."""
-    with _IMPORT_LOCK:
-        return _scratch()
-
-
-@contextlib.contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def _import(name: str, env: Mapping[str, str]) -> ModuleType:
-    with _IMPORT_LOCK:
-        if name in sys.modules:
-            return sys.modules[name]
-        try:
-            with _environ(env):
-                __import__(name)
-        except ImportError as e:
-            raise MissingExtraError(f"{name} is not installed", hint=EXTRA_HINT) from e
-        return sys.modules[name]
-
-
-def import_onnxruntime() -> ModuleType:
-    """onnxruntime, its device id and usage database kept out of the home directory."""
-    # It resolves $XDG_CACHE_HOME (else ~/.cache) once, when the library loads.
-    return _import("onnxruntime", {"XDG_CACHE_HOME": str(framework_scratch() / "cache")})
-
-
-def import_tensorflow() -> ModuleType:
-    """TensorFlow, with Keras on its TensorFlow backend and its config file kept out of ~."""
-    env = {"KERAS_BACKEND": "tensorflow"}
-    if "KERAS_HOME" not in os.environ:  # a user's explicit choice stands
-        env["KERAS_HOME"] = str(framework_scratch() / "keras")
-    tf = _import("tensorflow", env)
-    _import("keras", env)
-    return tf
-
-
-def import_onnx() -> ModuleType:
-    """The onnx package (no home-directory side effects)."""
-    return _import("onnx", {})
-
-
-def litert_interpreter() -> Any:
-    """LiteRT's Interpreter class (TensorFlow Lite without TensorFlow)."""
-    module = _import("ai_edge_litert.interpreter", {})
-    return module.Interpreter
-
 
 # --- formats and the declared-I/O check -------------------------------------------
 
@@ -314,7 +232,7 @@ def load_source(
     if not path.exists():
         raise ModelFileError(f"the source model {path} does not exist")
     fmt = detect_format(path)
-    _import("numpy", {})  # every loader and runner needs it; the base install has none
+    import_numpy()
     loader = {"onnx": _load_onnx, "tflite": _load_tflite, "keras": _load_keras}.get(
         fmt, _load_savedmodel
     )
@@ -397,7 +315,6 @@ def _load_onnx(path: Path) -> _Loaded:
         "ir_version": model.ir_version,
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
     }
-    from aoe_pack.convert.onnx_target import OnnxRuntimeRunner
 
     try:
         runner = OnnxRuntimeRunner(path, reference=True)
@@ -411,8 +328,6 @@ def _load_onnx(path: Path) -> _Loaded:
 
 def _load_tflite(path: Path) -> _Loaded:
     import numpy as np
-
-    from aoe_pack.convert.tflite import LiteRTRunner
 
     try:
         runner = LiteRTRunner(path)
@@ -495,11 +410,6 @@ def _keras_load_error(path: Path, version: str, error: Exception) -> ModelInvali
     )
 
 
-def natural_key(key: str) -> list[Any]:
-    """Sort key putting ``output_2`` before ``output_10``."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
-
-
 def _load_savedmodel(path: Path) -> _Loaded:
     tf = import_tensorflow()
     try:
@@ -532,67 +442,3 @@ def _load_savedmodel(path: Path) -> _Loaded:
     outs = [tensor(k, out_specs[k]) for k in out_keys]
     details = {"signature": "serving_default", "signatures": sorted(signatures)}
     return details, (ins, outs), SavedModelRunner(loaded, function, in_keys, out_keys), True
-
-
-# --- runners ------------------------------------------------------------------------
-
-
-def feed_in_order(feed: Mapping[str, Array], names: Sequence[str]) -> list[Array]:
-    """Feed values ordered as ``names``: by name where all match, else by position."""
-    if all(n in feed for n in names) and len(feed) == len(names):
-        return [feed[n] for n in names]
-    if len(feed) != len(names):
-        raise ModelSignatureError(
-            f"the model takes {len(names)} inputs ({', '.join(names)}), "
-            f"but {len(feed)} were given ({', '.join(feed)})"
-        )
-    return list(feed.values())
-
-
-class KerasRunner:
-    """A Keras model called eagerly on the CPU; inputs by position in declared order."""
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-        self._names = [t.name for t in model.inputs]
-        # Call with the structure the model was built with: a model made from a
-        # one-element input list wants a list, or Keras warns that they differ.
-        self._as_list = isinstance(getattr(model, "input", None), list | tuple)
-
-    @property
-    def model(self) -> Any:
-        """The loaded Keras model (shared with the conversions of the same build)."""
-        return self._model
-
-    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
-        import numpy as np
-
-        values = feed_in_order(inputs, self._names)
-        single = len(values) == 1 and not self._as_list
-        result = self._model(values[0] if single else values, training=False)
-        if isinstance(result, Mapping):
-            result = list(result.values())
-        if not isinstance(result, list | tuple):
-            result = [result]
-        return [np.asarray(r) for r in result]
-
-
-class SavedModelRunner:
-    """A SavedModel's serving_default signature; inputs by key, else by position."""
-
-    def __init__(
-        self, loaded: Any, function: Any, in_keys: Sequence[str], out_keys: Sequence[str]
-    ) -> None:
-        self._loaded = loaded  # the signature function needs its object alive
-        self._function = function
-        self._in_keys = list(in_keys)
-        self._out_keys = list(out_keys)
-
-    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
-        import numpy as np
-
-        values = feed_in_order(inputs, self._in_keys)
-        result = self._function(**dict(zip(self._in_keys, values, strict=True)))
-        if not isinstance(result, Mapping):
-            return [np.asarray(result)]
-        return [np.asarray(result[k]) for k in self._out_keys]

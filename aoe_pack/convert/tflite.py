@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import re
 import shutil
 import threading
 import time
@@ -67,7 +66,7 @@ from aoe_pack.convert.api import (
     TolerancesTable,
     require_variant,
 )
-from aoe_pack.convert.sources import feed_in_order, litert_interpreter, natural_key
+from aoe_pack.convert.runners import SELECT_TF_OPS, LiteRTRunner
 from aoe_pack.errors import ConversionError
 
 _TOLERANCES = {
@@ -78,8 +77,6 @@ _TOLERANCES = {
 }
 _CONTROLS = {"fp16": "fp32", "int8-dynamic": "fp32", "int8": "fp32"}
 _IO_DTYPES = ("float32", "int8", "uint8")
-SELECT_TF_OPS = "tensorflow-lite-select-tf-ops"
-"""What a device needs for an artifact with TensorFlow (Flex) ops: the select-tf-ops runtime."""
 _TIMEOUT_SECONDS = 1800
 
 
@@ -353,122 +350,3 @@ def _from_onnx(
         for kind in ("inputs", "outputs")
     }
     return {**layout, **retargeted}, bool(made.get("flex"))
-
-
-class LiteRTRunner:
-    """A ``.tflite`` model in LiteRT's interpreter (thread-safe, one call at a time).
-
-    Inputs are matched by tensor name or signature key, else by position.
-    Outputs come in the signature's ``output_<i>`` order when it has one (the
-    order of the Keras model's outputs), else in the interpreter's order.
-    Integer (quantised) inputs and outputs are quantised and dequantised with
-    the tensor's scale and zero point, so callers always see the source's floats.
-
-    With a ``layout`` (the ``.io.json`` of a model onnx2tf made), inputs and
-    outputs follow the ONNX model's order and layout: each input is transposed
-    by its ``perm`` on the way in, each output back on the way out.
-    """
-
-    def __init__(self, model: Path, *, layout: Mapping[str, Any] | None = None) -> None:
-        import numpy as np
-
-        self._np = np
-        self._lock = threading.Lock()
-        try:
-            self._it = litert_interpreter()(model_path=str(model))
-            self._it.allocate_tensors()
-        except (RuntimeError, ValueError) as e:
-            if "Select TensorFlow op" in str(e):
-                raise ConversionError(
-                    "the artifact uses TensorFlow (Flex) ops, which LiteRT's Python interpreter "
-                    "cannot run, so its parity cannot be checked here; on a device it would need "
-                    f"the {SELECT_TF_OPS} runtime",
-                    hint="declare the input's batch as 1 so that recurrent layers lower to "
-                    'builtin ops, or drop "selectTfOps"',
-                ) from e
-            raise
-        self.signatures = {k: dict(v) for k, v in self._it.get_signature_list().items()}
-        in_keys: dict[int, str] = {}
-        out_keys: dict[int, str] = {}
-        if len(self.signatures) == 1:
-            sig = self._it.get_signature_runner(next(iter(self.signatures)))
-            in_keys = {d["index"]: k for k, d in sig.get_input_details().items()}
-            out_keys = {d["index"]: k for k, d in sig.get_output_details().items()}
-        self.input_details: list[tuple[dict[str, Any], str | None]] = [
-            (d, in_keys.get(d["index"])) for d in self._it.get_input_details()
-        ]
-        """Each input's tensor details and signature key, in the interpreter's order."""
-        self._inputs = [(d["index"], d["name"], key) for d, key in self.input_details]
-        outputs = self._it.get_output_details()
-        if out_keys and all(re.fullmatch(r"output_\d+", k) for k in out_keys.values()):
-            outputs.sort(key=lambda d: natural_key(out_keys.get(d["index"], "")))
-        self.output_details: list[dict[str, Any]] = outputs
-        """Each output's tensor details, in the order the runner returns them."""
-        self._outputs = outputs
-        self._in_perms: list[list[int] | None] = [None] * len(self._inputs)
-        self._out_perms: list[list[int] | None] = [None] * len(outputs)
-        self._in_shapes: list[tuple[int, ...] | None] = [None] * len(self._inputs)
-        if layout is not None:
-            self._follow(layout)
-
-    def _follow(self, layout: Mapping[str, Any]) -> None:
-        """Order and transpose inputs and outputs as an onnx2tf ``.io.json`` describes them."""
-        by_name = {d["name"]: d for d in self._it.get_input_details()}
-        out_by_name = {d["name"]: d for d in self._it.get_output_details()}
-        try:
-            self._inputs = [
-                (by_name[t["tensor"]]["index"], t["name"], None) for t in layout["inputs"]
-            ]
-            self._outputs = [out_by_name[t["tensor"]] for t in layout["outputs"]]
-        except KeyError as e:
-            raise ConversionError(f"the model has no tensor {e} that its .io.json names") from e
-        self._in_perms = [t["perm"] for t in layout["inputs"]]
-        self._out_perms = [t["perm"] for t in layout["outputs"]]
-        self._in_shapes = [tuple(t["shape"]) for t in layout["inputs"]]
-
-    def _to_tensor(self, value: Array, detail: Mapping[str, Any]) -> Array:
-        np = self._np
-        want = np.dtype(detail["dtype"])
-        x = np.asarray(value)
-        scale, zero = detail["quantization"]
-        if want.kind in "iu" and x.dtype.kind == "f" and scale:
-            info = np.iinfo(want)
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        converted: Array = x.astype(want, copy=False)
-        return converted
-
-    def __call__(self, inputs: Mapping[str, Array]) -> Sequence[Array]:
-        np = self._np
-        names = [n for _, n, _ in self._inputs]
-        keys = [k or n for _, n, k in self._inputs]
-        order = keys if all(k in inputs for k in keys) else names
-        values = [
-            np.transpose(v, perm) if perm else np.reshape(v, shape) if shape else v
-            for v, perm, shape in zip(
-                feed_in_order(inputs, order), self._in_perms, self._in_shapes, strict=True
-            )
-        ]
-        with self._lock:
-            details = {d["index"]: d for d in self._it.get_input_details()}
-            resized = False
-            for (index, _, _), value in zip(self._inputs, values, strict=True):
-                shape = tuple(np.shape(value))
-                if tuple(details[index]["shape"]) != shape:
-                    self._it.resize_input_tensor(index, shape, strict=True)
-                    resized = True
-            if resized:
-                self._it.allocate_tensors()
-                details = {d["index"]: d for d in self._it.get_input_details()}
-            for (index, _, _), value in zip(self._inputs, values, strict=True):
-                self._it.set_tensor(index, self._to_tensor(value, details[index]))
-            self._it.invoke()
-            results = []
-            for d, perm in zip(self._outputs, self._out_perms, strict=True):
-                y = np.array(self._it.get_tensor(d["index"]))
-                scale, zero = d["quantization"]
-                if y.dtype.kind in "iu" and scale:
-                    y = (y.astype(np.float32) - zero) * np.float32(scale)
-                # perm None: a reshape of the same elements (rank 0 -> [1]); parity and
-                # callers take the values in order.
-                results.append(np.transpose(y, np.argsort(perm)) if perm else y)
-        return results

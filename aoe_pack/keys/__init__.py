@@ -2,14 +2,15 @@
 
 Wherever aoe-pack takes a key, the reference is a file path or ``env://VAR``
 (cosign's convention: the variable holds the PEM text, or for an encryption
-key file its hex). Private keys may be PKCS#8-encrypted; the password comes
-from ``AOE_PACK_PASSWORD`` or, in a terminal, a prompt the CLI supplies.
+key file its hex). Private keys may be PKCS#8-encrypted; each key's password
+comes from a source of its own (``env://VAR`` or a file, see
+:mod:`aoe_pack.keys.password`), else from ``AOE_PACK_PASSWORD``, else, in a
+terminal, from a prompt the CLI supplies.
 """
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
 from aoe_pack.keys.generate import GeneratedKey, keygen
 from aoe_pack.keys.load import (
-    PASSWORD_ENV,
     DecryptionKey,
     PasswordPrompt,
     load_decryption_key,
@@ -17,6 +18,7 @@ from aoe_pack.keys.load import (
     load_signing_key,
     read_key_ref,
 )
+from aoe_pack.keys.password import PASSWORD_ENV, password_sources, read_password
 
 __all__ = [
     "PASSWORD_ENV",
@@ -30,5 +32,7 @@ __all__ = [
     "load_decryption_key",
     "load_public_key",
     "load_signing_key",
+    "password_sources",
     "read_key_ref",
+    "read_password",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,10 +9,17 @@ from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped
-from aoe_pack.errors import KeyFormatError, KeyPasswordError, KeyReferenceError, KeyTypeError
+from aoe_pack.errors import (
+    KeyFormatError,
+    KeyNotEncryptedError,
+    KeyPasswordError,
+    KeyReferenceError,
+    KeyTypeError,
+    WrongPasswordError,
+)
+from aoe_pack.keys._env import ENV_PREFIX, environ_bytes
+from aoe_pack.keys.password import PASSWORD_ENV, env_password, read_password
 
-PASSWORD_ENV = "AOE_PACK_PASSWORD"  # noqa: S105 - the variable name, not a secret
-ENV_PREFIX = "env://"
 MAX_KEY_FILE = 1 << 20
 
 PasswordPrompt = Callable[[str], bytes]
@@ -58,44 +64,69 @@ def _too_large(ref: str) -> KeyFormatError:
     )
 
 
-def environ_bytes(name: str) -> bytes | None:
-    """The value of environment variable ``name`` as the bytes the OS holds.
+def _load_private(
+    data: bytes, origin: str, source: str | None, prompt: PasswordPrompt | None
+) -> PrivateKey:
+    """The private key in ``data``; its password from ``source``, else the fallbacks.
 
-    On POSIX, ``os.environ`` decodes values with surrogate escapes, and a value
-    that is not UTF-8 then cannot be encoded back; ``os.environb`` has the
-    bytes. Where the environment is Unicode (Windows), a value holding a lone
-    surrogate has no bytes at all: that is a key-format error, not a crash.
+    The order: the key's own ``source``, then ``AOE_PACK_PASSWORD``, then
+    ``prompt`` (asked only for an encrypted key). A password that came from
+    somewhere is used as it is: a wrong one is an error, never a prompt.
     """
-    if os.supports_bytes_environ:
-        return os.environb.get(os.fsencode(name))
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    try:
-        return value.encode()
-    except UnicodeEncodeError as e:
-        raise KeyFormatError(f"environment variable {name!r} does not hold text") from e
-
-
-def env_password() -> bytes | None:
-    """The key password from ``AOE_PACK_PASSWORD``, as bytes, if set and not empty."""
-    return environ_bytes(PASSWORD_ENV) or None
-
-
-def _load_private(ref: str, prompt: PasswordPrompt | None) -> PrivateKey:
-    data, origin = read_key_ref(ref)
-    password = env_password()
+    password: bytes | None
+    if source is not None:
+        password, given = read_password(source, key=origin), f"--key-password {source}"
+        hint = f"check that {source} holds the password of {origin}"
+    else:
+        password, given = env_password(), PASSWORD_ENV
+        hint = "keys under different passwords each take their own --key-password KEY SOURCE"
     try:
         return _keys.load_private(data, password, origin=origin)
-    except KeyPasswordError:
-        if password is not None or prompt is None or b"ENCRYPTED" not in data:
-            raise
-    return _keys.load_private(data, prompt(origin), origin=origin)
+    except KeyNotEncryptedError as e:
+        raise _not_encrypted(origin, source) from e
+    except WrongPasswordError as e:
+        raise _wrong_password(origin, given, hint) from e
+    except KeyPasswordError as e:  # encrypted, and no password was given
+        if prompt is None:
+            raise KeyPasswordError(
+                f"{origin}: the private key is encrypted and no password was given",
+                hint=f"pass --key-password {origin} SOURCE (env://VAR or a file), "
+                f"or set {PASSWORD_ENV}",
+            ) from e
+    try:
+        return _keys.load_private(data, prompt(origin), origin=origin)
+    except WrongPasswordError as e:
+        raise _wrong_password(origin, "the prompt", None) from e
 
 
-def load_signing_key(ref: str, *, prompt: PasswordPrompt | None = None) -> PrivateKey:
-    """A private key that can sign (Ed25519 or ECDSA P-256)."""
-    key = _load_private(ref, prompt)
+def _not_encrypted(origin: str, source: str | None) -> KeyNotEncryptedError:
+    if source is not None:
+        return KeyNotEncryptedError(
+            f"{origin} is not encrypted, but --key-password gives it a password ({source})",
+            hint=f"drop the --key-password of {origin}",
+        )
+    return KeyNotEncryptedError(
+        f"{origin} is not encrypted, but {PASSWORD_ENV} gives it a password",
+        hint=f"unset {PASSWORD_ENV}; give each encrypted key its own --key-password KEY SOURCE",
+    )
+
+
+def _wrong_password(origin: str, given: str, hint: str | None) -> WrongPasswordError:
+    return WrongPasswordError(
+        f"{origin}: wrong password for the private key (from {given})", hint=hint
+    )
+
+
+def load_signing_key(
+    ref: str, *, password: str | None = None, prompt: PasswordPrompt | None = None
+) -> PrivateKey:
+    """A private key that can sign (Ed25519 or ECDSA P-256).
+
+    ``password`` is the key's own password source (``env://VAR`` or a file);
+    without it, ``AOE_PACK_PASSWORD`` and then ``prompt`` are tried.
+    """
+    data, origin = read_key_ref(ref)
+    key = _load_private(data, origin, password, prompt)
     if not key.kind.signs:
         raise KeyTypeError(
             f"{ref} is a {key.public.algorithm} encryption key, not a signing key",
@@ -127,11 +158,17 @@ class DecryptionKey:
         return _wrap.kek_id(self.kek)
 
 
-def load_decryption_key(ref: str, *, prompt: PasswordPrompt | None = None) -> DecryptionKey:
-    """A recipient private key (PEM) or an encryption key file (hex)."""
+def load_decryption_key(
+    ref: str, *, password: str | None = None, prompt: PasswordPrompt | None = None
+) -> DecryptionKey:
+    """A recipient private key (PEM) or an encryption key file (hex).
+
+    ``password`` is as for :func:`load_signing_key`; an encryption key file
+    has none, so a ``password`` for one is a :class:`KeyNotEncryptedError`.
+    """
     data, origin = read_key_ref(ref)
     if b"-----BEGIN" in data:
-        key = _keys.for_key_agreement(_load_private(ref, prompt))
+        key = _keys.for_key_agreement(_load_private(data, origin, password, prompt))
         if key.kind.signs:
             raise KeyTypeError(
                 f"{ref} is a signing key; decryption needs a recipient key or key file",
@@ -139,6 +176,12 @@ def load_decryption_key(ref: str, *, prompt: PasswordPrompt | None = None) -> De
                 "or the --encryption-key-file used at build time",
             )
         return DecryptionKey(origin=origin, private=key)
+    if password is not None:
+        raise KeyNotEncryptedError(
+            f"{origin} is an encryption key file, never password-protected, "
+            f"but --key-password gives it a password ({password})",
+            hint=f"drop the --key-password of {origin}",
+        )
     return DecryptionKey(origin=origin, kek=_wrap.parse_kek(data, origin=origin))
 
 

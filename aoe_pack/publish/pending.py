@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 
-from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.errors import RepositoryError, StoreConflictError, StoreError
+from aoe_pack.keys import PrivateKey
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import Manifest, Release, check_schema
 from aoe_pack.repository.root import Root, bundle_key

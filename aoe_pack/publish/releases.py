@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
@@ -26,6 +25,7 @@ from aoe_pack.errors import (
     UsageError,
     VersionError,
 )
+from aoe_pack.keys import PrivateKey, PublicKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases, holds_releases
 from aoe_pack.publish.workflow import (

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.errors import (
     RepositoryError,
     StoreConflictError,
@@ -34,10 +34,12 @@ from aoe_pack.errors import (
     UsageError,
     VersionLimitError,
 )
+from aoe_pack.keys import PrivateKey, PublicKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases
 from aoe_pack.repository import envelope
-from aoe_pack.repository.model import MAX_VERSION, Manifest, Models
+from aoe_pack.repository.limits import DEFAULT_LIMITS
+from aoe_pack.repository.model import Manifest, Models
 from aoe_pack.repository.root import (
     Root,
     new_repository_id,
@@ -47,9 +49,6 @@ from aoe_pack.repository.root import (
     verify_successor,
 )
 from aoe_pack.repository.trust import (
-    MAX_CHAIN_LENGTH,
-    MAX_MANIFEST_BYTES,
-    MAX_ROOT_BYTES,
     update_root,
     verify_manifest,
 )
@@ -100,23 +99,23 @@ def read_state(store: Store) -> RepoState:
     refused. Edits then require that the head root carries a signature by one
     of the publisher's own keys (:func:`require_approved`).
     """
-    root_doc = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
+    root_doc = store.read(ROOT, max_bytes=DEFAULT_LIMITS.max_root_bytes)
     if root_doc is None:
         raise RepositoryError(
             f"{store.url} is not an aoe-pack repository (no root.json)",
             hint="create it with `aoe-pack manifest init --repo ... --root-key KEY.pub "
             "--sign-key KEY.key`",
         )
-    first = store.read(root_name(1), max_bytes=MAX_ROOT_BYTES)
+    first = store.read(root_name(1), max_bytes=DEFAULT_LIMITS.max_root_bytes)
     if first is None:
         raise RepositoryError(f"{store.url} has a root.json but no roots/1.root.json")
     start = verify_self_signed(first.data, what=f"{store.url}/roots/1.root.json")
 
     def fetch(n: int) -> bytes | None:
-        doc = store.read(root_name(n), max_bytes=MAX_ROOT_BYTES)
+        doc = store.read(root_name(n), max_bytes=DEFAULT_LIMITS.max_root_bytes)
         return doc.data if doc else None
 
-    root, accepted = update_root(start, fetch, max_steps=MAX_CHAIN_LENGTH)
+    root, accepted = update_root(start, fetch, max_steps=DEFAULT_LIMITS.max_chain_length)
     head = accepted[-1] if accepted else first.data
     if root_doc.data not in (first.data, *accepted):  # behind the head: a rotation stopped
         raise UntrustedMetadataError(
@@ -125,7 +124,7 @@ def read_state(store: Store) -> RepoState:
             "before publishing",
         )
     _, head_env = parse_root(head)
-    doc = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    doc = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     if doc is None:
         raise RepositoryError(f"{store.url} has a root.json but no manifest.json")
     verified = verify_manifest(doc.data, root, now=now_utc(), check_expiry=False)
@@ -177,7 +176,7 @@ def init_repository(
 ) -> Root:
     """Create root version 1 and an empty manifest version 1."""
     root = new_root(1, root_keys, threshold, new_repository_id())
-    if store.read(ROOT, max_bytes=MAX_ROOT_BYTES) is not None:
+    if store.read(ROOT, max_bytes=DEFAULT_LIMITS.max_root_bytes) is not None:
         raise UsageError(f"{store.url} already has a root.json; use rotate-root to change keys")
     signers = signers_for(root, sign_keys)
     root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
@@ -187,7 +186,7 @@ def init_repository(
     # The manifest first: a repository with a root but no manifest reads as broken,
     # one with only a manifest (an init that crashed) is not initialised yet, and
     # its manifest is simply replaced.
-    leftover = store.read(MANIFEST, max_bytes=MAX_MANIFEST_BYTES)
+    leftover = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     store.replace(MANIFEST, manifest_bytes, expected=leftover.token if leftover else None)
     _create(store, root_name(1), root_bytes)
     _create(store, ROOT, root_bytes)
@@ -198,7 +197,7 @@ def _create(store: Store, name: str, data: bytes) -> None:
     try:
         store.replace(name, data, expected=None)
     except StoreConflictError as e:
-        existing = store.read(name, max_bytes=MAX_MANIFEST_BYTES)
+        existing = store.read(name, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         if existing is None or existing.data != data:
             raise UsageError(f"{store.url}: {name} already exists") from e
 
@@ -353,14 +352,14 @@ def rotate_root(
         require_approved(state, sign_keys)
         # Already rotated (a second run, or one that stopped after writing the
         # new root): finish the switch and the re-sign; start no new rotation.
-        head = store.read(root_name(state.root.version), max_bytes=MAX_ROOT_BYTES)
+        head = store.read(root_name(state.root.version), max_bytes=DEFAULT_LIMITS.max_root_bytes)
         if head is not None:
-            current = store.read(ROOT, max_bytes=MAX_ROOT_BYTES)
+            current = store.read(ROOT, max_bytes=DEFAULT_LIMITS.max_root_bytes)
             if current is not None and current.data != head.data:
                 store.replace(ROOT, head.data, expected=current.token)
         edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
-    if state.root.version >= MAX_VERSION:
+    if state.root.version >= MAX_SAFE_INTEGER:
         raise VersionLimitError(f"root version {state.root.version} is the last one (2**53-1)")
     # A chain keeps its id; a chain from before ids gets one now.
     root = new_root(

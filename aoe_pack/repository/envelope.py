@@ -19,35 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack import dsse
+from aoe_pack._jcs import MAX_SAFE_INTEGER, json_values_beyond
 from aoe_pack._jcs import canonical_json_integral as canonical_json
-from aoe_pack._jcs import json_values_beyond
-from aoe_pack.bundle.dsse import Signature, parse_signature_list
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     RepositoryFormatError,
     SignatureError,
     UntrustedMetadataError,
     UsageError,
 )
+from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.repository.limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
-MAX_SIGNATURES = 32
-MAX_ENVELOPE_VALUES = 1_000
-"""JSON values an envelope may hold: 7, and 5 per signature (167 at most); the rest is slack.
-
-Counted before parsing, as every document here comes from a repository not yet trusted.
-"""
-MAX_DOCUMENT_VALUES = 2_000_000
-"""JSON values a signed root or manifest may hold, counted before parsing.
-
-A release is ~35 values in ~450 bytes, so 2 million is what the 32 MiB envelope
-cap holds of honest releases (~55 000); it keeps a payload of ``{}`` (3 bytes of
-JSON, 64 of dict) from becoming gigabytes of objects.
-"""
-MAX_SAFE_INTEGER = 2**53 - 1
-"""Integers beyond this lose precision in JavaScript and in RFC 8785; refused."""
 
 
 def _no_float(text: str) -> Any:
@@ -90,10 +76,7 @@ class Envelope:
             {
                 "payload": base64.b64encode(self.payload).decode(),
                 "payloadType": self.payload_type,
-                "signatures": [
-                    {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()}
-                    for s in self.signatures
-                ],
+                "signatures": dsse.encode_signatures(self.signatures),
             }
         )
 
@@ -103,27 +86,15 @@ class Envelope:
 
     def valid_keyids(self, keys: dict[str, PublicKey]) -> set[str]:
         """Ids of the keys in ``keys`` whose signature over the payload verifies."""
-        message = _sign.pae(self.payload_type, self.payload)
-        return {
-            s.keyid
-            for s in self.signatures
-            if (k := keys.get(s.keyid)) is not None and _sign.verify(k, s.sig, message)
-        }
+        return dsse.valid_keyids(self.payload_type, self.payload, self.signatures, keys)
 
 
 def sign(payload_type: str, document: Any, keys: list[PrivateKey]) -> Envelope:
     """Canonicalise ``document`` and sign it with every key in ``keys``."""
     if not keys:
         raise UsageError("at least one --sign-key is needed")
-    ids = [k.key_id for k in keys]
-    if len(set(ids)) != len(ids):
-        raise UsageError("the same signing key was given twice")
     payload = canonical_json(document)
-    message = _sign.pae(payload_type, payload)
-    sigs = sorted(
-        (Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid
-    )
-    return Envelope(payload_type, payload, tuple(sigs))
+    return Envelope(payload_type, payload, dsse.sign(payload_type, payload, keys))
 
 
 def _check_values(text: bytes, limit: int, what: str) -> None:
@@ -132,9 +103,11 @@ def _check_values(text: bytes, limit: int, what: str) -> None:
         raise RepositoryFormatError(f"{what} holds {values} JSON values; the limit is {limit}")
 
 
-def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
+def parse(
+    data: bytes, payload_type: str, *, what: str, limits: Limits = DEFAULT_LIMITS
+) -> Envelope:
     """Parse an envelope strictly: canonical bytes, the expected type, canonical payload."""
-    _check_values(data, MAX_ENVELOPE_VALUES, what)
+    _check_values(data, limits.max_envelope_values, what)
     try:
         doc: Any = json.loads(data)
     except (ValueError, RecursionError) as e:
@@ -154,13 +127,13 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
     except (binascii.Error, ValueError) as e:
         raise RepositoryFormatError(f"{what}: payload is not valid base64") from e
     try:
-        sigs = parse_signature_list(doc["signatures"], max_signatures=MAX_SIGNATURES)
+        sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
     except SignatureError as e:
         raise UntrustedMetadataError(f"{what}: {e}") from e
     env = Envelope(payload_type, payload, tuple(sigs))
     if _canonical_or_none(env.to_bytes) != data:
         raise RepositoryFormatError(f"{what} is not in canonical form (RFC 8785)")
-    _check_values(payload, MAX_DOCUMENT_VALUES, f"{what}: the signed payload")
+    _check_values(payload, limits.max_document_values, f"{what}: the signed payload")
     try:
         body = loads_integral(payload)
     except (ValueError, RecursionError) as e:

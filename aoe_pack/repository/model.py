@@ -23,12 +23,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
 from aoe_pack.repository.versions import Version
 
 MANIFEST_KIND = "aoe.repository.manifest"
 FORMAT_VERSION = 1
-MAX_VERSION = 2**53 - 1
 """The largest manifest or root version: numbers in signed documents are exact doubles."""
 LOCAL = "local"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -333,7 +333,7 @@ class Manifest:
         is a restart with a root rotation that revokes the keys that signed it.
         """
         keys = self.bundle_keys if bundle_keys is None else {**self.bundle_keys, **bundle_keys}
-        if not restart and self.version >= MAX_VERSION:
+        if not restart and self.version >= MAX_SAFE_INTEGER:
             raise VersionLimitError(
                 f"manifest version {self.version} is the last one readers accept (2**53-1)",
                 hint="rotate the root to new keys with `aoe-pack manifest rotate-root "

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aoe_pack._crypto.asymmetric import KeyKind, PublicKey, load_public
+from aoe_pack._crypto.asymmetric import load_public
 from aoe_pack.errors import (
     KeyFileError,
     RepositoryFormatError,
@@ -22,6 +22,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     UsageError,
 )
+from aoe_pack.keys import KeyKind, PublicKey
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import FORMAT_VERSION, check_schema
 

@@ -23,16 +23,9 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
 )
 from aoe_pack.repository import envelope
+from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Release, format_time
 from aoe_pack.repository.root import Root, verify_successor
-
-MAX_ROOT_STEPS = 64
-"""A repository cannot make a client walk an endless root chain."""
-MAX_CHAIN_LENGTH = 1024
-"""Publishers walk the whole chain from roots/1; a repository rotates at most this often."""
-MAX_MANIFEST_BYTES = 32 << 20
-"""Cap on manifest.json for devices and publishers alike (10,000 releases: ~6.4 MB)."""
-MAX_ROOT_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,10 @@ class Floor:
 
 
 def update_root(
-    trusted: Root, fetch: Callable[[int], bytes | None], *, max_steps: int = MAX_ROOT_STEPS
+    trusted: Root,
+    fetch: Callable[[int], bytes | None],
+    *,
+    max_steps: int = DEFAULT_LIMITS.max_root_steps,
 ) -> tuple[Root, list[bytes]]:
     """Walk ``roots/N.root.json`` from the trusted version to the newest.
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from aoe_pack.assemble import converted_payload
 from aoe_pack.bench import BenchReport, Status, bench_bundle, load_report, write_comparison
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.bundle.build import PayloadSource
@@ -82,7 +83,7 @@ def squeezenet_build(
         cfg, targets_of(cfg, SQUEEZENET_TARGETS), tmp_path_factory.mktemp("convert")
     )
     assert not converted.failed, [o.reason for o in converted.failed]
-    payload = converted.payload(cfg)
+    payload = converted_payload(converted, cfg)
     out = tmp_path_factory.mktemp("bundles") / "squeezenet.aoe"
     build_bundle(
         cfg,
@@ -221,6 +222,18 @@ def test_measured_figures_are_sane(squeezenet_report: Watched, name: str) -> Non
     assert a.peak_mib > a.baseline_mib > 0
     assert a.runs == len(a.samples_ms) == RUNS
     assert a.runtime_versions, "the runtime's package version is recorded"
+
+
+def test_each_artifact_records_its_size_on_disk(
+    squeezenet_report: Watched, squeezenet_build: tuple[Path, list[Path]]
+) -> None:
+    """The bytes a device stores for each runtime: every file of it, in plaintext."""
+    _, artifacts = squeezenet_build
+    for a in squeezenet_report.report.artifacts:
+        names = {f.rsplit("/", 1)[-1] for f in a.files}  # squeezenet.onnx, squeezenet.param...
+        on_disk = [p for p in artifacts if p.name in names]
+        assert len(on_disk) == len(a.files), a.name
+        assert a.size == sum(p.stat().st_size for p in on_disk), a.name
 
 
 def test_ort_mobile_loads_from_anonymous_memory(
@@ -455,7 +468,10 @@ def test_cli_report_writes_markdown(mnist_bundle: Path, tmp_path: Path) -> None:
     r = aoe("bench", "report", a, b, "--out", md)
     assert r.exit_code == 0, r.output
     text = md.read_text()
-    assert "| Artifact | Device | Load ms | p50 ms | p90 ms | p99 ms | Peak MiB | Status |" in text
+    assert (
+        "| Artifact | Device | Size | Load ms | p50 ms | p90 ms | p99 ms | Peak MiB | Status |"
+        in text
+    )
     rows = [line for line in text.splitlines() if line.startswith("| tflite-fp32 |")]
     assert [row.split("|")[2].strip() for row in rows] == ["ci-x86", "pixel-8 <fake>"]
     assert "█" in text

@@ -32,7 +32,7 @@ from typing import Any
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._jcs import canonical_json
-from aoe_pack.bundle import dsse
+from aoe_pack.bundle import signatures
 from aoe_pack.bundle.container import (
     MEDIA_TYPE_V1,
     MIMETYPE_NAME,
@@ -267,7 +267,7 @@ def restamp(file_item: dict[str, Any], stored: bytes) -> None:
 
 def sign(manifest_bytes: bytes, signing_keys: Sequence[PrivateKey]) -> bytes:
     """Valid ``aoe/signatures.json`` bytes for these manifest bytes."""
-    return dsse.sign_manifest(manifest_bytes, list(signing_keys))
+    return signatures.sign_manifest(manifest_bytes, list(signing_keys))
 
 
 def resign(

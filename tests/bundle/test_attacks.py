@@ -55,8 +55,9 @@ from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._crypto.wrap import kek_id
 from aoe_pack.bundle import VerifyResult, unpack_bundle, verify_bundle
-from aoe_pack.bundle.dsse import Signature, encode_envelope
 from aoe_pack.bundle.format import CHUNK_SIZE, MANIFEST_ENTRY, SIGNATURES_ENTRY
+from aoe_pack.bundle.signatures import encode_envelope
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     AoePackError,
     DecryptionError,

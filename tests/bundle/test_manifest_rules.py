@@ -20,8 +20,9 @@ from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import build_bundle, inspect_bundle, unpack_bundle, verify_bundle
 from aoe_pack.bundle.build import EncryptionSpec
-from aoe_pack.bundle.dsse import Signature, encode_envelope
 from aoe_pack.bundle.format import Limits
+from aoe_pack.bundle.signatures import encode_envelope
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     DecryptionError,
     KeyFormatError,

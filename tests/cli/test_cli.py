@@ -110,7 +110,7 @@ def test_password_protected_key_via_env(
     base = ["build", cfg, "--out", out, "--sign-key", tmp_path / "pw.key", "--no-encrypt"]
     wrong = aoe(*base, "--json", env={"AOE_PACK_PASSWORD": "wrong"})
     assert wrong.exit_code == 1
-    assert json.loads(wrong.stdout)["error"]["code"] == "key-password"
+    assert json.loads(wrong.stdout)["error"]["code"] == "wrong-password"
     no_pw = aoe(*base, env={"AOE_PACK_PASSWORD": ""})
     assert no_pw.exit_code == 1
     assert "encrypted" in no_pw.stderr

@@ -146,6 +146,26 @@ def test_key_through_a_pipe_still_loads(tmp_path: Path, built_bundle, signer) ->
     assert (code, doc.get("verified")) == (0, True), doc
 
 
+def test_decryption_key_through_a_pipe_is_read_once(tmp_path: Path, built_bundle, signer) -> None:
+    """A pipe yields its bytes once: a private key read twice (once to sniff) came back empty."""
+    from aoe_pack._crypto import asymmetric as keys
+
+    device = keys.generate(keys.KeyKind.X25519)
+    bundle = built_bundle(recipients=[device.public])
+    (tmp_path / "signer.pub").write_bytes(signer.public.pem)
+    read_end, write_end = os.pipe()
+    os.write(write_end, keys.private_pem(device, None))
+    os.close(write_end)
+    try:
+        code, doc = aoe(
+            "verify", bundle, "--trusted-key", tmp_path / "signer.pub",
+            "--decryption-key", f"/dev/fd/{read_end}",
+        )  # fmt: skip
+    finally:
+        os.close(read_end)
+    assert (code, doc.get("decrypted")) == (0, True), doc
+
+
 @pytest.mark.parametrize("option", ["--trusted-key", "--decryption-key"])
 def test_env_key_reference_holding_non_utf8_bytes_is_key_format(
     option: str, built_bundle, signer

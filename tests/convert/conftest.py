@@ -115,7 +115,7 @@ def build_ctx(tmp_path: Path) -> BuildContext:
 @pytest.fixture(scope="session")
 def mnist_savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """mnist.keras exported as a SavedModel (serving_default: image -> output_0)."""
-    from aoe_pack.convert.sources import import_tensorflow
+    from aoe_pack.convert.frameworks import import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -134,7 +134,7 @@ def multi_io_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Inputs ``alpha`` [1, 4] and ``beta`` [1, 3]; outputs ``zeta_probs`` [1, 5]
     (softmax) then ``aaa_reg`` [1, 2]: any runner that reorders by name fails.
     """
-    from aoe_pack.convert.sources import import_tensorflow
+    from aoe_pack.convert.frameworks import import_tensorflow
 
     import_tensorflow()
     import keras

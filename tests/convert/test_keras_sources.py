@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from aoe_pack.convert.context import BuildContext
-from aoe_pack.convert.sources import import_tensorflow, load_source
+from aoe_pack.convert.frameworks import import_tensorflow
+from aoe_pack.convert.sources import load_source
 from aoe_pack.errors import UnsupportedModelError
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from aoe_pack.convert.frameworks import import_tensorflow
 from aoe_pack.convert.keras_unroll import unrolled
-from aoe_pack.convert.sources import import_tensorflow
 
 
 @pytest.fixture(scope="module")

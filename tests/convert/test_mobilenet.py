@@ -82,7 +82,7 @@ def calibrate_batch_norm(model: Any, keras: Any) -> None:
 @pytest.fixture(scope="module")
 def mobilenet_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MobileNetV2 (random weights) saved as mobilenet_v2.keras, beside its config.json."""
-    from aoe_pack.convert.sources import import_tensorflow
+    from aoe_pack.convert.frameworks import import_tensorflow
 
     import_tensorflow()
     import keras

@@ -16,9 +16,10 @@ from aoe_pack.config import load_config
 from aoe_pack.convert import context, parity
 from aoe_pack.convert.api import Converter, SourceModel, Target, Tolerance
 from aoe_pack.convert.context import BuildContext
+from aoe_pack.convert.frameworks import import_onnx
 from aoe_pack.convert.onnx_target import OnnxConverter
 from aoe_pack.convert.ort import OrtConverter
-from aoe_pack.convert.sources import import_onnx, load_source
+from aoe_pack.convert.sources import load_source
 from aoe_pack.convert.tflite import TFLiteConverter
 from aoe_pack.errors import ConversionError
 

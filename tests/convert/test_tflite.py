@@ -14,8 +14,9 @@ from aoe_pack.config import load_config
 from aoe_pack.convert import parity
 from aoe_pack.convert.api import Target, Tolerance
 from aoe_pack.convert.context import BuildContext, load_calibration
+from aoe_pack.convert.runners import LiteRTRunner
 from aoe_pack.convert.sources import load_source
-from aoe_pack.convert.tflite import LiteRTRunner, TFLiteConverter
+from aoe_pack.convert.tflite import TFLiteConverter
 from aoe_pack.errors import ConversionError, ModelFileError, ParityError
 
 TFLITE = TFLiteConverter()

@@ -597,4 +597,4 @@ def test_keygen_build_verify_round_trip(tmp_path: Path, password: str) -> None:
             env={"AOE_PACK_PASSWORD": "nope"},
         )
         assert r.exit_code == 1
-        assert json.loads(r.stdout)["error"]["code"] == "key-password"
+        assert json.loads(r.stdout)["error"]["code"] == "wrong-password"

@@ -47,7 +47,7 @@ from aoe_pack._crypto import _der
 from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._jcs import canonical_json, canonical_json_integral
-from aoe_pack.bundle import EncryptionSpec, build_bundle, dsse, inspect_bundle, unpack_bundle
+from aoe_pack.bundle import EncryptionSpec, build_bundle, inspect_bundle, signatures, unpack_bundle
 from aoe_pack.bundle._zipread import read_layout, sniff
 from aoe_pack.bundle._zipwrite import AlignedZipWriter, dos_datetime
 from aoe_pack.bundle.container import MEDIA_TYPE_V1
@@ -61,6 +61,7 @@ from aoe_pack.bundle.verify import OpenedBundle, verify_bundle
 from aoe_pack.client.check import ClientState, bundle_signers
 from aoe_pack.client.decide import Device, decide
 from aoe_pack.config import load_config
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import AoePackError
 from aoe_pack.keys.load import (
     DecryptionKey,
@@ -206,7 +207,7 @@ class World:
         for name, stored in self.encrypted_payloads if encrypted else self.plain_payloads:
             writer.add_bytes(name, stored)
         writer.add_bytes(MANIFEST_ENTRY, manifest_bytes)
-        writer.add_bytes(SIGNATURES_ENTRY, dsse.sign_manifest(manifest_bytes, [self.signer]))
+        writer.add_bytes(SIGNATURES_ENTRY, signatures.sign_manifest(manifest_bytes, [self.signer]))
         writer.close()
         return buf.getvalue()
 
@@ -386,8 +387,8 @@ def t_bundle_manifest(data: bytes) -> None:
 
 def t_dsse(data: bytes) -> None:
     w = world()
-    sigs = dsse.parse_envelope(data, DEFAULT_LIMITS)
-    dsse.check_signatures(w.plain_manifest, sigs, w.trusted, 1)
+    sigs = signatures.parse_envelope(data, DEFAULT_LIMITS)
+    signatures.check_signatures(w.plain_manifest, sigs, w.trusted, 1)
 
 
 def t_envelope(data: bytes) -> None:
@@ -417,7 +418,7 @@ def t_root_signed(data: bytes) -> None:
 def _signed_root(w: World, data: bytes) -> bytes:
     payload = _json_or_raw(data, integral=True)
     sigs = [
-        dsse.Signature(k.key_id, _sign(k, envelope.ROOT_TYPE, payload))
+        Signature(k.key_id, _sign(k, envelope.ROOT_TYPE, payload))
         for k in sorted([w.signer, w.signer2], key=lambda k: k.key_id)
     ]
     return envelope.Envelope(envelope.ROOT_TYPE, payload, tuple(sigs)).to_bytes()
@@ -439,7 +440,7 @@ def t_manifest(data: bytes) -> None:
 def t_manifest_signed(data: bytes) -> None:
     w = world()
     payload = _json_or_raw(data, integral=True)
-    sig = dsse.Signature(w.signer.key_id, _sign(w.signer, envelope.MANIFEST_TYPE, payload))
+    sig = Signature(w.signer.key_id, _sign(w.signer, envelope.MANIFEST_TYPE, payload))
     signed = envelope.Envelope(envelope.MANIFEST_TYPE, payload, (sig,)).to_bytes()
     verified = verify_manifest(signed, w.root1, now=NOW, last_version=2)
     _decide_all(verified.manifest, w)

@@ -17,12 +17,12 @@ import pytest
 
 from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.client.check import refresh
 from aoe_pack.errors import RollbackError, UsageError, VersionLimitError
 from aoe_pack.publish import releases
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state, rotate_root
 from aoe_pack.repository import envelope
-from aoe_pack.repository.model import MAX_VERSION
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.store import MANIFEST, ROOT
 
@@ -38,7 +38,7 @@ def last(tmp_path: Path, repo_key: PrivateKey) -> LocalStore:
     store = LocalStore(tmp_path / "repo")
     init_repository(store, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
     state = read_state(store)
-    m = dataclasses.replace(state.manifest, version=MAX_VERSION)
+    m = dataclasses.replace(state.manifest, version=MAX_SAFE_INTEGER)
     data = envelope.sign(envelope.MANIFEST_TYPE, m.to_dict(), [repo_key]).to_bytes()
     store.replace(MANIFEST, data, expected=state.manifest_token)
     return store
@@ -65,7 +65,7 @@ def test_restart_after_a_revoking_rotation_recovers_devices_and_publishers(
     root_1 = _bytes(last, ROOT)
     device = tmp_path / "device.json"
     _, seen = refresh(last, trusted_root=root_1, state_path=device, now=now_utc())
-    assert seen.version == MAX_VERSION  # the device took the thief's manifest
+    assert seen.version == MAX_SAFE_INTEGER  # the device took the thief's manifest
     rotate_root(
         last,
         new_keys=[other_key.public],

@@ -29,7 +29,7 @@ from _factories import (
 
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
-from aoe_pack.bundle.dsse import Signature
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     BundleMismatchError,
     ExpiredMetadataError,
@@ -40,6 +40,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
 )
 from aoe_pack.repository import envelope
+from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import check_schema
 from aoe_pack.repository.root import (
     Root,
@@ -49,12 +50,13 @@ from aoe_pack.repository.root import (
     verify_successor,
 )
 from aoe_pack.repository.trust import (
-    MAX_ROOT_STEPS,
     VerifiedManifest,
     check_bundle_matches,
     update_root,
     verify_manifest,
 )
+
+STEPS = DEFAULT_LIMITS.max_root_steps
 
 
 @pytest.fixture(scope="module")
@@ -288,22 +290,23 @@ def test_endless_root_chain_is_capped_at_max_root_steps(k: list[PrivateKey]) -> 
         return sign_root(make_root(n, [a.public]), [a])
 
     with pytest.raises(
-        RepositoryError, match=rf"^the root chain grows by more than {MAX_ROOT_STEPS} versions"
+        RepositoryError,
+        match=rf"^the root chain grows by more than {STEPS} versions",
     ):
         update_root(make_root(1, [a.public]), endless)
-    assert asked == list(range(2, 3 + MAX_ROOT_STEPS))  # the last fetch finds one too many
+    assert asked == list(range(2, 3 + STEPS))  # the last fetch finds one too many
 
 
 def test_root_chain_of_exactly_max_root_steps_new_versions_is_accepted(
     k: list[PrivateKey],
 ) -> None:
-    # The cap is "more than MAX_ROOT_STEPS": exactly that many new roots pass.
+    # The cap is "more than STEPS": exactly that many new roots pass.
     a = k[0]
-    last = 1 + MAX_ROOT_STEPS
+    last = 1 + STEPS
     chain = {n: sign_root(make_root(n, [a.public]), [a]) for n in range(2, last + 1)}
     newest, accepted = update_root(make_root(1, [a.public]), chain.get)
     assert newest.version == last
-    assert len(accepted) == MAX_ROOT_STEPS
+    assert len(accepted) == STEPS
 
 
 def test_root_with_a_key_listed_under_another_id_is_rejected(k: list[PrivateKey]) -> None:

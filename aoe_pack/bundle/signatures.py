@@ -1,59 +1,36 @@
-"""Detached DSSE signatures over the manifest.
+"""Detached DSSE signatures over the bundle manifest, and the threshold check.
 
 ``aoe/signatures.json`` is a DSSE envelope without its ``payload`` field:
 ``{"payloadType": ..., "signatures": [{"keyid": ..., "sig": ...}]}`` in
 canonical JSON, signatures sorted by key id. The payload is the bytes of
 ``aoe/manifest.json``; put them back (base64) to get the standard envelope.
+Signing and the signature list are :mod:`aoe_pack.dsse`'s, as for repository
+documents.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aoe_pack._crypto import sign as _sign
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack import dsse
 from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
-
-_KEYID = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Signature:
-    """One signature and the id of the key that made it."""
-
-    keyid: str
-    sig: bytes
+from aoe_pack.keys import PrivateKey, PublicKey
 
 
-def sign_manifest(manifest_bytes: bytes, keys: list[PrivateKey]) -> bytes:
+def sign_manifest(manifest_bytes: bytes, keys: Sequence[PrivateKey]) -> bytes:
     """The canonical ``aoe/signatures.json`` bytes for ``keys``."""
-    ids = [k.key_id for k in keys]
-    if len(set(ids)) != len(ids):
-        raise UsageError("the same signing key was given twice")
-    message = _sign.pae(PAYLOAD_TYPE, manifest_bytes)
-    sigs = sorted(
-        (Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid
-    )
-    return encode_envelope(sigs)
+    return encode_envelope(dsse.sign(PAYLOAD_TYPE, manifest_bytes, keys))
 
 
-def encode_envelope(sigs: list[Signature]) -> bytes:
+def encode_envelope(sigs: Sequence[Signature]) -> bytes:
     """Canonical JSON of a detached envelope holding ``sigs``."""
-    return canonical_json(
-        {
-            "payloadType": PAYLOAD_TYPE,
-            "signatures": [
-                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in sigs
-            ],
-        }
-    )
+    return canonical_json({"payloadType": PAYLOAD_TYPE, "signatures": dsse.encode_signatures(sigs)})
 
 
 def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
@@ -68,40 +45,10 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError(
             f"signature payloadType is {doc['payloadType']!r}, expected {PAYLOAD_TYPE!r}"
         )
-    sigs = parse_signature_list(doc["signatures"], max_signatures=limits.max_signatures)
+    sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
     if encode_envelope(sigs) != data:
         raise SignatureError("aoe/signatures.json is not in canonical form (RFC 8785)")
     return sigs
-
-
-def parse_signature_list(raw: Any, *, max_signatures: int) -> list[Signature]:
-    """A DSSE ``signatures`` array: non-empty, capped, one per key, sorted by key id."""
-    if not isinstance(raw, list) or not raw:
-        raise SignatureError("the envelope holds no signatures")
-    if len(raw) > max_signatures:
-        raise SignatureError(f"{len(raw)} signatures exceed the limit of {max_signatures}")
-    sigs = [_parse_signature(item) for item in raw]
-    keyids = [s.keyid for s in sigs]
-    if len(set(keyids)) != len(keyids):
-        dup = next(k for k in keyids if keyids.count(k) > 1)
-        raise SignatureError(f"key {dup[:16]}… signed more than once; each key counts once")
-    if keyids != sorted(keyids):
-        raise SignatureError("signatures must be sorted by key id")
-    return sigs
-
-
-def _parse_signature(item: Any) -> Signature:
-    if not isinstance(item, dict) or set(item) != {"keyid", "sig"}:
-        raise SignatureError("each signature must hold exactly keyid and sig")
-    keyid, sig = item["keyid"], item["sig"]
-    if not isinstance(keyid, str) or not isinstance(sig, str):
-        raise SignatureError("signature keyid and sig must be strings")
-    if not _KEYID.fullmatch(keyid):
-        raise SignatureError(f"signature key id {keyid[:70]!r} is not 64 lowercase hex digits")
-    try:
-        return Signature(keyid, base64.b64decode(sig, validate=True))
-    except ValueError as e:  # binascii.Error, or non-ASCII text
-        raise SignatureError(f"signature by {keyid[:16]}… is not valid base64") from e
 
 
 @dataclass(frozen=True)
@@ -134,15 +81,8 @@ def check_signatures(
 ) -> list[SignatureCheck]:
     """Require ``threshold`` distinct trusted keys with valid signatures."""
     by_id = check_threshold(trusted, threshold)
-    message = _sign.pae(PAYLOAD_TYPE, manifest_bytes)
-    checks = []
-    for s in sigs:
-        key = by_id.get(s.keyid)
-        checks.append(
-            SignatureCheck(
-                s.keyid, key is not None, key is not None and _sign.verify(key, s.sig, message)
-            )
-        )
+    valid = dsse.valid_keyids(PAYLOAD_TYPE, manifest_bytes, sigs, by_id)
+    checks = [SignatureCheck(s.keyid, s.keyid in by_id, s.keyid in valid) for s in sigs]
     good = sum(c.valid for c in checks)
     if good < threshold:
         detail = "; ".join(

@@ -1,0 +1,41 @@
+"""Caps that keep a hostile repository from exhausting a device or a publisher.
+
+The repository's counterpart of the bundle's :class:`aoe_pack.bundle.format.Limits`:
+every size and count a reader enforces on documents it does not trust yet, in
+one frozen value (docs/format.md, §15).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Caps on the repository's documents, enforced before they are trusted."""
+
+    max_root_bytes: int = 1 << 20
+    """A root document (and a ``--trusted-root`` file)."""
+    max_manifest_bytes: int = 32 << 20
+    """manifest.json for devices and publishers alike (10,000 releases: ~6.4 MB)."""
+    max_signatures: int = 32
+    """Signatures in one envelope."""
+    max_envelope_values: int = 1_000
+    """JSON values an envelope may hold: 7, and 5 per signature (167 at most); the rest is slack.
+
+    Counted before parsing, as every document comes from a repository not yet trusted.
+    """
+    max_document_values: int = 2_000_000
+    """JSON values a signed root or manifest may hold, counted before parsing.
+
+    A release is ~35 values in ~450 bytes, so 2 million is what the 32 MiB
+    envelope cap holds of honest releases (~55 000); it keeps a payload of ``{}``
+    (3 bytes of JSON, 64 of dict) from becoming gigabytes of objects.
+    """
+    max_root_steps: int = 64
+    """New roots a device accepts in one update: no endless root chain."""
+    max_chain_length: int = 1024
+    """Publishers walk the whole chain from roots/1; a repository rotates at most this often."""
+
+
+DEFAULT_LIMITS = Limits()
