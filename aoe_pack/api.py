@@ -6,8 +6,10 @@ result. Arguments are keyword-only. A key is either loaded already
 ([PrivateKey][aoe_pack.keys.PrivateKey], [PublicKey][aoe_pack.keys.PublicKey],
 [DecryptionKey][aoe_pack.keys.DecryptionKey], or the 32 bytes of an
 encryption key) or a reference to load: a file path or ``env://VAR``. A
-password-protected key file takes its password from ``AOE_PACK_PASSWORD``,
-else from ``password_prompt`` when one is given.
+password-protected key file given as a reference takes its password from
+``AOE_PACK_PASSWORD``, else from ``password_prompt`` when one is given; a key
+with a password source of its own is loaded with it
+(``aoe_pack.keys.load_signing_key(ref, password=SOURCE)``) and passed loaded.
 
 Results are frozen dataclasses, each with ``to_dict()`` (what ``--json``
 prints). Every failure is an [AoePackError][aoe_pack.errors.AoePackError],

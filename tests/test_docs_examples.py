@@ -7,6 +7,7 @@ line of docs/library.md it happened on.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -40,7 +41,12 @@ def test_the_library_page_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AOE_PACK_PASSWORD", raising=False)
     namespace: dict[str, object] = {"__name__": "library_md"}
-    for line, code in python_blocks(PAGE.read_text(encoding="utf-8")):
-        # Padded so that line numbers in a traceback are the page's own.
-        exec(compile("\n" * (line - 1) + code, str(PAGE), "exec"), namespace)  # noqa: S102
+    before = set(os.environ)
+    try:
+        for line, code in python_blocks(PAGE.read_text(encoding="utf-8")):
+            # Padded so that line numbers in a traceback are the page's own.
+            exec(compile("\n" * (line - 1) + code, str(PAGE), "exec"), namespace)  # noqa: S102
+    finally:
+        for name in set(os.environ) - before:  # the page sets a variable, as a reader would
+            del os.environ[name]
     assert (tmp_path / "models").is_dir()  # the last step, a device's download, happened
