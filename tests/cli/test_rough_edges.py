@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from aoe_pack.cli import cli
 
+MNIST = Path(__file__).resolve().parents[2] / "sample_models" / "mnist" / "mnist.tflite"
+
 
 def _json(*args: str) -> tuple[int, dict[str, object]]:
     result = CliRunner().invoke(cli, [*args, "--json"])
@@ -32,9 +34,9 @@ def test_bad_installed_version_is_named_as_the_option_given(tmp_path: Path) -> N
 
 
 def _config(folder: Path, **fields: object) -> Path:
-    """A minimal valid config (a .tflite packed as it is), with ``fields`` changed."""
+    """A minimal valid config (the sample .tflite packed as it is), with ``fields`` changed."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "m.tflite").write_bytes(b"TFL3" + bytes(60))
+    (folder / "m.tflite").write_bytes(MNIST.read_bytes())
     doc = {
         "version": "1.0.0",
         "tag": "tag_x",
@@ -72,3 +74,37 @@ def test_version_without_version_code_fails_validate_not_publish(tmp_path: Path)
         f"{config} has 1 problem(s); first: 1000.0.0 has no versionCode"
     )
     assert not (tmp_path / "b.aoe").exists()
+
+
+def _keys(folder: Path, *names: str) -> list[tuple[Path, str]]:
+    """Ed25519 key pairs folder/NAME.key and .pub, without a password, with their key ids."""
+    made = []
+    for name in names:
+        result = CliRunner().invoke(
+            cli, ["keygen", "--out", str(folder / name), "--json"], env={"AOE_PACK_PASSWORD": ""}
+        )
+        assert result.exit_code == 0, result.output
+        made.append((folder / name, json.loads(result.stdout)["keyid"]))
+    return made
+
+
+def _bundle(tmp_path: Path, signer: Path) -> Path:
+    out = tmp_path / "b.aoe"
+    args = ["build", str(_config(tmp_path / "m")), "--out", str(out), "--no-encrypt"]
+    result = CliRunner().invoke(cli, [*args, "--sign-key", str(signer.with_suffix(".key"))])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_verify_below_threshold_says_how_many_signed_and_who(tmp_path: Path) -> None:
+    """--threshold 2 with one signer printed '1 of the required 2 ... verified ()'."""
+    (signer, keyid), (other, _) = _keys(tmp_path, "signer", "other")
+    bundle = _bundle(tmp_path, signer)
+    trusted = ["--trusted-key", f"{signer}.pub", "--trusted-key", f"{other}.pub"]
+    result = CliRunner().invoke(cli, ["verify", str(bundle), *trusted, "--threshold", "2"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: 1 valid signature of 2 required; signed by {keyid[:16]}…\n"
+        "hint: the bundle carries 1 signature: build it with more --sign-key keys, "
+        "or verify with a lower --threshold\n"
+    )
