@@ -12,6 +12,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    NumberArgumentsCommand,
     json_option,
     prompt_password,
     read_trusted_root,
@@ -387,7 +388,7 @@ def yank(
     _edit_command(json_mode, f"yanked {tag} {version}", repo, plain_http, sign_keys, expires, edit)
 
 
-@manifest.command()
+@manifest.command(cls=NumberArgumentsCommand)
 @repo_option
 @click.argument("tag")
 @click.argument("version")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from aoe_pack.cli import cli
@@ -108,3 +109,36 @@ def test_verify_below_threshold_says_how_many_signed_and_who(tmp_path: Path) -> 
         "hint: the bundle carries 1 signature: build it with more --sign-key keys, "
         "or verify with a lower --threshold\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("manifest", "rollout", "--repo", "r", "tag_x", "1.0.0", "-5", "--sign-key", "k"),
+            "Invalid value for 'PCT': -5.0 is not in the range 0<=x<=100.",
+        ),
+        (
+            ("manifest", "rollout", "--repo", "r", "--sign-key", "k", "tag_x", "1.0.0", "-0.5"),
+            "Invalid value for 'PCT': -0.5 is not in the range 0<=x<=100.",
+        ),
+        (
+            ("manifest", "publish", "b.aoe", "--rollout", "-5", "--repo", "r", "--sign-key", "k"),
+            "Invalid value for '--rollout': -5.0 is not in the range 0<=x<=100.",
+        ),
+        (
+            ("client", "simulate", "--devices", "-3"),
+            "Invalid value for '--devices': -3 is not in the range 1<=x<=10000000.",
+        ),
+        (
+            ("verify", "b.aoe", "--trusted-key", "k.pub", "--threshold", "-1"),
+            "Invalid value for '--threshold': -1 is not in the range x>=1.",
+        ),
+    ],
+    ids=["rollout-pct", "rollout-pct-after-options", "publish-rollout", "devices", "threshold"],
+)
+def test_negative_numbers_get_a_range_error(args: tuple[str, ...], message: str) -> None:
+    """`manifest rollout TAG V -5` said "No such option '-5'": numbers are numbers."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == f"Error: {message}"
