@@ -23,9 +23,10 @@ def _report_text(output: Output, report: object, path: Path) -> None:
     from aoe_pack.config import ValidationReport
 
     assert isinstance(report, ValidationReport)
-    for n in report.notices:
-        where = f"{path}:{n.line}" if n.line else str(path)
-        output.line(f"{where}: legacy: {n.message}", fg="yellow")
+    if report.rewrite is None:  # a rewrite lists them among its changes
+        for n in report.notices:
+            where = f"{path}:{n.line}" if n.line else str(path)
+            output.line(f"{where}: legacy: {n.message}", fg="yellow")
     for v in report.violations:
         where = f"{path}:{v.line}:{v.column}" if v.line else str(path)
         output.line(f"{where}: {v.pointer or '/'}: {v.message}", fg="red")
@@ -35,6 +36,16 @@ def _report_text(output: Output, report: object, path: Path) -> None:
         output.line(f"{path}: valid", fg="green", bold=True)
     else:
         output.line(f"{path}: {len(report.violations)} problem(s)", fg="red", bold=True)
+    rewrite = report.rewrite
+    if rewrite is None:
+        return
+    if not rewrite.written:
+        output.line(f"{rewrite.path}: already canonical, left as it was")
+        return
+    verb = "rewrote" if rewrite.path == path else "wrote"
+    output.line(f"{verb} {rewrite.path}:")
+    for change in rewrite.changes:
+        output.line(f"  {change}")
 
 
 @click.command()
@@ -42,7 +53,8 @@ def _report_text(output: Output, report: object, path: Path) -> None:
 @click.option(
     "--fix",
     is_flag=True,
-    help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically.",
+    help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically, and "
+    'list each change (--json: "rewritten").',
 )
 @click.option(
     "--no-model",
@@ -219,7 +231,6 @@ def migrate(config: Path, out: Path | None, no_model: bool, json_mode: bool) -> 
 
     def text() -> None:
         _report_text(output, report, config)
-        output.line(f"wrote {out or config}")
         check.show(config, written=True)
 
     output.result({**report.to_dict(), "model": check.result}, text)

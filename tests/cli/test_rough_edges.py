@@ -142,3 +142,18 @@ def test_negative_numbers_get_a_range_error(args: tuple[str, ...], message: str)
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == f"Error: {message}"
+
+
+def test_validate_fix_says_which_file_it_rewrote_and_what_changed(tmp_path: Path) -> None:
+    """--fix rewrote the config without a word, and --json had no field for it."""
+    config = _config(tmp_path, encrypted=False)
+    before = config.read_text()
+    result = CliRunner().invoke(cli, ["validate", str(config), "--fix", "--no-model"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"{config}: valid\nrewrote {config}:\n  encrypted is now encrypt\n")
+    assert config.read_text() != before
+    code, doc = _json("validate", str(config), "--fix", "--no-model")
+    assert code == 0
+    assert doc["rewritten"] == {"path": str(config), "written": False, "changes": []}
+    code, doc = _json("validate", str(config), "--no-model")
+    assert doc["rewritten"] is None
