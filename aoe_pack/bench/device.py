@@ -97,7 +97,8 @@ class Device:
                 extra={k: v for k, v in d.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(f"{origin}: the device block is malformed ({e!r})") from e
+            problem = f"no {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise UsageError(f"{origin}: the device block is malformed ({problem})") from e
 
     def summary(self) -> str:
         """One line for people: ``name (cpu, N cores, OS)``."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from aoe_pack._quote import quote_json
 from aoe_pack.bench.device import Device
 from aoe_pack.errors import UsageError
 
@@ -263,9 +264,12 @@ class BenchReport:
         try:
             version = ReportFormat(str(fmt))
         except ValueError:
+            reads = ", ".join(v.value for v in ReportFormat)
             raise UsageError(
-                f"{origin}: report format {fmt!r} is not one this aoe-pack reads "
-                f"({', '.join(v.value for v in ReportFormat)})",
+                f'{origin}: not a bench report (no "format"; this aoe-pack reads {reads})'
+                if fmt is None
+                else f"{origin}: report format {quote_json(fmt)} is not one this aoe-pack "
+                f"reads ({reads})",
                 hint="write it with `aoe-pack bench BUNDLE --out FILE.json`, "
                 "or upgrade aoe-pack to read newer reports",
             ) from None

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aoe_pack
+from aoe_pack._quote import quote_json
 from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
@@ -217,7 +218,7 @@ def _declared_inputs(manifest: BundleManifest) -> dict[str, list[dict[str, Any]]
         inputs = []
         for t in raw:
             if not (isinstance(t, Mapping) and {"name", "dtype", "shape"} <= t.keys()):
-                raise ManifestError(f"a declared input lacks name, dtype or shape: {t!r}")
+                raise ManifestError(f"a declared input lacks name, dtype or shape: {quote_json(t)}")
             inputs.append({k: t[k] for k in ("name", "dtype", "shape", "range") if k in t})
         found[key] = inputs
     return found

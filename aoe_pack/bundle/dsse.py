@@ -18,6 +18,7 @@ from typing import Any
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._jcs import canonical_json
+from aoe_pack._quote import quote_json
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
 
@@ -66,7 +67,8 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError("aoe/signatures.json must hold exactly payloadType and signatures")
     if doc["payloadType"] != PAYLOAD_TYPE:
         raise SignatureError(
-            f"signature payloadType is {doc['payloadType']!r}, expected {PAYLOAD_TYPE!r}"
+            f"signature payloadType is {quote_json(doc['payloadType'])}, "
+            f"expected {quote_json(PAYLOAD_TYPE)}"
         )
     sigs = parse_signature_list(doc["signatures"], max_signatures=limits.max_signatures)
     if encode_envelope(sigs) != data:

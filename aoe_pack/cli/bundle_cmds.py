@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
@@ -17,9 +18,6 @@ from aoe_pack.cli._options import (
 )
 from aoe_pack.cli._output import Output, file_size, human_size
 from aoe_pack.cli._targets import show_provenance_targets
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.command()
@@ -108,15 +106,24 @@ def inspect(bundle: Path, json_mode: bool) -> None:
             output.line("  recipient none (not encrypted)")
         show_provenance_targets(output, m.provenance)
         prov = m.provenance
-        builder = prov.get("builder", {})
-        output.line(f"  built by  {builder.get('name')} {builder.get('version')}")
-        src = prov.get("source", {})
-        if src:
-            output.line(f"  source    {src.get('path')} sha256:{src.get('sha256')}")
-        for tool, ver in sorted(prov.get("tools", {}).items()):
+        output.line(
+            f"  built by  {_said(prov, 'builder', 'name')} {_said(prov, 'builder', 'version')}"
+        )
+        if prov.get("source"):
+            source = f"{_said(prov, 'source', 'path')} sha256:{_said(prov, 'source', 'sha256')}"
+            output.line(f"  source    {source}")
+        tools = prov.get("tools")
+        for tool, ver in sorted(tools.items() if isinstance(tools, dict) else ()):
             output.line(f"  tool      {tool} {ver}")
 
     output.result(result.to_dict(), text)
+
+
+def _said(provenance: Mapping[str, Any], block: str, key: str) -> str:
+    """A provenance field as text, "unknown" if absent: provenance is free-form and unverified."""
+    fields = provenance.get(block)
+    value = fields.get(key) if isinstance(fields, Mapping) else None
+    return "unknown" if value is None else str(value)
 
 
 @click.command()

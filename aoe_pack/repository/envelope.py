@@ -23,6 +23,7 @@ from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._jcs import canonical_json_integral as canonical_json
 from aoe_pack._jcs import json_values_beyond
+from aoe_pack._quote import quote_json
 from aoe_pack.bundle.dsse import Signature, parse_signature_list
 from aoe_pack.errors import (
     RepositoryFormatError,
@@ -145,7 +146,8 @@ def parse(data: bytes, payload_type: str, *, what: str) -> Envelope:
         )
     if doc["payloadType"] != payload_type:
         raise RepositoryFormatError(
-            f"{what} has payloadType {str(doc['payloadType'])[:80]!r}, expected {payload_type!r}"
+            f"{what} has payloadType {quote_json(doc['payloadType'])}, "
+            f"expected {quote_json(payload_type)}"
         )
     if not isinstance(doc["payload"], str):
         raise RepositoryFormatError(f"{what}: payload must be a base64 string")

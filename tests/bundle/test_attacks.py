@@ -167,7 +167,7 @@ def test_flipped_byte_in_signature(plain: Path, signer: PrivateKey) -> None:
         (L_FLAGS, r"is encrypted \(general purpose flag bit 0"),
         (L_METHOD, r"compressed entry 'payload/model\.tflite' \(method 1, local header"),
         (L_CRC, r"local header field 'crc32' .* as in the central directory record"),
-        (31, r"the local header at offset \d+ names it b'p`yload/model\.tflite'"),
+        (31, r"the local header at offset \d+ names it 'p`yload/model\.tflite'"),
         (52, r"alignment extra field 'data size'"),
     ],
     ids=["version-needed", "flags", "method", "crc32", "name", "extra"],
@@ -811,7 +811,7 @@ def test_plain_zip_is_not_a_bundle(tmp_path: Path, signer: PrivateKey) -> None:
         z.writestr("model.tflite", b"model")
     path = tmp_path / "model.zip"
     path.write_bytes(buf.getvalue())
-    with raises(NotABundleError, r"this is a plain ZIP archive \(its first entry is b'model\.tf'"):
+    with raises(NotABundleError, r"this is a plain ZIP archive \(its first entry is 'model\.tf'"):
         verify(path, signer)
 
 

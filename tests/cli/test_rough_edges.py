@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,27 @@ def test_validate_fix_says_which_file_it_rewrote_and_what_changed(tmp_path: Path
     assert doc["rewritten"] == {"path": str(config), "written": False, "changes": []}
     code, doc = _json("validate", str(config), "--no-model")
     assert doc["rewritten"] is None
+
+
+def test_plain_zip_names_its_first_entry_as_text_not_bytes(tmp_path: Path) -> None:
+    """inspect said "its first entry is b'config.j'...": a Python repr of bytes."""
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("config.json", "{}")
+    code, doc = _json("inspect", str(archive))
+    assert code == 1
+    assert doc["error"]["message"] == (
+        "not an .aoe bundle: this is a plain ZIP archive (its first entry is 'config.j'..., "
+        "not 'mimetype' at byte 30)"
+    )
+
+
+def test_bench_report_without_format_says_so_not_none(tmp_path: Path) -> None:
+    """bench report said "report format None is not one this aoe-pack reads"."""
+    report = tmp_path / "device.json"
+    report.write_text('{"device": {}}')
+    code, doc = _json("bench", "report", str(report), "--out", str(tmp_path / "r.html"))
+    assert code == 2
+    assert doc["error"]["message"] == (
+        f'{report}: not a bench report (no "format"; this aoe-pack reads aoe-bench/v1)'
+    )
