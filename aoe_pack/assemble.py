@@ -144,8 +144,12 @@ def write(
     signing_keys: Sequence[PrivateKey],
     encryption: EncryptionSpec,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> BuildResult:
-    """The bundle: one model's files, or a feature's, each model under its folder."""
+    """The bundle: one model's files, or a feature's, each model under its folder.
+
+    With ``overwrite`` false, an existing ``out`` is refused (:class:`OutputError`).
+    """
     if len(builds) == 1:
         (only,) = builds
         return build_bundle(
@@ -156,6 +160,7 @@ def write(
             progress=progress,
             payload=only.payload,
             provenance=only.provenance or None,
+            overwrite=overwrite,
         )
     models = [
         FeatureModel(config=b.config, payload=b.payload, provenance=b.provenance) for b in builds
@@ -170,6 +175,7 @@ def write(
         provenance=feature_provenance(models),
         identity=feature_identity(models),
         config_document=feature_config(models),
+        overwrite=overwrite,
     )
 
 

@@ -358,6 +358,12 @@ class ReleaseNotFoundError(RepositoryError):
     exit_code = EXIT_USAGE
 
 
+class ReleaseYankedError(RepositoryError):
+    """The release is yanked, and the edit asked of it makes no sense for a yanked release."""
+
+    code = "release-yanked"
+
+
 class ReleaseConflictError(RepositoryError):
     """A release with this tag and version already exists with different content."""
 

@@ -129,8 +129,11 @@ def build_bundle(
     provenance: Mapping[str, Any] | None = None,
     identity: ModelIdentity | None = None,
     config_document: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> BuildResult:
     """Pack files into a signed (and maybe encrypted) bundle at ``out``.
+
+    With ``overwrite`` false, an existing ``out`` is refused (:class:`OutputError`).
 
     ``payload`` defaults to the config's own files as they are; the conversion
     stage passes its artifacts instead, and ``provenance`` entries (source
@@ -157,7 +160,7 @@ def build_bundle(
     data_key = _stream.new_data_key() if encryption.enabled else None
     enc = _encryption(identity, data_key, encryption) if data_key else None
     with (
-        atomic_output(out) as fp,
+        atomic_output(out, overwrite=overwrite) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="aoe-build-hash") as hasher,
         WriteBehind(fp.fileno()) as flusher,  # exits first: joined before the fsync

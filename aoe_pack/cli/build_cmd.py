@@ -108,7 +108,8 @@ def _prepare(
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the bundle (OUT.aoe). Written atomically.",
+    help="Where to write the bundle (OUT.aoe). Written atomically; an existing file is "
+    "refused unless --force is given.",
 )
 @click.option(
     "--sign-key",
@@ -142,6 +143,7 @@ def _prepare(
     help='Convert for this target instead of the config\'s "targets" (repeatable), e.g. '
     "tflite:fp16, onnx:basic, ort, mnn:fp16, ncnn. Needs aoe-pack[convert].",
 )
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option(
     "--skip-failed-targets",
     is_flag=True,
@@ -158,6 +160,7 @@ def build(
     kek_files: tuple[str, ...],
     no_encrypt: bool,
     targets: tuple[str, ...],
+    force: bool,
     skip_failed_targets: bool,
     json_mode: bool,
 ) -> None:
@@ -190,10 +193,13 @@ def build(
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
+        from aoe_pack._io import refuse_existing
         from aoe_pack.assemble import failures, payload_size, write
         from aoe_pack.bundle.feature import check_feature
         from aoe_pack.keys import load_signing_key
 
+        if not force:  # before any conversion, which can take minutes
+            refuse_existing(out)
         cfgs = [_valid_config(path, output) for path in configs]
         if len(cfgs) > 1:
             check_feature(cfgs)
@@ -206,7 +212,12 @@ def build(
                 output.warn(f"shipping without {', '.join(skipped)} (--skip-failed-targets)")
             with output.progress(f"building {out.name}", payload_size(builds)) as progress:
                 result = write(
-                    builds, out, signing_keys=signers, encryption=spec, progress=progress
+                    builds,
+                    out,
+                    signing_keys=signers,
+                    encryption=spec,
+                    progress=progress,
+                    overwrite=force,
                 )
 
     def text() -> None:

@@ -240,6 +240,7 @@ def check(
                 download_dir=download_dir,
                 decryption_key=key,
                 minimum=minimum,
+                require_tag=True,
             )
         finally:
             store.close()

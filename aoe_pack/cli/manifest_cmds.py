@@ -362,6 +362,11 @@ def _edit_command(
 @click.argument("tag")
 @click.argument("version")
 @click.option("--reason", required=True, help="Why; devices report it when they fall back.")
+@click.option(
+    "--update-reason",
+    is_flag=True,
+    help="Replace the reason of a release that is already yanked (refused without it).",
+)
 @sign_key_option
 @expires_option
 @plain_http_option
@@ -371,6 +376,7 @@ def yank(
     tag: str,
     version: str,
     reason: str,
+    update_reason: bool,
     sign_keys: tuple[str, ...],
     expires: str,
     plain_http: bool | None,
@@ -383,7 +389,15 @@ def yank(
     from aoe_pack.publish import releases
 
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.yank(store, tag, version, reason=reason, sign_keys=keys, expires=exp)
+        return releases.yank(
+            store,
+            tag,
+            version,
+            reason=reason,
+            sign_keys=keys,
+            expires=exp,
+            update_reason=update_reason,
+        )
 
     _edit_command(json_mode, f"yanked {tag} {version}", repo, plain_http, sign_keys, expires, edit)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -182,3 +183,83 @@ def test_bench_report_without_format_says_so_not_none(tmp_path: Path) -> None:
     assert doc["error"]["message"] == (
         f'{report}: not a bench report (no "format"; this aoe-pack reads aoe-bench/v1)'
     )
+
+
+def _run(*args: object) -> Any:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> dict[str, Path]:
+    """A repository with tag_x 1.0.0 published, its signing key and its root."""
+    ((signer, _),) = _keys(tmp_path, "signer")
+    key, folder = signer.with_suffix(".key"), tmp_path / "repo"
+    r = _run("manifest", "init", "--repo", folder, "--root-key", f"{signer}.pub", "--sign-key", key)
+    assert r.exit_code == 0, r.output
+    bundle = _bundle(tmp_path, signer)
+    r = _run("manifest", "publish", bundle, "--repo", folder, "--sign-key", key)
+    assert r.exit_code == 0, r.output
+    return {"repo": folder, "key": key, "root": folder / "root.json", "bundle": bundle}
+
+
+def test_yanking_a_yanked_release_again_needs_update_reason(repo: dict[str, Path]) -> None:
+    """A second yank silently replaced the reason devices report."""
+    yank = ("manifest", "yank", "--repo", repo["repo"], "tag_x", "1.0.0", "--sign-key", repo["key"])
+    assert _run(*yank, "--reason", "bad accuracy").exit_code == 0
+    assert _run(*yank, "--reason", "bad accuracy").exit_code == 0  # the same: nothing changes
+    code, doc = _json(*map(str, yank), "--reason", "crashes on arm64")
+    assert code == 1
+    assert doc["error"] == {
+        "code": "release-yanked",
+        "type": "ReleaseYankedError",
+        "message": "tag_x 1.0.0 is already yanked (bad accuracy)",
+        "hint": "pass --update-reason to replace the reason devices report",
+    }
+    assert _run(*yank, "--reason", "crashes on arm64", "--update-reason").exit_code == 0
+    _, shown = _json("manifest", "show", "--repo", str(repo["repo"]))
+    assert shown["models"]["tag_x"]["releases"][0]["yanked"] == {"reason": "crashes on arm64"}
+
+
+def test_rollout_of_a_yanked_release_is_refused(repo: dict[str, Path]) -> None:
+    """Widening a yanked release's rollout succeeded without a word."""
+    common = ("--repo", repo["repo"], "tag_x", "1.0.0", "--sign-key", repo["key"])
+    assert _run("manifest", "yank", *common, "--reason", "bad accuracy").exit_code == 0
+    code, doc = _json("manifest", "rollout", *map(str, common[:-2]), "50", *map(str, common[-2:]))
+    assert code == 1
+    assert doc["error"]["code"] == "release-yanked"
+    assert doc["error"]["message"] == (
+        "tag_x 1.0.0 is yanked (bad accuracy): no device downloads it, whatever its rollout"
+    )
+
+
+def test_build_refuses_to_overwrite_a_bundle_without_force(tmp_path: Path) -> None:
+    """build --out replaced an existing file, while keygen and unpack refuse."""
+    ((signer, _),) = _keys(tmp_path, "signer")
+    bundle = _bundle(tmp_path, signer)
+    before = bundle.read_bytes()
+    args = ("build", _config(tmp_path / "m"), "--out", bundle, "--no-encrypt")
+    r = _run(*args, "--sign-key", signer.with_suffix(".key"))
+    assert r.exit_code == 1
+    assert r.stderr == f"error: {bundle} already exists\nhint: pass --force to overwrite it\n"
+    assert bundle.read_bytes() == before
+    assert _run(*args, "--sign-key", signer.with_suffix(".key"), "--force").exit_code == 0
+
+
+def test_client_check_of_an_unknown_tag_names_the_known_ones(
+    repo: dict[str, Path], tmp_path: Path
+) -> None:
+    """`client check --tag <typo>` exited 0: every device 'keeps' a model nobody publishes."""
+    device = ("--app-version", "1.0.0", "--device-id", "d", "--state", str(tmp_path / "s.json"))
+    code, doc = _json(
+        *("client", "check", "--repo", str(repo["repo"]), "--trusted-root", str(repo["root"])),
+        *("--tag", "tag_y", "--installed-version", "1.0.0", *device),
+    )
+    assert code == 2
+    assert doc["error"]["code"] == "release-not-found"
+    assert doc["error"]["message"] == "the manifest has no model tag_y; its models: tag_x"
+    code, doc = _json(
+        *("client", "simulate", "--repo", str(repo["repo"]), "--trusted-root", str(repo["root"])),
+        *("--tag", "tag_y", "--local-version", "1.0.0", "--app-version", "1.0.0"),
+    )
+    assert code == 2
+    assert doc["error"]["message"] == "the manifest has no model tag_y; its models: tag_x"
