@@ -44,7 +44,7 @@ from aoe_pack.bundle.manifest import (
     StoredBytes,
 )
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
+from aoe_pack.errors import ConfigError, LimitExceededError, ModelFileError, UsageError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +147,7 @@ def build_bundle(
         payload if payload is not None else as_is_payload(config), key=lambda p: p.path
     )
     if len({p.path for p in sources}) != len(sources):
-        raise UsageError("two payload files would have the same path in the bundle")
+        raise ConfigError("two payload files would have the same path in the bundle")
     if len(sources) + 2 > limits.max_entries:  # + manifest and signatures
         raise LimitExceededError(
             f"{len(sources)} files exceed the {limits.max_entries - 2} a bundle may hold"
@@ -181,7 +181,7 @@ def build_bundle(
         ]
         model = next((p for p in packed if p.role == "model"), None)
         if model is None:
-            raise UsageError("the config names no model file (role 'model')")
+            raise ConfigError("the config names no model file (role 'model')")
         manifest = BundleManifest(
             format=FormatVersion.V1,
             model=identity,

@@ -11,7 +11,7 @@ from typing import TypeVar
 import click
 
 from aoe_pack.cli import _streams
-from aoe_pack.errors import KeyPasswordError, KeyTypeError, RepositoryFormatError, UsageError
+from aoe_pack.errors import KeyPasswordError, KeyTypeError, RepositoryError, RepositoryFormatError
 from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
@@ -54,6 +54,9 @@ def _numbers_as_arguments(command: click.Command, args: list[str]) -> list[str]:
         i += 1
     return [*kept, "--", *numbers] if numbers else kept
 
+
+INPUT_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+"""A file the command reads: one that is missing or a folder is a usage error (exit 2)."""
 
 json_option = click.option(
     "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."
@@ -148,7 +151,7 @@ def read_trusted_root(path: Path) -> bytes:
             hint="pass the root.json the repository was created with (or a later one)",
         ) from e
     except OSError as e:
-        raise UsageError(f"cannot read --trusted-root {path}: {e.strerror}") from e
+        raise RepositoryError(f"cannot read --trusted-root {path}: {e.strerror}") from e
 
 
 def load_verification_keys(

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 import click
 
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import decryption_key_option, json_option, load_verification_keys
+from aoe_pack.cli._options import (
+    INPUT_FILE,
+    decryption_key_option,
+    json_option,
+    load_verification_keys,
+)
 from aoe_pack.cli._output import Output
 
 if TYPE_CHECKING:
@@ -51,7 +56,7 @@ def bench() -> None:
 
 
 @bench.command("run")
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @click.option(
     "--trusted-key",
     "trusted_keys",
@@ -172,7 +177,7 @@ def _print_table(output: Output, report: BenchReport, out: Path | None) -> None:
 
 
 @bench.command("report")
-@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",

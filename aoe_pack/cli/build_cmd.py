@@ -12,10 +12,10 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, prompt_password, verbosity_options
+from aoe_pack.cli._options import INPUT_FILE, json_option, prompt_password, verbosity_options
 from aoe_pack.cli._output import Output, human_size
 from aoe_pack.cli._targets import show_targets
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import MissingKeyError, UsageError
 
 if TYPE_CHECKING:
     from aoe_pack.assemble import ModelBuild
@@ -59,8 +59,8 @@ def _encryption_spec(
     keys_given = bool(recipients or kek_files)
     if no_encrypt and keys_given:
         raise UsageError("--no-encrypt contradicts --recipient/--encryption-key-file")
-    if wanted and not no_encrypt and not keys_given:
-        raise UsageError(
+    if wanted and not no_encrypt and not keys_given:  # the config asks for it: a refusal
+        raise MissingKeyError(
             "encryption is on but no --recipient or --encryption-key-file was given",
             hint="add a recipient key (aoe-pack keygen --type x25519), or pass --no-encrypt",
         )
@@ -100,9 +100,7 @@ def _prepare(
 
 
 @click.command()
-@click.argument(
-    "configs", metavar="CONFIG...", nargs=-1, required=True, type=click.Path(path_type=Path)
-)
+@click.argument("configs", metavar="CONFIG...", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",

@@ -10,6 +10,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
     decryption_key_option,
     json_option,
     load_verification_keys,
@@ -21,7 +22,7 @@ from aoe_pack.cli._targets import show_provenance_targets
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @trusted_key_option
 @threshold_option
 @decryption_key_option
@@ -39,7 +40,7 @@ def verify(
     Without a key it proves that what was shipped is what was signed. With
     --decryption-key it also decrypts (streaming, no plaintext file) and checks
     the model against the digest recorded at build time.
-    Exit codes: 0 verified, 1 failed, 2 usage error.
+    Exit codes: 0 verified, 1 not verified, 2 the command line is wrong.
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -71,7 +72,7 @@ def verify(
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @json_option
 def inspect(bundle: Path, json_mode: bool) -> None:
     """Show what BUNDLE says about itself, without any key.
@@ -127,7 +128,7 @@ def _said(provenance: Mapping[str, Any], block: str, key: str) -> str:
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",

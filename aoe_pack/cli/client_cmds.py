@@ -12,6 +12,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
     decryption_key_option,
     json_option,
     prompt_password,
@@ -42,7 +43,7 @@ _device_options = [
     click.option(
         "--trusted-root",
         required=True,
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=INPUT_FILE,
         help="The root.json shipped with the app.",
     ),
     click.option(

@@ -10,7 +10,7 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, verbosity_options
+from aoe_pack.cli._options import INPUT_FILE, json_option, verbosity_options
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import EXIT_FAILURE, AoePackError, MissingExtraError
 
@@ -49,7 +49,7 @@ def _report_text(output: Output, report: object, path: Path) -> None:
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=INPUT_FILE)
 @click.option(
     "--fix",
     is_flag=True,
@@ -201,7 +201,7 @@ class _ModelCheck:
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",

@@ -12,6 +12,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
     NumberArgumentsCommand,
     json_option,
     prompt_password,
@@ -174,9 +175,7 @@ def init(
 
 
 @manifest.command()
-@click.argument(
-    "bundles", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
-)
+@click.argument("bundles", nargs=-1, required=True, type=INPUT_FILE)
 @repo_option
 @sign_key_option
 @click.option(
@@ -563,7 +562,7 @@ def rotate_root(
 @click.option(
     "--trusted-root",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=INPUT_FILE,
     help="The root the devices ship with (root.json of version 1, or later).",
 )
 @click.option(

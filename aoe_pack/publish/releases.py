@@ -21,6 +21,7 @@ from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
     AoePackError,
+    ReleaseConflictError,
     ReleaseNotFoundError,
     ReleaseYankedError,
     UsageError,
@@ -166,7 +167,7 @@ def publish(
             e.message = f"{Path(path).name}: {e.message}"
             raise
         if any(t == tag and r.semver == rel.semver for t, r in new):
-            raise UsageError(f"{Path(path).name}: {tag} {rel.version} is given twice")
+            raise ReleaseConflictError(f"{Path(path).name}: {tag} {rel.version} is given twice")
         new.append((tag, rel))
         bundle_keys.update(signers)
     add_releases(new)(state.manifest)  # a conflict is refused before any upload

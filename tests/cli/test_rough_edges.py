@@ -11,6 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from aoe_pack.cli import cli
+from aoe_pack.cli._errors import handle_errors
+from aoe_pack.errors import (
+    AoePackError,
+    ConfigValidationError,
+    KeyReferenceError,
+    TargetsFailedError,
+    UsageError,
+)
 
 MNIST = Path(__file__).resolve().parents[2] / "sample_models" / "mnist" / "mnist.tflite"
 
@@ -179,7 +187,7 @@ def test_bench_report_without_format_says_so_not_none(tmp_path: Path) -> None:
     report = tmp_path / "device.json"
     report.write_text('{"device": {}}')
     code, doc = _json("bench", "report", str(report), "--out", str(tmp_path / "r.html"))
-    assert code == 2
+    assert code == 1
     assert doc["error"]["message"] == (
         f'{report}: not a bench report (no "format"; this aoe-pack reads aoe-bench/v1)'
     )
@@ -199,7 +207,8 @@ def repo(tmp_path: Path) -> dict[str, Path]:
     bundle = _bundle(tmp_path, signer)
     r = _run("manifest", "publish", bundle, "--repo", folder, "--sign-key", key)
     assert r.exit_code == 0, r.output
-    return {"repo": folder, "key": key, "root": folder / "root.json", "bundle": bundle}
+    pub = signer.with_suffix(".pub")
+    return {"repo": folder, "key": key, "pub": pub, "root": folder / "root.json", "bundle": bundle}
 
 
 def test_yanking_a_yanked_release_again_needs_update_reason(repo: dict[str, Path]) -> None:
@@ -254,12 +263,89 @@ def test_client_check_of_an_unknown_tag_names_the_known_ones(
         *("client", "check", "--repo", str(repo["repo"]), "--trusted-root", str(repo["root"])),
         *("--tag", "tag_y", "--installed-version", "1.0.0", *device),
     )
-    assert code == 2
+    assert code == 1
     assert doc["error"]["code"] == "release-not-found"
     assert doc["error"]["message"] == "the manifest has no model tag_y; its models: tag_x"
     code, doc = _json(
         *("client", "simulate", "--repo", str(repo["repo"]), "--trusted-root", str(repo["root"])),
         *("--tag", "tag_y", "--local-version", "1.0.0", "--app-version", "1.0.0"),
     )
-    assert code == 2
+    assert code == 1
     assert doc["error"]["message"] == "the manifest has no model tag_y; its models: tag_x"
+
+
+def _subclasses(cls: type[AoePackError]) -> list[type[AoePackError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += [c for c in _subclasses(sub) if c not in found]
+    return found
+
+
+# The command line itself is wrong: these, and click's own errors, exit 2.
+COMMAND_LINE_ERRORS = {UsageError, KeyReferenceError}
+
+
+@pytest.mark.parametrize("cls", _subclasses(AoePackError), ids=lambda c: c.__name__)
+def test_every_error_class_exits_by_the_one_rule(
+    cls: type[AoePackError], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2 when the command line is wrong in itself, 1 when well-formed work was refused."""
+    assert "exit_code" not in vars(cls), "the rule lives in cli/_errors.py; no class overrides it"
+    extra = {"violations": []} if cls is ConfigValidationError else {}
+    error = cls("m", outcomes=[]) if cls is TargetsFailedError else cls("m", **extra)
+    with pytest.raises(SystemExit) as exited, handle_errors(json_mode=True):
+        raise error
+    assert exited.value.code == (2 if cls in COMMAND_LINE_ERRORS else 1)
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == cls.code
+
+
+# Each case: its exit code, and the error code --json gives (None: click's own error).
+EXITS: dict[str, tuple[int, str | None]] = {
+    # well-formed, but refused once aoe-pack looked
+    "init-twice": (1, "repository-exists"),
+    "unknown-release": (1, "release-not-found"),
+    "pin-a-yanked-release": (1, "release-yanked"),
+    "no-recipient": (1, "key-missing"),
+    "trusted-key-is-no-key": (1, "key-format"),
+    # the command line itself is wrong
+    "missing-config": (2, None),
+    "config-is-a-folder": (2, None),
+    "missing-key-file": (2, "key-reference"),
+    "unknown-option": (2, None),
+    "malformed-duration": (2, "usage"),
+}
+
+
+def _commands(case: str, r: dict[str, Path], tmp: Path) -> list[tuple[object, ...]]:
+    """The commands of a case: any set-up ones, then the one whose exit code counts."""
+    repo, key, release = ("--repo", r["repo"]), ("--sign-key", r["key"]), ("tag_x", "1.0.0")
+    return {
+        "init-twice": [("manifest", "init", *repo, "--root-key", r["pub"], *key)],
+        "unknown-release": [("manifest", "rollout", *repo, "tag_x", "9.9.9", "50", *key)],
+        "pin-a-yanked-release": [
+            ("manifest", "yank", *repo, *release, "--reason", "bad", *key),
+            ("manifest", "pin", *repo, *release, *key),
+        ],
+        "no-recipient": [("build", _config(tmp / "c"), "--out", tmp / "x.aoe", *key)],
+        "trusted-key-is-no-key": [("verify", r["bundle"], "--trusted-key", r["root"])],
+        "missing-config": [("validate", tmp / "nope.json")],
+        "config-is-a-folder": [("validate", tmp)],
+        "missing-key-file": [("verify", r["bundle"], "--trusted-key", tmp / "nope.pub")],
+        "unknown-option": [("verify", r["bundle"], "--trusted", r["pub"])],
+        "malformed-duration": [("manifest", "resign", *repo, *key, "--expires", "soon")],
+    }[case]
+
+
+@pytest.mark.parametrize("case", sorted(EXITS))
+def test_named_refusals_exit_1_and_command_line_mistakes_exit_2(
+    case: str, repo: dict[str, Path], tmp_path: Path
+) -> None:
+    """init twice, an unknown release, pinning a yanked one, no recipient all exited 2."""
+    code, error = EXITS[case]
+    *before, last = _commands(case, repo, tmp_path)
+    for args in before:
+        assert _run(*args).exit_code == 0
+    result = _run(*last, "--json")
+    assert result.exit_code == code, result.output
+    if error is not None:
+        assert json.loads(result.stdout)["error"]["code"] == error
