@@ -52,6 +52,11 @@ def bench() -> None:
         (`aoe-pack bench run --help` lists every option)
     aoe-pack bench report A.json B.json ... --out report.html|report.md
         merge reports from several devices into one table and plot
+
+    \b
+    Example:
+      aoe-pack bench mnist.aoe --trusted-key keys/release.pub --out this-device.json
+      aoe-pack bench report this-device.json other-device.json --out report.html
     """
 
 

@@ -41,6 +41,11 @@ def verify(
     --decryption-key it also decrypts (streaming, no plaintext file) and checks
     the model against the digest recorded at build time.
     Exit codes: 0 verified, 1 not verified, 2 the command line is wrong.
+
+    \b
+    Example:
+      aoe-pack verify mnist.aoe --trusted-key keys/release.pub
+      aoe-pack verify mnist.aoe --trusted-key keys/release.pub --decryption-key keys/app.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -79,6 +84,10 @@ def inspect(bundle: Path, json_mode: bool) -> None:
 
     Identity, files and sizes, signers' key ids, encryption recipients and
     provenance. Nothing shown is verified: run `aoe-pack verify` for that.
+
+    \b
+    Example:
+      aoe-pack inspect mnist.aoe
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -154,6 +163,11 @@ def unpack(
 
     Files appear only once every byte verified; nothing is ever written outside
     --out, symlinks are never followed, and a failure leaves no partial file.
+
+    \b
+    Example:
+      aoe-pack unpack mnist.aoe --out model/ --trusted-key keys/release.pub \\
+          --decryption-key keys/app.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):

@@ -77,6 +77,11 @@ def validate(config: Path, fix: bool, no_model: bool, json_mode: bool) -> None:
     outputs the config does not declare are read from the model and shown;
     --fix writes them into the config. This needs aoe-pack[convert]; without
     it, the model is reported as not checked.
+
+    \b
+    Example:
+      aoe-pack validate sample_models/mnist/config.json
+      aoe-pack validate old-aoe/model.config --fix --no-model
     """
     output = Output(json_mode)
     check = _ModelCheck(output, skip=no_model)
@@ -220,6 +225,10 @@ def migrate(config: Path, out: Path | None, no_model: bool, json_mode: bool) -> 
 
     Inputs and outputs the config does not declare are read from the model
     and written out (needs aoe-pack[convert]), as validate --fix does.
+
+    \b
+    Example:
+      aoe-pack migrate old-aoe/model.config --out old-aoe/config.json
     """
     output = Output(json_mode)
     check = _ModelCheck(output, skip=no_model)

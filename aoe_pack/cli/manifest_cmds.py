@@ -123,7 +123,13 @@ def manifest() -> None:
     metavar="PUB",
     help="Public key trusted to sign the manifest (ed25519/p256). Repeat for several.",
 )
-@click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many of the root keys must sign each manifest (and the next root).",
+)
 @sign_key_option
 @expires_option
 @plain_http_option
@@ -141,6 +147,11 @@ def init(
 
     The root must be signed by THRESHOLD of its own keys, so pass that many
     --sign-key. Ship root.json inside the app: it is the device's --trusted-root.
+
+    \b
+    Example:
+      aoe-pack manifest init --repo repo/ --root-key keys/release.pub \\
+          --sign-key keys/release.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -229,6 +240,11 @@ def publish(
     then named by a new manifest version, written with compare-and-swap (so
     concurrent publishers never lose a release). Publishing the same bundle
     again changes nothing; a different bundle for a published version is refused.
+
+    \b
+    Example:
+      aoe-pack manifest publish mnist.aoe --repo repo/ --sign-key keys/release.key \\
+          --rollout 10
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -294,7 +310,12 @@ def publish(
 @timeout_option
 @json_option
 def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: bool) -> None:
-    """List every model's releases: version, channel, rollout, yanked."""
+    """List every model's releases: version, channel, rollout, yanked.
+
+    \b
+    Example:
+      aoe-pack manifest show --repo repo/
+    """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.publish.workflow import read_state
@@ -384,6 +405,11 @@ def yank(
     """Withdraw a release: no device downloads it, and devices running it fall back.
 
     A yank cannot be undone: publish a new version instead of the withdrawn one.
+
+    \b
+    Example:
+      aoe-pack manifest yank --repo repo/ tag_mnist 1.2.0 --reason "bad accuracy" \\
+          --sign-key keys/release.key
     """
     from aoe_pack.publish import releases
 
@@ -423,7 +449,11 @@ def rollout(
     """Widen or narrow a release's rollout to PCT percent of devices.
 
     Devices already in stay in as it grows. Narrowing stops new downloads but
-    takes nothing away; yank does that.
+    takes nothing away; yank does that. A yanked release is refused.
+
+    \b
+    Example:
+      aoe-pack manifest rollout --repo repo/ tag_mnist 1.2.0 50 --sign-key keys/release.key
     """
     from aoe_pack.publish import releases
 
@@ -451,7 +481,13 @@ def pin(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Pin every device to one release, to `local` (kill switch), or `none` to unpin."""
+    """Pin every device to one release, to `local` (kill switch), or `none` to unpin.
+
+    \b
+    Example:
+      aoe-pack manifest pin --repo repo/ tag_mnist local --sign-key keys/release.key
+      aoe-pack manifest pin --repo repo/ tag_mnist none --sign-key keys/release.key
+    """
     from aoe_pack.publish import releases
 
     pinned = None if target == "none" else target
@@ -473,7 +509,12 @@ def pin(
 def resign(
     repo: str, sign_keys: tuple[str, ...], expires: str, plain_http: bool | None, json_mode: bool
 ) -> None:
-    """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
+    """Re-sign the manifest with a fresh expiry (run it on a schedule).
+
+    \b
+    Example:
+      aoe-pack manifest resign --repo repo/ --sign-key keys/release.key --expires 30d
+    """
     from aoe_pack.publish import releases
 
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
@@ -534,6 +575,11 @@ def rotate_root(
     its own, so pass --sign-key for both; devices walk roots/N.root.json one
     version at a time and refuse a root that is not. The manifest is re-signed
     under both roots first, so devices accept it before and after the switch.
+
+    \b
+    Example:
+      aoe-pack manifest rotate-root --repo repo/ --root-key keys/new.pub \\
+          --sign-key keys/release.key --sign-key keys/new.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -582,7 +628,12 @@ def verify_repo(
     timeout: float | None,
     json_mode: bool,
 ) -> None:
-    """Check a repository exactly as a device would: root chain, signatures, expiry."""
+    """Check a repository exactly as a device would: root chain, signatures, expiry.
+
+    \b
+    Example:
+      aoe-pack manifest verify --repo repo/ --trusted-root repo/root.json --bundles
+    """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.verify_repo import verify_repository

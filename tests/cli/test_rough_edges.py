@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from aoe_pack.cli import cli
 from aoe_pack.cli._errors import handle_errors
+from aoe_pack.cli._options import NumberArgumentsCommand
+from aoe_pack.cli.bench_cmds import DEFAULT_COMMAND, _BenchGroup
 from aoe_pack.errors import (
     AoePackError,
     ConfigValidationError,
@@ -349,3 +353,56 @@ def test_named_refusals_exit_1_and_command_line_mistakes_exit_2(
     assert result.exit_code == code, result.output
     if error is not None:
         assert json.loads(result.stdout)["error"]["code"] == error
+
+
+def _walk(
+    command: click.Command, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command, click.Command | None]]:
+    """Every command under ``command``, with its path and its group."""
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield (*path, name), sub, command
+            yield from _walk(sub, (*path, name))
+
+
+def test_every_command_shows_an_example_and_every_option_says_what_it_does() -> None:
+    """validate, inspect, the manifest commands... had no example; some options no help."""
+    missing = []
+    for path, command, group in _walk(cli):
+        text = command.get_help(click.Context(command, info_name=path[-1]))
+        lines = [line.strip() for line in text.splitlines()]
+        example = lines[lines.index("Example:") + 1 :] if "Example:" in lines else []
+        names = {" ".join(path)}
+        if isinstance(group, _BenchGroup) and path[-1] == DEFAULT_COMMAND:
+            names.add(" ".join(path[:-1]))  # `aoe-pack bench BUNDLE` runs `bench run`
+        if not any(f"{line} ".startswith(f"aoe-pack {n} ") for line in example for n in names):
+            missing.append(f"aoe-pack {' '.join(path)}: no example")
+        missing += [
+            f"aoe-pack {' '.join(path)} {p.opts[0]}: no help"
+            for p in command.params
+            if isinstance(p, click.Option) and not p.hidden and not p.help
+        ]
+    assert missing == []
+
+
+def test_every_numeric_argument_accepts_a_negative_number_to_refuse() -> None:
+    """A negative number for a numeric argument must reach its range check (see above)."""
+    numeric = (click.types.IntParamType, click.types.FloatParamType)
+    for path, command, _ in _walk(cli):
+        for p in command.params:
+            if isinstance(p, click.Argument) and isinstance(p.type, numeric):
+                assert isinstance(command, NumberArgumentsCommand), " ".join(path)
+
+
+def test_simulate_installed_is_installed_version_as_in_check(repo: dict[str, Path]) -> None:
+    """client check took --installed-version, client simulate --installed: one name now."""
+    args = ("client", "simulate", "--repo", repo["repo"], "--trusted-root", repo["root"])
+    args += ("--tag", "tag_x", "--local-version", "0.9.0", "--app-version", "1.0.0")
+    args += ("--devices", "10", "--json")
+    new = _run(*args, "--installed-version", "1.0.0")
+    assert new.exit_code == 0, new.output
+    old = _run(*args, "--installed", "1.0.0")
+    assert old.exit_code == 0, old.output
+    assert json.loads(old.stdout) == json.loads(new.stdout)
+    assert old.stderr == "warning: --installed is deprecated: write --installed-version\n"
+    assert "--installed " not in _run("client", "simulate", "--help").stdout
