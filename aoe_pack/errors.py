@@ -16,8 +16,11 @@ Exit codes follow one rule:
   is read: an unknown command or option, a missing argument or option, a
   value of the wrong type, out of range or malformed (a version, a duration,
   a URL), options that exclude each other, a path or key reference that
-  names nothing (no such file, a folder for a file, an unset ``env://VAR``).
-  These are :class:`UsageError` and its subclasses, and click's own errors.
+  names nothing usable (no such file, a folder for a file, an unset
+  ``env://VAR``, a key file that cannot be read: ``key-reference``). These are
+  :class:`UsageError` and its subclasses, and click's own errors. A bundle's
+  path is checked only after the keys load (docs/format.md §10), by the
+  library: :class:`BundleNotFoundError`.
 - ``1`` (:data:`EXIT_FAILURE`): the command was well-formed, but the work was
   refused or failed once aoe-pack looked: an invalid config, a bundle that
   does not verify, a repository already initialised, a release that does not
@@ -144,6 +147,12 @@ class BundleError(AoePackError):
     """Anything wrong with a ``.aoe`` bundle."""
 
     code = "bundle"
+
+
+class BundleNotFoundError(BundleError, UsageError):
+    """The bundle path names no file, or a folder: a usage error (exit 2)."""
+
+    code = "bundle-not-found"
 
 
 class BundleFormatError(BundleError):

@@ -57,6 +57,9 @@ def _numbers_as_arguments(command: click.Command, args: list[str]) -> list[str]:
 
 INPUT_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 """A file the command reads: one that is missing or a folder is a usage error (exit 2)."""
+BUNDLE_FILE = click.Path(path_type=Path)
+"""A bundle to read: the library refuses a missing one or a folder (BundleNotFoundError,
+exit 2) only after the keys load, as docs/format.md §10 asks."""
 
 json_option = click.option(
     "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."

@@ -15,6 +15,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    BUNDLE_FILE,
     INPUT_FILE,
     decryption_key_option,
     json_option,
@@ -61,7 +62,7 @@ def bench() -> None:
 
 
 @bench.command("run")
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=BUNDLE_FILE)
 @click.option(
     "--trusted-key",
     "trusted_keys",

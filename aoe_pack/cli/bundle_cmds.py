@@ -10,7 +10,7 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
-    INPUT_FILE,
+    BUNDLE_FILE,
     decryption_key_option,
     json_option,
     load_verification_keys,
@@ -22,7 +22,7 @@ from aoe_pack.cli._targets import show_provenance_targets
 
 
 @click.command()
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=BUNDLE_FILE)
 @trusted_key_option
 @threshold_option
 @decryption_key_option
@@ -77,7 +77,7 @@ def verify(
 
 
 @click.command()
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=BUNDLE_FILE)
 @json_option
 def inspect(bundle: Path, json_mode: bool) -> None:
     """Show what BUNDLE says about itself, without any key.
@@ -137,7 +137,7 @@ def _said(provenance: Mapping[str, Any], block: str, key: str) -> str:
 
 
 @click.command()
-@click.argument("bundle", type=INPUT_FILE)
+@click.argument("bundle", type=BUNDLE_FILE)
 @click.option(
     "--out",
     "-o",

@@ -10,13 +10,7 @@ from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack._io import FileTooLargeError, read_capped
-from aoe_pack.errors import (
-    KeyFileError,
-    KeyFormatError,
-    KeyPasswordError,
-    KeyReferenceError,
-    KeyTypeError,
-)
+from aoe_pack.errors import KeyFormatError, KeyPasswordError, KeyReferenceError, KeyTypeError
 
 PASSWORD_ENV = "AOE_PACK_PASSWORD"  # noqa: S105 - the variable name, not a secret
 ENV_PREFIX = "env://"
@@ -53,8 +47,8 @@ def read_key_ref(ref: str) -> tuple[bytes, str]:
         ) from e
     except IsADirectoryError as e:
         raise KeyReferenceError(f"key reference {ref} is a directory, not a key file") from e
-    except OSError as e:  # it is there, but reading it failed: not the command line's fault
-        raise KeyFileError(f"cannot read key file {ref}: {e.strerror}") from e
+    except OSError as e:
+        raise KeyReferenceError(f"cannot read key file {ref}: {e.strerror}") from e
 
 
 def _too_large(ref: str) -> KeyFormatError:

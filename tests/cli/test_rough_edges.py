@@ -18,6 +18,7 @@ from aoe_pack.cli._options import NumberArgumentsCommand
 from aoe_pack.cli.bench_cmds import DEFAULT_COMMAND, _BenchGroup
 from aoe_pack.errors import (
     AoePackError,
+    BundleNotFoundError,
     ConfigValidationError,
     KeyReferenceError,
     TargetsFailedError,
@@ -286,7 +287,7 @@ def _subclasses(cls: type[AoePackError]) -> list[type[AoePackError]]:
 
 
 # The command line itself is wrong: these, and click's own errors, exit 2.
-COMMAND_LINE_ERRORS = {UsageError, KeyReferenceError}
+COMMAND_LINE_ERRORS = {UsageError, KeyReferenceError, BundleNotFoundError}
 
 
 @pytest.mark.parametrize("cls", _subclasses(AoePackError), ids=lambda c: c.__name__)
@@ -315,6 +316,7 @@ EXITS: dict[str, tuple[int, str | None]] = {
     "missing-config": (2, None),
     "config-is-a-folder": (2, None),
     "missing-key-file": (2, "key-reference"),
+    "missing-bundle": (2, "bundle-not-found"),
     "unknown-option": (2, None),
     "malformed-duration": (2, "usage"),
 }
@@ -335,6 +337,7 @@ def _commands(case: str, r: dict[str, Path], tmp: Path) -> list[tuple[object, ..
         "missing-config": [("validate", tmp / "nope.json")],
         "config-is-a-folder": [("validate", tmp)],
         "missing-key-file": [("verify", r["bundle"], "--trusted-key", tmp / "nope.pub")],
+        "missing-bundle": [("verify", tmp / "nope.aoe", "--trusted-key", r["pub"])],
         "unknown-option": [("verify", r["bundle"], "--trusted", r["pub"])],
         "malformed-duration": [("manifest", "resign", *repo, *key, "--expires", "soon")],
     }[case]
