@@ -406,13 +406,27 @@ def read_capped(path: str | os.PathLike[str], cap: int) -> bytes:
         return bytes(buf[:n])
 
 
+def refuse_existing(path: Path) -> None:
+    """:class:`OutputError` if anything is at ``path``, a dangling link included.
+
+    For commands that overwrite only with ``--force``, to refuse before any
+    long work; :func:`atomic_output` checks again when it writes.
+    """
+    if os.path.lexists(path):
+        raise _exists(path)
+
+
+def _exists(path: Path) -> OutputError:
+    return OutputError(f"{path} already exists", hint="pass --force to overwrite it")
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Iterator[BinaryIO]:
     """Write ``path`` atomically, never through a link there (:meth:`Folder.output`)."""
     path = Path(path)
     with Folder(path.parent) as folder:
         if not overwrite and folder.lstat(path.name) is not None:
-            raise OutputError(f"{path} already exists", hint="pass --force to overwrite it")
+            raise _exists(path)
         with folder.output(path.name, mode=mode) as fp:
             yield fp
 

@@ -70,6 +70,7 @@ def build(
     skip_failed_targets: bool = False,
     password_prompt: PasswordPrompt | None = None,
     events: BuildEvents | None = None,
+    overwrite: bool = False,
 ) -> BuiltBundle:
     """Validate model configs and pack their model into one signed bundle (``aoe-pack build``).
 
@@ -94,6 +95,8 @@ def build(
         password_prompt: Asks for a key file's password when the environment
             has none.
         events: Told of warnings and progress as the build goes.
+        overwrite: Replace an existing bundle at ``out`` (by default it is
+            refused before any work starts).
 
     Returns:
         The bundle written, and each model's conversion outcomes.
@@ -103,6 +106,8 @@ def build(
         UsageError: The encryption settings contradict each other, or the
             configs do not make one feature.
         KeyFileError: A key cannot be read, or cannot do its job.
+        MissingKeyError: Encryption is on but no key was given.
+        OutputError: ``out`` exists and ``overwrite`` is false.
         TargetsFailedError: A target failed (no bundle written).
     """
     from aoe_pack import assemble
@@ -122,6 +127,7 @@ def build(
         targets=targets,
         skip_failed_targets=skip_failed_targets,
         events=events,
+        overwrite=overwrite,
     )
 
 
@@ -354,6 +360,7 @@ def check(
     plain_http: bool | None = None,
     timeout: float | None = None,
     password_prompt: PasswordPrompt | None = None,
+    require_tag: bool = True,
 ) -> CheckResult:
     """Do what a device does: trust, decide, and optionally download (``aoe-pack client check``).
 
@@ -381,8 +388,12 @@ def check(
             repository.
         password_prompt: Asks for a key file's password when the environment
             has none.
+        require_tag: Refuse a tag the manifest does not hold, naming the tags
+            it has (a typo). ``False`` decides as a device in the field must
+            when its tag was removed: keep what it runs.
 
     Raises:
+        ReleaseNotFoundError: ``tag`` is not in the manifest (with ``require_tag``).
         RollbackError: The manifest is older than one this device accepted.
         ExpiredMetadataError: The manifest has expired.
         UntrustedMetadataError: A signature does not verify under the root.
@@ -418,6 +429,7 @@ def check(
             state_path=state_path,
             download_dir=None if download_dir is None else Path(download_dir),
             decryption_key=key,
+            require_tag=require_tag,
             minimum=min_manifest_version,
         )
     finally:

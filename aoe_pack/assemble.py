@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from aoe_pack._io import refuse_existing
 from aoe_pack.bundle import EncryptionSpec, Progress, build_bundle
 from aoe_pack.bundle.build import BuildResult, PayloadSource, as_is_payload
 from aoe_pack.bundle.feature import (
@@ -44,6 +45,7 @@ from aoe_pack.convert.pipeline import (
 from aoe_pack.errors import (
     ConfigValidationError,
     MissingExtraError,
+    MissingKeyError,
     TargetsFailedError,
     UsageError,
 )
@@ -179,8 +181,12 @@ def write(
     signing_keys: Sequence[PrivateKey],
     encryption: EncryptionSpec,
     progress: Progress | None = None,
+    overwrite: bool = True,
 ) -> BuildResult:
-    """The bundle: one model's files, or a feature's, each model under its folder."""
+    """The bundle: one model's files, or a feature's, each model under its folder.
+
+    With ``overwrite`` false, an existing ``out`` is refused (:class:`OutputError`).
+    """
     if len(builds) == 1:
         (only,) = builds
         return build_bundle(
@@ -191,6 +197,7 @@ def write(
             progress=progress,
             payload=only.payload,
             provenance=only.provenance or None,
+            overwrite=overwrite,
         )
     models = [
         FeatureModel(config=b.config, payload=b.payload, provenance=b.provenance) for b in builds
@@ -205,6 +212,7 @@ def write(
         provenance=feature_provenance(models),
         identity=feature_identity(models),
         config_document=feature_config(models),
+        overwrite=overwrite,
     )
 
 
@@ -330,8 +338,8 @@ def encryption_spec(
     keys_given = bool(recipients or keks)
     if encrypt is False and keys_given:
         raise UsageError("--no-encrypt contradicts --recipient/--encryption-key-file")
-    if wanted and not keys_given:
-        raise UsageError(
+    if wanted and not keys_given:  # the config asks for it: a refusal, not a usage error
+        raise MissingKeyError(
             "encryption is on but no --recipient or --encryption-key-file was given",
             hint="add a recipient key (aoe-pack keygen --type x25519), or pass --no-encrypt",
         )
@@ -354,14 +362,19 @@ def assemble(
     targets: Sequence[str] = (),
     skip_failed_targets: bool = False,
     events: BuildEvents | None = None,
+    overwrite: bool = False,
 ) -> BuiltBundle:
     """Prepare every model, each in a private folder kept until the bundle exists; write it.
 
     ``targets`` replaces the configs' own. Raises TargetsFailedError (no
     bundle) when a target failed, unless ``skip_failed_targets`` and every
-    model keeps a target that passed (:func:`failures`).
+    model keeps a target that passed (:func:`failures`). Without
+    ``overwrite``, an existing ``out`` is refused before any conversion
+    (:class:`OutputError`), which can take minutes.
     """
     events = events or _Silent()
+    if not overwrite:
+        refuse_existing(out)
     builds = []
     with contextlib.ExitStack() as stack:
         for cfg in configs:
@@ -379,6 +392,11 @@ def assemble(
             events.warning(f"shipping without {', '.join(skipped)} (--skip-failed-targets)")
         with events.writing(out, payload_size(builds)) as progress:
             result = write(
-                builds, out, signing_keys=signing_keys, encryption=encryption, progress=progress
+                builds,
+                out,
+                signing_keys=signing_keys,
+                encryption=encryption,
+                progress=progress,
+                overwrite=overwrite,
             )
     return BuiltBundle(result=result, models=tuple(builds), skipped_targets=tuple(skipped))

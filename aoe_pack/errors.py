@@ -8,6 +8,27 @@ they care about. Third-party exceptions are wrapped at the boundary with
 
 Each class carries a stable ``code`` used in ``--json`` output, so scripts and
 device implementations can match failures without parsing English.
+
+Exit codes follow one rule:
+
+- ``2`` (:data:`EXIT_USAGE`): the command line itself is wrong, as can be
+  told from the arguments alone, before any file, key, bundle or repository
+  is read: an unknown command or option, a missing argument or option, a
+  value of the wrong type, out of range or malformed (a version, a duration,
+  a URL), options that exclude each other, a path or key reference that
+  names nothing usable (no such file, a folder for a file, an unset
+  ``env://VAR``, a key file that cannot be read: ``key-reference``). These are
+  :class:`UsageError` and its subclasses, and click's own errors. A bundle's
+  path is checked only after the keys load (docs/format.md §10), by the
+  library: :class:`BundleNotFoundError`.
+- ``1`` (:data:`EXIT_FAILURE`): the command was well-formed, but the work was
+  refused or failed once aoe-pack looked: an invalid config, a bundle that
+  does not verify, a repository already initialised, a release that does not
+  exist or is yanked, a key of the wrong kind or missing for this bundle, a
+  download that failed. Every other class here.
+
+A class's place in this hierarchy is what decides; no class overrides it.
+:func:`aoe_pack.cli._errors.exit_code_for` applies the rule in one place.
 """
 
 from __future__ import annotations
@@ -18,10 +39,9 @@ EXIT_USAGE = 2
 
 
 class AoePackError(Exception):
-    """Root of every error aoe-pack raises on purpose."""
+    """Root of every error aoe-pack raises on purpose (exit code 1 unless a UsageError)."""
 
     code = "error"
-    exit_code = EXIT_FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -40,10 +60,13 @@ class AoePackError(Exception):
 
 
 class UsageError(AoePackError):
-    """Options that cannot work together, or a missing required input."""
+    """The command line is wrong in itself (module docstring): exit code 2.
+
+    Raise it only for what the arguments alone show; a refusal that depends
+    on what a file, bundle or repository holds is another class.
+    """
 
     code = "usage"
-    exit_code = EXIT_USAGE
 
 
 # --- config -----------------------------------------------------------------
@@ -86,8 +109,8 @@ class KeyFileError(AoePackError):
     code = "key"
 
 
-class KeyReferenceError(KeyFileError):
-    """A key reference (path or env://VAR) points at nothing."""
+class KeyReferenceError(KeyFileError, UsageError):
+    """A key reference (path or env://VAR) points at nothing: a usage error (exit 2)."""
 
     code = "key-reference"
 
@@ -131,6 +154,13 @@ class KeyTypeError(KeyFileError):
     code = "key-type"
 
 
+class MissingKeyError(KeyFileError):
+    """The work needs a key that was not given: a recipient for an encrypted build,
+    a decryption key for an encrypted bundle."""
+
+    code = "key-missing"
+
+
 # --- bundle format ----------------------------------------------------------
 
 
@@ -138,6 +168,12 @@ class BundleError(AoePackError):
     """Anything wrong with a ``.aoe`` bundle."""
 
     code = "bundle"
+
+
+class BundleNotFoundError(BundleError, UsageError):
+    """The bundle path names no file, or a folder: a usage error (exit 2)."""
+
+    code = "bundle-not-found"
 
 
 class BundleFormatError(BundleError):
@@ -264,7 +300,6 @@ class ConverterNotFoundError(ConvertError):
     """No converter is registered for a target's runtime, or it lacks the variant."""
 
     code = "converter-not-found"
-    exit_code = EXIT_USAGE
 
 
 class ConversionError(ConvertError):
@@ -306,6 +341,21 @@ class TargetsFailedError(ConvertError):
         return {"targets": self.outcomes}
 
 
+# --- bench -------------------------------------------------------------------
+
+
+class BenchError(AoePackError):
+    """A benchmark cannot run on this bundle or on this machine."""
+
+    code = "bench"
+
+
+class BenchReportError(BenchError):
+    """A bench report file is unreadable, or not a report this aoe-pack reads."""
+
+    code = "bench-report"
+
+
 # --- output -----------------------------------------------------------------
 
 
@@ -322,6 +372,12 @@ class RepositoryError(AoePackError):
     """A model repository (root, manifest, bundles) is invalid or untrusted."""
 
     code = "repository"
+
+
+class RepositoryExistsError(RepositoryError):
+    """``manifest init`` found a repository already there."""
+
+    code = "repository-exists"
 
 
 class VersionLimitError(RepositoryError):
@@ -376,7 +432,12 @@ class ReleaseNotFoundError(RepositoryError):
     """A tag or version named on the command line is not in the manifest."""
 
     code = "release-not-found"
-    exit_code = EXIT_USAGE
+
+
+class ReleaseYankedError(RepositoryError):
+    """The release is yanked, and the edit asked of it makes no sense for a yanked release."""
+
+    code = "release-yanked"
 
 
 class ReleaseConflictError(RepositoryError):

@@ -39,8 +39,8 @@ from aoe_pack.config.model import ModelConfig, ModelFile
 from aoe_pack.publish import releases
 from aoe_pack.publish.workflow import edit_manifest, init_repository
 from aoe_pack.repository.model import Manifest, ModelReleases, Models, Release
-from aoe_pack.repository.versions import Version
 from aoe_pack.storage.local import LocalStore
+from aoe_pack.versions import Version
 
 
 def synthetic(version: str, *, i: int) -> Release:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import BenchReportError
 
 _CPUINFO = Path("/proc/cpuinfo")
 _MEMINFO = Path("/proc/meminfo")
@@ -67,7 +67,7 @@ class Device:
     @classmethod
     def from_dict(cls, d: Any, *, origin: str) -> Device:
         if not isinstance(d, Mapping):
-            raise UsageError(f"{origin}: 'device' must be an object")
+            raise BenchReportError(f"{origin}: 'device' must be an object")
         known = [
             "name",
             "cpu",
@@ -97,7 +97,8 @@ class Device:
                 extra={k: v for k, v in d.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise UsageError(f"{origin}: the device block is malformed ({e!r})") from e
+            problem = f"no {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise BenchReportError(f"{origin}: the device block is malformed ({problem})") from e
 
     def summary(self) -> str:
         """One line for people: ``name (cpu, N cores, OS)``."""

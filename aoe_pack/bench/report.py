@@ -19,7 +19,7 @@ from typing import Any
 from aoe_pack._io import write_atomic
 from aoe_pack.bench._svg import Bar, bar_chart
 from aoe_pack.bench.results import ArtifactResult, BenchReport, Status
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import BenchReportError, UsageError
 
 MAX_REPORT_BYTES = 64 << 20
 _FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
@@ -93,12 +93,12 @@ def load_report(path: Path) -> BenchReport:
     """Read one JSON report written by ``aoe-pack bench`` (``--out`` or ``--json``)."""
     try:
         if path.stat().st_size > MAX_REPORT_BYTES:
-            raise UsageError(f"{path} is larger than a bench report can be")
+            raise BenchReportError(f"{path} is larger than a bench report can be")
         doc = json.loads(path.read_bytes())
     except OSError as e:
-        raise UsageError(f"cannot read report {path}: {e.strerror}") from e
+        raise BenchReportError(f"cannot read report {path}: {e.strerror}") from e
     except ValueError as e:
-        raise UsageError(f"{path} is not JSON: {e}") from e
+        raise BenchReportError(f"{path} is not JSON: {e}") from e
     return BenchReport.from_dict(doc, origin=str(path))
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from aoe_pack._quote import quote_json
 from aoe_pack.bench.device import Device
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import BenchReportError
 
 
 class ReportFormat(StrEnum):
@@ -260,14 +261,17 @@ class BenchReport:
     def from_dict(cls, d: Any, *, origin: str = "report") -> BenchReport:
         """Parse a report; a clear error names the file and what is wrong."""
         if not isinstance(d, Mapping):
-            raise UsageError(f"{origin}: a bench report is a JSON object")
+            raise BenchReportError(f"{origin}: a bench report is a JSON object")
         fmt = d.get("format")
         try:
             version = ReportFormat(str(fmt))
         except ValueError:
-            raise UsageError(
-                f"{origin}: report format {fmt!r} is not one this aoe-pack reads "
-                f"({', '.join(v.value for v in ReportFormat)})",
+            reads = ", ".join(v.value for v in ReportFormat)
+            raise BenchReportError(
+                f'{origin}: not a bench report (no "format"; this aoe-pack reads {reads})'
+                if fmt is None
+                else f"{origin}: report format {quote_json(fmt)} is not one this aoe-pack "
+                f"reads ({reads})",
                 hint="write it with `aoe-pack bench BUNDLE --out FILE.json`, "
                 "or upgrade aoe-pack to read newer reports",
             ) from None
@@ -298,4 +302,6 @@ class BenchReport:
                 extra={k: v for k, v in d.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UsageError(f"{origin}: malformed bench report ({type(e).__name__}: {e})") from e
+            raise BenchReportError(
+                f"{origin}: malformed bench report ({type(e).__name__}: {e})"
+            ) from e

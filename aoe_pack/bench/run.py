@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aoe_pack
+from aoe_pack._quote import quote_json
 from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
@@ -46,7 +47,7 @@ from aoe_pack.bundle.verify import (
 )
 from aoe_pack.config.model import RUNTIME_ALIASES
 from aoe_pack.convert.api import Target
-from aoe_pack.errors import ConvertError, ManifestError, UsageError
+from aoe_pack.errors import BenchError, ConvertError, ManifestError, MissingKeyError, UsageError
 from aoe_pack.keys import DecryptionKey, PublicKey
 
 DEFAULT_RUNS = 50
@@ -90,7 +91,7 @@ def bench_bundle(
         manifest, signers = _check_bundle(bundle, trusted_keys, threshold, limits, notes)
         groups = _artifacts(manifest, bundle.payload_entries())
         if not groups:
-            raise UsageError(
+            raise BenchError(
                 f"{path} holds no file with a runtime to benchmark",
                 hint="build it with aoe-pack build (the model file names its runtime)",
             )
@@ -161,7 +162,7 @@ def _check_settings(
     if runs < 1 or warmup < 0:
         raise UsageError(f"--runs must be at least 1 and --warmup at least 0 ({runs}, {warmup})")
     if not hasattr(os, "memfd_create"):
-        raise UsageError(
+        raise BenchError(
             "bench keeps decrypted models in anonymous memory files (memfd_create), "
             "which this OS does not offer; run it on Linux or Android"
         )
@@ -194,7 +195,7 @@ def _data_key(
             notes.append("the bundle is not encrypted; the decryption key was not needed")
         return None
     if key is None:
-        raise UsageError(
+        raise MissingKeyError(
             "the bundle is encrypted; bench needs its models in plaintext (in memory only)",
             hint="pass --decryption-key with a recipient's private key or the app's key file",
         )
@@ -208,7 +209,7 @@ def _declared_inputs(manifest: BundleManifest) -> dict[str, list[dict[str, Any]]
         raw = config.get("inputs")
         if not raw or not isinstance(raw, list):
             what = f"{manifest.model.tag} {manifest.model.version}" + (f" ({key})" if key else "")
-            raise UsageError(
+            raise BenchError(
                 f"bundle {what} declares no inputs; bench draws its inputs from the declared "
                 "names, shapes, dtypes and ranges",
                 hint="rebuild it with this aoe-pack, which records the inputs it read from the "
@@ -217,7 +218,7 @@ def _declared_inputs(manifest: BundleManifest) -> dict[str, list[dict[str, Any]]
         inputs = []
         for t in raw:
             if not (isinstance(t, Mapping) and {"name", "dtype", "shape"} <= t.keys()):
-                raise ManifestError(f"a declared input lacks name, dtype or shape: {t!r}")
+                raise ManifestError(f"a declared input lacks name, dtype or shape: {quote_json(t)}")
             inputs.append({k: t[k] for k in ("name", "dtype", "shape", "range") if k in t})
         found[key] = inputs
     return found

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO, NoReturn
 
+from aoe_pack._quote import quote_bytes
 from aoe_pack.bundle._zipwrite import (
     CENTRAL,
     CENTRAL_SIG,
@@ -141,7 +142,7 @@ def _check_magic(head: bytes, file_size: int, media_types: Collection[bytes]) ->
             )
         raise NotABundleError(
             f"not an .aoe bundle: this is a plain ZIP archive (its first entry is "
-            f"{head[30:38]!r}..., not 'mimetype' at byte 30)"
+            f"{quote_bytes(head[30:38])}..., not 'mimetype' at byte 30)"
         )
     found = head[MIMETYPE_DATA_OFFSET:]
     if not found.startswith(MEDIA_TYPE_PREFIX):
@@ -149,7 +150,7 @@ def _check_magic(head: bytes, file_size: int, media_types: Collection[bytes]) ->
             raise ZipStructureError(f"file is truncated in the media type ({file_size} bytes)")
         raise NotABundleError(
             f"not an .aoe bundle: a plain ZIP archive whose 'mimetype' starts with "
-            f"{found[:40]!r}, not {MEDIA_TYPE_PREFIX.decode()!r}"
+            f"{quote_bytes(found)}, not {quote_bytes(MEDIA_TYPE_PREFIX)}"
         )
     extra_length = int.from_bytes(head[28:30], "little")
     if extra_length:
@@ -170,15 +171,16 @@ def _check_magic(head: bytes, file_size: int, media_types: Collection[bytes]) ->
     if (crc := int.from_bytes(head[14:18], "little")) != zlib.crc32(media_type):
         raise ZipStructureError(
             f"the 'mimetype' local header's crc32 (offset 14) is 0x{crc:08x}, but its media "
-            f"type {media_type!r} has crc32 0x{zlib.crc32(media_type):08x}; the file is corrupt"
+            f"type {quote_bytes(media_type)} has crc32 0x{zlib.crc32(media_type):08x}; "
+            "the file is corrupt"
         )
     if media_type not in media_types:
-        shown = media_type.decode("ascii", "backslashreplace")
         wanted = ", ".join(m.decode() for m in media_types)
         version = _VERSIONED.fullmatch(media_type)
         what = f"format v{version.group(1).decode()}" if version else "an unrecognised format"
         raise UnsupportedVersionError(
-            f"the bundle is {what} (media type {shown!r}); this aoe-pack reads {wanted}",
+            f"the bundle is {what} (media type {quote_bytes(media_type)}); "
+            f"this aoe-pack reads {wanted}",
             hint="upgrade aoe-pack to read newer bundles",
         )
     return media_type
@@ -386,8 +388,8 @@ def _decode_name(raw: bytes, offset: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UnsafeEntryError(
-            f"entry name {raw!r} at offset {offset} is not valid UTF-8 ({e.reason} at byte "
-            f"{e.start})"
+            f"entry name {quote_bytes(raw)} at offset {offset} is not valid UTF-8 "
+            f"({e.reason} at byte {e.start})"
         ) from e
 
 
@@ -476,8 +478,9 @@ def _check_local(name: str, expected: bytes, found: bytes, offset: int, central:
     name_end = LOCAL.size + len(name.encode())
     if found[LOCAL.size : name_end] != expected[LOCAL.size : name_end]:
         raise ZipStructureError(
-            f"entry {name!r}: the {where} names it {found[LOCAL.size : name_end]!r}, but the "
-            f"central directory record at offset {central} names it {name!r}"
+            f"entry {name!r}: the {where} names it "
+            f"{quote_bytes(found[LOCAL.size : name_end])}, but the central directory record "
+            f"at offset {central} names it {name!r}"
         )
     if len(expected) == name_end:  # 'mimetype' has no extra field
         return

@@ -42,7 +42,7 @@ from aoe_pack.bundle.manifest import (
     StoredBytes,
 )
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.errors import LimitExceededError, ModelFileError, UsageError
+from aoe_pack.errors import ConfigError, LimitExceededError, ModelFileError, UsageError
 from aoe_pack.keys import PrivateKey, PublicKey
 
 
@@ -128,8 +128,11 @@ def build_bundle(
     provenance: Mapping[str, Any] | None = None,
     identity: ModelIdentity | None = None,
     config_document: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> BuildResult:
     """Pack files into a signed (and maybe encrypted) bundle at ``out``.
+
+    With ``overwrite`` false, an existing ``out`` is refused (:class:`OutputError`).
 
     ``payload`` defaults to the config's own files as they are; the conversion
     stage passes its artifacts instead, and ``provenance`` entries (source
@@ -143,7 +146,7 @@ def build_bundle(
         payload if payload is not None else as_is_payload(config), key=lambda p: p.path
     )
     if len({p.path for p in sources}) != len(sources):
-        raise UsageError("two payload files would have the same path in the bundle")
+        raise ConfigError("two payload files would have the same path in the bundle")
     if len(sources) + 2 > limits.max_entries:  # + manifest and signatures
         raise LimitExceededError(
             f"{len(sources)} files exceed the {limits.max_entries - 2} a bundle may hold"
@@ -156,7 +159,7 @@ def build_bundle(
     data_key = _stream.new_data_key() if encryption.enabled else None
     enc = _encryption(identity, data_key, encryption) if data_key else None
     with (
-        atomic_output(out) as fp,
+        atomic_output(out, overwrite=overwrite) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,
         ThreadPoolExecutor(1, thread_name_prefix="aoe-build-hash") as hasher,
         WriteBehind(fp.fileno()) as flusher,  # exits first: joined before the fsync
@@ -177,7 +180,7 @@ def build_bundle(
         ]
         model = next((p for p in packed if p.role == "model"), None)
         if model is None:
-            raise UsageError("the config names no model file (role 'model')")
+            raise ConfigError("the config names no model file (role 'model')")
         manifest = BundleManifest(
             format=FormatVersion.V1,
             model=identity,

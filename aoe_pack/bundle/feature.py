@@ -29,7 +29,7 @@ from typing import Any
 from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.bundle.manifest import ModelIdentity
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import ConfigError
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -51,7 +51,7 @@ def model_key(config: ModelConfig) -> str:
     """The folder a model's files sit in, which names it inside the feature."""
     key = config.model_root.name
     if not _KEY.fullmatch(key):
-        raise UsageError(
+        raise ConfigError(
             f"{config.source_path}: the model folder {key!r} cannot name a model in a bundle",
             hint="put each model's files in a folder named with letters, digits, '.', '_' or '-'",
         )
@@ -59,17 +59,17 @@ def model_key(config: ModelConfig) -> str:
 
 
 def check_feature(configs: Sequence[ModelConfig]) -> tuple[str, str]:
-    """The feature's tag and version; UsageError unless every config agrees and names differ."""
+    """The feature's tag and version; ConfigError unless every config agrees and names differ."""
     first = configs[0]
     for cfg in configs[1:]:
         if cfg.tag != first.tag:
-            raise UsageError(
+            raise ConfigError(
                 f"{cfg.source_path} has tag {cfg.tag!r}, {first.source_path} {first.tag!r}: "
                 "the models of one bundle make one feature, under one tag",
                 hint="build models of different tags into bundles of their own",
             )
         if cfg.version != first.version:
-            raise UsageError(
+            raise ConfigError(
                 f"{cfg.source_path} is version {cfg.version}, {first.source_path} "
                 f"{first.version}: a feature's models are released together, at one version",
                 hint="give every config of the feature the same version",
@@ -77,7 +77,7 @@ def check_feature(configs: Sequence[ModelConfig]) -> tuple[str, str]:
     keys = [model_key(c) for c in configs]
     doubles = sorted({k for k in keys if keys.count(k) > 1})
     if doubles:
-        raise UsageError(
+        raise ConfigError(
             f"two models sit in folders named {doubles[0]!r}; each model of a feature needs "
             "a folder of its own name",
             hint="move each model's config and files into its own folder",

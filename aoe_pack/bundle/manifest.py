@@ -18,6 +18,7 @@ import semver
 
 from aoe_pack._crypto.wrap import HPKE_KEMS
 from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
+from aoe_pack._quote import quote_json
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
 from aoe_pack.errors import LimitExceededError, ManifestError, UnsupportedVersionError
 
@@ -350,7 +351,9 @@ class _Reader:
     def enum(self, key: str, allowed: tuple[str, ...]) -> str:
         v = self.text(key)
         if v not in allowed:
-            raise ManifestError(f"{self.where}.{key} is {v!r}; expected one of {allowed}")
+            raise ManifestError(
+                f"{self.where}.{key} is {quote_json(v)}; expected one of {', '.join(allowed)}"
+            )
         return v
 
     def pattern(self, key: str, rx: re.Pattern[str], what: str) -> str:

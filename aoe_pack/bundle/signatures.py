@@ -17,6 +17,7 @@ from typing import Any
 
 from aoe_pack import dsse
 from aoe_pack._jcs import canonical_json
+from aoe_pack._quote import quote_json
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
 from aoe_pack.dsse import Signature
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
@@ -43,7 +44,8 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError("aoe/signatures.json must hold exactly payloadType and signatures")
     if doc["payloadType"] != PAYLOAD_TYPE:
         raise SignatureError(
-            f"signature payloadType is {doc['payloadType']!r}, expected {PAYLOAD_TYPE!r}"
+            f"signature payloadType is {quote_json(doc['payloadType'])}, "
+            f"expected {quote_json(PAYLOAD_TYPE)}"
         )
     sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
     if encode_envelope(sigs) != data:
@@ -85,14 +87,30 @@ def check_signatures(
     checks = [SignatureCheck(s.keyid, s.keyid in by_id, s.keyid in valid) for s in sigs]
     good = sum(c.valid for c in checks)
     if good < threshold:
-        detail = "; ".join(
-            f"{c.keyid[:16]}…: {'invalid signature' if c.trusted else 'key not trusted'}"
-            for c in checks
-            if not c.valid
-        )
-        raise ThresholdError(
-            f"{good} of the required {threshold} trusted signature(s) verified ({detail})",
-            hint="pass the signer's .pub with --trusted-key; an invalid signature means the "
-            "manifest was changed after signing",
-        )
+        raise _too_few(checks, threshold)
     return checks
+
+
+def _too_few(checks: list[SignatureCheck], threshold: int) -> ThresholdError:
+    """Say how many signatures counted, by whom, and why each other one did not."""
+    valid = [c.keyid for c in checks if c.valid]
+    parts = [f"signed by {', '.join(f'{k[:16]}…' for k in valid)}"] if valid else []
+    parts += [
+        f"{c.keyid[:16]}…: {'invalid signature' if c.trusted else 'key not trusted'}"
+        for c in checks
+        if not c.valid
+    ]
+    noun = "signature" if len(valid) == 1 else "signatures"
+    if len(valid) == len(checks):  # every signature counted: there are just too few
+        hint = (
+            f"the bundle carries {len(checks)} {noun}: build it with more --sign-key keys, "
+            "or verify with a lower --threshold"
+        )
+    else:
+        hint = (
+            "pass the signer's .pub with --trusted-key; an invalid signature means the "
+            "manifest was changed after signing"
+        )
+    return ThresholdError(
+        f"{len(valid)} valid {noun} of {threshold} required; {'; '.join(parts)}", hint=hint
+    )

@@ -36,6 +36,7 @@ from aoe_pack.bundle.format import (
 from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
 from aoe_pack.errors import (
     BundleError,
+    BundleNotFoundError,
     DecryptionError,
     IntegrityError,
     LimitExceededError,
@@ -114,8 +115,12 @@ def open_bundle(
     """
     with ExitStack() as owned:
         if isinstance(path, str | os.PathLike):
+            if Path(path).is_dir():  # said alike everywhere: Windows opens folders as EACCES
+                raise BundleNotFoundError(f"{path} is a folder, not a bundle")
             try:
                 fp: BinaryIO = owned.enter_context(Path(path).open("rb"))
+            except FileNotFoundError as e:
+                raise BundleNotFoundError(f"{path} does not exist") from e
             except OSError as e:
                 raise BundleError(f"cannot open {path}: {e.strerror}") from e
             name: Path | None = Path(path)

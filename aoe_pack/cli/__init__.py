@@ -49,7 +49,9 @@ def cli() -> None:
       aoe-pack client check --repo repo/ --trusted-root repo/root.json --tag TAG \\
           --installed-version 1.0.0 --app-version 3.0.0 --device-id ID
 
-    Every command takes --json. Exit codes: 0 ok, 1 failed, 2 usage error.
+    Every command takes --json. Exit codes: 0 ok; 1 the work was refused or
+    failed; 2 the command line itself is wrong (an unknown option, a bad
+    value, a file that does not exist).
     What TensorFlow and the runtimes log is hidden unless -v/--verbose is
     given; -q/--quiet leaves only errors.
     """

@@ -1,4 +1,11 @@
-"""The one place where errors become messages and exit codes."""
+"""The one place where errors become messages and exit codes.
+
+The rule (see :mod:`aoe_pack.errors`): exit code 2 when the command line
+itself is wrong, as the arguments alone show (click's usage errors and every
+:class:`~aoe_pack.errors.UsageError`); exit code 1 when a well-formed command
+was refused or failed (every other :class:`~aoe_pack.errors.AoePackError`, and
+an internal error); 130 when interrupted.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,18 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._output import emit_json, use_color
-from aoe_pack.errors import EXIT_FAILURE, AoePackError, ConfigValidationError
+from aoe_pack.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    AoePackError,
+    ConfigValidationError,
+    UsageError,
+)
+
+
+def exit_code_for(error: AoePackError) -> int:
+    """2 if the command line itself is wrong (a UsageError), else 1: the module's rule."""
+    return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
 
 
 @contextmanager
@@ -21,7 +39,7 @@ def handle_errors(json_mode: bool) -> Iterator[None]:
         yield
     except AoePackError as e:
         _render(e, json_mode)
-        sys.exit(e.exit_code)
+        sys.exit(exit_code_for(e))
     except KeyboardInterrupt:
         click.echo("interrupted", file=_streams.err())
         sys.exit(130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,51 @@ from aoe_pack.errors import KeyPasswordError
 from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PrivateKey, PublicKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
+
+_NEGATIVE_NUMBER = re.compile(r"-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class NumberArgumentsCommand(click.Command):
+    """A command whose numeric arguments may be typed negative, to be told their range.
+
+    click takes ``-5`` for an unknown option ("No such option: -5"). Here a
+    negative number that is not the value of the option before it is passed
+    after ``--`` as an argument, so the argument's own type says what is
+    wrong ("-5.0 is not in the range 0<=x<=100").
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _numbers_as_arguments(self, args))
+
+
+def _numbers_as_arguments(command: click.Command, args: list[str]) -> list[str]:
+    takes_value = {
+        name
+        for p in command.params
+        if isinstance(p, click.Option) and not p.is_flag and not p.count
+        for name in p.opts
+    }
+    kept: list[str] = []
+    numbers: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return [*kept, "--", *numbers, *args[i + 1 :]]
+        if arg in takes_value:
+            kept += args[i : i + 2]
+            i += 2
+            continue
+        (numbers if _NEGATIVE_NUMBER.fullmatch(arg) else kept).append(arg)
+        i += 1
+    return [*kept, "--", *numbers] if numbers else kept
+
+
+INPUT_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+"""A file the command reads: one that is missing or a folder is a usage error (exit 2)."""
+BUNDLE_FILE = click.Path(path_type=Path)
+"""A bundle to read: the library refuses a missing one or a folder (BundleNotFoundError,
+exit 2) only after the keys load, as docs/format.md §10 asks."""
 
 json_option = click.option(
     "--json", "json_mode", is_flag=True, help="Print a machine-readable JSON result on stdout."

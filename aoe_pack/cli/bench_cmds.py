@@ -15,6 +15,8 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    BUNDLE_FILE,
+    INPUT_FILE,
     decryption_key_option,
     json_option,
     key_password_option,
@@ -52,11 +54,16 @@ def bench() -> None:
         (`aoe-pack bench run --help` lists every option)
     aoe-pack bench report A.json B.json ... --out report.html|report.md
         merge reports from several devices into one table and plot
+
+    \b
+    Example:
+      aoe-pack bench mnist.aoe --trusted-key keys/release.pub --out this-device.json
+      aoe-pack bench report this-device.json other-device.json --out report.html
     """
 
 
 @bench.command("run")
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=BUNDLE_FILE)
 @click.option(
     "--trusted-key",
     "trusted_keys",
@@ -179,7 +186,7 @@ def _print_table(output: Output, report: BenchReport, out: Path | None) -> None:
 
 
 @bench.command("report")
-@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",

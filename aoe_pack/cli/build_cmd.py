@@ -11,6 +11,7 @@ import click
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
     json_option,
     key_password_option,
     load_signing_keys,
@@ -53,15 +54,14 @@ class _Shown:
 
 
 @click.command()
-@click.argument(
-    "configs", metavar="CONFIG...", nargs=-1, required=True, type=click.Path(path_type=Path)
-)
+@click.argument("configs", metavar="CONFIG...", nargs=-1, required=True, type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the bundle (OUT.aoe). Written atomically.",
+    help="Where to write the bundle (OUT.aoe). Written atomically; an existing file is "
+    "refused unless --force is given.",
 )
 @click.option(
     "--sign-key",
@@ -96,6 +96,7 @@ class _Shown:
     help='Convert for this target instead of the config\'s "targets" (repeatable), e.g. '
     "tflite:fp16, onnx:basic, ort, mnn:fp16, ncnn. Needs aoe-pack[convert].",
 )
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option(
     "--skip-failed-targets",
     is_flag=True,
@@ -113,6 +114,7 @@ def build(
     kek_files: tuple[str, ...],
     no_encrypt: bool,
     targets: tuple[str, ...],
+    force: bool,
     skip_failed_targets: bool,
     json_mode: bool,
 ) -> None:
@@ -157,6 +159,7 @@ def build(
             targets=targets,
             skip_failed_targets=skip_failed_targets,
             events=_Shown(output),
+            overwrite=force,
         )
     result = built.result
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    BUNDLE_FILE,
     decryption_key_option,
     json_option,
     key_password_option,
@@ -19,12 +21,9 @@ from aoe_pack.cli._options import (
 from aoe_pack.cli._output import Output, file_size, human_size
 from aoe_pack.cli._targets import show_provenance_targets
 
-if TYPE_CHECKING:
-    pass
-
 
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=BUNDLE_FILE)
 @trusted_key_option
 @threshold_option
 @decryption_key_option
@@ -44,7 +43,12 @@ def verify(
     Without a key it proves that what was shipped is what was signed. With
     --decryption-key it also decrypts (streaming, no plaintext file) and checks
     the model against the digest recorded at build time.
-    Exit codes: 0 verified, 1 failed, 2 usage error.
+    Exit codes: 0 verified, 1 not verified, 2 the command line is wrong.
+
+    \b
+    Example:
+      aoe-pack verify mnist.aoe --trusted-key keys/release.pub
+      aoe-pack verify mnist.aoe --trusted-key keys/release.pub --decryption-key keys/app.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -77,13 +81,17 @@ def verify(
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=BUNDLE_FILE)
 @json_option
 def inspect(bundle: Path, json_mode: bool) -> None:
     """Show what BUNDLE says about itself, without any key.
 
     Identity, files and sizes, signers' key ids, encryption recipients and
     provenance. Nothing shown is verified: run `aoe-pack verify` for that.
+
+    \b
+    Example:
+      aoe-pack inspect mnist.aoe
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -112,19 +120,28 @@ def inspect(bundle: Path, json_mode: bool) -> None:
             output.line("  recipient none (not encrypted)")
         show_provenance_targets(output, m.provenance)
         prov = m.provenance
-        builder = prov.get("builder", {})
-        output.line(f"  built by  {builder.get('name')} {builder.get('version')}")
-        src = prov.get("source", {})
-        if src:
-            output.line(f"  source    {src.get('path')} sha256:{src.get('sha256')}")
-        for tool, ver in sorted(prov.get("tools", {}).items()):
+        output.line(
+            f"  built by  {_said(prov, 'builder', 'name')} {_said(prov, 'builder', 'version')}"
+        )
+        if prov.get("source"):
+            source = f"{_said(prov, 'source', 'path')} sha256:{_said(prov, 'source', 'sha256')}"
+            output.line(f"  source    {source}")
+        tools = prov.get("tools")
+        for tool, ver in sorted(tools.items() if isinstance(tools, dict) else ()):
             output.line(f"  tool      {tool} {ver}")
 
     output.result(result.to_dict(), text)
 
 
+def _said(provenance: Mapping[str, Any], block: str, key: str) -> str:
+    """A provenance field as text, "unknown" if absent: provenance is free-form and unverified."""
+    fields = provenance.get(block)
+    value = fields.get(key) if isinstance(fields, Mapping) else None
+    return "unknown" if value is None else str(value)
+
+
 @click.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", type=BUNDLE_FILE)
 @click.option(
     "--out",
     "-o",
@@ -152,6 +169,11 @@ def unpack(
 
     Files appear only once every byte verified; nothing is ever written outside
     --out, symlinks are never followed, and a failure leaves no partial file.
+
+    \b
+    Example:
+      aoe-pack unpack mnist.aoe --out model/ --trusted-key keys/release.pub \\
+          --decryption-key keys/app.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):

@@ -10,6 +10,7 @@ import click
 from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
     decryption_key_option,
     json_option,
     key_password_option,
@@ -41,7 +42,7 @@ _device_options = [
     click.option(
         "--trusted-root",
         required=True,
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        type=INPUT_FILE,
         help="The root.json shipped with the app.",
     ),
     click.option(
@@ -107,7 +108,15 @@ def _device(
 
 @click.group()
 def client() -> None:
-    """The device side of updates: the reference flow Android and iOS follow."""
+    """The device side of updates: the reference flow Android and iOS follow.
+
+    \b
+    Example:
+      aoe-pack client check --repo repo/ --trusted-root repo/root.json --tag tag_mnist \\
+          --installed-version 1.0.0 --app-version 3.0.0 --device-id device-1
+      aoe-pack client simulate --repo repo/ --trusted-root repo/root.json --tag tag_mnist \\
+          --local-version 1.0.0 --app-version 3.0.0 --devices 10000
+    """
 
 
 @client.command()
@@ -229,13 +238,27 @@ def check(
     "--local-version", required=True, metavar="V", help="Model version shipped in the app."
 )
 @click.option(
-    "--installed",
+    "--installed-version",
     "installed",
     multiple=True,
     metavar="V",
-    help="Remote versions devices already run, spread evenly (repeat).",
+    help="A downloaded version devices run now; repeat it to spread them evenly over "
+    "several (default: they all run the model shipped in the app).",
 )
-@click.option("--devices", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option(
+    "--installed",
+    "installed_alias",
+    multiple=True,
+    hidden=True,
+    help="Deprecated spelling of --installed-version.",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="How many devices to decide for (ids sim-000000, sim-000001, ...).",
+)
 @click.option("--plain-http", is_flag=True, default=None, help="HTTP for an oci:// registry.")
 @timeout_option
 @json_option
@@ -248,6 +271,7 @@ def simulate(
     repo: str,
     local_version: str,
     installed: tuple[str, ...],
+    installed_alias: tuple[str, ...],
     devices: int,
     plain_http: bool | None,
     timeout: float | None,
@@ -257,10 +281,18 @@ def simulate(
 
     \b
     Device ids are sim-000000, sim-000001, ... (docs/format.md 15.7), so the
-    totals can be reproduced; with --installed given K times, device i runs
-    the (i mod K)-th of them.
+    totals can be reproduced; with --installed-version given K times, device i
+    runs the (i mod K)-th of them.
+
+    \b
+    Example:
+      aoe-pack client simulate --repo repo/ --trusted-root repo/root.json --tag tag_mnist \\
+          --local-version 1.0.0 --app-version 3.0.0 --devices 10000 --installed-version 1.1.0
     """
     output = Output(json_mode)
+    if installed_alias:
+        output.warn("--installed is deprecated: write --installed-version")
+        installed += installed_alias
     with handle_errors(json_mode):
         from aoe_pack.client.simulate import simulate as _simulate
         from aoe_pack.client.verify_repo import verify_repository

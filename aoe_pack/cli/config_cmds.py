@@ -10,7 +10,7 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import json_option, verbosity_options
+from aoe_pack.cli._options import INPUT_FILE, json_option, verbosity_options
 from aoe_pack.cli._output import Output
 from aoe_pack.errors import EXIT_FAILURE, AoePackError, MissingExtraError
 
@@ -23,9 +23,10 @@ def _report_text(output: Output, report: object, path: Path) -> None:
     from aoe_pack.config import ValidationReport
 
     assert isinstance(report, ValidationReport)
-    for n in report.notices:
-        where = f"{path}:{n.line}" if n.line else str(path)
-        output.line(f"{where}: legacy: {n.message}", fg="yellow")
+    if report.rewrite is None:  # a rewrite lists them among its changes
+        for n in report.notices:
+            where = f"{path}:{n.line}" if n.line else str(path)
+            output.line(f"{where}: legacy: {n.message}", fg="yellow")
     for v in report.violations:
         where = f"{path}:{v.line}:{v.column}" if v.line else str(path)
         output.line(f"{where}: {v.pointer or '/'}: {v.message}", fg="red")
@@ -35,14 +36,25 @@ def _report_text(output: Output, report: object, path: Path) -> None:
         output.line(f"{path}: valid", fg="green", bold=True)
     else:
         output.line(f"{path}: {len(report.violations)} problem(s)", fg="red", bold=True)
+    rewrite = report.rewrite
+    if rewrite is None:
+        return
+    if not rewrite.written:
+        output.line(f"{rewrite.path}: already canonical, left as it was")
+        return
+    verb = "rewrote" if rewrite.path == path else "wrote"
+    output.line(f"{verb} {rewrite.path}:")
+    for change in rewrite.changes:
+        output.line(f"  {change}")
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=INPUT_FILE)
 @click.option(
     "--fix",
     is_flag=True,
-    help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically.",
+    help="Rewrite CONFIG in canonical form (legacy AoE spellings mapped), atomically, and "
+    'list each change (--json: "rewritten").',
 )
 @click.option(
     "--no-model",
@@ -65,6 +77,11 @@ def validate(config: Path, fix: bool, no_model: bool, json_mode: bool) -> None:
     outputs the config does not declare are read from the model and shown;
     --fix writes them into the config. This needs aoe-pack[convert]; without
     it, the model is reported as not checked.
+
+    \b
+    Example:
+      aoe-pack validate sample_models/mnist/config.json
+      aoe-pack validate old-aoe/model.config --fix --no-model
     """
     output = Output(json_mode)
     check = _ModelCheck(output, skip=no_model)
@@ -189,7 +206,7 @@ class _ModelCheck:
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=INPUT_FILE)
 @click.option(
     "--out",
     "-o",
@@ -208,6 +225,10 @@ def migrate(config: Path, out: Path | None, no_model: bool, json_mode: bool) -> 
 
     Inputs and outputs the config does not declare are read from the model
     and written out (needs aoe-pack[convert]), as validate --fix does.
+
+    \b
+    Example:
+      aoe-pack migrate old-aoe/model.config --out old-aoe/config.json
     """
     output = Output(json_mode)
     check = _ModelCheck(output, skip=no_model)
@@ -219,7 +240,6 @@ def migrate(config: Path, out: Path | None, no_model: bool, json_mode: bool) -> 
 
     def text() -> None:
         _report_text(output, report, config)
-        output.line(f"wrote {out or config}")
         check.show(config, written=True)
 
     output.result({**report.to_dict(), "model": check.result}, text)

@@ -12,6 +12,8 @@ import click
 
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
+    INPUT_FILE,
+    NumberArgumentsCommand,
     json_option,
     key_password_option,
     load_signing_keys,
@@ -116,7 +118,13 @@ def manifest() -> None:
     metavar="PUB",
     help="Public key trusted to sign the manifest (ed25519/p256). Repeat for several.",
 )
-@click.option("--threshold", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many of the root keys must sign each manifest (and the next root).",
+)
 @sign_key_option
 @key_password_option("--sign-key")
 @expires_option
@@ -136,6 +144,11 @@ def init(
 
     The root must be signed by THRESHOLD of its own keys, so pass that many
     --sign-key. Ship root.json inside the app: it is the device's --trusted-root.
+
+    \b
+    Example:
+      aoe-pack manifest init --repo repo/ --root-key keys/release.pub \\
+          --sign-key keys/release.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -167,9 +180,7 @@ def init(
 
 
 @manifest.command()
-@click.argument(
-    "bundles", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
-)
+@click.argument("bundles", nargs=-1, required=True, type=INPUT_FILE)
 @repo_option
 @sign_key_option
 @key_password_option("--sign-key")
@@ -225,6 +236,11 @@ def publish(
     then named by a new manifest version, written with compare-and-swap (so
     concurrent publishers never lose a release). Publishing the same bundle
     again changes nothing; a different bundle for a published version is refused.
+
+    \b
+    Example:
+      aoe-pack manifest publish mnist.aoe --repo repo/ --sign-key keys/release.key \\
+          --rollout 10
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -271,7 +287,12 @@ def publish(
 @timeout_option
 @json_option
 def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: bool) -> None:
-    """List every model's releases: version, channel, rollout, yanked."""
+    """List every model's releases: version, channel, rollout, yanked.
+
+    \b
+    Example:
+      aoe-pack manifest show --repo repo/
+    """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.publish.workflow import read_state
@@ -341,6 +362,11 @@ def _edit_command(
 @click.argument("tag")
 @click.argument("version")
 @click.option("--reason", required=True, help="Why; devices report it when they fall back.")
+@click.option(
+    "--update-reason",
+    is_flag=True,
+    help="Replace the reason of a release that is already yanked (refused without it).",
+)
 @sign_key_option
 @key_password_option("--sign-key")
 @expires_option
@@ -351,6 +377,7 @@ def yank(
     tag: str,
     version: str,
     reason: str,
+    update_reason: bool,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
     expires: str,
@@ -360,11 +387,24 @@ def yank(
     """Withdraw a release: no device downloads it, and devices running it fall back.
 
     A yank cannot be undone: publish a new version instead of the withdrawn one.
+
+    \b
+    Example:
+      aoe-pack manifest yank --repo repo/ tag_mnist 1.2.0 --reason "bad accuracy" \\
+          --sign-key keys/release.key
     """
     from aoe_pack.publish import releases
 
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.yank(store, tag, version, reason=reason, sign_keys=keys, expires=exp)
+        return releases.yank(
+            store,
+            tag,
+            version,
+            reason=reason,
+            sign_keys=keys,
+            expires=exp,
+            update_reason=update_reason,
+        )
 
     _edit_command(
         json_mode,
@@ -378,7 +418,7 @@ def yank(
     )
 
 
-@manifest.command()
+@manifest.command(cls=NumberArgumentsCommand)
 @repo_option
 @click.argument("tag")
 @click.argument("version")
@@ -402,7 +442,11 @@ def rollout(
     """Widen or narrow a release's rollout to PCT percent of devices.
 
     Devices already in stay in as it grows. Narrowing stops new downloads but
-    takes nothing away; yank does that.
+    takes nothing away; yank does that. A yanked release is refused.
+
+    \b
+    Example:
+      aoe-pack manifest rollout --repo repo/ tag_mnist 1.2.0 50 --sign-key keys/release.key
     """
     from aoe_pack.publish import releases
 
@@ -432,7 +476,13 @@ def pin(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Pin every device to one release, to `local` (kill switch), or `none` to unpin."""
+    """Pin every device to one release, to `local` (kill switch), or `none` to unpin.
+
+    \b
+    Example:
+      aoe-pack manifest pin --repo repo/ tag_mnist local --sign-key keys/release.key
+      aoe-pack manifest pin --repo repo/ tag_mnist none --sign-key keys/release.key
+    """
     from aoe_pack.publish import releases
 
     pinned = None if target == "none" else target
@@ -467,7 +517,12 @@ def resign(
     plain_http: bool | None,
     json_mode: bool,
 ) -> None:
-    """Re-sign the manifest with a fresh expiry (run it on a schedule)."""
+    """Re-sign the manifest with a fresh expiry (run it on a schedule).
+
+    \b
+    Example:
+      aoe-pack manifest resign --repo repo/ --sign-key keys/release.key --expires 30d
+    """
     from aoe_pack.publish import releases
 
     def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
@@ -530,6 +585,11 @@ def rotate_root(
     its own, so pass --sign-key for both; devices walk roots/N.root.json one
     version at a time and refuse a root that is not. The manifest is re-signed
     under both roots first, so devices accept it before and after the switch.
+
+    \b
+    Example:
+      aoe-pack manifest rotate-root --repo repo/ --root-key keys/new.pub \\
+          --sign-key keys/release.key --sign-key keys/new.key
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
@@ -558,7 +618,7 @@ def rotate_root(
 @click.option(
     "--trusted-root",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=INPUT_FILE,
     help="The root the devices ship with (root.json of version 1, or later).",
 )
 @click.option(
@@ -578,7 +638,12 @@ def verify_repo(
     timeout: float | None,
     json_mode: bool,
 ) -> None:
-    """Check a repository exactly as a device would: root chain, signatures, expiry."""
+    """Check a repository exactly as a device would: root chain, signatures, expiry.
+
+    \b
+    Example:
+      aoe-pack manifest verify --repo repo/ --trusted-root repo/root.json --bundles
+    """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack.client.verify_repo import verify_repository

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
-from aoe_pack.client.decide import Action, Decision, Device, decide
+from aoe_pack.client.decide import Action, Decision, Device, decide, require_model
 from aoe_pack.client.install import install
 from aoe_pack.errors import (
     OutputError,
@@ -299,12 +299,19 @@ def check(
     decryption_key: DecryptionKey | None = None,
     now: dt.datetime | None = None,
     minimum: int | None = None,
+    require_tag: bool = False,
 ) -> CheckResult:
-    """Run the device flow once (module docstring); ``minimum`` as in :func:`refresh`."""
+    """Run the device flow once (module docstring); ``minimum`` as in :func:`refresh`.
+
+    With ``require_tag``, a tag the manifest lacks is refused
+    (:func:`~aoe_pack.client.decide.require_model`) instead of kept.
+    """
     now = now or dt.datetime.now(dt.UTC)
     root, manifest = refresh(
         store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum
     )
+    if require_tag:
+        require_model(manifest, tag)
     decision = decide(manifest, tag, device)
     result = CheckResult(decision, root.version, manifest.version)
     release = decision.release

@@ -32,8 +32,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from aoe_pack.errors import ReleaseNotFoundError
 from aoe_pack.repository.model import LOCAL, Manifest, ModelReleases, Release
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 BUCKETS = 10_000
 _DOMAIN = b"aoe-rollout/v1\x00"
@@ -154,6 +155,20 @@ def _why_leave(entry: ModelReleases, remote: Version, local: Version) -> str | N
     if remote < local:
         return f"the app's own model {local} is newer than the downloaded {remote}"
     return None
+
+
+def require_model(manifest: Manifest, tag: str) -> None:
+    """:class:`ReleaseNotFoundError` naming the tags there are, if the manifest lacks ``tag``.
+
+    Rule 1 keeps what runs for such a tag: an app may ship before its model's
+    first release. Where a person typed the tag, it is a typo to report.
+    """
+    if tag not in manifest.models:
+        known = ", ".join(manifest.models) or "none yet"
+        raise ReleaseNotFoundError(
+            f"the manifest has no model {tag}; its models: {known}",
+            hint="check --tag: `aoe-pack manifest show` lists the published tags",
+        )
 
 
 def decide(  # noqa: PLR0911 - one return per rule of the module docstring

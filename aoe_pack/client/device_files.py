@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from aoe_pack._io import FileTooLargeError, read_capped
-from aoe_pack.errors import RepositoryFormatError, UsageError
+from aoe_pack.errors import RepositoryError, RepositoryFormatError
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 
 
@@ -33,7 +33,7 @@ def read_trusted_root(path: str | os.PathLike[str]) -> bytes:
             hint="pass the root.json the repository was created with (or a later one)",
         ) from e
     except OSError as e:
-        raise UsageError(f"cannot read --trusted-root {path}: {e.strerror}") from e
+        raise RepositoryError(f"cannot read --trusted-root {path}: {e.strerror}") from e
 
 
 def state_folder() -> Path:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aoe_pack.client.decide import Action, Device, decide
+from aoe_pack.client.decide import Action, Device, decide, require_model
 from aoe_pack.repository.model import Manifest
 
 
@@ -32,7 +32,12 @@ def outcome_label(action: Action, version: str | None) -> str:
 def simulate(
     manifest: Manifest, tag: str, template: Device, *, devices: int, installed: Sequence[str] = ()
 ) -> FleetResult:
-    """Decide for ``devices`` devices ``sim-000000``...; ``installed`` cycles their models."""
+    """Decide for ``devices`` devices ``sim-000000``...; ``installed`` cycles their models.
+
+    A tag the manifest lacks is refused: a fleet that all keeps its model
+    would only hide the typo.
+    """
+    require_model(manifest, tag)
     outcomes: Counter[str] = Counter()
     for i in range(devices):
         version = installed[i % len(installed)] if installed else None

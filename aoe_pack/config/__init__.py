@@ -11,6 +11,7 @@ from aoe_pack.config._schema import ecma_validator
 from aoe_pack.config.model import ModelConfig, ModelFile, TensorSpec
 from aoe_pack.config.validate import (
     LegacyNotice,
+    Rewrite,
     ValidationReport,
     Violation,
     load_config,
@@ -22,6 +23,7 @@ __all__ = [
     "LegacyNotice",
     "ModelConfig",
     "ModelFile",
+    "Rewrite",
     "TensorSpec",
     "ValidationReport",
     "Violation",

@@ -14,6 +14,8 @@ from typing import Any
 
 from aoe_pack.config._schema import Finding, close_match
 from aoe_pack.config._source import json_value
+from aoe_pack.errors import VersionError
+from aoe_pack.versions import Version
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -71,6 +73,22 @@ def relation_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Find
         elif entry["path"] in seen:
             yield Finding(f"/files/{i}/path", f"{json_value(entry['path'])} is listed twice")
         seen.add(entry["path"])
+
+
+def release_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Finding]:
+    """What ``manifest publish`` would refuse later: a version with no ``versionCode``.
+
+    The rule is the repository's own (:meth:`Version.version_code`), so a
+    config that validates is one that can be released.
+    """
+    version = doc.get("version")
+    if not isinstance(version, str) or not _clean("/version", failed):
+        return
+    try:
+        Version.parse(version).version_code()
+    except VersionError as e:
+        refused = f"{e.message}; `aoe-pack manifest publish` would refuse it"
+        yield Finding("/version", refused, e.hint)
 
 
 def file_findings(doc: Mapping[str, Any], config_dir: Path, failed: set[str]) -> Iterator[Finding]:

@@ -74,12 +74,31 @@ class LegacyNotice:
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """What :func:`~aoe_pack.config.migrate_config` did to the file it wrote.
+
+    ``written`` is false when the file already held exactly the canonical
+    text (it is then left alone, mtime included); ``changes`` says in words
+    what differs from the file as it was, one entry per change.
+    """
+
+    path: Path
+    written: bool
+    changes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rewrite as JSON-ready data."""
+        return {"path": str(self.path), "written": self.written, "changes": list(self.changes)}
+
+
+@dataclass(frozen=True)
 class ValidationReport:
     """Everything ``validate_config`` found out about one config file.
 
     ``canonical`` is the config in canonical form whenever the file parsed as
     a JSON object, valid or not; ``config`` is set only when there are no
-    violations.
+    violations. ``rewrite`` is set by ``migrate_config`` (``validate --fix``)
+    only.
     """
 
     path: Path
@@ -87,6 +106,7 @@ class ValidationReport:
     notices: tuple[LegacyNotice, ...]
     canonical: Mapping[str, Any] | None
     config: ModelConfig | None
+    rewrite: Rewrite | None = None
 
     @property
     def ok(self) -> bool:
@@ -101,4 +121,5 @@ class ValidationReport:
             "violations": [v.to_dict() for v in self.violations],
             "notices": [n.to_dict() for n in self.notices],
             "canonical": dict(self.canonical) if self.canonical is not None else None,
+            "rewritten": self.rewrite.to_dict() if self.rewrite is not None else None,
         }

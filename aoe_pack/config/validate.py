@@ -25,9 +25,9 @@ from typing import Any
 from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack._jcs import json_values_beyond
 from aoe_pack.config import _source
-from aoe_pack.config._checks import file_findings, relation_findings
+from aoe_pack.config._checks import file_findings, relation_findings, release_findings
 from aoe_pack.config._normalise import build_config, canonical_form
-from aoe_pack.config._report import LegacyNotice, ValidationReport, Violation
+from aoe_pack.config._report import LegacyNotice, Rewrite, ValidationReport, Violation
 from aoe_pack.config._schema import Finding, schema_findings
 from aoe_pack.config.legacy import map_legacy, repair_text
 from aoe_pack.config.model import ModelConfig
@@ -38,6 +38,7 @@ _DUPLICATE_HINT = "remove one: JSON readers disagree on which one counts"
 
 __all__ = [
     "LegacyNotice",
+    "Rewrite",
     "ValidationReport",
     "Violation",
     "load_config",
@@ -73,6 +74,7 @@ def validate_config(path: Path) -> ValidationReport:
     if isinstance(data, dict):
         failed = {f.pointer for f in findings}
         findings += relation_findings(data, failed)
+        findings += release_findings(data, failed)
         findings += file_findings(data, path.parent, failed)
     violations += [_locate(src, origins, f) for f in findings]
     violations.sort(key=lambda v: (v.line or _LAST, v.column or 0, v.pointer, v.message))
@@ -119,18 +121,33 @@ def migrate_config(
     config = report.config
     if config is None or report.canonical is None:
         raise _invalid(report, "not migrated")
+    changes = [n.message for n in report.notices]
     if complete is not None:
-        config = complete(config)
+        completed = complete(config)
+        changes += _changed(config.canonical, completed.canonical, "read from the model")
+        config = completed
         report = dataclasses.replace(report, canonical=dict(config.canonical), config=config)
     target = Path(out) if out is not None else path
     canonical = dict(config.canonical)
     if target.resolve().parent != path.resolve().parent:
         canonical["modelDir"] = _rebased_model_dir(config, target)
+        changes += _changed(config.canonical, canonical, f"relative to {target.parent}")
         config = build_config(target.resolve(), canonical)
         report = dataclasses.replace(report, canonical=canonical, config=config)
     text = json.dumps(canonical, indent=2, ensure_ascii=False) + "\n"
-    _write_atomic(target, text)
-    return report
+    written = _write_atomic(target, text)
+    if written and not changes:
+        changes.append("canonical layout: key order and 2-space indentation")
+    return dataclasses.replace(report, rewrite=Rewrite(target, written, tuple(changes)))
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any], why: str) -> list[str]:
+    """The top-level keys ``after`` adds to ``before`` or changes, in words."""
+    return [
+        f"{'added' if key not in before else 'changed'} {key} ({why})"
+        for key in after
+        if before.get(key) != after[key]
+    ]
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -238,11 +255,12 @@ def _rebased_model_dir(config: ModelConfig, target: Path) -> str:
     return relative.as_posix()
 
 
-def _write_atomic(target: Path, text: str) -> None:
+def _write_atomic(target: Path, text: str) -> bool:
+    """Write ``text`` to ``target`` unless it holds it already; whether it wrote."""
     data = text.encode("utf-8")
     with contextlib.suppress(OSError):
         if target.read_bytes() == data:
-            return  # already canonical: leave the file (and its mtime) alone
+            return False  # already canonical: leave the file (and its mtime) alone
     try:
         # Keep the permissions of the file being replaced (mkstemp makes 0600).
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
@@ -262,3 +280,4 @@ def _write_atomic(target: Path, text: str) -> None:
         if isinstance(e, OSError):
             raise OutputError(f"cannot write {target}: {e.strerror or e}") from e
         raise
+    return True

@@ -97,7 +97,7 @@ class Artifact:
 
 
 def require_variant(runtime: str, variants: Sequence[str], variant: str) -> None:
-    """ConverterNotFoundError unless ``variant`` is one of ``variants`` (a usage error)."""
+    """ConverterNotFoundError unless ``variant`` is one of ``variants``."""
     if variant not in variants:
         raise ConverterNotFoundError(
             f"runtime {runtime!r} has no variant {variant!r}; choose one of {', '.join(variants)}"

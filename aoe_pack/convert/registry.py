@@ -15,7 +15,7 @@ from typing import Any
 
 from aoe_pack.config.model import RUNTIME_ALIASES
 from aoe_pack.convert.api import Converter, Target, Tolerance, require_variant, tolerance_of
-from aoe_pack.errors import ConverterNotFoundError, UsageError
+from aoe_pack.errors import ConfigError, ConverterNotFoundError, UsageError
 
 GROUP = "aoe_pack.converters"
 
@@ -87,7 +87,7 @@ def _tolerance(raw: Mapping[str, Any], target: Target, conv: Converter | None) -
         return None
     if "tolerance" in raw:
         if "rtol" in raw or "atol" in raw:
-            raise UsageError(
+            raise ConfigError(
                 f'target {target.name}: "tolerance" cannot be combined with "rtol" or "atol"'
             )
         base = Tolerance.absolute(float(raw["tolerance"]))

@@ -21,7 +21,9 @@ from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
     AoePackError,
+    ReleaseConflictError,
     ReleaseNotFoundError,
+    ReleaseYankedError,
     UsageError,
     VersionError,
 )
@@ -38,8 +40,8 @@ from aoe_pack.publish.workflow import (
     signers_for,
 )
 from aoe_pack.repository.model import LOCAL, Manifest, Models, Release
-from aoe_pack.repository.versions import Version
 from aoe_pack.storage.store import Store, bundle_name
+from aoe_pack.versions import Version
 
 CHANNEL_DEFAULT = "stable"
 _CHANNEL = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as schemas/manifest.schema.json
@@ -213,7 +215,7 @@ def publish(
             e.message = f"{Path(path).name}: {e.message}"
             raise
         if any(t == tag and r.semver == rel.semver for t, r in new):
-            raise UsageError(f"{Path(path).name}: {tag} {rel.version} is given twice")
+            raise ReleaseConflictError(f"{Path(path).name}: {tag} {rel.version} is given twice")
         new.append((tag, rel))
         bundle_keys.update(signers)
     add_releases(new)(state.manifest)  # a conflict is refused before any upload
@@ -290,15 +292,28 @@ def yank(
     reason: str,
     sign_keys: Sequence[PrivateKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
+    update_reason: bool = False,
 ) -> Commit:
-    """Withdraw a release: devices running it go back to the local model."""
-    if not reason.strip():
+    """Withdraw a release: devices running it go back to the local model.
+
+    Yanking a yanked release again with the same reason changes nothing;
+    another reason is refused unless ``update_reason``, so that the reason
+    devices report does not change under them by accident.
+    """
+    reason = reason.strip()
+    if not reason:
         raise UsageError("--reason must say why the release is yanked")
+
+    def change(r: Release) -> Release:
+        if r.yanked is not None and r.yanked != reason and not update_reason:
+            raise ReleaseYankedError(
+                f"{tag} {r.version} is already yanked ({r.yanked})",
+                hint="pass --update-reason to replace the reason devices report",
+            )
+        return replace(r, yanked=reason)
+
     return edit_repository(
-        store,
-        _change_release(tag, version, lambda r: replace(r, yanked=reason.strip())),
-        sign_keys=sign_keys,
-        expires=expires,
+        store, _change_release(tag, version, change), sign_keys=sign_keys, expires=expires
     )
 
 
@@ -311,13 +326,23 @@ def set_rollout(
     sign_keys: Sequence[PrivateKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Commit:
-    """Widen or narrow a rollout. The salt stays, so devices already in stay in."""
+    """Widen or narrow a rollout. The salt stays, so devices already in stay in.
+
+    A yanked release is refused: no device downloads it, whatever its rollout.
+    """
     bp = percent_to_bp(percent)
+
+    def change(r: Release) -> Release:
+        if r.yanked is not None:
+            raise ReleaseYankedError(
+                f"{tag} {r.version} is yanked ({r.yanked}): no device downloads it, "
+                "whatever its rollout",
+                hint="publish a new version and roll that out",
+            )
+        return replace(r, rollout_bp=bp)
+
     return edit_repository(
-        store,
-        _change_release(tag, version, lambda r: replace(r, rollout_bp=bp)),
-        sign_keys=sign_keys,
-        expires=expires,
+        store, _change_release(tag, version, change), sign_keys=sign_keys, expires=expires
     )
 
 
@@ -340,7 +365,7 @@ def set_pin(
             if target is None:
                 raise ReleaseNotFoundError(f"{tag} has no release {pin} to pin to")
             if target.yanked is not None:
-                raise UsageError(
+                raise ReleaseYankedError(
                     f"{tag} {pin} is yanked ({target.yanked}): devices would not run it",
                     hint="pin a release devices may run, or `local` for the kill switch",
                 )

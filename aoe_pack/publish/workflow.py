@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.errors import (
     RepositoryError,
+    RepositoryExistsError,
     StoreConflictError,
     StoreError,
     UntrustedMetadataError,
-    UsageError,
     VersionLimitError,
 )
 from aoe_pack.keys import PrivateKey, PublicKey
@@ -177,7 +177,9 @@ def init_repository(
     """Create root version 1 and an empty manifest version 1."""
     root = new_root(1, root_keys, threshold, new_repository_id())
     if store.read(ROOT, max_bytes=DEFAULT_LIMITS.max_root_bytes) is not None:
-        raise UsageError(f"{store.url} already has a root.json; use rotate-root to change keys")
+        raise RepositoryExistsError(
+            f"{store.url} already has a root.json; use rotate-root to change keys"
+        )
     signers = signers_for(root, sign_keys)
     root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
     verify_self_signed(root_bytes)
@@ -199,7 +201,7 @@ def _create(store: Store, name: str, data: bytes) -> None:
     except StoreConflictError as e:
         existing = store.read(name, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         if existing is None or existing.data != data:
-            raise UsageError(f"{store.url}: {name} already exists") from e
+            raise RepositoryExistsError(f"{store.url}: {name} already exists") from e
 
 
 def edit_manifest(
@@ -370,7 +372,7 @@ def rotate_root(
     )
     kept = len(set(root.keys) & set(state.root.keys))
     if restart_manifest_version and kept >= root.threshold:
-        raise UsageError(
+        raise RepositoryError(
             f"--restart-manifest-version needs a root that revokes the old keys: root "
             f"version {root.version} keeps {kept} of them, at least its threshold "
             f"{root.threshold}, so devices keep their manifest version floor and would "

@@ -1,4 +1,4 @@
-"""The repository's signed documents: root, manifest, versions. No I/O.
+"""The repository's signed documents: root, manifest, trust checks. No I/O.
 
 Not to be confused with a bundle's own manifest (:mod:`aoe_pack.bundle.manifest`)
 or an OCI manifest (:mod:`aoe_pack.storage.oci`). :mod:`aoe_pack.publish` writes

@@ -22,6 +22,7 @@ from typing import Any
 from aoe_pack import dsse
 from aoe_pack._jcs import MAX_SAFE_INTEGER, json_values_beyond
 from aoe_pack._jcs import canonical_json_integral as canonical_json
+from aoe_pack._quote import quote_json
 from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     RepositoryFormatError,
@@ -118,7 +119,8 @@ def parse(
         )
     if doc["payloadType"] != payload_type:
         raise RepositoryFormatError(
-            f"{what} has payloadType {str(doc['payloadType'])[:80]!r}, expected {payload_type!r}"
+            f"{what} has payloadType {quote_json(doc['payloadType'])}, "
+            f"expected {quote_json(payload_type)}"
         )
     if not isinstance(doc["payload"], str):
         raise RepositoryFormatError(f"{what}: payload must be a base64 string")

@@ -25,7 +25,7 @@ from typing import Any
 
 from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 MANIFEST_KIND = "aoe.repository.manifest"
 FORMAT_VERSION = 1

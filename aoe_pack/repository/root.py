@@ -17,6 +17,7 @@ from typing import Any
 from aoe_pack._crypto.asymmetric import load_public
 from aoe_pack.errors import (
     KeyFileError,
+    KeyTypeError,
     RepositoryFormatError,
     RootRotationError,
     UntrustedMetadataError,
@@ -92,7 +93,7 @@ def new_root(
     by_id = {k.key_id: k for k in keys}
     for k in keys:
         if k.kind not in _ALGORITHMS:
-            raise UsageError(
+            raise KeyTypeError(
                 f"root key {k.key_id[:16]}… is a {k.algorithm} key; roots hold signing keys",
                 hint="use an ed25519 or p256 .pub (aoe-pack keygen)",
             )

@@ -25,7 +25,13 @@ from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.cli import cli
 from aoe_pack.config import validate_config
 from aoe_pack.config.model import ModelConfig
-from aoe_pack.errors import IntegrityError, ThresholdError, UsageError
+from aoe_pack.errors import (
+    BenchReportError,
+    IntegrityError,
+    MissingKeyError,
+    ThresholdError,
+    UsageError,
+)
 from aoe_pack.keys import (
     DecryptionKey,
     PublicKey,
@@ -292,10 +298,10 @@ def test_no_plaintext_reaches_the_disk(
 # --- checks before anything runs ----------------------------------------------------
 
 
-def test_encrypted_bundle_without_key_is_a_usage_error(
+def test_encrypted_bundle_without_key_is_refused(
     squeezenet_bundle: Path, trusted: list[PublicKey]
 ) -> None:
-    with pytest.raises(UsageError, match="encrypted"):
+    with pytest.raises(MissingKeyError, match="encrypted"):
         bench_bundle(squeezenet_bundle, trusted_keys=trusted, runs=1)
 
 
@@ -415,13 +421,13 @@ def test_cli_bench_run_prints_a_table(mnist_bundle: Path, keys: dict[str, Path])
 
 def test_cli_bench_errors_use_the_error_hierarchy(squeezenet_bundle: Path, tmp_path: Path) -> None:
     r = aoe("bench", squeezenet_bundle, "--json")
-    assert r.exit_code == 2
+    assert r.exit_code == 1  # well-formed, but this bundle needs a key
     err = json.loads(r.stdout)["error"]
-    assert err["code"] == "usage"
+    assert err["code"] == "key-missing"
     assert "--decryption-key" in err["hint"]
     r = aoe("bench", tmp_path / "missing.aoe")
-    assert r.exit_code == 1
-    assert "cannot open" in r.stderr
+    assert r.exit_code == 2  # a file argument that names nothing
+    assert "does not exist" in r.stderr
     assert "Traceback" not in r.stderr
 
 
@@ -480,10 +486,10 @@ def test_cli_report_writes_markdown(mnist_bundle: Path, tmp_path: Path) -> None:
 def test_report_refuses_unknown_format_and_extension(tmp_path: Path) -> None:
     bad = tmp_path / "future.json"
     bad.write_text(json.dumps({"format": "aoe-bench/v9"}))
-    with pytest.raises(UsageError, match="aoe-bench/v9"):
+    with pytest.raises(BenchReportError, match="aoe-bench/v9"):
         load_report(bad)
     with pytest.raises(UsageError, match="report format"):
         write_comparison([bad], tmp_path / "report.pdf")
     r = aoe("bench", "report", bad, "--out", tmp_path / "r.html")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert "aoe-bench/v9" in r.stderr

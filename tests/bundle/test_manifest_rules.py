@@ -216,7 +216,7 @@ def test_recipient_kem_mismatch(built_bundle, signer: PrivateKey, x25519_key: Pr
 def test_recipient_unknown_kem(built_bundle, signer: PrivateKey, x25519_key: PrivateKey) -> None:
     path = built_bundle(recipients=[x25519_key.public])
     _resigned(path, signer, lambda m: m["encryption"]["recipients"][0].update(kem="RSA-KEM"))
-    with pytest.raises(ManifestError, match="kem is 'RSA-KEM'; expected one of"):
+    with pytest.raises(ManifestError, match='kem is "RSA-KEM"; expected one of'):
         verify_bundle(path, trusted_keys=[signer.public])
 
 

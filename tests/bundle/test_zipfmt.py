@@ -456,7 +456,7 @@ def test_local_name_disagrees_with_central_directory() -> None:
     blob = build()
     at = local_offset(blob, "two.bin") + 30
     blob = blob[:at] + b"TWO.bin" + blob[at + 7 :]
-    rejects(blob, ZipStructureError, "names it b'TWO.bin', but the central directory record")
+    rejects(blob, ZipStructureError, "names it 'TWO.bin', but the central directory record")
 
 
 def test_compressed_entry() -> None:

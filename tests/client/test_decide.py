@@ -11,7 +11,7 @@ import pytest
 from aoe_pack.client.decide import Action, Decision, Device, bucket, decide
 from aoe_pack.errors import RepositoryFormatError, VersionError
 from aoe_pack.repository.model import LOCAL, Manifest, ModelReleases, Release
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 TAG = "tag_x"
 

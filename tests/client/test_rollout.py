@@ -19,7 +19,7 @@ import pytest
 from aoe_pack.client.decide import BUCKETS, Action, Device, bucket, decide
 from aoe_pack.client.simulate import simulate
 from aoe_pack.repository.model import Manifest, ModelReleases, Release
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 TAG = "tag_x"
 FLEET = 100_000

@@ -125,10 +125,10 @@ def test_parity_over_tolerance_fails_the_build(tmp_path: Path, signer: Path) -> 
     assert not bundle.exists()
 
 
-def test_unknown_variant_is_a_usage_error(tmp_path: Path, signer: Path) -> None:
+def test_unknown_variant_in_the_config_is_refused(tmp_path: Path, signer: Path) -> None:
     config = sample_with_targets(tmp_path, "squeezenet", [{"runtime": "onnx", "variant": "all"}])
     r = build(config, tmp_path / "s.aoe", signer, "--json")
-    assert r.exit_code == 2
+    assert r.exit_code == 1
     assert "has no variant 'all'" in json.loads(r.stdout)["error"]["message"]
 
 

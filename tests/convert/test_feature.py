@@ -149,7 +149,7 @@ def test_models_of_one_feature_must_agree_on_tag_and_version(
         "build", CONFIGS[0], other / "config.json", "--out", tmp_path / "x.aoe",
         "--sign-key", keys / "release.key", "--no-encrypt",
     )  # fmt: skip
-    assert r.returncode == 2
+    assert r.returncode == 1  # the configs disagree: a refusal, not a usage error
     assert message in r.stderr
     assert not (tmp_path / "x.aoe").exists()
 
@@ -161,5 +161,5 @@ def test_two_models_in_folders_of_one_name_are_refused(keys: Path, tmp_path: Pat
         "build", CONFIGS[0], twin / "config.json", "--out", tmp_path / "x.aoe",
         "--sign-key", keys / "release.key", "--no-encrypt",
     )  # fmt: skip
-    assert r.returncode == 2
+    assert r.returncode == 1
     assert "two models sit in folders named 'detector'" in r.stderr

@@ -74,7 +74,7 @@ from aoe_pack.repository import envelope
 from aoe_pack.repository.model import Manifest, ModelReleases, Release
 from aoe_pack.repository.root import new_root, verify_self_signed, verify_successor
 from aoe_pack.repository.trust import verify_manifest
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 REPO = Path(__file__).resolve().parents[2]
 FUZZ_DIR = Path(__file__).resolve().parent

@@ -61,7 +61,7 @@ def test_three_versions_and_a_fleet_on_every_backend(
             "2.0.0",
             "--devices",
             "10000",
-            *(x for v in installed for x in ("--installed", v)),
+            *(x for v in installed for x in ("--installed-version", v)),
             "--json",
         )
         return {k: int(v) for k, v in doc["outcomes"].items()}

@@ -128,8 +128,10 @@ def test_pinning_a_yanked_release_is_refused(repo: dict[str, Path]) -> None:
         repo["key"],
         "--json",
     )
-    assert r.exit_code == 2
-    assert "is yanked (bad)" in json.loads(r.stdout)["error"]["message"]
+    assert r.exit_code == 1  # a refusal of well-formed work, not a usage error
+    error = json.loads(r.stdout)["error"]
+    assert error["code"] == "release-yanked"
+    assert "is yanked (bad)" in error["message"]
 
 
 def test_republishing_a_bundle_says_nothing_changed_and_warns_about_new_settings(

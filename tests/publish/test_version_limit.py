@@ -19,7 +19,7 @@ from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.client.check import refresh
-from aoe_pack.errors import RollbackError, UsageError, VersionLimitError
+from aoe_pack.errors import RepositoryError, RollbackError, VersionLimitError
 from aoe_pack.publish import releases
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state, rotate_root
 from aoe_pack.repository import envelope
@@ -82,7 +82,7 @@ def test_restart_keeping_the_old_keys_is_refused(
     last: LocalStore, repo_key: PrivateKey, other_key: PrivateKey
 ) -> None:
     before = _bytes(last, ROOT)
-    with pytest.raises(UsageError, match="keeps 1 of them, at least its threshold 1"):
+    with pytest.raises(RepositoryError, match="keeps 1 of them, at least its threshold 1"):
         rotate_root(
             last,
             new_keys=[repo_key.public, other_key.public],

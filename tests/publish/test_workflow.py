@@ -23,6 +23,7 @@ from aoe_pack.client.verify_repo import verify_repository
 from aoe_pack.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
+    RepositoryExistsError,
     RootRotationError,
     UntrustedMetadataError,
     UsageError,
@@ -37,10 +38,10 @@ from aoe_pack.publish.workflow import (
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import LOCAL, Release
 from aoe_pack.repository.root import new_root
-from aoe_pack.repository.versions import Version
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.open import open_store
 from aoe_pack.storage.store import MANIFEST, ROOT, Store, bundle_name, root_name
+from aoe_pack.versions import Version
 
 TAG = "tag_m"
 CAP = 1 << 26
@@ -98,13 +99,13 @@ def test_init_writes_root_1_and_an_empty_manifest_1(store: Store, repo_key: Priv
     assert state.manifest.expires > now_utc() + dt.timedelta(days=29)
 
 
-def test_init_twice_is_a_usage_error_and_keeps_the_root(
+def test_init_twice_is_refused_and_keeps_the_root(
     store: Store, repo_key: PrivateKey, other_key: PrivateKey
 ) -> None:
     root_before, manifest_before = _doc(store, ROOT), _doc(store, MANIFEST)
-    with pytest.raises(UsageError, match=r"already has a root\.json"):
+    with pytest.raises(RepositoryExistsError, match=r"already has a root\.json"):
         init_repository(store, root_keys=[other_key.public], threshold=1, sign_keys=[other_key])
-    with pytest.raises(UsageError, match=r"already has a root\.json"):
+    with pytest.raises(RepositoryExistsError, match=r"already has a root\.json"):
         init_repository(store, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
     assert _doc(store, ROOT) == root_before
     assert _doc(store, MANIFEST) == manifest_before

@@ -17,7 +17,7 @@ from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.repository import envelope, root
 from aoe_pack.repository.model import Manifest, ModelReleases, Release
 from aoe_pack.repository.root import Root
-from aoe_pack.repository.versions import Version
+from aoe_pack.versions import Version
 
 TAG = "tag_x"
 NOW = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)

@@ -490,8 +490,8 @@ def test_root_envelope_served_as_manifest_has_wrong_payload_type(k: list[Private
     root = make_root(1, [a.public])
     with pytest.raises(
         RepositoryFormatError,
-        match=rf"^manifest\.json has payloadType '{re.escape(envelope.ROOT_TYPE)}', "
-        rf"expected '{re.escape(envelope.MANIFEST_TYPE)}'$",
+        match=rf'^manifest\.json has payloadType "{re.escape(envelope.ROOT_TYPE)}", '
+        rf'expected "{re.escape(envelope.MANIFEST_TYPE)}"$',
     ):
         verify_manifest(sign_root(root, [a]), root, now=NOW)
     with pytest.raises(RepositoryFormatError, match="has payloadType"):

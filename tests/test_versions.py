@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aoe_pack.errors import VersionError
-from aoe_pack.repository.versions import (
+from aoe_pack.versions import (
     MAX_MAJOR,
     MAX_MINOR,
     MAX_PATCH,
