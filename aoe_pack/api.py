@@ -16,8 +16,8 @@ prints). Every failure is an [AoePackError][aoe_pack.errors.AoePackError],
 one subclass per cause (an [IntegrityError][aoe_pack.errors.IntegrityError]
 for a tampered bundle, a
 [ConfigValidationError][aoe_pack.errors.ConfigValidationError] for a bad
-config, ...), carrying a ``message``, a ``hint`` and the ``exit_code`` the
-command line would give.
+config, ...), carrying a ``message``, a ``hint`` and a stable ``code``
+(``integrity``, ``config-invalid``, ...) to match on.
 
 Importing this module loads no ML framework: a build loads the converters it
 needs when it runs. docs/library.md shows each function at work.

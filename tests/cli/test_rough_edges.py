@@ -82,9 +82,11 @@ def test_version_without_version_code_fails_validate_not_publish(tmp_path: Path)
             "(docs/format.md, versionCode)",
         }
     ]
+    ((key, _),) = _keys(tmp_path, "signer")
     code, doc = _json(
-        "build", str(config), "--out", str(tmp_path / "b.aoe"), "--sign-key", "k", "--no-encrypt"
-    )
+        "build", str(config), "--out", str(tmp_path / "b.aoe"),
+        "--sign-key", str(key.with_suffix(".key")), "--no-encrypt",
+    )  # fmt: skip
     assert code == 1
     assert doc["error"]["message"].startswith(
         f"{config} has 1 problem(s); first: 1000.0.0 has no versionCode"
