@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aoe_pack import _io
-from aoe_pack._io import WriteBehind, lock_exclusive
+from aoe_pack._io import WriteBehind, lock_exclusive, locks
 from aoe_pack.storage.local import LocalStore
 
 
@@ -65,10 +64,10 @@ def test_folder_repository_locks_with_msvcrt_where_there_is_no_fcntl(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = _FakeMsvcrt()
-    monkeypatch.setattr(_io, "_fcntl", None)
-    real_import = _io.importlib.import_module
+    monkeypatch.setattr(locks, "_fcntl", None)
+    real_import = locks.importlib.import_module
     monkeypatch.setattr(
-        _io.importlib,
+        locks.importlib,
         "import_module",
         lambda name: fake if name == "msvcrt" else real_import(name),
     )
@@ -89,8 +88,8 @@ def test_lock_exclusive_raises_other_msvcrt_errors(
         raise OSError(errno.EBADF, "Bad file descriptor")
 
     fake.locking = refuse  # type: ignore[method-assign]
-    monkeypatch.setattr(_io, "_fcntl", None)
-    monkeypatch.setattr(_io.importlib, "import_module", lambda name: fake)
+    monkeypatch.setattr(locks, "_fcntl", None)
+    monkeypatch.setattr(locks.importlib, "import_module", lambda name: fake)
     fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
     try:
         with pytest.raises(OSError, match="Bad file descriptor"):

@@ -3,7 +3,7 @@
 The folder is the device's own, but others may be able to write into it (a
 shared storage area, another app, a compromised helper) and plant links or
 files under the names used here. Everything in it is reached through
-:class:`~aoe_pack._io.Folder`: no write follows a link, nothing is deleted
+:class:`~aoe_pack._io.folder.Folder`: no write follows a link, nothing is deleted
 through one, nothing lands outside the folder, and a failed update leaves
 nothing new behind.
 """

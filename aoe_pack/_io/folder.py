@@ -1,27 +1,22 @@
-"""Small file-system helpers: atomic writes, and the one capped reader of user-named files."""
+"""A folder whose entries are reached without following links, and its locked temporaries."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import importlib
 import os
 import re
 import secrets
 import shutil
 import stat
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import BinaryIO
 
+from aoe_pack._io.entries import is_link, is_plain, ours, own_file
+from aoe_pack._io.locks import try_lock, unlink_if_closed
 from aoe_pack.errors import OutputError
-
-_fcntl: ModuleType | None = None if sys.platform == "win32" else importlib.import_module("fcntl")
-"""POSIX file locks; None on Windows, which locks with msvcrt (:func:`lock_exclusive`)."""
 
 # Windows has neither O_NOFOLLOW nor dir_fd: there every name is checked with
 # lstat before and after it is opened, and reparse points (links, junctions)
@@ -31,61 +26,10 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under our name must not block open()
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _OPEN = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-_REPARSE = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
 # Also matches the names tempfile.mkstemp gave before temporaries were locked: an
 # old aoe-pack still writing one would lose it (its rename fails; nothing is corrupted).
 _TEMP = re.compile(r"\.(?P<stem>.+)\.[0-9a-z_]{8}\.partial")
 _TEMP_TRIES = 16  # a fresh random name each time: 16 clashes or lost races is no accident
-
-
-def _is_plain(st: os.stat_result, kind: int = stat.S_IFREG) -> bool:
-    """A regular file (or folder) itself: not a link, junction or other reparse point."""
-    return stat.S_IFMT(st.st_mode) == kind and not getattr(st, "st_file_attributes", 0) & _REPARSE
-
-
-def _ours(st: os.stat_result) -> bool:
-    """Owned by our effective uid; always true where the OS has no uids (Windows)."""
-    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
-
-
-def _own_file(st: os.stat_result) -> bool:
-    """A regular file, ours, with no other name (:meth:`Folder.own_file`)."""
-    return _is_plain(st) and st.st_nlink == 1 and _ours(st)
-
-
-def _try_lock(fd: int) -> bool | None:
-    """Lock ``fd`` exclusively without waiting: True; False when another open file
-    holds it; None where locks are unsupported.
-
-    ``flock`` locks belong to the open file, not to the process: the kernel
-    drops them when the holder dies, by SIGKILL too, and a second open of the
-    same file, even in the same process, does not share them. Some network
-    file systems have no locks (None): there nothing can be proven dead.
-    """
-    if _fcntl is None:
-        return None  # an open file cannot be deleted there: see Folder._remove_if_dead
-    try:
-        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except OSError as e:
-        if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
-            return None
-        raise
-    return True
-
-
-def _unlink_if_closed(path: Path) -> bool:
-    """Windows: remove a file unless some process holds it open.
-
-    Python opens files without FILE_SHARE_DELETE, so a removal that succeeds
-    proves the writer gone. A folder offers no such proof: it is never swept.
-    """
-    try:
-        path.unlink()
-    except OSError:
-        return False
-    return True
 
 
 class Folder:
@@ -154,9 +98,9 @@ class Folder:
         st = self.lstat(name)
         if st is None:
             return None
-        if _is_plain(st) or _is_plain(st, stat.S_IFDIR):
+        if is_plain(st) or is_plain(st, stat.S_IFDIR):
             return "file" if stat.S_ISREG(st.st_mode) else "folder"
-        if stat.S_ISLNK(st.st_mode) or getattr(st, "st_file_attributes", 0) & _REPARSE:
+        if is_link(st):
             return "link"
         return "other"
 
@@ -171,7 +115,7 @@ class Folder:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _OPEN
         fd = os.open(where, flags, mode, dir_fd=dir_fd)
-        if not _AT and not (_is_plain(os.fstat(fd)) and self._same(name, fd)):
+        if not _AT and not (is_plain(os.fstat(fd)) and self._same(name, fd)):
             os.close(fd)  # something slipped in between the lstat and the open
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
         return fd
@@ -185,7 +129,7 @@ class Folder:
         user's file is theirs to change at will.
         """
         st = self.lstat(name)
-        return st if st is not None and _own_file(st) else None
+        return st if st is not None and own_file(st) else None
 
     def open_file(self, name: str, flags: int = os.O_RDONLY) -> int | None:
         """Open a regular file of ours (:meth:`own_file`); None for anything else.
@@ -205,7 +149,7 @@ class Folder:
             ):
                 return None  # removed, or swapped for a link since the lstat; or unreadable
             raise
-        if not (_own_file(os.fstat(fd)) and self._same(name, fd)):
+        if not (own_file(os.fstat(fd)) and self._same(name, fd)):
             os.close(fd)
             return None
         return fd
@@ -286,7 +230,7 @@ class Folder:
                 # Never wait for this lock. Whoever took it first is a sweeper,
                 # which then removes the entry, or a neighbour that could hold it
                 # forever: either way the name is given up for a fresh one.
-                locked = _try_lock(fd)
+                locked = try_lock(fd)
                 if locked is not False and self._same(name, fd):
                     return fd, name
                 if locked is False and self._same(name, fd):
@@ -327,17 +271,17 @@ class Folder:
 
     def _remove_if_dead(self, name: str) -> bool:
         st = self.lstat(name)
-        if st is None or not (_is_plain(st) or _is_plain(st, stat.S_IFDIR)) or not _ours(st):
+        if st is None or not (is_plain(st) or is_plain(st, stat.S_IFDIR)) or not ours(st):
             return False  # a link, a device or another user's entry is not ours to remove
         if not _AT:
-            return not stat.S_ISDIR(st.st_mode) and _unlink_if_closed(self.path / name)
+            return not stat.S_ISDIR(st.st_mode) and unlink_if_closed(self.path / name)
         where, dir_fd = self._at(name)
         try:
             fd = os.open(where, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _OPEN, dir_fd=dir_fd)
         except OSError:
             return False
         try:
-            if _try_lock(fd) is not True or not self._same(name, fd):
+            if try_lock(fd) is not True or not self._same(name, fd):
                 return False
             if stat.S_ISDIR(st.st_mode):
                 self.remove_tree(name)
@@ -374,147 +318,3 @@ class Folder:
             with contextlib.suppress(OSError):
                 self.remove(tmp)
             raise
-
-
-class FileTooLargeError(OSError):
-    """A file held more bytes than :func:`read_capped` takes.
-
-    An ``OSError`` (EFBIG), so that a caller handling read errors reports it
-    even where it does not name it; callers name it to say what the cap is for.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], cap: int) -> None:
-        super().__init__(errno.EFBIG, f"holds more than {cap} bytes", os.fspath(path))
-        self.cap = cap
-
-
-def read_capped(path: str | os.PathLike[str], cap: int) -> bytes:
-    """All bytes of the file at ``path``; :class:`FileTooLargeError` past ``cap`` bytes.
-
-    Reads at most ``cap + 1`` bytes, whatever the file is, and never asks
-    ``stat()``: a FIFO (``--trusted-key <(...)``), ``/dev/zero`` or a /proc file
-    report a size that says nothing of what ``read()`` returns, and a regular
-    file can grow between the two calls. Every file a user names for a key, a
-    KEK or a trusted root is read through here.
-    """
-    n = 0
-    with open(path, "rb", buffering=0) as f, memoryview(bytearray(cap + 1)) as buf:  # noqa: PTH123
-        while n <= cap and (got := f.readinto(buf[n:])):
-            n += got
-        if n > cap:
-            raise FileTooLargeError(path, cap)
-        return bytes(buf[:n])
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path, *, mode: int = 0o644, overwrite: bool = True) -> Iterator[BinaryIO]:
-    """Write ``path`` atomically, never through a link there (:meth:`Folder.output`)."""
-    path = Path(path)
-    with Folder(path.parent) as folder:
-        if not overwrite and folder.lstat(path.name) is not None:
-            raise OutputError(f"{path} already exists", hint="pass --force to overwrite it")
-        with folder.output(path.name, mode=mode) as fp:
-            yield fp
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_output(path, mode=mode, overwrite=overwrite) as fp:
-        fp.write(data)
-
-
-def _sync_data(fd: int) -> None:
-    # macOS and Windows have no fdatasync: fsync flushes the metadata too.
-    sync = getattr(os, "fdatasync", None) or os.fsync
-    sync(fd)
-
-
-def _drop_pages(fd: int, start: int, end: int) -> None:
-    # Only Linux and the BSDs have posix_fadvise; elsewhere the cache keeps the
-    # pages, which costs speed on a cold VM, not correctness.
-    advise = getattr(os, "posix_fadvise", None)
-    if advise is not None:
-        advise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
-
-
-def lock_exclusive(fd: int) -> None:
-    """Hold an exclusive lock on the open file ``fd`` until it is closed.
-
-    ``flock`` on POSIX; on Windows ``msvcrt.locking`` on its first byte, which
-    the lock file never needs to hold (a lock past the end is allowed).
-    """
-    if _fcntl is not None:
-        _fcntl.flock(fd, _fcntl.LOCK_EX)
-        return
-    msvcrt = importlib.import_module("msvcrt")
-    while True:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises
-        except OSError as e:
-            if e.errno != errno.EDEADLK:
-                raise
-        else:
-            return
-
-
-class WriteBehind:
-    """Flush a file being written in the background and drop its written pages.
-
-    A large sequential write into the page cache makes the kernel find fresh
-    memory for every page. On the VMs we build on, fresh guest memory is
-    faulted in from the host at ~0.4 GB/s (dd: 1 GiB in 2.7 s cold, 0.24 s
-    warm). Flushing each completed window and dropping its pages keeps the
-    page cache small and recycled, so a cold 1 GiB write takes ~0.7 s, and the
-    data is on disk by the time the file is renamed into place.
-    """
-
-    def __init__(self, fd: int, *, window: int = 32 << 20) -> None:
-        self._fd = fd
-        self._window = window
-        self._flushed = 0
-        self._busy = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._error: OSError | None = None
-
-    def written_up_to(self, position: int) -> None:
-        """Tell the flusher that bytes before ``position`` are final."""
-        if position - self._flushed < self._window or not self._busy.acquire(blocking=False):
-            return
-        start, self._flushed = self._flushed, position
-        self._thread = threading.Thread(
-            target=self._flush, args=(start, position), name="aoe-write-behind", daemon=True
-        )
-        self._thread.start()
-
-    def _flush(self, start: int, end: int) -> None:
-        try:
-            _sync_data(self._fd)
-            _drop_pages(self._fd, start, end)
-        except OSError as e:  # reported by close(); advice failing (EINVAL) is not fatal
-            if self._error is None or self._error.errno == errno.EINVAL:
-                self._error = e  # the first real error wins: Linux reports it only once
-        finally:
-            self._busy.release()
-
-    def close(self) -> None:
-        """Wait for the flusher; raise if a flush failed (e.g. disk full)."""
-        if self._thread is not None:
-            self._thread.join()
-        if self._error is not None and self._error.errno != errno.EINVAL:
-            raise OutputError(f"writing the output failed: {self._error.strerror}")
-
-    def __enter__(self) -> WriteBehind:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None:
-            self.close()
-        elif self._thread is not None:  # never leave it flushing a file being discarded
-            self._thread.join()
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    """A file's SHA-256 (hex) and size."""
-    with path.open("rb") as f:
-        digest = hashlib.file_digest(f, "sha256")
-    return digest.hexdigest(), path.stat().st_size
