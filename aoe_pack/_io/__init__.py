@@ -1,12 +1,13 @@
 """Small file-system helpers, one module each.
 
-- :mod:`.folder`: a folder whose entries are reached without following links,
-  with locked temporaries and a sweep of dead writers' ones;
+- :mod:`.folder`: a folder whose entries are reached without following links;
+- :mod:`.temporaries`: its held temporaries, and the sweep of dead writers' ones;
 - :mod:`.atomic`: write a file atomically through such a folder;
 - :mod:`.capped`: the one capped reader of the files a user names;
 - :mod:`.writebehind`: flush a large output in the background;
 - :mod:`.locks`: locks on open files; :mod:`.entries`: what an ``lstat`` says;
-- :mod:`.digest`: a file's SHA-256.
+- :mod:`.digest`: a file's SHA-256;
+- :mod:`.facilities`: what the OS offers, asked at each use (docs/platforms.md).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+from aoe_pack._io.facilities import euid
+
 _REPARSE = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
 
 
@@ -15,7 +17,8 @@ def is_plain(st: os.stat_result, kind: int = stat.S_IFREG) -> bool:
 
 def ours(st: os.stat_result) -> bool:
     """Owned by our effective uid; always true where the OS has no uids (Windows)."""
-    return not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+    uid = euid()
+    return uid is None or st.st_uid == uid
 
 
 def own_file(st: os.stat_result) -> bool:

@@ -5,31 +5,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
-import secrets
 import shutil
 import stat
-import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from aoe_pack._io.entries import is_link, is_plain, ours, own_file
-from aoe_pack._io.locks import try_lock, unlink_if_closed
+from aoe_pack._io import facilities, temporaries
+from aoe_pack._io.entries import is_link, is_plain, own_file
+from aoe_pack._io.facilities import base_flags, dir_fds, flag, opens_folders
 from aoe_pack.errors import OutputError
 
-# Windows has neither O_NOFOLLOW nor dir_fd: there every name is checked with
-# lstat before and after it is opened, and reparse points (links, junctions)
-# are refused.
-_AT = sys.platform != "win32"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under our name must not block open()
-_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_OPEN = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-# Also matches the names tempfile.mkstemp gave before temporaries were locked: an
-# old aoe-pack still writing one would lose it (its rename fails; nothing is corrupted).
-_TEMP = re.compile(r"\.(?P<stem>.+)\.[0-9a-z_]{8}\.partial")
-_TEMP_TRIES = 16  # a fresh random name each time: 16 clashes or lost races is no accident
+# Windows: how long a rename onto a file that someone holds open is retried (a
+# reader of the repository, a virus scanner, an indexer), about 2 s in all.
+_PINNED_WAITS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 class Folder:
@@ -43,10 +33,18 @@ class Folder:
     link there rather than writing through it, and a removal removes the link,
     never what it points to.
 
-    Temporaries are hidden, ``.<name>.<8 random>.partial``, and locked by their
+    Where the OS has no ``dir_fd`` and no ``O_NOFOLLOW`` (Windows), every entry
+    is reached by path instead: each name is checked with ``lstat`` before it
+    is opened and compared with what was opened after, and the folder itself
+    (and each folder above it, up to the one the caller named) must still be
+    the one first seen. A link or junction that is in place when we look is
+    refused, never written through; one swapped in and out again between two
+    looks is not seen (docs/platforms.md).
+
+    Temporaries are hidden, ``.<name>.<8 random>.partial``, and held by their
     writer for as long as it lives. :meth:`sweep` removes only our own whose
-    lock it can take, i.e. whose writer died without cleaning up (SIGKILL,
-    power cut). Age proves nothing: a slow writer of a big file may be hours old.
+    writer died without cleaning up (SIGKILL, power cut): see
+    :mod:`aoe_pack._io.temporaries`.
     """
 
     def __init__(self, path: Path) -> None:
@@ -58,11 +56,15 @@ class Folder:
         except OSError as e:
             raise OutputError(f"cannot create the folder {self.path}: {e.strerror}") from e
         self._fd: int | None = None
-        if _AT:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY | _DIRECTORY | _OPEN)
-            except OSError as e:
-                raise OutputError(f"cannot open the folder {self.path}: {e.strerror}") from e
+        self._seen: os.stat_result | None = None  # without dir_fd: the folder first seen
+        self._parent: Folder | None = None
+        try:
+            if dir_fds():
+                self._fd = os.open(self.path, os.O_RDONLY | flag("O_DIRECTORY") | base_flags())
+            else:
+                self._seen = self.path.stat()
+        except OSError as e:
+            raise OutputError(f"cannot open the folder {self.path}: {e.strerror}") from e
 
     def __enter__(self) -> Folder:
         return self
@@ -79,7 +81,31 @@ class Folder:
         """``name`` as the OS calls take it: relative to our descriptor where there is one."""
         if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
             raise OutputError(f"refusing to use {name!r} as a name in {self.path}")
-        return (name, self._fd) if _AT else (str(self.path / name), None)
+        return (name, self._fd) if self._fd is not None else (str(self.path / name), None)
+
+    def _check_intact(self) -> None:
+        """Without ``dir_fd``: this folder, and each above it, is still the one first seen.
+
+        The folder the caller named may be reached through links (as when it
+        was first seen); a folder below it must be a plain folder, never a link
+        or junction swapped in since.
+        """
+        folder: Folder | None = self
+        while folder is not None and folder._seen is not None:
+            try:
+                if folder._parent is None:
+                    st = folder.path.stat()
+                    ok = stat.S_ISDIR(st.st_mode)
+                else:
+                    st = folder.path.lstat()
+                    ok = is_plain(st, stat.S_IFDIR)
+            except OSError:
+                ok = False
+            if not (ok and os.path.samestat(st, folder._seen)):
+                raise OutputError(
+                    f"{folder.path} was replaced while in use; refusing to go on through it"
+                )
+            folder = folder._parent
 
     def lstat(self, name: str) -> os.stat_result | None:
         """The entry itself (a link is not followed), or None when there is none."""
@@ -104,21 +130,35 @@ class Folder:
             return "link"
         return "other"
 
-    def _same(self, name: str, fd: int) -> bool:
+    def names(self) -> list[str]:
+        """The names in this folder, as the folder spells them."""
+        return os.listdir(self._fd if self._fd is not None else self.path)  # noqa: PTH208 (an fd)
+
+    def same(self, name: str, fd: int) -> bool:
+        """Whether ``name`` is, right now, the very entry open as ``fd``."""
         st = self.lstat(name)
         return st is not None and os.path.samestat(st, os.fstat(fd))
 
     def create(self, name: str, mode: int = 0o644) -> int:
         """Open a new regular file for writing; an existing name, a link too, is FileExistsError."""
         where, dir_fd = self._at(name)
-        if not _AT and self.lstat(name) is not None:
+        if self._fd is None and self.lstat(name) is not None:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _OPEN
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | flag("O_NOFOLLOW") | base_flags()
         fd = os.open(where, flags, mode, dir_fd=dir_fd)
-        if not _AT and not (is_plain(os.fstat(fd)) and self._same(name, fd)):
-            os.close(fd)  # something slipped in between the lstat and the open
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
+        if self._fd is None:
+            if not (is_plain(os.fstat(fd)) and self.same(name, fd)):
+                os.close(fd)  # something slipped in between the lstat and the open
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), where)
+            self._close_unless_intact(fd)
         return fd
+
+    def _close_unless_intact(self, fd: int) -> None:
+        try:
+            self._check_intact()
+        except OutputError:
+            os.close(fd)
+            raise
 
     def own_file(self, name: str) -> os.stat_result | None:
         """The entry if it is a regular file of ours under this one name, else None.
@@ -140,8 +180,11 @@ class Folder:
         if self.own_file(name) is None:
             return None
         where, dir_fd = self._at(name)
+        # O_NONBLOCK: a FIFO planted under our name must not block open() (Windows
+        # has none, and no FIFO can sit in a folder there).
+        flags |= flag("O_NOFOLLOW") | flag("O_NONBLOCK") | base_flags()
         try:
-            fd = os.open(where, flags | _NOFOLLOW | _NONBLOCK | _OPEN, dir_fd=dir_fd)
+            fd = os.open(where, flags, dir_fd=dir_fd)
         except OSError as e:
             if isinstance(e, FileNotFoundError | PermissionError) or e.errno in (
                 errno.ELOOP,
@@ -149,9 +192,11 @@ class Folder:
             ):
                 return None  # removed, or swapped for a link since the lstat; or unreadable
             raise
-        if not (own_file(os.fstat(fd)) and self._same(name, fd)):
+        if not (own_file(os.fstat(fd)) and self.same(name, fd)):
             os.close(fd)
             return None
+        if self._fd is None:
+            self._close_unless_intact(fd)
         return fd
 
     def read(self, name: str, *, limit: int) -> bytes | None:
@@ -162,159 +207,144 @@ class Folder:
         with os.fdopen(fd, "rb") as f:
             return f.read(limit)
 
+    def subfolder(self, name: str) -> Folder:
+        """The folder ``name`` in this one (:meth:`mkdir` makes it), reached without a link.
+
+        A link there, or anything but a folder, is an OSError (ELOOP, ENOTDIR),
+        never followed. The result must be closed, as this folder must.
+        """
+        where, dir_fd = self._at(name)
+        sub = Folder.__new__(Folder)
+        sub.path, sub._parent, sub._fd, sub._seen = self.path / name, self, None, None
+        if self._fd is not None:
+            flags = os.O_RDONLY | flag("O_DIRECTORY") | flag("O_NOFOLLOW") | base_flags()
+            sub._fd = os.open(where, flags, dir_fd=dir_fd)
+            return sub
+        st = sub.path.lstat()
+        if not is_plain(st, stat.S_IFDIR):
+            code = errno.ELOOP if is_link(st) else errno.ENOTDIR
+            raise OSError(code, os.strerror(code), where)
+        sub._seen = st
+        self._check_intact()
+        return sub
+
     def replace(self, src: str, dst: str) -> None:
-        """Rename ``src`` over ``dst``: a link at ``dst`` is replaced, never followed."""
+        """Rename ``src`` over ``dst``: a link at ``dst`` is replaced, never followed.
+
+        Windows renames nothing onto a file that someone holds open: there the
+        rename is retried for about two seconds, the time a reader takes to
+        read a document, before the PermissionError is raised.
+        """
         (s, sfd), (d, dfd) = self._at(src), self._at(dst)
-        os.replace(s, d, src_dir_fd=sfd, dst_dir_fd=dfd)
+        for wait in (*_PINNED_WAITS, None):
+            try:
+                os.replace(s, d, src_dir_fd=sfd, dst_dir_fd=dfd)
+            except PermissionError:
+                if wait is None or not facilities.WINDOWS:
+                    raise
+                time.sleep(wait)
+            else:
+                return
+
+    def rename_new(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst`` unless it exists: FileExistsError, even if it just appeared.
+
+        A hard link then an unlink of ``src`` on POSIX; a plain rename on
+        Windows, whose rename never replaces. Where the file system has no
+        hard links (FAT, exFAT, some network shares), ``dst`` is looked up and
+        then renamed onto: a name that appears between the two is replaced.
+        """
+        (s, sfd), (d, dfd) = self._at(src), self._at(dst)
+        if facilities.WINDOWS:
+            os.rename(s, d, src_dir_fd=sfd, dst_dir_fd=dfd)
+            return
+        follow = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks else {}
+        try:
+            os.link(s, d, src_dir_fd=sfd, dst_dir_fd=dfd, **follow)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if self.lstat(dst) is not None:
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), d) from e
+            os.rename(s, d, src_dir_fd=sfd, dst_dir_fd=dfd)
+            return
+        os.unlink(s, dir_fd=sfd)
 
     def remove(self, name: str) -> None:
         """Remove a file, or a link (not its target); a missing name is fine."""
-        where, fd = self._at(name)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(where, dir_fd=fd)
+            self.unlink(name)
+
+    def unlink(self, name: str) -> None:
+        """Remove a file, or a link (not its target); FileNotFoundError if there is none."""
+        where, fd = self._at(name)
+        os.unlink(where, dir_fd=fd)
+
+    def mkdir(self, name: str) -> None:
+        """Create the folder ``name``; FileExistsError if the name is taken, by a link too."""
+        where, fd = self._at(name)
+        os.mkdir(where, 0o755, dir_fd=fd)
+
+    def open_entry(self, name: str, flags: int) -> int:
+        """``os.open`` of the entry ``name`` itself: never through a link, where the OS
+        has ``O_NOFOLLOW`` (else :meth:`same` tells, after the open)."""
+        where, fd = self._at(name)
+        return os.open(where, flags | flag("O_NOFOLLOW") | base_flags(), dir_fd=fd)
+
+    def remove_folder(self, name: str) -> None:
+        """Remove an empty folder (OSError if it is not empty)."""
+        where, fd = self._at(name)
+        os.rmdir(where, dir_fd=fd)
 
     def remove_tree(self, name: str) -> None:
         """Remove a folder and what it holds; links in it are removed, never followed."""
         where, fd = self._at(name)
         with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(where, dir_fd=fd)  # fd-based, and refuses a link at ``where``
+            # fd-based where it can be, path-based on Windows: either way it refuses a
+            # link (or junction) at ``where`` and removes, never follows, those inside.
+            shutil.rmtree(where, dir_fd=fd)
 
     def fsync(self) -> None:
-        """Make the renames and removals in this folder survive a power cut."""
+        """Make the renames and removals in this folder survive a power cut.
+
+        Windows cannot open a folder to flush it: there NTFS's own journal
+        orders the renames, and a power cut may undo the last ones.
+        """
         if self._fd is not None:
             os.fsync(self._fd)
+        elif opens_folders():
+            fd = os.open(self.path, os.O_RDONLY | base_flags())
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
-    # --- locked temporaries ------------------------------------------------------------
+    # --- temporaries (aoe_pack._io.temporaries) ------------------------------------------
 
     def temp_file(self, stem: str, mode: int = 0o644) -> tuple[int, str]:
-        """Create a hidden temp file for ``stem``, locked for as long as the descriptor is open."""
+        """Create a hidden temp file for ``stem``, held for as long as the descriptor is open."""
+        return temporaries.temp_file(self, stem, mode)
 
-        def make(name: str) -> int:
-            fd = self.create(name, 0o600)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
-            return fd
+    def temp_folder(self, stem: str) -> tuple[int, str]:
+        """Create a hidden temp folder for ``stem``, held until :meth:`release`."""
+        return temporaries.temp_folder(self, stem)
 
-        fd, name = self._temp(stem, make)
-        assert fd is not None
-        return fd, name
-
-    def temp_folder(self, stem: str) -> tuple[int | None, str]:
-        """Create a hidden temp folder for ``stem``, locked where the OS can (not Windows)."""
-
-        def make(name: str) -> int | None:
-            where, dir_fd = self._at(name)
-            os.mkdir(where, 0o755, dir_fd=dir_fd)
-            if not _AT:
-                return None
-            return os.open(where, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _OPEN, dir_fd=dir_fd)
-
-        return self._temp(stem, make)
-
-    def _temp(self, stem: str, make: Callable[[str], int | None]) -> tuple[int | None, str]:
-        tries = raced = 0
-        while tries < _TEMP_TRIES:
-            tries += 1
-            name = f".{stem}.{secrets.token_hex(4)}.partial"
-            try:
-                fd = make(name)
-            except (FileExistsError, FileNotFoundError):
-                continue  # a name in use, or one a sweeper removed before we opened it
-            except OSError as e:  # no permission, no space, too many links...
-                raise OutputError(
-                    f"cannot create a temporary entry for {self.path / stem}: {e.strerror}"
-                ) from e
-            if fd is None:
-                return fd, name
-            try:
-                # Never wait for this lock. Whoever took it first is a sweeper,
-                # which then removes the entry, or a neighbour that could hold it
-                # forever: either way the name is given up for a fresh one.
-                locked = try_lock(fd)
-                if locked is not False and self._same(name, fd):
-                    return fd, name
-                if locked is False and self._same(name, fd):
-                    raced += 1
-                    with contextlib.suppress(OSError):
-                        if stat.S_ISDIR(os.fstat(fd).st_mode):
-                            self.remove_tree(name)
-                        else:
-                            self.remove(name)
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)
-        why = ": another process holds the lock of every new one" if raced == tries else ""
-        raise OutputError(f"cannot create a temporary entry for {self.path / stem}{why}")
+    def release(self, fd: int, name: str) -> None:
+        """Let go of the temp folder ``name`` (or what it was renamed to) held by ``fd``."""
+        temporaries.release(self, fd, name)
 
     def sweep(self, stem: str) -> list[str]:
-        """Remove the temporaries of ``stem`` whose writer is dead; their names.
-
-        Only our own (same effective uid, where the OS has uids): in a folder
-        others can write to, their temporaries are theirs to clean up. An entry
-        whose removal fails is left where it is: a name that cannot be removed
-        must not fail every later write (the writer's own temporary has a fresh
-        random name, so it never needs that one).
-        """
-        names = os.listdir(self._fd if self._fd is not None else self.path)  # noqa: PTH208 (an fd)
-        gone = []
-        for name in names:
-            match = _TEMP.fullmatch(name)
-            if not (match and match["stem"] == stem):
-                continue
-            try:
-                if self._remove_if_dead(name):
-                    gone.append(name)
-            except (OSError, RecursionError):  # rmtree recurses once per level of a tree
-                continue
-        return gone
-
-    def _remove_if_dead(self, name: str) -> bool:
-        st = self.lstat(name)
-        if st is None or not (is_plain(st) or is_plain(st, stat.S_IFDIR)) or not ours(st):
-            return False  # a link, a device or another user's entry is not ours to remove
-        if not _AT:
-            return not stat.S_ISDIR(st.st_mode) and unlink_if_closed(self.path / name)
-        where, dir_fd = self._at(name)
-        try:
-            fd = os.open(where, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _OPEN, dir_fd=dir_fd)
-        except OSError:
-            return False
-        try:
-            if try_lock(fd) is not True or not self._same(name, fd):
-                return False
-            if stat.S_ISDIR(st.st_mode):
-                self.remove_tree(name)
-            else:
-                self.remove(name)
-            return True
-        finally:
-            os.close(fd)
+        """Remove the temporaries of ``stem`` whose writer is dead; their names."""
+        return temporaries.sweep(self, stem)
 
     @contextlib.contextmanager
     def output(self, name: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
-        """Write ``name`` through a locked temp file, then rename it into place.
+        """Write ``name`` through a held temp file, then rename it into place.
 
         A crash or an exception leaves the old entry (or nothing) under ``name``,
         never a half-written file; the fsync before the rename makes the new
         file survive a power cut too. Dead writers' temporaries of ``name`` are
         swept first.
         """
-        try:
-            self.sweep(name)
-            fd, tmp = self.temp_file(name, mode)
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path / name}: {e.strerror}") from e
-        try:
-            with os.fdopen(fd, "w+b") as fp:
-                yield fp
-                fp.flush()
-                os.fsync(fp.fileno())
-                try:  # while the lock is held, so that no sweeper takes the temp
-                    self.replace(tmp, name)
-                except OSError as e:
-                    raise OutputError(f"cannot write {self.path / name}: {e.strerror}") from e
-        except BaseException:
-            with contextlib.suppress(OSError):
-                self.remove(tmp)
-            raise
+        with temporaries.output(self, name, mode=mode) as fp:
+            yield fp

@@ -1,15 +1,29 @@
-"""Locks on open files: the lock of a temporary's writer, and the repository lock."""
+"""Locks on open files: the lock of a temporary's writer, and the repository lock.
+
+``flock`` (the ``fcntl`` module) on Linux and macOS. Windows has no ``fcntl``:
+the repository lock uses ``msvcrt.locking`` there, and a temporary's writer is
+proven alive otherwise (an open file cannot be removed there: see
+:meth:`aoe_pack._io.folder.Folder.sweep`).
+"""
 
 from __future__ import annotations
 
 import errno
 import importlib
-import sys
-from pathlib import Path
 from types import ModuleType
 
-_fcntl: ModuleType | None = None if sys.platform == "win32" else importlib.import_module("fcntl")
-"""POSIX file locks; None on Windows, which locks with msvcrt (:func:`lock_exclusive`)."""
+
+def _fcntl() -> ModuleType | None:
+    """The ``fcntl`` module; None where there is none (Windows)."""
+    try:
+        return importlib.import_module("fcntl")
+    except ImportError:
+        return None
+
+
+def can_lock() -> bool:
+    """Whether :func:`try_lock` can lock at all here (not on Windows)."""
+    return _fcntl() is not None
 
 
 def try_lock(fd: int) -> bool | None:
@@ -21,10 +35,11 @@ def try_lock(fd: int) -> bool | None:
     same file, even in the same process, does not share them. Some network
     file systems have no locks (None): there nothing can be proven dead.
     """
-    if _fcntl is None:
-        return None  # an open file cannot be deleted there: see Folder._remove_if_dead
+    fcntl = _fcntl()
+    if fcntl is None:
+        return None  # an open file cannot be deleted there: see Folder.sweep
     try:
-        _fcntl.flock(fd, _fcntl.LOCK_EX | _fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError as e:
@@ -34,27 +49,15 @@ def try_lock(fd: int) -> bool | None:
     return True
 
 
-def unlink_if_closed(path: Path) -> bool:
-    """Windows: remove a file unless some process holds it open.
-
-    Python opens files without FILE_SHARE_DELETE, so a removal that succeeds
-    proves the writer gone. A folder offers no such proof: it is never swept.
-    """
-    try:
-        path.unlink()
-    except OSError:
-        return False
-    return True
-
-
 def lock_exclusive(fd: int) -> None:
     """Hold an exclusive lock on the open file ``fd`` until it is closed.
 
     ``flock`` on POSIX; on Windows ``msvcrt.locking`` on its first byte, which
     the lock file never needs to hold (a lock past the end is allowed).
     """
-    if _fcntl is not None:
-        _fcntl.flock(fd, _fcntl.LOCK_EX)
+    fcntl = _fcntl()
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         return
     msvcrt = importlib.import_module("msvcrt")
     while True:

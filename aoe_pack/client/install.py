@@ -160,8 +160,7 @@ def _unpack(
             folder.remove_tree(staging)
         raise
     finally:
-        if fd is not None:
-            os.close(fd)
+        folder.release(fd, staging)
 
 
 def _place(folder: Folder, staging: str, name: str) -> None:
