@@ -6,7 +6,7 @@
 - :mod:`.capped`: the one capped reader of the files a user names;
 - :mod:`.writebehind`: flush a large output in the background;
 - :mod:`.locks`: locks on open files; :mod:`.entries`: what an ``lstat`` says;
-- :mod:`.digest`: a file's SHA-256;
+- :mod:`.digest`: a file's SHA-256; :mod:`.pread`: read at an offset, from many threads;
 - :mod:`.facilities`: what the OS offers, asked at each use (docs/platforms.md).
 """
 

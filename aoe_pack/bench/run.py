@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aoe_pack
+from aoe_pack._io.pread import pread
 from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
@@ -251,7 +252,7 @@ def _artifacts(manifest: BundleManifest, entries: Sequence[ZipEntry]) -> list[Ar
 def _file_sha256(fd: int) -> str:
     h = hashlib.sha256()
     offset = 0
-    while block := os.pread(fd, 1 << 20, offset):
+    while block := pread(fd, 1 << 20, offset):
         h.update(block)
         offset += len(block)
     return h.hexdigest()
