@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from aoe_pack.cli import cli
-
-
-def _json(*args: str) -> tuple[int, dict[str, object]]:
-    result = CliRunner().invoke(cli, [*args, "--json"])
-    return result.exit_code, json.loads(result.stdout)
+from _cli import aoe
 
 
 def test_bad_installed_version_is_named_as_the_option_given(tmp_path: Path) -> None:
     """Without --local-version the installed one stands for both: name what was typed."""
-    code, doc = _json(
+    r = aoe(
         *("client", "check", "--repo", str(tmp_path), "--trusted-root", "/dev/null"),
         *("--tag", "t", "--installed-version", "1.0", "--app-version", "1.0.0"),
         *("--device-id", "d"),
+        json=True,
     )
-    assert code == 2
-    assert doc["error"] == {
+    assert r.exit_code == 2
+    assert r.doc["error"] == {
         "code": "usage",
         "hint": "write MAJOR.MINOR.PATCH, e.g. 1.0.10 or 2.1.0-rc.1 (semver.org)",
         "message": "--installed-version '1.0' is not a semantic version",
