@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _cli import Ran
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,29 +164,30 @@ def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) 
     assert probe.returncode != 0, "the base install must not bring numpy"
     env["AOE_PACK_PASSWORD"] = ""
 
-    def aoe(*args: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+    def aoe(*args: object) -> Ran:
+        p = subprocess.run(
             [str(bin_dir / "aoe-pack"), *map(str, args)],
             capture_output=True,
             text=True,
-            env=env,
+            env=env,  # os.environ without PYTHONPATH, which _cli.Cli would keep
             cwd=tmp_path,
             check=False,
         )
+        return Ran(p.returncode, p.stdout, p.stderr)
 
     hint = "install the conversion extra: pip install 'aoe-pack[convert]'"
     for config in ("mnist/config.json", "squeezenet/config.json"):
         checked = aoe("validate", REPO / "sample_models" / config)
-        assert checked.returncode == 0, checked.stderr
+        assert checked.exit_code == 0, checked.stderr
         assert "Traceback" not in checked.stderr
         assert "warning: the model was not checked: numpy is not installed" in checked.stderr
         assert hint in checked.stderr
-    assert aoe("keygen", "--out", tmp_path / "k").returncode == 0
+    assert aoe("keygen", "--out", tmp_path / "k").exit_code == 0
     built = aoe(
         "build", REPO / "sample_models/mnist/config.json", "--out", tmp_path / "m.aoe",
         "--sign-key", tmp_path / "k.key", "--no-encrypt",
     )  # fmt: skip
-    assert built.returncode == 1
+    assert built.exit_code == 1
     assert "Traceback" not in built.stderr
     assert built.stderr.splitlines()[-2:] == [
         "error: numpy is not installed",
@@ -195,5 +197,5 @@ def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) 
         "build", REPO / "sample_models/squeezenet/config.json", "--out", tmp_path / "s.aoe",
         "--sign-key", tmp_path / "k.key", "--no-encrypt", "--target", "onnx",
     )  # fmt: skip
-    assert as_is.returncode == 1
+    assert as_is.exit_code == 1
     assert "error: numpy is not installed" in as_is.stderr

@@ -7,14 +7,16 @@ and global state from colouring the next one's figures.
 The parent passes the job as JSON on stdin and the artifact's files as
 inherited file descriptors of anonymous in-memory files (``memfd``); the
 runtime opens them as ``/proc/self/fd/<n>``, so no plaintext model ever
-exists as a file on disk. The result goes back as one JSON object on the
-original stdout; anything the runtimes print goes to stderr instead, so native
-logging cannot corrupt it.
+exists as a file on disk. Where there are no memory files (macOS, Windows)
+the parent passes paths of private files instead (:mod:`._isolate`). The
+result goes back as one JSON object on the original stdout; anything the
+runtimes print goes to stderr instead, so native logging cannot corrupt it.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import sys
@@ -39,15 +41,33 @@ def _status_mib(key: str) -> float | None:
     return None
 
 
-def _peak_mib() -> float:
+def _peak_mib() -> float | None:
+    """This process's peak resident memory: /proc (Linux), getrusage (macOS, the BSDs),
+    psutil's peak working set (Windows, which has neither); None without any."""
     peak = _status_mib("VmHWM")
     if peak is not None:
         return peak
-    import resource
-
+    try:
+        import resource
+    except ImportError:
+        return _peak_wset_mib()
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux and the BSDs report KiB, macOS bytes.
     return maxrss / (1 << 20) if sys.platform == "darwin" else maxrss / 1024
+
+
+def _peak_wset_mib() -> float | None:
+    try:  # the convert extra's, which every runtime comes with
+        psutil = importlib.import_module("psutil")
+    except ImportError:
+        return None
+    peak = getattr(psutil.Process().memory_info(), "peak_wset", None)
+    return None if peak is None else float(peak) / (1 << 20)
+
+
+def _local(file: Mapping[str, Any]) -> Path:
+    """The artifact file as the parent handed it: an inherited memory file, or a path."""
+    return Path(f"/proc/self/fd/{file['fd']}") if "fd" in file else Path(file["file"])
 
 
 def _versions_of(modules: set[str]) -> dict[str, str]:
@@ -78,9 +98,7 @@ def measure(job: Mapping[str, Any]) -> dict[str, Any]:
     artifact = Artifact(
         target=Target(runtime=job["runtime"], variant=job["variant"]),
         files=tuple(
-            ArtifactFile(
-                local=Path(f"/proc/self/fd/{f['fd']}"), bundle_path=f["path"], role=f["role"]
-            )
+            ArtifactFile(local=_local(f), bundle_path=f["path"], role=f["role"])
             for f in job["files"]
         ),
     )

@@ -1,11 +1,21 @@
-"""One artifact in memory, measured in a process of its own.
+"""One artifact's plaintext, measured in a process of its own.
 
-:func:`in_memory` puts an artifact's plaintext into sealed anonymous memory
+:func:`plaintext_files` puts an artifact's plaintext into sealed anonymous memory
 files (``memfd_create``), checked against the signed SHA-256 on the way;
 :func:`run_isolated` hands their descriptors to a fresh
 ``python -m aoe_pack.bench._child``, which opens them as ``/proc/self/fd/<n>``.
 Nothing decrypted ever touches the disk, and the child's peak memory is the
 artifact's alone.
+
+Only Linux has memory files and seals. Elsewhere (macOS, Windows) the
+artifacts of an unencrypted bundle, whose plaintext is on disk in the bundle
+anyway, go to read-only files in a private temporary folder (0700, ours alone)
+for the time of the measurement, and the child gets their paths (Windows hands
+no descriptors to a child). A process of the same user could change such a
+file while it is measured, which a seal forbids; the folder is removed when
+the measurement ends, or left behind if the bench itself is killed. An
+encrypted bundle is refused there (:func:`aoe_pack.bench.run.bench_bundle`):
+its plaintext would reach the disk.
 """
 
 from __future__ import annotations
@@ -13,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +39,7 @@ from aoe_pack.bundle.container import ZipEntry
 from aoe_pack.bundle.manifest import PayloadFile
 from aoe_pack.bundle.verify import OpenedBundle, stream_payload
 from aoe_pack.convert.api import Target
+from aoe_pack.errors import UsageError
 
 # The child is `python -m aoe_pack.bench._child`, started so that it finds this
 # aoe_pack even when it is not installed (a source checkout on sys.path): the
@@ -66,11 +79,38 @@ class Settings:
     timeout: float
 
 
+@dataclass(frozen=True)
+class Plaintext:
+    """Where the child finds one checked plaintext file: a sealed memory file, or a path."""
+
+    fd: int | None = None
+    path: Path | None = None
+
+    def job(self) -> dict[str, Any]:
+        return {"fd": self.fd} if self.fd is not None else {"file": str(self.path)}
+
+
+def memory_files() -> bool:
+    """Whether the OS has sealed anonymous memory files (Linux; not macOS or Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    return hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")
+
+
 @contextlib.contextmanager
-def in_memory(
+def plaintext_files(
     bundle: OpenedBundle, group: ArtifactFiles, data_key: bytes | None, pool: ThreadPoolExecutor
-) -> Iterator[list[int]]:
-    """The artifact's plaintext in sealed anonymous memory files, checked against its digest."""
+) -> Iterator[list[Plaintext]]:
+    """The artifact's plaintext, checked against its digest: in sealed memory files where
+    the OS has them (Linux), else, unencrypted only, in private files (see the module doc)."""
+    if not memory_files():
+        if data_key is not None:
+            raise UsageError("decrypted models never go to disk; this OS has no memory files")
+        with _private_files(bundle, group, pool) as files:
+            yield files
+        return
     import fcntl
 
     seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
@@ -82,10 +122,30 @@ def in_memory(
             stream_payload(bundle, f, e, data_key=data_key, pool=pool, sink=_writer(fd))
             # Sealed: neither the child nor a runtime can change what was checked.
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-        yield fds
+        yield [Plaintext(fd=fd) for fd in fds]
     finally:
         for fd in fds:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _private_files(
+    bundle: OpenedBundle, group: ArtifactFiles, pool: ThreadPoolExecutor
+) -> Iterator[list[Plaintext]]:
+    folder = Path(tempfile.mkdtemp(prefix="aoe-bench-"))  # 0700: ours alone
+    paths: list[Path] = []
+    try:
+        for i, (f, e) in enumerate(group.files):
+            paths.append(folder / f"{i}-{Path(f.path).name}")
+            with paths[-1].open("xb") as out:
+                stream_payload(bundle, f, e, data_key=None, pool=pool, sink=out.write)
+            paths[-1].chmod(0o400)  # read-only: a runtime cannot change what was checked
+        yield [Plaintext(path=p) for p in paths]
+    finally:
+        for p in paths:  # Windows removes no read-only file
+            with contextlib.suppress(OSError):
+                p.chmod(0o600)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _writer(fd: int) -> Callable[[bytes], None]:
@@ -98,15 +158,15 @@ def _writer(fd: int) -> Callable[[bytes], None]:
 
 
 def run_isolated(
-    group: ArtifactFiles, target: Target, fds: Sequence[int], settings: Settings
+    group: ArtifactFiles, target: Target, files: Sequence[Plaintext], settings: Settings
 ) -> ArtifactResult:
     """Measure one artifact in a fresh child; a failure there is recorded, not raised."""
     job = {
         "runtime": target.runtime,
         "variant": target.variant,
         "files": [
-            {"fd": fd, "path": f.path, "role": f.role}
-            for fd, (f, _) in zip(fds, group.files, strict=True)
+            {**p.job(), "path": f.path, "role": f.role}
+            for p, (f, _) in zip(files, group.files, strict=True)
         ],
         "inputs": settings.inputs,
         "runs": settings.runs,
@@ -119,7 +179,7 @@ def run_isolated(
             [sys.executable, "-c", _BOOTSTRAP, _PACKAGE_ROOT],
             input=json.dumps(job).encode(),
             capture_output=True,
-            pass_fds=tuple(fds),
+            pass_fds=tuple(p.fd for p in files if p.fd is not None),
             timeout=timeout,
             check=False,
         )
@@ -149,7 +209,7 @@ def run_isolated(
         latency=Latency.of(samples),
         runs=len(samples),
         samples_ms=samples,
-        peak_mib=float(out["peakMiB"]),
+        peak_mib=None if out.get("peakMiB") is None else float(out["peakMiB"]),
         baseline_mib=None if out.get("baselineMiB") is None else float(out["baselineMiB"]),
         runtime_versions={str(k): str(v) for k, v in out.get("runtimeVersions", {}).items()},
     )

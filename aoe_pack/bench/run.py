@@ -14,13 +14,15 @@ its plaintext checked against the signed SHA-256, and handed to a fresh child
 process (:mod:`aoe_pack.bench._child`) that loads it through its converter's
 ``load`` from ``/proc/self/fd/<n>`` and times it. Nothing decrypted ever
 touches the disk, and each artifact's peak memory is its own process's.
+Where there are no memory files (macOS, Windows) an unencrypted bundle's
+artifacts are copied to private files instead, and an encrypted bundle is
+refused: its plaintext would reach the disk (:mod:`aoe_pack.bench._isolate`).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -28,8 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import aoe_pack
+from aoe_pack._io.pread import pread
 from aoe_pack._quote import quote_json
-from aoe_pack.bench._isolate import ArtifactFiles, Settings, in_memory, not_run, run_isolated
+from aoe_pack.bench._isolate import (
+    ArtifactFiles,
+    Settings,
+    memory_files,
+    not_run,
+    plaintext_files,
+    run_isolated,
+)
 from aoe_pack.bench.device import describe_device
 from aoe_pack.bench.results import ArtifactResult, BenchReport, BundleIdentity, Status
 from aoe_pack.bundle import signatures, worker_count
@@ -127,8 +137,8 @@ def bench_bundle(
                 else:
                     target = Target(runtime=runtime, variant=group.variant or conv.variants[0])
                     feeds = replace(settings, inputs=inputs[group.model])
-                    with in_memory(bundle, group, data_key, pool) as fds:
-                        result = run_isolated(group, target, fds, feeds)
+                    with plaintext_files(bundle, group, data_key, pool) as files:
+                        result = run_isolated(group, target, files, feeds)
                 results.append(result)
                 if report:
                     report(_progress_line(result))
@@ -161,11 +171,6 @@ def _check_settings(
         raise UsageError("--threshold counts trusted signers; it needs --trusted-key")
     if runs < 1 or warmup < 0:
         raise UsageError(f"--runs must be at least 1 and --warmup at least 0 ({runs}, {warmup})")
-    if not hasattr(os, "memfd_create"):
-        raise BenchError(
-            "bench keeps decrypted models in anonymous memory files (memfd_create), "
-            "which this OS does not offer; run it on Linux or Android"
-        )
 
 
 def _check_bundle(
@@ -198,6 +203,12 @@ def _data_key(
         raise MissingKeyError(
             "the bundle is encrypted; bench needs its models in plaintext (in memory only)",
             hint="pass --decryption-key with a recipient's private key or the app's key file",
+        )
+    if not memory_files():
+        raise UsageError(
+            "the bundle is encrypted, and bench keeps decrypted models in anonymous memory "
+            "files only (memfd_create), which this OS does not offer",
+            hint="run it on Linux or Android, or bench an unencrypted build of the model",
         )
     return data_key_for(manifest, key)
 
@@ -252,7 +263,7 @@ def _artifacts(manifest: BundleManifest, entries: Sequence[ZipEntry]) -> list[Ar
 def _file_sha256(fd: int) -> str:
     h = hashlib.sha256()
     offset = 0
-    while block := os.pread(fd, 1 << 20, offset):
+    while block := pread(fd, 1 << 20, offset):
         h.update(block)
         offset += len(block)
     return h.hexdigest()
@@ -263,5 +274,6 @@ def _progress_line(r: ArtifactResult) -> str:
         return f"{r.name}: {r.status.value}: {r.error}"
     return (
         f"{r.name}: load {r.load_ms:.1f} ms, p50 {r.latency.p50:.2f} ms, "
-        f"p99 {r.latency.p99:.2f} ms, peak {r.peak_mib:.0f} MiB"
+        f"p99 {r.latency.p99:.2f} ms, peak "
+        + ("unknown" if r.peak_mib is None else f"{r.peak_mib:.0f} MiB")
     )

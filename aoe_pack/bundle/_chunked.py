@@ -19,6 +19,7 @@ from typing import TypeVar
 from isal.isal_zlib import crc32
 
 from aoe_pack._crypto.stream import SegmentCipher
+from aoe_pack._io.pread import pread
 from aoe_pack.errors import IntegrityError, ModelFileError
 
 T = TypeVar("T")
@@ -82,7 +83,7 @@ def seal_file(
     def job(i: int) -> Callable[[], SealedChunk]:
         def run() -> SealedChunk:
             start = i * piece
-            data = os.pread(fd, min(piece, size - start), start)
+            data = pread(fd, min(piece, size - start), start)
             if len(data) != min(piece, size - start):
                 raise ModelFileError(f"{origin} shrank while it was being read")
             stored = cipher.seal(i, i == count - 1, data) if cipher else data
@@ -127,7 +128,7 @@ def open_file(
         length = min(chunk_size, size - start)
 
         def run() -> bytes | None:
-            data = os.pread(fd, length, offset + start)
+            data = pread(fd, length, offset + start)
             if len(data) != length:
                 raise IntegrityError(f"{name}: bundle ends inside chunk {i}")
             if hashlib.sha256(data).hexdigest() != chunks[i]:

@@ -4,14 +4,18 @@ Nothing becomes visible until everything is verified: every file is streamed
 (decrypted when needed) into a hidden partial file, its chunks and whole-file
 SHA-256 checked; only when all files passed are they moved into place. Any
 failure removes the partial files. Paths are resolved component by component
-with directory file descriptors and ``O_NOFOLLOW``, so neither a hostile entry
-name nor a symlink planted in the output folder can redirect a write outside it.
+through :class:`~aoe_pack._io.folder.Folder` (directory file descriptors and
+``O_NOFOLLOW``; on Windows, paths checked before and after each open), so
+neither a hostile entry name nor a symlink planted in the output folder can
+redirect a write outside it. On Windows, names that are devices or streams
+there (``aux.txt``, ``a:b``) are refused too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Sequence
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from aoe_pack._io import facilities
+from aoe_pack._io.folder import Folder
 from aoe_pack.bundle._chunked import Progress, worker_count
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.manifest import BundleManifest
@@ -34,8 +40,13 @@ from aoe_pack.errors import DecryptionError, OutputError, UnsafeEntryError
 from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Names Windows takes for devices, whatever their extension (CON, aux.txt, COM1.bin).
+_WINDOWS_DEVICES = re.compile(
+    r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])",
+    re.IGNORECASE,
+)
+# Characters Windows refuses in a name, or reads as an alternate data stream (":").
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*').union(map(chr, range(32)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +67,7 @@ class UnpackResult:
 
 @dataclass
 class _Pending:
-    dir_fd: int
+    folder: Folder
     partial: str
     final: str
     relpath: str
@@ -64,7 +75,7 @@ class _Pending:
 
 
 class _OutputTree:
-    """The output folder, walked with directory descriptors and never through a link."""
+    """The output folder, walked one folder at a time and never through a link."""
 
     def __init__(self, root: Path) -> None:
         _refuse_non_folder(root)
@@ -74,40 +85,35 @@ class _OutputTree:
         except OSError as e:
             raise OutputError(f"cannot create the output folder {root}: {e.strerror}") from e
         self.root = root
-        self._fds: dict[tuple[str, ...], int] = {(): self._open_dir(None, str(root))}
-        self._created: list[tuple[int, str]] = []  # folders this unpack made, in order
+        self._folders: dict[tuple[str, ...], Folder] = {(): Folder(root)}
+        self._created: list[tuple[Folder, str]] = []  # folders this unpack made, in order
 
-    @staticmethod
-    def _open_dir(parent_fd: int | None, name: str) -> int:
-        try:
-            return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-        except OSError as e:
-            raise OutputError(
-                f"cannot use {name!r} as an output folder: {e.strerror} "
-                "(symlinks are never followed)"
-            ) from e
-
-    def folder(self, parts: list[str]) -> int:
-        """The descriptor of folder ``parts`` below the root, created if missing."""
+    def folder(self, parts: list[str]) -> Folder:
+        """Folder ``parts`` below the root, created if missing."""
         for depth in range(1, len(parts) + 1):
             key = tuple(parts[:depth])
-            if key in self._fds:
+            if key in self._folders:
                 continue
-            parent = self._fds[key[:-1]]
+            parent = self._folders[key[:-1]]
             try:
-                os.mkdir(key[-1], 0o755, dir_fd=parent)
+                parent.mkdir(key[-1])
                 self._created.append((parent, key[-1]))
             except FileExistsError:
                 pass
             except OSError as e:
                 raise OutputError(f"cannot create {'/'.join(key)}: {e.strerror}") from e
-            self._fds[key] = self._open_dir(parent, key[-1])
-        return self._fds[tuple(parts)]
+            try:
+                self._folders[key] = parent.subfolder(key[-1])
+            except OSError as e:
+                raise OutputError(
+                    f"cannot use {key[-1]!r} as an output folder: {e.strerror} "
+                    "(symlinks are never followed)"
+                ) from e
+        return self._folders[tuple(parts)]
 
-    def check_target(self, dir_fd: int, name: str, relpath: str, *, force: bool) -> None:
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
+    def check_target(self, folder: Folder, name: str, relpath: str, *, force: bool) -> None:
+        st = folder.lstat(name)
+        if st is None:
             return
         if stat.S_ISDIR(st.st_mode):
             raise OutputError(f"{self.root / relpath} is a folder; a model file goes there")
@@ -120,16 +126,9 @@ class _OutputTree:
         """Move a verified partial file into place (never over a file unless ``force``)."""
         try:
             if force:
-                os.replace(item.partial, item.final, src_dir_fd=item.dir_fd, dst_dir_fd=item.dir_fd)
-            else:  # link() fails if the name appeared meanwhile: no silent overwrite
-                os.link(
-                    item.partial,
-                    item.final,
-                    src_dir_fd=item.dir_fd,
-                    dst_dir_fd=item.dir_fd,
-                    follow_symlinks=False,
-                )
-                os.unlink(item.partial, dir_fd=item.dir_fd)
+                item.folder.replace(item.partial, item.final)
+            else:  # fails if the name appeared meanwhile: no silent overwrite
+                item.folder.rename_new(item.partial, item.final)
         except FileExistsError as e:
             raise OutputError(f"{self.root / item.relpath} appeared while unpacking") from e
         except OSError as e:
@@ -139,18 +138,18 @@ class _OutputTree:
     def discard(self, pending: list[_Pending]) -> None:
         """Remove partial files, and the folders this unpack created if left empty."""
         for item in pending:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(item.partial, dir_fd=item.dir_fd)
+            with contextlib.suppress(OSError):
+                item.folder.remove(item.partial)
         for parent, name in reversed(self._created):
             with contextlib.suppress(OSError):
-                os.rmdir(name, dir_fd=parent)
+                parent.remove_folder(name)
         for folder in self._made_root:  # deepest first; rmdir only ever removes an empty one
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
+        for folder in self._folders.values():
+            folder.close()
 
 
 def _refuse_non_folder(root: Path) -> None:
@@ -180,7 +179,25 @@ def _safe_parts(relpath: str) -> list[str]:
     parts = relpath.split("/")
     if relpath.startswith("/") or any(p in ("", ".", "..") or "\\" in p for p in parts):
         raise UnsafeEntryError(f"refusing to write unsafe path {relpath!r}")
+    if facilities.WINDOWS:
+        for part in parts:
+            _refuse_on_windows(relpath, part)
     return parts
+
+
+def _refuse_on_windows(relpath: str, part: str) -> None:
+    """Windows writes some names elsewhere than a file of that name: refuse them there."""
+    if _WINDOWS_DEVICES.fullmatch(part.split(".", 1)[0].rstrip(" ")):
+        why = f"{part!r} is a device there"
+    elif ":" in part:
+        why = f"{part!r} is a stream of the file {part.split(':', 1)[0]!r} there"
+    elif part[-1] in ". ":
+        why = f"Windows drops the dot or space that {part!r} ends with"
+    elif not _WINDOWS_FORBIDDEN.isdisjoint(part):
+        why = f'{part!r} holds a character Windows refuses (<>"|?* or a control character)'
+    else:
+        return
+    raise UnsafeEntryError(f"refusing to write {relpath!r} on Windows: {why}")
 
 
 def unpack_bundle(
@@ -214,11 +231,12 @@ def unpack_bundle(
             with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-unpack") as pool:
                 for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
                     *dirs, name = _safe_parts(f.path)
-                    fd = tree.folder(dirs)
-                    tree.check_target(fd, name, f.path, force=force)
-                    item = _Pending(fd, f".{name}.{secrets.token_hex(4)}.partial", name, f.path)
+                    folder = tree.folder(dirs)
+                    tree.check_target(folder, name, f.path, force=force)
+                    partial = f".{name}.{secrets.token_hex(4)}.partial"
+                    item = _Pending(folder, partial, name, f.path)
                     try:
-                        out_fd = os.open(item.partial, _FILE_FLAGS, 0o644, dir_fd=fd)
+                        out_fd = folder.create(item.partial)
                         pending.append(item)
                         with os.fdopen(out_fd, "wb") as sink:
                             stream_payload(

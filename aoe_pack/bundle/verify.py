@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
+from aoe_pack._io.pread import pread
 from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, open_file, worker_count
@@ -153,7 +154,7 @@ def _opened(fp: BinaryIO, path: Path | None, limits: Limits) -> OpenedBundle:
 def _read_small(fd: int, entry: ZipEntry, cap: int) -> bytes:
     if entry.size > cap:
         raise LimitExceededError(f"{entry.name} is {entry.size} bytes; the limit is {cap}")
-    return os.pread(fd, entry.size, entry.data_offset)
+    return pread(fd, entry.size, entry.data_offset)
 
 
 def _check_crc(entry: ZipEntry, data: bytes) -> None:

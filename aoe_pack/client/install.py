@@ -3,7 +3,7 @@
 The folder is the device's own, but others may be able to write into it (a
 shared storage area, another app, a compromised helper) and plant links or
 files under the names used here. Everything in it is reached through
-:class:`~aoe_pack._io.Folder`: no write follows a link, nothing is deleted
+:class:`~aoe_pack._io.folder.Folder`: no write follows a link, nothing is deleted
 through one, nothing lands outside the folder, and a failed update leaves
 nothing new behind.
 """
@@ -43,6 +43,7 @@ def install(
     """
     name = f"{tag}-{release.version}"
     with Folder(download_dir) as folder:
+        _check_spelling(folder, name + ".aoe")
         _check_place(folder, name)  # before spending a download on it
         with fetch_bundle(store, folder, release, name + ".aoe") as bundle:
             _unpack(
@@ -107,6 +108,7 @@ def _check_place(folder: Folder, name: str) -> None:
     A link there could lead anywhere, and a file is something the user put
     there: neither is deleted, nor written through, without the user saying so.
     """
+    _check_spelling(folder, name)
     kind = folder.kind(name)
     path = folder.path / name
     if kind == "link":
@@ -120,6 +122,25 @@ def _check_place(folder: Folder, name: str) -> None:
             f"{path} is {what}; refusing to delete it",
             hint=f"move it away to install {name} there",
         )
+
+
+def _check_spelling(folder: Folder, name: str) -> None:
+    """Refuse ``name`` where the folder finds it under another spelling.
+
+    macOS and Windows file systems mostly ignore case: there ``tag_x-1.0.0``
+    is the very entry ``TAG_X-1.0.0`` of another tag, whose kept bundle or
+    installed files this install would replace.
+    """
+    if folder.lstat(name) is None:
+        return
+    names = folder.names()
+    if name in names:
+        return
+    other = next((repr(n) for n in names if n.casefold() == name.casefold()), "another entry")
+    raise OutputError(
+        f"{folder.path / name} is {other} on this file system, which ignores case",
+        hint="install models whose tags differ only in case into different --download folders",
+    )
 
 
 def _unpack(
@@ -160,8 +181,7 @@ def _unpack(
             folder.remove_tree(staging)
         raise
     finally:
-        if fd is not None:
-            os.close(fd)
+        folder.release(fd, staging)
 
 
 def _place(folder: Folder, staging: str, name: str) -> None:

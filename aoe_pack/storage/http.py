@@ -248,7 +248,7 @@ class _Download:
     """One download into ``folder``: ``name``, ``name.part`` and ``name.part.json``.
 
     The folder may hold links planted under those names (by another app or
-    user): every one is reached through :class:`~aoe_pack._io.Folder`, so the
+    user): every one is reached through :class:`~aoe_pack._io.folder.Folder`, so the
     partial file is created exclusively or reopened only if it is a regular
     file of ours with no other hard link, the sidecar is replaced by a rename,
     and the final rename replaces whatever is at ``name``: no write ever

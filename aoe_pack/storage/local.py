@@ -1,11 +1,12 @@
 """A repository in a local folder: a static site any web server can serve.
 
 Compare-and-swap is a lock plus an atomic rename: ``replace`` takes an
-exclusive ``flock`` on ``.aoe-repo.lock``, compares the current file's SHA-256
-with the caller's token, writes a temp file, fsyncs it and renames it over the
-old one, then fsyncs the folder. Readers never lock: a rename is atomic, so
-they see the old file or the new one, never a mix. A crash leaves at most a
-``.*.partial`` temp file, which nothing reads.
+exclusive lock on ``.aoe-repo.lock`` (``flock``; ``msvcrt.locking`` on
+Windows), compares the current file's SHA-256 with the caller's token, writes
+a temp file, fsyncs it and renames it over the old one, then fsyncs the
+folder (where the OS can open one: not Windows). Readers never lock: a rename
+is atomic, so they see the old file or the new one, never a mix. A crash
+leaves at most a ``.*.partial`` temp file, which nothing reads.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aoe_pack._io import atomic_output, lock_exclusive
+from aoe_pack._io.facilities import base_flags, flag, opens_folders
 from aoe_pack.errors import DownloadTooLargeError, StoreConflictError, StoreError
 from aoe_pack.storage.store import Stored
 
 LOCK_NAME = ".aoe-repo.lock"
+_UNSAFE = frozenset("\\:\0")  # characters no document name has (see LocalStore._path)
 
 
 class LocalStore:
@@ -37,8 +40,10 @@ class LocalStore:
         return str(self.root)
 
     def _path(self, name: str) -> Path:
-        parts = Path(name).parts
-        if not parts or Path(name).is_absolute() or ".." in parts:
+        # Split on "/" only, whatever the OS: on Windows a backslash would be
+        # another separator, and "C:x" or "a:b" a drive or a stream.
+        parts = name.split("/")
+        if any(p in ("", ".", "..") or not _UNSAFE.isdisjoint(p) for p in parts):
             raise StoreError(f"refusing document name {name!r} outside the repository")
         return self.root.joinpath(*parts)
 
@@ -59,7 +64,7 @@ class LocalStore:
     def _locked(self) -> Iterator[None]:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | base_flags(), 0o644)
         except OSError as e:
             raise StoreError(f"cannot lock repository {self.root}: {e.strerror}") from e
         try:
@@ -129,8 +134,9 @@ def _open_regular(path: Path) -> io.BufferedReader:
 
     A repository folder may be served from storage others can write to: a
     FIFO would block a reader forever, and a link to /dev/zero would never end.
+    (Windows has no O_NONBLOCK, and no FIFO or device can sit in a folder there.)
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(path, os.O_RDONLY | flag("O_NONBLOCK") | base_flags())
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise StoreError(f"{path} is not a regular file")
@@ -138,7 +144,9 @@ def _open_regular(path: Path) -> io.BufferedReader:
 
 
 def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    if not opens_folders():
+        return  # Windows cannot open a folder to flush it: NTFS's journal orders the rename
+    fd = os.open(folder, os.O_RDONLY | base_flags())
     try:
         os.fsync(fd)
     finally:

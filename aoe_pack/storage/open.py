@@ -32,8 +32,7 @@ def open_store(url: str, *, plain_http: bool | None = None, timeout: float | Non
             hint="folders, s3:// and oci:// repositories use their backends' own timeouts",
         )
     if scheme in ("", "file"):
-        path = urllib.parse.urlsplit(url).path if scheme == "file" else url
-        return LocalStore(Path(path))
+        return LocalStore(Path(_file_path(url) if scheme == "file" else url))
     if scheme == "oci":
         from aoe_pack.storage.oci import OciStore
 
@@ -47,3 +46,11 @@ def open_store(url: str, *, plain_http: bool | None = None, timeout: float | Non
     from aoe_pack.storage.fsspec_store import FsspecStore
 
     return FsspecStore.from_url(url)
+
+
+def _file_path(url: str) -> str:
+    """The local path of a ``file://`` URL: unquoted (``%20``), and on Windows
+    ``file:///C:/repo`` is ``C:\\repo``, not ``/C:/repo``."""
+    from urllib.request import url2pathname
+
+    return url2pathname(urllib.parse.urlsplit(url).path)

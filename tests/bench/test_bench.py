@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
 from aoe_pack.assemble import converted_payload
 from aoe_pack.bench import BenchReport, Status, bench_bundle, load_report, write_comparison
 from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.bundle.build import PayloadSource
-from aoe_pack.cli import cli
 from aoe_pack.config import validate_config
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import (
@@ -46,10 +45,6 @@ SQUEEZENET = REPO / "sample_models/squeezenet/config.json"
 MNIST = REPO / "sample_models/mnist/config.json"
 SQUEEZENET_TARGETS = ("onnx:basic", "ort", "mnn", "ncnn")
 RUNS = 7
-
-
-def aoe(*args: object) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def _config(path: Path) -> ModelConfig:

@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import unpack_bundle, verify_bundle
-from aoe_pack.cli import cli
 from aoe_pack.errors import UsageError
 
 
@@ -64,7 +63,7 @@ def test_cli_reports_the_threshold_before_the_broken_bundle(
     pub.write_bytes(signer.public.pem)
     out = ["--out", str(tmp_path / "out")] if command == "unpack" else []
     args = [command, str(truncated), *out, "--trusted-key", str(pub), "--threshold", threshold]
-    r = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    r = aoe(*args, json=True)
     assert r.exit_code == 2, r.output
     if threshold == "2":  # click refuses 0 itself, before --json output exists
         assert json.loads(r.stdout)["error"]["code"] == "usage"

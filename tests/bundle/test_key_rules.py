@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from _cli import aoe
 from _tamper import decryption_key
-from click.testing import CliRunner
 
 from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.bundle import unpack_bundle, verify_bundle
-from aoe_pack.cli import cli
 from aoe_pack.errors import DecryptionError, SignatureError
 
 NOT_ENCRYPTED = "the bundle is not encrypted, but a decryption key was given ({origin})"
-
-
-def aoe(*args: object) -> tuple[int, dict]:
-    r = CliRunner().invoke(cli, [*map(str, args), "--json"], catch_exceptions=False)
-    return r.exit_code, json.loads(r.stdout)
 
 
 @pytest.mark.parametrize("kind", ["recipient key", "kek"])
@@ -43,9 +36,13 @@ def test_decryption_key_for_an_unencrypted_bundle_is_refused_by_the_cli(
     (tmp_path / "s.pub").write_bytes(signer.public.pem)
     (tmp_path / "d.key").write_bytes(private_pem(x25519_key, None))
     args = ["--trusted-key", tmp_path / "s.pub", "--decryption-key", tmp_path / "d.key"]
-    code, doc = aoe("verify", built_bundle(), *args)
+    r = aoe("verify", built_bundle(), *args, json=True)
     message = NOT_ENCRYPTED.format(origin=tmp_path / "d.key")
-    assert (code, doc["error"]["code"], doc["error"]["message"]) == (1, "decryption", message)
+    assert (r.exit_code, r.doc["error"]["code"], r.doc["error"]["message"]) == (
+        1,
+        "decryption",
+        message,
+    )
 
 
 def test_decryption_key_for_an_unencrypted_bundle_is_refused_by_unpack(
@@ -82,5 +79,5 @@ def test_key_errors_come_before_any_bundle_check(
     trusted = tmp_path / ("bad.key" if option == "--trusted-key" else "s.pub")
     extra = ["--decryption-key", tmp_path / "bad.key"] if option == "--decryption-key" else []
     for bundle in (not_a_bundle, tmp_path / "missing.aoe"):
-        code, doc = aoe("verify", bundle, "--trusted-key", trusted, *extra)
-        assert (code, doc["error"]["code"]) == (1, "key-format")
+        r = aoe("verify", bundle, "--trusted-key", trusted, *extra, json=True)
+        assert (r.exit_code, r.doc["error"]["code"]) == (1, "key-format")

@@ -10,10 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
 from aoe_pack.bundle.container import read_layout
-from aoe_pack.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 AS_IS = {"mnist": "mnist.tflite", "squeezenet": "squeezenet.onnx"}
@@ -38,12 +37,6 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
         (folder / "config.json").write_text(json.dumps(config, indent=2))
         out[name] = (folder / "config.json", model_file)
     return out
-
-
-def aoe(*args: str, env: dict[str, str] | None = None, input: str | None = None):
-    """Run the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
-    runner = CliRunner()
-    return runner.invoke(cli, [str(a) for a in args], env=env, input=input, catch_exceptions=False)
 
 
 def build_sample(

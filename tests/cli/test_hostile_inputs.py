@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from aoe_pack.cli import cli
+from _cli import Cli, aoe
 
 ONE_MIB = 1 << 20
 DEV_ZERO = Path("/dev/zero")
@@ -28,15 +25,6 @@ DEV_ZERO = Path("/dev/zero")
 # are tested everywhere.
 needs_dev_zero = pytest.mark.skipif(not DEV_ZERO.exists(), reason="no /dev/zero")
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-
-
-def aoe(*args: object, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    """Run the CLI in-process with --json; its exit code and JSON document."""
-    r = CliRunner().invoke(cli, [*map(str, args), "--json"], env=env, catch_exceptions=False)
-    try:
-        return r.exit_code, json.loads(r.stdout)
-    except ValueError:
-        return r.exit_code, {"stdout": r.stdout, "stderr": r.stderr}
 
 
 # The child caps its own address space, then runs the CLI: no preexec_fn in a threaded parent.
@@ -48,14 +36,8 @@ _CAPPED = (
 )
 
 
-def aoe_in_child(*args: object) -> tuple[int, dict]:
-    """Run the CLI in a child with a 1 GiB address space and a minute to finish."""
-    argv = [sys.executable, "-c", _CAPPED, *map(str, args), "--json"]
-    p = subprocess.run(argv, capture_output=True, timeout=60, check=False)
-    try:
-        return p.returncode, json.loads(p.stdout)
-    except ValueError:
-        return p.returncode, {"stdout": p.stdout[-500:], "stderr": p.stderr[-2000:]}
+aoe_in_child = Cli(program=(sys.executable, "-c", _CAPPED), timeout=60)
+"""The CLI in a child with a 1 GiB address space and a minute to finish."""
 
 
 def error(doc: dict) -> tuple[str, str]:
@@ -110,8 +92,9 @@ def test_endless_key_file_is_refused_at_its_cap(
     pub.write_bytes(signer.public.pem)
     trusted = DEV_ZERO if option == "--trusted-key" else pub
     extra = ["--decryption-key", DEV_ZERO] if option == "--decryption-key" else []
-    code, doc = aoe_in_child("verify", bundle, "--trusted-key", trusted, *extra)
-    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO)))
+    r = aoe_in_child("verify", bundle, "--trusted-key", trusted, *extra, json=True)
+    expected = ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO))
+    assert (r.exit_code, error(r.doc)) == (1, expected)
 
 
 @needs_dev_zero
@@ -124,14 +107,15 @@ def test_endless_encryption_key_file_is_refused_at_its_cap(signer, tmp_path: Pat
     (tmp_path / "signer.key").write_bytes(private_pem(signer, None))
     sign = ["--sign-key", tmp_path / "signer.key", "--out", tmp_path / "out.aoe"]
     kek = ["--encryption-key-file", DEV_ZERO]
-    code, doc = aoe_in_child("build", tmp_path / "config.json", *sign, *kek)
-    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO)))
+    r = aoe_in_child("build", tmp_path / "config.json", *sign, *kek, json=True)
+    expected = ("key-format", KEY_TOO_LARGE.format(ref=DEV_ZERO))
+    assert (r.exit_code, error(r.doc)) == (1, expected)
 
 
 @needs_fifo
 def test_key_file_longer_than_its_stat_size_is_refused_at_its_cap(pipe: Path, built_bundle) -> None:
-    code, doc = aoe("verify", built_bundle(), "--trusted-key", pipe)
-    assert (code, error(doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=pipe)))
+    r = aoe("verify", built_bundle(), "--trusted-key", pipe, json=True)
+    assert (r.exit_code, error(r.doc)) == (1, ("key-format", KEY_TOO_LARGE.format(ref=pipe)))
 
 
 def test_key_through_a_pipe_still_loads(tmp_path: Path, built_bundle, signer) -> None:
@@ -140,10 +124,10 @@ def test_key_through_a_pipe_still_loads(tmp_path: Path, built_bundle, signer) ->
     os.write(write_end, signer.public.pem)
     os.close(write_end)
     try:
-        code, doc = aoe("verify", built_bundle(), "--trusted-key", f"/dev/fd/{read_end}")
+        r = aoe("verify", built_bundle(), "--trusted-key", f"/dev/fd/{read_end}", json=True)
     finally:
         os.close(read_end)
-    assert (code, doc.get("verified")) == (0, True), doc
+    assert (r.exit_code, r.doc.get("verified")) == (0, True), r.doc
 
 
 def test_decryption_key_through_a_pipe_is_read_once(tmp_path: Path, built_bundle, signer) -> None:
@@ -173,13 +157,13 @@ def test_env_key_reference_holding_non_utf8_bytes_is_key_format(
     env = {"AOE_KEY": os.fsdecode(b"\xff\xfe not text"), "AOE_PUB": signer.public.pem.decode()}
     trusted = "env://AOE_KEY" if option == "--trusted-key" else "env://AOE_PUB"
     extra = ["--decryption-key", "env://AOE_KEY"] if option == "--decryption-key" else []
-    code, doc = aoe("verify", built_bundle(), "--trusted-key", trusted, *extra, env=env)
+    r = aoe("verify", built_bundle(), "--trusted-key", trusted, *extra, env=env, json=True)
     message = {
         "--trusted-key": "env://AOE_KEY: no PEM public key found",
         "--decryption-key": "env://AOE_KEY: an encryption key file holds 32 random bytes "
         "as 64 hex characters (found 11 bytes)",
     }[option]
-    assert (code, error(doc)) == (1, ("key-format", message))
+    assert (r.exit_code, error(r.doc)) == (1, ("key-format", message))
 
 
 def test_password_variable_holding_non_utf8_bytes_is_used_as_bytes(
@@ -194,7 +178,7 @@ def test_password_variable_holding_non_utf8_bytes_is_used_as_bytes(
     bundle = built_bundle(recipients=[key.public])
     (tmp_path / "signer.pub").write_bytes(signer.public.pem)
     env = {"AOE_PACK_PASSWORD": os.fsdecode(password)}
-    code, doc = aoe(
+    r = aoe(
         "verify",
         bundle,
         "--trusted-key",
@@ -202,8 +186,9 @@ def test_password_variable_holding_non_utf8_bytes_is_used_as_bytes(
         "--decryption-key",
         tmp_path / "dev.key",
         env=env,
+        json=True,
     )
-    assert (code, doc.get("decrypted")) == (0, True), doc
+    assert (r.exit_code, r.doc.get("decrypted")) == (0, True), r.doc
 
 
 # --- trusted roots --------------------------------------------------------------------------
@@ -214,8 +199,9 @@ DEVICE = ["--tag", "t", "--app-version", "1.0.0", "--device-id", "d", "--install
 
 @needs_dev_zero
 def test_endless_trusted_root_is_refused_at_its_cap_by_manifest_verify(repo: Path) -> None:
-    code, doc = aoe_in_child("manifest", "verify", "--repo", repo, "--trusted-root", DEV_ZERO)
-    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO)))
+    r = aoe_in_child("manifest", "verify", "--repo", repo, "--trusted-root", DEV_ZERO, json=True)
+    expected = ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO))
+    assert (r.exit_code, error(r.doc)) == (1, expected)
 
 
 @needs_dev_zero
@@ -224,13 +210,15 @@ def test_endless_trusted_root_is_refused_at_its_cap_by_client_check(
 ) -> None:
     state = ["--state", tmp_path / "state.json"]
     args = ["client", "check", *DEVICE, "1.0.0", "--repo", repo, *state]
-    code, doc = aoe_in_child(*args, "--trusted-root", DEV_ZERO)
-    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO)))
+    r = aoe_in_child(*args, "--trusted-root", DEV_ZERO, json=True)
+    expected = ("repository-format", ROOT_TOO_LARGE.format(path=DEV_ZERO))
+    assert (r.exit_code, error(r.doc)) == (1, expected)
 
 
 @needs_fifo
 def test_trusted_root_longer_than_its_stat_size_is_refused_at_its_cap(
     pipe: Path, repo: Path
 ) -> None:
-    code, doc = aoe("manifest", "verify", "--repo", repo, "--trusted-root", pipe)
-    assert (code, error(doc)) == (1, ("repository-format", ROOT_TOO_LARGE.format(path=pipe)))
+    r = aoe("manifest", "verify", "--repo", repo, "--trusted-root", pipe, json=True)
+    expected = ("repository-format", ROOT_TOO_LARGE.format(path=pipe))
+    assert (r.exit_code, error(r.doc)) == (1, expected)

@@ -8,13 +8,11 @@ run in a subprocess, shows what reaches a user's terminal.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import NO_PASSWORD, Cli, Ran
 
 REPO = Path(__file__).resolve().parents[2]
 MNIST = REPO / "sample_models" / "mnist" / "config.json"
@@ -26,26 +24,17 @@ FRAMEWORK_LINE = re.compile(
 )
 
 
-def aoe(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aoe_pack", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AOE_PACK_PASSWORD": ""},
-        check=False,
-    )
+aoe = Cli(env=NO_PASSWORD, process=True)
 
 
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "k"
-    assert aoe("keygen", "--out", prefix).returncode == 0
+    assert aoe("keygen", "--out", prefix).exit_code == 0
     return prefix.with_suffix(".key")
 
 
-def build(
-    key: Path, out: Path, before: tuple[str, ...] = (), after: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
+def build(key: Path, out: Path, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> Ran:
     return aoe(
         *before, "build", MNIST, "--out", out, "--sign-key", key, "--no-encrypt",
         "--target", "tflite", "--target", "onnx", *after,
@@ -58,7 +47,7 @@ def framework_lines(text: str) -> list[str]:
 
 def test_a_build_shows_only_aoe_packs_own_lines(key: Path, tmp_path: Path) -> None:
     r = build(key, tmp_path / "m.aoe")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert framework_lines(r.stderr) == []
     assert framework_lines(r.stdout) == []
     # What remains on stderr is one progress line per target.
@@ -72,7 +61,7 @@ def test_a_build_shows_only_aoe_packs_own_lines(key: Path, tmp_path: Path) -> No
 def test_verbose_shows_what_the_frameworks_say(key: Path, tmp_path: Path, where: str) -> None:
     flag = ("-v",) if where == "before" else ("--verbose",)
     r = build(key, tmp_path / "m.aoe", *((flag, ()) if where == "before" else ((), flag)))
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert framework_lines(r.stderr), r.stderr
     assert framework_lines(r.stdout) == []  # stdout stays ours even then
 
@@ -81,16 +70,16 @@ def test_quiet_leaves_nothing_on_success_and_the_error_on_failure(
     key: Path, tmp_path: Path
 ) -> None:
     r = build(key, tmp_path / "m.aoe", after=("-q",))
-    assert r.returncode == 0
+    assert r.exit_code == 0
     assert r.stderr == ""
     failed = aoe("-q", "build", MNIST, "--out", tmp_path / "x.aoe", "--sign-key", tmp_path / "no")
-    assert failed.returncode == 2  # --sign-key names no file
+    assert failed.exit_code == 2  # --sign-key names no file
     assert failed.stderr.startswith("error: ")
 
 
 def test_json_is_the_only_thing_on_stdout(key: Path, tmp_path: Path) -> None:
     r = build(key, tmp_path / "m.aoe", after=("--json",))
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [t["status"] for t in doc["targets"]] == ["ok", "ok"]
     assert r.stderr == ""

@@ -29,7 +29,7 @@ from _killed import blocked_child, sigkill
 from _server_http import HttpServer
 
 from aoe_pack._crypto.asymmetric import PrivateKey
-from aoe_pack._io import Folder
+from aoe_pack._io import Folder, temporaries
 from aoe_pack.client import install
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
@@ -267,22 +267,22 @@ def _racer(monkeypatch: pytest.MonkeyPatch, wins: int) -> Iterator[list[str]]:
     so a second open in this process stands for that neighbour. Yields the
     names it locked; the locks are released on the way out.
     """
-    real = Folder._temp
+    real = temporaries._temp
     held: list[int] = []
     names: list[str] = []
 
-    def temp(self: Folder, stem: str, make: Callable[[str], int | None]) -> Any:
-        def make_and_race(name: str) -> int | None:
-            fd = make(name)
+    def temp(folder: Folder, stem: str, make: Callable[[str], tuple[int, str]]) -> Any:
+        def make_and_race(name: str) -> tuple[int, str]:
+            made = make(name)
             if len(names) < wins:
-                held.append(os.open(self.path / name, os.O_RDONLY))
+                held.append(os.open(folder.path / name, os.O_RDONLY))
                 fcntl.flock(held[-1], fcntl.LOCK_EX)
                 names.append(name)
-            return fd
+            return made
 
-        return real(self, stem, make_and_race)
+        return real(folder, stem, make_and_race)
 
-    monkeypatch.setattr(Folder, "_temp", temp)
+    monkeypatch.setattr(temporaries, "_temp", temp)
     yield names
     # Released only after a pass: a writer still waiting on one after a failure
     # would otherwise go on in a folder already closed.
@@ -307,7 +307,7 @@ def _within(seconds: float, call: Callable[[], object]) -> object:
     return outcome[0]
 
 
-def _make_temp(folder: Folder, kind: str) -> tuple[int | None, str]:
+def _make_temp(folder: Folder, kind: str) -> tuple[int, str]:
     return folder.temp_file("tag_x-1.1.0.aoe") if kind == "file" else folder.temp_folder("x")
 
 
@@ -320,8 +320,7 @@ def test_temporary_locked_first_by_another_is_given_up_for_a_new_name(
         got = _within(5, lambda: _make_temp(folder, kind))
         assert isinstance(got, tuple), got
         fd, name = got
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
         assert len(raced) == 1
         assert name != raced[0]
         assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the raced one is removed

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import NO_PASSWORD, Cli
 from _server_http import HttpServer
-from click.testing import CliRunner
 
-from aoe_pack.cli import cli
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device, bucket
 from aoe_pack.errors import ExpiredMetadataError
@@ -34,18 +33,11 @@ from aoe_pack.storage.store import MANIFEST, ROOT, root_name
 REPO = Path(__file__).resolve().parents[2]
 TAG = "tag_mnist"  # the sample's tag
 MODEL = "mnist.tflite"
-ENV = {"AOE_PACK_PASSWORD": ""}
-
-
-def aoe(*args: object) -> Any:
-    """Run the CLI in-process; returns click's Result."""
-    return CliRunner().invoke(cli, [str(a) for a in args], env=ENV, catch_exceptions=False)
+aoe = Cli(env=NO_PASSWORD)
 
 
 def aoe_json(*args: object, exit_code: int = 0) -> dict[str, Any]:
-    r = aoe(*args, "--json")
-    assert r.exit_code == exit_code, (r.stdout, r.stderr)
-    doc: dict[str, Any] = json.loads(r.stdout)
+    doc: dict[str, Any] = aoe(*args, json=True).expect(exit_code)
     assert doc["ok"] is (exit_code == 0), doc
     return doc
 

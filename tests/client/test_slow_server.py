@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from aoe_pack._crypto.asymmetric import PrivateKey
-from aoe_pack.cli import cli
 from aoe_pack.errors import DownloadTooSlowError
 from aoe_pack.repository import envelope
 from aoe_pack.repository.root import new_root
@@ -224,7 +223,7 @@ def test_command_timeout_is_the_download_deadline(
     }[command]
     args = [*command, "--repo", drip.url, "--timeout", "1", *extra, "--json"]
     started = time.monotonic()
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    result = aoe(*args)
     assert time.monotonic() - started < 2
     assert result.exit_code == 1, result.output
     error = json.loads(result.stdout)["error"]
@@ -250,7 +249,7 @@ def test_https_downloads_through_the_limited_sockets(tls_drip: Drip, tmp_path: P
 
 def test_timeout_for_a_folder_repository_is_a_usage_error(tmp_path: Path) -> None:
     args = ["manifest", "show", "--repo", str(tmp_path), "--timeout", "5", "--json"]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    result = aoe(*args)
     assert result.exit_code == 2, result.output
     error = json.loads(result.stdout)["error"]
     assert (error["code"], error["message"]) == (

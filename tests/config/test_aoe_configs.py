@@ -15,9 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from _cli import NO_PASSWORD, Cli
 
-from aoe_pack.cli import cli
 from aoe_pack.config import validate_config
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
@@ -35,8 +34,7 @@ MODEL_INPUT = {"name": "serving_default_image:0", "dtype": "float32", "shape": [
 MODEL_OUTPUT = {"name": "StatefulPartitionedCall_1:0", "dtype": "float32", "shape": [1, 10]}
 
 
-def aoe(*args: object) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], env={"AOE_PACK_PASSWORD": ""})
+aoe = Cli(env=NO_PASSWORD)
 
 
 @pytest.fixture

@@ -6,16 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
-from aoe_pack.cli import cli
 from aoe_pack.config.validate import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
 
 
 def _error(path: Path) -> dict[str, str]:
-    result = CliRunner().invoke(cli, ["validate", str(path), "--json"])
-    assert result.exit_code == 1, result.output
-    error: dict[str, str] = json.loads(result.stdout)["error"]
+    error: dict[str, str] = aoe("validate", path, json=True).expect(1)["error"]
     return error
 
 

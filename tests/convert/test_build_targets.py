@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-
-from aoe_pack.cli import cli
+from _cli import NO_PASSWORD, aoe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,14 +55,13 @@ def sample_with_targets(
 
 def build(config: Path, out: Path, signer: Path, *extra: str):
     """`aoe-pack build CONFIG --out OUT` signed by ``signer``, unencrypted, via the CLI."""
-    argv = ["build", str(config), "--out", str(out), "--sign-key", f"{signer}.key", "--no-encrypt"]
-    return CliRunner().invoke(cli, [*argv, *extra])
+    return aoe("build", config, "--out", out, "--sign-key", f"{signer}.key", "--no-encrypt", *extra)
 
 
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "signer"
-    r = CliRunner().invoke(cli, ["keygen", "--out", str(prefix)], env={"AOE_PACK_PASSWORD": ""})
+    r = aoe("keygen", "--out", prefix, env=NO_PASSWORD)
     assert r.exit_code == 0, r.output
     return prefix
 
@@ -72,12 +69,11 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_mnist_keras_to_every_runtime_in_one_bundle(tmp_path: Path, signer: Path) -> None:
     config = sample_with_targets(tmp_path, "mnist", MNIST_TARGETS, model_name="mnist.keras")
     bundle = tmp_path / "mnist.aoe"
-    runner = CliRunner()
     r = build(config, bundle, signer, "--json")
     assert r.exit_code == 0, r.output
-    v = runner.invoke(cli, ["verify", str(bundle), "--trusted-key", f"{signer}.pub", "--json"])
+    v = aoe("verify", bundle, "--trusted-key", f"{signer}.pub", json=True)
     assert v.exit_code == 0, v.output
-    doc = json.loads(runner.invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
+    doc = aoe("inspect", bundle, json=True).doc
     conversions = {c["target"]: c for c in doc["provenance"]["conversions"]}
     assert set(conversions) == MNIST_EXPECTED
     for name, c in conversions.items():
@@ -93,7 +89,7 @@ def test_mnist_keras_to_every_runtime_in_one_bundle(tmp_path: Path, signer: Path
     runtimes = {f["runtime"] for f in doc["files"] if f["role"] == "model"}
     assert runtimes == {"tflite", "onnx", "ort", "mnn", "ncnn"}
     assert doc["provenance"]["source"]["format"] == "keras"
-    text = runner.invoke(cli, ["inspect", str(bundle)]).stdout
+    text = aoe("inspect", bundle).stdout
     assert "parity    tflite-int8: max" in text
 
 
@@ -104,7 +100,7 @@ def test_target_flag_overrides_config(tmp_path: Path, signer: Path) -> None:
         config, bundle, signer, "--target", "onnx:extended", "--target", "ncnn:fp16", "--json"
     )
     assert r.exit_code == 0, r.output
-    doc = json.loads(CliRunner().invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
+    doc = aoe("inspect", bundle, json=True).doc
     assert [c["target"] for c in doc["provenance"]["conversions"]] == ["onnx-extended", "ncnn-fp16"]
 
 
@@ -186,5 +182,5 @@ def test_parity_runs_on_the_configs_sample_inputs(tmp_path: Path, signer: Path) 
     bundle = tmp_path / "s.aoe"
     r = build(config_path, bundle, signer, "--json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(CliRunner().invoke(cli, ["inspect", str(bundle), "--json"]).stdout)
+    doc = aoe("inspect", bundle, json=True).doc
     assert doc["provenance"]["conversions"][0]["parity"]["samples"] == 3

@@ -9,36 +9,26 @@ one version, never detector 2 with recogniser 1.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import NO_PASSWORD, Cli
 
 REPO = Path(__file__).resolve().parents[2]
 BANKCARD = REPO / "sample_models" / "bankcard"
 CONFIGS = [BANKCARD / "detector" / "config.json", BANKCARD / "recognizer" / "config.json"]
 
 
-def aoe(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aoe_pack", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AOE_PACK_PASSWORD": ""},
-        cwd=cwd,
-        check=False,
-    )
+aoe = Cli(env=NO_PASSWORD, process=True)
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("keys")
-    assert aoe("keygen", "--out", folder / "release").returncode == 0
-    assert aoe("keygen", "--type", "x25519", "--out", folder / "device").returncode == 0
+    assert aoe("keygen", "--out", folder / "release").exit_code == 0
+    assert aoe("keygen", "--type", "x25519", "--out", folder / "device").exit_code == 0
     return folder
 
 
@@ -49,7 +39,7 @@ def bundle(keys: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "build", *CONFIGS, "--out", out, "--sign-key", keys / "release.key",
         "--recipient", keys / "device.pub", "--json",
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.exit_code == 0, r.stdout + r.stderr
     doc = json.loads(r.stdout)
     assert {(t["model"], t["target"], t["status"]) for t in doc["targets"]} >= {
         ("detector", "tflite-fp16", "ok"),
@@ -107,7 +97,7 @@ def test_unpack_gives_the_app_both_model_folders(bundle: Path, keys: Path, tmp_p
         "unpack", bundle, "--out", out, "--trusted-key", keys / "release.pub",
         "--decryption-key", keys / "device.key",
     )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert (out / "detector" / "tflite" / "fp16" / "detector.tflite").is_file()
     assert (out / "recognizer" / "ncnn" / "fp32" / "recognizer.param").is_file()
 
@@ -116,8 +106,8 @@ def test_a_device_updates_the_feature_as_a_unit(bundle: Path, keys: Path, tmp_pa
     repo = tmp_path / "repo"
     sign = ["--sign-key", keys / "release.key"]
     init = aoe("manifest", "init", "--repo", repo, "--root-key", keys / "release.pub", *sign)
-    assert init.returncode == 0, init.stderr
-    assert aoe("manifest", "publish", bundle, "--repo", repo, *sign).returncode == 0
+    assert init.exit_code == 0, init.stderr
+    assert aoe("manifest", "publish", bundle, "--repo", repo, *sign).exit_code == 0
     downloads = tmp_path / "device"
     r = aoe(
         "client", "check", "--repo", repo, "--trusted-root", repo / "root.json",
@@ -125,7 +115,7 @@ def test_a_device_updates_the_feature_as_a_unit(bundle: Path, keys: Path, tmp_pa
         "--device-id", "phone-1", "--state", downloads / "state.json",
         "--download", downloads, "--decryption-key", keys / "device.key", "--json",
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.exit_code == 0, r.stdout + r.stderr
     installed = downloads / "tag_bankcard-1.0.0"
     assert sorted(p.name for p in installed.iterdir()) == ["detector", "recognizer"]
 
@@ -149,7 +139,7 @@ def test_models_of_one_feature_must_agree_on_tag_and_version(
         "build", CONFIGS[0], other / "config.json", "--out", tmp_path / "x.aoe",
         "--sign-key", keys / "release.key", "--no-encrypt",
     )  # fmt: skip
-    assert r.returncode == 1  # the configs disagree: a refusal, not a usage error
+    assert r.exit_code == 1  # the configs disagree: a refusal, not a usage error
     assert message in r.stderr
     assert not (tmp_path / "x.aoe").exists()
 
@@ -161,5 +151,5 @@ def test_two_models_in_folders_of_one_name_are_refused(keys: Path, tmp_path: Pat
         "build", CONFIGS[0], twin / "config.json", "--out", tmp_path / "x.aoe",
         "--sign-key", keys / "release.key", "--no-encrypt",
     )  # fmt: skip
-    assert r.returncode == 1
+    assert r.exit_code == 1
     assert "two models sit in folders named 'detector'" in r.stderr

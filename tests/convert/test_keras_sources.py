@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import NO_PASSWORD, Cli
 
 from aoe_pack.convert.context import BuildContext
 from aoe_pack.convert.frameworks import import_tensorflow
@@ -116,9 +117,6 @@ def test_select_tf_ops_are_recorded_and_named_when_parity_cannot_run(tmp_path: P
     refuses it, naming why and what to do.
     """
     import json
-    import os
-    import subprocess
-    import sys
 
     def build(keras: Any) -> Any:
         x = keras.Input(shape=(6, 3), name="sequence")
@@ -132,17 +130,13 @@ def test_select_tf_ops_are_recorded_and_named_when_parity_cannot_run(tmp_path: P
         "targets": [{"runtime": "tflite", "selectTfOps": True}],
     }  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(config))
-    env = {**os.environ, "AOE_PACK_PASSWORD": ""}
-    aoe = [sys.executable, "-m", "aoe_pack"]
-    subprocess.run(
-        [*aoe, "keygen", "--out", str(tmp_path / "k")], check=True, env=env, capture_output=True
-    )
-    r = subprocess.run(
-        [*aoe, "build", str(tmp_path / "config.json"), "--out", str(tmp_path / "r.aoe"),
-         "--sign-key", str(tmp_path / "k.key"), "--no-encrypt", "--json"],
-        capture_output=True, text=True, env=env, check=False,
+    aoe = Cli(env=NO_PASSWORD, process=True)
+    assert aoe("keygen", "--out", tmp_path / "k").exit_code == 0
+    r = aoe(
+        "build", tmp_path / "config.json", "--out", tmp_path / "r.aoe",
+        "--sign-key", tmp_path / "k.key", "--no-encrypt", json=True,
     )  # fmt: skip
-    (target,) = json.loads(r.stdout)["targets"]
+    (target,) = r.doc["targets"]
     assert target["status"] == "refused"
     assert target["requires"] == ["tensorflow-lite-select-tf-ops"]
     assert (

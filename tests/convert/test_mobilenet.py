@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-
-from aoe_pack.cli import cli
+from _cli import NO_PASSWORD, Cli
 
 INPUT_SHAPE = (96, 96, 3)
 ALPHA = 0.35
@@ -50,10 +48,7 @@ FOLDERS = {
 """Each target that passes, in build order, with the bundle folder its files must sit in."""
 
 
-def aoe(*args: object) -> Result:
-    return CliRunner().invoke(
-        cli, [str(a) for a in args], env={"AOE_PACK_PASSWORD": ""}, catch_exceptions=False
-    )
+aoe = Cli(env=NO_PASSWORD)
 
 
 def calibrate_batch_norm(model: Any, keras: Any) -> None:

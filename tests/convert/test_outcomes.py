@@ -11,15 +11,13 @@ subprocess, as users do, so what the runtimes print on file descriptors 1 and
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import NO_PASSWORD, Cli
 
 from aoe_pack.convert.api import Parity, Precision, Target
 from aoe_pack.convert.measure import vouched
@@ -27,15 +25,7 @@ from aoe_pack.convert.outcome import Status, TargetOutcome
 from aoe_pack.convert.pipeline import _with_controls
 from aoe_pack.errors import AoePackError, ParityError, RuntimeCrashError
 
-
-def aoe(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aoe_pack", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AOE_PACK_PASSWORD": "", **(env or {})},
-        check=False,
-    )
+aoe = Cli(env=NO_PASSWORD, process=True)
 
 
 def onnx_model(folder: Path, nodes: list[Any], inputs: list[Any], outputs: list[Any]) -> Path:
@@ -68,7 +58,7 @@ def config(folder: Path, targets: Sequence[str], **extra: Any) -> Path:
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "signer"
-    assert aoe("keygen", "--out", prefix).returncode == 0
+    assert aoe("keygen", "--out", prefix).exit_code == 0
     return prefix.with_suffix(".key")
 
 
@@ -101,7 +91,7 @@ def test_pooling_without_strides_no_longer_crashes_mnn(signer: Path, tmp_path: P
     )
     cfg = config(tmp_path, ["mnn:fp32", "mnn:fp16"])
     r = aoe("build", cfg, "--out", tmp_path / "p.aoe", "--sign-key", signer, "--no-encrypt")
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.exit_code == 0, r.stdout + r.stderr
     rows = [line.split()[:2] for line in r.stdout.splitlines() if line.startswith("  mnn")]
     assert rows == [["mnn-fp32", "ok"], ["mnn-fp16", "ok"]]
 
@@ -115,7 +105,7 @@ def test_a_runtime_crash_fails_only_its_target_and_json_stays_valid(
 ) -> None:
     out = tmp_path / "pool.aoe"
     r = aoe("build", maxpool, "--out", out, "--sign-key", signer, "--no-encrypt", "--json")
-    assert r.returncode == 1, r.stderr
+    assert r.exit_code == 1, r.stderr
     doc = json.loads(r.stdout)  # nothing MNN printed got in
     assert doc["ok"] is False
     assert doc["error"]["code"] == "targets-failed"
@@ -136,7 +126,7 @@ def test_the_table_shows_every_target_with_its_reason(
     maxpool: Path, signer: Path, tmp_path: Path
 ) -> None:
     r = aoe("build", maxpool, "--out", tmp_path / "p.aoe", "--sign-key", signer, "--no-encrypt")
-    assert r.returncode == 1
+    assert r.exit_code == 1
     rows = [line.split()[:2] for line in r.stdout.splitlines() if line.startswith("  ")]
     assert ["onnx-basic", "ok"] in rows
     assert ["mnn-fp32", "crashed"] in rows
@@ -155,7 +145,7 @@ def test_skip_failed_targets_ships_the_others_and_records_the_refusal(
         "build", maxpool, "--out", out, "--sign-key", signer, "--no-encrypt",
         "--skip-failed-targets", "--json",
     )  # fmt: skip
-    assert r.returncode == 0, r.stdout
+    assert r.exit_code == 0, r.stdout
     assert statuses(json.loads(r.stdout))["mnn-fp32"] == "crashed"
     doc = json.loads(aoe("inspect", out, "--json").stdout)
     assert [c["target"] for c in doc["provenance"]["conversions"]] == ["onnx-basic", "ort-mobile"]
@@ -179,7 +169,7 @@ def test_no_target_passing_is_a_failure_even_when_skipping(
         "build", maxpool, "--out", out, "--sign-key", signer, "--no-encrypt",
         "--target", "mnn", "--skip-failed-targets", "--json",
     )  # fmt: skip
-    assert r.returncode == 1
+    assert r.exit_code == 1
     assert json.loads(r.stdout)["error"]["message"] == (
         "no target passed (mnn-fp32); no bundle written"
     )
@@ -203,7 +193,7 @@ def test_a_source_that_fails_on_the_parity_inputs_is_a_named_error(
     )
     cfg = config(tmp_path, ["onnx:basic"])
     r = aoe("build", cfg, "--out", tmp_path / "r.aoe", "--sign-key", signer, "--no-encrypt")
-    assert r.returncode == 1
+    assert r.exit_code == 1
     assert "Traceback" not in r.stderr
     assert "internal error" not in r.stderr
     assert "error: the source model fails on the parity inputs: the source model: " in r.stderr
@@ -234,7 +224,7 @@ def test_a_source_that_ignores_its_input_is_reported_inconclusive(
     cfg = config(tmp_path, ["onnx:basic"])
     out = tmp_path / "c.aoe"
     r = aoe("build", cfg, "--out", out, "--sign-key", signer, "--no-encrypt")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert "parity inconclusive: the source's output(s) y barely change" in r.stdout
     doc = json.loads(aoe("inspect", out, "--json").stdout)
     assert doc["provenance"]["parityInconclusive"] == ["y"]

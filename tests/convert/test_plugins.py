@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from _cli import NO_PASSWORD, Cli
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "tests/fixtures/plugins/aoe-pack-echo"
 SQUEEZENET = REPO / "sample_models/squeezenet"
 
 
-def _aoe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aoe_pack", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+aoe = Cli(env=NO_PASSWORD, process=True)
 
 
 def test_installed_plugin_converts_and_is_recorded(tmp_path: Path) -> None:
@@ -47,10 +41,10 @@ def test_installed_plugin_converts_and_is_recorded(tmp_path: Path) -> None:
     config = json.loads((model / "config.json").read_text())
     config["targets"] = [{"runtime": "echo"}]
     (model / "config.json").write_text(json.dumps(config))
-    env = {**os.environ, "PYTHONPATH": str(site), "AOE_PACK_PASSWORD": ""}
-    assert _aoe("keygen", "--out", str(tmp_path / "k"), env=env).returncode == 0
+    env = {"PYTHONPATH": str(site)}
+    assert aoe("keygen", "--out", tmp_path / "k", env=env).exit_code == 0
     bundle = tmp_path / "b.aoe"
-    built = _aoe(
+    built = aoe(
         "build",
         str(model / "config.json"),
         "--out",
@@ -61,8 +55,8 @@ def test_installed_plugin_converts_and_is_recorded(tmp_path: Path) -> None:
         "--json",
         env=env,
     )
-    assert built.returncode == 0, built.stderr
-    doc = json.loads(_aoe("inspect", str(bundle), "--json", env=env).stdout)
+    assert built.exit_code == 0, built.stderr
+    doc = aoe("inspect", bundle, env=env, json=True).doc
     paths = {f["path"]: f for f in doc["files"]}
     assert paths["echo/copy/squeezenet.echo.onnx"]["runtime"] == "echo"
     assert "labels.txt" in paths
@@ -71,7 +65,7 @@ def test_installed_plugin_converts_and_is_recorded(tmp_path: Path) -> None:
     assert conversion["tools"] == {"aoe-pack-echo": "0.1.0"}
     assert float(conversion["parity"]["maxAbs"]) <= 1e-6
     # Without the plugin on the path, the same config names an unknown runtime.
-    missing = _aoe(
+    missing = aoe(
         "build",
         str(model / "config.json"),
         "--out",
@@ -80,7 +74,6 @@ def test_installed_plugin_converts_and_is_recorded(tmp_path: Path) -> None:
         str(tmp_path / "k.key"),
         "--no-encrypt",
         "--json",
-        env={**os.environ, "AOE_PACK_PASSWORD": ""},
     )
-    assert missing.returncode == 1  # the config is well-formed; no converter is installed
+    assert missing.exit_code == 1  # the config is well-formed; no converter is installed
     assert json.loads(missing.stdout)["error"]["code"] == "converter-not-found"

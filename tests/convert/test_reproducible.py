@@ -11,12 +11,10 @@ be reproducible too), twice, in separate processes.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import NO_PASSWORD, Cli
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = [
@@ -26,21 +24,13 @@ TARGETS = [
 ]  # fmt: skip
 
 
-def aoe(*args: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AOE_PACK_PASSWORD": "", "SOURCE_DATE_EPOCH": "1764892800"}
-    return subprocess.run(
-        [sys.executable, "-m", "aoe_pack", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+aoe = Cli(env={**NO_PASSWORD, "SOURCE_DATE_EPOCH": "1764892800"}, process=True)
 
 
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "k"
-    assert aoe("keygen", "--out", prefix).returncode == 0
+    assert aoe("keygen", "--out", prefix).exit_code == 0
     return prefix.with_suffix(".key")
 
 
@@ -57,7 +47,7 @@ def test_two_builds_with_every_target_are_byte_identical(
             "build", config, "--out", out, "--sign-key", key, "--no-encrypt",
             "--skip-failed-targets", "--json", *targets,
         )  # fmt: skip
-        assert r.returncode == 0, r.stdout
+        assert r.exit_code == 0, r.stdout
         bundles.append(out.read_bytes())
     doc = json.loads(aoe("inspect", tmp_path / f"{sample}-a.aoe", "--json").stdout)
     shipped = {c["target"] for c in doc["provenance"]["conversions"]}

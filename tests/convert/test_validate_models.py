@@ -6,18 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from aoe_pack.cli import cli
+from _cli import NO_PASSWORD, aoe
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests/fixtures/models"
 
 
 def test_validate_reports_the_checked_model() -> None:
-    r = CliRunner().invoke(
-        cli, ["validate", str(REPO / "sample_models/squeezenet/config.json"), "--json"]
-    )
+    r = aoe("validate", REPO / "sample_models/squeezenet/config.json", json=True)
     assert r.exit_code == 0, r.output
     model = json.loads(r.stdout)["model"]
     assert model["checked"] is True
@@ -26,7 +22,7 @@ def test_validate_reports_the_checked_model() -> None:
 
 
 def test_validate_refuses_a_model_that_disagrees_with_its_config() -> None:
-    r = CliRunner().invoke(cli, ["validate", str(FIXTURES / "io-disagrees/config.json"), "--json"])
+    r = aoe("validate", FIXTURES / "io-disagrees/config.json", json=True)
     assert r.exit_code == 1
     err = json.loads(r.stdout)["error"]
     assert err["code"] == "model-signature"
@@ -34,9 +30,7 @@ def test_validate_refuses_a_model_that_disagrees_with_its_config() -> None:
 
 
 def test_validate_no_model_skips_the_model(tmp_path: Path) -> None:
-    r = CliRunner().invoke(
-        cli, ["validate", str(FIXTURES / "io-disagrees/config.json"), "--no-model", "--json"]
-    )
+    r = aoe("validate", FIXTURES / "io-disagrees/config.json", "--no-model", json=True)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["model"] is None
 
@@ -48,25 +42,16 @@ def test_as_is_build_refuses_a_truncated_model(tmp_path: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     config.pop("targets")
     (folder / "config.json").write_text(json.dumps(config))
-    runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["keygen", "--out", str(tmp_path / "k")], env={"AOE_PACK_PASSWORD": ""}
-        ).exit_code
-        == 0
-    )
-    r = runner.invoke(
-        cli,
-        [
-            "build",
-            str(folder / "config.json"),
-            "--out",
-            str(tmp_path / "b.aoe"),
-            "--sign-key",
-            str(tmp_path / "k.key"),
-            "--no-encrypt",
-            "--json",
-        ],
+    assert aoe("keygen", "--out", tmp_path / "k", env=NO_PASSWORD).exit_code == 0
+    r = aoe(
+        "build",
+        folder / "config.json",
+        "--out",
+        tmp_path / "b.aoe",
+        "--sign-key",
+        tmp_path / "k.key",
+        "--no-encrypt",
+        json=True,
     )
     assert r.exit_code == 1
     assert json.loads(r.stdout)["error"]["code"] == "model-invalid"

@@ -10,15 +10,16 @@ the cause. No build may end in a traceback, and --json must always parse.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import NO_PASSWORD, Cli
 
 REPO = Path(__file__).resolve().parents[2]
+aoe = Cli(process=True)
 
 # entry -> {target: expected status, or a text the refusal's reason must contain}
 EXPECTED: dict[str, dict[str, str]] = {
@@ -112,23 +113,20 @@ def entries(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("keys") / "k"
-    subprocess.run(
-        [sys.executable, "-m", "aoe_pack", "keygen", "--out", str(prefix)],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "AOE_PACK_PASSWORD": ""},
-    )
+    r = aoe("keygen", "--out", prefix, env=NO_PASSWORD)
+    assert r.exit_code == 0, r.output
     return prefix.with_suffix(".key")
 
 
 def build(config: Path, targets: list[str], key: Path, out: Path) -> dict[str, Any]:
-    argv = [sys.executable, "-m", "aoe_pack", "build", str(config), "--out", str(out)]
-    argv += ["--sign-key", str(key), "--no-encrypt", "--skip-failed-targets", "--json"]
-    argv += [a for t in targets for a in ("--target", t.replace("-", ":", 1))]
-    r = subprocess.run(argv, capture_output=True, text=True, check=False)
+    chosen = [a for t in targets for a in ("--target", t.replace("-", ":", 1))]
+    r = aoe(
+        "build", config, "--out", out, "--sign-key", key, "--no-encrypt",
+        "--skip-failed-targets", *chosen, json=True,
+    )  # fmt: skip
     assert "Traceback" not in r.stderr, r.stderr
-    assert r.returncode in (0, 1), r.stderr
-    doc: dict[str, Any] = json.loads(r.stdout)
+    assert r.exit_code in (0, 1), r.stderr
+    doc: dict[str, Any] = r.doc
     return doc
 
 
@@ -172,10 +170,11 @@ def test_the_onnx_export_does_not_depend_on_string_hashing(
     bundles = []
     for seed in ("0", "2"):
         out = tmp_path / f"seed{seed}.aoe"
-        argv = [sys.executable, "-m", "aoe_pack", "build",
-                str(entries / "multi_io_seq_tab" / "config.json"), "--out", str(out),
-                "--sign-key", str(key), "--no-encrypt", "--target", "onnx:basic"]  # fmt: skip
-        env = {**os.environ, "PYTHONHASHSEED": seed, "SOURCE_DATE_EPOCH": "1700000000"}
-        subprocess.run(argv, check=True, capture_output=True, env=env)
+        r = aoe(
+            "build", entries / "multi_io_seq_tab" / "config.json", "--out", out,
+            "--sign-key", key, "--no-encrypt", "--target", "onnx:basic",
+            env={"PYTHONHASHSEED": seed, "SOURCE_DATE_EPOCH": "1700000000"},
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
         bundles.append(out.read_bytes())
     assert bundles[0] == bundles[1]

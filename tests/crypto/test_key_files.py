@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
 from aoe_pack._crypto import _der
 from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto.asymmetric import KeyKind
-from aoe_pack.cli import cli
 from aoe_pack.errors import KeyFormatError
 from aoe_pack.keys import keygen
 
@@ -31,14 +29,6 @@ def pem(label: str, der: bytes) -> bytes:
 def pkcs8(algorithm: bytes, key: bytes) -> bytes:
     """A PrivateKeyInfo as RFC 8410 writes EdDSA keys: the key in a nested OCTET STRING."""
     return _der.pkcs8(algorithm, _der.octet_string(key))
-
-
-def aoe(*args: object, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    r = CliRunner().invoke(cli, [*map(str, args), "--json"], env=env, catch_exceptions=False)
-    try:
-        return r.exit_code, json.loads(r.stdout)
-    except ValueError:
-        return r.exit_code, {"stdout": r.stdout, "stderr": r.stderr}
 
 
 def error(doc: dict) -> tuple[str, str]:
@@ -94,10 +84,17 @@ def test_ed448_key_as_decryption_key_is_key_format(ed448_file: Path, built_bundl
     pub.write_bytes(signer.public.pem)
     for command in ("verify", "unpack"):
         out = ["--out", ed448_file.with_name("out")] if command == "unpack" else []
-        code, doc = aoe(
-            command, built_bundle(), *out, "--trusted-key", pub, "--decryption-key", ed448_file
+        r = aoe(
+            command,
+            built_bundle(),
+            *out,
+            "--trusted-key",
+            pub,
+            "--decryption-key",
+            ed448_file,
+            json=True,
         )
-        assert (code, error(doc)) == (
+        assert (r.exit_code, error(r.doc)) == (
             1,
             ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)),
         )
@@ -107,8 +104,13 @@ def test_ed448_key_as_sign_key_is_key_format(ed448_file: Path, tmp_path: Path) -
     repo = tmp_path / "repo"
     pub = tmp_path / "k.pub"
     pub.write_bytes(_keys.generate(KeyKind.ED25519).public.pem)
-    code, doc = aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", ed448_file)
-    assert (code, error(doc)) == (1, ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)))
+    r = aoe(
+        "manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", ed448_file, json=True
+    )
+    assert (r.exit_code, error(r.doc)) == (
+        1,
+        ("key-format", UNSUPPORTED_ED448.format(origin=ed448_file)),
+    )
 
 
 # --- §10.1: nothing but whitespace outside the PEM blocks -------------------------------

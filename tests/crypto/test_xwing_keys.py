@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from aoe_pack._crypto import _der, wrap
 from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto.asymmetric import KeyKind
-from aoe_pack.cli import cli
 from aoe_pack.errors import KeyFormatError, KeyPasswordError
 from aoe_pack.keys import load_decryption_key
 
@@ -549,10 +548,6 @@ def test_broken_public_key_is_refused(der: bytes, why: str) -> None:
 
 
 # --- the command line -----------------------------------------------------------------------
-
-
-def aoe(*args: object, env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 @pytest.mark.parametrize("password", ["", "correct horse"], ids=["plain", "encrypted"])

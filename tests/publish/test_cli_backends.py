@@ -8,21 +8,11 @@ yanking and the kill switch move the fleet as they should.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
-from aoe_pack.cli import cli
-
-
-def aoe(*args: object) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
+from _cli import aoe
 
 
 def test_three_versions_and_a_fleet_on_every_backend(
@@ -30,14 +20,14 @@ def test_three_versions_and_a_fleet_on_every_backend(
 ) -> None:
     key, pub = keyfiles
     sign = ("--sign-key", key)
-    aoe("manifest", "init", "--repo", repo_url, "--root-key", pub, *sign, "--json")
+    aoe("manifest", "init", "--repo", repo_url, "--root-key", pub, *sign, "--json").expect()
     b = [bundle_factory("fleet", v) for v in ("1.0.0", "1.1.0", "1.2.0")]
-    aoe("manifest", "publish", b[0], b[1], "--repo", repo_url, *sign, "--json")
+    aoe("manifest", "publish", b[0], b[1], "--repo", repo_url, *sign, "--json").expect()
     published = aoe(
         "manifest", "publish", b[2], "--repo", repo_url, *sign, "--rollout", "10", "--json"
-    )
+    ).expect()
     assert published["manifestVersion"] == 3
-    shown = aoe("manifest", "show", "--repo", repo_url, "--json")
+    shown = aoe("manifest", "show", "--repo", repo_url, "--json").expect()
     releases = shown["models"]["fleet"]["releases"]
     assert [r["version"] for r in releases] == ["1.0.0", "1.1.0", "1.2.0"]
     assert [r["versionCode"] for r in releases] == [10000999, 10100999, 10200999]
@@ -63,25 +53,25 @@ def test_three_versions_and_a_fleet_on_every_backend(
             "10000",
             *(x for v in installed for x in ("--installed-version", v)),
             "--json",
-        )
+        ).expect()
         return {k: int(v) for k, v in doc["outcomes"].items()}
 
     ten = fleet("1.1.0")
     assert set(ten) == {"keep", "download 1.2.0"}
     assert abs(ten["download 1.2.0"] - 1000) <= 150
-    aoe("manifest", "rollout", "--repo", repo_url, "fleet", "1.2.0", "50", *sign, "--json")
+    aoe("manifest", "rollout", "--repo", repo_url, "fleet", "1.2.0", "50", *sign, "--json").expect()
     half = fleet("1.1.0")
     assert abs(half["download 1.2.0"] - 5000) <= 250
     assert half["download 1.2.0"] > ten["download 1.2.0"]
     aoe(
         "manifest", "yank", "--repo", repo_url, "fleet", "1.2.0", "--reason", "bad", *sign, "--json"
-    )
+    ).expect()
     assert fleet("1.2.0") == {"download 1.1.0": 10000}
-    aoe("manifest", "pin", "--repo", repo_url, "fleet", "local", *sign, "--json")
+    aoe("manifest", "pin", "--repo", repo_url, "fleet", "local", *sign, "--json").expect()
     assert fleet("1.1.0") == {"revert-to-local": 10000}
     report = aoe(
         "manifest", "verify", "--repo", repo_url, "--trusted-root", root, "--bundles", "--json"
-    )
+    ).expect()
     assert report["manifestVersion"] == 6
     assert report["bundlesChecked"] == 3
 
@@ -105,7 +95,7 @@ def test_device_client_stays_light(
     """The device flow imports no ML framework and no publishing stack."""
     key, pub = keyfiles
     repo = tmp_path / "repo"
-    aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", key, "--json")
+    aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", key, "--json").expect()
     aoe(
         "manifest",
         "publish",
@@ -115,7 +105,7 @@ def test_device_client_stays_light(
         "--sign-key",
         key,
         "--json",
-    )
+    ).expect()
     code, loaded = modules_imported_by(
         [
             "client",

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _cli import aoe
 
 from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import private_pem
-from aoe_pack.cli import cli
-
-
-def run(*args: object) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture
@@ -30,11 +25,11 @@ def repo(tmp_path: Path, keyfiles: tuple[Path, Path], bundle_factory: Any) -> di
     key, pub = keyfiles
     folder = tmp_path / "repo"
     assert (
-        run("manifest", "init", "--repo", folder, "--root-key", pub, "--sign-key", key).exit_code
+        aoe("manifest", "init", "--repo", folder, "--root-key", pub, "--sign-key", key).exit_code
         == 0
     )
     b = bundle_factory("usab", "1.0.0")
-    assert run("manifest", "publish", b, "--repo", folder, "--sign-key", key).exit_code == 0
+    assert aoe("manifest", "publish", b, "--repo", folder, "--sign-key", key).exit_code == 0
     return {"repo": folder, "key": key, "pub": pub, "bundle": b}
 
 
@@ -67,7 +62,7 @@ def test_click_usage_errors_are_json_on_stdout_with_json(tmp_path: Path) -> None
 
 def test_non_finite_rollout_is_a_usage_error(repo: dict[str, Path]) -> None:
     # click's FloatRange lets NaN through (every comparison with NaN is false).
-    r = run(
+    r = aoe(
         "manifest",
         "rollout",
         "--repo",
@@ -84,7 +79,7 @@ def test_non_finite_rollout_is_a_usage_error(repo: dict[str, Path]) -> None:
 
 
 def test_version_typo_is_a_usage_error(repo: dict[str, Path]) -> None:
-    r = run(
+    r = aoe(
         "manifest",
         "yank",
         "--repo",
@@ -103,7 +98,7 @@ def test_version_typo_is_a_usage_error(repo: dict[str, Path]) -> None:
 
 def test_pinning_a_yanked_release_is_refused(repo: dict[str, Path]) -> None:
     assert (
-        run(
+        aoe(
             "manifest",
             "yank",
             "--repo",
@@ -117,7 +112,7 @@ def test_pinning_a_yanked_release_is_refused(repo: dict[str, Path]) -> None:
         ).exit_code
         == 0
     )
-    r = run(
+    r = aoe(
         "manifest",
         "pin",
         "--repo",
@@ -137,7 +132,7 @@ def test_pinning_a_yanked_release_is_refused(repo: dict[str, Path]) -> None:
 def test_republishing_a_bundle_says_nothing_changed_and_warns_about_new_settings(
     repo: dict[str, Path],
 ) -> None:
-    r = run(
+    r = aoe(
         "manifest",
         "publish",
         repo["bundle"],
@@ -160,7 +155,7 @@ def test_a_bad_bundle_in_a_batch_uploads_nothing(
     bad.write_bytes(b"not a bundle")
     good = bundle_factory("usab", "1.1.0")
     before = sorted(p.name for p in (repo["repo"] / "bundles").iterdir())
-    r = run(
+    r = aoe(
         "manifest",
         "publish",
         good,
@@ -194,7 +189,7 @@ def test_rotate_root_run_twice_does_not_rotate_again(repo: dict[str, Path], tmp_
         new_key,
         "--json",
     )
-    first, second = run(*args), run(*args)
+    first, second = aoe(*args), aoe(*args)
     assert first.exit_code == second.exit_code == 0, second.output
     assert json.loads(first.stdout)["rootVersion"] == json.loads(second.stdout)["rootVersion"] == 2
     assert not (repo["repo"] / "roots" / "3.root.json").exists()
@@ -209,7 +204,7 @@ def test_client_refuses_a_trusted_root_unlike_the_one_it_remembers(
     other_pub.write_bytes(other.public.pem)
     elsewhere = tmp_path / "elsewhere"
     assert (
-        run(
+        aoe(
             "manifest",
             "init",
             "--repo",
@@ -239,8 +234,8 @@ def test_client_refuses_a_trusted_root_unlike_the_one_it_remembers(
         state,
         "--json",
     )
-    assert run(*common, "--trusted-root", repo["repo"] / "root.json").exit_code == 0
-    r = run(*common, "--trusted-root", elsewhere / "root.json")
+    assert aoe(*common, "--trusted-root", repo["repo"] / "root.json").exit_code == 0
+    r = aoe(*common, "--trusted-root", elsewhere / "root.json")
     assert r.exit_code == 1
     err = json.loads(r.stdout)["error"]
     assert err["code"] == "untrusted-metadata"
@@ -248,7 +243,7 @@ def test_client_refuses_a_trusted_root_unlike_the_one_it_remembers(
 
 
 def test_empty_device_id_is_a_usage_error(repo: dict[str, Path], tmp_path: Path) -> None:
-    r = run(
+    r = aoe(
         "client",
         "check",
         "--repo",

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from _cli import Cli
 
 from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
-from aoe_pack.cli import cli
 from aoe_pack.errors import DownloadTooLargeError, RepositoryFormatError, StoreError
 from aoe_pack.repository import envelope
 from aoe_pack.repository.root import Root
@@ -77,10 +76,7 @@ def test_rollback_floor_is_per_repository_not_per_tag(
     key.write_bytes(private_pem(repo_key, None))
     pub.write_bytes(repo_key.public.pem)
     repo = tmp_path / "repo"
-    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
-
-    def aoe(*args: object) -> Any:
-        return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+    aoe = Cli(env={"XDG_STATE_HOME": str(tmp_path / "state")})
 
     assert (
         aoe("manifest", "init", "--repo", repo, "--root-key", pub, "--sign-key", key).exit_code == 0

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import aoe
 from _factories import NOW, make_root, manifest, release, sign_manifest, sign_root
-from click.testing import CliRunner
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
-from aoe_pack.cli import cli
 from aoe_pack.client.check import ClientState, refresh, repository_identity
 from aoe_pack.errors import RepositoryFormatError, RollbackError, RootRotationError
 from aoe_pack.repository import envelope
@@ -288,26 +287,23 @@ def test_shipped_floor_is_dropped_by_a_revoking_rotation(
 
 
 def _check(repo: str, root: Path, state_home: Path, *extra: str) -> dict[str, Any]:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "client",
-            "check",
-            "--repo",
-            repo,
-            "--trusted-root",
-            str(root),
-            "--tag",
-            "tag_x",
-            "--installed-version",
-            "1.0.0",
-            "--app-version",
-            "1.0.0",
-            "--device-id",
-            "d1",
-            "--json",
-            *extra,
-        ],
+    result = aoe(
+        "client",
+        "check",
+        "--repo",
+        repo,
+        "--trusted-root",
+        root,
+        "--tag",
+        "tag_x",
+        "--installed-version",
+        "1.0.0",
+        "--app-version",
+        "1.0.0",
+        "--device-id",
+        "d1",
+        "--json",
+        *extra,
         env={"XDG_STATE_HOME": str(state_home)},
     )
     doc = json.loads(result.stdout)

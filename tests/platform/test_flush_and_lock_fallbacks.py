@@ -1,5 +1,4 @@
-"""macOS and Windows lack some of what aoe-pack uses on Linux: each fallback,
-tested here on Linux by taking the facility away.
+"""The write-behind flusher and the repository lock without what macOS and Windows lack.
 
 - ``os.fdatasync`` and ``os.posix_fadvise`` (macOS, Windows): the write-behind
   flusher of bundle builds falls back to ``os.fsync`` and keeps the pages;
@@ -11,13 +10,13 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 import types
 from pathlib import Path
 
 import pytest
 
-from aoe_pack import _io
 from aoe_pack._io import WriteBehind, lock_exclusive
 from aoe_pack.storage.local import LocalStore
 
@@ -65,13 +64,8 @@ def test_folder_repository_locks_with_msvcrt_where_there_is_no_fcntl(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     fake = _FakeMsvcrt()
-    monkeypatch.setattr(_io, "_fcntl", None)
-    real_import = _io.importlib.import_module
-    monkeypatch.setattr(
-        _io.importlib,
-        "import_module",
-        lambda name: fake if name == "msvcrt" else real_import(name),
-    )
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
     store = LocalStore(tmp_path / "repo")
     token = store.replace("manifest.json", b"{}", expected=None)
     assert store.read("manifest.json", max_bytes=10) is not None
@@ -89,8 +83,8 @@ def test_lock_exclusive_raises_other_msvcrt_errors(
         raise OSError(errno.EBADF, "Bad file descriptor")
 
     fake.locking = refuse  # type: ignore[method-assign]
-    monkeypatch.setattr(_io, "_fcntl", None)
-    monkeypatch.setattr(_io.importlib, "import_module", lambda name: fake)
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
     fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
     try:
         with pytest.raises(OSError, match="Bad file descriptor"):

@@ -1,0 +1,34 @@
+"""Read at an offset without moving the file position, from many threads at once."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+_POSITION = threading.Lock()
+
+
+def pread(fd: int, size: int, offset: int) -> bytes:
+    """Up to ``size`` bytes of ``fd`` from ``offset`` (fewer only at the end of the file).
+
+    ``os.pread`` where the OS has it. Windows has none: there a seek and a
+    read, under a lock that every such read takes, put the position back as
+    it was. Reads through this function are then one at a time (hashing and
+    decryption still run in parallel); a read of the same descriptor that
+    bypasses it while one runs would see the position moved.
+    """
+    call = getattr(os, "pread", None)
+    if call is not None:
+        data: bytes = call(fd, size, offset)
+        return data
+    with _POSITION:
+        was = os.lseek(fd, 0, os.SEEK_CUR)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            parts = []
+            while size > 0 and (part := os.read(fd, size)):
+                parts.append(part)
+                size -= len(part)
+            return b"".join(parts)
+        finally:
+            os.lseek(fd, was, os.SEEK_SET)
