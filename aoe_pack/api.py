@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from aoe_pack.bundle import InspectResult, Progress, UnpackResult, VerifyResult
     from aoe_pack.client.check import CheckResult
     from aoe_pack.client.decide import Device
-    from aoe_pack.keys import DecryptionKey, PasswordPrompt, PrivateKey, PublicKey
+    from aoe_pack.keys import DecryptionKey, PasswordPrompt, PrivateKey, PublicKey, SigningKey
     from aoe_pack.publish.releases import Published
     from aoe_pack.repository.model import Release
     from aoe_pack.repository.root import Root
@@ -62,7 +62,7 @@ def build(
     *,
     configs: PathLike | Sequence[PathLike],
     out: PathLike,
-    sign_keys: Sequence[PrivateKey | PathLike],
+    sign_keys: Sequence[SigningKey | PathLike],
     recipients: Sequence[PublicKey | PathLike] = (),
     encryption_keys: Sequence[bytes | PathLike] = (),
     encrypt: bool | None = None,
@@ -225,7 +225,7 @@ def init_repository(
     *,
     repo: PathLike,
     root_keys: Sequence[PublicKey | PathLike],
-    sign_keys: Sequence[PrivateKey | PathLike],
+    sign_keys: Sequence[SigningKey | PathLike],
     threshold: int = 1,
     expires: dt.timedelta | None = None,
     plain_http: bool | None = None,
@@ -272,7 +272,7 @@ def publish(
     *,
     bundles: Sequence[PathLike],
     repo: PathLike,
-    sign_keys: Sequence[PrivateKey | PathLike],
+    sign_keys: Sequence[SigningKey | PathLike],
     trusted_keys: Sequence[PublicKey | PathLike] = (),
     channel: str = "stable",
     rollout: float = 100.0,

@@ -49,7 +49,7 @@ from aoe_pack.errors import (
     TargetsFailedError,
     UsageError,
 )
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.keys import resolve as _resolve
 
 Report = Callable[[str], None]
@@ -178,7 +178,7 @@ def write(
     builds: Sequence[ModelBuild],
     out: Path,
     *,
-    signing_keys: Sequence[PrivateKey],
+    signing_keys: Sequence[SigningKey],
     encryption: EncryptionSpec,
     progress: Progress | None = None,
     overwrite: bool = True,
@@ -357,7 +357,7 @@ def assemble(
     configs: Sequence[ModelConfig],
     out: Path,
     *,
-    signing_keys: Sequence[PrivateKey],
+    signing_keys: Sequence[SigningKey],
     encryption: EncryptionSpec,
     targets: Sequence[str] = (),
     skip_failed_targets: bool = False,

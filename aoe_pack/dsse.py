@@ -20,7 +20,8 @@ from typing import Any
 
 from aoe_pack._crypto import sign as _sign
 from aoe_pack.errors import SignatureError, UsageError
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey
+from aoe_pack.keys.signer import SigningKey, sign_with
 
 _KEYID = re.compile(r"[0-9a-f]{64}")
 
@@ -33,14 +34,17 @@ class Signature:
     sig: bytes
 
 
-def sign(payload_type: str, payload: bytes, keys: Sequence[PrivateKey]) -> tuple[Signature, ...]:
-    """Signatures of ``payload`` by every key in ``keys``, sorted by key id."""
+def sign(payload_type: str, payload: bytes, keys: Sequence[SigningKey]) -> tuple[Signature, ...]:
+    """Signatures of ``payload`` by every key in ``keys``, sorted by key id.
+
+    A key held by an HSM or KMS signs through its :class:`~aoe_pack.keys.signer.Signer`.
+    """
     ids = [k.key_id for k in keys]
     if len(set(ids)) != len(ids):
         raise UsageError("the same signing key was given twice")
     message = _sign.pae(payload_type, payload)
     return tuple(
-        sorted((Signature(k.key_id, _sign.sign(k, message)) for k in keys), key=lambda s: s.keyid)
+        sorted((Signature(k.key_id, sign_with(k, message)) for k in keys), key=lambda s: s.keyid)
     )
 
 

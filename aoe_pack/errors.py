@@ -154,6 +154,16 @@ class KeyTypeError(KeyFileError):
     code = "key-type"
 
 
+class SignerError(KeyFileError):
+    """A key held elsewhere (an HSM, a KMS, a signer plugin) could not sign, or signed wrongly.
+
+    The signer was reachable but refused, failed, or returned a signature that
+    does not verify under its own public key.
+    """
+
+    code = "signer"
+
+
 class MissingKeyError(KeyFileError):
     """The work needs a key that was not given: a recipient for an encrypted build,
     a decryption key for an encrypted bundle."""

@@ -43,7 +43,7 @@ from aoe_pack.bundle.manifest import (
 )
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import ConfigError, LimitExceededError, ModelFileError, UsageError
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +120,7 @@ def build_bundle(
     config: ModelConfig,
     out: Path,
     *,
-    signing_keys: Sequence[PrivateKey],
+    signing_keys: Sequence[SigningKey],
     encryption: EncryptionSpec,
     progress: Progress | None = None,
     limits: Limits = DEFAULT_LIMITS,

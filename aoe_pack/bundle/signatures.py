@@ -21,10 +21,10 @@ from aoe_pack._quote import quote_json
 from aoe_pack.bundle.format import PAYLOAD_TYPE, Limits
 from aoe_pack.dsse import Signature
 from aoe_pack.errors import SignatureError, ThresholdError, UsageError
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 
 
-def sign_manifest(manifest_bytes: bytes, keys: Sequence[PrivateKey]) -> bytes:
+def sign_manifest(manifest_bytes: bytes, keys: Sequence[SigningKey]) -> bytes:
     """The canonical ``aoe/signatures.json`` bytes for ``keys``."""
     return encode_envelope(dsse.sign(PAYLOAD_TYPE, manifest_bytes, keys))
 

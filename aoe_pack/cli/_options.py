@@ -12,7 +12,7 @@ import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.errors import KeyPasswordError
-from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PrivateKey, PublicKey
+from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey, SigningKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
 
@@ -165,7 +165,7 @@ def read_trusted_root(path: Path) -> bytes:
 
 def load_signing_keys(
     refs: tuple[str, ...], key_passwords: tuple[tuple[str, str], ...]
-) -> list[PrivateKey]:
+) -> list[SigningKey]:
     """The ``--sign-key`` keys, each opened with its ``--key-password`` source if it has one."""
     from aoe_pack.keys import load_signing_key, password_sources
 

@@ -16,9 +16,11 @@ from aoe_pack.keys.load import (
     load_decryption_key,
     load_public_key,
     load_signing_key,
+    public_key_from_spki,
     read_key_ref,
 )
 from aoe_pack.keys.password import PASSWORD_ENV, password_sources, read_password
+from aoe_pack.keys.signer import Signer, SigningKey
 
 __all__ = [
     "PASSWORD_ENV",
@@ -28,11 +30,14 @@ __all__ = [
     "PasswordPrompt",
     "PrivateKey",
     "PublicKey",
+    "Signer",
+    "SigningKey",
     "keygen",
     "load_decryption_key",
     "load_public_key",
     "load_signing_key",
     "password_sources",
+    "public_key_from_spki",
     "read_key_ref",
     "read_password",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from aoe_pack.errors import (
 )
 from aoe_pack.keys._env import ENV_PREFIX, environ_bytes
 from aoe_pack.keys.password import PASSWORD_ENV, env_password, read_password
+from aoe_pack.keys.signer import SigningKey, open_signer, scheme_of
 
 MAX_KEY_FILE = 1 << 20
 
@@ -119,12 +121,19 @@ def _wrong_password(origin: str, given: str, hint: str | None) -> WrongPasswordE
 
 def load_signing_key(
     ref: str, *, password: str | None = None, prompt: PasswordPrompt | None = None
-) -> PrivateKey:
-    """A private key that can sign (Ed25519 or ECDSA P-256).
+) -> SigningKey:
+    """A key that can sign (Ed25519 or ECDSA P-256): a key file's, or a :class:`Signer`'s.
 
-    ``password`` is the key's own password source (``env://VAR`` or a file);
-    without it, ``AOE_PACK_PASSWORD`` and then ``prompt`` are tried.
+    ``ref`` is a path, ``env://VAR``, or a URI whose scheme a signer plugin
+    registers (``pkcs11:...``, ``awskms:///alias/...``: :mod:`aoe_pack.keys.signer`).
+    ``password`` is the key's own password source (``env://VAR`` or a file): a
+    key file's password, or a token's PIN; without it, a key file tries
+    ``AOE_PACK_PASSWORD`` and then ``prompt``.
     """
+    scheme = scheme_of(ref)
+    if scheme is not None:
+        pin = None if password is None else read_password(password, key=ref)
+        return open_signer(ref, scheme, pin=pin)
     data, origin = read_key_ref(ref)
     key = _load_private(data, origin, password, prompt)
     if not key.kind.signs:
@@ -133,6 +142,17 @@ def load_signing_key(
             hint="pass a key made with `aoe-pack keygen --type ed25519` (or p256)",
         )
     return key
+
+
+def public_key_from_spki(der: bytes, *, origin: str) -> PublicKey:
+    """A public key from its SubjectPublicKeyInfo DER, as HSMs and KMSs report it.
+
+    For signer plugins: the key id is the SHA-256 of this DER, as for a key file.
+    """
+    text = base64.b64encode(der).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    pem = "\n".join(["-----BEGIN PUBLIC KEY-----", *lines, "-----END PUBLIC KEY-----", ""])
+    return _keys.load_public(pem.encode(), origin=origin)
 
 
 def load_public_key(ref: str) -> PublicKey:

@@ -23,13 +23,14 @@ from aoe_pack.keys.load import (
     load_public_key,
     load_signing_key,
 )
+from aoe_pack.keys.signer import Signer, SigningKey
 
 KeyRef: TypeAlias = str | os.PathLike[str]
 """A key file's path, or ``env://VAR`` naming a variable that holds the key."""
 
 
-def signing_key(key: PrivateKey | KeyRef, *, prompt: PasswordPrompt | None = None) -> PrivateKey:
-    """A private key that signs (Ed25519 or ECDSA P-256).
+def signing_key(key: SigningKey | KeyRef, *, prompt: PasswordPrompt | None = None) -> SigningKey:
+    """A key that signs (Ed25519 or ECDSA P-256): a private key, a :class:`Signer`, or a reference.
 
     A password-protected key file takes its password from ``AOE_PACK_PASSWORD``,
     else from ``prompt`` if one is given.
@@ -40,6 +41,8 @@ def signing_key(key: PrivateKey | KeyRef, *, prompt: PasswordPrompt | None = Non
                 f"a {key.public.algorithm} key was given to sign; it only encrypts",
                 hint="sign with a key made with `aoe-pack keygen --type ed25519` (or p256)",
             )
+        return key
+    if isinstance(key, Signer):
         return key
     return load_signing_key(os.fspath(key), prompt=prompt)
 

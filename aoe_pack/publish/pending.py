@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 
 from aoe_pack.errors import RepositoryError, StoreConflictError, StoreError
-from aoe_pack.keys import PrivateKey
+from aoe_pack.keys import SigningKey
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import Manifest, Release, check_schema
 from aoe_pack.repository.root import Root, bundle_key
@@ -37,7 +37,7 @@ def record_name(sha256: str) -> str:
 def write_records(
     store: Store,
     new: Sequence[tuple[str, Release]],
-    signers: Sequence[PrivateKey],
+    signers: Sequence[SigningKey],
     bundle_keys: Mapping[str, str],
 ) -> None:
     """Leave a signed record of each release about to be published."""

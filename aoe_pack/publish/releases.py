@@ -27,7 +27,7 @@ from aoe_pack.errors import (
     UsageError,
     VersionError,
 )
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases, holds_releases
 from aoe_pack.publish.workflow import (
@@ -195,7 +195,7 @@ def publish(
     store: Store,
     bundles: Sequence[Path],
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     trusted_keys: Sequence[PublicKey] = (),
     options: ReleaseOptions = ReleaseOptions(),
     expires: dt.timedelta = DEFAULT_EXPIRES,
@@ -249,7 +249,7 @@ def _publish_repairing(
     store: Store,
     new: Sequence[tuple[str, Release]],
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta,
     bundle_keys: Mapping[str, str],
 ) -> Commit:
@@ -290,7 +290,7 @@ def yank(
     version: str,
     *,
     reason: str,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
     update_reason: bool = False,
 ) -> Commit:
@@ -323,7 +323,7 @@ def set_rollout(
     version: str,
     percent: float,
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Commit:
     """Widen or narrow a rollout. The salt stays, so devices already in stay in.
@@ -351,7 +351,7 @@ def set_pin(
     tag: str,
     pin: str | None,
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Commit:
     """Pin every device to one release, to ``local`` (kill switch), or unpin (None)."""
@@ -375,7 +375,7 @@ def set_pin(
 
 
 def resign(
-    store: Store, *, sign_keys: Sequence[PrivateKey], expires: dt.timedelta = DEFAULT_EXPIRES
+    store: Store, *, sign_keys: Sequence[SigningKey], expires: dt.timedelta = DEFAULT_EXPIRES
 ) -> Commit:
     """A new manifest version with the same releases and a fresh expiry."""
     return edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)

@@ -34,7 +34,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     VersionLimitError,
 )
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.edits import add_releases
 from aoe_pack.repository import envelope
@@ -138,7 +138,7 @@ def read_state(store: Store) -> RepoState:
     )
 
 
-def require_approved(state: RepoState, keys: Sequence[PrivateKey]) -> None:
+def require_approved(state: RepoState, keys: Sequence[SigningKey]) -> None:
     """Sign nothing under a root that none of our keys signed.
 
     The chain's first root is only self-signed, so someone with write access to
@@ -153,7 +153,7 @@ def require_approved(state: RepoState, keys: Sequence[PrivateKey]) -> None:
         )
 
 
-def signers_for(root: Root, keys: Sequence[PrivateKey]) -> list[PrivateKey]:
+def signers_for(root: Root, keys: Sequence[SigningKey]) -> list[SigningKey]:
     """The given keys that ``root`` lists; UntrustedMetadataError below its threshold."""
     usable = [k for k in keys if k.key_id in root.keys]
     if len(usable) < root.threshold:
@@ -171,7 +171,7 @@ def init_repository(
     *,
     root_keys: Sequence[PublicKey],
     threshold: int,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
 ) -> Root:
     """Create root version 1 and an empty manifest version 1."""
@@ -208,7 +208,7 @@ def edit_manifest(
     store: Store,
     edit: Edit,
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
     landed: Callable[[Manifest], bool] | None = None,
     settle: float = 0.05,
@@ -281,7 +281,7 @@ def edit_repository(
     store: Store,
     edit: Callable[[Manifest], Models],
     *,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta,
     landed: Callable[[Manifest], bool] | None = None,
     bundle_keys: Mapping[str, str] | None = None,
@@ -329,7 +329,7 @@ def rotate_root(
     *,
     new_keys: Sequence[PublicKey],
     threshold: int,
-    sign_keys: Sequence[PrivateKey],
+    sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
     restart_manifest_version: bool = False,
 ) -> Root:

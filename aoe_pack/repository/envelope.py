@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
     UsageError,
 )
-from aoe_pack.keys import PrivateKey, PublicKey
+from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.repository.limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
@@ -90,7 +90,7 @@ class Envelope:
         return dsse.valid_keyids(self.payload_type, self.payload, self.signatures, keys)
 
 
-def sign(payload_type: str, document: Any, keys: list[PrivateKey]) -> Envelope:
+def sign(payload_type: str, document: Any, keys: Sequence[SigningKey]) -> Envelope:
     """Canonicalise ``document`` and sign it with every key in ``keys``."""
     if not keys:
         raise UsageError("at least one --sign-key is needed")

@@ -1,0 +1,134 @@
+"""Signers: whatever holds a signing key, a key file or a key that never leaves its HSM or KMS.
+
+aoe-pack signs DSSE pre-authentication encoding bytes (:mod:`aoe_pack.dsse`).
+A key loaded from a file signs them in this process; a key held elsewhere is
+a :class:`Signer`, found by the scheme of its reference through the entry-point
+group ``aoe_pack.signers`` (``pkcs11:`` and ``awskms://`` ship with aoe-pack;
+``gcpkms://``, ``azurekms://`` or ``hashivault://`` can be added by a package
+that registers the scheme, as converters are added). Whoever signs, the key id
+is the SHA-256 of the public key's SPKI DER, and a signature verifies exactly
+as a file key's would: Ed25519 over the bytes, or DER ECDSA P-256 over their
+SHA-256.
+
+Every signature a signer returns is verified against its public key before
+it is used, so an HSM or KMS that signs with another key, or returns
+garbage, is refused by name instead of producing a bundle no device accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from aoe_pack._crypto import sign as _sign
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
+from aoe_pack.errors import KeyReferenceError, KeyTypeError, SignerError
+
+GROUP = "aoe_pack.signers"
+
+_SCHEME = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):(?P<rest>.*)", re.DOTALL)
+"""A URI scheme of two characters or more: ``C:\\keys\\a.key`` is a Windows path."""
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """A signing key held elsewhere, behind a signing call."""
+
+    @property
+    def ref(self) -> str:
+        """The reference it was opened from, for messages (no secret in it)."""
+        ...
+
+    @property
+    def public(self) -> PublicKey:
+        """Its public key, as the HSM or KMS reports it."""
+        ...
+
+    @property
+    def key_id(self) -> str:
+        """The SHA-256 of the public key's SPKI DER (``public.key_id``)."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The signature of ``message``: Ed25519's 64 bytes, or DER ECDSA-SHA256 for P-256."""
+        ...
+
+
+SigningKey: TypeAlias = PrivateKey | Signer
+"""What signs: a private key loaded from a file, or a :class:`Signer`."""
+
+SignerFactory = Callable[..., Signer]
+"""An entry point of ``aoe_pack.signers``: ``factory(ref, *, pin=None) -> Signer``.
+
+``ref`` is the whole reference (``pkcs11:token=...``); ``pin`` the bytes of
+the key's ``--key-password`` source, when one was given for it.
+"""
+
+
+def sign_with(key: SigningKey, message: bytes) -> bytes:
+    """``key``'s signature of ``message``, checked against its public key if it came from afar."""
+    if isinstance(key, PrivateKey):
+        return _sign.sign(key, message)
+    try:
+        signature = key.sign(message)
+    except SignerError:
+        raise
+    except Exception as e:  # a plugin's own failure, reported by the key it is for
+        raise SignerError(f"{key.ref} could not sign: {type(e).__name__}: {e}") from e
+    if not _sign.verify(key.public, signature, message):
+        raise SignerError(
+            f"{key.ref} returned a signature that does not verify under its own public key",
+            hint="the HSM or KMS signed with another key or algorithm; check the key reference",
+        )
+    return signature
+
+
+def scheme_of(ref: str) -> str | None:
+    """The URI scheme of ``ref`` when a signer is registered for it, else None (a path)."""
+    m = _SCHEME.fullmatch(ref)
+    if m is None or ref.startswith("env://"):
+        return None
+    scheme = m.group("scheme").lower()
+    if scheme in signer_factories():
+        return scheme
+    if m.group("rest").startswith("//"):
+        known = ", ".join(sorted(f"{s}:" for s in signer_factories())) or "none"
+        raise KeyReferenceError(
+            f"no signer is installed for {scheme}:// keys (installed: {known})",
+            hint="install the package that provides it, or pass a key file or env://VAR",
+        )
+    return None
+
+
+@functools.cache
+def signer_factories() -> Mapping[str, Callable[[], SignerFactory]]:
+    """Every registered signer, by URI scheme: a loader of its factory.
+
+    A factory is imported only when a key of its scheme is opened, so a
+    missing optional package fails that key, never every command.
+    """
+    return {ep.name.lower(): ep.load for ep in entry_points(group=GROUP)}
+
+
+def open_signer(ref: str, scheme: str, *, pin: bytes | None = None) -> Signer:
+    """The :class:`Signer` behind ``ref``, through the plugin registered for ``scheme``."""
+    loader = signer_factories()[scheme]
+    try:
+        factory = loader()
+    except ImportError as e:
+        raise KeyReferenceError(
+            f"{scheme}: keys need a package that is not installed ({e.name})",
+            hint=f"pip install 'aoe-pack[{_EXTRAS.get(scheme, scheme)}]'",
+        ) from e
+    signer = factory(ref, pin=pin)
+    if not isinstance(signer, Signer):
+        raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {ref}")
+    if not signer.public.kind.signs:
+        raise KeyTypeError(f"{ref} is a {signer.public.algorithm} key, not a signing key")
+    return signer
+
+
+_EXTRAS = {"pkcs11": "pkcs11", "awskms": "kms"}
