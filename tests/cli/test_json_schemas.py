@@ -93,6 +93,7 @@ def run_json_entry_point(*args: object) -> tuple[int, Any]:
         [sys.executable, "-m", "aoe_pack", *map(str, args), "--json"],
         capture_output=True,
         text=True,
+        encoding="utf-8",  # the CLI's, not the locale's (Windows)
         env={**os.environ, "AOE_PACK_PASSWORD": ""},
         timeout=120,
         check=False,
