@@ -152,13 +152,13 @@ def test_decryption_key_through_a_pipe_is_read_once(tmp_path: Path, built_bundle
     os.write(write_end, keys.private_pem(device, None))
     os.close(write_end)
     try:
-        code, doc = aoe(
+        r = aoe(
             "verify", bundle, "--trusted-key", tmp_path / "signer.pub",
-            "--decryption-key", f"/dev/fd/{read_end}",
+            "--decryption-key", f"/dev/fd/{read_end}", json=True,
         )  # fmt: skip
     finally:
         os.close(read_end)
-    assert (code, doc.get("decrypted")) == (0, True), doc
+    assert (r.exit_code, r.doc.get("decrypted")) == (0, True), r.doc
 
 
 @needs_bytes_environ
