@@ -33,3 +33,16 @@ needs_posix_modes = pytest.mark.skipif(
     sys.platform == "win32", reason="Windows has no POSIX permission bits, only a read-only flag"
 )
 needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here (Windows)")
+
+
+def _names_keep_case() -> bool:
+    """Whether the temporary folder's file system tells two names apart by case alone:
+    those of macOS and Windows mostly do not."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "a").touch()
+        return not (Path(tmp) / "A").exists()
+
+
+needs_case_sensitive_names = pytest.mark.skipif(
+    not _names_keep_case(), reason="this file system ignores the case of names"
+)
