@@ -244,6 +244,13 @@ SUCCEEDS: dict[str, Args] = {
         "unpack", w.bundle, "--out", t / "out", "--trusted-key", w.pub(w.signer),
         "--decryption-key", w.device,
     ],
+    "export-model-signing": lambda w, t: [
+        "export", "model-signing", w.bundle, "--sign-key", _keyfiles(t, "p", _keys.KeyKind.P256),
+        "--trusted-key", w.pub(w.signer), "--out", t / "m.sig",
+    ],
+    "export-provenance": lambda w, t: [
+        "export", "provenance", w.bundle, "--sign-key", w.signer, "--out", t / "p.intoto.jsonl",
+    ],
     "bench-run": lambda w, t: [
         "bench", "run", w.bundle, "--decryption-key", w.device, "--runs", 1, "--warmup", 0,
     ],
@@ -303,6 +310,12 @@ FAILS: dict[str, Args] = {
     "inspect": lambda w, t: ["inspect", w.config],
     "unpack": lambda w, t: [
         "unpack", w.bundle, "--out", t / "out", "--trusted-key", w.pub(w.signer),
+    ],
+    "export-model-signing": lambda w, t: [
+        "export", "model-signing", w.bundle, "--sign-key", w.signer, "--out", t / "m.sig",
+    ],
+    "export-provenance": lambda w, t: [
+        "export", "provenance", w.bundle, "--sign-key", w.stranger, "--out", t / "p.jsonl",
     ],
     "bench-run": lambda w, t: ["bench", "run", w.config],
     "bench-report": lambda w, t: ["bench", "report", w.config, "--out", t / "r.md"],
