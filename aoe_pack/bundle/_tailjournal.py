@@ -117,6 +117,7 @@ class Recovered:
     """True: the rewrite was finished; False: the journal was removed, the bundle untouched."""
     added: tuple[str, ...]
     why: str
+    """Why a journal was removed unfinished."""
 
 
 def commit(folder: Folder, bundle_name: str, journal: TailJournal) -> None:
@@ -193,7 +194,7 @@ def recover(folder: Folder, bundle_name: str, fd: int) -> Recovered | None:
         return Recovered(replayed=False, added=journal.added, why=why)
     apply(fd, journal, where=str(folder.path / bundle_name))
     finish(folder, bundle_name)
-    return Recovered(replayed=True, added=journal.added, why="it was finished")
+    return Recovered(replayed=True, added=journal.added, why="")
 
 
 def _fits(fd: int, journal: TailJournal) -> bool:

@@ -123,9 +123,12 @@ def add_signatures(
     with Folder(path.parent) as folder, _locked(folder, path) as fd:
         notes: list[str] = []
         recovered = _tailjournal.recover(folder, path.name, fd)
-        if recovered is not None:
-            done = "finished" if recovered.replayed else "removed"
-            notes.append(f"{done} the journal of an interrupted signing of {path}: {recovered.why}")
+        if recovered is not None and recovered.replayed:
+            notes.append(f"finished an interrupted signing of {path} first")
+        elif recovered is not None:
+            notes.append(
+                f"removed the journal of an interrupted signing of {path}: {recovered.why}"
+            )
         finished = set(recovered.added) if recovered and recovered.replayed else set()
         with os.fdopen(fd, "rb", closefd=False) as fp, open_bundle(fp, limits) as opened:
             return _sign(

@@ -23,6 +23,7 @@ from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import (
     EncryptionSpec,
     Limits,
+    _tailjournal,
     add_signatures,
     build_bundle,
     cosign,
@@ -335,3 +336,79 @@ def test_bundle_replaced_between_check_and_rewrite_is_refused(
         add_signatures(plain, [reviewer])
     assert plain.read_bytes() == rebuilt
     assert list(plain.parent.glob(".*.cosign")) == []
+
+
+# --- the journal, in this process (tests/bundle/test_cosign_crash.py kills real ones) ------
+
+
+def _interrupted_before(
+    step: str, bundle: Path, key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signing of ``bundle`` by ``key`` that stops just before ``_tailjournal.<step>``."""
+
+    class StoppedError(Exception):
+        pass
+
+    def stop(*args: Any, **kwargs: Any) -> None:
+        raise StoppedError
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_tailjournal, step, stop)
+        with pytest.raises(StoppedError):
+            add_signatures(bundle, [key])
+
+
+def test_journal_replays_over_a_tail_of_old_and_new_bytes_in_any_order(
+    plain: Path, built_bundle: Any, signer: PrivateKey, reviewer: PrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """After a power cut the disk may hold any of the blocks written, not just a prefix."""
+    old = plain.read_bytes()
+    new = built_bundle(signers=[signer, reviewer]).read_bytes()
+    _interrupted_before("apply", plain, reviewer, monkeypatch)
+    pairs = enumerate(zip(old, new, strict=False))  # the new file is the longer
+    mixed = bytes(n if i % 2 else o for i, (o, n) in pairs) + new[len(old) :]
+    plain.write_bytes(mixed)
+    assert plain.read_bytes() not in (old, new)
+    result = add_signatures(plain, [reviewer])
+    assert plain.read_bytes() == new
+    assert result.notes == (f"finished an interrupted signing of {plain} first",)
+
+
+def test_journal_that_no_longer_fits_is_dropped_and_the_file_left_alone(
+    plain: Path, reviewer: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupted_before("finish", plain, reviewer, monkeypatch)
+    plain.write_bytes(plain.read_bytes() + b"junk")  # neither the old nor the new tail
+    with refused(plain, ZipStructureError, r"4 bytes of trailing data after the end of central"):
+        add_signatures(plain, [keys.generate(keys.KeyKind.ED25519)])
+
+
+def test_garbage_journal_is_dropped_as_one_cut_short(
+    plain: Path, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    (plain.parent / f".{plain.name}.cosign").write_bytes(b"aoe-pack tail journal v1\n" + bytes(99))
+    result = add_signatures(plain, [reviewer])
+    assert result.notes == (
+        f"removed the journal of an interrupted signing of {plain}: it was cut short, before "
+        "the bundle was changed",
+    )
+    assert result.signers == tuple(sorted([signer.public.key_id, reviewer.public.key_id]))
+    assert list(plain.parent.glob(".*.cosign")) == []
+
+
+def test_journal_name_taken_by_a_link_is_refused(
+    plain: Path, reviewer: PrivateKey, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    journal = plain.parent / f".{plain.name}.cosign"
+    try:
+        journal.symlink_to(victim)
+    except OSError:  # Windows without the privilege to make links
+        pytest.skip("this user cannot make symbolic links here")
+    before = plain.read_bytes()
+    with pytest.raises(OutputError, match=r"\.cosign is not a journal this user's aoe-pack wrote"):
+        add_signatures(plain, [reviewer])
+    assert (plain.read_bytes(), victim.read_bytes()) == (before, b"precious")
+    assert journal.is_symlink()
