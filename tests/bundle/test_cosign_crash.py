@@ -140,8 +140,12 @@ def test_killed_cosigning_leaves_the_old_or_the_new_bundle(
         assert left == new
     else:  # in the middle of the in-place write: no verifier takes it for anything
         assert left not in (old, new)
-        with pytest.raises(BundleFormatError):
+        with pytest.raises(BundleFormatError) as info:
             verify_bundle(bundle, trusted_keys=[signer.public])
+        assert info.value.hint == (
+            "an interrupted `aoe-pack sign` left .model.aoe.cosign beside it: run that "
+            "command again to finish it"
+        )
     expected_journal = [] if step == "locked" else [".model.aoe.cosign"]
     assert _journals(bundle) == expected_journal
 
