@@ -1,9 +1,10 @@
 """A co-signing killed at any step leaves the old or the new bundle; two at once both land.
 
 A child process co-signs a bundle and is stopped at one step of the rewrite,
-then SIGKILLed: no handler, no ``finally``. Whatever it left on disk is the
-old bundle, the new one, or (killed in the middle of the in-place write) a
-file no verifier accepts, with the journal that the next run finishes. The
+then killed (SIGKILL; TerminateProcess on Windows): nothing of it runs after.
+What it left is the old bundle, the new one, or (killed in the middle of the
+in-place write) a file no verifier accepts, with the journal that the next
+run finishes. The
 next run, with another key or the same command again, then leaves exactly
 the bundle a build with all the keys makes.
 """
@@ -27,8 +28,6 @@ from aoe_pack.bundle import EncryptionSpec, add_signatures, build_bundle, verify
 from aoe_pack.bundle.format import SIGNATURES_ENTRY
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import BundleFormatError
-
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
 # Co-signs argv[1] with the key file argv[2], stopping at step argv[3] (see STEPS).
 _CHILD = """

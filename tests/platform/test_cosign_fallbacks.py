@@ -9,12 +9,14 @@ bundle and its journal are checked with ``lstat`` and ``samestat``).
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 import _simulated
 import pytest
+from _skips import needs_symlinks
 
 from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import PrivateKey
@@ -32,11 +34,12 @@ def test_cosign_gives_the_bundle_of_a_build_with_both_keys(
     verify_bundle(bundle, trusted_keys=[signer.public, signer2.public], threshold=2)
 
 
+@_simulated.as_on_windows
 def test_windows_locks_the_bundle_with_msvcrt_past_its_end(
     monkeypatch: pytest.MonkeyPatch, built_bundle: Any, signer2: PrivateKey
 ) -> None:
     bundle = built_bundle()
-    msvcrt = _simulated.windows(monkeypatch)
+    msvcrt: Any = _simulated.windows(monkeypatch) or importlib.import_module("msvcrt")
     positions: list[int] = []
     real = msvcrt.locking
 
@@ -70,6 +73,7 @@ def test_an_interrupted_cosigning_is_finished_by_the_next(
     assert not (bundle.parent / ".bundle0.aoe.cosign").exists()
 
 
+@needs_symlinks
 def test_a_link_is_refused_without_o_nofollow(
     simulated: str, built_bundle: Any, signer2: PrivateKey, tmp_path: Path
 ) -> None:
