@@ -5,28 +5,34 @@ the first signer signed. The envelope is the last entry, so only the bytes
 from its local header to the end of the file change (docs/format.md §6.5);
 the result is byte for byte the bundle a build with every key at once makes.
 
-What must hold before a key adds its name, checked in the order of
-docs/format.md §8 and under an exclusive lock on the bundle:
+What must hold before a key adds its name, checked under an exclusive lock
+on the bundle, the cheap refusals first and then in the order of
+docs/format.md §8:
 
-- the container is canonical, the envelope well-formed (a broken bundle is
-  not repaired by a signature);
+- the container is canonical and the envelope well-formed (a broken bundle
+  is not repaired by a signature);
+- no key that signs now has signed already (:class:`AlreadySignedError`:
+  each key counts once, and a reviewer who picked up the CI key by mistake
+  must hear so), and the envelope stays within the limits verifiers enforce;
 - with ``trusted_keys``, ``threshold`` of them signed it validly: the approver
   vouches for what those signers built, not for whatever a file claims;
 - the manifest parses, agrees with the container, and every stored byte of
   every payload matches its signed chunk digest. The new signature vouches
   for the manifest; an approver must not sign one that no longer describes
   its payload. No decryption key is needed: for an encrypted bundle the
-  digests cover the ciphertext;
-- no key that signs now has signed already (:class:`AlreadySignedError`), and
-  the envelope stays within the limits.
+  digests cover the ciphertext.
 
 The new tail is written in place, after a journal of it (:mod:`._tailjournal`):
 a rewrite killed at any point is finished by the next run, and the bytes the
 checks read are read again just before the journal is written, so a file
 changed meanwhile by anything that ignores the lock is refused, not signed.
-Writing a whole copy and renaming it instead would write the payload again,
-up to 4 GiB (format v1 has no ZIP64) and as much free space, to change a
-few kilobytes; the payload check already reads it once.
+Writing a whole copy and renaming it over the bundle would be atomic without
+a journal, but it writes the payload again, up to 4 GiB (format v1 has no
+ZIP64) and as much free space, to change a few kilobytes. The price of
+writing in place: a reader that has the bundle open during the rewrite may
+read part old, part new tail, which fails its container check (it is never
+taken for another bundle); and a file with other names (hard links) would
+change under them too, so it is refused.
 """
 
 from __future__ import annotations
