@@ -1,4 +1,4 @@
-"""The whole job from Python: build, verify, inspect, unpack, publish, check.
+"""The whole job from Python: build, sign, verify, inspect, unpack, publish, check.
 
 Each function is what one ``aoe-pack`` command does, without the command
 line: the CLI only parses its arguments, calls one of these and prints the
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
     from aoe_pack.assemble import BuildEvents, BuiltBundle
-    from aoe_pack.bundle import InspectResult, Progress, UnpackResult, VerifyResult
+    from aoe_pack.bundle import InspectResult, Progress, SignResult, UnpackResult, VerifyResult
     from aoe_pack.client.check import CheckResult
     from aoe_pack.client.decide import Device
     from aoe_pack.interop import ModelSigningExport, ProvenanceExport
@@ -52,6 +52,7 @@ __all__ = [
     "init_repository",
     "inspect",
     "publish",
+    "sign",
     "unpack",
     "verify",
 ]
@@ -174,6 +175,57 @@ def verify(
         trusted_keys=trusted,
         threshold=threshold,
         decryption_key=dkey,
+        progress=progress,
+    )
+
+
+def sign(
+    *,
+    bundle: PathLike,
+    sign_keys: Sequence[SigningKey | PathLike],
+    trusted_keys: Sequence[PublicKey | PathLike] = (),
+    threshold: int = 1,
+    password_prompt: PasswordPrompt | None = None,
+    progress: Progress | None = None,
+) -> SignResult:
+    """Add signatures to a built bundle, for a second approver (``aoe-pack sign``).
+
+    The bundle is checked first as [verify][aoe_pack.api.verify] checks it
+    without a decryption key (container, manifest, every stored byte); with
+    ``trusted_keys``, ``threshold`` of them must have signed it already. Then
+    the new keys sign the same manifest, and only the end of the file is
+    rewritten, in place and under a lock: the result is the bundle a build
+    with every key at once makes. A run killed midway is finished by the next.
+
+    Args:
+        bundle: The ``.aoe`` file: the file itself, not a link to it.
+        sign_keys: Signing private keys (Ed25519 or ECDSA P-256), each
+            one that has not signed the bundle yet.
+        trusted_keys: Public keys of earlier signers to check first.
+        threshold: How many of ``trusted_keys`` must have signed.
+        password_prompt: Asks for a key file's password when the environment
+            has none.
+        progress: Called with the number of bytes just checked.
+
+    Raises:
+        AlreadySignedError: A key has signed the bundle already.
+        IntegrityError: A byte differs from what the manifest says.
+        ThresholdError: Fewer than ``threshold`` trusted keys signed.
+        BundleFormatError: The file is not a well-formed bundle, or the
+            signatures would exceed the format's limits.
+        OutputError: The bundle is a link, has other names, or changed
+            while it was checked.
+        KeyFileError: A key cannot be read, or cannot do its job.
+    """
+    from aoe_pack.bundle import add_signatures
+    from aoe_pack.keys import resolve
+
+    signers = [resolve.signing_key(k, prompt=password_prompt) for k in sign_keys]
+    return add_signatures(
+        Path(bundle),
+        signers,
+        trusted_keys=[resolve.trusted_key(k) for k in trusted_keys],
+        threshold=threshold,
         progress=progress,
     )
 

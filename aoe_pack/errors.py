@@ -234,6 +234,12 @@ class LimitExceededError(BundleFormatError):
     code = "limit-exceeded"
 
 
+class AlreadySignedError(BundleError):
+    """A key asked to co-sign a bundle has signed it already; each key counts once."""
+
+    code = "already-signed"
+
+
 # --- verification -----------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from aoe_pack.errors import (
     BundleNotFoundError,
     ConfigValidationError,
     IntegrityError,
+    KeyReferenceError,
     KeyTypeError,
     MissingKeyError,
     RollbackError,
@@ -324,3 +325,22 @@ def test_a_missing_bundle_is_a_bundle_error_not_an_os_error(tmp_path: Path, keys
         api.verify(bundle=tmp_path / "missing.aoe", trusted_keys=[keys / "signer.pub"])
     assert isinstance(info.value, BundleError)
     assert info.value.code == "bundle-not-found"
+
+
+def test_sign_adds_a_second_approver_that_verify_counts(
+    bundle: Path, keys: Path, tmp_path: Path
+) -> None:
+    review = keygen("p256", tmp_path / "review")
+    signed = api.sign(
+        bundle=bundle,
+        sign_keys=[load_signing_key(str(tmp_path / "review.key"))],
+        trusted_keys=[keys / "signer.pub"],
+    )
+    assert signed.added == (review.key_id,)
+    trusted = [keys / "signer.pub", tmp_path / "review.pub"]
+    assert len(api.verify(bundle=bundle, trusted_keys=trusted, threshold=2).signatures) == 2
+
+
+def test_sign_loads_its_keys_before_it_looks_for_the_bundle(tmp_path: Path) -> None:
+    with pytest.raises(KeyReferenceError, match=r"missing\.key"):
+        api.sign(bundle=tmp_path / "missing.aoe", sign_keys=[tmp_path / "missing.key"])

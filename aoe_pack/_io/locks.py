@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 from types import ModuleType
 
 
@@ -49,17 +50,20 @@ def try_lock(fd: int) -> bool | None:
     return True
 
 
-def lock_exclusive(fd: int) -> None:
+def lock_exclusive(fd: int, *, at: int = 0) -> None:
     """Hold an exclusive lock on the open file ``fd`` until it is closed.
 
-    ``flock`` on POSIX; on Windows ``msvcrt.locking`` on its first byte, which
-    the lock file never needs to hold (a lock past the end is allowed).
+    ``flock`` on POSIX; on Windows ``msvcrt.locking`` on the byte at offset
+    ``at``, which the file never needs to hold (a lock past the end is
+    allowed). Windows' locks are mandatory: others cannot read a locked byte,
+    so a file that others read while it is locked is locked past its end.
     """
     fcntl = _fcntl()
     if fcntl is not None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return
     msvcrt = importlib.import_module("msvcrt")
+    os.lseek(fd, at, os.SEEK_SET)  # msvcrt.locking locks from the file position
     while True:
         try:
             msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for ~10 s, then raises

@@ -1,4 +1,4 @@
-"""Read at an offset without moving the file position, from many threads at once."""
+"""Read and write at an offset without moving the file position (reads from many threads)."""
 
 from __future__ import annotations
 
@@ -30,5 +30,27 @@ def pread(fd: int, size: int, offset: int) -> bytes:
                 parts.append(part)
                 size -= len(part)
             return b"".join(parts)
+        finally:
+            os.lseek(fd, was, os.SEEK_SET)
+
+
+def pwrite(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` to ``fd`` at ``offset``.
+
+    ``os.pwrite`` where the OS has it; on Windows a seek and writes under the
+    lock of :func:`pread`, which put the position back as it was.
+    """
+    view = memoryview(data)
+    call = getattr(os, "pwrite", None)
+    if call is not None:
+        while view:
+            view = view[call(fd, view, offset + len(data) - len(view)) :]
+        return
+    with _POSITION:
+        was = os.lseek(fd, 0, os.SEEK_CUR)
+        try:
+            os.lseek(fd, offset, os.SEEK_SET)
+            while view:
+                view = view[os.write(fd, view) :]
         finally:
             os.lseek(fd, was, os.SEEK_SET)

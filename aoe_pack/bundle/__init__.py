@@ -1,4 +1,4 @@
-"""Build, verify, inspect and unpack ``.aoe`` bundles (format v1, docs/format.md).
+"""Build, co-sign, verify, inspect and unpack ``.aoe`` bundles (format v1, docs/format.md).
 
 ``verify``, ``inspect`` and ``unpack`` only need the base install; nothing
 here imports an ML framework.
@@ -6,6 +6,7 @@ here imports an ML framework.
 
 from aoe_pack.bundle._chunked import Progress, worker_count
 from aoe_pack.bundle.build import BuildResult, EncryptionSpec, build_bundle
+from aoe_pack.bundle.cosign import SignResult, add_signatures
 from aoe_pack.bundle.format import DEFAULT_LIMITS, Limits
 from aoe_pack.bundle.inspect import InspectResult, inspect_bundle
 from aoe_pack.bundle.manifest import BundleManifest
@@ -20,8 +21,10 @@ __all__ = [
     "InspectResult",
     "Limits",
     "Progress",
+    "SignResult",
     "UnpackResult",
     "VerifyResult",
+    "add_signatures",
     "build_bundle",
     "inspect_bundle",
     "unpack_bundle",

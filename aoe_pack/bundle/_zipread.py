@@ -85,6 +85,12 @@ class BundleLayout:
     """``(dos_time, dos_date)`` shared by every entry."""
     file_size: int
 
+    @property
+    def mimetype(self) -> ZipEntry:
+        """The first entry, which ``entries`` leaves out."""
+        size, crc = len(self.media_type), zlib.crc32(self.media_type)
+        return ZipEntry(MIMETYPE_NAME, 0, MIMETYPE_DATA_OFFSET, size, crc)
+
 
 def sniff(head: bytes) -> FileKind:
     """Classify a file from its first bytes (``HEAD_BYTES`` = 128 are enough)."""

@@ -11,6 +11,7 @@ import re
 import struct
 import unicodedata
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -236,6 +237,54 @@ def end_record(*, count: int, cd_size: int, cd_offset: int) -> bytes:
     return EOCD.pack(EOCD_SIG, 0, 0, count, count, cd_size, cd_offset, 0)
 
 
+def directory_and_end(entries: Sequence[ZipEntry], *, date_time: DateTime, cd_offset: int) -> bytes:
+    """The central directory of ``entries`` (``mimetype`` first, in file order) and the end
+    record, for a directory starting at ``cd_offset``: the last bytes of every bundle."""
+    directory = b"".join(
+        central_record(
+            e.name.encode("utf-8"), crc=e.crc32, size=e.size,
+            date_time=date_time, header_offset=e.header_offset,
+        )
+        for e in entries
+    )  # fmt: skip
+    if cd_offset + len(directory) >= U32_SENTINEL:
+        raise LimitExceededError(
+            f"the central directory would end at offset {cd_offset + len(directory)}, past "
+            f"{U32_SENTINEL - 1} bytes, which needs ZIP64 (not supported in format v1)"
+        )
+    end = end_record(count=len(entries), cd_size=len(directory), cd_offset=cd_offset)
+    return directory + end
+
+
+def replace_last_data(
+    entries: Sequence[ZipEntry], *, date_time: DateTime, data: bytes
+) -> tuple[int, bytes]:
+    """Where a canonical archive changes when its last entry's data becomes ``data``, and
+    its bytes from there to the new end of the file.
+
+    ``entries`` are every entry of the archive (``mimetype`` first, in file order) as
+    the reader found them. The last entry keeps its offset, so its alignment padding is
+    unchanged; its local header (crc32, sizes), its data, the central directory and the
+    end record are rewritten. The result is byte for byte what :class:`AlignedZipWriter`
+    writes when given ``data`` for that entry in the first place.
+    """
+    last = entries[-1]
+    name = last.name.encode("utf-8")
+    extra = alignment_extra(alignment_padding(last.header_offset, len(name)))
+    data_offset = last.header_offset + LOCAL.size + len(name) + len(extra)
+    if len(data) >= U32_SENTINEL or data_offset + len(data) >= U32_SENTINEL:
+        raise LimitExceededError(
+            f"entry {last.name!r} of {len(data)} bytes at offset {data_offset} would end "
+            f"past {U32_SENTINEL - 1} bytes, which needs ZIP64 (not supported in format v1)"
+        )
+    crc = zlib.crc32(data)
+    header = local_header(name, crc=crc, size=len(data), date_time=date_time, extra=extra)
+    replaced = ZipEntry(last.name, last.header_offset, data_offset, len(data), crc)
+    cd_offset = data_offset + len(data)
+    end = directory_and_end([*entries[:-1], replaced], date_time=date_time, cd_offset=cd_offset)
+    return last.header_offset, header + data + end
+
+
 def _write_all(fp: BinaryIO, data: bytes | memoryview) -> None:
     view = memoryview(data).cast("B")
     done = fp.write(view)
@@ -315,17 +364,9 @@ class AlignedZipWriter:
     def close(self) -> list[ZipEntry]:
         """Write the central directory and end record; return every entry, ``mimetype`` first."""
         self._check_usable("close the archive")
-        cd_offset = self._offset
-        directory = b"".join(
-            central_record(
-                e.name.encode("utf-8"), crc=e.crc32, size=e.size,
-                date_time=self._date_time, header_offset=e.header_offset,
-            )
-            for e in self._entries
-        )  # fmt: skip
-        end = end_record(count=len(self._entries), cd_size=len(directory), cd_offset=cd_offset)
-        _write_all(self._fp, directory + end)
-        self._offset += len(directory) + len(end)
+        tail = directory_and_end(self._entries, date_time=self._date_time, cd_offset=self._offset)
+        _write_all(self._fp, tail)
+        self._offset += len(tail)
         self._state = "it is closed"
         return list(self._entries)
 

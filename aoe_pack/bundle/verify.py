@@ -26,6 +26,7 @@ from aoe_pack._io.pread import pread
 from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, open_file, worker_count
+from aoe_pack.bundle._tailjournal import journal_name
 from aoe_pack.bundle.container import BundleLayout, ZipEntry, read_layout
 from aoe_pack.bundle.format import (
     DEFAULT_LIMITS,
@@ -37,6 +38,7 @@ from aoe_pack.bundle.format import (
 from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
 from aoe_pack.errors import (
     BundleError,
+    BundleFormatError,
     BundleNotFoundError,
     DecryptionError,
     IntegrityError,
@@ -127,7 +129,21 @@ def open_bundle(
             name: Path | None = Path(path)
         else:
             fp, name = path, None
-        yield _opened(fp, name, limits)
+        try:
+            opened = _opened(fp, name, limits)
+        except BundleFormatError as e:
+            if name is not None and e.hint is None and os.path.lexists(_interrupted(name)):
+                e.hint = (
+                    f"an interrupted `aoe-pack sign` left {_interrupted(name).name} beside it: "
+                    "run that command again to finish it"
+                )
+            raise
+        yield opened
+
+
+def _interrupted(path: Path) -> Path:
+    """The journal an interrupted co-signing of ``path`` leaves beside it."""
+    return path.with_name(journal_name(path.name))
 
 
 def _opened(fp: BinaryIO, path: Path | None, limits: Limits) -> OpenedBundle:

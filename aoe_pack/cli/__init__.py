@@ -22,6 +22,7 @@ from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.export_cmds import export
 from aoe_pack.cli.keys_cmds import keygen
 from aoe_pack.cli.manifest_cmds import manifest
+from aoe_pack.cli.sign_cmd import sign
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,6 +38,7 @@ def cli() -> None:
       aoe-pack validate model/config.json
       aoe-pack build model/config.json --out model.aoe \\
           --sign-key keys/release.key --recipient keys/app.pub
+      aoe-pack sign model.aoe --sign-key keys/review.key    # a second approver, later
       aoe-pack verify model.aoe --trusted-key keys/release.pub
       aoe-pack unpack model.aoe --out model/ --trusted-key keys/release.pub \\
           --decryption-key keys/app.key
@@ -62,6 +64,7 @@ for command in (
     keygen, validate, migrate, build, verify, inspect, unpack, export, bench, manifest, client,
 ):  # fmt: skip
     cli.add_command(command)
+cli.add_command(sign)
 
 
 def main() -> None:

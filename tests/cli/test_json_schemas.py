@@ -240,6 +240,10 @@ SUCCEEDS: dict[str, Args] = {
         "verify", w.bundle, "--trusted-key", w.pub(w.signer), "--decryption-key", w.device,
     ],
     "inspect": lambda w, t: ["inspect", w.bundle],
+    "sign": lambda w, t: [
+        "sign", shutil.copy(w.bundle, t / "cosigned.aoe"), "--sign-key", w.stranger,
+        "--trusted-key", w.pub(w.signer),
+    ],
     "unpack": lambda w, t: [
         "unpack", w.bundle, "--out", t / "out", "--trusted-key", w.pub(w.signer),
         "--decryption-key", w.device,
@@ -308,6 +312,7 @@ FAILS: dict[str, Args] = {
     ],
     "verify": lambda w, t: ["verify", w.bundle, "--trusted-key", w.pub(w.stranger)],
     "inspect": lambda w, t: ["inspect", w.config],
+    "sign": lambda w, t: ["sign", w.bundle, "--sign-key", w.signer],  # already signed
     "unpack": lambda w, t: [
         "unpack", w.bundle, "--out", t / "out", "--trusted-key", w.pub(w.signer),
     ],
