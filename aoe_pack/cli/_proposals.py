@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ def report_text(output: Output, report: Any) -> None:
             output.line(f"    - {kid}")
     m = report.manifest
     expires = m.to_dict()["expires"]
-    output.line(f"  manifest   version {m.version}, expires {expires}")
+    expired = "  EXPIRED: prepare it again" if m.expires <= dt.datetime.now(dt.UTC) else ""
+    output.line(f"  manifest   version {m.version}, expires {expires}{expired}")
     for c in m.releases:
         detail = f" ({', '.join(c.fields)})" if c.fields else ""
         output.line(f"    {c.change:<8} {c.tag} {c.version}{detail}")
