@@ -471,6 +471,28 @@ class ReleaseConflictError(RepositoryError):
     code = "release-conflict"
 
 
+class ProposalError(RepositoryError):
+    """A ceremony's proposal cannot take this signature, or be installed in this repository."""
+
+    code = "proposal"
+
+
+class ProposalStaleError(ProposalError):
+    """The repository is no longer at the root and manifest a proposal was prepared against.
+
+    Another edit landed since (prepare the proposal again), or this very
+    proposal was installed already (a replay).
+    """
+
+    code = "proposal-stale"
+
+
+class ProposalIncompleteError(ProposalError):
+    """A proposal lacks signatures a threshold still needs; the message names whose."""
+
+    code = "proposal-incomplete"
+
+
 class StoreError(AoePackError):
     """A repository destination (folder, object store, registry, HTTP) failed."""
 

@@ -17,6 +17,7 @@ from aoe_pack.cli._options import verbosity_options
 from aoe_pack.cli.bench_cmds import bench
 from aoe_pack.cli.build_cmd import build
 from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
+from aoe_pack.cli.ceremony_cmds import apply_proposal, inspect_proposal, sign_proposal
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.export_cmds import export
@@ -65,6 +66,8 @@ for command in (
 ):  # fmt: skip
     cli.add_command(command)
 cli.add_command(sign)
+for command in (sign_proposal, inspect_proposal, apply_proposal):
+    manifest.add_command(command)
 
 
 def main() -> None:

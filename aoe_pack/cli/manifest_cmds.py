@@ -21,6 +21,7 @@ from aoe_pack.cli._options import (
     timeout_option,
 )
 from aoe_pack.cli._output import Output
+from aoe_pack.cli._proposals import check_mode, prepare_options, save, show_prepared
 from aoe_pack.errors import UsageError
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -52,6 +53,14 @@ sign_key_option = click.option(
     metavar="KEY",
     help="A manifest-signing private key listed in the root (path, env://VAR, or "
     "awskms://... for a key in AWS KMS: docs/keys.md). Repeat to reach the root's threshold.",
+)
+edit_sign_key_option = click.option(
+    "--sign-key",
+    "sign_keys",
+    multiple=True,
+    metavar="KEY",
+    help="A manifest-signing private key listed in the root (path or env://VAR). "
+    "Repeat to reach the root's threshold; or --prepare a proposal instead.",
 )
 expires_option = click.option(
     "--expires",
@@ -105,6 +114,10 @@ def manifest() -> None:
       aoe-pack manifest publish model.aoe --repo repo/ --sign-key keys/release.key --rollout 10
       aoe-pack manifest rollout --repo repo/ tag_mnist 1.1.0 50 --sign-key keys/release.key
       aoe-pack manifest yank --repo repo/ tag_mnist 1.1.0 --reason "bad accuracy" --sign-key ...
+    Offline keys (a threshold of holders, each on their own machine):
+      aoe-pack manifest rotate-root --repo repo/ --root-key ... --prepare --out p.json
+      aoe-pack manifest sign-proposal p.json --sign-key keys/alice.key   # each holder
+      aoe-pack manifest apply-proposal p.json --repo repo/
     """
 
 
@@ -182,14 +195,16 @@ def init(
 @manifest.command()
 @click.argument("bundles", nargs=-1, required=True, type=INPUT_FILE)
 @repo_option
-@sign_key_option
+@edit_sign_key_option
 @key_password_option("--sign-key")
+@prepare_options
 @click.option(
     "--trusted-key",
     "trusted_keys",
     multiple=True,
     metavar="PUB",
-    help="Signer key bundles must be signed by (default: the --sign-key keys).",
+    help="Signer key bundles must be signed by (default: the --sign-key keys; with "
+    "--prepare, the root's keys).",
 )
 @click.option("--channel", default="stable", show_default=True, help="Release channel.")
 @click.option(
@@ -219,6 +234,8 @@ def publish(
     repo: str,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     trusted_keys: tuple[str, ...],
     channel: str,
     rollout: float,
@@ -241,9 +258,29 @@ def publish(
     Example:
       aoe-pack manifest publish mnist.aoe --repo repo/ --sign-key keys/release.key \\
           --rollout 10
+      aoe-pack manifest publish mnist.aoe --repo repo/ --prepare --out publish.json
     """
     output = Output(json_mode)
+    if prepare:
+        _prepare_publish(
+            output,
+            bundles,
+            repo,
+            out,
+            trusted_keys,
+            plain_http,
+            json_mode,
+            channel=channel,
+            rollout=rollout,
+            min_app_version=min_app_version,
+            max_app_version=max_app_version,
+            required_runtimes=required_runtimes,
+            critical=critical,
+            expires=expires,
+        )
+        return
     with handle_errors(json_mode):
+        check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack import api
 
         published = api.publish(
@@ -279,6 +316,55 @@ def publish(
             )
 
     output.result(published.to_dict(), text)
+
+
+def _prepare_publish(
+    output: Output,
+    bundles: tuple[Path, ...],
+    repo: str,
+    out: Path | None,
+    trusted_keys: tuple[str, ...],
+    plain_http: bool | None,
+    json_mode: bool,
+    *,
+    channel: str,
+    rollout: float,
+    min_app_version: str | None,
+    max_app_version: str | None,
+    required_runtimes: tuple[str, ...],
+    critical: bool,
+    expires: str,
+) -> None:
+    """``publish --prepare``: upload the bundles, propose the manifest that names them."""
+    with handle_errors(json_mode):
+        check_mode((), prepare=True, out=out)
+        assert out is not None
+        from aoe_pack.keys import load_public_key
+        from aoe_pack.publish import releases
+
+        options = releases.ReleaseOptions(
+            channel=channel,
+            rollout_bp=releases.percent_to_bp(rollout),
+            min_app_version=min_app_version,
+            max_app_version=max_app_version,
+            required_runtimes=tuple(sorted(set(required_runtimes))),
+            critical=critical,
+        )
+        keys = [load_public_key(k) for k in trusted_keys]
+        store = _store(repo, plain_http)
+        try:
+            proposal, _ = releases.prepare_publish(
+                store,
+                bundles,
+                trusted_keys=keys,
+                options=options,
+                expires=parse_duration(expires),
+                on_bundle=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
+            )
+        finally:
+            store.close()
+        report = save(out, proposal)
+    show_prepared(output, out, report)
 
 
 @manifest.command()
@@ -342,18 +428,34 @@ def _edit_command(
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
     expires: str,
-    edit: Callable[[Any, list[Any], dt.timedelta], Any],
+    edit: Callable[[], Any],
+    prepare: bool = False,
+    out: Path | None = None,
 ) -> None:
-    """Run one manifest edit (``edit(store, signers, expires)``) and report the commit."""
+    """Run one manifest edit (``edit()`` makes it) and report the commit, or --prepare it."""
     output = Output(json_mode)
     with handle_errors(json_mode):
+        check_mode(sign_keys, prepare=prepare, out=out)
+        from aoe_pack.publish.ceremony import prepare_edit
+        from aoe_pack.publish.workflow import edit_repository
+
+        change = edit()
         store = _store(repo, plain_http)
         try:
-            commit = edit(
-                store, load_signing_keys(sign_keys, key_passwords), parse_duration(expires)
-            )
+            if out is not None:
+                report = save(out, prepare_edit(store, change, expires=parse_duration(expires)))
+            else:
+                commit = edit_repository(
+                    store,
+                    change,
+                    sign_keys=load_signing_keys(sign_keys, key_passwords),
+                    expires=parse_duration(expires),
+                )
         finally:
             store.close()
+    if out is not None:
+        show_prepared(output, out, report)
+        return
     output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
 
 
@@ -367,8 +469,9 @@ def _edit_command(
     is_flag=True,
     help="Replace the reason of a release that is already yanked (refused without it).",
 )
-@sign_key_option
+@edit_sign_key_option
 @key_password_option("--sign-key")
+@prepare_options
 @expires_option
 @plain_http_option
 @json_option
@@ -380,6 +483,8 @@ def yank(
     update_reason: bool,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -392,19 +497,10 @@ def yank(
     Example:
       aoe-pack manifest yank --repo repo/ tag_mnist 1.2.0 --reason "bad accuracy" \\
           --sign-key keys/release.key
+      aoe-pack manifest yank --repo repo/ tag_mnist 1.2.0 --reason "bad accuracy" \\
+          --prepare --out yank.json
     """
     from aoe_pack.publish import releases
-
-    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.yank(
-            store,
-            tag,
-            version,
-            reason=reason,
-            sign_keys=keys,
-            expires=exp,
-            update_reason=update_reason,
-        )
 
     _edit_command(
         json_mode,
@@ -414,7 +510,9 @@ def yank(
         sign_keys,
         key_passwords,
         expires,
-        edit,
+        lambda: releases.yank_edit(tag, version, reason=reason, update_reason=update_reason),
+        prepare,
+        out,
     )
 
 
@@ -423,8 +521,9 @@ def yank(
 @click.argument("tag")
 @click.argument("version")
 @click.argument("percent", type=click.FloatRange(0, 100), metavar="PCT")
-@sign_key_option
+@edit_sign_key_option
 @key_password_option("--sign-key")
+@prepare_options
 @expires_option
 @plain_http_option
 @json_option
@@ -435,6 +534,8 @@ def rollout(
     percent: float,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -447,22 +548,31 @@ def rollout(
     \b
     Example:
       aoe-pack manifest rollout --repo repo/ tag_mnist 1.2.0 50 --sign-key keys/release.key
+      aoe-pack manifest rollout --repo repo/ tag_mnist 1.2.0 50 --prepare --out rollout.json
     """
     from aoe_pack.publish import releases
 
-    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.set_rollout(store, tag, version, percent, sign_keys=keys, expires=exp)
-
-    what = f"{tag} {version} now rolls out to {percent:g}%"
-    _edit_command(json_mode, what, repo, plain_http, sign_keys, key_passwords, expires, edit)
+    _edit_command(
+        json_mode,
+        f"{tag} {version} now rolls out to {percent:g}%",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        lambda: releases.rollout_edit(tag, version, percent),
+        prepare,
+        out,
+    )
 
 
 @manifest.command()
 @repo_option
 @click.argument("tag")
 @click.argument("target", metavar="VERSION|local|none")
-@sign_key_option
+@edit_sign_key_option
 @key_password_option("--sign-key")
+@prepare_options
 @expires_option
 @plain_http_option
 @json_option
@@ -472,6 +582,8 @@ def pin(
     target: str,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -482,14 +594,11 @@ def pin(
     Example:
       aoe-pack manifest pin --repo repo/ tag_mnist local --sign-key keys/release.key
       aoe-pack manifest pin --repo repo/ tag_mnist none --sign-key keys/release.key
+      aoe-pack manifest pin --repo repo/ tag_mnist local --prepare --out kill.json
     """
     from aoe_pack.publish import releases
 
     pinned = None if target == "none" else target
-
-    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.set_pin(store, tag, pinned, sign_keys=keys, expires=exp)
-
     _edit_command(
         json_mode,
         f"{tag} pinned to {target}",
@@ -498,14 +607,17 @@ def pin(
         sign_keys,
         key_passwords,
         expires,
-        edit,
+        lambda: releases.pin_edit(tag, pinned),
+        prepare,
+        out,
     )
 
 
 @manifest.command()
 @repo_option
-@sign_key_option
+@edit_sign_key_option
 @key_password_option("--sign-key")
+@prepare_options
 @expires_option
 @plain_http_option
 @json_option
@@ -513,6 +625,8 @@ def resign(
     repo: str,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -522,13 +636,22 @@ def resign(
     \b
     Example:
       aoe-pack manifest resign --repo repo/ --sign-key keys/release.key --expires 30d
+      aoe-pack manifest resign --repo repo/ --prepare --out resign.json --expires 30d
     """
     from aoe_pack.publish import releases
 
-    def edit(store: Any, keys: list[Any], exp: dt.timedelta) -> Any:
-        return releases.resign(store, sign_keys=keys, expires=exp)
-
-    _edit_command(json_mode, "re-signed", repo, plain_http, sign_keys, key_passwords, expires, edit)
+    _edit_command(
+        json_mode,
+        "re-signed",
+        repo,
+        plain_http,
+        sign_keys,
+        key_passwords,
+        expires,
+        lambda: releases.resign_edit,
+        prepare,
+        out,
+    )
 
 
 @manifest.command("rotate-root")
@@ -552,11 +675,12 @@ def resign(
     "--sign-key",
     "sign_keys",
     multiple=True,
-    required=True,
     metavar="KEY",
-    help="Old and new root keys: a threshold of each must sign (repeat).",
+    help="Old and new root keys: a threshold of each must sign (repeat); or --prepare "
+    "a proposal for the key holders to sign apart.",
 )
 @key_password_option("--sign-key")
+@prepare_options
 @click.option(
     "--restart-manifest-version",
     "restart",
@@ -574,6 +698,8 @@ def rotate_root(
     threshold: int,
     sign_keys: tuple[str, ...],
     key_passwords: tuple[tuple[str, str], ...],
+    prepare: bool,
+    out: Path | None,
     restart: bool,
     expires: str,
     plain_http: bool | None,
@@ -586,26 +712,53 @@ def rotate_root(
     version at a time and refuse a root that is not. The manifest is re-signed
     under both roots first, so devices accept it before and after the switch.
 
+    With --prepare, nothing is signed: the new root and the manifest that
+    bridges the two roots are written to a proposal file (--out), which each
+    key holder signs on their own machine (`manifest sign-proposal`) and which
+    `manifest apply-proposal` installs once every threshold is met.
+
     \b
     Example:
       aoe-pack manifest rotate-root --repo repo/ --root-key keys/new.pub \\
           --sign-key keys/release.key --sign-key keys/new.key
+      aoe-pack manifest rotate-root --repo repo/ --root-key a.pub --root-key b.pub \\
+          --root-key c.pub --threshold 2 --prepare --out rotation.json
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
+        check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack.keys import load_public_key
+        from aoe_pack.publish.ceremony import prepare_rotation
         from aoe_pack.publish.workflow import rotate_root as _rotate
 
+        new_keys = [load_public_key(k) for k in root_keys]
         store = _store(repo, plain_http)
-        root = _rotate(
-            store,
-            new_keys=[load_public_key(k) for k in root_keys],
-            threshold=threshold,
-            sign_keys=load_signing_keys(sign_keys, key_passwords),
-            expires=parse_duration(expires),
-            restart_manifest_version=restart,
-        )
-        store.close()
+        try:
+            if out is not None:
+                report = save(
+                    out,
+                    prepare_rotation(
+                        store,
+                        new_keys=new_keys,
+                        threshold=threshold,
+                        expires=parse_duration(expires),
+                        restart_manifest_version=restart,
+                    ),
+                )
+            else:
+                root = _rotate(
+                    store,
+                    new_keys=new_keys,
+                    threshold=threshold,
+                    sign_keys=load_signing_keys(sign_keys, key_passwords),
+                    expires=parse_duration(expires),
+                    restart_manifest_version=restart,
+                )
+        finally:
+            store.close()
+    if out is not None:
+        show_prepared(output, out, report)
+        return
     payload = {"rootVersion": root.version, "keys": sorted(root.keys), "threshold": root.threshold}
     output.result(
         payload,

@@ -21,6 +21,7 @@ from aoe_pack._io import file_sha256
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.errors import (
     AoePackError,
+    ProposalError,
     ReleaseConflictError,
     ReleaseNotFoundError,
     ReleaseYankedError,
@@ -29,10 +30,12 @@ from aoe_pack.errors import (
 )
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import pending
+from aoe_pack.publish.ceremony import prepare_edit
 from aoe_pack.publish.edits import add_releases, holds_releases
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
     Commit,
+    Edit,
     edit_manifest,
     edit_repository,
     read_state,
@@ -40,6 +43,7 @@ from aoe_pack.publish.workflow import (
     signers_for,
 )
 from aoe_pack.repository.model import LOCAL, Manifest, Models, Release
+from aoe_pack.repository.proposal import Proposal
 from aoe_pack.storage.store import Store, bundle_name
 from aoe_pack.versions import Version
 
@@ -206,26 +210,12 @@ def publish(
     signers_for(state.root, sign_keys)
     require_approved(state, sign_keys)
     keys = list(trusted_keys) or [k.public for k in sign_keys]
-    new: list[tuple[str, Release]] = []
-    bundle_keys: dict[str, str] = {}
-    for path in bundles:  # every bundle checked before any is uploaded
-        try:
-            tag, rel, signers = release_of_bundle(Path(path), keys, options)
-        except AoePackError as e:
-            e.message = f"{Path(path).name}: {e.message}"
-            raise
-        if any(t == tag and r.semver == rel.semver for t, r in new):
-            raise ReleaseConflictError(f"{Path(path).name}: {tag} {rel.version} is given twice")
-        new.append((tag, rel))
-        bundle_keys.update(signers)
+    new, bundle_keys = _releases_of(bundles, keys, options)
     add_releases(new)(state.manifest)  # a conflict is refused before any upload
     if holds_releases(new)(state.manifest):
         held = [(tag, state.manifest.models[tag].find(rel.version)) for tag, rel in new]
         return Commit(state.manifest, 0), [(t, r) for t, r in held if r is not None]
-    for (tag, rel), path in zip(new, bundles, strict=True):
-        store.put_blob(rel.url, Path(path), sha256=rel.sha256, size=rel.size)
-        if on_bundle is not None:
-            on_bundle(Path(path), tag, rel)
+    _upload(store, new, bundles, on_bundle)
     if getattr(store, "atomic_cas", True):
         commit = edit_manifest(
             store,
@@ -243,6 +233,69 @@ def publish(
     # Report what the manifest holds: a bundle published before keeps its first record.
     held = [(tag, commit.manifest.models[tag].find(rel.version)) for tag, rel in new]
     return commit, [(tag, rel) for tag, rel in held if rel is not None]
+
+
+def prepare_publish(
+    store: Store,
+    bundles: Sequence[Path],
+    *,
+    trusted_keys: Sequence[PublicKey] = (),
+    options: ReleaseOptions = ReleaseOptions(),
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+    on_bundle: Callable[[Path, str, Release], None] | None = None,
+) -> tuple[Proposal, list[tuple[str, Release]]]:
+    """Verify and upload each bundle, and propose the manifest that adds them (unsigned).
+
+    For a ceremony (:mod:`aoe_pack.publish.ceremony`). The bundles are
+    checked and uploaded now, as :func:`publish` does, under their digest:
+    no manifest names them until the proposal is installed. They are
+    verified against ``trusted_keys``, by default the keys of the root.
+    """
+    state = read_state(store)
+    keys = list(trusted_keys) or list(state.root.keys.values())
+    new, bundle_keys = _releases_of(bundles, keys, options)
+    add_releases(new)(state.manifest)  # a conflict is refused before any upload
+    if holds_releases(new)(state.manifest):
+        raise ProposalError(
+            f"manifest version {state.manifest.version} holds every bundle given already: "
+            "there is nothing to propose"
+        )
+    _upload(store, new, bundles, on_bundle)
+    proposal = prepare_edit(
+        store, add_releases(new), expires=expires, bundle_keys=bundle_keys, state=state
+    )
+    return proposal, new
+
+
+def _releases_of(
+    bundles: Sequence[Path], keys: Sequence[PublicKey], options: ReleaseOptions
+) -> tuple[list[tuple[str, Release]], dict[str, str]]:
+    """Every bundle verified and described, before any is uploaded."""
+    new: list[tuple[str, Release]] = []
+    bundle_keys: dict[str, str] = {}
+    for path in bundles:
+        try:
+            tag, rel, signers = release_of_bundle(Path(path), keys, options)
+        except AoePackError as e:
+            e.message = f"{Path(path).name}: {e.message}"
+            raise
+        if any(t == tag and r.semver == rel.semver for t, r in new):
+            raise ReleaseConflictError(f"{Path(path).name}: {tag} {rel.version} is given twice")
+        new.append((tag, rel))
+        bundle_keys.update(signers)
+    return new, bundle_keys
+
+
+def _upload(
+    store: Store,
+    new: Sequence[tuple[str, Release]],
+    bundles: Sequence[Path],
+    on_bundle: Callable[[Path, str, Release], None] | None,
+) -> None:
+    for (tag, rel), path in zip(new, bundles, strict=True):
+        store.put_blob(rel.url, Path(path), sha256=rel.sha256, size=rel.size)
+        if on_bundle is not None:
+            on_bundle(Path(path), tag, rel)
 
 
 def _publish_repairing(
@@ -284,6 +337,23 @@ def _change_release(
     return edit
 
 
+def yank_edit(tag: str, version: str, *, reason: str, update_reason: bool = False) -> Edit:
+    """The edit of :func:`yank` (for :func:`~aoe_pack.publish.ceremony.prepare_edit` too)."""
+    reason = reason.strip()
+    if not reason:
+        raise UsageError("--reason must say why the release is yanked")
+
+    def change(r: Release) -> Release:
+        if r.yanked is not None and r.yanked != reason and not update_reason:
+            raise ReleaseYankedError(
+                f"{tag} {r.version} is already yanked ({r.yanked})",
+                hint="pass --update-reason to replace the reason devices report",
+            )
+        return replace(r, yanked=reason)
+
+    return _change_release(tag, version, change)
+
+
 def yank(
     store: Store,
     tag: str,
@@ -300,21 +370,24 @@ def yank(
     another reason is refused unless ``update_reason``, so that the reason
     devices report does not change under them by accident.
     """
-    reason = reason.strip()
-    if not reason:
-        raise UsageError("--reason must say why the release is yanked")
+    edit = yank_edit(tag, version, reason=reason, update_reason=update_reason)
+    return edit_repository(store, edit, sign_keys=sign_keys, expires=expires)
+
+
+def rollout_edit(tag: str, version: str, percent: float) -> Edit:
+    """The edit of :func:`set_rollout`."""
+    bp = percent_to_bp(percent)
 
     def change(r: Release) -> Release:
-        if r.yanked is not None and r.yanked != reason and not update_reason:
+        if r.yanked is not None:
             raise ReleaseYankedError(
-                f"{tag} {r.version} is already yanked ({r.yanked})",
-                hint="pass --update-reason to replace the reason devices report",
+                f"{tag} {r.version} is yanked ({r.yanked}): no device downloads it, "
+                "whatever its rollout",
+                hint="publish a new version and roll that out",
             )
-        return replace(r, yanked=reason)
+        return replace(r, rollout_bp=bp)
 
-    return edit_repository(
-        store, _change_release(tag, version, change), sign_keys=sign_keys, expires=expires
-    )
+    return _change_release(tag, version, change)
 
 
 def set_rollout(
@@ -330,31 +403,12 @@ def set_rollout(
 
     A yanked release is refused: no device downloads it, whatever its rollout.
     """
-    bp = percent_to_bp(percent)
-
-    def change(r: Release) -> Release:
-        if r.yanked is not None:
-            raise ReleaseYankedError(
-                f"{tag} {r.version} is yanked ({r.yanked}): no device downloads it, "
-                "whatever its rollout",
-                hint="publish a new version and roll that out",
-            )
-        return replace(r, rollout_bp=bp)
-
-    return edit_repository(
-        store, _change_release(tag, version, change), sign_keys=sign_keys, expires=expires
-    )
+    edit = rollout_edit(tag, version, percent)
+    return edit_repository(store, edit, sign_keys=sign_keys, expires=expires)
 
 
-def set_pin(
-    store: Store,
-    tag: str,
-    pin: str | None,
-    *,
-    sign_keys: Sequence[SigningKey],
-    expires: dt.timedelta = DEFAULT_EXPIRES,
-) -> Commit:
-    """Pin every device to one release, to ``local`` (kill switch), or unpin (None)."""
+def pin_edit(tag: str, pin: str | None) -> Edit:
+    """The edit of :func:`set_pin`."""
 
     def edit(m: Manifest) -> Models:
         entry = m.models.get(tag)
@@ -371,11 +425,28 @@ def set_pin(
                 )
         return m.models.updated(tag, replace(entry, pin=pin))
 
-    return edit_repository(store, edit, sign_keys=sign_keys, expires=expires)
+    return edit
+
+
+def set_pin(
+    store: Store,
+    tag: str,
+    pin: str | None,
+    *,
+    sign_keys: Sequence[SigningKey],
+    expires: dt.timedelta = DEFAULT_EXPIRES,
+) -> Commit:
+    """Pin every device to one release, to ``local`` (kill switch), or unpin (None)."""
+    return edit_repository(store, pin_edit(tag, pin), sign_keys=sign_keys, expires=expires)
+
+
+def resign_edit(m: Manifest) -> Models:
+    """The edit of :func:`resign`: the same releases."""
+    return m.models
 
 
 def resign(
     store: Store, *, sign_keys: Sequence[SigningKey], expires: dt.timedelta = DEFAULT_EXPIRES
 ) -> Commit:
     """A new manifest version with the same releases and a fresh expiry."""
-    return edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    return edit_repository(store, resign_edit, sign_keys=sign_keys, expires=expires)

@@ -72,6 +72,8 @@ class RepoState:
     manifest_bytes: bytes
     root_signed_by: frozenset[str] = frozenset()
     """Key ids whose signatures on the head root verify."""
+    head_bytes: bytes = b""
+    """The head root's envelope, as ``roots/N.root.json`` holds it."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def read_state(store: Store) -> RepoState:
         doc.token,
         doc.data,
         frozenset(head_env.valid_keyids(dict(root.keys))),
+        head,
     )
 
 
@@ -226,7 +229,6 @@ def edit_manifest(
     root's keys and ``next_root``'s, so that it verifies under either (rotation).
     ``state``, a :func:`read_state` the caller just made, saves the first read.
     """
-    atomic = getattr(store, "atomic_cas", True)
     rng = random.SystemRandom()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         if attempt > 1 or state is None:  # a caller's fresh read serves the first try
@@ -242,17 +244,34 @@ def edit_manifest(
             expires=now_utc() + expires, models=models, bundle_keys=bundle_keys, restart=restart
         )
         data = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers).to_bytes()
-        try:
-            token = store.replace(MANIFEST, data, expected=state.manifest_token)
-        except StoreConflictError:
-            _back_off(rng, attempt)
-            continue
-        if atomic or _still_there(store, token, new, landed, settle):
+        if swap_manifest(store, state, data, new, landed=landed, settle=settle):
             return Commit(new, attempt)
         _back_off(rng, attempt)
     raise StoreError(
         f"{store.url}: gave up after {MAX_ATTEMPTS} write conflicts with other publishers"
     )
+
+
+def swap_manifest(
+    store: Store,
+    state: RepoState,
+    data: bytes,
+    new: Manifest,
+    *,
+    landed: Callable[[Manifest], bool] | None = None,
+    settle: float = 0.05,
+) -> bool:
+    """Write ``data`` (the envelope of ``new``) if manifest.json is still as ``state`` read it.
+
+    False when another publisher wrote first, or, on a store without atomic
+    compare-and-swap, when the read-back finds the write replaced at its own
+    version (or lacking what ``landed`` asks for): nothing of ours stands then.
+    """
+    try:
+        token = store.replace(MANIFEST, data, expected=state.manifest_token)
+    except StoreConflictError:
+        return False
+    return getattr(store, "atomic_cas", True) or _still_there(store, token, new, landed, settle)
 
 
 def _back_off(rng: random.Random, attempt: int) -> None:
@@ -361,24 +380,7 @@ def rotate_root(
                 store.replace(ROOT, head.data, expected=current.token)
         edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
         return state.root
-    if state.root.version >= MAX_SAFE_INTEGER:
-        raise VersionLimitError(f"root version {state.root.version} is the last one (2**53-1)")
-    # A chain keeps its id; a chain from before ids gets one now.
-    root = new_root(
-        state.root.version + 1,
-        new_keys,
-        threshold,
-        state.root.repository_id or new_repository_id(),
-    )
-    kept = len(set(root.keys) & set(state.root.keys))
-    if restart_manifest_version and kept >= root.threshold:
-        raise RepositoryError(
-            f"--restart-manifest-version needs a root that revokes the old keys: root "
-            f"version {root.version} keeps {kept} of them, at least its threshold "
-            f"{root.threshold}, so devices keep their manifest version floor and would "
-            "refuse version 1",
-            hint="rotate to keys of which fewer than the threshold were in the old root",
-        )
+    root = next_root(state.root, new_keys, threshold, restart_manifest_version)
     keys = list({k.key_id: k for k in sign_keys}.values())
     data = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes()
     verify_successor(state.root, data)
@@ -393,10 +395,47 @@ def rotate_root(
         next_root=root,
         restart=restart_manifest_version,
     )
-    _create(store, root_name(root.version), data)
-    store.replace(ROOT, data, expected=state.root_token)
+    install_root(store, state, root.version, data)
     edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
     return root
+
+
+def next_root(
+    current: Root, new_keys: Sequence[PublicKey], threshold: int, restart_manifest_version: bool
+) -> Root:
+    """Root ``current.version + 1`` over ``new_keys``, refused before anything is signed.
+
+    ``restart_manifest_version`` (the manifest starts again at 1) is refused
+    unless the new root revokes the old keys (see :func:`rotate_root`).
+    """
+    if current.version >= MAX_SAFE_INTEGER:
+        raise VersionLimitError(f"root version {current.version} is the last one (2**53-1)")
+    # A chain keeps its id; a chain from before ids gets one now.
+    root = new_root(
+        current.version + 1,
+        new_keys,
+        threshold,
+        current.repository_id or new_repository_id(),
+    )
+    kept = len(set(root.keys) & set(current.keys))
+    if restart_manifest_version and kept >= root.threshold:
+        raise RepositoryError(
+            f"--restart-manifest-version needs a root that revokes the old keys: root "
+            f"version {root.version} keeps {kept} of them, at least its threshold "
+            f"{root.threshold}, so devices keep their manifest version floor and would "
+            "refuse version 1",
+            hint="rotate to keys of which fewer than the threshold were in the old root",
+        )
+    return root
+
+
+def install_root(store: Store, state: RepoState, version: int, data: bytes) -> None:
+    """Steps 2 and 3 of a rotation: create ``roots/N.root.json``, then switch root.json.
+
+    The manifest must already verify under the new root (step 1).
+    """
+    _create(store, root_name(version), data)
+    store.replace(ROOT, data, expected=state.root_token)
 
 
 def load_root_file(data: bytes) -> Root:

@@ -105,9 +105,19 @@ def _check_values(text: bytes, limit: int, what: str) -> None:
 
 
 def parse(
-    data: bytes, payload_type: str, *, what: str, limits: Limits = DEFAULT_LIMITS
+    data: bytes,
+    payload_type: str,
+    *,
+    what: str,
+    limits: Limits = DEFAULT_LIMITS,
+    unsigned: bool = False,
 ) -> Envelope:
-    """Parse an envelope strictly: canonical bytes, the expected type, canonical payload."""
+    """Parse an envelope strictly: canonical bytes, the expected type, canonical payload.
+
+    ``unsigned`` admits an empty ``signatures`` array: a proposed document
+    (:mod:`aoe_pack.repository.proposal`) that no one has signed yet. Nothing
+    a device or publisher reads from a repository is parsed so.
+    """
     _check_values(data, limits.max_envelope_values, what)
     try:
         doc: Any = json.loads(data)
@@ -129,7 +139,11 @@ def parse(
     except (binascii.Error, ValueError) as e:
         raise RepositoryFormatError(f"{what}: payload is not valid base64") from e
     try:
-        sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
+        sigs = (
+            []
+            if unsigned and doc["signatures"] == []
+            else dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
+        )
     except SignatureError as e:
         raise UntrustedMetadataError(f"{what}: {e}") from e
     env = Envelope(payload_type, payload, tuple(sigs))

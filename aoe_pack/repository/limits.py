@@ -32,6 +32,10 @@ class Limits:
     envelope cap holds of honest releases (~55 000); it keeps a payload of ``{}``
     (3 bytes of JSON, 64 of dict) from becoming gigabytes of objects.
     """
+    max_proposal_bytes: int = 2 * (1 << 20) + 2 * (32 << 20) + (64 << 10)
+    """A ceremony's proposal file: two roots and two manifests at their caps, and its frame."""
+    max_proposal_values: int = 4_000
+    """JSON values of a proposal file: four envelopes (each within ``max_envelope_values``)."""
     max_root_steps: int = 64
     """New roots a device accepts in one update: no endless root chain."""
     max_chain_length: int = 1024

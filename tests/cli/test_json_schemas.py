@@ -138,6 +138,16 @@ class World:
         assert r.exit_code == 0, r.output
         return folder
 
+    def proposal(self, tmp_path: Path, *, signed: bool = False) -> Path:
+        """A re-signing of a fresh repository, prepared as a proposal (and signed)."""
+        path = tmp_path / "proposal.json"
+        r = aoe("manifest", "resign", "--repo", self.repo(tmp_path), "--prepare", "--out", path)
+        assert r.exit_code == 0, r.output
+        if signed:
+            r = aoe("manifest", "sign-proposal", path, "--sign-key", self.signer)
+            assert r.exit_code == 0, r.output
+        return path
+
     def device_args(self, repo: Path) -> list[object]:
         return [
             "--repo", repo, "--trusted-root", repo / "root.json",
@@ -289,6 +299,16 @@ SUCCEEDS: dict[str, Args] = {
         "manifest", "verify", "--repo", (repo := w.repo(t)), "--trusted-root", repo / "root.json",
         "--bundles",
     ],
+    "manifest-sign-proposal": lambda w, t: [
+        "manifest", "sign-proposal", w.proposal(t), "--sign-key", w.signer,
+    ],
+    "manifest-inspect-proposal": lambda w, t: [
+        "manifest", "inspect-proposal", w.proposal(t, signed=True),
+        "--trusted-root", t / "repo" / "root.json",
+    ],
+    "manifest-apply-proposal": lambda w, t: [
+        "manifest", "apply-proposal", w.proposal(t, signed=True), "--repo", t / "repo",
+    ],
     "client-check": lambda w, t: [
         "client", "check", *w.device_args(w.repo(t)), "--installed-version", "0.9.0",
         "--device-id", "d1", "--state", t / "state.json", "--download", t / "models",
@@ -352,6 +372,13 @@ FAILS: dict[str, Args] = {
     ],
     "manifest-verify": lambda w, t: [
         "manifest", "verify", "--repo", t / "empty", "--trusted-root", w.repo(t) / "root.json",
+    ],
+    "manifest-sign-proposal": lambda w, t: [
+        "manifest", "sign-proposal", w.proposal(t), "--sign-key", w.stranger,
+    ],
+    "manifest-inspect-proposal": lambda w, t: ["manifest", "inspect-proposal", w.config],
+    "manifest-apply-proposal": lambda w, t: [
+        "manifest", "apply-proposal", w.proposal(t), "--repo", t / "repo",
     ],
     "client-check": lambda w, t: [
         "client", "check", *w.device_args(w.repo(t)), "--installed-version", "0.9.0",
