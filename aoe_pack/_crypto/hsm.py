@@ -60,11 +60,15 @@ def public_point(ec_point: bytes, curve: str) -> bytes:
     except _der.DerError:
         wrapped = None
     point = wrapped if wrapped is not None and len(wrapped) == size else ec_point
-    if len(point) != size or (curve == P256 and point[0] != 0x04):
-        form = "an uncompressed point (04 || X || Y)" if curve == P256 else "the 32-byte key"
+    if len(point) != size:
         raise EncodingError(
-            f"CKA_EC_POINT holds {len(ec_point)} bytes, not {form} of a {curve} key "
-            "(bare or in a DER OCTET STRING)"
+            f"CKA_EC_POINT holds {len(ec_point)} bytes, not the {size} that {curve} public keys "
+            "have (bare or in a DER OCTET STRING)"
+        )
+    if curve == P256 and point[0] != 0x04:
+        raise EncodingError(
+            f"CKA_EC_POINT holds a P-256 point starting {point[0]:02x}, not an uncompressed one "
+            "(04 || X || Y)"
         )
     return point
 
