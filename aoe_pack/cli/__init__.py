@@ -19,7 +19,7 @@ from aoe_pack.cli.build_cmd import build
 from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
-from aoe_pack.cli.keys_cmds import keygen
+from aoe_pack.cli.keys_cmds import keygen, public_key
 from aoe_pack.cli.manifest_cmds import manifest
 
 
@@ -59,6 +59,7 @@ def cli() -> None:
 
 for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench, manifest, client):
     cli.add_command(command)
+cli.add_command(public_key)
 
 
 def main() -> None:
