@@ -69,7 +69,8 @@ class _Shown:
     multiple=True,
     required=True,
     metavar="KEY",
-    help="Signing private key (ed25519/p256): a path or env://VAR. Repeat for several.",
+    help="Signing private key (ed25519/p256): a path, env://VAR, or a key in a token "
+    "(pkcs11:token=...;object=...?module-path=...; docs/keys.md). Repeat for several.",
 )
 @key_password_option("--sign-key")
 @click.option(

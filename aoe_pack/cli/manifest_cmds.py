@@ -50,8 +50,8 @@ sign_key_option = click.option(
     multiple=True,
     required=True,
     metavar="KEY",
-    help="A manifest-signing private key listed in the root (path or env://VAR). "
-    "Repeat to reach the root's threshold.",
+    help="A manifest-signing private key listed in the root (path, env://VAR or "
+    "pkcs11:...; docs/keys.md). Repeat to reach the root's threshold.",
 )
 expires_option = click.option(
     "--expires",
