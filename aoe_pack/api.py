@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from aoe_pack.bundle import InspectResult, Progress, UnpackResult, VerifyResult
     from aoe_pack.client.check import CheckResult
     from aoe_pack.client.decide import Device
+    from aoe_pack.interop import ModelSigningExport, ProvenanceExport
     from aoe_pack.keys import DecryptionKey, PasswordPrompt, PrivateKey, PublicKey, SigningKey
     from aoe_pack.publish.releases import Published
     from aoe_pack.repository.model import Release
@@ -46,6 +47,8 @@ __all__ = [
     "PathLike",
     "build",
     "check",
+    "export_model_signing",
+    "export_provenance",
     "init_repository",
     "inspect",
     "publish",
@@ -217,6 +220,99 @@ def unpack(
         threshold=threshold,
         decryption_key=dkey,
         force=force,
+        progress=progress,
+    )
+
+
+def export_model_signing(
+    *,
+    bundle: PathLike,
+    sign_key: SigningKey | PathLike,
+    out: PathLike = "model.sig",
+    trusted_keys: Sequence[PublicKey | PathLike] = (),
+    threshold: int = 1,
+    decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    ignore_paths: Sequence[str] = (),
+    overwrite: bool = False,
+    password_prompt: PasswordPrompt | None = None,
+    progress: Progress | None = None,
+) -> ModelSigningExport:
+    """Sign, in OpenSSF model-signing's format, the model folder ``unpack`` makes of a bundle.
+
+    The bundle is verified as [unpack][aoe_pack.api.unpack] verifies it,
+    then ``out`` gets a signature of its model files that
+    ``model_signing verify key FOLDER --signature OUT --public_key PUB``
+    accepts for the unpacked folder (``aoe-pack export model-signing``).
+    The other arguments are those of [verify][aoe_pack.api.verify], and:
+
+    Args:
+        sign_key: An ECDSA P-256 key (a file, or one an HSM or KMS holds):
+            model-signing verifies NIST curves only.
+        out: The signature file; outside the model folder, or named in
+            ``ignore_paths`` if inside it.
+        trusted_keys: Default: ``sign_key``'s public key.
+        ignore_paths: Paths inside the model folder for model-signing to
+            skip, besides ``.git`` and its kin.
+        overwrite: Replace an existing ``out``.
+
+    Raises:
+        KeyTypeError: ``sign_key`` is not a P-256 key.
+        ExportError: A model file lies where model-signing does not look.
+    """
+    from aoe_pack.interop import export_model_signing as _export
+    from aoe_pack.keys import resolve
+
+    key = resolve.signing_key(sign_key, prompt=password_prompt)
+    trusted, dkey = _verification_keys(trusted_keys, decryption_key, password_prompt)
+    return _export(
+        Path(bundle),
+        sign_key=key,
+        out=Path(out),
+        trusted_keys=trusted,
+        threshold=threshold,
+        decryption_key=dkey,
+        ignore_paths=ignore_paths,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def export_provenance(
+    *,
+    bundle: PathLike,
+    sign_key: SigningKey | PathLike,
+    out: PathLike | None = None,
+    trusted_keys: Sequence[PublicKey | PathLike] = (),
+    threshold: int = 1,
+    decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    overwrite: bool = False,
+    password_prompt: PasswordPrompt | None = None,
+    progress: Progress | None = None,
+) -> ProvenanceExport:
+    """Write a bundle's build provenance, signed, as SLSA Provenance v1 (``export provenance``).
+
+    The bundle is verified as [unpack][aoe_pack.api.unpack] verifies it;
+    ``out`` gets an in-toto Statement v1 in a DSSE envelope signed by
+    ``sign_key``, one line of JSON. The other arguments are those of
+    [export_model_signing][aoe_pack.api.export_model_signing], except:
+
+    Args:
+        sign_key: Any signing key (Ed25519 or ECDSA P-256).
+        out: Default: the bundle's path with ``.intoto.jsonl`` appended.
+    """
+    from aoe_pack.interop import export_provenance as _export
+    from aoe_pack.keys import resolve
+
+    key = resolve.signing_key(sign_key, prompt=password_prompt)
+    trusted, dkey = _verification_keys(trusted_keys, decryption_key, password_prompt)
+    return _export(
+        Path(bundle),
+        sign_key=key,
+        out=None if out is None else Path(out),
+        trusted_keys=trusted,
+        threshold=threshold,
+        decryption_key=dkey,
+        overwrite=overwrite,
         progress=progress,
     )
 

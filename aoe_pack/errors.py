@@ -396,6 +396,15 @@ class BenchReportError(BenchError):
     code = "bench-report"
 
 
+# --- export to other tools' formats ------------------------------------------
+
+
+class ExportError(AoePackError):
+    """A verified bundle cannot be written in another tool's format as asked."""
+
+    code = "export"
+
+
 # --- output -----------------------------------------------------------------
 
 

@@ -94,6 +94,7 @@ class Cli:
             [*(self.program or (sys.executable, "-m", "aoe_pack")), *argv],
             capture_output=True,
             text=True,
+            encoding="utf-8",  # what the CLI writes (cli/_streams.py), not the locale's (Windows)
             errors="replace",  # what a crash prints need not be UTF-8
             env={**os.environ, **extra},
             cwd=self.cwd,

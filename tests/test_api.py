@@ -184,7 +184,11 @@ def test_keys_for_a_config_that_says_no_encryption_encrypt_with_a_warning(
         events=heard,
     )
     assert built.result.manifest.encryption is not None
-    assert heard.warnings == ['the config says "encrypt": false, but keys were given: encrypting']
+    # Without numpy (no conversion extra: macOS and Windows CI) a build also says so.
+    unchecked = "the model mnist.tflite was not checked: numpy is not installed"
+    assert [w for w in heard.warnings if not w.startswith(unchecked)] == [
+        'the config says "encrypt": false, but keys were given: encrypting'
+    ]
     assert heard.started == [""]  # one model, not a feature
     assert api.verify(
         bundle=built.path, trusted_keys=[keys / "signer.pub"], decryption_key=bytes(range(32))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+# This interpreter's own: beside it in a venv, but in Scripts\ of a Windows install.
+LINT_IMPORTS = Path(sysconfig.get_path("scripts")) / "lint-imports"
 
 
 def _lint(project: Path) -> subprocess.CompletedProcess[str]:

@@ -77,5 +77,6 @@ def test_the_portable_jobs_install_extras_and_leave_out_paths_that_exist(
     assert len(left_out) == len(args) - 4, "only --ignore and --deselect narrow the run"
     for path in left_out:
         file, _, test = path.partition("::")
+        function = test.split("[", 1)[0]  # a test's name, without the parameters of one case
         assert (REPO / file).exists(), path
-        assert not test or f"def {test}(" in (REPO / file).read_text(encoding="utf-8"), path
+        assert not test or f"def {function}(" in (REPO / file).read_text(encoding="utf-8"), path

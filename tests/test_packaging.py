@@ -72,6 +72,7 @@ def test_wheel_and_sdist_build_and_wheel_runs_outside_the_repo(dist: Path, tmp_p
         ],
         capture_output=True,
         text=True,
+        encoding="utf-8",  # the CLI's, not the locale's (Windows)
         env=env,
         cwd=tmp_path,
         check=False,
@@ -169,6 +170,7 @@ def test_the_base_install_says_which_extra_it_lacks(dist: Path, tmp_path: Path) 
             [str(bin_dir / "aoe-pack"), *map(str, args)],
             capture_output=True,
             text=True,
+            encoding="utf-8",  # the CLI's, not the locale's (Windows)
             env=env,  # os.environ without PYTHONPATH, which _cli.Cli would keep
             cwd=tmp_path,
             check=False,

@@ -91,7 +91,7 @@ def test_vectors_are_the_expected_files() -> None:
     keys = {p for p in names if not p.endswith(".aoe")}
     assert {p for p in names if p.endswith(".aoe")} == set(BUNDLES)
     assert all(k.startswith("test-only-") for k in keys), "every committed key is TEST-ONLY"
-    assert "TEST-ONLY" in (VECTORS / "README.md").read_text()
+    assert "TEST-ONLY" in (VECTORS / "README.md").read_text(encoding="utf-8")
     for name, item in EXPECTED["bundles"].items():
         data = (VECTORS / name).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (item["size"], item["sha256"])

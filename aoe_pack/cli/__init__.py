@@ -19,6 +19,7 @@ from aoe_pack.cli.build_cmd import build
 from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
+from aoe_pack.cli.export_cmds import export
 from aoe_pack.cli.keys_cmds import keygen, public_key
 from aoe_pack.cli.manifest_cmds import manifest
 
@@ -57,7 +58,9 @@ def cli() -> None:
     """
 
 
-for command in (keygen, validate, migrate, build, verify, inspect, unpack, bench, manifest, client):
+for command in (
+    keygen, validate, migrate, build, verify, inspect, unpack, export, bench, manifest, client,
+):  # fmt: skip
     cli.add_command(command)
 cli.add_command(public_key)
 

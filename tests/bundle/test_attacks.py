@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from _skips import needs_symlinks
 from _tamper import (
     C_CRC,
     C_EXTERNAL,
@@ -642,6 +643,7 @@ def test_compressed_entry(plain: Path, signer: PrivateKey) -> None:
 # --- unpack safety --------------------------------------------------------------------
 
 
+@needs_symlinks
 @pytest.mark.parametrize("target", ["existing-file", "dangling"])
 def test_unpack_never_follows_symlink_in_out_dir(
     plain: Path, signer: PrivateKey, tmp_path: Path, target: str
@@ -666,6 +668,7 @@ def test_unpack_never_follows_symlink_in_out_dir(
         assert not victim.exists()
 
 
+@needs_symlinks
 def test_unpack_never_follows_symlink_in_out_dir_for_folder(
     built_bundle, signer: PrivateKey, tmp_path: Path
 ) -> None:

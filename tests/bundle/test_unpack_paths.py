@@ -10,6 +10,7 @@ unpacker alone to refuse, with nothing written anywhere.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ UNSAFE = {
 }
 
 
+# Windows drops the dots 'x..' ends with and reads 'C:model' as a stream of a file 'C':
+# there the unpacker refuses them too (tests/platform/test_bundle_fallbacks.py).
+NOT_ON_WINDOWS = pytest.mark.skipif(sys.platform == "win32", reason="another name on Windows")
+
+
 @pytest.mark.parametrize("path", UNSAFE.values(), ids=UNSAFE.keys())
 def test_unpack_path_check_refuses_on_its_own(path: str) -> None:
     with pytest.raises(UnsafeEntryError, match=r"^refusing to write unsafe path "):
@@ -44,8 +50,10 @@ def test_unpack_path_check_refuses_on_its_own(path: str) -> None:
     [
         ("model.tflite", ["model.tflite"]),
         ("assets/a/b.bin", ["assets", "a", "b.bin"]),
-        ("..x/x..", ["..x", "x.."]),  # dots inside a name are just a name
-        ("C:model", ["C:model"]),  # a drive letter only matters at the start of an entry name
+        # dots inside a name are just a name
+        pytest.param("..x/x..", ["..x", "x.."], marks=NOT_ON_WINDOWS),
+        # a drive letter only matters at the start of an entry name
+        pytest.param("C:model", ["C:model"], marks=NOT_ON_WINDOWS),
     ],
 )
 def test_unpack_path_check_keeps_safe_paths(path: str, parts: list[str]) -> None:

@@ -40,8 +40,10 @@ def _json(*args: str) -> tuple[int, dict[str, object]]:
 
 def test_bad_installed_version_is_named_as_the_option_given(tmp_path: Path) -> None:
     """Without --local-version the installed one stands for both: name what was typed."""
+    root = tmp_path / "root.json"
+    root.write_bytes(b"")  # never read: the version is refused first
     r = aoe(
-        *("client", "check", "--repo", str(tmp_path), "--trusted-root", "/dev/null"),
+        *("client", "check", "--repo", str(tmp_path), "--trusted-root", str(root)),
         *("--tag", "t", "--installed-version", "1.0", "--app-version", "1.0.0"),
         *("--device-id", "d"),
         json=True,

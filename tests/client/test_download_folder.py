@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import fcntl
+import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 from _killed import blocked_child, sigkill
 from _server_http import HttpServer
+from _skips import needs_posix_modes, needs_symlinks
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._io import Folder, temporaries
@@ -43,6 +45,15 @@ from aoe_pack.storage.store import MANIFEST, ROOT, Store
 
 TAG, VERSION = "tag_x", "1.1.0"
 FILES = {"model.tflite": os.urandom(3000), "labels.txt": b"a\nb\n"}
+
+# Another process's lock on a temporary is a flock (fcntl), which Windows lacks.
+needs_flock = pytest.mark.skipif(
+    importlib.util.find_spec("fcntl") is None, reason="no flock here (Windows)"
+)
+# Another user's file is planted by root, with uids, which Windows lacks.
+needs_root = pytest.mark.skipif(
+    getattr(os, "geteuid", lambda: None)() != 0, reason="planting another user's file needs root"
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ def _assert_installed_with(served: Served, result: CheckResult, others: list[str
 # --- Defect 1: writes under --download never follow a link -----------------------------
 
 
+@needs_symlinks
 def test_sidecar_symlink_is_not_followed(served: Served) -> None:
     victim = served.outside / "victim"
     victim.write_bytes(b"precious")
@@ -140,6 +152,7 @@ def test_sidecar_symlink_is_not_followed(served: Served) -> None:
     assert victim.read_bytes() == b"precious"
 
 
+@needs_symlinks
 def test_part_symlink_is_not_appended_through(served: Served, tmp_path: Path) -> None:
     """A sidecar that names the right URL and validator makes the client resume the link."""
     victim = served.outside / "victim"
@@ -159,6 +172,7 @@ def test_part_symlink_is_not_appended_through(served: Served, tmp_path: Path) ->
     assert victim.read_bytes() == b"precious"
 
 
+@needs_symlinks
 def test_dangling_symlink_at_bundle_name_is_not_followed(served: Served) -> None:
     """From a folder repository the copy used to create the link's target."""
     victim = served.outside / "created"
@@ -173,6 +187,7 @@ def test_dangling_symlink_at_bundle_name_is_not_followed(served: Served) -> None
 # --- Defect 2: what sits where the unpacked folder goes --------------------------------
 
 
+@needs_symlinks
 def test_link_at_unpacked_folder_is_refused_not_deleted_through(served: Served) -> None:
     (served.outside / "keep").write_bytes(b"precious")
     served.downloads.mkdir()
@@ -267,6 +282,7 @@ def _racer(monkeypatch: pytest.MonkeyPatch, wins: int) -> Iterator[list[str]]:
     so a second open in this process stands for that neighbour. Yields the
     names it locked; the locks are released on the way out.
     """
+    fcntl = importlib.import_module("fcntl")
     real = temporaries._temp
     held: list[int] = []
     names: list[str] = []
@@ -311,6 +327,7 @@ def _make_temp(folder: Folder, kind: str) -> tuple[int, str]:
     return folder.temp_file("tag_x-1.1.0.aoe") if kind == "file" else folder.temp_folder("x")
 
 
+@needs_flock
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_temporary_locked_first_by_another_is_given_up_for_a_new_name(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -326,6 +343,7 @@ def test_temporary_locked_first_by_another_is_given_up_for_a_new_name(
         assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the raced one is removed
 
 
+@needs_flock
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_every_temporary_locked_first_by_another_is_a_named_error(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -366,6 +384,7 @@ def _frozen(path: Path) -> Iterator[None]:
         subprocess.run([chattr, "-i", path], check=True)
 
 
+@needs_posix_modes  # Windows' read-only flag on a folder keeps no entry out
 def test_download_folder_without_room_for_the_staging_folder_is_a_named_error(
     served: Served,
 ) -> None:
@@ -381,7 +400,7 @@ def test_download_folder_without_room_for_the_staging_folder_is_a_named_error(
 _PLANTED = ".tag_x-1.1.0.0123abcd.partial"  # the name of a staging folder of the unpack
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's entry needs root")
+@needs_root
 def test_sweep_leaves_another_users_temporaries(served: Served) -> None:
     """Nobody holds its lock, so it looked dead; but it is not ours to remove."""
     served.downloads.mkdir()
@@ -395,6 +414,7 @@ def test_sweep_leaves_another_users_temporaries(served: Served) -> None:
     assert (planted / "theirs").read_bytes() == b"precious"
 
 
+@needs_posix_modes  # Windows' read-only flag on a folder keeps no entry in
 def test_undeletable_temporary_does_not_fail_later_checks(served: Served) -> None:
     """A dead writer's temporary whose removal fails is left; the check goes on."""
     served.downloads.mkdir()
@@ -407,22 +427,37 @@ def test_undeletable_temporary_does_not_fail_later_checks(served: Served) -> Non
         assert (planted / "stuck").exists()
 
 
+def _descend(fd: int, name: str) -> int:
+    """The folder ``name`` in the open folder ``fd``, opened; ``fd`` closed."""
+    try:
+        return os.open(name, os.O_RDONLY, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+# The tree is deeper than a path can name: it is built and removed by descriptor.
+@pytest.mark.skipif(os.mkdir not in os.supports_dir_fd, reason="no dir_fd here (Windows)")
 def test_temporary_too_deep_to_remove_does_not_fail_later_checks(served: Served) -> None:
     """shutil.rmtree recurses once per level: a deep enough tree raises RecursionError."""
     served.downloads.mkdir()
     planted = served.downloads / _PLANTED
     planted.mkdir()
-    fds = [os.open(planted, os.O_RDONLY)]
-    for _ in range(sys.getrecursionlimit() + 100):
-        os.mkdir("d", dir_fd=fds[-1])
-        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    depth = sys.getrecursionlimit() + 100
+    fd = os.open(planted, os.O_RDONLY)
+    for _ in range(depth):  # one descriptor open at a time: macOS allows 256 by default
+        os.mkdir("d", dir_fd=fd)
+        fd = _descend(fd, "d")
+    os.close(fd)
     try:
         _assert_installed_with(served, served.check(served.folder), [_PLANTED])
-    finally:
-        for parent in reversed(fds[:-1]):  # deepest first: pytest's own rmtree would recurse
-            os.rmdir("d", dir_fd=parent)
-        for fd in fds:
-            os.close(fd)
+    finally:  # deepest first: pytest's own rmtree would recurse
+        fd = os.open(planted, os.O_RDONLY)
+        for _ in range(depth - 1):
+            fd = _descend(fd, "d")
+        for _ in range(depth):
+            os.rmdir("d", dir_fd=fd)
+            fd = _descend(fd, "..")
+        os.close(fd)
 
 
 # --- Files in the download folder that are not only ours --------------------------------
@@ -466,7 +501,7 @@ def test_part_hard_link_is_not_appended_through(served: Served) -> None:
     assert _bundle_requests(served) == [None]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+@needs_root
 def test_part_of_another_user_is_not_appended_to(served: Served) -> None:
     part, _ = _plant_resume(served)
     part.write_bytes(_prefix(served))
@@ -488,7 +523,7 @@ def test_hard_linked_sidecar_is_not_trusted(served: Served) -> None:
     assert json.loads(elsewhere.read_bytes())["url"].endswith(served.bundle_url)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+@needs_root
 def test_sidecar_of_another_user_is_not_trusted(served: Served) -> None:
     part, meta = _plant_resume(served)
     part.write_bytes(_prefix(served))
@@ -519,7 +554,7 @@ def test_hard_linked_bundle_is_downloaded_again(served: Served) -> None:
     assert elsewhere.stat().st_nlink == 1
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs root")
+@needs_root
 def test_bundle_of_another_user_is_downloaded_again(served: Served) -> None:
     """The right bytes, but someone else's file: theirs to change after they were checked."""
     served.check(served.http)
@@ -536,17 +571,21 @@ def test_unreadable_bundle_is_downloaded_again(
     """A file under the bundle's name that the OS will not open for us: PermissionError.
 
     Root reads through permission bits, so the kernel's refusal (what a user
-    gets for a file of mode 000) is injected for that one file.
+    gets for a file of mode 000) is injected for that one file. Windows has no
+    mode 000 (chmod there sets a read-only flag, which stops replacing the
+    file, not reading it); a file another program holds open refuses us there.
     """
     served.downloads.mkdir()
     served.bundle.write_bytes(b"not readable")
-    served.bundle.chmod(0)
+    if sys.platform != "win32":
+        served.bundle.chmod(0)
     unreadable = served.bundle.stat().st_ino
     real = os.open
 
     def refusing(path: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+        # Opened by name in the folder (dir_fd), or by its whole path (Windows).
         if (
-            os.fspath(path) == served.bundle.name
+            Path(path).name == served.bundle.name
             and unreadable == os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_ino
         ):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
@@ -557,6 +596,8 @@ def test_unreadable_bundle_is_downloaded_again(
     assert _bundle_requests(served) == [None]
 
 
+# The swap is a rename onto the bundle the check holds open, which Windows refuses.
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows renames nothing onto an open file")
 def test_bundle_swapped_after_its_check_is_not_what_is_unpacked(
     served: Served, built_bundle: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -277,16 +277,22 @@ def blackhole() -> Iterator[tuple[str, int]]:
     try:
         probe.connect(address)
     except TimeoutError:
-        pass
+        answered = False
+    except ConnectionRefusedError:  # Windows refuses at once
+        answered = True
     else:
+        answered = True
+    finally:
+        probe.close()
+    if answered:
         # Linux leaves a connection to a full accept queue unanswered, which is
         # the blackhole this test needs: there it must work, so fail loudly.
-        # An OS that refuses such a connection at once leaves nothing to time.
+        # An OS that accepts or refuses such a connection leaves nothing to time.
+        for s in [*queued, listener]:
+            s.close()
         if sys.platform == "linux":
             pytest.fail("a full accept queue answered: no blackhole to connect to")
         pytest.skip("this OS answers a full accept queue: no blackhole to connect to")
-    finally:
-        probe.close()
     try:
         yield address
     finally:

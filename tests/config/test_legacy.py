@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _skips import needs_posix_modes
 
 from aoe_pack.config import migrate_config, validate_config
 from aoe_pack.config.legacy import map_legacy, repair_text
@@ -201,6 +202,7 @@ def test_migrate_refuses_an_invalid_config_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # no temp file left
 
 
+@needs_posix_modes
 def test_migrate_keeps_the_file_mode(legacy):
     path = legacy / "ios-config.json"
     path.chmod(0o640)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _skips import needs_fifos, needs_symlinks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -458,6 +459,7 @@ def test_model_name_that_is_a_folder(tmp_path):
     assert violation.message == '"weights.d" is a folder, not a file'
 
 
+@needs_fifos
 def test_model_that_is_not_a_regular_file(tmp_path):
     path = write_config(tmp_path, minimal(modelName="pipe.tflite"), model=None)
     os.mkfifo(tmp_path / "pipe.tflite")
@@ -465,6 +467,7 @@ def test_model_that_is_not_a_regular_file(tmp_path):
     assert violation.message == '"pipe.tflite" is not a regular file'
 
 
+@needs_symlinks
 def test_symlink_leading_out_of_model_dir_is_refused(tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the bundle")
@@ -479,12 +482,14 @@ def test_symlink_leading_out_of_model_dir_is_refused(tmp_path):
     assert violation.message == '"labels.txt" resolves outside modelDir'
 
 
+@needs_symlinks
 def test_symlink_inside_model_dir_is_fine(tmp_path):
     path = write_config(tmp_path, minimal(modelName="link.tflite"))
     (tmp_path / "link.tflite").symlink_to(tmp_path / "model.tflite")
     assert validate_config(path).ok
 
 
+@needs_symlinks
 def test_dangling_symlink_is_missing(tmp_path):
     path = write_config(tmp_path, minimal(), model=None)
     (tmp_path / "model.tflite").symlink_to(tmp_path / "gone.tflite")

@@ -625,7 +625,7 @@ def _frame(f: traceback.FrameSummary) -> str:
     path = Path(f.filename)
     with contextlib.suppress(ValueError):
         path = path.relative_to(REPO)
-    return f"{path}:{f.lineno} ({f.name})"
+    return f"{path.as_posix()}:{f.lineno} ({f.name})"  # one spelling on every OS
 
 
 def finding_of(name: str, exc: BaseException) -> Finding:

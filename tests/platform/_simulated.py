@@ -26,12 +26,17 @@ Windows, besides all of that:
 
 Only this process's open files pin a name: the writers in these tests run in
 this process. Path syntax stays POSIX (``/``), as it must on this OS.
+
+On macOS and on Windows themselves, the tests run on what the OS really has:
+there is nothing to take away (:data:`REAL`). Windows is simulated on Linux
+only, which lists a process's open files in /proc (:data:`as_on_windows`);
+macOS on POSIX systems only (:data:`as_on_macos`).
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
+import importlib
 import os
 import shutil
 import stat
@@ -45,6 +50,24 @@ from typing import Any
 import pytest
 
 from aoe_pack._io import facilities
+
+REAL = {"darwin": "macos", "win32": "windows"}.get(sys.platform)
+"""The OS under the tests, when it is one of those simulated: nothing is taken away there."""
+
+as_on_macos = pytest.mark.skipif(
+    sys.platform == "win32", reason="simulating macOS takes POSIX calls away: Windows has none"
+)
+as_on_windows = pytest.mark.skipif(
+    REAL != "windows" and not Path("/proc/self/fd").is_dir(),
+    reason="simulating Windows needs /proc/self/fd to tell the files this process holds open",
+)
+
+
+def _fcntl() -> types.ModuleType:
+    """``fcntl``, imported when a simulation starts: Windows has none. The Windows
+    simulation keeps the module it got, then takes it away from the code under test."""
+    return importlib.import_module("fcntl")
+
 
 O_BINARY = 1 << 30  # a bit Linux's open() does not use, stripped before the real call
 
@@ -77,11 +100,11 @@ _SEALS = ("F_ADD_SEALS", "F_GET_SEALS", "F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_
 
 
 def macos(mp: pytest.MonkeyPatch) -> None:
-    """Take away what macOS lacks."""
+    """Take away what macOS lacks (on macOS itself, nothing is there to take)."""
     for name in _MISSING_ON_MACOS:
         mp.delattr(os, name, raising=False)
     for name in (*_SEALS, "F_SEAL_WRITE"):
-        mp.delattr(fcntl, name, raising=False)
+        mp.delattr(_fcntl(), name, raising=False)
 
 
 class FakeMsvcrt(types.ModuleType):
@@ -89,14 +112,15 @@ class FakeMsvcrt(types.ModuleType):
 
     LK_UNLCK, LK_LOCK, LK_NBLCK = 0, 1, 2
 
-    def __init__(self) -> None:
+    def __init__(self, fcntl: types.ModuleType) -> None:
         super().__init__("msvcrt")
         self.calls = 0
+        self._fcntl = fcntl
 
     def locking(self, fd: int, mode: int, nbytes: int) -> None:
         assert (mode, nbytes) == (self.LK_LOCK, 1)
         self.calls += 1
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fcntl.flock(fd, self._fcntl.LOCK_EX)
 
 
 class _Popen(subprocess.Popen):  # type: ignore[type-arg]
@@ -105,8 +129,11 @@ class _Popen(subprocess.Popen):  # type: ignore[type-arg]
         super().__init__(*args, **kwargs)
 
 
-def windows(mp: pytest.MonkeyPatch) -> FakeMsvcrt:
-    """Take away what Windows lacks, and make the rest behave as there."""
+def windows(mp: pytest.MonkeyPatch) -> FakeMsvcrt | None:
+    """Take away what Windows lacks, and make the rest behave as there (the stand-in for
+    ``msvcrt``); on Windows itself, nothing (None)."""
+    if REAL == "windows":
+        return None
     real = _Real()
     macos(mp)
     for name in _MISSING_ON_WINDOWS:
@@ -118,7 +145,7 @@ def windows(mp: pytest.MonkeyPatch) -> FakeMsvcrt:
     mp.setattr(shutil, "_use_fd_functions", False)
     for module in ("fcntl", "resource", "pwd", "grp"):
         mp.setitem(sys.modules, module, None)
-    msvcrt = FakeMsvcrt()
+    msvcrt = FakeMsvcrt(real.fcntl)
     mp.setitem(sys.modules, "msvcrt", msvcrt)
     mp.setattr(subprocess, "Popen", _Popen)
     mp.setattr(facilities, "WINDOWS", True)
@@ -146,6 +173,7 @@ class _Real:
         self.mkdir, self.rmdir, self.link = os.mkdir, os.rmdir, os.link
         self.listdir, self.scandir, self.fsync = os.listdir, os.scandir, os.fsync
         self.readlink = os.readlink
+        self.fcntl = _fcntl()
 
     def open_here(self, path: str) -> bool:
         """Whether this process holds ``path`` open (for a folder: anything in it)."""
@@ -266,7 +294,7 @@ class _Real:
 
     def fsync_(self, fd: Any) -> None:
         fd = fd if isinstance(fd, int) else fd.fileno()
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+        if self.fcntl.fcntl(fd, self.fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
             raise OSError(errno.EBADF, "Bad file descriptor")
         self.fsync(fd)
 

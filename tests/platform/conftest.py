@@ -1,4 +1,8 @@
-"""``simulated``: each test runs once as on macOS and once as on Windows (see _simulated)."""
+"""``simulated``: each test runs once as on macOS and once as on Windows (see _simulated).
+
+On macOS and on Windows themselves, the run as on that OS is a run on it; the
+other is simulated where it can be (``as_on_macos``, ``as_on_windows``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,12 @@ import _simulated
 import pytest
 
 
-@pytest.fixture(params=["macos", "windows"])
+@pytest.fixture(
+    params=[
+        pytest.param("macos", marks=_simulated.as_on_macos),
+        pytest.param("windows", marks=_simulated.as_on_windows),
+    ]
+)
 def simulated(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> str:
