@@ -325,9 +325,24 @@ def _pin_file(source: str, shown: str) -> str:
 # --- the module, the token, the session ---------------------------------------------------
 
 
+_BOUND: dict[str, ctypes.CDLL] = {}
+"""Modules loaded to bind to their own libraries, kept loaded for the process."""
+
+
+def load_module(module: str) -> Library:
+    """The PKCS#11 module at ``module`` (a resolved path), loaded and initialised.
+
+    As the signer loads it: bound to its own libraries first. Anything else in
+    the process that uses the same module (a tool that generates keys in the
+    token, a test) should get it here, so that its first load is this one.
+    """
+    _bind_to_its_own_libraries(module)
+    return pkcs11.lib(module)
+
+
 def _load(module: str, shown: str) -> Library:
     try:
-        return pkcs11.lib(module)
+        return load_module(module)
     except p11.PKCS11Error as e:
         if type(e) is p11.PKCS11Error:  # the OS refused it, or it has no C_GetFunctionList
             reason = str(e).removeprefix(f"OS exception while loading {module}: ")
@@ -340,6 +355,26 @@ def _load(module: str, shown: str) -> Library:
             f"{shown}: the PKCS#11 module {module} failed to start: {_rv(e)}",
             hint="check the module's own configuration (SoftHSM2 reads SOFTHSM2_CONF)",
         ) from e
+
+
+def _bind_to_its_own_libraries(module: str) -> None:
+    """Load ``module`` so that it calls its own libraries before any other's (glibc).
+
+    A process that imported TensorFlow holds BoringSSL's functions under
+    OpenSSL's names (libtensorflow_framework exports them); a module loaded
+    after it, as SoftHSM2 with OpenSSL is, calls those instead of its own and
+    crashes at its first login. RTLD_DEEPBIND makes the module look in its own
+    dependencies first; python-pkcs11's dlopen then gets this same, loaded
+    module. macOS (two-level namespaces) and Windows (per-DLL imports) bind a
+    library to its own dependencies anyway, and have no such flag.
+    """
+    deepbind = getattr(os, "RTLD_DEEPBIND", None)
+    if deepbind is None or module in _BOUND:
+        return
+    try:
+        _BOUND[module] = ctypes.CDLL(module, mode=os.RTLD_NOW | os.RTLD_LOCAL | deepbind)
+    except OSError:
+        return  # python-pkcs11 loads it next, and says why it cannot
 
 
 def _find_token(lib: Library, uri: Pkcs11Uri, shown: str) -> pkcs11.Token:

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,9 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hsm]:
         _softhsm2_util(conf, "--init-token", "--free", "--label", label,
                        "--so-pin", so_pin, "--pin", pin)  # fmt: skip
     # SoftHSM2 reads SOFTHSM2_CONF when the module is initialised, and python-pkcs11
-    # keeps one initialised module per path for the process: start it on ours.
-    lib = pkcs11.lib(os.path.realpath(MODULE))
+    # keeps one initialised module per path for the process: start it on ours, loaded
+    # as the signer loads it (TensorFlow, which earlier tests import, is in this process).
+    lib = p11signer.load_module(os.path.realpath(MODULE))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SOFTHSM2_CONF", str(conf))
         lib.reinitialize()
@@ -261,6 +263,25 @@ def test_repository_edits_and_a_root_rotation_signed_in_the_token_update_a_devic
     envelope = json.loads((repo / "roots/2.root.json").read_text())
     assert list(json.loads(base64.b64decode(envelope["payload"]))["keys"]) == [new_id]
     assert {s["keyid"] for s in envelope["signatures"]} == {old_id, new_id}
+
+
+def test_a_process_that_imported_tensorflow_first_signs_through_the_token(hsm: Hsm) -> None:
+    """TensorFlow exports BoringSSL under OpenSSL's names: SoftHSM2 loaded after it called
+    those and crashed at its first login (a training script that signs, as the API allows)."""
+    uri = hsm.uri("p256", query=f"pin-value={hsm.pin}")
+    code = (
+        "import tensorflow\n"
+        "from aoe_pack.keys import load_signing_key\n"
+        "from aoe_pack.keys.signer import sign_with\n"
+        f"print(len(sign_with(load_signing_key({uri!r}), b'message')))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "SOFTHSM2_CONF": str(hsm.conf), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 70 <= int(run.stdout.split()[-1]) <= 72  # a DER ECDSA P-256 signature
 
 
 def test_token_ed25519_signatures_are_deterministic_and_p256_ones_are_not(hsm: Hsm) -> None:
