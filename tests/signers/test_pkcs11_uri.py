@@ -7,8 +7,11 @@ whose message names the attribute and never shows a PIN.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aoe_pack.errors import KeyReferenceError
 from aoe_pack.signers._pkcs11_uri import parse, redact
@@ -312,3 +315,42 @@ def test_another_scheme_is_refused() -> None:
 )  # fmt: skip
 def test_redact_hides_every_pin_value_and_nothing_else(uri: str, shown: str) -> None:
     assert redact(uri) == shown
+
+
+# --- properties --------------------------------------------------------------------------------
+
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    token=_TEXT,
+    obj=_TEXT,
+    key_id=st.binary(max_size=20),
+    module=_TEXT,
+    pin=_TEXT.filter(bool),
+)
+def test_any_values_percent_encoded_parse_back_to_themselves(
+    token: str, obj: str, key_id: bytes, module: str, pin: str
+) -> None:
+    uri = (
+        f"pkcs11:token={quote(token, safe='')};object={quote(obj, safe='')};"
+        f"id={quote(key_id, safe='')}?module-path={quote(module, safe='')}"
+        f"&pin-value={quote(pin, safe='')}"
+    )
+    parsed = parse(uri)
+    assert (parsed.path["token"], parsed.path["object"], parsed.id) == (token, obj, key_id)
+    assert (parsed.query["module-path"], parsed.query["pin-value"]) == (module, pin)
+    assert redact(uri).endswith("&pin-value=***")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("pkcs11:;?&=%/#xobjectidtypemodulepathpinvalue-0aF"),
+               max_size=60))  # fmt: skip
+def test_any_text_parses_or_is_refused_as_a_key_reference(text: str) -> None:
+    refused = None
+    try:
+        parse("pkcs11:" + text)
+    except KeyReferenceError as e:  # anything else (an IndexError, a ValueError) fails
+        refused = e.message
+    assert refused is None or refused.startswith("bad pkcs11: URI ")
