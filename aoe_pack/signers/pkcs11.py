@@ -4,7 +4,9 @@
 
     pkcs11:token=release;object=root-2026?module-path=/usr/lib/softhsm/libsofthsm2.so
 
-The reference is an RFC 7512 URI (:mod:`aoe_pack.signers._pkcs11_uri`).
+The reference is an RFC 7512 URI (read by ``_pkcs11_uri``); where the module
+and PIN come from is ``_pkcs11_sources``, how the token, the key and its public
+key are found ``_pkcs11_objects``; this module opens and signs.
 
 - **Module**: the token vendor's PKCS#11 library, from the URI's
   ``module-path`` (an absolute path) or ``module-name`` (a p11-kit module
@@ -40,66 +42,47 @@ memory for as long as the signer lives.
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import hashlib
 import os
-import sys
-import sysconfig
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from typing import TYPE_CHECKING
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
+from pkcs11 import Attribute, Mechanism, TokenFlag
 from pkcs11 import exceptions as p11
 
 from aoe_pack._crypto import hsm
 from aoe_pack.errors import (
-    AmbiguousKeyError,
-    KeyNotFoundError,
     KeyPasswordError,
     KeyReferenceError,
-    KeyTypeError,
-    PasswordSourceError,
     SignerError,
     SignerModuleError,
-    TokenNotFoundError,
     WrongPinError,
 )
-from aoe_pack.keys import KeyKind, PublicKey, public_key_from_spki, read_password
+from aoe_pack.keys import KeyKind, PublicKey
+from aoe_pack.signers._pkcs11_objects import (
+    attribute,
+    find_key,
+    find_token,
+    key_template,
+    objects,
+    public_key_of,
+    rv,
+)
+from aoe_pack.signers._pkcs11_sources import MODULE_ENV, PIN_ENV, module_path, pin_of
 from aoe_pack.signers._pkcs11_uri import Pkcs11Uri, parse, redact
+
+__all__ = ["MODULE_ENV", "PIN_ENV", "Pkcs11Signer", "load_module", "open_signer"]
 
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as Library  # noqa: N812 - a class, lower-case in Cython
 
-MODULE_ENV = "AOE_PACK_PKCS11_MODULE"
-"""The PKCS#11 module of every ``pkcs11:`` key whose URI names none."""
-PIN_ENV = "AOE_PACK_PKCS11_PIN"
-"""The PIN of every ``pkcs11:`` key with no ``--key-password`` and no PIN in its URI."""
-
-P11KIT_CONFIG_DIRS = (
-    "~/.config/pkcs11/modules",
-    "/etc/pkcs11/modules",
-    "/usr/share/p11-kit/modules",
-)
-"""Where p11-kit registers modules (``NAME.module``, with a ``module:`` line): ``module-name``."""
-P11KIT_MODULE_DIRS = (
-    f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}/pkcs11",
-    "/usr/lib64/pkcs11",
-    "/usr/lib/pkcs11",
-)
-"""Where p11-kit looks for a module a registration names by a relative path."""
-
 _LOCK = threading.Lock()
 """One PKCS#11 call at a time: modules are initialised without OS locking (C_Initialize(NULL))."""
-
-_LISTED = 10
-"""How many tokens or keys an error lists."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +117,7 @@ class Pkcs11Signer:
         data = hashlib.sha256(message).digest() if ecdsa else message
         mechanism = Mechanism.ECDSA if ecdsa else Mechanism.EDDSA
         with _LOCK, _session(self._token, self._pin, self._pin_origin, self.ref) as session:
-            keys = _objects(session, _key_template(self._label, self._cka_id))
+            keys = objects(session, key_template(self._label, self._cka_id))
             if len(keys) != 1:
                 raise SignerError(
                     f"{self.ref}: the key is no longer the only one of its label and id "
@@ -145,7 +128,7 @@ class Pkcs11Signer:
             try:
                 signature: bytes = keys[0].sign(data, mechanism=mechanism, pin=reauth)
             except p11.PKCS11Error as e:
-                raise SignerError(f"{self.ref}: the token refused to sign: {_rv(e)}") from e
+                raise SignerError(f"{self.ref}: the token refused to sign: {rv(e)}") from e
         if not ecdsa:
             return signature
         try:
@@ -164,10 +147,10 @@ def open_signer(ref: str, *, pin: bytes | None = None) -> Pkcs11Signer:
     shown = redact(ref)
     _check_names_a_private_key(uri, shown)
     module = module_path(uri, shown)
-    user_pin, pin_origin = _pin(uri, pin, shown)
+    user_pin, pin_origin = pin_of(uri, pin, shown)
     with _LOCK:
         lib = _load(module, shown)
-        token = _find_token(lib, uri, shown)
+        token = find_token(lib, uri, shown)
         if user_pin is None and token.flags & TokenFlag.LOGIN_REQUIRED:
             raise KeyPasswordError(
                 f"{shown}: token {token.label!r} needs a PIN, and none was given",
@@ -175,10 +158,10 @@ def open_signer(ref: str, *, pin: bytes | None = None) -> Pkcs11Signer:
                 f"pin-source=file:/path in the URI's query, or set {PIN_ENV}",
             )
         with _session(token, user_pin, pin_origin, shown) as session:
-            key = _find_key(session, uri, token, shown)
-            public = _public_key(session, key, shown)
-            label, cka_id = _attribute(key, Attribute.LABEL), _attribute(key, Attribute.ID)
-            always = bool(_attribute(key, Attribute.ALWAYS_AUTHENTICATE))
+            key = find_key(session, uri, token, shown)
+            public = public_key_of(session, key, shown)
+            label, cka_id = attribute(key, Attribute.LABEL), attribute(key, Attribute.ID)
+            always = bool(attribute(key, Attribute.ALWAYS_AUTHENTICATE))
     return Pkcs11Signer(
         ref=shown,
         public=public,
@@ -212,116 +195,6 @@ def _check_names_a_private_key(uri: Pkcs11Uri, shown: str) -> None:
         )
 
 
-def module_path(uri: Pkcs11Uri, shown: str) -> str:
-    """The absolute, resolved path of the PKCS#11 module ``uri`` is to be opened with."""
-    if "module-path" in uri.query:
-        path, origin = uri.query["module-path"], "module-path"
-    elif "module-name" in uri.query:
-        path, origin = _named_module(uri.query["module-name"], shown), "module-name"
-    elif os.environ.get(MODULE_ENV):
-        path, origin = os.environ[MODULE_ENV], MODULE_ENV
-    else:
-        raise KeyReferenceError(
-            f"{shown} names no PKCS#11 module",
-            hint=f"add ?module-path=/path/to/the/module to the URI, or set {MODULE_ENV} "
-            "(SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so)",
-        )
-    if not Path(path).is_absolute():
-        # A relative path would load whatever library the working folder holds.
-        raise SignerModuleError(
-            f"{shown}: the PKCS#11 module {path} (from {origin}) is a relative path",
-            hint="give the module's absolute path",
-        )
-    if not Path(path).is_file():
-        raise SignerModuleError(
-            f"{shown}: the PKCS#11 module {path} (from {origin}) does not exist",
-            hint="install the token's PKCS#11 library, or correct the path",
-        )
-    return os.path.realpath(path)
-
-
-def _named_module(name: str, shown: str) -> str:
-    """``module-name``: a p11-kit registration of that name, else the loader's library."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise KeyReferenceError(
-            f"{shown}: module-name is a module's name, not a path",
-            hint="give a path as module-path",
-        )
-    if sys.platform != "win32":  # p11-kit is a Unix registry
-        for folder in P11KIT_CONFIG_DIRS:
-            module = _p11kit_module(Path(folder).expanduser() / f"{name}.module")
-            if module is not None:
-                return module
-    found = ctypes.util.find_library(name)
-    if found is not None and Path(found).is_absolute():
-        return found
-    where = ", ".join(P11KIT_CONFIG_DIRS)
-    raise SignerModuleError(
-        f"{shown}: no PKCS#11 module is named {name!r} (looked in {where} and the system's "
-        "library path)",
-        hint="give the module's absolute path as module-path",
-    )
-
-
-def _p11kit_module(config: Path) -> str | None:
-    """The ``module:`` of a p11-kit module file, relative ones in p11-kit's module folder."""
-    try:
-        lines = config.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in lines:
-        key, colon, value = line.partition(":")
-        if colon and key.strip() == "module" and value.strip():
-            module = Path(value.strip())
-            if module.is_absolute():
-                return str(module)
-            found = (Path(folder) / module for folder in P11KIT_MODULE_DIRS)
-            return next((str(path) for path in found if path.is_file()), None)
-    return None
-
-
-def _pin(uri: Pkcs11Uri, pin: bytes | None, shown: str) -> tuple[str | None, str]:
-    """The PIN, as text, and where it came from (for messages)."""
-    if pin is not None:
-        raw, origin = pin, "--key-password"
-    elif "pin-source" in uri.query:
-        origin = "pin-source"
-        raw = read_password(_pin_file(uri.query["pin-source"], shown), key=shown)
-    elif "pin-value" in uri.query:
-        raw, origin = uri.query["pin-value"].encode(), "pin-value"
-        if not raw:
-            raise PasswordSourceError(f"{shown}: pin-value is empty")
-    elif PIN_ENV in os.environ:
-        raw, origin = read_password(f"env://{PIN_ENV}", key=shown), PIN_ENV
-    else:
-        return None, "no PIN"
-    try:
-        return raw.decode("utf-8"), origin
-    except UnicodeDecodeError:
-        raise KeyPasswordError(
-            f"{shown}: the PIN from {origin} is not UTF-8 text, as a PKCS#11 PIN is"
-        ) from None
-
-
-def _pin_file(source: str, shown: str) -> str:
-    """The path of a pin-source: a path, or a ``file:`` URI (RFC 8089)."""
-    scheme, colon, _ = source.partition(":")
-    if not colon or len(scheme) < 2 or not scheme.isalpha():  # a path, C:\\ included
-        return source
-    if scheme.lower() != "file":
-        raise KeyReferenceError(
-            f"{shown}: pin-source {scheme}: is not supported",
-            hint="aoe-pack reads a PIN from a file: pin-source=file:/path/to/pin",
-        )
-    parts = urlsplit(source)
-    if parts.netloc not in ("", "localhost"):
-        raise KeyReferenceError(
-            f"{shown}: pin-source names a file on host {parts.netloc}",
-            hint="name a local file: file:/path or file:///path",
-        )
-    return url2pathname(parts.path)
-
-
 # --- the module, the token, the session ---------------------------------------------------
 
 
@@ -352,7 +225,7 @@ def _load(module: str, shown: str) -> Library:
                 "PKCS#11 library, such as /usr/lib/softhsm/libsofthsm2.so",
             ) from e
         raise SignerError(
-            f"{shown}: the PKCS#11 module {module} failed to start: {_rv(e)}",
+            f"{shown}: the PKCS#11 module {module} failed to start: {rv(e)}",
             hint="check the module's own configuration (SoftHSM2 reads SOFTHSM2_CONF)",
         ) from e
 
@@ -377,84 +250,6 @@ def _bind_to_its_own_libraries(module: str) -> None:
         return  # python-pkcs11 loads it next, and says why it cannot
 
 
-def _find_token(lib: Library, uri: Pkcs11Uri, shown: str) -> pkcs11.Token:
-    library = {
-        "library-manufacturer": lib.manufacturer_id,
-        "library-description": lib.library_description,
-        "library-version": "{}.{}".format(*lib.library_version),
-    }
-    for name, value in library.items():
-        wanted = uri.path.get(name)
-        if wanted is not None and not _version_matches(name, wanted, value):
-            raise TokenNotFoundError(
-                f"{shown}: the module's {name} is {value!r}, not {wanted!r}",
-                hint="remove the library attributes, or point module-path at that library",
-            )
-    try:
-        slots = lib.get_slots(token_present=True)
-        tokens = [t for t in (_token_of(s) for s in slots) if t is not None]
-    except p11.PKCS11Error as e:
-        raise SignerError(f"{shown}: cannot list the module's tokens: {_rv(e)}") from e
-    found = [t for t in tokens if _token_matches(t, uri)]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise TokenNotFoundError(
-            f"{shown}: no token matches; the module has "
-            + (
-                _listed(sorted(_describe_token(t) for t in tokens))
-                if tokens
-                else "no initialised token"
-            ),
-            hint="name the token by its label (token=) or serial (serial=)",
-        )
-    raise AmbiguousKeyError(
-        f"{shown}: {len(found)} tokens match: {_listed(sorted(_describe_token(t) for t in found))}",
-        hint="add serial= to name one token",
-    )
-
-
-def _token_of(slot: pkcs11.Slot) -> pkcs11.Token | None:
-    try:
-        token = slot.get_token()
-    except (p11.TokenNotPresent, p11.TokenNotRecognised):
-        return None
-    return token if token.flags & TokenFlag.TOKEN_INITIALIZED else None
-
-
-def _token_matches(token: pkcs11.Token, uri: Pkcs11Uri) -> bool:
-    slot = token.slot
-    have = {
-        "token": token.label,
-        "manufacturer": token.manufacturer_id,
-        "serial": _serial(token),
-        "model": token.model,
-        "slot-description": slot.slot_description,
-        "slot-manufacturer": slot.manufacturer_id,
-        "slot-id": str(slot.slot_id),
-    }
-    return all(uri.path[name] == value for name, value in have.items() if name in uri.path)
-
-
-def _version_matches(name: str, wanted: str, value: str) -> bool:
-    if name != "library-version":
-        return wanted == value
-    major, _, minor = wanted.partition(".")
-    have_major, _, have_minor = value.partition(".")
-    return int(major) == int(have_major) and int(minor or 0) == int(have_minor)
-
-
-def _serial(token: pkcs11.Token) -> str:
-    return token.serial.decode("ascii", errors="replace").strip()
-
-
-def _describe_token(token: pkcs11.Token) -> str:
-    return (
-        f"token={token.label!r} (serial {_serial(token)}, "
-        f"{token.manufacturer_id.strip()} {token.model.strip()})"
-    )
-
-
 @contextmanager
 def _session(
     token: pkcs11.Token, pin: str | None, origin: str, shown: str
@@ -477,7 +272,7 @@ def _session(
         # Logins are per token, not per session: use it, and leave it as it is.
         session = token.open()
     except p11.PKCS11Error as e:
-        raise SignerError(f"{shown}: cannot log in to token {token.label!r}: {_rv(e)}") from e
+        raise SignerError(f"{shown}: cannot log in to token {token.label!r}: {rv(e)}") from e
     try:
         yield session
     finally:
@@ -485,153 +280,3 @@ def _session(
         # (a token pulled out) ends with the process, and its error would hide the first.
         with suppress(p11.PKCS11Error):
             session.close()
-
-
-# --- the key and its public half -----------------------------------------------------------
-
-
-def _key_template(label: str | None, cka_id: bytes | None) -> dict[Attribute, Any]:
-    template: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.PRIVATE_KEY}
-    if label is not None:
-        template[Attribute.LABEL] = label
-    if cka_id is not None:
-        template[Attribute.ID] = cka_id
-    return template
-
-
-def _objects(session: pkcs11.Session, template: Mapping[Attribute, Any]) -> list[Any]:
-    # Listed at once: python-pkcs11's search stays open while its generator lives,
-    # and no other call may run in the session meanwhile.
-    return list(session.get_objects(dict(template)))
-
-
-def _find_key(session: pkcs11.Session, uri: Pkcs11Uri, token: pkcs11.Token, shown: str) -> Any:
-    try:
-        keys = _objects(session, _key_template(uri.path.get("object"), uri.id))
-        if len(keys) == 1:
-            return keys[0]
-        listed = keys or _objects(session, _key_template(None, None))
-        described = sorted(_describe_key(k) for k in listed)
-    except p11.PKCS11Error as e:
-        raise SignerError(f"{shown}: cannot search token {token.label!r}: {_rv(e)}") from e
-    if not keys:
-        holds = f"its private keys: {_listed(described)}" if described else "no private key"
-        raise KeyNotFoundError(
-            f"{shown}: token {token.label!r} has no private key of that label and id; {holds}",
-            hint="name the key by its label (object=) and/or its id (id=, percent-encoded)",
-        )
-    raise AmbiguousKeyError(
-        f"{shown}: {len(keys)} private keys of token {token.label!r} match: {_listed(described)}",
-        hint="add object= and id= to name one key",
-    )
-
-
-def _describe_key(key: Any) -> str:
-    label, cka_id = _attribute(key, Attribute.LABEL), _attribute(key, Attribute.ID)
-    kind = _key_type_name(_attribute(key, Attribute.KEY_TYPE))
-    return f"object={label!r} id={_pct(cka_id or b'')} ({kind})"
-
-
-def _public_key(session: pkcs11.Session, key: Any, shown: str) -> PublicKey:
-    key_type = _attribute(key, Attribute.KEY_TYPE)
-    if key_type not in (KeyType.EC, KeyType.EC_EDWARDS):
-        raise KeyTypeError(
-            f"{shown} is a {_key_type_name(key_type)} key; aoe-pack signs with Ed25519 "
-            "and ECDSA P-256 keys",
-            hint="generate an Ed25519 (EC_EDWARDS, edwards25519) or EC prime256v1 key pair",
-        )
-    partner = None
-    params = _attribute(key, Attribute.EC_PARAMS)
-    if params is None:
-        partner = _public_object(session, key, key_type, None, shown)
-        params = _attribute(partner, Attribute.EC_PARAMS)
-    curve = hsm.curve_of(params or b"")
-    if curve not in (hsm.ED25519, hsm.P256):
-        raise KeyTypeError(
-            f"{shown} is a key on curve {curve or 'unknown to aoe-pack'}; aoe-pack signs "
-            "with Ed25519 and ECDSA P-256 keys",
-            hint="generate an Ed25519 (EC_EDWARDS, edwards25519) or EC prime256v1 key pair",
-        )
-    if _attribute(key, Attribute.SIGN) is False:
-        raise KeyTypeError(f"{shown}: the token does not let this key sign (CKA_SIGN is false)")
-    point = _attribute(key, Attribute.EC_POINT)
-    if point is None:
-        partner = partner or _public_object(session, key, key_type, curve, shown)
-        point = _attribute(partner, Attribute.EC_POINT) or b""
-    try:
-        spki = hsm.spki(curve, hsm.public_point(point, curve))
-    except hsm.EncodingError as e:
-        raise SignerError(f"{shown}: {e}") from e
-    return public_key_from_spki(spki, origin=shown)
-
-
-def _public_object(
-    session: pkcs11.Session, key: Any, key_type: Any, curve: str | None, shown: str
-) -> Any:
-    """The public key object paired with ``key``: the same CKA_ID, else the same label."""
-    cka_id, label = _attribute(key, Attribute.ID), _attribute(key, Attribute.LABEL)
-    template: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.PUBLIC_KEY}
-    template[Attribute.KEY_TYPE] = key_type
-    if cka_id:
-        template[Attribute.ID] = cka_id
-    elif label:
-        template[Attribute.LABEL] = label
-    else:
-        raise SignerError(
-            f"{shown}: the private key has neither an id nor a label to find its public key by",
-            hint="give the key pair a CKA_ID (pkcs11-tool --id) when you create it",
-        )
-    try:
-        found = _objects(session, template)
-    except p11.PKCS11Error as e:
-        raise SignerError(f"{shown}: cannot search for the public key: {_rv(e)}") from e
-    if curve is not None:  # one curve may be written two ways (an OID, or edwards25519)
-        found = [o for o in found if _curve(o) in (None, curve)]
-    points = {_attribute(o, Attribute.EC_POINT) for o in found}
-    if len(points) == 1 and None not in points:
-        return found[0]
-    by = f"id {_pct(cka_id)}" if cka_id else f"label {label!r}"
-    if not found:
-        raise SignerError(
-            f"{shown}: the token holds no public key of {by}, and the private key does not "
-            "show its own (CKA_EC_POINT)",
-            hint="import the public key with the private key's id: "
-            "pkcs11-tool --write-object KEY.pub --type pubkey --id ID",
-        )
-    raise SignerError(
-        f"{shown}: the token holds {len(found)} different public keys of {by}",
-        hint="delete the public key objects that do not belong to this private key",
-    )
-
-
-def _curve(obj: Any) -> str | None:
-    params = _attribute(obj, Attribute.EC_PARAMS)
-    return None if params is None else hsm.curve_of(params) or "unknown"
-
-
-def _attribute(obj: Any, attribute: Attribute) -> Any:
-    """An attribute's value; None when the token has none for this object or hides it."""
-    try:
-        return obj[attribute]
-    except (p11.AttributeTypeInvalid, p11.AttributeSensitive, KeyError):
-        return None
-
-
-def _key_type_name(value: object) -> str:
-    return value.name if isinstance(value, KeyType) else f"vendor-defined type {value!r}"
-
-
-def _pct(data: bytes) -> str:
-    """Bytes as an RFC 7512 id is written: every byte percent-encoded."""
-    return "".join(f"%{b:02x}" for b in data) or "''"
-
-
-def _listed(items: list[str]) -> str:
-    shown = "; ".join(items[:_LISTED])
-    return shown + (f"; and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
-
-
-def _rv(error: p11.PKCS11Error) -> str:
-    """A python-pkcs11 error as the PKCS#11 return value it stands for, for messages."""
-    text = str(error).strip()
-    return type(error).__name__ + (f" ({text})" if text else "")
