@@ -115,6 +115,30 @@ class KeyReferenceError(KeyFileError, UsageError):
     code = "key-reference"
 
 
+class KeyNotFoundError(KeyReferenceError):
+    """A key reference names a key that its HSM or KMS does not hold: exit 2, as a missing file."""
+
+    code = "key-not-found"
+
+
+class TokenNotFoundError(KeyNotFoundError):
+    """A ``pkcs11:`` reference names a token that no slot of its module holds."""
+
+    code = "token-not-found"
+
+
+class AmbiguousKeyError(KeyReferenceError):
+    """A key reference matches more than one token or key; it must name exactly one."""
+
+    code = "key-ambiguous"
+
+
+class SignerModuleError(KeyReferenceError):
+    """The library a key reference loads (a PKCS#11 module) is missing, or is not one."""
+
+    code = "signer-module"
+
+
 class KeyFormatError(KeyFileError):
     """The key material is not a key aoe-pack understands."""
 
@@ -134,6 +158,12 @@ class WrongPasswordError(KeyPasswordError):
     """The password given for an encrypted private key does not decrypt it."""
 
     code = "wrong-password"
+
+
+class WrongPinError(WrongPasswordError):
+    """The PIN given for a PKCS#11 token does not log in to it (CKR_PIN_INCORRECT)."""
+
+    code = "wrong-pin"
 
 
 class KeyNotEncryptedError(KeyPasswordError):

@@ -5,6 +5,7 @@ handles keys as opaque :class:`~aoe_pack._crypto.asymmetric.PrivateKey` /
 :class:`~aoe_pack._crypto.asymmetric.PublicKey` values and calls the functions of
 the submodules: ``keys`` (generation, PEM, key ids), ``sign`` (DSSE
 signatures), ``stream`` (segmented AES-256-GCM), ``wrap`` (HPKE and
-key-encryption-key wrapping of the data key) and ``_der`` (the strict DER and
+key-encryption-key wrapping of the data key), ``hsm`` (a PKCS#11 token's public
+points and raw ECDSA signatures, in DER) and ``_der`` (the strict DER and
 PBES2 encoding of X-Wing seed keys, which ``cryptography`` cannot serialise).
 """

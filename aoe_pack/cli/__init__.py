@@ -21,7 +21,7 @@ from aoe_pack.cli.ceremony_cmds import apply_proposal, inspect_proposal, sign_pr
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
 from aoe_pack.cli.export_cmds import export
-from aoe_pack.cli.keys_cmds import keygen
+from aoe_pack.cli.keys_cmds import keygen, public_key
 from aoe_pack.cli.manifest_cmds import manifest
 from aoe_pack.cli.sign_cmd import sign
 
@@ -68,6 +68,7 @@ for command in (
 cli.add_command(sign)
 for command in (sign_proposal, inspect_proposal, apply_proposal):
     manifest.add_command(command)
+cli.add_command(public_key)
 
 
 def main() -> None:

@@ -125,6 +125,7 @@ def key_password_option(keys_option: str) -> Callable[[FC], FC]:
     Bound by the key's reference, not by position, so that reordering the
     ``keys_option`` options cannot hand one key's password to another.
     """
+    pin = " For a pkcs11: key, SOURCE holds its token's PIN." if keys_option == "--sign-key" else ""
     return click.option(
         "--key-password",
         "key_passwords",
@@ -133,7 +134,7 @@ def key_password_option(keys_option: str) -> Callable[[FC], FC]:
         metavar="KEY SOURCE",
         help=f"Read the password of private key KEY (written as given to {keys_option}) "
         "from SOURCE: env://VAR, or a file (less one trailing newline). Repeat once per "
-        f"encrypted key. A key without one uses {PASSWORD_ENV}, then a terminal prompt.",
+        f"encrypted key. A key without one uses {PASSWORD_ENV}, then a terminal prompt.{pin}",
     )
 
 

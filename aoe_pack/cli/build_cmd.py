@@ -69,8 +69,9 @@ class _Shown:
     multiple=True,
     required=True,
     metavar="KEY",
-    help="Signing private key (ed25519/p256): a path, env://VAR, or a key held in a KMS "
-    "(awskms://..., docs/keys.md). Repeat for several.",
+    help="Signing private key (ed25519/p256): a path, env://VAR, or a key held in a token "
+    "(pkcs11:token=...;object=...) or a KMS (awskms:///alias/...): docs/keys.md. "
+    "Repeat for several.",
 )
 @key_password_option("--sign-key")
 @click.option(

@@ -1,4 +1,4 @@
-"""``keygen``."""
+"""``keygen`` and ``public-key``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import env_password, json_option
+from aoe_pack.cli._options import env_password, json_option, key_password_option, load_signing_keys
 from aoe_pack.cli._output import Output
 
 
@@ -70,6 +71,60 @@ def keygen(prefix: Path, kind: str, force: bool, json_mode: bool) -> None:
             bold=True,
         )
         output.line(f"  type   {result.kind}{' (password-protected)' if result.encrypted else ''}")
+        output.line(f"  keyid  {result.key_id}")
+
+    output.result(result.to_dict(), text)
+
+
+@click.command("public-key")
+@click.option(
+    "--sign-key",
+    "ref",
+    required=True,
+    metavar="KEY",
+    help="The signing key: a path, env://VAR, or a key held in a token "
+    "(pkcs11:token=...;object=...?module-path=...).",
+)
+@key_password_option("--sign-key")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the public key here (SPKI PEM, as keygen's PREFIX.pub); without it, print it.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+@json_option
+def public_key(
+    ref: str,
+    key_passwords: tuple[tuple[str, str], ...],
+    out: Path | None,
+    force: bool,
+    json_mode: bool,
+) -> None:
+    """Write the public key of a signing key, for --root-key, --trusted-key and devices.
+
+    \b
+    A key in an HSM never leaves it; this reads its public key from the token,
+    as aoe-pack signs with it, so the key id devices compute from the file is
+    the one its signatures carry. It works for key files too.
+    Example:
+      export AOE_PACK_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so
+      KEY='pkcs11:token=release;object=root'
+      aoe-pack public-key --sign-key "$KEY" --key-password "$KEY" env://PIN --out root.pub
+    """
+    output = Output(json_mode)
+    with handle_errors(json_mode):
+        from aoe_pack.keys import export_public_key
+
+        (key,) = load_signing_keys((ref,), key_passwords)
+        result = export_public_key(key, out, force=force)
+
+    def text() -> None:
+        if result.path is None:
+            click.echo(result.pem.decode("ascii"), file=_streams.out(), nl=False)
+            return
+        output.line(f"wrote {result.path}", fg="green", bold=True)
+        output.line(f"  type   {result.kind}")
         output.line(f"  keyid  {result.key_id}")
 
     output.result(result.to_dict(), text)

@@ -51,16 +51,16 @@ sign_key_option = click.option(
     multiple=True,
     required=True,
     metavar="KEY",
-    help="A manifest-signing private key listed in the root (path, env://VAR, or "
-    "awskms://... for a key in AWS KMS: docs/keys.md). Repeat to reach the root's threshold.",
+    help="A manifest-signing private key listed in the root (path, env://VAR, pkcs11:... or "
+    "awskms://...: docs/keys.md). Repeat to reach the root's threshold.",
 )
 edit_sign_key_option = click.option(
     "--sign-key",
     "sign_keys",
     multiple=True,
     metavar="KEY",
-    help="A manifest-signing private key listed in the root (path or env://VAR). "
-    "Repeat to reach the root's threshold; or --prepare a proposal instead.",
+    help="A manifest-signing private key listed in the root (path, env://VAR, pkcs11:... or "
+    "awskms://...). Repeat to reach the root's threshold; or --prepare a proposal instead.",
 )
 expires_option = click.option(
     "--expires",

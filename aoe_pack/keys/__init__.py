@@ -9,6 +9,7 @@ terminal, from a prompt the CLI supplies.
 """
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
+from aoe_pack.keys.export import ExportedPublicKey, export_public_key
 from aoe_pack.keys.generate import GeneratedKey, keygen
 from aoe_pack.keys.load import (
     DecryptionKey,
@@ -25,6 +26,7 @@ from aoe_pack.keys.signer import Signer, SigningKey
 __all__ = [
     "PASSWORD_ENV",
     "DecryptionKey",
+    "ExportedPublicKey",
     "GeneratedKey",
     "KeyKind",
     "PasswordPrompt",
@@ -32,6 +34,7 @@ __all__ = [
     "PublicKey",
     "Signer",
     "SigningKey",
+    "export_public_key",
     "keygen",
     "load_decryption_key",
     "load_public_key",

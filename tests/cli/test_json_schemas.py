@@ -241,6 +241,7 @@ def _legacy_config(w: World) -> Path:
 # fmt: off
 SUCCEEDS: dict[str, Args] = {
     "keygen": lambda w, t: ["keygen", "--out", t / "k"],
+    "public-key": lambda w, t: ["public-key", "--sign-key", w.signer, "--out", t / "k.pub"],
     "validate": lambda w, t: ["validate", w.config],
     "migrate": lambda w, t: ["migrate", _legacy_config(w)],
     "build": lambda w, t: [
@@ -325,6 +326,7 @@ CLICK_USAGE_FAILS = {"validate", "migrate"}
 turns those into the JSON failure document."""
 FAILS: dict[str, Args] = {
     "keygen": lambda w, t: ["keygen", "--out", w.signer.with_suffix("")],
+    "public-key": lambda w, t: ["public-key", "--sign-key", w.device],
     "validate": lambda w, t: ["validate", t / "missing.json"],
     "migrate": lambda w, t: ["migrate", t / "missing.json"],
     "build": lambda w, t: [

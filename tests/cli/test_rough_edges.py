@@ -18,11 +18,15 @@ from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import NumberArgumentsCommand
 from aoe_pack.cli.bench_cmds import DEFAULT_COMMAND, _BenchGroup
 from aoe_pack.errors import (
+    AmbiguousKeyError,
     AoePackError,
     BundleNotFoundError,
     ConfigValidationError,
+    KeyNotFoundError,
     KeyReferenceError,
+    SignerModuleError,
     TargetsFailedError,
+    TokenNotFoundError,
     UsageError,
 )
 
@@ -292,8 +296,12 @@ def _subclasses(cls: type[AoePackError]) -> list[type[AoePackError]]:
     return found
 
 
-# The command line itself is wrong: these, and click's own errors, exit 2.
-COMMAND_LINE_ERRORS = {UsageError, KeyReferenceError, BundleNotFoundError}
+# The command line itself is wrong: these, and click's own errors, exit 2. A key
+# reference that names no token, key or module names nothing, as a missing key file.
+COMMAND_LINE_ERRORS = {
+    UsageError, KeyReferenceError, BundleNotFoundError,
+    KeyNotFoundError, TokenNotFoundError, AmbiguousKeyError, SignerModuleError,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", _subclasses(AoePackError), ids=lambda c: c.__name__)
