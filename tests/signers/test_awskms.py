@@ -59,6 +59,17 @@ def test_a_bundle_signed_in_kms_verifies_with_the_public_key_kms_exports(
     assert [s["keyid"] for s in verified["signatures"]] == [hashlib.sha256(der).hexdigest()]
 
 
+def test_public_key_of_a_kms_key_is_the_pem_openssl_makes_of_its_der(
+    moto_kms: MotoKms, tmp_path: Path
+) -> None:
+    """docs/keys.md gives both ways to export a KMS key's .pub: they agree byte for byte."""
+    key = moto_kms.create_key()
+    by_openssl = pem_from_der(moto_kms.public_der(key["KeyId"]), tmp_path / "openssl.pub")
+    out = tmp_path / "aoe.pub"
+    aoe("public-key", "--sign-key", raw(key["Alias"]), "--out", out, json=True).expect()
+    assert out.read_bytes() == by_openssl.read_bytes()
+
+
 def test_kms_ecdsa_signatures_differ_each_time_and_each_verifies(
     moto_kms: MotoKms, mnist_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
