@@ -1,4 +1,7 @@
-"""What the KMS signer tests share: moto's KMS as a test drives it, key export, configs."""
+"""What the KMS tests share: moto's KMS as a test drives it, key export, configs.
+
+Used by tests/signers and by tests/test_ci_recipe.py (docs/ci.md's set-up).
+"""
 
 from __future__ import annotations
 
@@ -20,10 +23,13 @@ class MotoKms:
     endpoint: str
     client: Any
 
-    def create_key(self, spec: str = "ECC_NIST_P256", usage: str = "SIGN_VERIFY") -> Any:
-        """A new key with a fresh alias: its metadata, with ``Alias`` and ``AliasArn`` added."""
+    def create_key(
+        self, spec: str = "ECC_NIST_P256", usage: str = "SIGN_VERIFY", *, alias: str | None = None
+    ) -> Any:
+        """A new key under ``alias`` (default: a fresh one): its metadata, with ``Alias`` and
+        ``AliasArn`` added."""
         meta = self.client.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]
-        alias = f"alias/aoe-test-{uuid.uuid4().hex[:12]}"
+        alias = alias or f"alias/aoe-test-{uuid.uuid4().hex[:12]}"
         self.client.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
         return {**meta, "Alias": alias, "AliasArn": meta["Arn"].split(":key/")[0] + ":" + alias}
 
