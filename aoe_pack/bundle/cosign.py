@@ -128,7 +128,7 @@ def add_signatures(
     _check_path(path)
     with Folder(path.parent) as folder, _locked(folder, path) as fd:
         notes: list[str] = []
-        recovered = _tailjournal.recover(folder, path.name, fd)
+        recovered = _tailjournal.recover(folder, path.name, fd, limits)
         if recovered is not None and recovered.replayed:
             notes.append(f"finished an interrupted signing of {path} first")
         elif recovered is not None:
@@ -246,7 +246,7 @@ def _journal(
         anchor_sha256=hashlib.sha256(seen[: tail_offset - anchor]).digest(),
         old_tail=seen[tail_offset - anchor :],
         new_tail=new_tail,
-        added=tuple(k.key_id for k in keys),
+        signers=tuple(k.public for k in keys),
     )
 
 

@@ -8,6 +8,7 @@ beside it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -20,8 +21,9 @@ import pytest
 from _skips import needs_symlinks
 from _tamper import assemble, flip_file, locate, resign, take_apart
 
+from aoe_pack import dsse
 from aoe_pack._crypto import asymmetric as keys
-from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.bundle import (
     EncryptionSpec,
     Limits,
@@ -30,10 +32,14 @@ from aoe_pack.bundle import (
     build_bundle,
     cosign,
     inspect_bundle,
+    signatures,
     verify_bundle,
 )
-from aoe_pack.bundle.format import MANIFEST_ENTRY, SIGNATURES_ENTRY
+from aoe_pack.bundle._zipwrite import replace_last_data
+from aoe_pack.bundle.format import MANIFEST_ENTRY, PAYLOAD_TYPE, SIGNATURES_ENTRY
 from aoe_pack.bundle.signatures import sign_manifest
+from aoe_pack.bundle.verify import open_bundle
+from aoe_pack.dsse import Signature
 from aoe_pack.errors import (
     AlreadySignedError,
     AoePackError,
@@ -413,3 +419,133 @@ def test_journal_name_taken_by_a_link_is_refused(
         add_signatures(plain, [reviewer])
     assert (plain.read_bytes(), victim.read_bytes()) == (before, b"precious")
     assert journal.is_symlink()
+
+
+# --- journals nobody's aoe-pack wrote: dropped, the bundle left to its own checks ----------
+
+
+def _plant(bundle: Path, journal: _tailjournal.TailJournal) -> None:
+    """A journal beside ``bundle``, as anyone who can create a file in its folder may."""
+    (bundle.parent / _tailjournal.journal_name(bundle.name)).write_bytes(journal.encode())
+
+
+def _dropped(bundle: Path, why: str) -> tuple[str, ...]:
+    return (f"removed the journal of an interrupted signing of {bundle}: {why}",)
+
+
+def test_planted_journal_that_swaps_in_an_older_bundle_is_dropped(
+    built_bundle: Any, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    """Offsets 0 and 0, the whole current file as the old tail, an older release as the new.
+
+    Replayed, it would turn the 2.0.0 bundle back into 1.0.0 and have the
+    reviewer sign that. The layout comes from the file: its manifest's and
+    envelope's headers are nowhere near offset 0.
+    """
+    older = built_bundle(version="1.0.0").read_bytes()
+    current = built_bundle(version="2.0.0", name="current.aoe")
+    _plant(
+        current,
+        _tailjournal.TailJournal(
+            anchor_offset=0,
+            tail_offset=0,
+            anchor_sha256=hashlib.sha256(b"").digest(),
+            old_tail=current.read_bytes(),
+            new_tail=older,
+        ),
+    )
+    result = add_signatures(current, [reviewer])
+    assert result.notes == _dropped(
+        current,
+        "it names offsets (0 and 0) that are not those of this bundle's manifest and "
+        "signatures; the bundle was left as it was",
+    )
+    assert result.manifest.model.version == "2.0.0"
+    expected = built_bundle(version="2.0.0", signers=[signer, reviewer]).read_bytes()
+    assert current.read_bytes() == expected
+    assert list(current.parent.glob(".*.cosign")) == []
+
+
+def test_journal_with_a_huge_tail_offset_is_dropped_and_signing_goes_on(
+    plain: Path, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    """2**62 bytes are never read: every offset is bounded by the file's size first."""
+    _plant(
+        plain,
+        _tailjournal.TailJournal(
+            anchor_offset=0,
+            tail_offset=2**62,
+            anchor_sha256=bytes(32),
+            old_tail=b"old",
+            new_tail=b"new",
+        ),
+    )
+    result = add_signatures(plain, [reviewer])
+    assert result.notes == _dropped(
+        plain,
+        f"it names offsets (0 and {2**62}) that are not those of this bundle's manifest "
+        "and signatures; the bundle was left as it was",
+    )
+    assert result.signers == tuple(sorted([signer.public.key_id, reviewer.public.key_id]))
+    assert list(plain.parent.glob(".*.cosign")) == []
+
+
+def _journal_adding(
+    bundle: Path, added: list[Signature], by: PublicKey, *, keep_old: bool = True
+) -> _tailjournal.TailJournal:
+    """A journal whose new tail is the writer's own, with ``added`` (said to be by ``by``)
+    in the envelope, and the old signatures unless ``keep_old`` is False."""
+    data = bundle.read_bytes()
+    with open_bundle(bundle) as opened:
+        layout, old = opened.layout, signatures.parse_envelope(opened.signatures_bytes, Limits())
+    anchor, tail = (e.header_offset for e in layout.entries[-2:])
+    kept = old if keep_old else []
+    envelope = signatures.encode_envelope(sorted([*kept, *added], key=lambda s: s.keyid))
+    at, new_tail = replace_last_data(
+        [layout.mimetype, *layout.entries], date_time=layout.date_time, data=envelope
+    )
+    assert at == tail
+    return _tailjournal.TailJournal(
+        anchor_offset=anchor,
+        tail_offset=tail,
+        anchor_sha256=hashlib.sha256(data[anchor:tail]).digest(),
+        old_tail=data[tail:],
+        new_tail=new_tail,
+        signers=(by,),
+    )
+
+
+def test_journal_adding_a_signature_that_does_not_verify_is_dropped(
+    plain: Path, built_bundle: Any, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    """The reviewer's signature over another manifest, put in this bundle's envelope."""
+    other = built_bundle({"model.tflite": b"another model"}, signers=[signer, reviewer])
+    with open_bundle(other) as opened:
+        sigs = signatures.parse_envelope(opened.signatures_bytes, Limits())
+    forged = next(s for s in sigs if s.keyid == reviewer.public.key_id)
+    _plant(plain, _journal_adding(plain, [forged], reviewer.public))
+    third = keys.generate(keys.KeyKind.ED25519)
+    result = add_signatures(plain, [third])
+    assert result.notes == _dropped(
+        plain,
+        f"its signature by {reviewer.public.key_id[:16]}… does not verify over the bundle's "
+        "manifest; the bundle was left as it was",
+    )
+    assert plain.read_bytes() == built_bundle(signers=[signer, third]).read_bytes()
+
+
+def test_journal_that_leaves_out_a_signature_is_dropped(
+    plain: Path, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    """A new envelope with the reviewer's valid signature but not CI's: a rewrite only adds."""
+    with open_bundle(plain) as opened:
+        added = list(dsse.sign(PAYLOAD_TYPE, opened.manifest_bytes, [reviewer]))
+    _plant(plain, _journal_adding(plain, added, reviewer.public, keep_old=False))
+    result = add_signatures(plain, [keys.generate(keys.KeyKind.ED25519)])
+    assert result.notes == _dropped(
+        plain,
+        f"its new signatures leave out {signer.public.key_id[:16]}…'s; the bundle was left "
+        "as it was",
+    )
+    assert signer.public.key_id in result.signers
+    assert reviewer.public.key_id not in result.signers
