@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -70,6 +70,14 @@ def write_config(
         files=tuple(ModelFile(path=p, role=_role(p, model_name)) for p in ordered),
         canonical={"tag": tag, "version": version, "modelName": model_name},
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Devices and publishers keep state under XDG_STATE_HOME: the session's, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
 
 
 # --- keys -----------------------------------------------------------------------------
