@@ -60,9 +60,11 @@ def report_text(output: Output, report: Any) -> None:
         f"  kind       {report.to_dict()['kind']} of repository "
         f"{p.base_root.repository_id or '(no id)'}"
     )
+    base = report.to_dict()["base"]
     output.line(
         f"  base       root version {p.base_root.version}, manifest version "
-        f"{p.base_manifest.version} ({p.base_manifest_sha256[:16]}…)"
+        f"{p.base_manifest.version} ({p.base_manifest_sha256[:16]}…), expires "
+        f"{base['manifestExpires']}"
     )
     if report.root is not None:
         r = report.root

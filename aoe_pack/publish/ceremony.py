@@ -246,6 +246,7 @@ class ProposalReport:
                 "rootVersion": p.base_root.version,
                 "manifestVersion": p.base_manifest.version,
                 "manifestSha256": p.base_manifest_sha256,
+                "manifestExpires": format_time(p.base_manifest.expires),
             },
             "manifest": self.manifest.to_dict(),
             "signatures": [s.to_dict() for s in self.status],

@@ -20,6 +20,7 @@ racing writer overwrote it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from aoe_pack.errors import (
     VersionLimitError,
 )
 from aoe_pack.keys import PublicKey, SigningKey
-from aoe_pack.publish import pending
+from aoe_pack.publish import floor, pending
 from aoe_pack.publish.edits import add_releases
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
@@ -100,6 +101,10 @@ def read_state(store: Store) -> RepoState:
     root.json that someone with write access to the storage swapped in is
     refused. Edits then require that the head root carries a signature by one
     of the publisher's own keys (:func:`require_approved`).
+
+    A root or manifest older than this publisher read in an edit or wrote
+    before is refused (:mod:`aoe_pack.publish.floor`): the storage was rolled
+    back, and an edit on top of it would sign away what it undid.
     """
     root_doc = store.read(ROOT, max_bytes=DEFAULT_LIMITS.max_root_bytes)
     if root_doc is None:
@@ -130,6 +135,16 @@ def read_state(store: Store) -> RepoState:
     if doc is None:
         raise RepositoryError(f"{store.url} has a root.json but no manifest.json")
     verified = verify_manifest(doc.data, root, now=now_utc(), check_expiry=False)
+    path = floor.floor_path(root, store.url)
+    floor.check(
+        path,
+        floor.load(path),
+        url=store.url,
+        root=root,
+        version=verified.manifest.version,
+        sha256=verified.payload_sha256,
+        same_version_is_one=getattr(store, "atomic_cas", True),
+    )
     return RepoState(
         root,
         root_doc.token,
@@ -195,6 +210,7 @@ def init_repository(
     store.replace(MANIFEST, manifest_bytes, expected=leftover.token if leftover else None)
     _create(store, root_name(1), root_bytes)
     _create(store, ROOT, root_bytes)
+    remember(store, root, empty, manifest_bytes)
     return root
 
 
@@ -235,6 +251,7 @@ def edit_manifest(
             state = read_state(store)
         signers = signers_for(state.root, sign_keys)
         require_approved(state, sign_keys)
+        remember(store, state.root, state.manifest, state.manifest_bytes)
         if next_root is not None:
             ids = {k.key_id for k in signers}
             signers += [k for k in signers_for(next_root, sign_keys) if k.key_id not in ids]
@@ -271,7 +288,24 @@ def swap_manifest(
         token = store.replace(MANIFEST, data, expected=state.manifest_token)
     except StoreConflictError:
         return False
-    return getattr(store, "atomic_cas", True) or _still_there(store, token, new, landed, settle)
+    if not (getattr(store, "atomic_cas", True) or _still_there(store, token, new, landed, settle)):
+        return False
+    remember(store, state.root, new, data)
+    return True
+
+
+def remember(store: Store, root: Root, manifest: Manifest, data: bytes) -> None:
+    """Raise this publisher's floor for the repository to ``root`` and ``manifest`` (whose
+    envelope is ``data``): one it wrote, or read under a root its own keys approved."""
+    env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+    path = floor.floor_path(root, store.url)
+    floor.record(
+        path,
+        floor.load(path),
+        root=root,
+        version=manifest.version,
+        sha256=hashlib.sha256(env.payload).hexdigest(),
+    )
 
 
 def _back_off(rng: random.Random, attempt: int) -> None:

@@ -35,17 +35,19 @@ from aoe_pack.errors import (
     ProposalStaleError,
     RepositoryError,
     RepositoryFormatError,
+    RollbackError,
     RootRotationError,
     UntrustedMetadataError,
 )
 from aoe_pack.publish import ceremony, releases
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state, rotate_root
 from aoe_pack.repository import envelope
+from aoe_pack.repository.model import format_time
 from aoe_pack.repository.proposal import Proposal, parse_proposal
 from aoe_pack.repository.root import Root
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.open import open_store
-from aoe_pack.storage.store import ROOT, Store, root_name
+from aoe_pack.storage.store import MANIFEST, ROOT, Store, root_name
 
 TAG = "tag_m"
 SCHEMAS = Path(__file__).resolve().parents[2] / "aoe_pack" / "schemas"
@@ -523,6 +525,55 @@ def test_the_same_signature_listed_twice_in_the_file_is_refused(
         f"proposal.json: the proposed manifest: key {_short(holders.alice)} signed more than "
         "once; each key counts once"
     )
+
+
+def test_a_proposal_on_a_manifest_rolled_back_past_a_yank_is_refused(
+    store: LocalStore,
+    holders: Holders,
+    bundle_factory: Any,
+    repo_key: PrivateKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Manifest 2 put back after the yank of manifest 3: holders would sign the yank away.
+
+    The publisher who wrote manifest 3 refuses to prepare on top of manifest 2,
+    and to install a proposal someone else prepared there.
+    """
+    h = holders
+    releases.publish(
+        store, [bundle_factory(TAG, "1.0.0")], sign_keys=[h.alice, h.bob],
+        trusted_keys=[repo_key.public],
+    )  # fmt: skip
+    before_yank = (store.root / MANIFEST).read_bytes()
+    releases.yank(store, TAG, "1.0.0", reason="leaks data", sign_keys=[h.alice, h.bob])
+    (store.root / MANIFEST).write_bytes(before_yank)  # by someone who can write the storage
+    rolled_back = (
+        f"{store.url}/manifest.json is version 2, older than version 3, which this "
+        "publisher already saw or wrote"
+    )
+    with pytest.raises(RollbackError) as e:
+        ceremony.prepare_edit(store, releases.resign_edit)
+    assert e.value.message == rolled_back
+
+    with monkeypatch.context() as elsewhere:  # a machine that never read this repository
+        elsewhere.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere"))
+        proposal = _signed(ceremony.prepare_edit(store, releases.resign_edit), h.alice, h.bob)
+    assert proposal.base_manifest.models[TAG].releases[0].yanked is None
+    path = tmp_path / "proposal.json"
+    ceremony.write_proposal(path, proposal)
+    shown = aoe("manifest", "inspect-proposal", path)
+    assert shown.exit_code == 0, shown.output
+    base = proposal.base_manifest
+    assert (
+        f"  base       root version 1, manifest version 2 ({proposal.base_manifest_sha256[:16]}"
+        f"…), expires {format_time(base.expires)}\n"
+    ) in shown.stdout
+    before = _files(store)
+    with pytest.raises(RollbackError) as e:
+        ceremony.apply_proposal(store, proposal)
+    assert e.value.message == rolled_back
+    assert _files(store) == before
 
 
 def test_a_holder_signs_only_on_top_of_a_root_they_can_vouch_for(

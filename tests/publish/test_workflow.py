@@ -8,6 +8,7 @@ tests that pin down backend-independent behaviour use a folder only.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from aoe_pack.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
     RepositoryExistsError,
+    RollbackError,
     RootRotationError,
     UntrustedMetadataError,
     UsageError,
@@ -446,3 +448,58 @@ def test_rotation_stopped_before_switching_root_json_is_finished_by_a_rerun(
     state = read_state(local_store)
     assert state.root.version == 2
     assert releases.resign(local_store, sign_keys=[other_key]).manifest.version > 1
+
+
+# --- the publisher's floor: storage rolled back ----------------------------------------------
+
+
+def _published_then_yanked(store: LocalStore, key: PrivateKey, bundle_factory: Any) -> bytes:
+    """Publish 1.0.0 (manifest 2), yank it (3); manifest 2's bytes, to put back."""
+    releases.publish(store, [bundle_factory(TAG, "1.0.0")], sign_keys=[key])
+    before_yank = (store.root / MANIFEST).read_bytes()
+    releases.yank(store, TAG, "1.0.0", reason="leaks data", sign_keys=[key])
+    return before_yank
+
+
+def _files(store: LocalStore) -> dict[str, bytes]:
+    return {
+        p.relative_to(store.root).as_posix(): p.read_bytes()
+        for p in sorted(store.root.rglob("*"))
+        if p.is_file() and p.name != ".aoe-repo.lock"
+    }
+
+
+def test_edit_on_a_manifest_rolled_back_past_a_yank_is_refused(
+    local_store: LocalStore, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """Someone with write access puts manifest 2 back: a re-sign would undo the yank."""
+    (local_store.root / MANIFEST).write_bytes(
+        _published_then_yanked(local_store, repo_key, bundle_factory)
+    )
+    before = _files(local_store)
+    with pytest.raises(RollbackError) as e:
+        releases.resign(local_store, sign_keys=[repo_key])
+    assert e.value.message == (
+        f"{local_store.url}/manifest.json is version 2, older than version 3, which this "
+        "publisher already saw or wrote"
+    )
+    assert e.value.hint is not None
+    assert "restore the newest manifest.json" in e.value.hint
+    assert _files(local_store) == before
+
+
+def test_a_publisher_without_state_edits_and_starts_a_floor(
+    local_store: LocalStore,
+    repo_key: PrivateKey,
+    bundle_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new machine has no floor, as a device on its first update; its edit sets one."""
+    _published_then_yanked(local_store, repo_key, bundle_factory)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "new-machine"))
+    assert releases.resign(local_store, sign_keys=[repo_key]).manifest.version == 4
+    root = read_state(local_store).root
+    kept = tmp_path / "new-machine" / "aoe-pack" / "publisher" / f"{root.repository_id}.json"
+    doc = json.loads(kept.read_text())
+    assert (doc["rootVersion"], doc["manifestVersion"]) == (1, 4)
