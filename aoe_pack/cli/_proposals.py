@@ -83,15 +83,44 @@ def report_text(output: Output, report: Any) -> None:
     for c in m.releases:
         detail = f" ({', '.join(c.fields)})" if c.fields else ""
         output.line(f"    {c.change:<8} {c.tag} {c.version}{detail}")
+        if c.release is not None:
+            for label, text in release_lines(c.release):
+                output.line(f"               {label:<8} {text}")
     for pin in m.pins:
         output.line(f"    pin      {pin.tag}: {pin.before or 'none'} -> {pin.after or 'none'}")
     for kid in m.bundle_keys_added:
         output.line(f"    bundle key added {kid}")
-    if not (m.releases or m.pins or m.bundle_keys_added):
+    for kid in m.bundle_keys_removed:
+        output.line(f"    bundle key removed {kid}")
+    for path in m.other:
+        output.line(f"    changed  {path}")
+    if not (m.releases or m.pins or m.bundle_keys_added or m.bundle_keys_removed or m.other):
         output.line("    no release changes")
     output.line("  signatures")
     for line in describe_status(report.status):
         output.line(f"    {line}")
+
+
+def release_lines(r: Any) -> list[tuple[str, str]]:
+    """What an added release tells devices, for a holder to read before signing it."""
+    devices = f"channel {r.channel}, rollout {r.rollout_bp / 100:g}%"
+    if r.critical:
+        devices += ", critical"
+    required = f" (required: {', '.join(r.required_runtimes)})" if r.required_runtimes else ""
+    lines = [
+        ("sha256", f"{r.sha256} ({r.size} bytes)"),
+        ("devices", devices),
+        ("app", f"{r.min_app_version or 'any'} to {r.max_app_version or 'any'}"),
+        ("runtimes", f"{', '.join(r.runtimes)}{required}"),
+        ("signers", ", ".join(r.signers) or "none recorded: the root's keys"),
+    ]
+    if r.yanked is not None:
+        lines.append(("yanked", r.yanked))
+    others = [*r.extra, *(f"rollout/{k}" for k in r.rollout_extra)]
+    others += [f"yanked/{k}" for k in r.yanked_extra]
+    if others:
+        lines.append(("other", ", ".join(sorted(others))))
+    return lines
 
 
 def next_step(output: Output, path: Path, report: Any) -> None:

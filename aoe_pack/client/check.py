@@ -39,12 +39,12 @@ from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Release
 from aoe_pack.repository.root import (
     Root,
-    bundle_key,
     verify_self_signed,
 )
 from aoe_pack.repository.trust import (
     Floor,
     VerifiedManifest,
+    recorded_signers,
     update_root,
     verify_manifest,
 )
@@ -275,17 +275,7 @@ def bundle_signers(manifest: Manifest, release: Release, root: Root) -> list[Pub
     vouches for them, so a bundle stays installable after the root rotates),
     or, for a release that records none, the root's keys.
     """
-    if not release.signers:
-        return list(root.keys.values())
-    keys = []
-    for kid in release.signers:
-        pem = manifest.bundle_keys.get(kid)
-        if pem is None:
-            raise RepositoryFormatError(
-                f"manifest: {release.version} names signer {kid[:16]}…, which bundleKeys lacks"
-            )
-        keys.append(bundle_key(kid, pem))
-    return keys
+    return recorded_signers(manifest, release) or list(root.keys.values())
 
 
 def check(

@@ -66,7 +66,7 @@ from aoe_pack.repository.proposal import (
     parse_proposal,
 )
 from aoe_pack.repository.root import Root, verify_successor
-from aoe_pack.repository.trust import verify_manifest
+from aoe_pack.repository.trust import recorded_signers, verify_manifest
 from aoe_pack.storage.store import MANIFEST, ROOT, Store
 
 _PREPARE_AGAIN = (
@@ -207,12 +207,27 @@ def sign_proposal(
 
     Refused: a key the proposal does not need, a key that signed it already,
     a base root that neither ``trusted_root`` nor the key vouches for
-    (:func:`check_base`), and a proposed manifest that has expired.
+    (:func:`check_base`), a proposed manifest that has expired, and one with a
+    release devices would refuse for its signers (:func:`check_signers`).
     """
     proposal.check_signer(key.key_id)
     check_base(proposal, trusted_root=trusted_root, key_id=key.key_id)
     _check_unexpired(proposal, now or now_utc())
+    check_signers(proposal)
     return proposal.with_signature(key)
+
+
+def check_signers(proposal: Proposal) -> None:
+    """Every release the proposal adds or changes, and every one when it removes a
+    bundle key, names signers its ``bundleKeys`` holds: devices refuse it otherwise."""
+    m = proposal.manifest
+    change = manifest_change(proposal.base_manifest, m)
+    tags = {r.tag for r in change.releases if r.change != "removed"}
+    if change.bundle_keys_removed or any(p.startswith("bundleKeys/") for p in change.other):
+        tags = set(m.models)
+    for tag in sorted(tags):
+        for release in m.models[tag].releases:
+            recorded_signers(m, release, what=f"the proposed manifest's {tag}")
 
 
 def _check_unexpired(proposal: Proposal, now: dt.datetime) -> None:
@@ -456,6 +471,7 @@ def _verify_as_devices(
             last_version=state.manifest.version if keep else None,
             last_sha256=current_sha256 if keep else None,
         )
+    check_signers(p)
     return new_root
 
 

@@ -19,13 +19,15 @@ from aoe_pack.errors import (
     BundleMismatchError,
     ExpiredMetadataError,
     RepositoryError,
+    RepositoryFormatError,
     RollbackError,
     UntrustedMetadataError,
 )
+from aoe_pack.keys import PublicKey
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Release, format_time
-from aoe_pack.repository.root import Root, verify_successor
+from aoe_pack.repository.root import Root, bundle_key, verify_successor
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,23 @@ def verify_manifest(
             "`aoe-pack manifest resign`); a frozen repository cannot hold devices back",
         )
     return VerifiedManifest(manifest, data, frozenset(good), digest)
+
+
+def recorded_signers(
+    manifest: Manifest, release: Release, *, what: str = "manifest"
+) -> list[PublicKey]:
+    """The keys ``manifest``'s ``bundleKeys`` hold for the signers ``release`` names (none
+    when it names none): a device checks the bundle with them, and refuses a signer
+    that ``bundleKeys`` lacks or holds as another key (``what`` names the manifest)."""
+    keys = []
+    for kid in release.signers:
+        pem = manifest.bundle_keys.get(kid)
+        if pem is None:
+            raise RepositoryFormatError(
+                f"{what}: {release.version} names signer {kid[:16]}…, which bundleKeys lacks"
+            )
+        keys.append(bundle_key(kid, pem))
+    return keys
 
 
 def check_bundle_matches(release: Release, *, size: int, sha256: str) -> None:

@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ from aoe_pack.errors import (
 from aoe_pack.publish import ceremony, releases
 from aoe_pack.publish.workflow import init_repository, now_utc, read_state, rotate_root
 from aoe_pack.repository import envelope
-from aoe_pack.repository.model import format_time
-from aoe_pack.repository.proposal import Proposal, parse_proposal
+from aoe_pack.repository.model import Manifest, format_time
+from aoe_pack.repository.proposal import Proposal, new_proposal, parse_proposal
 from aoe_pack.repository.root import Root
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.open import open_store
@@ -248,7 +248,7 @@ def test_prepared_publish_uploads_first_and_installs_once_signed(
     assert TAG not in read_state(store).manifest.models
     report = ceremony.inspect_proposal(proposal).to_dict()
     assert report["manifest"]["releases"] == [
-        {"tag": TAG, "version": "2.0.0", "change": "added", "fields": []}
+        {"tag": TAG, "version": "2.0.0", "change": "added", "fields": [], "release": rel.to_dict()}
     ]
     ceremony.apply_proposal(store, _signed(proposal, holders.carol, holders.alice))
     assert read_state(store).manifest.models[TAG].find("2.0.0") == rel
@@ -265,6 +265,122 @@ def test_an_added_release_whose_bundle_is_gone_is_refused(
         ceremony.apply_proposal(store, _signed(proposal, holders.alice, holders.bob))
     assert e.value.message == f"{TAG} 2.1.0: its bundle {rel.url} is not in {store.url}"
     assert _files(store) == before
+
+
+# --- what a holder is shown, and what devices would refuse -------------------------------------
+
+
+def _inspected(proposal: Proposal, tmp_path: Path) -> str:
+    """``manifest inspect-proposal``'s text for ``proposal``."""
+    path = tmp_path / "shown.json"
+    ceremony.write_proposal(path, proposal, overwrite=True)
+    shown = aoe("manifest", "inspect-proposal", path)
+    assert shown.exit_code == 0, shown.output
+    return shown.stdout
+
+
+def test_inspect_shows_what_an_added_release_says_to_devices(
+    store: LocalStore, holders: Holders, bundle_factory: Any, repo_key: PrivateKey, tmp_path: Path
+) -> None:
+    """A holder signs the channel, rollout, criticality, app range, runtimes and signers too."""
+    options = releases.ReleaseOptions(
+        channel="beta", rollout_bp=1250, critical=True, min_app_version="1.2.0",
+        max_app_version="3.0.0", required_runtimes=("tflite",),
+    )  # fmt: skip
+    proposal, [(_, rel)] = releases.prepare_publish(
+        store, [bundle_factory(TAG, "2.2.0")], trusted_keys=[repo_key.public], options=options
+    )
+    report = ceremony.inspect_proposal(proposal).to_dict()
+    assert report["manifest"]["releases"] == [
+        {"tag": TAG, "version": "2.2.0", "change": "added", "fields": [], "release": rel.to_dict()}
+    ]
+    assert (
+        f"    added    {TAG} 2.2.0\n"
+        f"               sha256   {rel.sha256} ({rel.size} bytes)\n"
+        "               devices  channel beta, rollout 12.5%, critical\n"
+        "               app      1.2.0 to 3.0.0\n"
+        "               runtimes tflite (required: tflite)\n"
+        f"               signers  {repo_key.public.key_id}\n"
+    ) in _inspected(proposal, tmp_path)
+
+
+def _proposing(store: LocalStore, change: Any) -> Proposal:
+    """A proposal of the next manifest with ``change(manifest)`` made to it, however
+    a preparer made it: holders see the documents, not how they came about."""
+    state = read_state(store)
+    bumped = state.manifest.bump(
+        expires=now_utc() + dt.timedelta(days=9), models=state.manifest.models
+    )
+    return new_proposal(
+        base_root=state.head_bytes, base_manifest=state.manifest_bytes, manifest=change(bumped)
+    )
+
+
+def test_inspect_reports_members_it_does_not_know(
+    store: LocalStore, holders: Holders, bundle_factory: Any, repo_key: PrivateKey, tmp_path: Path
+) -> None:
+    """A newer publisher's members, at the top or in a tag: devices may act on them."""
+    releases.publish(
+        store, [bundle_factory(TAG, "1.0.0")], sign_keys=[holders.alice, holders.bob],
+        trusted_keys=[repo_key.public],
+    )  # fmt: skip
+
+    def extended(m: Manifest) -> Manifest:
+        entry = replace(m.models[TAG], extra={"x-note": "ship it"})
+        return replace(m, models=m.models.updated(TAG, entry), extra={"x-kill": True})
+
+    proposal = _proposing(store, extended)
+    report = ceremony.inspect_proposal(proposal).to_dict()["manifest"]
+    assert (report["releases"], report["otherMembers"]) == ([], ["models/tag_m/x-note", "x-kill"])
+    shown = _inspected(proposal, tmp_path)
+    assert "    changed  models/tag_m/x-note\n    changed  x-kill\n" in shown
+    assert "no release changes" not in shown
+
+
+def test_inspect_text_lists_bundle_keys_removed(
+    store: LocalStore, holders: Holders, bundle_factory: Any, repo_key: PrivateKey, tmp_path: Path
+) -> None:
+    releases.publish(
+        store, [bundle_factory(TAG, "1.0.0")], sign_keys=[holders.alice, holders.bob],
+        trusted_keys=[repo_key.public],
+    )  # fmt: skip
+    proposal = _proposing(store, lambda m: replace(m, bundle_keys={}))
+    assert ceremony.inspect_proposal(proposal).manifest.bundle_keys_removed == (
+        repo_key.public.key_id,
+    )
+    shown = _inspected(proposal, tmp_path)
+    assert f"    bundle key removed {repo_key.public.key_id}\n" in shown
+    assert "no release changes" not in shown
+
+
+def test_a_release_whose_signer_bundle_keys_lack_is_neither_signed_nor_installed(
+    store: LocalStore, holders: Holders, bundle_factory: Any, repo_key: PrivateKey
+) -> None:
+    """Devices refuse to install such a release (§15.6): holders must not sign it."""
+    h = holders
+    prepared, [(_, rel)] = releases.prepare_publish(
+        store, [bundle_factory(TAG, "2.3.0")], trusted_keys=[repo_key.public]
+    )
+    state = read_state(store)
+    proposal = new_proposal(
+        base_root=state.head_bytes,
+        base_manifest=state.manifest_bytes,
+        manifest=replace(prepared.manifest, bundle_keys={}),
+    )
+    lacking = (
+        f"the proposed manifest's {TAG}: 2.3.0 names signer "
+        f"{repo_key.public.key_id[:16]}…, which bundleKeys lacks"
+    )
+    with pytest.raises(RepositoryFormatError) as e:
+        ceremony.sign_proposal(proposal, h.alice, trusted_root=proposal.base_root_bytes)
+    assert e.value.message == lacking
+    signed = proposal.with_signature(h.alice).with_signature(h.bob)  # signed all the same
+    before = _files(store)
+    with pytest.raises(RepositoryFormatError) as e:
+        ceremony.apply_proposal(store, signed)
+    assert e.value.message == lacking
+    assert _files(store) == before
+    assert rel.signers == (repo_key.public.key_id,)
 
 
 # --- attacks and mistakes ----------------------------------------------------------------------
