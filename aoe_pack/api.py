@@ -185,6 +185,7 @@ def sign(
     sign_keys: Sequence[SigningKey | PathLike],
     trusted_keys: Sequence[PublicKey | PathLike] = (),
     threshold: int = 1,
+    expect_manifest_sha256: str | None = None,
     password_prompt: PasswordPrompt | None = None,
     progress: Progress | None = None,
 ) -> SignResult:
@@ -203,12 +204,16 @@ def sign(
             one that has not signed the bundle yet.
         trusted_keys: Public keys of earlier signers to check first.
         threshold: How many of ``trusted_keys`` must have signed.
+        expect_manifest_sha256: The SHA-256 (hex) of the manifest the approver
+            reviewed, as [inspect][aoe_pack.api.inspect] shows it: another
+            bundle is refused, unchanged.
         password_prompt: Asks for a key file's password when the environment
             has none.
         progress: Called with the number of bytes just checked.
 
     Raises:
         AlreadySignedError: A key has signed the bundle already.
+        ManifestMismatchError: The manifest is not ``expect_manifest_sha256``.
         IntegrityError: A byte differs from what the manifest says.
         ThresholdError: Fewer than ``threshold`` trusted keys signed.
         BundleFormatError: The file is not a well-formed bundle, or the
@@ -226,6 +231,7 @@ def sign(
         signers,
         trusted_keys=[resolve.trusted_key(k) for k in trusted_keys],
         threshold=threshold,
+        expect_manifest_sha256=expect_manifest_sha256,
         progress=progress,
     )
 

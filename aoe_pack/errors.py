@@ -270,6 +270,12 @@ class AlreadySignedError(BundleError):
     code = "already-signed"
 
 
+class ManifestMismatchError(BundleError):
+    """A bundle to co-sign is not the one reviewed: its manifest has another SHA-256."""
+
+    code = "manifest-mismatch"
+
+
 # --- verification -----------------------------------------------------------
 
 

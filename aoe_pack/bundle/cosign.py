@@ -64,6 +64,7 @@ from aoe_pack.errors import (
     BundleNotFoundError,
     KeyTypeError,
     LimitExceededError,
+    ManifestMismatchError,
     OutputError,
     UsageError,
 )
@@ -80,6 +81,8 @@ class SignResult:
 
     path: Path
     manifest: BundleManifest
+    manifest_sha256: str
+    """SHA-256 (hex) of the manifest's bytes, which every signature covers."""
     added: tuple[str, ...]
     """Ids of the keys whose signatures this run added."""
     signers: tuple[str, ...]
@@ -94,6 +97,7 @@ class SignResult:
         return {
             "bundle": str(self.path),
             "model": self.manifest.model.to_dict(),
+            "manifestSha256": self.manifest_sha256,
             "added": list(self.added),
             "signers": list(self.signers),
             "trustedSigners": list(self.trusted_signers),
@@ -109,16 +113,21 @@ def add_signatures(
     *,
     trusted_keys: Sequence[PublicKey] = (),
     threshold: int = 1,
+    expect_manifest_sha256: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> SignResult:
     """Check the bundle at ``bundle``, then add the signatures of ``signing_keys`` in place.
 
     With ``trusted_keys``, ``threshold`` of them must have signed it already.
-    A run interrupted earlier is finished first; a key whose signature that
-    run added counts as added by this one.
+    With ``expect_manifest_sha256``, its manifest must have that SHA-256 (hex):
+    the one the approver reviewed (``inspect`` shows it), else
+    :class:`ManifestMismatchError` and nothing is written. A run interrupted
+    earlier is finished first; a key whose signature that run added counts as
+    added by this one.
     """
     _check_keys(signing_keys)
+    expected = _expected_digest(expect_manifest_sha256)
     trusted = list(trusted_keys)
     if trusted:
         signatures.check_threshold(trusted, threshold)
@@ -144,6 +153,7 @@ def add_signatures(
                 signing_keys,
                 trusted=trusted,
                 threshold=threshold,
+                expected=expected,
                 finished=finished,
                 limits=limits,
                 progress=progress,
@@ -159,12 +169,21 @@ def _sign(
     *,
     trusted: list[PublicKey],
     threshold: int,
+    expected: str | None,
     finished: set[str],
     limits: Limits,
     progress: Progress | None,
     notes: list[str],
 ) -> SignResult:
     layout = opened.layout
+    digest = hashlib.sha256(opened.manifest_bytes).hexdigest()
+    if expected is not None and digest != expected:
+        raise ManifestMismatchError(
+            f"{path}'s manifest has SHA-256 {digest}, not {expected} as expected: it is not "
+            "the bundle that was reviewed; nothing was signed",
+            hint="`aoe-pack inspect` shows a bundle's manifest SHA-256: sign the bundle "
+            "whose digest the reviewer approved",
+        )
     seen = _metadata_bytes(opened, path)
     sigs = signatures.parse_envelope(opened.signatures_bytes, limits)
     keys = _new_keys(signing_keys, {s.keyid for s in sigs}, finished, path)
@@ -204,6 +223,7 @@ def _sign(
     return SignResult(
         path=path,
         manifest=manifest,
+        manifest_sha256=digest,
         added=tuple(sorted({k.key_id for k in keys} | (finished & requested))),
         signers=tuple(s.keyid for s in merged),
         trusted_signers=trusted_signers,
@@ -248,6 +268,18 @@ def _journal(
         new_tail=new_tail,
         signers=tuple(k.public for k in keys),
     )
+
+
+def _expected_digest(text: str | None) -> str | None:
+    """The expected manifest SHA-256, lowercase; a UsageError if it is not 64 hex digits."""
+    if text is None:
+        return None
+    if len(text) != 64 or not all(c in "0123456789abcdef" for c in text.lower()):
+        raise UsageError(
+            f"--expect-manifest-sha256 must be 64 hex digits, got {text[:80]!r}",
+            hint="pass the manifestSha256 that `aoe-pack inspect --json` shows",
+        )
+    return text.lower()
 
 
 def _check_keys(signing_keys: Sequence[SigningKey]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ class InspectResult:
     size: int
     media_type: str
     manifest: BundleManifest
+    manifest_sha256: str
+    """SHA-256 (hex) of the manifest's bytes: the bundle's identity, which every
+    signature covers (compare it with ``aoe-pack sign --expect-manifest-sha256``)."""
     signer_keyids: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -31,6 +35,7 @@ class InspectResult:
             "mediaType": self.media_type,
             "format": m.format.value,
             "model": m.model.to_dict(),
+            "manifestSha256": self.manifest_sha256,
             "files": [
                 {
                     "path": f.path,
@@ -62,5 +67,6 @@ def inspect_bundle(path: Path, *, limits: Limits = DEFAULT_LIMITS) -> InspectRes
             size=bundle.layout.file_size,
             media_type=bundle.layout.media_type.decode("ascii", "replace"),
             manifest=manifest,
+            manifest_sha256=hashlib.sha256(bundle.manifest_bytes).hexdigest(),
             signer_keyids=tuple(s.keyid for s in sigs),
         )

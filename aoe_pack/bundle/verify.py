@@ -188,6 +188,8 @@ class VerifyResult:
     decrypted: bool
     bytes_checked: int
     notes: tuple[str, ...] = field(default=())
+    manifest_sha256: str = ""
+    """SHA-256 (hex) of the manifest's bytes, which the signatures cover."""
 
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
@@ -195,6 +197,7 @@ class VerifyResult:
             "bundle": str(self.path),
             "verified": True,
             "model": m.model.to_dict(),
+            "manifestSha256": self.manifest_sha256,
             "signatures": [
                 {"keyid": s.keyid, "trusted": s.trusted, "valid": s.valid} for s in self.signatures
             ],
@@ -368,10 +371,12 @@ def verify_bundle(
             for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
                 stream_payload(bundle, f, e, data_key=data_key, pool=pool, progress=progress)
                 checked += e.size
+        digest = hashlib.sha256(bundle.manifest_bytes).hexdigest()
     return VerifyResult(
         path=Path(path),
         manifest=manifest,
         signatures=tuple(checks),
         decrypted=data_key is not None,
         bytes_checked=checked,
+        manifest_sha256=digest,
     )

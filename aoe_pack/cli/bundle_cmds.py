@@ -71,6 +71,7 @@ def verify(
         m = result.manifest
         what = "verified and decrypted" if result.decrypted else "verified"
         output.line(f"{what}: {bundle} — {m.model.tag} {m.model.version}", fg="green", bold=True)
+        output.line(f"  manifest  sha256:{result.manifest_sha256}")
         good = [s.keyid for s in result.signatures if s.valid]
         output.line(f"  {len(good)} trusted signature(s) (threshold {threshold})")
         for k in good:
@@ -104,6 +105,7 @@ def inspect(bundle: Path, json_mode: bool) -> None:
         m = result.manifest
         output.line(f"{bundle}  ({human_size(result.size)}, {d['format']}, unverified)", bold=True)
         output.line(f"  model     {m.model.tag} {m.model.version}  runtime {m.model.runtime}")
+        output.line(f"  manifest  sha256:{result.manifest_sha256}")
         width = max(len(f.path) for f in m.files)
         for f in m.files:
             enc = "encrypted" if f.encrypted else "plain"

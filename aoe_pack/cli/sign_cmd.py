@@ -17,6 +17,15 @@ from aoe_pack.cli._options import (
 from aoe_pack.cli._output import Output, file_size, human_size
 
 
+def _hex64(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A SHA-256 in hex, lowercase; a usage error (exit 2) before any key or file is read."""
+    if value is not None and (
+        len(value) != 64 or not all(c in "0123456789abcdef" for c in value.lower())
+    ):
+        raise click.BadParameter(f"must be 64 hex digits (a SHA-256), got {value[:80]!r}")
+    return None if value is None else value.lower()
+
+
 @click.command()
 @click.argument("bundle", type=BUNDLE_FILE)
 @click.option(
@@ -38,6 +47,13 @@ from aoe_pack.cli._output import Output, file_size, human_size
     "Repeat for several.",
 )
 @threshold_option
+@click.option(
+    "--expect-manifest-sha256",
+    metavar="HEX",
+    callback=_hex64,
+    help="Sign only if BUNDLE's manifest has this SHA-256: the manifestSha256 that "
+    "`aoe-pack inspect` showed whoever approved it. Another bundle is refused, unchanged.",
+)
 @json_option
 def sign(
     bundle: Path,
@@ -45,6 +61,7 @@ def sign(
     key_passwords: tuple[tuple[str, str], ...],
     trusted_keys: tuple[str, ...],
     threshold: int,
+    expect_manifest_sha256: str | None,
     json_mode: bool,
 ) -> None:
     """Add signatures to BUNDLE after it is built, e.g. a security review's after CI's.
@@ -56,11 +73,13 @@ def sign(
     and under a lock. The result is the bundle a build with all the keys at
     once makes. A run killed midway leaves a journal beside BUNDLE, which the
     next run finishes (run the same command again). A key that signed already,
-    and a BUNDLE that is a link, are refused.
+    and a BUNDLE that is a link, are refused. With --expect-manifest-sha256,
+    so is any bundle but the one reviewed.
 
     \b
     Example:
-      aoe-pack sign mnist.aoe --sign-key keys/review.key --trusted-key keys/ci.pub
+      aoe-pack sign mnist.aoe --sign-key keys/review.key --trusted-key keys/ci.pub \\
+          --expect-manifest-sha256 HEX    # the manifest sha256 `inspect` showed the reviewer
       aoe-pack verify mnist.aoe --trusted-key keys/ci.pub --trusted-key keys/review.pub \\
           --threshold 2
     """
@@ -76,6 +95,7 @@ def sign(
                 sign_keys=keys,
                 trusted_keys=trusted_keys,
                 threshold=threshold,
+                expect_manifest_sha256=expect_manifest_sha256,
                 progress=progress,
             )
         for note in result.notes:
@@ -84,6 +104,7 @@ def sign(
     def text() -> None:
         m = result.manifest
         output.line(f"signed: {bundle} — {m.model.tag} {m.model.version}", fg="green", bold=True)
+        output.line(f"  manifest  sha256:{result.manifest_sha256}")
         for k in result.trusted_signers:
             output.line(f"  checked   {k}")
         for k in result.signers:

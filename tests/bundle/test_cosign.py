@@ -47,6 +47,7 @@ from aoe_pack.errors import (
     IntegrityError,
     KeyTypeError,
     LimitExceededError,
+    ManifestMismatchError,
     OutputError,
     ThresholdError,
     UsageError,
@@ -147,6 +148,36 @@ def test_inspect_lists_every_signer_after_cosigning(
     assert inspect_bundle(plain).signer_keyids == tuple(
         sorted([signer.public.key_id, reviewer.public.key_id])
     )
+
+
+# --- the manifest the approver reviewed ----------------------------------------------------
+
+
+def test_bundle_other_than_the_one_reviewed_is_refused(
+    plain: Path, built_bundle: Any, reviewer: PrivateKey
+) -> None:
+    """The reviewer approved another build (the digest `inspect` showed them): no signature."""
+    reviewed = inspect_bundle(built_bundle({"model.tflite": b"the reviewed model"}))
+    actual = hashlib.sha256(take_apart(plain).manifest_bytes).hexdigest()
+    with refused(
+        plain,
+        ManifestMismatchError,
+        rf"^{re.escape(str(plain))}'s manifest has SHA-256 {actual}, not "
+        rf"{reviewed.manifest_sha256} as expected: it is not the bundle that was reviewed; "
+        "nothing was signed$",
+    ):
+        add_signatures(plain, [reviewer], expect_manifest_sha256=reviewed.manifest_sha256)
+
+
+def test_bundle_reviewed_is_signed_and_its_digest_shown_everywhere(
+    plain: Path, signer: PrivateKey, reviewer: PrivateKey
+) -> None:
+    digest = hashlib.sha256(take_apart(plain).manifest_bytes).hexdigest()
+    assert inspect_bundle(plain).manifest_sha256 == digest
+    assert verify_bundle(plain, trusted_keys=[signer.public]).to_dict()["manifestSha256"] == digest
+    result = add_signatures(plain, [reviewer], expect_manifest_sha256=digest.upper())
+    assert result.to_dict()["manifestSha256"] == digest
+    assert result.added == (reviewer.public.key_id,)
 
 
 # --- what is checked before a key adds its name --------------------------------------------

@@ -85,6 +85,33 @@ def test_key_that_signed_already_fails_with_exit_1(bundle: Path, keys: dict[str,
     assert bundle.read_bytes() == before
 
 
+def test_sign_takes_only_the_manifest_that_was_reviewed(
+    bundle: Path, make_config: Any, keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """The digest `inspect` shows the reviewer ties `sign` to what they approved."""
+    digest = aoe("inspect", bundle, json=True).expect()["manifestSha256"]
+    assert f"  manifest  sha256:{digest}\n" in aoe("inspect", bundle).stdout
+    other = tmp_path / "other.aoe"
+    ci = load_signing_key(str(key(keys, "ci")))
+    build_bundle(
+        make_config({"m.bin": b"another"}), other, signing_keys=[ci], encryption=EncryptionSpec()
+    )
+    before = other.read_bytes()
+    review = ["--sign-key", key(keys, "review"), "--expect-manifest-sha256", digest]
+    error = aoe("sign", other, *review, json=True).expect(1)["error"]
+    assert error["code"] == "manifest-mismatch"
+    assert other.read_bytes() == before
+    assert aoe("sign", bundle, *review, json=True).expect()["manifestSha256"] == digest
+
+
+def test_a_malformed_expected_digest_exits_2(bundle: Path, keys: dict[str, Path]) -> None:
+    before = bundle.read_bytes()
+    r = aoe("sign", bundle, "--sign-key", key(keys, "review"), "--expect-manifest-sha256", "abc")
+    assert r.exit_code == 2, r.output
+    assert "'--expect-manifest-sha256': must be 64 hex digits (a SHA-256), got 'abc'" in r.stderr
+    assert bundle.read_bytes() == before
+
+
 def test_encryption_key_as_signer_fails_with_exit_1(bundle: Path, keys: dict[str, Path]) -> None:
     r = aoe("sign", bundle, "--sign-key", key(keys, "app"), json=True)
     assert r.expect(1)["error"]["code"] == "key-type"
