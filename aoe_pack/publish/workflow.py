@@ -117,6 +117,11 @@ def read_state(store: Store) -> RepoState:
     if first is None:
         raise RepositoryError(f"{store.url} has a root.json but no roots/1.root.json")
     start = verify_self_signed(first.data, what=f"{store.url}/roots/1.root.json")
+    # The floor before the chain and the manifest: another process of this publisher
+    # raises it only once its write is in the storage, so what is read after it is
+    # never older. A chain keeps its repositoryId; one from before ids may gain one.
+    early = floor.floor_path(start, store.url) if start.repository_id else None
+    held = floor.load(early) if early else None
 
     def fetch(n: int) -> bytes | None:
         doc = store.read(root_name(n), max_bytes=DEFAULT_LIMITS.max_root_bytes)
@@ -131,14 +136,16 @@ def read_state(store: Store) -> RepoState:
             "before publishing",
         )
     _, head_env = parse_root(head)
+    path = floor.floor_path(root, store.url)
+    if path != early:
+        held = floor.load(path)
     doc = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     if doc is None:
         raise RepositoryError(f"{store.url} has a root.json but no manifest.json")
     verified = verify_manifest(doc.data, root, now=now_utc(), check_expiry=False)
-    path = floor.floor_path(root, store.url)
     floor.check(
         path,
-        floor.load(path),
+        held,
         url=store.url,
         root=root,
         version=verified.manifest.version,
