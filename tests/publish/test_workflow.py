@@ -503,3 +503,22 @@ def test_a_publisher_without_state_edits_and_starts_a_floor(
     kept = tmp_path / "new-machine" / "aoe-pack" / "publisher" / f"{root.repository_id}.json"
     doc = json.loads(kept.read_text())
     assert (doc["rootVersion"], doc["manifestVersion"]) == (1, 4)
+
+
+def test_root_chain_cut_back_past_a_rotation_is_refused(
+    local_store: LocalStore, repo_key: PrivateKey, other_key: PrivateKey
+) -> None:
+    """roots/2 removed, root.json and manifest.json put back: the rotated-out key would sign."""
+    before = {name: _doc(local_store, name) for name in (ROOT, MANIFEST)}
+    both = [repo_key, other_key]
+    rotate_root(local_store, new_keys=[other_key.public], threshold=1, sign_keys=both)
+    (local_store.root / root_name(2)).unlink()
+    for name, data in before.items():
+        assert data is not None
+        (local_store.root / name).write_bytes(data)
+    with pytest.raises(RollbackError) as e:
+        releases.resign(local_store, sign_keys=[repo_key])
+    assert e.value.message == (
+        f"{local_store.url} is at root version 1, older than version 2, which this publisher "
+        "already saw"
+    )
