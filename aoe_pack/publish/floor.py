@@ -5,13 +5,15 @@ with write access to the storage can put back an older manifest.json, validly
 signed, from before a yank. Devices that saw the newer one refuse it (§15.6),
 but a publisher that edited on top of it, or a ceremony whose proposal was
 prepared from it, would sign the yank away again for every device. So, like
-a device, a publisher keeps the newest root and manifest versions it has read
-or written, one file per repository, by default
+a device, a publisher keeps the newest root and manifest versions it has
+written, or read for an edit (under a root its own keys signed: a chain
+someone swapped in never sets it), one file per repository, by default
 ``$XDG_STATE_HOME/aoe-pack/publisher/<repositoryId>.json`` (``~/.local/state``
-when the variable is unset), and :func:`check` refuses anything older.
+when the variable is unset), and :func:`check` refuses anything older, in
+every edit, every proposal prepared and every one installed.
 
 A publisher with no such file (a new machine) has no floor, exactly as a
-device on its first update; it sets one at its first read.
+device on its first update; its first edit sets one.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def load(path: Path) -> PublisherFloor | None:
 def _unreadable(path: Path, why: str) -> RepositoryFormatError:
     return RepositoryFormatError(
         f"publisher state {path} is unreadable: {why}",
-        hint="delete it; the next read of the repository sets the floor again",
+        hint="delete it; this publisher's next edit sets the floor again",
     )
 
 
