@@ -9,6 +9,7 @@ terminal, from a prompt the CLI supplies.
 """
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
+from aoe_pack.keys.display import display_ref
 from aoe_pack.keys.export import ExportedPublicKey, export_public_key
 from aoe_pack.keys.generate import GeneratedKey, keygen
 from aoe_pack.keys.load import (
@@ -34,6 +35,7 @@ __all__ = [
     "PublicKey",
     "Signer",
     "SigningKey",
+    "display_ref",
     "export_public_key",
     "keygen",
     "load_decryption_key",

@@ -15,6 +15,7 @@ from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import KeyFormatError, KeyTypeError
+from aoe_pack.keys.display import display_ref
 from aoe_pack.keys.load import (
     DecryptionKey,
     PasswordPrompt,
@@ -52,7 +53,7 @@ def trusted_key(key: PublicKey | KeyRef) -> PublicKey:
     if isinstance(key, PublicKey):
         loaded, name = key, "a trusted key"
     else:
-        loaded, name = load_public_key(os.fspath(key)), os.fspath(key)
+        loaded, name = load_public_key(os.fspath(key)), display_ref(os.fspath(key))
     if not loaded.kind.signs:
         raise KeyTypeError(
             f"{name} holds an encryption key ({loaded.algorithm}); "

@@ -26,6 +26,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import KeyReferenceError, KeyTypeError, SignerError
+from aoe_pack.keys.display import display_ref
 
 GROUP = "aoe_pack.signers"
 
@@ -72,15 +73,16 @@ def sign_with(key: SigningKey, message: bytes) -> bytes:
     """``key``'s signature of ``message``, checked against its public key if it came from afar."""
     if isinstance(key, PrivateKey):
         return _sign.sign(key, message)
+    shown = display_ref(key.ref)
     try:
         signature = key.sign(message)
     except SignerError:
         raise
     except Exception as e:  # a plugin's own failure, reported by the key it is for
-        raise SignerError(f"{key.ref} could not sign: {type(e).__name__}: {e}") from e
+        raise SignerError(f"{shown} could not sign: {type(e).__name__}: {e}") from e
     if not _sign.verify(key.public, signature, message):
         raise SignerError(
-            f"{key.ref} returned a signature that does not verify under its own public key",
+            f"{shown} returned a signature that does not verify under its own public key",
             hint="the HSM or KMS signed with another key or algorithm; check the key reference",
         )
     return signature
@@ -123,11 +125,12 @@ def open_signer(ref: str, scheme: str, *, pin: bytes | None = None) -> Signer:
             f"{scheme}: keys need a package that is not installed ({e.name})",
             hint=f"pip install 'aoe-pack[{_EXTRAS.get(scheme, scheme)}]'",
         ) from e
+    shown = display_ref(ref)
     signer = factory(ref, pin=pin)
     if not isinstance(signer, Signer):
-        raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {ref}")
+        raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {shown}")
     if not signer.public.kind.signs:
-        raise KeyTypeError(f"{ref} is a {signer.public.algorithm} key, not a signing key")
+        raise KeyTypeError(f"{shown} is a {signer.public.algorithm} key, not a signing key")
     return signer
 
 

@@ -30,7 +30,7 @@ it allows but leaves two readings of:
 
 Each is a :class:`~aoe_pack.errors.KeyReferenceError` whose message names the
 attribute, never its value, and shows the URI through :func:`redact`: a
-``pin-value`` never reaches a message.
+``pin-value``, however it is spelt, never reaches a message.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from types import MappingProxyType
 from urllib.parse import unquote_to_bytes
 
 from aoe_pack.errors import KeyReferenceError
+from aoe_pack.keys.display import display_ref, is_secret_name
 
 SCHEME = "pkcs11"
 
@@ -120,7 +121,7 @@ def _component(
             raise _error(uri, f"the {where} attribute {name} is given twice")
         if chars.fullmatch(raw) is None:
             at = next(c for c in raw if chars.fullmatch(c) is None)
-            shown = "a character" if name == "pin-value" else repr(at)
+            shown = "a character" if is_secret_name(name) else repr(at)
             raise _error(uri, f"the value of {name} holds {shown}, which must be percent-encoded")
         if _BAD_PERCENT.search(raw):
             raise _error(uri, f"the value of {name} has a '%' not followed by two hex digits")
@@ -162,15 +163,11 @@ def _error(uri: str, problem: str) -> KeyReferenceError:
     return KeyReferenceError(f"bad pkcs11: URI {redact(uri)}: {problem}", hint=HINT)
 
 
-_PIN_VALUE = re.compile(r"(?<![^;?&:])((?:x-)?pin-value=?)[^&]*", re.IGNORECASE)
-"""A pin-value (or the drafts' x-pin-value) up to the next ``&``, wherever it stands,
-its ``=`` mistyped away included."""
-REDACTED = "***"
-
-
 def redact(uri: str) -> str:
     """``uri`` with any ``pin-value`` hidden, for messages and :attr:`Signer.ref`.
 
-    Works on the raw text, so a URI too broken to parse is hidden as well.
+    :func:`~aoe_pack.keys.display.display_ref`, which every key reference goes
+    through: it works on the raw text, so a URI too broken to parse is hidden
+    as well, and so is a mistyped ``pin_value`` or ``pin%2Dvalue``.
     """
-    return _PIN_VALUE.sub(rf"\g<1>{REDACTED}", uri)
+    return display_ref(uri)

@@ -157,7 +157,7 @@ def test_a_misspelt_attribute_is_refused_not_ignored() -> None:
 
 def test_an_unknown_query_attribute_is_refused() -> None:
     assert _refused("pkcs11:object=k?pin=1234") == (
-        "bad pkcs11: URI pkcs11:object=k?pin=1234: it has the query attribute 'pin', "
+        "bad pkcs11: URI pkcs11:object=k?pin=***: it has the query attribute 'pin', "
         "which RFC 7512 does not define (vendor attributes start with x-)"
     )
 
@@ -246,8 +246,15 @@ def test_an_attribute_that_is_not_name_equals_value_is_refused(uri: str, problem
 def test_a_pin_value_without_equals_is_not_shown() -> None:
     """A mistyped pin-value is a PIN: the message counts the attribute, and shows nothing of it."""
     assert _refused("pkcs11:object=a?module-path=/m.so&pin-value1234") == (
-        "bad pkcs11: URI pkcs11:object=a?module-path=/m.so&pin-value***: query attribute 2 "
+        "bad pkcs11: URI pkcs11:object=a?module-path=/m.so&***: query attribute 2 "
         "is not of the form name=value"
+    )
+
+
+def test_a_character_of_a_vendor_pin_value_is_not_shown() -> None:
+    assert _refused("pkcs11:object=a?x-pin-value=12 34") == (
+        "bad pkcs11: URI pkcs11:object=a?x-pin-value=***: the value of x-pin-value holds a "
+        "character, which must be percent-encoded"
     )
 
 
@@ -309,6 +316,12 @@ def test_another_scheme_is_refused() -> None:
         ("pkcs11:?pin-value=1?2&module-name=m", "pkcs11:?pin-value=***&module-name=m"),
         ("pkcs11:?module-name=m&PIN-VALUE=1;2", "pkcs11:?module-name=m&PIN-VALUE=***"),
         ("pkcs11:object=k;x-pin-value=1234", "pkcs11:object=k;x-pin-value=***"),
+        ("pkcs11:object=k?pin_value=1234", "pkcs11:object=k?pin_value=***"),
+        ("pkcs11:object=k?pin%2Dvalue=1234", "pkcs11:object=k?pin%2Dvalue=***"),
+        ("pkcs11:object=k?pin%20value=1234", "pkcs11:object=k?pin%20value=***"),
+        ("pkcs11:object=k?pin value=1234", "pkcs11:object=k?pin value=***"),
+        ("pkcs11:object=k? pin-value =1234", "pkcs11:object=k? pin-value =***"),
+        ("pkcs11:object=k?pin-value=12&34", "pkcs11:object=k?pin-value=***"),
         ("pkcs11:object=my-pin-value=1", "pkcs11:object=my-pin-value=1"),
         ("pkcs11:object=k?pin-source=file:/p", "pkcs11:object=k?pin-source=file:/p"),
     ],
