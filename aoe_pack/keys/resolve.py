@@ -24,7 +24,7 @@ from aoe_pack.keys.load import (
     load_public_key,
     load_signing_key,
 )
-from aoe_pack.keys.signer import Signer, SigningKey
+from aoe_pack.keys.signer import Signer, SigningKey, check_key_id
 
 KeyRef: TypeAlias = str | os.PathLike[str]
 """A key file's path, or ``env://VAR`` naming a variable that holds the key."""
@@ -44,6 +44,7 @@ def signing_key(key: SigningKey | KeyRef, *, prompt: PasswordPrompt | None = Non
             )
         return key
     if isinstance(key, Signer):
+        check_key_id(key)
         return key
     return load_signing_key(os.fspath(key), prompt=prompt)
 

@@ -129,9 +129,27 @@ def open_signer(ref: str, scheme: str, *, pin: bytes | None = None) -> Signer:
     signer = factory(ref, pin=pin)
     if not isinstance(signer, Signer):
         raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {shown}")
+    check_key_id(signer)
     if not signer.public.kind.signs:
         raise KeyTypeError(f"{shown} is a {signer.public.algorithm} key, not a signing key")
     return signer
+
+
+def check_key_id(signer: Signer) -> None:
+    """Refuse a signer whose ``key_id`` is not its public key's.
+
+    Signatures are labelled, and trusted, by key id: one that names another
+    key than the one that signs would count, wherever its label is believed,
+    for a key that never signed.
+    """
+    claimed, actual = signer.key_id, signer.public.key_id
+    if claimed != actual:
+        raise SignerError(
+            f"{display_ref(signer.ref)} reports key id {str(claimed)[:16]}…, but the id of "
+            f"its public key is {actual[:16]}…",
+            hint="a key id is the SHA-256 of the public key's SubjectPublicKeyInfo DER; "
+            "the signer plugin is faulty, report it to its authors",
+        )
 
 
 _EXTRAS = {"pkcs11": "pkcs11", "awskms": "kms"}
