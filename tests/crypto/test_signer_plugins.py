@@ -85,7 +85,8 @@ def test_a_signer_that_signs_with_another_key_is_refused_by_name(
     assert r.exit_code == 1
     assert r.doc["error"]["code"] == "signer"
     assert r.doc["error"]["message"] == (
-        f"{ref} returned a signature that does not verify under its own public key"
+        f"{ref}: the public key the filekms: signer reports does not belong to its private "
+        "key: a random challenge signed with the key does not verify under it"
     )
     assert not (tmp_path / "m.aoe").exists()
 

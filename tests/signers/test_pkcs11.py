@@ -27,6 +27,8 @@ from typing import Any
 import pkcs11
 import pytest
 from _cli import NO_PASSWORD, Cli
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
@@ -548,14 +550,83 @@ def test_a_vendor_path_attribute_is_refused_not_ignored(hsm: Hsm) -> None:
     assert e.message.endswith(": aoe-pack cannot match the vendor path attribute x-slot")
 
 
-def test_a_public_key_object_of_another_pair_is_refused_at_signing(hsm: Hsm) -> None:
-    """The token claims the wrong public key: the signature is checked, and refused."""
-    key = _open(hsm, "swapped")
-    with pytest.raises(SignerError) as info:
-        sign_with(key, b"message")
-    assert str(info.value) == (
-        f"{key.ref} returned a signature that does not verify under its own public key"
-    )
+MISMATCH = (
+    "{ref}: the token's public key object does not belong to its private key: a random "
+    "challenge signed with the key does not verify under it"
+)
+
+
+def test_a_public_key_object_of_another_pair_is_refused_when_the_key_is_opened(
+    hsm: Hsm,
+) -> None:
+    """The token claims another pair's public key: refused before anything trusts it."""
+    uri = hsm.uri("swapped", query=f"pin-value={hsm.pin}")
+    e = _error(SignerError, uri)
+    assert e.message == MISMATCH.format(ref=hsm.uri("swapped", query="pin-value=***"))
+
+
+@pytest.fixture(scope="module")
+def planted(hsm: Hsm) -> str:
+    """A key pair whose public key object someone without the PIN replaced with their own.
+
+    A public object may be written in a read/write session that never logged in:
+    the attacker needs access to the token's module and files, not its PIN.
+    """
+    token = pkcs11.lib(os.path.realpath(MODULE)).get_token(token_label=LABEL)
+    with token.open(rw=True, user_pin=hsm.pin) as session:
+        session.generate_keypair(
+            KeyType.EC, store=True, label="victim", id=b"victim",
+            mechanism=Mechanism.EC_KEY_PAIR_GEN,
+            public_template={Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+            private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
+        )  # fmt: skip
+    attacker = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = attacker.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    with token.open(rw=True) as session:  # no PIN
+        for genuine in session.get_objects(
+            {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: b"victim"}
+        ):
+            genuine.destroy()
+        session.create_object({
+            Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: KeyType.EC,
+            Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.VERIFY: True,
+            Attribute.ID: b"victim", Attribute.LABEL: "victim",
+            Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
+            Attribute.EC_POINT: bytes([0x04, len(point)]) + point,
+        })  # fmt: skip
+    return hsm.uri("victim")
+
+
+def _repository_proposal(folder: Path) -> Path:
+    """A proposal to re-sign a repository whose root key is a key file."""
+    key = folder / "root"
+    aoe("keygen", "--type", "p256", "--out", key, json=True).expect()
+    repo, proposal = folder / "repo", folder / "proposal.json"
+    aoe("manifest", "init", "--repo", repo, "--root-key", key.with_suffix(".pub"),
+        "--sign-key", key.with_suffix(".key"), json=True).expect()  # fmt: skip
+    aoe("manifest", "resign", "--repo", repo, "--prepare", "--out", proposal, json=True).expect()
+    return proposal
+
+
+@pytest.mark.parametrize("command", ["public-key", "build", "manifest sign-proposal"])
+def test_a_planted_public_key_object_is_refused_before_it_is_exported_or_used(
+    hsm: Hsm, planted: str, tmp_path: Path, command: str
+) -> None:
+    """Else `public-key` would export the attacker's key, to become a --root-key."""
+    out = tmp_path / "out"
+    args: dict[str, list[object]] = {
+        "public-key": ["public-key", "--out", out],
+        "build": ["build", _config(tmp_path / "model"), "--out", out],
+        "manifest sign-proposal": ["manifest", "sign-proposal", _repository_proposal(tmp_path),
+                                   "--out", out],
+    }  # fmt: skip
+
+    r = aoe(*args[command], "--sign-key", planted, *hsm.pin_args(planted), json=True,
+            env=hsm.env)  # fmt: skip
+
+    assert r.expect(1)["error"]["code"] == "signer"
+    assert r.doc["error"]["message"] == MISMATCH.format(ref=planted)
+    assert not out.exists()
 
 
 def test_a_token_key_signs_nothing_when_the_key_was_deleted_meanwhile(hsm: Hsm) -> None:
