@@ -3,7 +3,9 @@
 Both exports first verify the bundle as ``aoe-pack unpack`` does (signatures
 by trusted keys, every stored byte, and each file's plaintext SHA-256 when
 the plaintext can be produced), then sign what its manifest says with one
-more key, which may be a key file or a key held by an HSM or KMS.
+more key, which may be a key file or a key held by an HSM or KMS. The
+bundle file's SHA-256 is taken in the same read as its verification, of the
+bytes that verified (:mod:`aoe_pack.bundle.attested`).
 
 The model files' digests come from the signed manifest, which records the
 SHA-256 of each file's plaintext whether or not it is stored encrypted
@@ -17,8 +19,6 @@ the signed digests as they are (``plaintext_checked`` is False).
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._io import refuse_existing, write_atomic
-from aoe_pack._io.pread import pread
 from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import DEFAULT_LIMITS, BundleManifest, Limits, Progress, worker_count
+from aoe_pack.bundle.attested import verify_and_hash
 from aoe_pack.bundle.signatures import SignatureCheck, check_threshold
-from aoe_pack.bundle.verify import authenticate, data_key_if_given, open_bundle, stream_payload
+from aoe_pack.bundle.verify import authenticate, data_key_if_given, open_bundle
 from aoe_pack.interop import intoto, model_signing, slsa
 from aoe_pack.keys import DecryptionKey, PublicKey, SigningKey
 
@@ -38,8 +38,6 @@ DEFAULT_SIGNATURE = Path("model.sig")
 """Where ``model_signing sign`` writes by default, and so ``export model-signing``."""
 PROVENANCE_SUFFIX = ".intoto.jsonl"
 """Appended to the bundle's name: SLSA's convention for a file of DSSE envelopes, one a line."""
-
-_READ = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,39 +62,34 @@ def read_verified(
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> VerifiedBundle:
-    """Verify ``path`` as ``unpack`` would, writing nothing, and hash the file it read."""
+    """Verify ``path`` as ``unpack`` would, writing nothing, and hash the bytes that verified.
+
+    One read of the file does both (:func:`~aoe_pack.bundle.attested.verify_and_hash`):
+    a file rewritten meanwhile is refused (``integrity``), never hashed unverified.
+    """
     check_threshold(trusted_keys, threshold)  # before the file: docs/format.md §8
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
         data_key = data_key_if_given(manifest, decryption_key)
         plaintext = manifest.encryption is None or data_key is not None
         with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-export") as pool:
-            for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
-                stream_payload(
-                    bundle,
-                    f,
-                    e,
-                    data_key=data_key,
-                    pool=pool,
-                    progress=progress,
-                    sink=_discard if plaintext else None,  # a sink makes it check the plaintext
-                )
-        size = os.fstat(bundle.fd).st_size
-        digest = hashlib.sha256()
-        for offset in range(0, size, _READ):
-            digest.update(pread(bundle.fd, min(_READ, size - offset), offset))
+            file = verify_and_hash(
+                bundle,
+                manifest,
+                data_key=data_key,
+                check_plaintext=plaintext,
+                pool=pool,
+                limits=limits,
+                progress=progress,
+            )
     return VerifiedBundle(
         path=Path(path),
-        sha256=digest.hexdigest(),
-        size=size,
+        sha256=file.sha256,
+        size=file.size,
         manifest=manifest,
         signatures=tuple(checks),
         plaintext_checked=plaintext,
     )
-
-
-def _discard(_: bytes) -> None:
-    return
 
 
 def _bundle_dict(b: VerifiedBundle) -> dict[str, Any]:
