@@ -87,7 +87,7 @@ def test_force_replaces_an_existing_output(
     out.write_bytes(b"old")
     aoe(
         "export", command, p256_bundle, "--sign-key", keys.key("p256"), "--out", out, "--force",
-        json=True,
+        "--decryption-key", keys.key("device"), json=True,
     ).expect()  # fmt: skip
     assert out.read_bytes() != b"old"
 
@@ -187,3 +187,27 @@ def test_a_bundle_whose_signatures_are_rewritten_during_the_export_is_refused(
         "verified; its digest was not taken"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["model-signing", "provenance"])
+def test_an_encrypted_bundle_without_its_key_is_refused_unless_recorded_digests_are_trusted(
+    command: str, keys: Keys, p256_bundle: Path, tmp_path: Path
+) -> None:
+    """Its file digests would be attested by a key that never recomputed them."""
+    out = tmp_path / "out"
+    export = ("export", command, p256_bundle, "--sign-key", keys.key("p256"), "--out", out)
+
+    refused = aoe(*export, json=True).expect(1)["error"]
+
+    assert refused == {
+        "code": "key-missing",
+        "type": "MissingKeyError",
+        "message": f"{p256_bundle} is encrypted and no decryption key was given: its files' "
+        "digests could not be recomputed, only copied from its signed manifest",
+        "hint": "pass --decryption-key (a recipient's key) to have them recomputed, or "
+        "--trust-recorded-digests to attest the digests the bundle's signers recorded",
+    }
+    assert not out.exists()
+    trusted = aoe(*export, "--trust-recorded-digests", json=True).expect()
+    assert trusted["plaintextChecked"] is False
+    assert out.exists()
