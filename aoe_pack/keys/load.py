@@ -59,6 +59,8 @@ def read_key_ref(ref: str) -> tuple[bytes, str]:
         raise KeyReferenceError(f"key reference {shown} is a directory, not a key file") from e
     except OSError as e:
         raise KeyReferenceError(f"cannot read key file {shown}: {e.strerror}") from e
+    except ValueError as e:  # a NUL in the path: no file has that name
+        raise KeyReferenceError(f"key file {shown!r} has a NUL character in its name") from e
 
 
 def _too_large(ref: str) -> KeyFormatError:

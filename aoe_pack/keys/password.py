@@ -94,6 +94,11 @@ def _read_file(source: str, *, key: str) -> bytes:
         raise PasswordSourceError(
             f"cannot read the password file {path} of {key}: {e.strerror}"
         ) from e
+    except ValueError as e:  # a NUL in the path: no file has that name
+        raise PasswordSourceError(
+            f"the password file {path!r} of {key} has a NUL character in its name",
+            hint=_SOURCE_HINT,
+        ) from e
 
 
 def password_sources(

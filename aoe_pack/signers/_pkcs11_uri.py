@@ -23,8 +23,10 @@ it allows but leaves two readings of:
 - attribute names in any case but lower case, as every implementation writes
   them;
 - a ``type`` other than public, private, cert, secret-key or data, a
-  ``library-version`` other than ``N`` or ``N.N``, a ``slot-id`` other than
-  digits, a text value that is not UTF-8 once decoded;
+  ``library-version`` other than ``N`` or ``N.N`` with each number at most
+  255 (a ``CK_VERSION`` is two bytes), a ``slot-id`` other than digits, a
+  text value that is not UTF-8 once decoded, or that holds a NUL (``%00``),
+  which no PKCS#11 label or file name does;
 - both ``pin-value`` and ``pin-source``, or both ``module-path`` and
   ``module-name``: two answers to one question.
 
@@ -133,6 +135,8 @@ def _component(
             values[name] = decoded.decode("utf-8")
         except UnicodeDecodeError:
             raise _error(uri, f"the value of {name} is not UTF-8 once percent-decoded") from None
+        if "\x00" in values[name]:
+            raise _error(uri, f"the value of {name} holds a NUL (%00) once percent-decoded")
         _check_value(uri, name, values[name])
     return values, key_id
 
@@ -153,8 +157,12 @@ def _unknown(name: str, where: str, known: frozenset[str]) -> str:
 def _check_value(uri: str, name: str, value: str) -> None:
     if name == "type" and value not in TYPES:
         raise _error(uri, f"type must be one of {', '.join(sorted(TYPES))}")
-    if name == "library-version" and not _LIBRARY_VERSION.fullmatch(value):
-        raise _error(uri, "library-version must be MAJOR or MAJOR.MINOR, in digits")
+    if name == "library-version":
+        if not _LIBRARY_VERSION.fullmatch(value):
+            raise _error(uri, "library-version must be MAJOR or MAJOR.MINOR, in digits")
+        # Bounded before int(): thousands of digits exceed Python's conversion limit.
+        if any(len(n.lstrip("0")) > 3 or int(n) > 255 for n in value.split(".")):
+            raise _error(uri, "library-version numbers are at most 255 (a CK_VERSION's bytes)")
     if name == "slot-id" and not _DIGITS.fullmatch(value):
         raise _error(uri, "slot-id must be a number")
 
