@@ -21,7 +21,12 @@ from aoe_pack.keys.load import (
     public_key_from_spki,
     read_key_ref,
 )
-from aoe_pack.keys.password import PASSWORD_ENV, password_sources, read_password
+from aoe_pack.keys.password import (
+    PASSWORD_ENV,
+    password_sources,
+    read_password,
+    read_password_file,
+)
 from aoe_pack.keys.signer import Signer, SigningKey
 
 __all__ = [
@@ -45,4 +50,5 @@ __all__ = [
     "public_key_from_spki",
     "read_key_ref",
     "read_password",
+    "read_password_file",
 ]

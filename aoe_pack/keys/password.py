@@ -46,25 +46,39 @@ def read_password(source: str, *, key: str) -> bytes:
     missing, unreadable or too large, or the password is empty. Messages show
     ``key`` and ``source`` through :func:`~aoe_pack.keys.display.display_ref`.
     """
+    if not source.startswith(ENV_PREFIX):
+        return read_password_file(source, key=key)
     key = display_ref(key)
-    if source.startswith(ENV_PREFIX):
-        var = source[len(ENV_PREFIX) :]
-        try:
-            value = environ_bytes(var) if var else None
-        except KeyFormatError as e:  # a Unicode environment (Windows), and no bytes to give
-            raise PasswordSourceError(f"the password source {source} of {key}: {e.message}") from e
-        if value is None:
-            raise PasswordSourceError(
-                f"the password source {source} of {key} names "
-                + (f"environment variable {var!r}, which is not set" if var else "no variable"),
-                hint=f"export {var or 'VAR'} with the key's password, or name a password file",
-            )
-    else:
-        value = _read_file(source, key=key)
-        if value.endswith(b"\r\n"):
-            value = value[:-2]
-        elif value.endswith(b"\n"):
-            value = value[:-1]
+    var = source[len(ENV_PREFIX) :]
+    try:
+        value = environ_bytes(var) if var else None
+    except KeyFormatError as e:  # a Unicode environment (Windows), and no bytes to give
+        raise PasswordSourceError(f"the password source {source} of {key}: {e.message}") from e
+    if value is None:
+        raise PasswordSourceError(
+            f"the password source {source} of {key} names "
+            + (f"environment variable {var!r}, which is not set" if var else "no variable"),
+            hint=f"export {var or 'VAR'} with the key's password, or name a password file",
+        )
+    return _not_empty(value, source, key)
+
+
+def read_password_file(path: str, *, key: str) -> bytes:
+    """The password in the file at ``path``, less one trailing newline: never a variable.
+
+    For sources that name a file and nothing else (a ``pkcs11:`` URI's
+    ``pin-source``): ``env://VAR`` is read as a path here, not as a variable.
+    """
+    key = display_ref(key)
+    value = _read_file(path, key=key)
+    if value.endswith(b"\r\n"):
+        value = value[:-2]
+    elif value.endswith(b"\n"):
+        value = value[:-1]
+    return _not_empty(value, path, key)
+
+
+def _not_empty(value: bytes, source: str, key: str) -> bytes:
     if not value:
         raise PasswordSourceError(
             f"the password source {display_ref(source)} of {key} is empty",

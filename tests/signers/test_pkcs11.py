@@ -528,6 +528,34 @@ def test_a_pin_source_of_another_scheme_is_refused(hsm: Hsm) -> None:
     )
 
 
+def test_a_pin_source_file_uri_never_reads_an_environment_variable(
+    hsm: Hsm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pin-source is a file: file:env://VAR read the variable, as --key-password would."""
+    monkeypatch.setenv("AOE_TEST_PIN", hsm.pin)
+    uri = hsm.uri("ed", query="pin-source=file:env://AOE_TEST_PIN")
+    e = _error(KeyReferenceError, uri)
+    assert e.message == (
+        f"{uri}: pin-source file:env://AOE_TEST_PIN is not a file URI of an absolute path"
+    )
+
+
+def test_a_key_password_for_a_uri_with_a_pin_value_is_two_answers_to_one_question(
+    hsm: Hsm,
+) -> None:
+    """The --key-password used to win silently over the PIN written in the URI."""
+    uri = hsm.uri("ed", query="pin-value=00000000")
+    r = aoe("public-key", "--sign-key", uri, *hsm.pin_args(uri), json=True, env=hsm.env)
+    assert r.expect(2)["error"] == {
+        "code": "usage", "type": "UsageError",
+        "message": f"{hsm.uri('ed', query='pin-value=***')}: --key-password gives the token's "
+                   "PIN, and so does the URI's pin-value; give one",
+        "hint": "drop pin-value from the URI (it puts the PIN on the command line), or drop "
+                "the --key-password",
+    }  # fmt: skip
+    assert "00000000" not in r.output
+
+
 @pytest.mark.parametrize(
     ("obj", "named"),
     [("rsa", "is a RSA key"), ("p384", "is a key on curve P-384")],
