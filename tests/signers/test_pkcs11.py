@@ -43,6 +43,7 @@ from aoe_pack.errors import (
     TokenNotFoundError,
     WrongPinError,
 )
+from aoe_pack.interop import open_envelope
 from aoe_pack.keys import load_public_key, load_signing_key
 from aoe_pack.keys.signer import Signer, sign_with
 from aoe_pack.signers import pkcs11 as p11signer
@@ -554,6 +555,33 @@ def test_a_key_password_for_a_uri_with_a_pin_value_is_two_answers_to_one_questio
                 "the --key-password",
     }  # fmt: skip
     assert "00000000" not in r.output
+
+
+def test_provenance_signed_twice_by_a_token_p256_key_differs_but_verifies(
+    hsm: Hsm, tmp_path: Path
+) -> None:
+    """What docs/interop.md says: exports repeat byte for byte only with deterministic keys."""
+    aoe("keygen", "--type", "ed25519", "--out", tmp_path / "release", json=True).expect()
+    bundle = tmp_path / "m.aoe"
+    aoe("build", _config(tmp_path / "model"), "--out", bundle, "--sign-key",
+        tmp_path / "release.key", json=True).expect()  # fmt: skip
+    exported: dict[str, list[bytes]] = {}
+    for obj in ("p256", "ed"):
+        uri = hsm.uri(obj)
+        for n in range(2):
+            out = tmp_path / f"{obj}-{n}.jsonl"
+            aoe("export", "provenance", bundle, "--sign-key", uri, *hsm.pin_args(uri),
+                "--trusted-key", tmp_path / "release.pub", "--out", out, json=True,
+                env=hsm.env).expect()  # fmt: skip
+            exported.setdefault(obj, []).append(out.read_bytes())
+    first, second = (json.loads(e) for e in exported["p256"])
+    assert first["payload"] == second["payload"]
+    assert first["signatures"] != second["signatures"]  # ECDSA in a token: a fresh nonce
+    assert exported["ed"][0] == exported["ed"][1]  # Ed25519: deterministic everywhere
+    public = tmp_path / "p256.pub"
+    _export(hsm, hsm.uri("p256"), public)
+    for envelope in exported["p256"]:
+        open_envelope(envelope, trusted_keys=[load_public_key(str(public))])
 
 
 @pytest.mark.parametrize(
