@@ -290,6 +290,7 @@ def export_model_signing(
     trusted_keys: Sequence[PublicKey | PathLike] = (),
     threshold: int = 1,
     decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    trust_recorded_digests: bool = False,
     ignore_paths: Sequence[str] = (),
     overwrite: bool = False,
     password_prompt: PasswordPrompt | None = None,
@@ -309,12 +310,19 @@ def export_model_signing(
         out: The signature file; outside the model folder, or named in
             ``ignore_paths`` if inside it.
         trusted_keys: Default: ``sign_key``'s public key.
+        decryption_key: Needed for an encrypted bundle, whose files' digests
+            are then recomputed from their plaintext.
+        trust_recorded_digests: Export an encrypted bundle without
+            ``decryption_key``: the digests its signed manifest records are
+            signed as they are, recomputed by nobody here.
         ignore_paths: Paths inside the model folder for model-signing to
             skip, besides ``.git`` and its kin.
         overwrite: Replace an existing ``out``.
 
     Raises:
         KeyTypeError: ``sign_key`` is not a P-256 key.
+        MissingKeyError: The bundle is encrypted, and neither
+            ``decryption_key`` nor ``trust_recorded_digests`` was given.
         ExportError: A model file lies where model-signing does not look.
     """
     from aoe_pack.interop import export_model_signing as _export
@@ -329,6 +337,7 @@ def export_model_signing(
         trusted_keys=trusted,
         threshold=threshold,
         decryption_key=dkey,
+        trust_recorded_digests=trust_recorded_digests,
         ignore_paths=ignore_paths,
         overwrite=overwrite,
         progress=progress,
@@ -343,6 +352,7 @@ def export_provenance(
     trusted_keys: Sequence[PublicKey | PathLike] = (),
     threshold: int = 1,
     decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    trust_recorded_digests: bool = False,
     overwrite: bool = False,
     password_prompt: PasswordPrompt | None = None,
     progress: Progress | None = None,
@@ -357,6 +367,8 @@ def export_provenance(
     Args:
         sign_key: Any signing key (Ed25519 or ECDSA P-256).
         out: Default: the bundle's path with ``.intoto.jsonl`` appended.
+        trust_recorded_digests: As for model-signing; the statement records
+            it (``internalParameters.plaintextChecked`` false).
     """
     from aoe_pack.interop import export_provenance as _export
     from aoe_pack.keys import resolve
@@ -370,6 +382,7 @@ def export_provenance(
         trusted_keys=trusted,
         threshold=threshold,
         decryption_key=dkey,
+        trust_recorded_digests=trust_recorded_digests,
         overwrite=overwrite,
         progress=progress,
     )

@@ -39,12 +39,17 @@ def sign(payload_type: str, payload: bytes, keys: Sequence[SigningKey]) -> tuple
 
     A key held by an HSM or KMS signs through its :class:`~aoe_pack.keys.signer.Signer`.
     """
-    ids = [k.key_id for k in keys]
+    # Each signature is labelled with the id of the public key it verifies under,
+    # never with what a signer object says its id is.
+    ids = [k.public.key_id for k in keys]
     if len(set(ids)) != len(ids):
         raise UsageError("the same signing key was given twice")
     message = _sign.pae(payload_type, payload)
     return tuple(
-        sorted((Signature(k.key_id, sign_with(k, message)) for k in keys), key=lambda s: s.keyid)
+        sorted(
+            (Signature(keyid, sign_with(k, message)) for keyid, k in zip(ids, keys, strict=True)),
+            key=lambda s: s.keyid,
+        )
     )
 
 

@@ -116,18 +116,21 @@ def open_file(
     pool: ThreadPoolExecutor,
     want_plaintext: bool,
     progress: Progress | None = None,
+    stored: Callable[[bytes], object] | None = None,
 ) -> Iterator[bytes]:
     """Check every stored chunk of one entry against its digest; optionally decrypt.
 
     Yields plaintext chunks in order when ``want_plaintext`` (else nothing).
-    Raises IntegrityError naming the first chunk that differs.
+    ``stored``, if given, gets each stored chunk once it matched its digest, in
+    order: the very bytes that were checked. Raises IntegrityError naming the
+    first chunk that differs.
     """
 
-    def job(i: int) -> Callable[[], bytes | None]:
+    def job(i: int) -> Callable[[], tuple[bytes | None, bytes | None]]:
         start = i * chunk_size
         length = min(chunk_size, size - start)
 
-        def run() -> bytes | None:
+        def run() -> tuple[bytes | None, bytes | None]:
             data = pread(fd, length, offset + start)
             if len(data) != length:
                 raise IntegrityError(f"{name}: bundle ends inside chunk {i}")
@@ -136,14 +139,17 @@ def open_file(
                     f"{name}: chunk {i} (bytes {start}-{start + length - 1}) does not match "
                     "its signed SHA-256"
                 )
+            kept = data if stored is not None else None
             if cipher is not None:
-                return cipher.open(i, i == len(chunks) - 1, data)
-            return data if want_plaintext else None
+                return kept, cipher.open(i, i == len(chunks) - 1, data)
+            return kept, data if want_plaintext else None
 
         return run
 
-    for i, out in enumerate(ordered(pool, (job(i) for i in range(len(chunks))))):
+    for i, (data, out) in enumerate(ordered(pool, (job(i) for i in range(len(chunks))))):
         if progress:
             progress(min(chunk_size, size - i * chunk_size))
+        if stored is not None and data is not None:
+            stored(data)
         if out is not None and want_plaintext:
             yield out

@@ -314,12 +314,14 @@ def stream_payload(
     pool: ThreadPoolExecutor,
     progress: Progress | None = None,
     sink: Callable[[bytes], object] | None = None,
+    stored: Callable[[bytes], object] | None = None,
 ) -> None:
     """Check every stored chunk of one payload against the signed digests.
 
     When the plaintext is produced (decrypted with ``data_key``, or wanted by
     ``sink``) it comes in order, goes to ``sink``, and must match the size and
-    SHA-256 recorded at build time.
+    SHA-256 recorded at build time. ``stored`` gets the stored bytes, in order,
+    each chunk once it matched its digest.
     """
     cipher = _cipher_for(f, data_key)
     # The chunk digests authenticate every stored byte, on every core. The
@@ -340,6 +342,7 @@ def stream_payload(
         pool=pool,
         want_plaintext=want_plaintext,
         progress=progress,
+        stored=stored,
     ):
         plain.update(piece)
         n += len(piece)

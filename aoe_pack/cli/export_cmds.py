@@ -46,6 +46,13 @@ def _common(f: FC) -> FC:
             ),
             threshold_option,
             decryption_key_option,
+            click.option(
+                "--trust-recorded-digests",
+                is_flag=True,
+                help="Export an encrypted bundle without --decryption-key: sign the files' "
+                "digests its signed manifest records, which nobody recomputes then "
+                "(provenance records it: internalParameters.plaintextChecked false).",
+            ),
             key_password_option("--sign-key or --decryption-key"),
             click.option("--force", is_flag=True, help="Overwrite --out if it exists."),
             json_option,
@@ -75,8 +82,8 @@ def _keys(
 def _not_checked(output: Output, checked: bool) -> None:
     if not checked:
         output.info(
-            "note: the bundle is encrypted and no --decryption-key was given: the file "
-            "digests are those its signed manifest records, not recomputed"
+            "note: --trust-recorded-digests: the file digests are those the bundle's signed "
+            "manifest records, not recomputed"
         )
 
 
@@ -116,6 +123,7 @@ def model_signing(
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    trust_recorded_digests: bool,
     key_passwords: tuple[tuple[str, str], ...],
     force: bool,
     json_mode: bool,
@@ -129,7 +137,10 @@ def model_signing(
     unpack writes, so `model_signing verify key` (the model-signing package)
     accepts the unpacked folder, and refuses it if a file is changed, added or
     missing. model-signing verifies ECDSA on NIST curves only: --sign-key must
-    be a P-256 key (aoe-pack keygen --type p256), not Ed25519.
+    be a P-256 key (aoe-pack keygen --type p256), not Ed25519. An encrypted
+    BUNDLE needs --decryption-key, to recompute those digests from the
+    plaintext, or --trust-recorded-digests to sign them as recorded (the
+    signature cannot say so: model-signing's format has no place for it).
 
     \b
     Example:
@@ -152,6 +163,7 @@ def model_signing(
                 trusted_keys=trusted,
                 threshold=threshold,
                 decryption_key=dkey,
+                trust_recorded_digests=trust_recorded_digests,
                 ignore_paths=ignore_paths,
                 overwrite=force,
                 progress=progress,
@@ -189,6 +201,7 @@ def provenance(
     trusted_keys: tuple[str, ...],
     threshold: int,
     decryption_key: str | None,
+    trust_recorded_digests: bool,
     key_passwords: tuple[tuple[str, str], ...],
     force: bool,
     json_mode: bool,
@@ -200,7 +213,9 @@ def provenance(
     manifest records (config, targets, source model digest, converter
     versions, parity) becomes an in-toto Statement v1 whose subjects are the
     bundle file and each model file, in a DSSE envelope on one line of JSON
-    (docs/interop.md). Any signing key will do (Ed25519 or P-256).
+    (docs/interop.md). Any signing key will do (Ed25519 or P-256). An
+    encrypted BUNDLE needs --decryption-key, or --trust-recorded-digests,
+    which the statement records (internalParameters.plaintextChecked false).
 
     \b
     Example:
@@ -219,6 +234,7 @@ def provenance(
                 trusted_keys=trusted,
                 threshold=threshold,
                 decryption_key=dkey,
+                trust_recorded_digests=trust_recorded_digests,
                 overwrite=force,
                 progress=progress,
             )

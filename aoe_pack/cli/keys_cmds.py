@@ -106,7 +106,9 @@ def public_key(
     \b
     A key in an HSM never leaves it; this reads its public key from the token,
     as aoe-pack signs with it, so the key id devices compute from the file is
-    the one its signatures carry. It works for key files too.
+    the one its signatures carry. The key first signs a random challenge that
+    must verify under that public key: one that belongs to another key pair
+    (a replaced public key object) is refused. It works for key files too.
     Example:
       export AOE_PACK_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so
       KEY='pkcs11:token=release;object=root'

@@ -3,7 +3,9 @@
 Both exports first verify the bundle as ``aoe-pack unpack`` does (signatures
 by trusted keys, every stored byte, and each file's plaintext SHA-256 when
 the plaintext can be produced), then sign what its manifest says with one
-more key, which may be a key file or a key held by an HSM or KMS.
+more key, which may be a key file or a key held by an HSM or KMS. The
+bundle file's SHA-256 is taken in the same read as its verification, of the
+bytes that verified (:mod:`aoe_pack.bundle.attested`).
 
 The model files' digests come from the signed manifest, which records the
 SHA-256 of each file's plaintext whether or not it is stored encrypted
@@ -11,14 +13,16 @@ SHA-256 of each file's plaintext whether or not it is stored encrypted
 recomputed here whenever the plaintext is at hand (an unencrypted bundle, or
 an encrypted one given its decryption key), as ``unpack`` does, so a bundle
 whose signer recorded a wrong digest is refused (``integrity``) instead of
-being vouched for again. An encrypted bundle exported without its key keeps
-the signed digests as they are (``plaintext_checked`` is False).
+being vouched for again. An encrypted bundle without its key is refused
+(``key-missing``) unless the caller says to trust the recorded digests
+(``trust_recorded_digests``): the export then restates digests nobody
+recomputed (``plaintext_checked`` is False), and provenance says so in the
+signed statement (``internalParameters.plaintextChecked``). model-signing's
+format has no place to say it: there, the caller's explicit choice is all.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._io import refuse_existing, write_atomic
-from aoe_pack._io.pread import pread
 from aoe_pack._jcs import canonical_json
 from aoe_pack.bundle import DEFAULT_LIMITS, BundleManifest, Limits, Progress, worker_count
+from aoe_pack.bundle.attested import verify_and_hash
 from aoe_pack.bundle.signatures import SignatureCheck, check_threshold
-from aoe_pack.bundle.verify import authenticate, data_key_if_given, open_bundle, stream_payload
+from aoe_pack.bundle.verify import authenticate, data_key_if_given, open_bundle
+from aoe_pack.errors import MissingKeyError
 from aoe_pack.interop import intoto, model_signing, slsa
 from aoe_pack.keys import DecryptionKey, PublicKey, SigningKey
 
@@ -38,8 +43,6 @@ DEFAULT_SIGNATURE = Path("model.sig")
 """Where ``model_signing sign`` writes by default, and so ``export model-signing``."""
 PROVENANCE_SUFFIX = ".intoto.jsonl"
 """Appended to the bundle's name: SLSA's convention for a file of DSSE envelopes, one a line."""
-
-_READ = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,42 +64,45 @@ def read_verified(
     trusted_keys: Sequence[PublicKey],
     threshold: int = 1,
     decryption_key: DecryptionKey | None = None,
+    trust_recorded_digests: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
 ) -> VerifiedBundle:
-    """Verify ``path`` as ``unpack`` would, writing nothing, and hash the file it read."""
+    """Verify ``path`` as ``unpack`` would, writing nothing, and hash the bytes that verified.
+
+    One read of the file does both (:func:`~aoe_pack.bundle.attested.verify_and_hash`):
+    a file rewritten meanwhile is refused (``integrity``), never hashed unverified.
+    """
     check_threshold(trusted_keys, threshold)  # before the file: docs/format.md §8
     with open_bundle(path, limits) as bundle:
         manifest, checks = authenticate(bundle, trusted_keys, threshold, limits)
         data_key = data_key_if_given(manifest, decryption_key)
         plaintext = manifest.encryption is None or data_key is not None
+        if not plaintext and not trust_recorded_digests:
+            raise MissingKeyError(
+                f"{path} is encrypted and no decryption key was given: its files' digests "
+                "could not be recomputed, only copied from its signed manifest",
+                hint="pass --decryption-key (a recipient's key) to have them recomputed, or "
+                "--trust-recorded-digests to attest the digests the bundle's signers recorded",
+            )
         with ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-export") as pool:
-            for f, e in zip(manifest.files, bundle.payload_entries(), strict=True):
-                stream_payload(
-                    bundle,
-                    f,
-                    e,
-                    data_key=data_key,
-                    pool=pool,
-                    progress=progress,
-                    sink=_discard if plaintext else None,  # a sink makes it check the plaintext
-                )
-        size = os.fstat(bundle.fd).st_size
-        digest = hashlib.sha256()
-        for offset in range(0, size, _READ):
-            digest.update(pread(bundle.fd, min(_READ, size - offset), offset))
+            file = verify_and_hash(
+                bundle,
+                manifest,
+                data_key=data_key,
+                check_plaintext=plaintext,
+                pool=pool,
+                limits=limits,
+                progress=progress,
+            )
     return VerifiedBundle(
         path=Path(path),
-        sha256=digest.hexdigest(),
-        size=size,
+        sha256=file.sha256,
+        size=file.size,
         manifest=manifest,
         signatures=tuple(checks),
         plaintext_checked=plaintext,
     )
-
-
-def _discard(_: bytes) -> None:
-    return
 
 
 def _bundle_dict(b: VerifiedBundle) -> dict[str, Any]:
@@ -141,6 +147,7 @@ def export_model_signing(
     trusted_keys: Sequence[PublicKey] = (),
     threshold: int = 1,
     decryption_key: DecryptionKey | None = None,
+    trust_recorded_digests: bool = False,
     ignore_paths: Sequence[str] = (),
     overwrite: bool = False,
     progress: Progress | None = None,
@@ -148,7 +155,8 @@ def export_model_signing(
     """Verify ``bundle`` and write, to ``out``, the model-signing signature of its model folder.
 
     ``trusted_keys`` default to ``sign_key``'s public key: the bundle must
-    then carry a valid signature by the exporting key itself.
+    then carry a valid signature by the exporting key itself. An encrypted
+    bundle needs ``decryption_key``, or ``trust_recorded_digests`` (module doc).
     """
     model_signing.check_signing_key(sign_key)
     model_signing.ignored_paths(ignore_paths)  # a bad path is the caller's: before the work
@@ -159,6 +167,7 @@ def export_model_signing(
         trusted_keys=list(trusted_keys) or [sign_key.public],
         threshold=threshold,
         decryption_key=decryption_key,
+        trust_recorded_digests=trust_recorded_digests,
         progress=progress,
     )
     m = verified.manifest
@@ -205,6 +214,7 @@ def export_provenance(
     trusted_keys: Sequence[PublicKey] = (),
     threshold: int = 1,
     decryption_key: DecryptionKey | None = None,
+    trust_recorded_digests: bool = False,
     overwrite: bool = False,
     progress: Progress | None = None,
 ) -> ProvenanceExport:
@@ -212,7 +222,9 @@ def export_provenance(
 
     The file holds the envelope as one line of JSON: a JSON document and a
     JSON Lines file at once. ``out`` defaults to the bundle's path and
-    ``.intoto.jsonl``; ``trusted_keys`` to ``sign_key``'s public key.
+    ``.intoto.jsonl``; ``trusted_keys`` to ``sign_key``'s public key. An
+    encrypted bundle needs ``decryption_key``, or ``trust_recorded_digests``,
+    which the statement then records (module doc).
     """
     target = default_provenance_path(Path(bundle)) if out is None else Path(out)
     if not overwrite:
@@ -222,10 +234,14 @@ def export_provenance(
         trusted_keys=list(trusted_keys) or [sign_key.public],
         threshold=threshold,
         decryption_key=decryption_key,
+        trust_recorded_digests=trust_recorded_digests,
         progress=progress,
     )
     doc = slsa.provenance_statement(
-        bundle_name=verified.path.name, bundle_sha256=verified.sha256, manifest=verified.manifest
+        bundle_name=verified.path.name,
+        bundle_sha256=verified.sha256,
+        manifest=verified.manifest,
+        plaintext_checked=verified.plaintext_checked,
     )
     _, envelope = intoto.sign_statement(doc, [sign_key])
     write_atomic(target, canonical_json(envelope) + b"\n", overwrite=overwrite)

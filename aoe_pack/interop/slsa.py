@@ -10,7 +10,8 @@ tools read. docs/interop.md defines the build type and describes each field.
 Nothing here is measured anew: a build records no timings (the same inputs
 give the same bytes), so ``runDetails.metadata`` is left out rather than
 given times nobody observed, and the statement of a bundle is the same
-whenever it is exported.
+whenever it is exported, but for ``internalParameters.plaintextChecked``:
+whether the exporter recomputed the model files' digests.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def provenance_statement(
-    *, bundle_name: str, bundle_sha256: str, manifest: BundleManifest
+    *, bundle_name: str, bundle_sha256: str, manifest: BundleManifest, plaintext_checked: bool
 ) -> dict[str, Any]:
     """The statement for a verified bundle: its file and each model file are the subjects.
 
     The bundle is the build's output as it is shipped and published; the model
     files are what ``aoe-pack unpack`` writes, named by their path in the
     model folder, so the statement also matches a folder that was unpacked.
+    ``plaintext_checked`` says whether the exporter recomputed those files'
+    digests, or (an encrypted bundle exported without its key) restates those
+    the manifest records: ``internalParameters.plaintextChecked``.
     """
     subjects = [Subject(name=bundle_name, sha256=bundle_sha256)]
     subjects += [Subject(name=f.path, sha256=f.sha256) for f in manifest.files]
@@ -84,7 +88,10 @@ def provenance_statement(
             else [],
             "sourceDateEpoch": manifest.source_date_epoch,
         },
-        "internalParameters": {"bundleFormat": manifest.format.value},
+        "internalParameters": {
+            "bundleFormat": manifest.format.value,
+            "plaintextChecked": plaintext_checked,
+        },
     }
     if dependencies:
         build_definition["resolvedDependencies"] = dependencies

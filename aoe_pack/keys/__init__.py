@@ -9,6 +9,7 @@ terminal, from a prompt the CLI supplies.
 """
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
+from aoe_pack.keys.display import display_ref
 from aoe_pack.keys.export import ExportedPublicKey, export_public_key
 from aoe_pack.keys.generate import GeneratedKey, keygen
 from aoe_pack.keys.load import (
@@ -20,7 +21,12 @@ from aoe_pack.keys.load import (
     public_key_from_spki,
     read_key_ref,
 )
-from aoe_pack.keys.password import PASSWORD_ENV, password_sources, read_password
+from aoe_pack.keys.password import (
+    PASSWORD_ENV,
+    password_sources,
+    read_password,
+    read_password_file,
+)
 from aoe_pack.keys.signer import Signer, SigningKey
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "PublicKey",
     "Signer",
     "SigningKey",
+    "display_ref",
     "export_public_key",
     "keygen",
     "load_decryption_key",
@@ -43,4 +50,5 @@ __all__ = [
     "public_key_from_spki",
     "read_key_ref",
     "read_password",
+    "read_password_file",
 ]

@@ -19,6 +19,7 @@ from aoe_pack.errors import (
     WrongPasswordError,
 )
 from aoe_pack.keys._env import ENV_PREFIX, environ_bytes
+from aoe_pack.keys.display import display_ref
 from aoe_pack.keys.password import PASSWORD_ENV, env_password, read_password
 from aoe_pack.keys.signer import SigningKey, open_signer, scheme_of
 
@@ -29,34 +30,37 @@ PasswordPrompt = Callable[[str], bytes]
 
 
 def read_key_ref(ref: str) -> tuple[bytes, str]:
-    """The bytes a key reference points at, and a name for messages.
+    """The bytes a key reference points at, and a name for messages (:func:`display_ref`).
 
     At most :data:`MAX_KEY_FILE` bytes, from a file of any kind or a variable.
     """
+    shown = display_ref(ref)
     if ref.startswith(ENV_PREFIX):
         var = ref[len(ENV_PREFIX) :]
         value = environ_bytes(var) if var else None
         if value is None:
             raise KeyReferenceError(
-                f"environment variable {var!r} named by {ref} is not set",
+                f"environment variable {var!r} named by {shown} is not set",
                 hint="export it with the key's PEM text, or pass a file path",
             )
         if len(value) > MAX_KEY_FILE:
-            raise _too_large(ref)
-        return value, ref
+            raise _too_large(shown)
+        return value, shown
     try:
-        return read_capped(ref, MAX_KEY_FILE), ref
+        return read_capped(ref, MAX_KEY_FILE), shown
     except FileTooLargeError as e:
-        raise _too_large(ref) from e
+        raise _too_large(shown) from e
     except FileNotFoundError as e:
         raise KeyReferenceError(
-            f"key file {ref} does not exist",
+            f"key file {shown} does not exist",
             hint="create a key pair with `aoe-pack keygen --out NAME`",
         ) from e
     except IsADirectoryError as e:
-        raise KeyReferenceError(f"key reference {ref} is a directory, not a key file") from e
+        raise KeyReferenceError(f"key reference {shown} is a directory, not a key file") from e
     except OSError as e:
-        raise KeyReferenceError(f"cannot read key file {ref}: {e.strerror}") from e
+        raise KeyReferenceError(f"cannot read key file {shown}: {e.strerror}") from e
+    except ValueError as e:  # a NUL in the path: no file has that name
+        raise KeyReferenceError(f"key file {shown!r} has a NUL character in its name") from e
 
 
 def _too_large(ref: str) -> KeyFormatError:
@@ -138,7 +142,7 @@ def load_signing_key(
     key = _load_private(data, origin, password, prompt)
     if not key.kind.signs:
         raise KeyTypeError(
-            f"{ref} is a {key.public.algorithm} encryption key, not a signing key",
+            f"{origin} is a {key.public.algorithm} encryption key, not a signing key",
             hint="pass a key made with `aoe-pack keygen --type ed25519` (or p256)",
         )
     return key
@@ -191,7 +195,7 @@ def load_decryption_key(
         key = _keys.for_key_agreement(_load_private(data, origin, password, prompt))
         if key.kind.signs:
             raise KeyTypeError(
-                f"{ref} is a signing key; decryption needs a recipient key or key file",
+                f"{origin} is a signing key; decryption needs a recipient key or key file",
                 hint="pass the .key made with --type x25519/p256-kem/mlkem768-x25519, "
                 "or the --encryption-key-file used at build time",
             )
@@ -199,7 +203,7 @@ def load_decryption_key(
     if password is not None:
         raise KeyNotEncryptedError(
             f"{origin} is an encryption key file, never password-protected, "
-            f"but --key-password gives it a password ({password})",
+            f"but --key-password gives it a password ({display_ref(password)})",
             hint=f"drop the --key-password of {origin}",
         )
     return DecryptionKey(origin=origin, kek=_wrap.parse_kek(data, origin=origin))

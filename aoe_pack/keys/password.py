@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack.errors import KeyFormatError, PasswordSourceError, UsageError
 from aoe_pack.keys._env import ENV_PREFIX, environ_bytes
+from aoe_pack.keys.display import display_ref
 
 PASSWORD_ENV = "AOE_PACK_PASSWORD"  # noqa: S105 - the variable name, not a secret
 """The fallback password of every key without a source of its own."""
@@ -42,37 +43,54 @@ def read_password(source: str, *, key: str) -> bytes:
     """The password ``source`` holds for the private key ``key`` (named in messages).
 
     Raises :class:`PasswordSourceError` when the variable is unset, the file is
-    missing, unreadable or too large, or the password is empty.
+    missing, unreadable or too large, or the password is empty. Messages show
+    ``key`` and ``source`` through :func:`~aoe_pack.keys.display.display_ref`.
     """
-    if source.startswith(ENV_PREFIX):
-        var = source[len(ENV_PREFIX) :]
-        try:
-            value = environ_bytes(var) if var else None
-        except KeyFormatError as e:  # a Unicode environment (Windows), and no bytes to give
-            raise PasswordSourceError(f"the password source {source} of {key}: {e.message}") from e
-        if value is None:
-            raise PasswordSourceError(
-                f"the password source {source} of {key} names "
-                + (f"environment variable {var!r}, which is not set" if var else "no variable"),
-                hint=f"export {var or 'VAR'} with the key's password, or name a password file",
-            )
-    else:
-        value = _read_file(source, key=key)
-        if value.endswith(b"\r\n"):
-            value = value[:-2]
-        elif value.endswith(b"\n"):
-            value = value[:-1]
+    if not source.startswith(ENV_PREFIX):
+        return read_password_file(source, key=key)
+    key = display_ref(key)
+    var = source[len(ENV_PREFIX) :]
+    try:
+        value = environ_bytes(var) if var else None
+    except KeyFormatError as e:  # a Unicode environment (Windows), and no bytes to give
+        raise PasswordSourceError(f"the password source {source} of {key}: {e.message}") from e
+    if value is None:
+        raise PasswordSourceError(
+            f"the password source {source} of {key} names "
+            + (f"environment variable {var!r}, which is not set" if var else "no variable"),
+            hint=f"export {var or 'VAR'} with the key's password, or name a password file",
+        )
+    return _not_empty(value, source, key)
+
+
+def read_password_file(path: str, *, key: str) -> bytes:
+    """The password in the file at ``path``, less one trailing newline: never a variable.
+
+    For sources that name a file and nothing else (a ``pkcs11:`` URI's
+    ``pin-source``): ``env://VAR`` is read as a path here, not as a variable.
+    """
+    key = display_ref(key)
+    value = _read_file(path, key=key)
+    if value.endswith(b"\r\n"):
+        value = value[:-2]
+    elif value.endswith(b"\n"):
+        value = value[:-1]
+    return _not_empty(value, path, key)
+
+
+def _not_empty(value: bytes, source: str, key: str) -> bytes:
     if not value:
         raise PasswordSourceError(
-            f"the password source {source} of {key} is empty",
+            f"the password source {display_ref(source)} of {key} is empty",
             hint="an encrypted key has a password; a key without one needs no --key-password",
         )
     return value
 
 
-def _read_file(path: str, *, key: str) -> bytes:
+def _read_file(source: str, *, key: str) -> bytes:
+    path = display_ref(source)
     try:
-        return read_capped(path, MAX_PASSWORD_FILE)
+        return read_capped(source, MAX_PASSWORD_FILE)
     except FileTooLargeError as e:
         raise PasswordSourceError(
             f"the password file {path} of {key} holds more than {MAX_PASSWORD_FILE} bytes",
@@ -90,6 +108,11 @@ def _read_file(path: str, *, key: str) -> bytes:
         raise PasswordSourceError(
             f"cannot read the password file {path} of {key}: {e.strerror}"
         ) from e
+    except ValueError as e:  # a NUL in the path: no file has that name
+        raise PasswordSourceError(
+            f"the password file {path!r} of {key} has a NUL character in its name",
+            hint=_SOURCE_HINT,
+        ) from e
 
 
 def password_sources(
@@ -105,13 +128,15 @@ def password_sources(
     sources: dict[str, str] = {}
     for key, source in pairs:
         if key not in keys:
-            given = ", ".join(keys) if keys else "none"
+            given = ", ".join(map(display_ref, keys)) if keys else "none"
             raise UsageError(
-                f"--key-password names {key}, which is not a {option} of this command "
-                f"(given: {given})",
+                f"--key-password names {display_ref(key)}, which is not a {option} of this "
+                f"command (given: {given})",
                 hint=f"write KEY exactly as it is given to {option}",
             )
         if key in sources:
-            raise UsageError(f"--key-password names {key} twice; give each key one source")
+            raise UsageError(
+                f"--key-password names {display_ref(key)} twice; give each key one source"
+            )
         sources[key] = source
     return sources

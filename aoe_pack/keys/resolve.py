@@ -15,6 +15,7 @@ from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import KeyFormatError, KeyTypeError
+from aoe_pack.keys.display import display_ref
 from aoe_pack.keys.load import (
     DecryptionKey,
     PasswordPrompt,
@@ -23,7 +24,7 @@ from aoe_pack.keys.load import (
     load_public_key,
     load_signing_key,
 )
-from aoe_pack.keys.signer import Signer, SigningKey
+from aoe_pack.keys.signer import Signer, SigningKey, check_key_id
 
 KeyRef: TypeAlias = str | os.PathLike[str]
 """A key file's path, or ``env://VAR`` naming a variable that holds the key."""
@@ -43,6 +44,7 @@ def signing_key(key: SigningKey | KeyRef, *, prompt: PasswordPrompt | None = Non
             )
         return key
     if isinstance(key, Signer):
+        check_key_id(key)
         return key
     return load_signing_key(os.fspath(key), prompt=prompt)
 
@@ -52,7 +54,7 @@ def trusted_key(key: PublicKey | KeyRef) -> PublicKey:
     if isinstance(key, PublicKey):
         loaded, name = key, "a trusted key"
     else:
-        loaded, name = load_public_key(os.fspath(key)), os.fspath(key)
+        loaded, name = load_public_key(os.fspath(key)), display_ref(os.fspath(key))
     if not loaded.kind.signs:
         raise KeyTypeError(
             f"{name} holds an encryption key ({loaded.algorithm}); "

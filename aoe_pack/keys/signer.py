@@ -13,12 +13,18 @@ SHA-256.
 Every signature a signer returns is verified against its public key before
 it is used, so an HSM or KMS that signs with another key, or returns
 garbage, is refused by name instead of producing a bundle no device accepts.
+And before a signer is used at all, even only for its public key (``aoe-pack
+public-key``), it signs a random challenge that must verify under that public
+key: a token whose public key object was replaced by someone without its PIN
+(the object is public, and so writable in a session without login) would
+otherwise hand out the replacement as the key to trust.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Protocol, TypeAlias, runtime_checkable
@@ -26,6 +32,7 @@ from typing import Protocol, TypeAlias, runtime_checkable
 from aoe_pack._crypto import sign as _sign
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.errors import KeyReferenceError, KeyTypeError, SignerError
+from aoe_pack.keys.display import display_ref
 
 GROUP = "aoe_pack.signers"
 
@@ -72,18 +79,26 @@ def sign_with(key: SigningKey, message: bytes) -> bytes:
     """``key``'s signature of ``message``, checked against its public key if it came from afar."""
     if isinstance(key, PrivateKey):
         return _sign.sign(key, message)
-    try:
-        signature = key.sign(message)
-    except SignerError:
-        raise
-    except Exception as e:  # a plugin's own failure, reported by the key it is for
-        raise SignerError(f"{key.ref} could not sign: {type(e).__name__}: {e}") from e
+    signature = _signature(key, message)
     if not _sign.verify(key.public, signature, message):
         raise SignerError(
-            f"{key.ref} returned a signature that does not verify under its own public key",
+            f"{display_ref(key.ref)} returned a signature that does not verify under its own "
+            "public key",
             hint="the HSM or KMS signed with another key or algorithm; check the key reference",
         )
     return signature
+
+
+def _signature(signer: Signer, message: bytes) -> bytes:
+    """What ``signer`` returns for ``message``, its own failures reported by its reference."""
+    try:
+        return signer.sign(message)
+    except SignerError:
+        raise
+    except Exception as e:  # a plugin's own failure, reported by the key it is for
+        raise SignerError(
+            f"{display_ref(signer.ref)} could not sign: {type(e).__name__}: {e}"
+        ) from e
 
 
 def scheme_of(ref: str) -> str | None:
@@ -123,12 +138,65 @@ def open_signer(ref: str, scheme: str, *, pin: bytes | None = None) -> Signer:
             f"{scheme}: keys need a package that is not installed ({e.name})",
             hint=f"pip install 'aoe-pack[{_EXTRAS.get(scheme, scheme)}]'",
         ) from e
+    shown = display_ref(ref)
     signer = factory(ref, pin=pin)
     if not isinstance(signer, Signer):
-        raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {ref}")
+        raise SignerError(f"the {scheme}: signer plugin did not return a Signer for {shown}")
+    check_key_id(signer)
     if not signer.public.kind.signs:
-        raise KeyTypeError(f"{ref} is a {signer.public.algorithm} key, not a signing key")
+        raise KeyTypeError(f"{shown} is a {signer.public.algorithm} key, not a signing key")
+    check_possession(signer, scheme)
     return signer
+
+
+CHALLENGE_PREFIX = b"aoe-pack: does this public key belong to this signer?\n"
+"""What the random challenge starts with: never a DSSE PAE (``DSSEv1 ...``), so its
+signature, which is thrown away anyway, signs nothing aoe-pack or a device accepts."""
+
+_PUBLIC_KEY_OF = {
+    "pkcs11": "the token's public key object",
+    "awskms": "the public key AWS KMS reports",
+}
+"""What, for each scheme, the public key a signer reports is."""
+
+
+def check_possession(signer: Signer, scheme: str) -> None:
+    """Refuse ``signer`` unless it signs a random challenge that verifies under its public key.
+
+    The same check :func:`sign_with` makes of every signature, made once
+    before the public key is trusted for anything: exported by ``aoe-pack
+    public-key`` as a ``--root-key`` or ``--trusted-key``, or named in a
+    document. A public key that is another key's (a token's public key object
+    replaced or mislabelled) is refused here, before it is handed out.
+    """
+    challenge = CHALLENGE_PREFIX + secrets.token_bytes(32)
+    if _sign.verify(signer.public, _signature(signer, challenge), challenge):
+        return
+    what = _PUBLIC_KEY_OF.get(scheme, f"the public key the {scheme}: signer reports")
+    raise SignerError(
+        f"{display_ref(signer.ref)}: {what} does not belong to its private key: a random "
+        "challenge signed with the key does not verify under it",
+        hint="someone who can write to the token or service may have replaced the public key "
+        "(or it was set up wrongly): trust no public key exported from it; restore the public "
+        "key from a copy you trust, or generate a new key pair",
+    )
+
+
+def check_key_id(signer: Signer) -> None:
+    """Refuse a signer whose ``key_id`` is not its public key's.
+
+    Signatures are labelled, and trusted, by key id: one that names another
+    key than the one that signs would count, wherever its label is believed,
+    for a key that never signed.
+    """
+    claimed, actual = signer.key_id, signer.public.key_id
+    if claimed != actual:
+        raise SignerError(
+            f"{display_ref(signer.ref)} reports key id {str(claimed)[:16]}…, but the id of "
+            f"its public key is {actual[:16]}…",
+            hint="a key id is the SHA-256 of the public key's SubjectPublicKeyInfo DER; "
+            "the signer plugin is faulty, report it to its authors",
+        )
 
 
 _EXTRAS = {"pkcs11": "pkcs11", "awskms": "kms"}

@@ -3,7 +3,9 @@
 The module: the URI's ``module-path`` (absolute), else its ``module-name`` (a
 p11-kit registration, else a library the system's loader finds), else
 ``AOE_PACK_PKCS11_MODULE``. The PIN: the key's ``--key-password`` source, else
-the URI's ``pin-source`` or ``pin-value``, else ``AOE_PACK_PKCS11_PIN``.
+the URI's ``pin-source`` (a file, never a variable) or ``pin-value``, else
+``AOE_PACK_PKCS11_PIN``; a ``--key-password`` for a URI with a ``pin-value``
+is refused, two answers to one question.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from aoe_pack.errors import (
     KeyReferenceError,
     PasswordSourceError,
     SignerModuleError,
+    UsageError,
 )
-from aoe_pack.keys import read_password
+from aoe_pack.keys import read_password, read_password_file
 from aoe_pack.signers._pkcs11_uri import Pkcs11Uri
 
 MODULE_ENV = "AOE_PACK_PKCS11_MODULE"
@@ -112,13 +115,25 @@ def _p11kit_module(config: Path) -> str | None:
     return None
 
 
+def check_one_pin(uri: Pkcs11Uri, pin: bytes | None, shown: str) -> None:
+    """Refuse a ``--key-password`` for a URI that holds its PIN: two answers to one question."""
+    if pin is not None and "pin-value" in uri.query:
+        raise UsageError(
+            f"{shown}: --key-password gives the token's PIN, and so does the URI's pin-value; "
+            "give one",
+            hint="drop pin-value from the URI (it puts the PIN on the command line), "
+            "or drop the --key-password",
+        )
+
+
 def pin_of(uri: Pkcs11Uri, pin: bytes | None, shown: str) -> tuple[str | None, str]:
     """The PIN, as text, and where it came from (for messages)."""
+    check_one_pin(uri, pin, shown)
     if pin is not None:
         raw, origin = pin, "--key-password"
     elif "pin-source" in uri.query:
         origin = "pin-source"
-        raw = read_password(_pin_file(uri.query["pin-source"], shown), key=shown)
+        raw = read_password_file(_pin_file(uri.query["pin-source"], shown), key=shown)
     elif "pin-value" in uri.query:
         raw, origin = uri.query["pin-value"].encode(), "pin-value"
         if not raw:
@@ -151,4 +166,10 @@ def _pin_file(source: str, shown: str) -> str:
             f"{shown}: pin-source names a file on host {parts.netloc}",
             hint="name a local file: file:/path or file:///path",
         )
-    return url2pathname(parts.path)
+    path = url2pathname(parts.path)
+    if not Path(path).is_absolute():  # RFC 8089: file:env://PIN is no file URI of anything
+        raise KeyReferenceError(
+            f"{shown}: pin-source {source} is not a file URI of an absolute path",
+            hint="write file:/path/to/pin or file:///path/to/pin; a pin-source is always a file",
+        )
+    return path

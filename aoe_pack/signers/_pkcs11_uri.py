@@ -23,14 +23,16 @@ it allows but leaves two readings of:
 - attribute names in any case but lower case, as every implementation writes
   them;
 - a ``type`` other than public, private, cert, secret-key or data, a
-  ``library-version`` other than ``N`` or ``N.N``, a ``slot-id`` other than
-  digits, a text value that is not UTF-8 once decoded;
+  ``library-version`` other than ``N`` or ``N.N`` with each number at most
+  255 (a ``CK_VERSION`` is two bytes), a ``slot-id`` other than digits, a
+  text value that is not UTF-8 once decoded, or that holds a NUL (``%00``),
+  which no PKCS#11 label or file name does;
 - both ``pin-value`` and ``pin-source``, or both ``module-path`` and
   ``module-name``: two answers to one question.
 
 Each is a :class:`~aoe_pack.errors.KeyReferenceError` whose message names the
 attribute, never its value, and shows the URI through :func:`redact`: a
-``pin-value`` never reaches a message.
+``pin-value``, however it is spelt, never reaches a message.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from types import MappingProxyType
 from urllib.parse import unquote_to_bytes
 
 from aoe_pack.errors import KeyReferenceError
+from aoe_pack.keys.display import display_ref, is_secret_name
 
 SCHEME = "pkcs11"
 
@@ -120,7 +123,7 @@ def _component(
             raise _error(uri, f"the {where} attribute {name} is given twice")
         if chars.fullmatch(raw) is None:
             at = next(c for c in raw if chars.fullmatch(c) is None)
-            shown = "a character" if name == "pin-value" else repr(at)
+            shown = "a character" if is_secret_name(name) else repr(at)
             raise _error(uri, f"the value of {name} holds {shown}, which must be percent-encoded")
         if _BAD_PERCENT.search(raw):
             raise _error(uri, f"the value of {name} has a '%' not followed by two hex digits")
@@ -132,6 +135,8 @@ def _component(
             values[name] = decoded.decode("utf-8")
         except UnicodeDecodeError:
             raise _error(uri, f"the value of {name} is not UTF-8 once percent-decoded") from None
+        if "\x00" in values[name]:
+            raise _error(uri, f"the value of {name} holds a NUL (%00) once percent-decoded")
         _check_value(uri, name, values[name])
     return values, key_id
 
@@ -152,8 +157,12 @@ def _unknown(name: str, where: str, known: frozenset[str]) -> str:
 def _check_value(uri: str, name: str, value: str) -> None:
     if name == "type" and value not in TYPES:
         raise _error(uri, f"type must be one of {', '.join(sorted(TYPES))}")
-    if name == "library-version" and not _LIBRARY_VERSION.fullmatch(value):
-        raise _error(uri, "library-version must be MAJOR or MAJOR.MINOR, in digits")
+    if name == "library-version":
+        if not _LIBRARY_VERSION.fullmatch(value):
+            raise _error(uri, "library-version must be MAJOR or MAJOR.MINOR, in digits")
+        # Bounded before int(): thousands of digits exceed Python's conversion limit.
+        if any(len(n.lstrip("0")) > 3 or int(n) > 255 for n in value.split(".")):
+            raise _error(uri, "library-version numbers are at most 255 (a CK_VERSION's bytes)")
     if name == "slot-id" and not _DIGITS.fullmatch(value):
         raise _error(uri, "slot-id must be a number")
 
@@ -162,15 +171,11 @@ def _error(uri: str, problem: str) -> KeyReferenceError:
     return KeyReferenceError(f"bad pkcs11: URI {redact(uri)}: {problem}", hint=HINT)
 
 
-_PIN_VALUE = re.compile(r"(?<![^;?&:])((?:x-)?pin-value=?)[^&]*", re.IGNORECASE)
-"""A pin-value (or the drafts' x-pin-value) up to the next ``&``, wherever it stands,
-its ``=`` mistyped away included."""
-REDACTED = "***"
-
-
 def redact(uri: str) -> str:
     """``uri`` with any ``pin-value`` hidden, for messages and :attr:`Signer.ref`.
 
-    Works on the raw text, so a URI too broken to parse is hidden as well.
+    :func:`~aoe_pack.keys.display.display_ref`, which every key reference goes
+    through: it works on the raw text, so a URI too broken to parse is hidden
+    as well, and so is a mistyped ``pin_value`` or ``pin%2Dvalue``.
     """
-    return _PIN_VALUE.sub(rf"\g<1>{REDACTED}", uri)
+    return display_ref(uri)

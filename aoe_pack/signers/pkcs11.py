@@ -13,9 +13,10 @@ key are found ``_pkcs11_objects``; this module opens and signs.
   name, else a library name the system's loader finds), else from
   ``AOE_PACK_PKCS11_MODULE``.
 - **PIN**: from the key's ``--key-password KEY SOURCE`` (``pin``), else the
-  URI's ``pin-source`` (a file, as a path or ``file:`` URI) or ``pin-value``,
-  else ``AOE_PACK_PKCS11_PIN``. A token that needs a login and gets no PIN is
-  an error; aoe-pack never prompts for one.
+  URI's ``pin-source`` (a file, as a path or ``file:`` URI) or ``pin-value``
+  (never both a ``pin`` and a ``pin-value``), else ``AOE_PACK_PKCS11_PIN``. A
+  token that needs a login and gets no PIN is an error; aoe-pack never
+  prompts for one.
 - **Token**: the one initialised token whose label, serial, manufacturer and
   model (and library and slot attributes, if given) match the URI's; never a
   slot's position, which modules renumber.
@@ -73,7 +74,13 @@ from aoe_pack.signers._pkcs11_objects import (
     public_key_of,
     rv,
 )
-from aoe_pack.signers._pkcs11_sources import MODULE_ENV, PIN_ENV, module_path, pin_of
+from aoe_pack.signers._pkcs11_sources import (
+    MODULE_ENV,
+    PIN_ENV,
+    check_one_pin,
+    module_path,
+    pin_of,
+)
 from aoe_pack.signers._pkcs11_uri import Pkcs11Uri, parse, redact
 
 __all__ = ["MODULE_ENV", "PIN_ENV", "Pkcs11Signer", "load_module", "open_signer"]
@@ -146,6 +153,7 @@ def open_signer(ref: str, *, pin: bytes | None = None) -> Pkcs11Signer:
     uri = parse(ref)
     shown = redact(ref)
     _check_names_a_private_key(uri, shown)
+    check_one_pin(uri, pin, shown)  # a usage error: before the module is looked for
     module = module_path(uri, shown)
     user_pin, pin_origin = pin_of(uri, pin, shown)
     with _LOCK:

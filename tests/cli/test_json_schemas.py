@@ -261,10 +261,11 @@ SUCCEEDS: dict[str, Args] = {
     ],
     "export-model-signing": lambda w, t: [
         "export", "model-signing", w.bundle, "--sign-key", _keyfiles(t, "p", _keys.KeyKind.P256),
-        "--trusted-key", w.pub(w.signer), "--out", t / "m.sig",
+        "--trusted-key", w.pub(w.signer), "--out", t / "m.sig", "--decryption-key", w.device,
     ],
     "export-provenance": lambda w, t: [
         "export", "provenance", w.bundle, "--sign-key", w.signer, "--out", t / "p.intoto.jsonl",
+        "--trust-recorded-digests",
     ],
     "bench-run": lambda w, t: [
         "bench", "run", w.bundle, "--decryption-key", w.device, "--runs", 1, "--warmup", 0,

@@ -377,6 +377,14 @@ def test_password_file_past_its_cap(tmp_path: Path) -> None:
     )
 
 
+def test_a_password_file_name_with_a_nul_is_refused_by_name() -> None:
+    with pytest.raises(PasswordSourceError) as info:
+        read_password("/tmp/a\x00b", key="k.key")
+    assert info.value.message == (
+        "the password file '/tmp/a\\x00b' of k.key has a NUL character in its name"
+    )
+
+
 def test_password_file_holding_only_a_newline(tmp_path: Path) -> None:
     path = tmp_path / "pw"
     path.write_bytes(b"\n")

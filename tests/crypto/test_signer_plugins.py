@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from _cli import NO_PASSWORD, Cli
 
-from aoe_pack import api
+from aoe_pack import api, dsse
 from aoe_pack.errors import KeyReferenceError, SignerError
 from aoe_pack.keys import keygen, load_public_key, load_signing_key
+from aoe_pack.keys import signer as signer_module
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "tests/fixtures/plugins/aoe-pack-filekms"
@@ -84,7 +85,8 @@ def test_a_signer_that_signs_with_another_key_is_refused_by_name(
     assert r.exit_code == 1
     assert r.doc["error"]["code"] == "signer"
     assert r.doc["error"]["message"] == (
-        f"{ref} returned a signature that does not verify under its own public key"
+        f"{ref}: the public key the filekms: signer reports does not belong to its private "
+        "key: a random challenge signed with the key does not verify under it"
     )
     assert not (tmp_path / "m.aoe").exists()
 
@@ -147,3 +149,51 @@ def test_the_library_takes_a_signer_object(keys: Path, tmp_path: Path) -> None:
 class _BadSigner(_Remote):
     def sign(self, message: bytes) -> bytes:
         return bytes(64)
+
+
+# --- a key id that names another key -----------------------------------------------------------
+
+
+class _Liar(_Remote):
+    """Signs with one key and reports the id of another (``claimed``)."""
+
+    def __init__(self, key_file: Path, claimed: Path) -> None:
+        super().__init__(key_file)
+        self.ref = "liar://kms/key?pin-value=73915286"
+        self._claimed = load_public_key(str(claimed)).key_id
+
+    @property
+    def key_id(self) -> str:
+        return self._claimed
+
+
+def test_a_plugin_signer_whose_key_id_names_another_key_is_refused(
+    keys: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its signatures would carry the id of a key that never made them."""
+    factories = {"liar": lambda: lambda ref, pin=None: _Liar(keys / "ed.key", keys / "p256.pub")}
+    monkeypatch.setattr(signer_module, "signer_factories", lambda: factories)
+    real, claimed = (load_public_key(str(keys / n)).key_id for n in ("ed.pub", "p256.pub"))
+
+    with pytest.raises(SignerError) as info:
+        load_signing_key("liar://kms/key?pin-value=73915286")
+
+    assert info.value.message == (
+        f"liar://kms/key?pin-value=*** reports key id {claimed[:16]}…, but the id of its "
+        f"public key is {real[:16]}…"
+    )
+    with pytest.raises(SignerError) as given:  # handed to the library as an object
+        api.build(configs=MNIST, out=tmp_path / "m.aoe",
+                  sign_keys=[_Liar(keys / "ed.key", keys / "p256.pub")], encrypt=False)  # fmt: skip
+    assert given.value.message == info.value.message
+    assert not (tmp_path / "m.aoe").exists()
+
+
+def test_dsse_labels_a_signature_with_the_key_that_made_it(keys: Path) -> None:
+    liar = _Liar(keys / "ed.key", keys / "p256.pub")
+    real = load_public_key(str(keys / "ed.pub"))
+
+    [signature] = dsse.sign("t", b"payload", [liar])
+
+    assert signature.keyid == real.key_id
+    assert dsse.valid_keyids("t", b"payload", [signature], {real.key_id: real}) == {real.key_id}

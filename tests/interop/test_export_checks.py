@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator
+from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _interop import Keys, aoe
+from _interop import REPO, Keys, aoe
 
 from aoe_pack import api
 from aoe_pack._jcs import canonical_json
-from aoe_pack.bundle import signatures
+from aoe_pack.bundle import signatures, verify
 from aoe_pack.bundle.container import MEDIA_TYPE_V1, AlignedZipWriter, read_layout
 from aoe_pack.bundle.format import MANIFEST_ENTRY, SIGNATURES_ENTRY
 from aoe_pack.errors import IntegrityError
@@ -84,7 +87,7 @@ def test_force_replaces_an_existing_output(
     out.write_bytes(b"old")
     aoe(
         "export", command, p256_bundle, "--sign-key", keys.key("p256"), "--out", out, "--force",
-        json=True,
+        "--decryption-key", keys.key("device"), json=True,
     ).expect()  # fmt: skip
     assert out.read_bytes() != b"old"
 
@@ -113,3 +116,98 @@ def test_the_library_takes_key_references_as_the_command_line_does(
     )
     assert result.bundle.plaintext_checked
     assert result.statement["subject"][0]["name"] == "mnist.aoe"
+
+
+# --- a bundle rewritten while it is exported ----------------------------------------------------
+
+
+def _rewritten_after_the_last_payload(
+    monkeypatch: pytest.MonkeyPatch, bundle: Path, rewrite: Callable[[bytearray], None]
+) -> None:
+    """Once the last payload has verified, another writer rewrites ``bundle`` in place."""
+    data = bundle.read_bytes()
+    payloads = len(read_layout(io.BytesIO(data), file_size=len(data)).entries) - 2
+    original = verify.open_file
+    calls = [0]
+
+    def racing(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield from original(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == payloads:
+            changed = bytearray(bundle.read_bytes())
+            rewrite(changed)
+            with bundle.open("r+b") as f:
+                f.write(changed)
+
+    monkeypatch.setattr(verify, "open_file", racing)
+
+
+def test_a_payload_rewritten_after_it_verified_is_not_what_the_export_attests(
+    keys: Keys, ed25519_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundle's digest is taken from the bytes that verified, in the same read."""
+    bundle = tmp_path / "mnist.aoe"
+    verified = ed25519_bundle.read_bytes()
+    bundle.write_bytes(verified)
+    model = (REPO / "sample_models/mnist/mnist.tflite").read_bytes()[:64]
+
+    def backdoor(data: bytearray) -> None:
+        at = data.index(model) + 32  # unencrypted: the model is stored as it is
+        data[at] ^= 0xFF
+
+    _rewritten_after_the_last_payload(monkeypatch, bundle, backdoor)
+
+    result = api.export_provenance(
+        bundle=bundle, sign_key=keys.key("ed25519"), out=tmp_path / "p.intoto.jsonl"
+    )
+
+    assert result.statement["subject"][0]["digest"]["sha256"] == sha256(verified).hexdigest()
+    assert sha256(bundle.read_bytes()).hexdigest() != sha256(verified).hexdigest()
+
+
+def test_a_bundle_whose_signatures_are_rewritten_during_the_export_is_refused(
+    keys: Keys, ed25519_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes past the payloads, hashed after they verified: parsed again, and compared."""
+    bundle = tmp_path / "mnist.aoe"
+    bundle.write_bytes(ed25519_bundle.read_bytes())
+
+    def forge(data: bytearray) -> None:
+        at = data.rindex(b'"sig":"') + len(b'"sig":"')
+        data[at] = ord("A") if data[at] != ord("A") else ord("B")
+
+    _rewritten_after_the_last_payload(monkeypatch, bundle, forge)
+    out = tmp_path / "p.intoto.jsonl"
+
+    with pytest.raises(IntegrityError) as info:
+        api.export_provenance(bundle=bundle, sign_key=keys.key("ed25519"), out=out)
+
+    assert info.value.message == (
+        f"{bundle} changed while it was being verified: its signatures differ from those "
+        "verified; its digest was not taken"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["model-signing", "provenance"])
+def test_an_encrypted_bundle_without_its_key_is_refused_unless_recorded_digests_are_trusted(
+    command: str, keys: Keys, p256_bundle: Path, tmp_path: Path
+) -> None:
+    """Its file digests would be attested by a key that never recomputed them."""
+    out = tmp_path / "out"
+    export = ("export", command, p256_bundle, "--sign-key", keys.key("p256"), "--out", out)
+
+    refused = aoe(*export, json=True).expect(1)["error"]
+
+    assert refused == {
+        "code": "key-missing",
+        "type": "MissingKeyError",
+        "message": f"{p256_bundle} is encrypted and no decryption key was given: its files' "
+        "digests could not be recomputed, only copied from its signed manifest",
+        "hint": "pass --decryption-key (a recipient's key) to have them recomputed, or "
+        "--trust-recorded-digests to attest the digests the bundle's signers recorded",
+    }
+    assert not out.exists()
+    trusted = aoe(*export, "--trust-recorded-digests", json=True).expect()
+    assert trusted["plaintextChecked"] is False
+    assert out.exists()

@@ -45,7 +45,7 @@ def exported(p256_bundle: Path, keys: Keys, tmp_path: Path) -> tuple[Path, Path]
     """(the folder unpack wrote, the signature exported for it)."""
     folder = _unpack(p256_bundle, keys, tmp_path / "mnist")
     signature = tmp_path / "mnist.sig"
-    _export(p256_bundle, keys, signature)
+    _export(p256_bundle, keys, signature, "--decryption-key", keys.key("device"))
     return folder, signature
 
 
@@ -117,7 +117,10 @@ def test_the_signature_may_sit_inside_the_folder_when_named_as_ignored(
     p256_bundle: Path, keys: Keys, tmp_path: Path
 ) -> None:
     folder = _unpack(p256_bundle, keys, tmp_path / "mnist")
-    doc = _export(p256_bundle, keys, folder / "model.sig", "--ignore-path", "model.sig")
+    doc = _export(
+        p256_bundle, keys, folder / "model.sig", "--ignore-path", "model.sig",
+        "--decryption-key", keys.key("device"),
+    )  # fmt: skip
     assert "model.sig" in doc["ignorePaths"]
     assert verify_key(folder, folder / "model.sig", keys.pub("p256")).returncode == 0
 
@@ -167,7 +170,7 @@ def test_an_ignore_path_naming_a_model_file_is_refused(
     out = tmp_path / "mnist.sig"
     r = aoe(
         "export", "model-signing", p256_bundle, "--sign-key", keys.key("p256"), "--out", out,
-        "--ignore-path", "labels.txt", json=True,
+        "--ignore-path", "labels.txt", "--decryption-key", keys.key("device"), json=True,
     )  # fmt: skip
     assert r.expect(1)["error"]["code"] == ExportError.code
     assert not out.exists()
@@ -186,7 +189,7 @@ def test_an_ignore_path_outside_the_folder_is_a_usage_error(
 def test_digests_are_recomputed_when_the_decryption_key_is_given(
     p256_bundle: Path, keys: Keys, tmp_path: Path
 ) -> None:
-    without = _export(p256_bundle, keys, tmp_path / "a.sig")
+    without = _export(p256_bundle, keys, tmp_path / "a.sig", "--trust-recorded-digests")
     with_key = _export(
         p256_bundle, keys, tmp_path / "b.sig", "--decryption-key", keys.key("device")
     )
@@ -224,7 +227,12 @@ def test_a_key_held_by_an_hsm_or_kms_signs_the_export(
 ) -> None:
     held = _HeldKey(load_signing_key(str(keys.key("p256"))), [])
     folder = _unpack(p256_bundle, keys, tmp_path / "mnist")
-    result = api.export_model_signing(bundle=p256_bundle, sign_key=held, out=tmp_path / "held.sig")
+    result = api.export_model_signing(
+        bundle=p256_bundle,
+        sign_key=held,
+        out=tmp_path / "held.sig",
+        decryption_key=keys.key("device"),
+    )
     assert held.calls, "the signer was never asked"
     assert result.signature.keyid == held.key_id
     assert verify_key(folder, tmp_path / "held.sig", keys.pub("p256")).returncode == 0

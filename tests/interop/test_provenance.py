@@ -47,7 +47,7 @@ def _assert_valid(statement: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def exported(p256_bundle: Path, keys: Keys, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("provenance") / "mnist.aoe.intoto.jsonl"
-    _export(p256_bundle, keys.key("p256"), out)
+    _export(p256_bundle, keys.key("p256"), out, "--decryption-key", keys.key("device"))
     return out
 
 
@@ -157,8 +157,21 @@ def test_exporting_twice_writes_the_same_bytes(
 ) -> None:
     """Deterministic ECDSA over canonical JSON, and no time in the statement."""
     again = tmp_path / "again.jsonl"
-    _export(p256_bundle, keys.key("p256"), again)
+    _export(p256_bundle, keys.key("p256"), again, "--decryption-key", keys.key("device"))
     assert again.read_bytes() == exported.read_bytes()
+
+
+def test_the_statement_says_whether_the_model_digests_were_recomputed(
+    exported: Path, p256_bundle: Path, keys: Keys, tmp_path: Path
+) -> None:
+    """An encrypted bundle exported without its key: its signers' digests, and it says so."""
+    trusted = tmp_path / "trusted.jsonl"
+    _export(p256_bundle, keys.key("p256"), trusted, "--trust-recorded-digests")
+
+    recorded = _statement(trusted)["predicate"]["buildDefinition"]["internalParameters"]
+    recomputed = _statement(exported)["predicate"]["buildDefinition"]["internalParameters"]
+    assert (recorded["plaintextChecked"], recomputed["plaintextChecked"]) == (False, True)
+    _assert_valid(_statement(trusted))
 
 
 def test_an_ed25519_key_signs_provenance_too(
@@ -197,8 +210,9 @@ def test_a_feature_bundle_names_each_models_targets_and_sources(p256_bundle: Pat
         },
     )
     statement = slsa.provenance_statement(
-        bundle_name="bankcard.aoe", bundle_sha256="ab" * 32, manifest=feature
-    )
+        bundle_name="bankcard.aoe", bundle_sha256="ab" * 32, manifest=feature,
+        plaintext_checked=True,
+    )  # fmt: skip
     _assert_valid(statement)
     build = statement["predicate"]["buildDefinition"]
     assert build["externalParameters"]["targets"] == [
@@ -232,7 +246,7 @@ def test_provenance_from_another_writer_keeps_only_what_fits(p256_bundle: Path) 
         },
     )
     statement = slsa.provenance_statement(
-        bundle_name="b.aoe", bundle_sha256="cd" * 32, manifest=odd
+        bundle_name="b.aoe", bundle_sha256="cd" * 32, manifest=odd, plaintext_checked=True
     )
     _assert_valid(statement)
     predicate = statement["predicate"]

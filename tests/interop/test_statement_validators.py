@@ -38,6 +38,7 @@ def statement(p256_bundle: Path) -> dict[str, Any]:
         bundle_name="mnist.aoe",
         bundle_sha256="ab" * 32,
         manifest=dataclasses.replace(manifest, provenance=provenance),
+        plaintext_checked=True,
     )
 
 

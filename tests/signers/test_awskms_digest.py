@@ -69,8 +69,9 @@ def test_a_bundle_signed_in_kms_is_byte_for_byte_the_one_its_key_file_signs(
     assert [s["keyid"] for s in verified.expect()["signatures"]] == [
         hashlib.sha256(kms_key.spki).hexdigest()
     ]
-    [sign] = fake_kms.calls("Sign")
+    challenge, sign = fake_kms.calls("Sign")  # the key's check when opened, then the build
     assert (sign["KeyId"], sign["MessageType"]) == (kms_key.arn, message_type)
+    assert (challenge["KeyId"], challenge["MessageType"]) == (kms_key.arn, message_type)
     if message_type == "DIGEST":
         assert len(base64.b64decode(sign["Message"])) == 32  # only the digest left the machine
 
@@ -132,7 +133,7 @@ def test_an_ed25519_kms_key_refuses_a_document_past_4096_bytes_before_asking_kms
         "KMS has no digest form of pure Ed25519; sign this document with an ECC_NIST_P256 "
         "KMS key, whose digest signing has no size limit"
     )
-    assert len(fake_kms.calls("Sign")) == 1
+    assert len(fake_kms.calls("Sign")) == 2  # the check when opened, and the 4096 bytes
 
 
 def test_an_ed25519_kms_key_asked_to_sign_digests_is_refused(fake_kms: FakeKms) -> None:
@@ -157,7 +158,7 @@ def test_the_key_is_looked_up_once_then_signs_by_its_arn(fake_kms: FakeKms) -> N
         sign_with(signer, b"message %d" % i)
 
     assert [c["KeyId"] for c in fake_kms.calls("GetPublicKey")] == ["alias/release"]
-    assert [c["KeyId"] for c in fake_kms.calls("Sign")] == [first.arn] * 3
+    assert [c["KeyId"] for c in fake_kms.calls("Sign")] == [first.arn] * 4  # 1: the check
 
 
 def test_a_kms_that_signs_with_another_key_than_it_reports_is_refused(
@@ -177,7 +178,8 @@ def test_a_kms_that_signs_with_another_key_than_it_reports_is_refused(
 
     assert r.exit_code == 1
     assert r.doc["error"]["message"] == (
-        f"{ref} returned a signature that does not verify under its own public key"
+        f"{ref}: the public key AWS KMS reports does not belong to its private key: a random "
+        "challenge signed with the key does not verify under it"
     )
     assert not (tmp_path / "m.aoe").exists()
 
@@ -244,10 +246,9 @@ def test_throttling_is_retried_then_named(
     fake_kms.fail["Sign"] = ("ThrottlingException", "Rate exceeded")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # 4 by default: a second of backoff, not more
     ref = "awskms:///alias/release"
-    signer = load_signing_key(ref)
 
     with pytest.raises(SignerError) as info:
-        sign_with(signer, b"message")
+        load_signing_key(ref)  # which signs a challenge
 
     assert len(fake_kms.calls("Sign")) == 2
     assert info.value.message == (
@@ -333,7 +334,7 @@ def test_aws_endpoint_url_serves_kms_too(
 
     sign_with(load_signing_key("awskms:///alias/release"), b"message")
 
-    assert len(fake_kms.calls("Sign")) == 1
+    assert len(fake_kms.calls("Sign")) == 2  # the check when opened, and the message
 
 
 def test_an_aws_profile_that_does_not_exist_is_named(

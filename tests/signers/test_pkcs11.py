@@ -27,6 +27,8 @@ from typing import Any
 import pkcs11
 import pytest
 from _cli import NO_PASSWORD, Cli
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
@@ -41,6 +43,7 @@ from aoe_pack.errors import (
     TokenNotFoundError,
     WrongPinError,
 )
+from aoe_pack.interop import open_envelope
 from aoe_pack.keys import load_public_key, load_signing_key
 from aoe_pack.keys.signer import Signer, sign_with
 from aoe_pack.signers import pkcs11 as p11signer
@@ -526,6 +529,61 @@ def test_a_pin_source_of_another_scheme_is_refused(hsm: Hsm) -> None:
     )
 
 
+def test_a_pin_source_file_uri_never_reads_an_environment_variable(
+    hsm: Hsm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pin-source is a file: file:env://VAR read the variable, as --key-password would."""
+    monkeypatch.setenv("AOE_TEST_PIN", hsm.pin)
+    uri = hsm.uri("ed", query="pin-source=file:env://AOE_TEST_PIN")
+    e = _error(KeyReferenceError, uri)
+    assert e.message == (
+        f"{uri}: pin-source file:env://AOE_TEST_PIN is not a file URI of an absolute path"
+    )
+
+
+def test_a_key_password_for_a_uri_with_a_pin_value_is_two_answers_to_one_question(
+    hsm: Hsm,
+) -> None:
+    """The --key-password used to win silently over the PIN written in the URI."""
+    uri = hsm.uri("ed", query="pin-value=00000000")
+    r = aoe("public-key", "--sign-key", uri, *hsm.pin_args(uri), json=True, env=hsm.env)
+    assert r.expect(2)["error"] == {
+        "code": "usage", "type": "UsageError",
+        "message": f"{hsm.uri('ed', query='pin-value=***')}: --key-password gives the token's "
+                   "PIN, and so does the URI's pin-value; give one",
+        "hint": "drop pin-value from the URI (it puts the PIN on the command line), or drop "
+                "the --key-password",
+    }  # fmt: skip
+    assert "00000000" not in r.output
+
+
+def test_provenance_signed_twice_by_a_token_p256_key_differs_but_verifies(
+    hsm: Hsm, tmp_path: Path
+) -> None:
+    """What docs/interop.md says: exports repeat byte for byte only with deterministic keys."""
+    aoe("keygen", "--type", "ed25519", "--out", tmp_path / "release", json=True).expect()
+    bundle = tmp_path / "m.aoe"
+    aoe("build", _config(tmp_path / "model"), "--out", bundle, "--sign-key",
+        tmp_path / "release.key", json=True).expect()  # fmt: skip
+    exported: dict[str, list[bytes]] = {}
+    for obj in ("p256", "ed"):
+        uri = hsm.uri(obj)
+        for n in range(2):
+            out = tmp_path / f"{obj}-{n}.jsonl"
+            aoe("export", "provenance", bundle, "--sign-key", uri, *hsm.pin_args(uri),
+                "--trusted-key", tmp_path / "release.pub", "--out", out, json=True,
+                env=hsm.env).expect()  # fmt: skip
+            exported.setdefault(obj, []).append(out.read_bytes())
+    first, second = (json.loads(e) for e in exported["p256"])
+    assert first["payload"] == second["payload"]
+    assert first["signatures"] != second["signatures"]  # ECDSA in a token: a fresh nonce
+    assert exported["ed"][0] == exported["ed"][1]  # Ed25519: deterministic everywhere
+    public = tmp_path / "p256.pub"
+    _export(hsm, hsm.uri("p256"), public)
+    for envelope in exported["p256"]:
+        open_envelope(envelope, trusted_keys=[load_public_key(str(public))])
+
+
 @pytest.mark.parametrize(
     ("obj", "named"),
     [("rsa", "is a RSA key"), ("p384", "is a key on curve P-384")],
@@ -548,14 +606,83 @@ def test_a_vendor_path_attribute_is_refused_not_ignored(hsm: Hsm) -> None:
     assert e.message.endswith(": aoe-pack cannot match the vendor path attribute x-slot")
 
 
-def test_a_public_key_object_of_another_pair_is_refused_at_signing(hsm: Hsm) -> None:
-    """The token claims the wrong public key: the signature is checked, and refused."""
-    key = _open(hsm, "swapped")
-    with pytest.raises(SignerError) as info:
-        sign_with(key, b"message")
-    assert str(info.value) == (
-        f"{key.ref} returned a signature that does not verify under its own public key"
-    )
+MISMATCH = (
+    "{ref}: the token's public key object does not belong to its private key: a random "
+    "challenge signed with the key does not verify under it"
+)
+
+
+def test_a_public_key_object_of_another_pair_is_refused_when_the_key_is_opened(
+    hsm: Hsm,
+) -> None:
+    """The token claims another pair's public key: refused before anything trusts it."""
+    uri = hsm.uri("swapped", query=f"pin-value={hsm.pin}")
+    e = _error(SignerError, uri)
+    assert e.message == MISMATCH.format(ref=hsm.uri("swapped", query="pin-value=***"))
+
+
+@pytest.fixture(scope="module")
+def planted(hsm: Hsm) -> str:
+    """A key pair whose public key object someone without the PIN replaced with their own.
+
+    A public object may be written in a read/write session that never logged in:
+    the attacker needs access to the token's module and files, not its PIN.
+    """
+    token = pkcs11.lib(os.path.realpath(MODULE)).get_token(token_label=LABEL)
+    with token.open(rw=True, user_pin=hsm.pin) as session:
+        session.generate_keypair(
+            KeyType.EC, store=True, label="victim", id=b"victim",
+            mechanism=Mechanism.EC_KEY_PAIR_GEN,
+            public_template={Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+            private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
+        )  # fmt: skip
+    attacker = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = attacker.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    with token.open(rw=True) as session:  # no PIN
+        for genuine in session.get_objects(
+            {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: b"victim"}
+        ):
+            genuine.destroy()
+        session.create_object({
+            Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.KEY_TYPE: KeyType.EC,
+            Attribute.TOKEN: True, Attribute.PRIVATE: False, Attribute.VERIFY: True,
+            Attribute.ID: b"victim", Attribute.LABEL: "victim",
+            Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1"),
+            Attribute.EC_POINT: bytes([0x04, len(point)]) + point,
+        })  # fmt: skip
+    return hsm.uri("victim")
+
+
+def _repository_proposal(folder: Path) -> Path:
+    """A proposal to re-sign a repository whose root key is a key file."""
+    key = folder / "root"
+    aoe("keygen", "--type", "p256", "--out", key, json=True).expect()
+    repo, proposal = folder / "repo", folder / "proposal.json"
+    aoe("manifest", "init", "--repo", repo, "--root-key", key.with_suffix(".pub"),
+        "--sign-key", key.with_suffix(".key"), json=True).expect()  # fmt: skip
+    aoe("manifest", "resign", "--repo", repo, "--prepare", "--out", proposal, json=True).expect()
+    return proposal
+
+
+@pytest.mark.parametrize("command", ["public-key", "build", "manifest sign-proposal"])
+def test_a_planted_public_key_object_is_refused_before_it_is_exported_or_used(
+    hsm: Hsm, planted: str, tmp_path: Path, command: str
+) -> None:
+    """Else `public-key` would export the attacker's key, to become a --root-key."""
+    out = tmp_path / "out"
+    args: dict[str, list[object]] = {
+        "public-key": ["public-key", "--out", out],
+        "build": ["build", _config(tmp_path / "model"), "--out", out],
+        "manifest sign-proposal": ["manifest", "sign-proposal", _repository_proposal(tmp_path),
+                                   "--out", out],
+    }  # fmt: skip
+
+    r = aoe(*args[command], "--sign-key", planted, *hsm.pin_args(planted), json=True,
+            env=hsm.env)  # fmt: skip
+
+    assert r.expect(1)["error"]["code"] == "signer"
+    assert r.doc["error"]["message"] == MISMATCH.format(ref=planted)
+    assert not out.exists()
 
 
 def test_a_token_key_signs_nothing_when_the_key_was_deleted_meanwhile(hsm: Hsm) -> None:

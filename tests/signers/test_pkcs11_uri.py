@@ -157,7 +157,7 @@ def test_a_misspelt_attribute_is_refused_not_ignored() -> None:
 
 def test_an_unknown_query_attribute_is_refused() -> None:
     assert _refused("pkcs11:object=k?pin=1234") == (
-        "bad pkcs11: URI pkcs11:object=k?pin=1234: it has the query attribute 'pin', "
+        "bad pkcs11: URI pkcs11:object=k?pin=***: it has the query attribute 'pin', "
         "which RFC 7512 does not define (vendor attributes start with x-)"
     )
 
@@ -246,8 +246,15 @@ def test_an_attribute_that_is_not_name_equals_value_is_refused(uri: str, problem
 def test_a_pin_value_without_equals_is_not_shown() -> None:
     """A mistyped pin-value is a PIN: the message counts the attribute, and shows nothing of it."""
     assert _refused("pkcs11:object=a?module-path=/m.so&pin-value1234") == (
-        "bad pkcs11: URI pkcs11:object=a?module-path=/m.so&pin-value***: query attribute 2 "
+        "bad pkcs11: URI pkcs11:object=a?module-path=/m.so&***: query attribute 2 "
         "is not of the form name=value"
+    )
+
+
+def test_a_character_of_a_vendor_pin_value_is_not_shown() -> None:
+    assert _refused("pkcs11:object=a?x-pin-value=12 34") == (
+        "bad pkcs11: URI pkcs11:object=a?x-pin-value=***: the value of x-pin-value holds a "
+        "character, which must be percent-encoded"
     )
 
 
@@ -286,11 +293,32 @@ def test_a_path_attribute_in_the_query_is_refused_with_where_it_goes() -> None:
         ("pkcs11:type=Private", "type must be one of cert, data, private, public, secret-key"),
         ("pkcs11:library-version=1.2.3", "library-version must be MAJOR or MAJOR.MINOR, in digits"),
         ("pkcs11:library-version=", "library-version must be MAJOR or MAJOR.MINOR, in digits"),
+        ("pkcs11:library-version=256", "library-version numbers are at most 255 (a CK_VERSION's "
+                                       "bytes)"),
+        ("pkcs11:library-version=2.0256", "library-version numbers are at most 255 (a "
+                                          "CK_VERSION's bytes)"),
         ("pkcs11:slot-id=0x1", "slot-id must be a number"),
     ],
 )  # fmt: skip
 def test_a_value_outside_its_attributes_grammar_is_refused(uri: str, problem: str) -> None:
     assert _refused(uri) == f"bad pkcs11: URI {uri}: {problem}"
+
+
+def test_a_library_version_of_thousands_of_digits_is_refused_by_name() -> None:
+    """Past Python's int() limit (4300 digits) it crashed with a ValueError."""
+    uri = "pkcs11:library-version=" + "9" * 5000
+    assert _refused(uri) == (
+        f"bad pkcs11: URI {uri}: library-version numbers are at most 255 (a CK_VERSION's bytes)"
+    )
+    assert parse("pkcs11:library-version=00000000000000000002.255").path["library-version"]
+
+
+def test_a_nul_in_a_pin_source_is_refused_by_name() -> None:
+    """open() refuses a NUL in a path with a ValueError ("embedded null byte"): a crash."""
+    assert _refused("pkcs11:object=k?pin-source=/tmp/a%00b") == (
+        "bad pkcs11: URI pkcs11:object=k?pin-source=/tmp/a%00b: the value of pin-source holds "
+        "a NUL (%00) once percent-decoded"
+    )
 
 
 def test_another_scheme_is_refused() -> None:
@@ -309,6 +337,12 @@ def test_another_scheme_is_refused() -> None:
         ("pkcs11:?pin-value=1?2&module-name=m", "pkcs11:?pin-value=***&module-name=m"),
         ("pkcs11:?module-name=m&PIN-VALUE=1;2", "pkcs11:?module-name=m&PIN-VALUE=***"),
         ("pkcs11:object=k;x-pin-value=1234", "pkcs11:object=k;x-pin-value=***"),
+        ("pkcs11:object=k?pin_value=1234", "pkcs11:object=k?pin_value=***"),
+        ("pkcs11:object=k?pin%2Dvalue=1234", "pkcs11:object=k?pin%2Dvalue=***"),
+        ("pkcs11:object=k?pin%20value=1234", "pkcs11:object=k?pin%20value=***"),
+        ("pkcs11:object=k?pin value=1234", "pkcs11:object=k?pin value=***"),
+        ("pkcs11:object=k? pin-value =1234", "pkcs11:object=k? pin-value =***"),
+        ("pkcs11:object=k?pin-value=12&34", "pkcs11:object=k?pin-value=***"),
         ("pkcs11:object=my-pin-value=1", "pkcs11:object=my-pin-value=1"),
         ("pkcs11:object=k?pin-source=file:/p", "pkcs11:object=k?pin-source=file:/p"),
     ],
@@ -319,7 +353,8 @@ def test_redact_hides_every_pin_value_and_nothing_else(uri: str, shown: str) -> 
 
 # --- properties --------------------------------------------------------------------------------
 
-_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+"""Any text a label, a path or a PIN holds: no lone surrogate (not UTF-8), no NUL (refused)."""
 
 
 @settings(max_examples=300, deadline=None)
