@@ -97,7 +97,11 @@ def file_findings(doc: Mapping[str, Any], config_dir: Path, failed: set[str]) ->
     if not isinstance(model_dir, str) or not _clean("/modelDir", failed):
         return
     folder = config_dir / model_dir
-    if not folder.is_dir():
+    try:
+        found = folder.is_dir()
+    except (OSError, ValueError):  # a name no file system takes (too long): no folder
+        found = False
+    if not found:
         yield Finding(
             "/modelDir",
             f"model folder {json_value(model_dir)} not found",

@@ -314,10 +314,18 @@ _EXTENSIONS = {
 
 def _model_file(folder: Path, name: str, runtime: Any) -> str | None:
     """``name`` if it exists in ``folder``; for a bare name, the one file its runtime would load."""
-    if (folder / name).exists():
+    if _exists(folder / name):
         return name
     if PurePosixPath(name).suffix:
         return None
     suffixes = _EXTENSIONS.get(runtime, ()) if isinstance(runtime, str) else ()
-    found = [name + s for s in (*suffixes, ".bin") if (folder / (name + s)).is_file()]
+    found = [name + s for s in (*suffixes, ".bin") if _exists(folder / (name + s), file=True)]
     return found[0] if len(found) == 1 else None
+
+
+def _exists(path: Path, *, file: bool = False) -> bool:
+    """Whether ``path`` is there; a name the OS cannot even look up (too long, a NUL) is not."""
+    try:
+        return path.is_file() if file else path.exists()
+    except (OSError, ValueError):
+        return False

@@ -226,8 +226,9 @@ def test_inspect_output_fields(
     info = inspect_bundle(bundle).to_dict()
     assert set(info) == {
         "bundle", "verified", "size", "mediaType", "format", "model", "files", "signers",
-        "encryption", "provenance", "config", "sourceDateEpoch",
+        "encryption", "provenance", "config", "sourceDateEpoch", "manifestSha256",
     }  # fmt: skip
+
     assert info["bundle"] == str(bundle)
     assert info["verified"] is False
     assert info["size"] == bundle.stat().st_size

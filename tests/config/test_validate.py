@@ -557,3 +557,18 @@ def test_any_text_gets_a_report_not_a_crash(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("fuzz") / "config.json"
     path.write_text(text, encoding="utf-8")
     assert isinstance(validate_config(path), ValidationReport)
+
+
+@pytest.mark.parametrize("field", ["modelDir", "modelName"])
+def test_a_name_longer_than_the_file_system_takes_is_a_finding_not_a_crash(
+    field: str, tmp_path: Path
+) -> None:
+    """ENAMETOOLONG from the OS is "not found", as coverage-guided fuzzing first showed."""
+    doc = {"version": "1.0.0", "tag": "tag_x", "runtime": "tflite", "source": "installed",
+           "modelDir": ".", "modelName": "m.tflite"}  # fmt: skip
+    doc[field] = "[" * 5000
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(doc))
+    report = validate_config(config)
+    assert [(v.pointer, v.message.endswith("not found") or "not found" in v.message)
+            for v in report.violations] == [(f"/{field}", True)]  # fmt: skip
