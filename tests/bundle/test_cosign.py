@@ -362,6 +362,8 @@ def test_bundle_tail_changed_between_check_and_rewrite_is_refused(
     assert list(plain.parent.glob(".*.cosign")) == []
 
 
+# An OS limit, not a missing dependency: Windows cannot rename over an open file,
+# so the swap this test plays cannot happen there (the lock refuses it first).
 @pytest.mark.skipif(
     sys.platform == "win32", reason="Windows renames nothing onto a file that is open"
 )

@@ -54,6 +54,8 @@ from aoe_pack._io import facilities
 REAL = {"darwin": "macos", "win32": "windows"}.get(sys.platform)
 """The OS under the tests, when it is one of those simulated: nothing is taken away there."""
 
+# Skips for OS facilities, never for a missing package: the simulation takes calls
+# away, so it needs the OS under it to have them (POSIX calls; /proc/self/fd).
 as_on_macos = pytest.mark.skipif(
     sys.platform == "win32", reason="simulating macOS takes POSIX calls away: Windows has none"
 )

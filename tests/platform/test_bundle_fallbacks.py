@@ -165,6 +165,8 @@ def test_unpack_on_windows_refuses_device_stream_and_altered_names(
     assert _tree(out) == {}
 
 
+# An OS limit, not a missing dependency: Windows itself reads CON, aux.txt and the
+# like as devices, so there they are refused (the test above), never plain files.
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows reads these names otherwise")
 def test_those_names_are_plain_files_elsewhere(
     built_bundle: Any, signer: PrivateKey, tmp_path: Path

@@ -26,6 +26,7 @@ import pytest
 from _cli import NO_PASSWORD, Cli
 from _kms import MotoKms, mnist_version, pem_from_der
 from _server_s3 import _LAUNCHER, _free_port
+from _tls import loopback_certificate
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
@@ -371,41 +372,10 @@ def test_the_default_retries_are_standard_mode_four_tries_and_short_timeouts(
 @pytest.fixture(scope="module")
 def tls_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A second moto server, by HTTPS with a CA of its own: (HOST:PORT, the CA certificate)."""
-    import datetime as dt
-    import ipaddress
     import ssl
 
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
     folder = tmp_path_factory.mktemp("tls-moto")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aoe-pack test KMS")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = loopback_certificate(folder, "aoe-pack test KMS")
     port = _free_port()
     log = folder / "moto.log"
     with log.open("wb") as out:
