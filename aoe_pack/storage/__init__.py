@@ -10,6 +10,27 @@ this package; it imports neither, the way python-tuf keeps fetching behind its
 """
 
 from aoe_pack.storage.open import open_store
-from aoe_pack.storage.store import MANIFEST, ROOT, Store, Stored, bundle_name, root_name
+from aoe_pack.storage.store import (
+    MANIFEST,
+    ROOT,
+    NotModified,
+    Store,
+    Stored,
+    Validators,
+    bundle_name,
+    read_if_changed,
+    root_name,
+)
 
-__all__ = ["MANIFEST", "ROOT", "Store", "Stored", "bundle_name", "open_store", "root_name"]
+__all__ = [
+    "MANIFEST",
+    "ROOT",
+    "NotModified",
+    "Store",
+    "Stored",
+    "Validators",
+    "bundle_name",
+    "open_store",
+    "read_if_changed",
+    "root_name",
+]

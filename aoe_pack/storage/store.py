@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 MANIFEST = "manifest.json"
 ROOT = "root.json"
@@ -43,15 +43,45 @@ def bundle_name(sha256: str) -> str:
 
 
 @dataclass(frozen=True)
+class Validators:
+    """What identifies the version of a document a reader already holds.
+
+    Over HTTP these are the server's caching validators (RFC 9110 §8.8): the
+    ``ETag`` and ``Last-Modified`` of the answer that brought the bytes, sent
+    back as ``If-None-Match`` and ``If-Modified-Since``. Elsewhere ``etag`` is
+    the store's token (:attr:`Stored.token`). A device keeps them with the last
+    document it accepted, so an unchanged repository costs a ``304``.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class NotModified:
+    """The answer to a conditional read when the document is still the one held."""
+
+    validators: Validators
+
+
+@dataclass(frozen=True)
 class Stored:
     """A document's bytes and the opaque token that identifies this version of it.
 
     The token is what :meth:`Store.replace` compares: an S3 ETag, an OCI
-    manifest digest, or the SHA-256 of a local file.
+    manifest digest, or the SHA-256 of a local file. ``validators`` are what a
+    later conditional read sends (:func:`read_if_changed`); None means the
+    token alone.
     """
 
     data: bytes
     token: str
+    validators: Validators | None = None
+
+    @property
+    def revalidation(self) -> Validators:
+        """The validators to keep for the next conditional read of this document."""
+        return self.validators or Validators(etag=self.token)
 
 
 class Store(Protocol):
@@ -97,3 +127,31 @@ class Store(Protocol):
     def close(self) -> None:
         """Release connections and background servers' sessions."""
         ...
+
+
+@runtime_checkable
+class ConditionalStore(Protocol):
+    """A store that can answer "unchanged" without sending the document (HTTP)."""
+
+    def read_if_changed(
+        self, name: str, *, max_bytes: int, known: Validators | None
+    ) -> Stored | NotModified | None:
+        """Like :meth:`Store.read`, but :class:`NotModified` when ``known`` still holds."""
+        ...
+
+
+def read_if_changed(
+    store: Store, name: str, *, max_bytes: int, known: Validators | None
+) -> Stored | NotModified | None:
+    """A document unless it is still the version ``known`` names; None when missing.
+
+    Stores that speak conditional requests save the bytes on the wire; the
+    others read the document and compare its token, which still saves the
+    caller from parsing and verifying it again.
+    """
+    if isinstance(store, ConditionalStore):
+        return store.read_if_changed(name, max_bytes=max_bytes, known=known)
+    doc = store.read(name, max_bytes=max_bytes)
+    if doc is not None and known is not None and known.etag == doc.token:
+        return NotModified(known)
+    return doc
