@@ -315,6 +315,24 @@ class NoMatchingRecipientError(DecryptionError):
     code = "no-matching-recipient"
 
 
+class DeltaError(BundleError):
+    """A delta update (docs/format.md §16) cannot be used; the device falls back to the bundle."""
+
+    code = "delta"
+
+
+class DeltaBaseError(DeltaError):
+    """The installed files are not the ones the delta was made from."""
+
+    code = "delta-base"
+
+
+class PatchError(DeltaError):
+    """A patch in a delta is corrupt, or would produce other than the target's size."""
+
+    code = "delta-patch"
+
+
 # --- conversion -------------------------------------------------------------
 
 
