@@ -24,17 +24,25 @@ from aoe_pack.errors import SignatureError, ThresholdError, UsageError
 from aoe_pack.keys import PublicKey, SigningKey
 
 
-def sign_manifest(manifest_bytes: bytes, keys: Sequence[SigningKey]) -> bytes:
-    """The canonical ``aoe/signatures.json`` bytes for ``keys``."""
-    return encode_envelope(dsse.sign(PAYLOAD_TYPE, manifest_bytes, keys))
+def sign_manifest(
+    manifest_bytes: bytes, keys: Sequence[SigningKey], *, payload_type: str = PAYLOAD_TYPE
+) -> bytes:
+    """The canonical ``aoe/signatures.json`` bytes for ``keys``.
+
+    ``payload_type`` is the bundle manifest's; a delta's manifest has its own
+    (docs/format.md §16), so no signature on one is ever a signature on the other.
+    """
+    return encode_envelope(dsse.sign(payload_type, manifest_bytes, keys), payload_type)
 
 
-def encode_envelope(sigs: Sequence[Signature]) -> bytes:
+def encode_envelope(sigs: Sequence[Signature], payload_type: str = PAYLOAD_TYPE) -> bytes:
     """Canonical JSON of a detached envelope holding ``sigs``."""
-    return canonical_json({"payloadType": PAYLOAD_TYPE, "signatures": dsse.encode_signatures(sigs)})
+    return canonical_json({"payloadType": payload_type, "signatures": dsse.encode_signatures(sigs)})
 
 
-def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
+def parse_envelope(
+    data: bytes, limits: Limits, *, payload_type: str = PAYLOAD_TYPE
+) -> list[Signature]:
     """Parse ``aoe/signatures.json`` strictly (canonical bytes only)."""
     try:
         doc: Any = json.loads(data)
@@ -42,13 +50,13 @@ def parse_envelope(data: bytes, limits: Limits) -> list[Signature]:
         raise SignatureError(f"aoe/signatures.json is not valid JSON: {e}") from e
     if not isinstance(doc, dict) or set(doc) != {"payloadType", "signatures"}:
         raise SignatureError("aoe/signatures.json must hold exactly payloadType and signatures")
-    if doc["payloadType"] != PAYLOAD_TYPE:
+    if doc["payloadType"] != payload_type:
         raise SignatureError(
             f"signature payloadType is {quote_json(doc['payloadType'])}, "
-            f"expected {quote_json(PAYLOAD_TYPE)}"
+            f"expected {quote_json(payload_type)}"
         )
     sigs = dsse.parse_signatures(doc["signatures"], max_signatures=limits.max_signatures)
-    if encode_envelope(sigs) != data:
+    if encode_envelope(sigs, payload_type) != data:
         raise SignatureError("aoe/signatures.json is not in canonical form (RFC 8785)")
     return sigs
 
@@ -79,11 +87,16 @@ def check_threshold(trusted: Sequence[PublicKey], threshold: int) -> dict[str, P
 
 
 def check_signatures(
-    manifest_bytes: bytes, sigs: list[Signature], trusted: list[PublicKey], threshold: int
+    manifest_bytes: bytes,
+    sigs: list[Signature],
+    trusted: list[PublicKey],
+    threshold: int,
+    *,
+    payload_type: str = PAYLOAD_TYPE,
 ) -> list[SignatureCheck]:
     """Require ``threshold`` distinct trusted keys with valid signatures."""
     by_id = check_threshold(trusted, threshold)
-    valid = dsse.valid_keyids(PAYLOAD_TYPE, manifest_bytes, sigs, by_id)
+    valid = dsse.valid_keyids(payload_type, manifest_bytes, sigs, by_id)
     checks = [SignatureCheck(s.keyid, s.keyid in by_id, s.keyid in valid) for s in sigs]
     good = sum(c.valid for c in checks)
     if good < threshold:

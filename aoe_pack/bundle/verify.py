@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from aoe_pack._jcs import json_values_beyond
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, open_file, worker_count
 from aoe_pack.bundle._tailjournal import journal_name
-from aoe_pack.bundle.container import BundleLayout, ZipEntry, read_layout
+from aoe_pack.bundle.container import MEDIA_TYPE_V1, BundleLayout, ZipEntry, read_layout
 from aoe_pack.bundle.format import (
     DEFAULT_LIMITS,
     MANIFEST_ENTRY,
@@ -35,7 +35,13 @@ from aoe_pack.bundle.format import (
     SIGNATURES_ENTRY,
     Limits,
 )
-from aoe_pack.bundle.manifest import MAX_MANIFEST_VALUES, BundleManifest, PayloadFile
+from aoe_pack.bundle.manifest import (
+    MAX_MANIFEST_VALUES,
+    BundleManifest,
+    Encryption,
+    ModelIdentity,
+    PayloadFile,
+)
 from aoe_pack.errors import (
     BundleError,
     BundleFormatError,
@@ -108,13 +114,17 @@ def _no_constants(name: str) -> Any:
 
 @contextmanager
 def open_bundle(
-    path: str | os.PathLike[str] | BinaryIO, limits: Limits = DEFAULT_LIMITS
+    path: str | os.PathLike[str] | BinaryIO,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    media_types: Collection[bytes] = (MEDIA_TYPE_V1,),
 ) -> Iterator[OpenedBundle]:
     """Open ``path`` and check its container and metadata entries.
 
     ``path`` may instead be a binary file already open (read from offset 0,
     and left open): a caller that checked the bytes through that descriptor
     then reads these very bytes, whatever happened to the name since.
+    ``media_types``: what the ``mimetype`` entry may say (a delta's differs, §16).
     """
     with ExitStack() as owned:
         if isinstance(path, str | os.PathLike):
@@ -130,7 +140,7 @@ def open_bundle(
         else:
             fp, name = path, None
         try:
-            opened = _opened(fp, name, limits)
+            opened = _opened(fp, name, limits, media_types)
         except BundleFormatError as e:
             if name is not None and e.hint is None and os.path.lexists(_interrupted(name)):
                 e.hint = (
@@ -146,10 +156,14 @@ def _interrupted(path: Path) -> Path:
     return path.with_name(journal_name(path.name))
 
 
-def _opened(fp: BinaryIO, path: Path | None, limits: Limits) -> OpenedBundle:
+def _opened(
+    fp: BinaryIO, path: Path | None, limits: Limits, media_types: Collection[bytes]
+) -> OpenedBundle:
     """``fp``'s container checked, and its manifest and signature entries read."""
     size = os.fstat(fp.fileno()).st_size
-    layout = read_layout(fp, file_size=size, max_entries=limits.max_entries)
+    layout = read_layout(
+        fp, file_size=size, max_entries=limits.max_entries, media_types=media_types
+    )
     names = [e.name for e in layout.entries]
     if names[-2:] != [MANIFEST_ENTRY, SIGNATURES_ENTRY]:
         raise ZipStructureError(
@@ -227,8 +241,16 @@ def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
     _check_crc(bundle.layout.entries[-2], bundle.manifest_bytes)
     _check_crc(bundle.layout.entries[-1], bundle.signatures_bytes)
     manifest = bundle.parse_manifest(limits)
+    check_entries(bundle, manifest.files, manifest.encryption)
+    return manifest
+
+
+def check_entries(
+    bundle: OpenedBundle, files: Sequence[PayloadFile], encryption: Encryption | None
+) -> None:
+    """The signed file list agrees with the container's payload entries, size and CRC."""
     entries = bundle.payload_entries()
-    listed = [f.entry for f in manifest.files]
+    listed = [f.entry for f in files]
     present = [e.name for e in entries]
     if listed != present:
         missing = sorted(set(listed) - set(present))
@@ -238,8 +260,8 @@ def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
             + (f"; missing from the bundle: {missing}" if missing else "")
             + (f"; not in the manifest: {extra}" if extra else "")
         )
-    seg = manifest.encryption.segment_size if manifest.encryption else 0
-    for f, e in zip(manifest.files, entries, strict=True):
+    seg = encryption.segment_size if encryption else 0
+    for f, e in zip(files, entries, strict=True):
         expected = _stream.stored_size(f.size, seg) if f.encrypted else f.size
         if f.stored.size != expected or e.size != f.stored.size:
             raise ManifestError(
@@ -248,7 +270,6 @@ def check_container(bundle: OpenedBundle, limits: Limits) -> BundleManifest:
             )
         if e.crc32 != f.stored.crc32:
             raise IntegrityError(f"{e.name}: CRC-32 in the ZIP headers differs from the manifest")
-    return manifest
 
 
 def data_key_if_given(manifest: BundleManifest, key: DecryptionKey | None) -> bytes | None:
@@ -271,8 +292,12 @@ def data_key_if_given(manifest: BundleManifest, key: DecryptionKey | None) -> by
 
 def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
     """Unwrap the bundle's data key with ``key``."""
-    enc = manifest.encryption
-    assert enc is not None
+    assert manifest.encryption is not None
+    return unwrap_data_key(manifest.encryption, manifest.model, key)
+
+
+def unwrap_data_key(enc: Encryption, model: ModelIdentity, key: DecryptionKey) -> bytes:
+    """Unwrap the data key of ``enc``, bound to ``model``'s tag and version (§7.7)."""
     match = [r for r in enc.recipients if r.keyid == key.key_id]
     if not match:
         raise NoMatchingRecipientError(
@@ -285,7 +310,7 @@ def data_key_for(manifest: BundleManifest, key: DecryptionKey) -> bytes:
         blob = base64.b64decode(recipient.wrapped, validate=True)
     except ValueError as e:  # binascii.Error, or non-ASCII text
         raise DecryptionError(f"wrapped key for {recipient.keyid[:16]}… is not base64") from e
-    info = _wrap.wrap_info(manifest.model.tag, manifest.model.version)
+    info = _wrap.wrap_info(model.tag, model.version)
     if key.private is not None and recipient.type == "hpke":
         if recipient.kem != _wrap.kem_name(key.private.public):
             raise DecryptionError(
