@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from aoe_pack.client.decide import Device
     from aoe_pack.interop import ModelSigningExport, ProvenanceExport
     from aoe_pack.keys import DecryptionKey, PasswordPrompt, PrivateKey, PublicKey, SigningKey
+    from aoe_pack.publish.deltas import DeltaOutcome
     from aoe_pack.publish.releases import Published
+    from aoe_pack.publish.workflow import Commit
     from aoe_pack.repository.model import Release
     from aoe_pack.repository.root import Root
     from aoe_pack.storage.store import Store
@@ -451,6 +453,11 @@ def publish(
     plain_http: bool | None = None,
     password_prompt: PasswordPrompt | None = None,
     on_upload: Callable[[Path, str, Release], None] | None = None,
+    delta_from: Sequence[str] = (),
+    decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    delta_sign_keys: Sequence[SigningKey | PathLike] = (),
+    delta_max_percent: int = 75,
+    on_delta: Callable[[DeltaOutcome], None] | None = None,
 ) -> Published:
     """Verify bundles, upload them by digest, and name them in a new manifest version.
 
@@ -479,6 +486,14 @@ def publish(
             has none.
         on_upload: Called with each bundle's path, tag and release once it
             is uploaded.
+        delta_from: Earlier versions of the (one) bundle's model to make
+            deltas from (docs/format.md §16); each one smaller than the
+            bundle is uploaded and recorded in the new release.
+        decryption_key: Opens the bundles of both releases when encrypted.
+        delta_sign_keys: Sign the deltas (default: ``sign_keys``); one must
+            have signed the bundle.
+        delta_max_percent: Record a delta only up to this share of the bundle.
+        on_delta: Called with each delta's outcome (recorded or skipped).
 
     Raises:
         UsageError: A setting is invalid, or a bundle is given twice.
@@ -488,6 +503,7 @@ def publish(
     """
     from aoe_pack.keys import resolve
     from aoe_pack.publish import releases
+    from aoe_pack.publish.deltas import DeltaRequest
     from aoe_pack.publish.workflow import DEFAULT_EXPIRES
 
     options = releases.ReleaseOptions(
@@ -508,10 +524,76 @@ def publish(
             options=options,
             expires=expires or DEFAULT_EXPIRES,
             on_bundle=on_upload,
+            deltas=DeltaRequest(
+                from_versions=tuple(delta_from),
+                decryption_key=None
+                if decryption_key is None
+                else resolve.decryption_key(decryption_key, prompt=password_prompt),
+                sign_keys=tuple(
+                    resolve.signing_key(k, prompt=password_prompt) for k in delta_sign_keys
+                ),
+                max_percent=delta_max_percent,
+                on_delta=on_delta,
+            )
+            if delta_from
+            else None,
         )
     finally:
         store.close()
     return releases.Published(commit=commit, releases=tuple(added), options=options)
+
+
+def add_deltas(
+    *,
+    repo: PathLike,
+    tag: str,
+    version: str,
+    from_versions: Sequence[str],
+    sign_keys: Sequence[SigningKey | PathLike],
+    decryption_key: DecryptionKey | PrivateKey | bytes | PathLike | None = None,
+    delta_sign_keys: Sequence[SigningKey | PathLike] = (),
+    max_percent: int = 75,
+    expires: dt.timedelta | None = None,
+    plain_http: bool | None = None,
+    password_prompt: PasswordPrompt | None = None,
+) -> tuple[Commit, list[DeltaOutcome]]:
+    """Add deltas from earlier releases to a published one (``aoe-pack manifest add-delta``).
+
+    Both releases' bundles are downloaded and matched against the manifest,
+    verified with the keys that signed the target's bundle and decrypted; the
+    delta is signed, uploaded as ``deltas/<sha256>.aoed`` and recorded in the
+    release, in one manifest version, only if smaller than the bundle
+    (docs/format.md §16).
+
+    Raises:
+        ReleaseNotFoundError: A version is not a release of ``tag``.
+        DeltaError: A bundle cannot be opened or does not match its release.
+        UsageError: No signing key given signed the target's bundle.
+        StoreError: The repository cannot be read or written.
+    """
+    from aoe_pack.keys import resolve
+    from aoe_pack.publish import deltas
+    from aoe_pack.publish.workflow import DEFAULT_EXPIRES
+
+    store = _open(repo, plain_http)
+    try:
+        return deltas.add_deltas(
+            store,
+            tag=tag,
+            version=version,
+            from_versions=from_versions,
+            sign_keys=[resolve.signing_key(k, prompt=password_prompt) for k in sign_keys],
+            decryption_key=None
+            if decryption_key is None
+            else resolve.decryption_key(decryption_key, prompt=password_prompt),
+            delta_sign_keys=[
+                resolve.signing_key(k, prompt=password_prompt) for k in delta_sign_keys
+            ],
+            max_percent=max_percent,
+            expires=expires or DEFAULT_EXPIRES,
+        )
+    finally:
+        store.close()
 
 
 def check(

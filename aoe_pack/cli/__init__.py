@@ -20,6 +20,7 @@ from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
 from aoe_pack.cli.ceremony_cmds import apply_proposal, inspect_proposal, sign_proposal
 from aoe_pack.cli.client_cmds import client
 from aoe_pack.cli.config_cmds import migrate, validate
+from aoe_pack.cli.delta_cmds import add_delta
 from aoe_pack.cli.export_cmds import export
 from aoe_pack.cli.keys_cmds import keygen, public_key
 from aoe_pack.cli.manifest_cmds import manifest
@@ -66,7 +67,7 @@ for command in (
 ):  # fmt: skip
     cli.add_command(command)
 cli.add_command(sign)
-for command in (sign_proposal, inspect_proposal, apply_proposal):
+for command in (sign_proposal, inspect_proposal, apply_proposal, add_delta):
     manifest.add_command(command)
 cli.add_command(public_key)
 

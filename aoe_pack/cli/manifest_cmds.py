@@ -6,16 +6,18 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from aoe_pack.cli._delta import delta_options, show_delta
 from aoe_pack.cli._errors import handle_errors
 from aoe_pack.cli._options import (
     INPUT_FILE,
     NumberArgumentsCommand,
     json_option,
     key_password_option,
+    load_optional_decryption_key,
     load_signing_keys,
     read_trusted_root,
     timeout_option,
@@ -23,6 +25,9 @@ from aoe_pack.cli._options import (
 from aoe_pack.cli._output import Output
 from aoe_pack.cli._proposals import check_mode, prepare_options, save, show_prepared
 from aoe_pack.errors import UsageError
+
+if TYPE_CHECKING:
+    from aoe_pack.publish.deltas import DeltaOutcome
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -226,6 +231,7 @@ def init(
     help="A runtime the device must have (repeat).",
 )
 @click.option("--critical", is_flag=True, help="Every eligible device gets it, rollout aside.")
+@delta_options
 @expires_option
 @plain_http_option
 @json_option
@@ -243,6 +249,10 @@ def publish(
     max_app_version: str | None,
     required_runtimes: tuple[str, ...],
     critical: bool,
+    delta_from: tuple[str, ...],
+    decryption_key: str | None,
+    delta_sign_keys: tuple[str, ...],
+    delta_max_percent: int,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -254,10 +264,17 @@ def publish(
     concurrent publishers never lose a release). Publishing the same bundle
     again changes nothing; a different bundle for a published version is refused.
 
+    With --delta-from VERSION, a delta from that release to this bundle is made
+    (both decrypted with --decryption-key), uploaded as deltas/<sha256>.aoed and
+    recorded in the new release if it is smaller than the bundle; devices that
+    run VERSION then download it instead (docs/format.md §16).
+
     \b
     Example:
       aoe-pack manifest publish mnist.aoe --repo repo/ --sign-key keys/release.key \\
           --rollout 10
+      aoe-pack manifest publish mnist-1.1.0.aoe --repo repo/ --sign-key keys/release.key \\
+          --delta-from 1.0.0 --decryption-key keys/app.key
       aoe-pack manifest publish mnist.aoe --repo repo/ --prepare --out publish.json
     """
     output = Output(json_mode)
@@ -279,9 +296,17 @@ def publish(
             expires=expires,
         )
         return
+    if prepare and delta_from:
+        raise click.UsageError("--delta-from cannot be combined with --prepare")
     with handle_errors(json_mode):
         check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack import api
+
+        outcomes: list[dict[str, Any]] = []
+
+        def on_delta(o: DeltaOutcome) -> None:
+            outcomes.append(o.to_dict())
+            show_delta(output, o)
 
         published = api.publish(
             bundles=bundles,
@@ -297,6 +322,11 @@ def publish(
             expires=parse_duration(expires),
             plain_http=plain_http,
             on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
+            delta_from=delta_from,
+            decryption_key=load_optional_decryption_key(decryption_key, key_passwords),
+            delta_sign_keys=load_signing_keys(delta_sign_keys, key_passwords),
+            delta_max_percent=delta_max_percent,
+            on_delta=on_delta,
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
     for tag, r in published.kept_first_settings():
@@ -315,7 +345,10 @@ def publish(
                 f"{', '.join(r.runtimes)}  {r.url}"
             )
 
-    output.result(published.to_dict(), text)
+    doc = published.to_dict()
+    if delta_from:
+        doc["deltas"] = outcomes
+    output.result(doc, text)
 
 
 def _prepare_publish(

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import re
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from aoe_pack.errors import (
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.ceremony import prepare_edit
+from aoe_pack.publish.deltas import DeltaRequest, check_max_percent, make_release_delta
 from aoe_pack.publish.edits import add_releases, holds_releases
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
@@ -204,8 +206,13 @@ def publish(
     options: ReleaseOptions = ReleaseOptions(),
     expires: dt.timedelta = DEFAULT_EXPIRES,
     on_bundle: Callable[[Path, str, Release], None] | None = None,
+    deltas: DeltaRequest | None = None,
 ) -> tuple[Commit, list[tuple[str, Release]]]:
-    """Verify and upload each bundle, then add them all in one manifest version."""
+    """Verify and upload each bundle, then add them all in one manifest version.
+
+    ``deltas``: also make deltas from earlier releases to the (one) bundle,
+    and record those smaller than it in its release, in the same version.
+    """
     state = read_state(store)  # an uninitialised or untrusted repository gets no uploads
     signers_for(state.root, sign_keys)
     require_approved(state, sign_keys)
@@ -215,7 +222,14 @@ def publish(
     if holds_releases(new)(state.manifest):
         held = [(tag, state.manifest.models[tag].find(rel.version)) for tag, rel in new]
         return Commit(state.manifest, 0), [(t, r) for t, r in held if r is not None]
-    _upload(store, new, bundles, on_bundle)
+    with tempfile.TemporaryDirectory(prefix="aoe-delta-") as tmp:
+        if deltas is not None and deltas.from_versions:
+            new = _with_new_deltas(
+                store, replace(state.manifest, bundle_keys={**state.manifest.bundle_keys,
+                                                             **bundle_keys}),
+                new, bundles, deltas, sign_keys, Path(tmp),
+            )  # fmt: skip
+        _upload(store, new, bundles, on_bundle)
     if getattr(store, "atomic_cas", True):
         commit = edit_manifest(
             store,
@@ -233,6 +247,41 @@ def publish(
     # Report what the manifest holds: a bundle published before keeps its first record.
     held = [(tag, commit.manifest.models[tag].find(rel.version)) for tag, rel in new]
     return commit, [(tag, rel) for tag, rel in held if rel is not None]
+
+
+def _with_new_deltas(
+    store: Store,
+    manifest: Manifest,
+    new: list[tuple[str, Release]],
+    bundles: Sequence[Path],
+    request: DeltaRequest,
+    sign_keys: Sequence[SigningKey],
+    tmp: Path,
+) -> list[tuple[str, Release]]:
+    """``new`` with deltas made and uploaded for its one bundle (§16.5)."""
+    if len(new) != 1:
+        raise UsageError("--delta-from needs exactly one bundle to publish")
+    (tag, target), bundle = new[0], Path(bundles[0])
+    refs = []
+    for base in request.from_versions:
+        outcome, path = make_release_delta(
+            store,
+            manifest,
+            tag=tag,
+            target=target,
+            from_version=base,
+            sign_keys=list(request.sign_keys) or list(sign_keys),
+            decryption_key=request.decryption_key,
+            tmp=tmp,
+            target_bundle=bundle,
+            max_percent=check_max_percent(request.max_percent),
+        )
+        if outcome.ref is not None and path is not None:
+            store.put_blob(outcome.ref.url, path, sha256=outcome.ref.sha256, size=outcome.ref.size)
+            refs.append(outcome.ref)
+        if request.on_delta is not None:
+            request.on_delta(outcome)
+    return [(tag, replace(target, deltas=tuple(refs)))]
 
 
 def prepare_publish(

@@ -72,6 +72,36 @@ def check_schema(document: Any, schema: str, *, what: str, part: str = "") -> No
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeltaRef:
+    """A delta (docs/format.md §16) from release ``from_version`` to the release holding it."""
+
+    from_version: str
+    url: str
+    size: int
+    sha256: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "from": self.from_version,
+            "url": self.url,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DeltaRef:
+        return cls(
+            from_version=d["from"],
+            url=d["url"],
+            size=d["size"],
+            sha256=d["sha256"],
+            extra={k: v for k, v in d.items() if k not in ("from", "url", "size", "sha256")},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Release:
     """One published bundle of one model version."""
 
@@ -93,6 +123,8 @@ class Release:
     signers: tuple[str, ...] = ()
     """Key ids (in the manifest's ``bundleKeys``) whose signatures on the bundle
     verified at publish time; the device verifies the bundle with those keys."""
+    deltas: tuple[DeltaRef, ...] = ()
+    """Deltas from earlier releases to this one, each smaller than the bundle (§16)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     rollout_extra: Mapping[str, Any] = field(default_factory=dict)
     """Unknown fields inside ``rollout`` (kept, like ``extra``)."""
@@ -138,6 +170,8 @@ class Release:
             d["yanked"] = {**self.yanked_extra, "reason": self.yanked}
         if self.signers:
             d["signers"] = list(self.signers)
+        if self.deltas:
+            d["deltas"] = [x.to_dict() for x in self.deltas]
         return d
 
     @classmethod
@@ -160,6 +194,7 @@ class Release:
             critical=d["critical"],
             yanked=d["yanked"]["reason"] if "yanked" in d else None,
             signers=tuple(d.get("signers", ())),
+            deltas=tuple(DeltaRef.from_dict(x) for x in d.get("deltas", ())),
             extra={k: v for k, v in d.items() if k not in known},
             rollout_extra={
                 k: v for k, v in d["rollout"].items() if k not in ("basisPoints", "salt")
@@ -184,6 +219,7 @@ _RELEASE_FIELDS = [
     "critical",
     "yanked",
     "signers",
+    "deltas",
 ]
 
 
@@ -362,6 +398,53 @@ class Manifest:
         )
 
 
+def worth_offering(delta_size: int, bundle_size: int) -> bool:
+    """§16.4: a delta is offered, and used, only when smaller than the full bundle."""
+    return 0 < delta_size < bundle_size
+
+
+def delta_for(release: Release, installed_version: str | None) -> DeltaRef | None:
+    """The delta a device that runs ``installed_version`` may download for ``release``.
+
+    Only one from exactly that version (precedence: build metadata aside),
+    and only one smaller than the bundle; any other is ignored (§16.4).
+    """
+    if installed_version is None:
+        return None
+    try:
+        installed = Version.parse(installed_version)
+    except VersionError:
+        return None
+    for d in release.deltas:
+        if Version.parse(d.from_version) == installed and worth_offering(d.size, release.size):
+            return d
+    return None
+
+
+def _check_deltas(tag: str, r: Release) -> None:
+    """A delta's url names its digest, and there is at most one per base version.
+
+    A delta not smaller than the bundle is no format error: devices ignore it
+    (§16.4), and publishers never write one.
+    """
+    seen: set[Version] = set()
+    for d in r.deltas:
+        if d.url != f"deltas/{d.sha256}.aoed":
+            raise RepositoryFormatError(
+                f"manifest: {tag} {r.version}: delta url must name its sha256"
+            )
+        try:
+            base = Version.parse(d.from_version)
+        except VersionError as e:
+            raise RepositoryFormatError(f"manifest: {tag} {r.version}: {e.message}") from e
+        if base in seen or not base < r.semver:
+            raise RepositoryFormatError(
+                f"manifest: {tag} {r.version}: a delta from {d.from_version} must come from "
+                "an earlier version, once"
+            )
+        seen.add(base)
+
+
 def _model_from_dict(tag: str, d: Mapping[str, Any]) -> ModelReleases:
     releases = tuple(Release.from_dict(r) for r in d["releases"])
     previous: Version | None = None
@@ -388,6 +471,7 @@ def _model_from_dict(tag: str, d: Mapping[str, Any]) -> ModelReleases:
             raise RepositoryFormatError(f"manifest: {tag} {r.version}: {e.message}") from e
         if r.url != f"bundles/{r.sha256}.aoe":
             raise RepositoryFormatError(f"manifest: {tag} {r.version}: url must name its sha256")
+        _check_deltas(tag, r)
         previous = v
     pin = d.get("pin")
     model = ModelReleases(

@@ -4,7 +4,8 @@ A repository is a handful of named documents plus content-addressed bundles:
 
 - ``root.json`` and ``roots/<N>.root.json``: the trusted-key chain;
 - ``manifest.json``: the signed list of releases, the only file that changes;
-- ``bundles/<sha256>.aoe``: immutable bundles, named by their digest.
+- ``bundles/<sha256>.aoe``: immutable bundles, named by their digest;
+- ``deltas/<sha256>.aoed``: immutable deltas between releases (docs/format.md §16).
 
 A :class:`Store` moves those bytes and nothing else. It knows no signatures,
 no versions and no retries: :mod:`aoe_pack.publish.workflow` does that, the
@@ -40,6 +41,13 @@ def bundle_name(sha256: str) -> str:
     if not _HEX64.fullmatch(sha256):
         raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
     return f"bundles/{sha256}.aoe"
+
+
+def delta_name(sha256: str) -> str:
+    """The content-addressed name of a delta (docs/format.md §16), also its URL."""
+    if not _HEX64.fullmatch(sha256):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return f"deltas/{sha256}.aoed"
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,26 @@ def _onnx_source(tmp_path: Path) -> Path:
     return folder / "config.json"
 
 
+def _two_releases(w: World, tmp_path: Path) -> Path:
+    """The repository with a 1.1.0 too: the same model with other labels (a delta to make)."""
+    repo = w.repo(tmp_path)
+    model = tmp_path / "mnist-1.1.0"
+    shutil.copytree(w.config.parent, model)
+    doc = json.loads(w.config.read_text())
+    doc["version"] = "1.1.0"
+    (model / "config.json").write_text(json.dumps(doc))
+    (model / "labels.txt").write_text("zero\none\n")
+    bundle = tmp_path / "mnist-1.1.0.aoe"
+    r = aoe(
+        "build", model / "config.json", "--out", bundle,
+        "--sign-key", w.signer, "--recipient", w.pub(w.device),
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = aoe("manifest", "publish", bundle, "--repo", repo, "--sign-key", w.signer)
+    assert r.exit_code == 0, r.output
+    return repo
+
+
 def _invalid_config(w: World) -> Path:
     """The config with a version that is not semver: a config-invalid violation."""
     doc = json.loads(w.config.read_text())
@@ -279,6 +299,10 @@ SUCCEEDS: dict[str, Args] = {
         "manifest", "publish", w.bundle, "--repo", w.repo(t), "--sign-key", w.signer,
     ],
     "manifest-show": lambda w, t: ["manifest", "show", "--repo", w.repo(t)],
+    "manifest-add-delta": lambda w, t: [
+        "manifest", "add-delta", "tag_mnist", "1.1.0", "--from", "1.0.0",
+        "--repo", _two_releases(w, t), "--sign-key", w.signer, "--decryption-key", w.device,
+    ],
     "manifest-yank": lambda w, t: [
         "manifest", "yank", "--repo", w.repo(t), "tag_mnist", "1.0.0", "--reason", "bad",
         "--sign-key", w.signer,
@@ -355,6 +379,10 @@ FAILS: dict[str, Args] = {
         "manifest", "publish", w.bundle, "--repo", w.repo(t), "--sign-key", w.stranger,
     ],
     "manifest-show": lambda w, t: ["manifest", "show", "--repo", t / "empty"],
+    "manifest-add-delta": lambda w, t: [
+        "manifest", "add-delta", "tag_mnist", "9.9.9", "--from", "1.0.0",
+        "--repo", w.repo(t), "--sign-key", w.signer, "--decryption-key", w.device,
+    ],
     "manifest-yank": lambda w, t: [
         "manifest", "yank", "--repo", w.repo(t), "tag_mnist", "9.9.9", "--reason", "bad",
         "--sign-key", w.signer,
