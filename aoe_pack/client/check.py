@@ -24,6 +24,7 @@ from typing import Any
 
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.decide import Action, Decision, Device, decide, require_model
+from aoe_pack.client.delta import DeltaAttempt, try_delta
 from aoe_pack.client.install import install
 from aoe_pack.errors import (
     OutputError,
@@ -159,15 +160,44 @@ class CheckResult:
     manifest_version: int
     bundle: Path | None = None
     unpacked: Path | None = None
+    delta: DeltaAttempt | None = None
+    """The delta tried first (§16.6); with ``unpacked`` and no ``bundle``, it installed."""
+
+    @property
+    def via(self) -> str | None:
+        """How the release was installed: "delta", "bundle", or None (nothing installed)."""
+        if self.unpacked is None:
+            return None
+        return "bundle" if self.bundle is not None else "delta"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             **self.decision.to_dict(),
             "rootVersion": self.root_version,
             "manifestVersion": self.manifest_version,
             "bundle": str(self.bundle) if self.bundle else None,
             "unpacked": str(self.unpacked) if self.unpacked else None,
         }
+        if self.unpacked is not None:
+            d["via"] = self.via
+        if self.delta is not None:
+            d["delta"] = {
+                "from": self.delta.delta.from_version,
+                "size": self.delta.delta.size,
+                "downloaded": self.delta.downloaded,
+                "used": self.delta.error is None,
+                **(
+                    {
+                        "fallback": {
+                            "code": self.delta.error.code,
+                            "message": self.delta.error.message,
+                        }
+                    }
+                    if self.delta.error
+                    else {}
+                ),
+            }
+        return d
 
 
 def effective_floor(floor: Floor | None, root: Root, minimum: Floor | None) -> Floor | None:
@@ -307,12 +337,26 @@ def check(
     release = decision.release
     if download_dir is None or decision.action is not Action.DOWNLOAD or release is None:
         return result
+    keys = bundle_signers(manifest, release, root)
+    attempt = try_delta(
+        store,
+        download_dir,
+        tag=tag,
+        release=release,
+        installed_version=device.installed_version,
+        trusted_keys=keys,
+        decryption_key=decryption_key,
+    )
+    if attempt is not None and attempt.unpacked is not None:  # §16.6: the delta did it
+        return CheckResult(
+            decision, root.version, manifest.version, None, attempt.unpacked, attempt
+        )
     bundle, unpacked = install(
         store,
         download_dir,
         tag=tag,
         release=release,
-        trusted_keys=bundle_signers(manifest, release, root),
+        trusted_keys=keys,
         decryption_key=decryption_key,
     )
-    return CheckResult(decision, root.version, manifest.version, bundle, unpacked)
+    return CheckResult(decision, root.version, manifest.version, bundle, unpacked, attempt)
