@@ -177,7 +177,8 @@ else:
     t0 = time.perf_counter()
     if lib == "zstd-prefix":
         prefix = zstd.ZstdDict(old, is_raw=True).as_prefix
-        out = zstd.ZstdDecompressor(zstd_dict=prefix, options={0: 31}).decompress(patch)
+        opts = {zstd.DecompressionParameter.window_log_max: 31}
+        out = zstd.ZstdDecompressor(zstd_dict=prefix, options=opts).decompress(patch)
     elif lib == "zstd-dict":
         d = z.ZstdCompressionDict(old, dict_type=z.DICT_TYPE_RAWCONTENT)
         out = z.ZstdDecompressor(dict_data=d, max_window_size=1 << 31).decompress(patch)
