@@ -278,6 +278,8 @@ def publish(
       aoe-pack manifest publish mnist.aoe --repo repo/ --prepare --out publish.json
     """
     output = Output(json_mode)
+    if prepare and delta_from:
+        raise click.UsageError("--delta-from cannot be combined with --prepare (yet)")
     if prepare:
         _prepare_publish(
             output,
@@ -296,8 +298,6 @@ def publish(
             expires=expires,
         )
         return
-    if prepare and delta_from:
-        raise click.UsageError("--delta-from cannot be combined with --prepare")
     with handle_errors(json_mode):
         check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack import api

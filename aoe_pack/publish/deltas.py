@@ -135,7 +135,10 @@ def make_release_delta(
     base = _release(manifest.models, tag, from_version)
     if not base.semver < target.semver:
         raise UsageError(f"a delta from {from_version} is not from before {target.version}")
+    # Each bundle is pinned by its release's SHA-256 (matched below); its signatures
+    # are checked with the keys recorded for either release (a key may have rotated).
     trusted = _trusted(manifest, target, sign_keys)
+    trusted += [k for k in recorded_signers(manifest, base) if k not in trusted]
     base_path = _bundle(store, base, base_bundle, tmp)
     target_path = _bundle(store, target, target_bundle, tmp)
     out = tmp / f"{tag}-{from_version}-{target.version}.aoed"
