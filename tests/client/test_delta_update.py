@@ -210,6 +210,47 @@ def test_flipped_delta_on_the_server_falls_back_to_the_bundle(repo: Repo, fine_t
     assert not list(repo.downloads.glob(".*aoed*"))  # nothing left behind
 
 
+def test_delta_whose_result_differs_from_the_signed_sha256_falls_back_to_the_bundle(
+    repo: Repo, fine_tune: Path, tmp_path: Path
+) -> None:
+    # An insider (a publisher bug, a stolen bundle key) lists a validly signed delta
+    # whose target digest is not what its patch makes: the device checks every file.
+    import hashlib
+
+    from tests.bundle.test_delta import _model_target, _resign
+
+    rel = repo.release("1.1.0")
+    (d,) = rel.deltas
+    bad = tmp_path / "bad.aoed"
+    bad.write_bytes((repo.store.root / d.url).read_bytes())
+
+    def wrong(doc: dict[str, Any]) -> None:
+        _model_target(doc)["sha256"] = "0" * 64
+
+    _resign(bad, repo.signer, wrong)
+    sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+    ref = DeltaRef(
+        from_version="1.0.0", url=f"deltas/{sha}.aoed", size=bad.stat().st_size, sha256=sha
+    )
+    repo.store.put_blob(ref.url, bad, sha256=sha, size=ref.size)
+
+    def swap(m: Any) -> Any:
+        entry = m.models[TAG]
+        target = entry.find("1.1.0")
+        rels = tuple(replace(r, deltas=(ref,)) if r is target else r for r in entry.releases)
+        return m.models.updated(TAG, replace(entry, releases=rels))
+
+    edit_manifest(repo.store, swap, sign_keys=[repo.signer], expires=dt.timedelta(days=1))
+    result = repo.check("1.0.0")
+    assert result.via == "bundle"
+    assert result.delta is not None
+    assert result.delta.error is not None
+    assert result.delta.error.code == "integrity"
+    assert "does not match the release's signed SHA-256" in result.delta.error.message
+    assert _installed_model(repo, "1.1.0") == _expected(fine_tune, repo)
+    assert not list(repo.downloads.glob(".tag_x-1.1.0*"))  # the staging folder is gone
+
+
 def test_delta_larger_than_its_recorded_size_is_cut_off(repo: Repo, fine_tune: Path) -> None:
     (d,) = repo.release("1.1.0").deltas
     blob = repo.store.root / d.url
