@@ -7,7 +7,9 @@ Each repository name is a tag of the OCI repository ``PATH/TO/REPO``:
 - ``root.json`` -> tag ``root``, and ``roots/N.root.json`` -> tag ``root-N``,
   layer mediaType ``application/vnd.aoe.repository.root.v1+json``;
 - ``bundles/<hex>.aoe`` -> tag ``bundle-<hex>``, layer mediaType
-  ``application/vnd.aoe.bundle.v1+zip``.
+  ``application/vnd.aoe.bundle.v1+zip``;
+- ``deltas/<hex>.aoed`` -> tag ``delta-<hex>``, layer mediaType
+  ``application/vnd.aoe.bundle.delta.v1+zip`` (docs/format.md §16).
 
 Each tag points at an OCI image manifest (``schemaVersion`` 2, ``mediaType``
 ``application/vnd.oci.image.manifest.v1+json``) with ``artifactType``
@@ -78,6 +80,7 @@ CONFIG_TYPE = "application/vnd.aoe.repository.config.v1+json"
 MANIFEST_LAYER = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_LAYER = "application/vnd.aoe.repository.root.v1+json"
 BUNDLE_LAYER = "application/vnd.aoe.bundle.v1+zip"
+DELTA_LAYER = "application/vnd.aoe.bundle.delta.v1+zip"
 PENDING_LAYER = "application/vnd.aoe.repository.pending.v1+json"
 TITLE = "org.opencontainers.image.title"
 TIMEOUT = 30.0  # seconds, for connecting and between received bytes
@@ -88,6 +91,7 @@ _CHUNK = 1 << 20
 _SHAPE = "expected oci://HOST[:PORT]/PATH/TO/REPO, e.g. oci://ghcr.io/acme/models"
 _ROOT_N = re.compile(r"roots/([1-9][0-9]*)\.root\.json")
 _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})\.aoe")
+_DELTA = re.compile(r"deltas/([0-9a-f]{64})\.aoed")
 _PENDING = re.compile(r"pending/([0-9a-f]{64})\.json")
 _TAG_PAGE = 10_000
 _MAX_TAG_PAGES = 100  # a registry cannot page us forever
@@ -111,7 +115,8 @@ class _Target:
 
     @property
     def is_bundle(self) -> bool:
-        return self.layer_type == BUNDLE_LAYER
+        """An immutable, content-addressed blob: a bundle or a delta."""
+        return self.layer_type in (BUNDLE_LAYER, DELTA_LAYER)
 
     def manifest(self, digest: str, size: int) -> bytes:
         """The OCI manifest for a layer: deterministic bytes, hence a stable digest."""
@@ -157,11 +162,13 @@ def _target(name: str) -> _Target:
         return _Target(f"root-{m[1]}", ROOT_LAYER, name)
     if m := _BUNDLE.fullmatch(name):
         return _Target(f"bundle-{m[1]}", BUNDLE_LAYER, f"{m[1]}.aoe")
+    if m := _DELTA.fullmatch(name):
+        return _Target(f"delta-{m[1]}", DELTA_LAYER, f"{m[1]}.aoed")
     if m := _PENDING.fullmatch(name):
         return _Target(f"pending-{m[1]}", PENDING_LAYER, name)
     raise StoreError(
         f"{name!r} has no place in an OCI repository: expected manifest.json, root.json, "
-        "roots/N.root.json or bundles/<sha256>.aoe"
+        "roots/N.root.json, bundles/<sha256>.aoe or deltas/<sha256>.aoed"
     )
 
 
@@ -170,7 +177,7 @@ def _bundle(name: str) -> tuple[_Target, str]:
     target = _target(name)
     if not target.is_bundle:
         raise StoreError(f"{name!r} is a document, not a bundle (bundles/<sha256>.aoe)")
-    return target, "sha256:" + target.tag.removeprefix("bundle-")
+    return target, "sha256:" + target.tag.split("-", 1)[1]
 
 
 def _mount_timeouts(session: requests.Session) -> None:

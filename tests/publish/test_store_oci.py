@@ -23,7 +23,7 @@ from aoe_pack.errors import (
 )
 from aoe_pack.storage import oci
 from aoe_pack.storage.oci import OciStore
-from aoe_pack.storage.store import MANIFEST, ROOT, bundle_name, root_name
+from aoe_pack.storage.store import MANIFEST, ROOT, bundle_name, delta_name, root_name
 
 if TYPE_CHECKING:
     from _server_oci import OciRegistry
@@ -259,6 +259,18 @@ def test_bundle_is_a_tagged_artifact(store: OciStore, tmp_path: Path) -> None:
             "annotations": {"org.opencontainers.image.title": f"{sha}.aoe"},
         }
     ]
+
+
+def test_delta_is_a_tagged_artifact_of_its_own_type(store: OciStore, tmp_path: Path) -> None:
+    source, sha = _bundle_file(tmp_path, 1000)
+    store.put_blob(delta_name(sha), source, sha256=sha, size=1000)
+    assert store.has_blob(delta_name(sha)) == 1000
+    assert store.has_blob(bundle_name(sha)) is None  # a delta is never served as a bundle
+    assert _tag_manifest(store, f"delta-{sha}")["layers"][0]["mediaType"] == (
+        "application/vnd.aoe.bundle.delta.v1+zip"
+    )
+    store.fetch_blob(delta_name(sha), tmp_path / "d.aoed", max_bytes=1000)
+    assert (tmp_path / "d.aoed").read_bytes() == source.read_bytes()
 
 
 def test_untagged_blob_is_not_there_and_put_blob_tags_it(store: OciStore, tmp_path: Path) -> None:
