@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._io import file_sha256
+from aoe_pack.bundle.delta import open_delta
 from aoe_pack.bundle.verify import verify_bundle
 from aoe_pack.client.check import bundle_signers, fetch_trusted
-from aoe_pack.errors import BundleMismatchError
-from aoe_pack.repository.model import Manifest
+from aoe_pack.errors import BundleMismatchError, DeltaError
+from aoe_pack.keys import PublicKey
+from aoe_pack.repository.model import DeltaRef, Manifest, Release
 from aoe_pack.repository.root import verify_self_signed
 from aoe_pack.repository.trust import (
     check_bundle_matches,
@@ -40,11 +42,33 @@ class RepoReport:
         }
 
 
+def _check_delta(
+    store: Store, d: DeltaRef, dest: Path, *, tag: str, release: Release, keys: list[PublicKey]
+) -> None:
+    """A listed delta is there, is the file listed, and is signed for its release."""
+    store.fetch_blob(d.url, dest, max_bytes=d.size)
+    sha256, got = file_sha256(dest)
+    if (sha256, got) != (d.sha256, d.size):
+        raise DeltaError(
+            f"{tag} {release.version}: the delta from {d.from_version} ({d.url}) is not the "
+            "file the manifest lists"
+        )
+    with open_delta(dest, trusted_keys=keys) as (_, m):
+        if (m.model.tag, m.model.version, m.base_version) != (tag, release.version,
+                                                              d.from_version):  # fmt: skip
+            raise DeltaError(
+                f"{tag} {release.version}: {d.url} is a delta from {m.base_version} to "
+                f"{m.model.tag} {m.model.version}"
+            )
+    dest.unlink()
+
+
 def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool) -> RepoReport:
     """Root chain from ``trusted_root``, manifest signatures and expiry, and bundles.
 
     With ``check_bundles``, every bundle is downloaded, matched against the
-    manifest's size and SHA-256, and verified with its recorded signers' keys.
+    manifest's size and SHA-256, and verified with its recorded signers' keys;
+    so is every delta (its patches are not applied: that needs the base files).
     """
     start = verify_self_signed(trusted_root, what="--trusted-root")
     root, _, verified = fetch_trusted(store, start, now=dt.datetime.now(dt.UTC))
@@ -63,7 +87,11 @@ def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool)
                     sha256, got = file_sha256(dest)
                     check_bundle_matches(r, size=got, sha256=sha256)
                     # its own signatures, with the keys a device will use
-                    verify_bundle(dest, trusted_keys=bundle_signers(manifest, r, root))
+                    keys = bundle_signers(manifest, r, root)
+                    verify_bundle(dest, trusted_keys=keys)
                     dest.unlink()
                     checked += 1
+                    for d in r.deltas:  # §16: as a device fetches and opens one
+                        _check_delta(store, d, Path(tmp) / "delta.aoed", tag=tag, release=r,
+                                     keys=keys)  # fmt: skip
     return RepoReport(root.version, manifest, checked)

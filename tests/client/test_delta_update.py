@@ -378,3 +378,26 @@ def test_recording_is_idempotent(repo: Repo, fine_tune: Path) -> None:
     m = read_state(repo.store).manifest
     (d,) = repo.release("1.1.0").deltas
     assert with_deltas(TAG, "1.1.0", [replace(d, sha256="b" * 64)])(m) is m.models
+
+
+# --- manifest verify --bundles checks deltas as a device fetches them --------------------------
+
+
+def test_repository_verify_checks_each_delta(repo: Repo, fine_tune: Path) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    trusted = (repo.store.root / ROOT).read_bytes()
+    assert verify_repository(repo.store, trusted, check_bundles=True).bundles_checked == 2
+
+
+def test_repository_verify_refuses_a_swapped_delta(repo: Repo, fine_tune: Path) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+    from aoe_pack.errors import DeltaError
+
+    (d,) = repo.release("1.1.0").deltas
+    blob = repo.store.root / d.url
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    blob.write_bytes(bytes(data))
+    with pytest.raises(DeltaError, match="is not the file the manifest lists"):
+        verify_repository(repo.store, (repo.store.root / ROOT).read_bytes(), check_bundles=True)
