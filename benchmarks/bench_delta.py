@@ -8,7 +8,7 @@ Models come from public Keras application architectures with ``weights=None``
 
 * A: the base model.
 * B: head-only fine-tune: A with only the classifier ``Dense`` moved by
-  Gaussian noise (sigma 0.02, the size of its initial weights);
+  Gaussian noise (sigma 0.02, the size of its initial weights).
   (Training the head of a ``weights=None`` backbone instead is no test: its
   pooled features are nearly zero, so 20 Adam steps moved the kernel by at
   most 8e-10 and only the bias changed; that delta is 0.07 % of the bundle.)
