@@ -222,9 +222,8 @@ def _onnx_source(tmp_path: Path) -> Path:
     return folder / "config.json"
 
 
-def _two_releases(w: World, tmp_path: Path) -> Path:
-    """The repository with a 1.1.0 too: the same model with other labels (a delta to make)."""
-    repo = w.repo(tmp_path)
+def _bundle_1_1_0(w: World, tmp_path: Path) -> Path:
+    """The mnist model as 1.1.0 with other labels: a small delta from 1.0.0 to make."""
     model = tmp_path / "mnist-1.1.0"
     shutil.copytree(w.config.parent, model)
     doc = json.loads(w.config.read_text())
@@ -237,7 +236,14 @@ def _two_releases(w: World, tmp_path: Path) -> Path:
         "--sign-key", w.signer, "--recipient", w.pub(w.device),
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    r = aoe("manifest", "publish", bundle, "--repo", repo, "--sign-key", w.signer)
+    return bundle
+
+
+def _two_releases(w: World, tmp_path: Path) -> Path:
+    """The repository with 1.1.0 published too."""
+    repo = w.repo(tmp_path)
+    r = aoe("manifest", "publish", _bundle_1_1_0(w, tmp_path), "--repo", repo,
+            "--sign-key", w.signer)  # fmt: skip
     assert r.exit_code == 0, r.output
     return repo
 
@@ -555,3 +561,17 @@ def test_every_kind_of_target_outcome_matches_the_schema(outcome: TargetOutcome)
         {**outcome.to_dict(), "model": "m"},
     ):
         assert errors_of(f"{COMMON}#/$defs/targetOutcome", row) == []
+
+
+def test_publish_with_delta_from_reports_each_delta(world: World, tmp_path: Path) -> None:
+    repo, bundle = world.repo(tmp_path), _bundle_1_1_0(world, tmp_path)
+    code, doc = run_json(
+        "manifest", "publish", bundle, "--repo", repo, "--sign-key", world.signer,
+        "--delta-from", "1.0.0", "--decryption-key", world.device,
+    )  # fmt: skip
+    assert (code, doc.get("ok")) == (0, True), doc
+    assert errors_of(f"{schema_uri('manifest-publish')}#/$defs/result", doc) == []
+    (delta,) = doc["deltas"]
+    assert (delta["from"], delta["to"], delta["recorded"]) == ("1.0.0", "1.1.0", True)
+    (release,) = [r for r in doc["releases"] if r["version"] == "1.1.0"]
+    assert release["deltas"][0]["sha256"] == delta["sha256"]
