@@ -381,3 +381,26 @@ def test_delta_with_an_unsafe_target_name_never_reaches_the_file_system() -> Non
 
     with pytest.raises(UnsafeEntryError):
         check_name("/etc/passwd")
+
+
+def test_no_single_flipped_byte_of_a_delta_gets_through(
+    tmp_path: Path, pair: tuple[Release, Release], delta: Path, signer: PrivateKey,
+    x25519_key: PrivateKey,
+) -> None:  # fmt: skip
+    """Flip one bit anywhere (headers, padding, patches, manifest, signatures): refused."""
+    import random
+
+    from aoe_pack.errors import AoePackError
+
+    good = delta.read_bytes()
+    rng = random.Random(1)
+    offsets = sorted(
+        {rng.randrange(len(good)) for _ in range(40)} | {0, 40, len(good) - 23, len(good) - 1}
+    )
+    for i, offset in enumerate(offsets):
+        broken = bytearray(good)
+        broken[offset] ^= 1 << rng.randrange(8)
+        delta.write_bytes(bytes(broken))
+        out = tmp_path / f"out{i}"
+        with pytest.raises(AoePackError):
+            _apply(delta, pair[0].folder, out, signer, x25519_key)
