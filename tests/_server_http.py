@@ -11,11 +11,14 @@ past the end), a strong ETag from size and mtime, ``Last-Modified``, and
 - ``.url`` (``http://127.0.0.1:PORT``, no trailing slash), ``.root``,
   ``.url_for(path)``;
 - ``.requests``: every request as ``(method, path, Range header or None)``, the
-  path relative to ``.root`` (no leading slash);
+  path relative to ``.root`` (no leading slash); ``.headers``: each one's
+  request headers, in the same order;
 - knobs, each for one path relative to ``.root``: ``endless(path)``,
   ``lying_length(path, n)``, ``cut_after(path, nbytes)`` (next GET only) and
   ``no_length(path)`` (the file without Content-Length, body ended by closing),
-  ``redirect(path, location)`` (302).
+  ``redirect(path, location)`` (302), ``answer(path, status, headers, body)``
+  (that response, as given, to every request for ``path``: what no honest
+  server sends).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class HttpServer:
     root: Path
     url: str
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     _endless: set[str] = field(default_factory=set)
@@ -54,6 +58,7 @@ class HttpServer:
     _cuts: dict[str, int] = field(default_factory=dict)
     _no_length: set[str] = field(default_factory=set)
     _redirects: dict[str, str] = field(default_factory=dict)
+    _answers: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
 
     def url_for(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
@@ -81,6 +86,14 @@ class HttpServer:
     def redirect(self, path: str, location: str) -> None:
         """GET ``path`` answers 302 with ``Location: location`` (the file need not exist)."""
         self._redirects[path.lstrip("/")] = location
+
+    def answer(self, path: str, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        """Every request for ``path`` gets this status, these headers and this body, as given.
+
+        Nothing is added but the status line, ``Server`` and ``Date``: no
+        Content-Length unless given (then the body ends when the connection closes).
+        """
+        self._answers[path.lstrip("/")] = (status, headers, body)
 
 
 class _Server(ThreadingHTTPServer):
@@ -111,8 +124,16 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
         state.requests.append((self.command, rel, self.headers.get("Range")))
+        state.headers.append(dict(self.headers.items()))
         path = (state.root / rel).resolve()
-        if rel in state._redirects:
+        if rel in state._answers:
+            status, headers, content = state._answers[rel]
+            close = {} if "Content-Length" in headers else {"Connection": "close"}
+            self._headers(status, {**headers, **close})
+            if body and content:
+                with contextlib.suppress(ConnectionError):
+                    self.wfile.write(content)
+        elif rel in state._redirects:
             self._headers(302, {"Location": state._redirects[rel], "Content-Length": "0"})
         elif rel in state._endless:
             self._headers(200, {"Connection": "close"})

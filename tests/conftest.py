@@ -25,7 +25,7 @@ from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig, ModelFile
 
 # Real servers for the repository tests, each started by its own fixture.
-pytest_plugins = ["_server_oci", "_server_s3", "_server_http"]
+pytest_plugins = ["_server_oci", "_server_s3", "_server_http", "_server_nginx"]
 
 DEFAULT_FILES: Mapping[str, bytes] = {
     "model.tflite": bytes(range(256)) * 4 + b"model",

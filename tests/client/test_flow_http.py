@@ -6,11 +6,14 @@ device key). Each test then publishes into the folder a real HTTP server
 serves (``http_server.root``) with ``aoe-pack manifest ...`` and runs the
 device with ``aoe-pack client check --json`` (or the library ``check`` where
 the CLI has no knob, such as the clock), honest server first, hostile after.
+The honest flow runs from nginx too (``nginx_server``), with the documents
+served as precompressed ``.gz`` siblings, as a production server would.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import shutil
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 from _cli import NO_PASSWORD, Cli
 from _server_http import HttpServer
+from _server_nginx import NginxServer
 
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device, bucket
@@ -95,7 +99,7 @@ class Repo:
     """A repository published by the CLI into the served folder, and a device against it."""
 
     kit: Kit
-    server: HttpServer
+    server: HttpServer  # or an NginxServer for the tests that read no .requests
     work: Path
 
     @property
@@ -159,14 +163,17 @@ class Repo:
 @pytest.fixture
 def repo(kit: Kit, http_server: HttpServer, tmp_path: Path) -> Repo:
     """``manifest init`` of the served folder; root 1 is kept as the app's trusted root."""
-    r = Repo(kit, http_server, tmp_path / "device")
+    return _init(Repo(kit, http_server, tmp_path / "device"))
+
+
+def _init(r: Repo) -> Repo:
     r.work.mkdir()
     doc = aoe_json(
-        *("manifest", "init", "--repo", http_server.root),
-        *("--root-key", kit.pub("release"), "--sign-key", kit.key("release")),
+        *("manifest", "init", "--repo", r.folder),
+        *("--root-key", r.kit.pub("release"), "--sign-key", r.kit.key("release")),
     )
     assert doc["rootVersion"] == 1
-    shutil.copyfile(http_server.root / ROOT, r.trusted_root)
+    shutil.copyfile(r.folder / ROOT, r.trusted_root)
     return r
 
 
@@ -212,6 +219,30 @@ def test_client_downloads_verifies_and_decrypts_over_http(repo: Repo) -> None:
     again = repo.client(installed="1.1.0", local="1.0.0")  # now running it: nothing to do
     assert again["action"] == "keep"
     assert again["running"] == "1.1.0"
+
+
+def test_client_check_over_nginx_with_compressed_documents(
+    kit: Kit, nginx_server: NginxServer, tmp_path: Path
+) -> None:
+    """The device flow from a real web server whose documents have ``.gz`` siblings."""
+    repo = _init(Repo(kit, nginx_server, tmp_path / "device"))
+    repo.publish("1.1.0")
+    documents = sorted(repo.folder.rglob("*.json"))
+    for path in documents:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+    doc = repo.client()
+    assert doc["action"] == "download"
+    assert (doc["rootVersion"], doc["manifestVersion"]) == (1, 2)
+    _assert_unpacked(repo, doc, "1.1.0")
+
+    wire = {r.path: r for r in nginx_server.wire(at_least=3)}
+    manifest = wire[MANIFEST]
+    assert manifest.status == 200
+    assert manifest.bytes_sent < (repo.folder / MANIFEST).stat().st_size  # sent compressed
+    bundle = wire[repo.bundle_path("1.1.0")]
+    assert bundle.bytes_sent > kit.bundles["1.1.0"].stat().st_size  # sent as the file is
+    again = repo.client(installed="1.1.0", local="1.0.0")
+    assert again["action"] == "keep"
 
 
 def test_client_downloads_when_inside_rollout(repo: Repo) -> None:
