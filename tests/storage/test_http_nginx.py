@@ -18,6 +18,7 @@ from _server_nginx import NginxServer
 
 from aoe_pack.errors import DownloadTooLargeError
 from aoe_pack.storage.http import HttpStore, download
+from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.store import NotModified, Stored, Validators, read_if_changed
 
 CAP = 4 << 20
@@ -192,3 +193,18 @@ def test_blob_size_is_the_file_size_not_a_compressed_one(nginx_server: NginxServ
     name = "bundles/" + "ef" * 32 + ".aoe"
     _publish(nginx_server, name, data, gz=True)
     assert HttpStore(nginx_server.url).has_blob(name) == len(data)
+
+
+def test_a_document_replaced_within_a_second_gets_new_validators(
+    nginx_server: NginxServer,
+) -> None:
+    """nginx's ETag is mtime (seconds) and size: the publisher must move the mtime on."""
+    store = LocalStore(nginx_server.root)
+    token = store.replace("manifest.json", b'{"version": 12}', expected=None)
+    device = HttpStore(nginx_server.url)
+    first = device.read("manifest.json", max_bytes=CAP)
+    assert first is not None
+    store.replace("manifest.json", b'{"version": 13}', expected=token)  # same size, same second
+    got = device.read_if_changed("manifest.json", max_bytes=CAP, known=first.revalidation)
+    assert isinstance(got, Stored)
+    assert got.data == b'{"version": 13}'
