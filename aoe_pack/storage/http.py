@@ -260,33 +260,43 @@ def _fetch(
     with contextlib.closing(response):
         if response.status not in (200, None):  # None: file:// URLs
             raise DownloadError(f"{url}: unexpected HTTP {response.status} for a document")
-        headers = response.headers
-        coding = _coding(headers, url, _DOCUMENT_CODINGS)
-        total = _number(headers.get("Content-Length"), url)
-        if coding is None:
-            _check_total(url, total, max_bytes, None)
-            bound, why = (max_bytes, "the cap") if total is None else (total, "the announced size")
-            data = b"".join(_chunks(response, bound, 0, url, why))
-            received = len(data)
-        else:
-            wire = _compressed_bound(max_bytes)
-            if total is not None and total > wire:
-                raise DownloadTooLargeError(
-                    f"{url}: announces {total} compressed bytes, more than a document of "
-                    f"{max_bytes} bytes (the cap) can take"
-                )
-            bound, why = (
-                (wire, "the compressed bound") if total is None else (total, "the announced size")
-            )
-            sizes: list[int] = []
-            raw = _counted(_chunks(response, bound, 0, url, why), sizes)
-            data = b"".join(_gunzip(raw, max_bytes, url))
-            received = sum(sizes)
-        if total is not None and received != total:
-            raise DownloadError(f"{url}: the server closed after {received} of {total} bytes")
-        validators = _validators(headers)
+        data = _body(response, url, max_bytes)
+        validators = _validators(response.headers)
     token = validators.etag or hashlib.sha256(data).hexdigest()
     return Stored(data, token, validators)
+
+
+def _body(response: _Response, url: str, max_bytes: int) -> bytes:
+    """A document's body, as sent or inflated, never more than ``max_bytes``.
+
+    Compressed, ``Content-Length`` counts the bytes on the wire: they are
+    held to it, or else to :func:`_compressed_bound`, and the inflated ones
+    to the cap. Either way a body that ends before its announced length fails.
+    """
+    coding = _coding(response.headers, url, _DOCUMENT_CODINGS)
+    total = _number(response.headers.get("Content-Length"), url)
+    if coding is None:
+        _check_total(url, total, max_bytes, None)
+        bound, why = (max_bytes, "the cap") if total is None else (total, "the announced size")
+        data = b"".join(_chunks(response, bound, 0, url, why))
+        received = len(data)
+    else:
+        wire = _compressed_bound(max_bytes)
+        if total is not None and total > wire:
+            raise DownloadTooLargeError(
+                f"{url}: announces {total} compressed bytes, more than a document of "
+                f"{max_bytes} bytes (the cap) can take"
+            )
+        bound, why = (
+            (wire, "the compressed bound") if total is None else (total, "the announced size")
+        )
+        sizes: list[int] = []
+        raw = _counted(_chunks(response, bound, 0, url, why), sizes)
+        data = b"".join(_gunzip(raw, max_bytes, url))
+        received = sum(sizes)
+    if total is not None and received != total:
+        raise DownloadError(f"{url}: the server closed after {received} of {total} bytes")
+    return data
 
 
 def _conditions(known: Validators | None) -> dict[str, str]:
