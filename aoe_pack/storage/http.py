@@ -605,7 +605,9 @@ class HttpStore:
 
     ``url`` is an ``http(s)://`` or ``file://`` base URL, or a local folder.
     Document names are checked so that a name from a hostile manifest cannot
-    climb out of the repository (``..``) or turn into another URL.
+    climb out of the repository (``..``) or turn into another URL. It is a
+    :class:`~aoe_pack.storage.store.ConditionalStore`: documents are read with
+    the validators the caller holds, and may arrive gzip-compressed.
     """
 
     def __init__(self, url: str, *, limits: TransferLimits = DEFAULT_LIMITS) -> None:
