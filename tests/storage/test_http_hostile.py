@@ -278,3 +278,14 @@ def test_document_with_another_success_status_is_refused(
     http_server.answer(DOC, status, {"Content-Length": "2"}, b"{}")
     with pytest.raises(DownloadError, match=f"unexpected HTTP {status} for a document"):
         fetch_document(http_server.url_for(DOC), max_bytes=CAP, known=None)
+
+
+def test_conditions_and_accepted_coding_follow_a_redirect(http_server: HttpServer) -> None:
+    """A CDN that redirects to a mirror still gets a conditional, gzip-accepting request."""
+    http_server.redirect(DOC, http_server.url_for("mirror/manifest.json"))
+    http_server.answer("mirror/manifest.json", 304, {"ETag": ETAG})
+    got = _store(http_server).read_if_changed(DOC, max_bytes=CAP, known=KNOWN)
+    assert got == NotModified(KNOWN)
+    assert [path for _, path, _ in http_server.requests] == [DOC, "mirror/manifest.json"]
+    sent = http_server.headers[-1]
+    assert (sent["If-None-Match"], sent["Accept-Encoding"]) == (ETAG, "gzip")
