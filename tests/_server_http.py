@@ -3,7 +3,10 @@
 ``http.server.SimpleHTTPRequestHandler`` ignores ``Range``, so this handler
 serves files itself: a single ``bytes=N-`` range (206 + ``Content-Range``, 416
 past the end), a strong ETag from size and mtime, ``Last-Modified``, and
-``If-Range`` (a stale validator gets the whole file with 200, as RFC 9110 says).
+``If-Range`` (a stale validator gets the whole file with 200, as RFC 9110 says),
+conditional GETs (``If-None-Match``, ``If-Modified-Since``: 304) and, to a
+request accepting gzip, a ``<file>.gz`` sibling as nginx's ``gzip_static`` does,
+so the portable jobs (no nginx on macOS and Windows) exercise them too.
 
 ``http_server`` (function-scoped) serves a fresh ``tmp_path/"www"`` folder on
 127.0.0.1 and returns an :class:`HttpServer`:
@@ -149,11 +152,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _file(self, path: Path, rel: str, *, body: bool) -> None:
         state = self.server.state
+        headers: dict[str, str] = {}
+        sibling = path.with_name(path.name + ".gz")
+        gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
+        if gzip_ok and "Range" not in self.headers and sibling.is_file():
+            path = sibling  # as nginx's gzip_static: the precompressed file, as it is
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         st = path.stat()
         size = st.st_size
         etag = f'"{size:x}-{st.st_mtime_ns:x}"'
         modified = email.utils.formatdate(st.st_mtime, usegmt=True)
-        headers = {"ETag": etag, "Last-Modified": modified, "Accept-Ranges": "bytes"}
+        headers.update({"ETag": etag, "Last-Modified": modified, "Accept-Ranges": "bytes"})
+        if self._unchanged(etag, int(st.st_mtime)):
+            self._headers(304, {"ETag": etag, "Last-Modified": modified})
+            return
         match = _RANGE.fullmatch(self.headers.get("Range", ""))
         if_range = self.headers.get("If-Range")
         start = int(match[1]) if match and if_range in (None, etag, modified) else 0
@@ -176,6 +188,20 @@ class _Handler(BaseHTTPRequestHandler):
                 shutil.copyfileobj(_Limited(f, limit), self.wfile)
         if limit is not None or rel in state._no_length:
             self.close_connection = True
+
+    def _unchanged(self, etag: str, mtime: int) -> bool:
+        """RFC 9110 §13.1.2-3: If-None-Match (weak comparison) first, else If-Modified-Since."""
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+            return etag in tags or "*" in tags
+        since = self.headers.get("If-Modified-Since")
+        try:
+            return (
+                since is not None and mtime <= email.utils.parsedate_to_datetime(since).timestamp()
+            )
+        except (TypeError, ValueError):
+            return False
 
     def _headers(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)
