@@ -452,6 +452,7 @@ def publish(
     plain_http: bool | None = None,
     password_prompt: PasswordPrompt | None = None,
     on_upload: Callable[[Path, str, Release], None] | None = None,
+    public_url: str | None = None,
 ) -> Published:
     """Verify bundles, upload them by digest, and name them in a new manifest version.
 
@@ -480,15 +481,21 @@ def publish(
             has none.
         on_upload: Called with each bundle's path, tag and release once it
             is uploaded.
+        public_url: The address devices read this repository at
+            (``https://models.example.com/repo/``). Given, a bundle whose
+            ``updateURL`` names another repository is refused before anything
+            is uploaded; bundles without one are accepted (docs/format.md §15.8.1).
 
     Raises:
         UsageError: A setting is invalid, or a bundle is given twice.
+        UpdateURLMismatchError: A bundle's ``updateURL`` is not ``public_url``.
         ReleaseConflictError: A different bundle holds that version already.
         VerificationError: A bundle does not verify.
         StoreError: The repository cannot be read or written.
     """
     from aoe_pack.keys import resolve
     from aoe_pack.publish import releases
+    from aoe_pack.publish.address import check_update_urls
     from aoe_pack.publish.workflow import DEFAULT_EXPIRES
 
     options = releases.ReleaseOptions(
@@ -499,6 +506,8 @@ def publish(
         required_runtimes=tuple(sorted(set(required_runtimes))),
         critical=critical,
     )
+    if public_url is not None:
+        check_update_urls([Path(b) for b in bundles], public_url)
     store = _open(repo, plain_http)
     try:
         commit, added = releases.publish(
