@@ -7,6 +7,9 @@ document alone. Generated addresses must get the same verdict from both.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import _independent_verifier as iv
 import pytest
 from hypothesis import example, given, settings
@@ -76,3 +79,12 @@ _PIECES = st.sampled_from(
 @example("https://user@models.example.com/")
 def test_the_independent_reading_agrees(url: str) -> None:
     assert (url_problem(url) is None) == iv._update_url_ok(url)
+
+
+def test_the_schemas_say_the_same_length_and_the_same_pattern() -> None:
+    root = Path(__file__).resolve().parents[1] / "schemas"
+    config = json.loads((root / "model-config.schema.json").read_text())["properties"]
+    common = json.loads((root / "cli" / "common.schema.json").read_text())
+    identity = common["$defs"]["modelIdentity"]["properties"]
+    assert config["updateURL"]["maxLength"] == identity["updateURL"]["maxLength"] == MAX_URL_LENGTH
+    assert config["updateURL"]["pattern"] == identity["updateURL"]["pattern"]
