@@ -154,3 +154,13 @@ def test_local_bundle_of_another_tag_is_a_usage_error(
         f"--local-bundle {other} is model 'tag_other', not --tag '{TAG}': its updateURL "
         "names another model's repository"
     )
+
+
+def test_local_bundle_that_is_not_a_bundle_is_refused(
+    served: tuple[HttpServer, Path], tmp_path: Path
+) -> None:
+    _, root = served
+    config = tmp_path / "model.config"
+    config.write_text('{"updateURL": "https://models.example.com/"}')  # an AoE config, not a bundle
+    doc = _check(root, "--local-bundle", config, exit_code=1)
+    assert doc["error"]["code"] == "not-a-bundle"
