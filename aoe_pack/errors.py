@@ -507,6 +507,16 @@ class ReleaseConflictError(RepositoryError):
     code = "release-conflict"
 
 
+class UpdateURLMismatchError(RepositoryError):
+    """A bundle's ``updateURL`` names another repository than the one it is published to.
+
+    Devices that ship it would look for updates elsewhere (``manifest publish
+    --public-url``, docs/format.md §15.8.1).
+    """
+
+    code = "update-url-mismatch"
+
+
 class ProposalError(RepositoryError):
     """A ceremony's proposal cannot take this signature, or be installed in this repository."""
 

@@ -399,6 +399,17 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "plain": root / "plain.aoe", "all": root / "all.aoe"}
 
 
+def test_only_the_plain_vector_carries_an_update_url() -> None:
+    """§5.2.4 came after the encrypted vectors: a bundle without it must read as before."""
+    trusted = [load_public_key(str(mv.key_path(k, "pub"))) for k in mv.SIGNERS]
+    for name in mv.BUNDLES:
+        model = verify_bundle(VECTORS / name, trusted_keys=trusted, threshold=2).manifest.model
+        assert model.update_url == mv.UPDATE_URL.get(name)
+    pems = [mv.key_path(k, "pub").read_bytes() for k in mv.SIGNERS]
+    plain = iv.verify(VECTORS / "v1-plain.aoe", pems, threshold=2, key=None)
+    assert plain["model"]["updateURL"] == "https://models.example.com/test-vectors/"
+
+
 @pytest.mark.parametrize("key", [None, "x25519", "p256-kem", "mlkem768-x25519", "aes256"])
 def test_independent_verifier_accepts_fresh_bundles(
     fresh: dict[str, Path], key: str | None
@@ -494,6 +505,12 @@ INSIDER: dict[str, tuple[Callable[[dict[str, Any]], None], str | None]] = {
     "role-empty": (lambda m: m["files"][0].update(role=""), None),
     "path-climbs-out": (_labels_one_folder_up, None),
     "uint-above-2-53": (lambda m: m.update(sourceDateEpoch=SENTINEL), None),
+    "update-url-cleartext": (lambda m: m["model"].update(updateURL="http://models.example/"), None),
+    "update-url-userinfo": (
+        lambda m: m["model"].update(updateURL="https://ci:token@models.example/"),
+        None,
+    ),
+    "update-url-not-a-string": (lambda m: m["model"].update(updateURL=["https://x.ex/"]), None),
 }
 
 
@@ -545,6 +562,9 @@ ATTACKS = {
     "role-empty": "manifest",
     "path-climbs-out": "manifest",
     "uint-above-2-53": "manifest",
+    "update-url-cleartext": "manifest",
+    "update-url-userinfo": "manifest",
+    "update-url-not-a-string": "manifest",
 }
 
 

@@ -154,7 +154,11 @@ def build_bundle(
     epoch = source_date_epoch()
     feature = identity is not None  # several models: no one file is "the" source
     identity = identity or ModelIdentity(
-        tag=config.tag, name=config.model_name, version=config.version, runtime=config.runtime
+        tag=config.tag,
+        name=config.model_name,
+        version=config.version,
+        runtime=config.runtime,
+        update_url=config.update_url,
     )
     data_key = _stream.new_data_key() if encryption.enabled else None
     enc = _encryption(identity, data_key, encryption) if data_key else None

@@ -226,6 +226,14 @@ def init(
     help="A runtime the device must have (repeat).",
 )
 @click.option("--critical", is_flag=True, help="Every eligible device gets it, rollout aside.")
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The https:// address devices read this repository at. Refuses, before any "
+    "upload, a bundle whose updateURL (from its config, signed) names another repository; "
+    "bundles without one pass. Compared with scheme and host case, a default port and a "
+    "trailing / ignored.",
+)
 @expires_option
 @plain_http_option
 @json_option
@@ -243,6 +251,7 @@ def publish(
     max_app_version: str | None,
     required_runtimes: tuple[str, ...],
     critical: bool,
+    public_url: str | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -254,10 +263,16 @@ def publish(
     concurrent publishers never lose a release). Publishing the same bundle
     again changes nothing; a different bundle for a published version is refused.
 
+    With --public-url (the address devices read, where the storage is served),
+    a bundle built with an updateURL naming another repository is refused:
+    apps shipping it would never find its updates here.
+
     \b
     Example:
       aoe-pack manifest publish mnist.aoe --repo repo/ --sign-key keys/release.key \\
           --rollout 10
+      aoe-pack manifest publish mnist.aoe --repo s3://models-bucket/repo \\
+          --public-url https://models.example.com/repo/ --sign-key keys/release.key
       aoe-pack manifest publish mnist.aoe --repo repo/ --prepare --out publish.json
     """
     output = Output(json_mode)
@@ -277,11 +292,16 @@ def publish(
             required_runtimes=required_runtimes,
             critical=critical,
             expires=expires,
+            public_url=public_url,
         )
         return
     with handle_errors(json_mode):
         check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack import api
+        from aoe_pack.publish.address import check_public_url
+
+        if public_url is not None:
+            check_public_url(public_url)  # a usage error, before any key is loaded
 
         published = api.publish(
             bundles=bundles,
@@ -297,6 +317,7 @@ def publish(
             expires=parse_duration(expires),
             plain_http=plain_http,
             on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
+            public_url=public_url,
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
     for tag, r in published.kept_first_settings():
@@ -334,6 +355,7 @@ def _prepare_publish(
     required_runtimes: tuple[str, ...],
     critical: bool,
     expires: str,
+    public_url: str | None,
 ) -> None:
     """``publish --prepare``: upload the bundles, propose the manifest that names them."""
     with handle_errors(json_mode):
@@ -341,6 +363,10 @@ def _prepare_publish(
         assert out is not None
         from aoe_pack.keys import load_public_key
         from aoe_pack.publish import releases
+        from aoe_pack.publish.address import check_public_url, check_update_urls
+
+        if public_url is not None:
+            check_public_url(public_url)
 
         options = releases.ReleaseOptions(
             channel=channel,
@@ -351,6 +377,8 @@ def _prepare_publish(
             critical=critical,
         )
         keys = [load_public_key(k) for k in trusted_keys]
+        if public_url is not None:
+            check_update_urls(bundles, public_url)  # before anything is uploaded
         store = _store(repo, plain_http)
         try:
             proposal, _ = releases.prepare_publish(

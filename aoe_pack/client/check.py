@@ -159,6 +159,8 @@ class CheckResult:
     manifest_version: int
     bundle: Path | None = None
     unpacked: Path | None = None
+    repository: str | None = None
+    """The repository address read: ``--repo``, or the local bundle's ``updateURL``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +169,7 @@ class CheckResult:
             "manifestVersion": self.manifest_version,
             "bundle": str(self.bundle) if self.bundle else None,
             "unpacked": str(self.unpacked) if self.unpacked else None,
+            "repository": self.repository,
         }
 
 

@@ -65,6 +65,9 @@ BUNDLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "v1-mlkem.aoe": (("mlkem768-x25519",), ()),
     "v1-multi.aoe": (("x25519", "p256-kem"), ("aes256",)),
 }
+# model.updateURL (§5.2.4) was defined after the encrypted vectors were built: the plain
+# one carries it, the others show that a bundle without it reads as before.
+UPDATE_URL = {"v1-plain.aoe": "https://models.example.com/test-vectors/"}
 SEGMENT_VECTOR = ("v1-x25519.aoe", "payload/model.tflite")
 # Where the raw public key starts in the SPKI DER (§6.3): after a fixed prefix.
 RAW_KEY_OFFSET = {"ed25519": 12, "x25519": 12, "mlkem768-x25519": 24}
@@ -83,7 +86,7 @@ def payload_files() -> dict[str, bytes]:
     }
 
 
-def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
+def write_config(root: Path, *, encrypt: bool, update_url: str | None = None) -> ModelConfig:
     files = payload_files()
     for rel, data in files.items():
         dest = root / "model" / rel
@@ -103,6 +106,7 @@ def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
         model_name="model.tflite",
         files=(ModelFile(path="model.tflite", role="model"), *extra),
         encrypt=encrypt,
+        update_url=update_url,
         canonical={
             "version": VERSION,
             "tag": TAG,
@@ -112,7 +116,8 @@ def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
             "modelName": "model.tflite",
             "encrypt": encrypt,
             "files": [{"path": f.path, "role": f.role} for f in extra],
-        },
+        }
+        | ({"updateURL": update_url} if update_url else {}),
     )
 
 
@@ -142,7 +147,7 @@ def build_vector(name: str, out: Path, vectors: Path = HERE) -> None:
         keks=[bytes.fromhex(key_path(k, "key", vectors).read_text().strip()) for k in keks],
     )
     with tempfile.TemporaryDirectory() as tmp, pinned_build():
-        config = write_config(Path(tmp), encrypt=spec.enabled)
+        config = write_config(Path(tmp), encrypt=spec.enabled, update_url=UPDATE_URL.get(name))
         build_bundle(config, out, signing_keys=signing_keys(vectors), encryption=spec)
 
 
