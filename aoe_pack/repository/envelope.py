@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import gc
 import json
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +62,39 @@ def _canonical_or_none(make: Callable[[], bytes]) -> bytes | None:
 
 def loads_integral(data: bytes) -> Any:
     """``json.loads`` that refuses floats and unsafe integers (see canonical_json_integral)."""
-    return json.loads(data, parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float)
+    with _collector_paused():
+        return json.loads(
+            data, parse_float=_no_float, parse_int=_safe_int, parse_constant=_no_float
+        )
+
+
+_pauses = 0
+_pauses_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside (other threads' pauses included).
+
+    Parsing a manifest of 10,000 releases makes some 400,000 dicts and lists,
+    and the collector, run every 700 new ones, walks the growing heap again
+    and again, for nothing: a parse makes no reference cycles, so what it
+    builds, kept or dropped, is freed by reference counts alone.
+    """
+    global _pauses  # noqa: PLW0603 - one count for the process, as the collector is one
+    with _pauses_lock:
+        ours = _pauses > 0 or gc.isenabled()  # else someone else turned it off: theirs
+        if ours:
+            _pauses += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if ours:
+            with _pauses_lock:
+                _pauses -= 1
+                if _pauses == 0:
+                    gc.enable()
 
 
 @dataclass(frozen=True)
@@ -73,13 +108,20 @@ class Envelope:
     """The parsed payload, when :func:`parse` already has it."""
 
     def to_bytes(self) -> bytes:
-        return canonical_json(
+        """The envelope in canonical form (RFC 8785).
+
+        The same bytes as ``canonical_json`` of the whole object, built without
+        running the payload through the JSON encoder (8.5 MB of base64 at
+        10,000 releases): its key sorts first ("payload" is a prefix of
+        "payloadType"), and base64 text has no character JSON escapes.
+        """
+        rest = canonical_json(
             {
-                "payload": base64.b64encode(self.payload).decode(),
                 "payloadType": self.payload_type,
                 "signatures": dsse.encode_signatures(self.signatures),
             }
         )
+        return b"".join((b'{"payload":"', base64.b64encode(self.payload), b'",', rest[1:]))
 
     def document(self) -> Any:
         """The payload as JSON (it was checked to be canonical when parsed)."""
