@@ -276,7 +276,7 @@ def edit_manifest(
         new = state.manifest.bump(
             expires=now_utc() + expires, models=models, bundle_keys=bundle_keys, restart=restart
         )
-        signed = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers)
+        signed = envelope.sign_canonical(envelope.MANIFEST_TYPE, new.canonical_json(), signers)
         data = signed.to_bytes()
         digest = hashlib.sha256(signed.payload).hexdigest()
         if swap_manifest(

@@ -136,7 +136,13 @@ def sign(payload_type: str, document: Any, keys: Sequence[SigningKey]) -> Envelo
     """Canonicalise ``document`` and sign it with every key in ``keys``."""
     if not keys:
         raise UsageError("at least one --sign-key is needed")
-    payload = canonical_json(document)
+    return sign_canonical(payload_type, canonical_json(document), keys)
+
+
+def sign_canonical(payload_type: str, payload: bytes, keys: Sequence[SigningKey]) -> Envelope:
+    """Sign ``payload``, which the caller made canonical, with every key in ``keys``."""
+    if not keys:
+        raise UsageError("at least one --sign-key is needed")
     return Envelope(payload_type, payload, dsse.sign(payload_type, payload, keys))
 
 
@@ -153,12 +159,16 @@ def parse(
     what: str,
     limits: Limits = DEFAULT_LIMITS,
     unsigned: bool = False,
+    canonical: Callable[[Any], bytes] = canonical_json,
 ) -> Envelope:
     """Parse an envelope strictly: canonical bytes, the expected type, canonical payload.
 
     ``unsigned`` admits an empty ``signatures`` array: a proposed document
     (:mod:`aoe_pack.repository.proposal`) that no one has signed yet. Nothing
     a device or publisher reads from a repository is parsed so.
+    ``canonical`` writes the parsed payload in canonical form, to compare: any
+    function that returns ``canonical_json``'s bytes (one that keeps parts of
+    them on the way, say).
     """
     _check_values(data, limits.max_envelope_values, what)
     try:
@@ -196,6 +206,6 @@ def parse(
         body = loads_integral(payload)
     except (ValueError, RecursionError) as e:
         raise RepositoryFormatError(f"{what}: the signed payload is not valid JSON: {e}") from e
-    if _canonical_or_none(lambda: canonical_json(body)) != payload:
+    if _canonical_or_none(lambda: canonical(body)) != payload:
         raise RepositoryFormatError(f"{what}: the signed payload is not canonical JSON")
     return Envelope(payload_type, payload, tuple(sigs), body)

@@ -1,31 +1,45 @@
 """The fast canonical forms are RFC 8785's bytes, as ``rfc8785`` writes them.
 
 ``canonical_json_integral`` takes ``json.dumps`` where it is provably JCS,
-and ``Envelope.to_bytes`` puts the base64 payload in without the JSON
-encoder. Both are checked here against the ``rfc8785`` package on hostile and
-generated documents: unicode (astral, BMP above the surrogates, keys sorting
-differently in UTF-16), escapes and control characters, integers up to
-2**53-1, and nesting. ``loads_integral`` pauses the garbage collector: it must
-leave it as it found it.
+``Envelope.to_bytes`` puts the base64 payload in without the JSON encoder, and
+a manifest read from a repository keeps each tag's bytes to sign them again
+(``canonical_object``, ``canonical_manifest``, ``Manifest.canonical_json``).
+Each is checked here against the ``rfc8785`` package on hostile and generated
+documents: unicode (astral, BMP above the surrogates, keys sorting differently
+in UTF-16), escapes and control characters, integers up to 2**53-1, and
+nesting. ``loads_integral`` pauses the garbage collector: it must leave it as
+it found it.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gc
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import rfc8785
+from _factories import make_root
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_model import golden_manifest
 
 from aoe_pack import dsse
-from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json_integral
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._jcs import (
+    MAX_SAFE_INTEGER,
+    canonical_json,
+    canonical_json_integral,
+    canonical_object,
+)
 from aoe_pack.dsse import Signature
 from aoe_pack.errors import RepositoryFormatError
 from aoe_pack.repository import envelope
+from aoe_pack.repository.model import canonical_manifest
+from aoe_pack.repository.trust import verify_manifest
 
 # Characters that matter to JCS: escapes, controls, DEL, the BMP above the
 # surrogates (U+E000-U+FFFF sorts below astral characters by UTF-16 code
@@ -152,3 +166,57 @@ def test_parses_in_threads_leave_the_collector_on() -> None:
         t.join()
     assert errors == []
     assert gc.isenabled()
+
+
+# --- a manifest's tags, encoded once --------------------------------------------------------
+
+_NAMES = st.one_of(_TEXT, st.sampled_from(["models", "keyboard-lm", "\ue000", "\U0001f600"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_NAMES, _JSON, max_size=6))
+def test_an_object_of_canonical_members_is_rfc8785(value: dict[str, Any]) -> None:
+    members = {name: canonical_json_integral(v) for name, v in value.items()}
+    assert canonical_object(members) == _rfc8785(value)
+
+
+_MANIFESTS = st.one_of(
+    _JSON,
+    st.fixed_dictionaries(
+        {"models": st.dictionaries(_NAMES, _JSON, max_size=4)},
+        optional={"version": _INTS, "x-extra": _JSON, "\U0001f600": _JSON, "_type": _TEXT},
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_MANIFESTS)
+def test_canonical_manifest_is_rfc8785_and_keeps_each_tag(document: Any) -> None:
+    entries: dict[str, bytes] = {}
+    assert canonical_manifest(document, entries) == _rfc8785(document)
+    models = document.get("models") if isinstance(document, dict) else None
+    if isinstance(models, dict):
+        assert entries == {tag: _rfc8785(entry) for tag, entry in models.items()}
+    else:
+        assert entries == {}
+
+
+def test_a_parsed_manifest_signs_the_bytes_it_was_read_from() -> None:
+    """Read through verify_manifest, then unchanged, read, edited, bumped: each time the
+    bytes to sign are canonical_json of the document, and untouched tags are reused."""
+    signer = keys.generate(keys.KeyKind.ED25519)
+    root = make_root(1, [signer.public])
+    doc = golden_manifest().to_dict()
+    doc["models"]["zz.tag"] = {"releases": [], "x-note": "caf\u00e9 \u2028 \U0001f600"}
+    data = envelope.sign(envelope.MANIFEST_TYPE, doc, [signer]).to_bytes()
+    verified = verify_manifest(data, root, now=dt.datetime(2029, 1, 1, tzinfo=dt.UTC))
+    m = verified.manifest
+    payload = envelope.parse(data, envelope.MANIFEST_TYPE, what="m").payload
+    assert m.canonical_json() == payload == canonical_json(m.to_dict())
+    assert m.models["keyboard-lm"].releases  # read: parsed, the raw bytes no longer used
+    assert m.canonical_json() == payload
+    scenes = m.models["scene_cls"]
+    edited = m.models.updated("scene_cls", replace(scenes, pin=None))
+    new = m.bump(expires=m.expires, models=edited, bundle_keys={"k": "pem"})
+    assert new.canonical_json() == canonical_json(new.to_dict()) == _rfc8785(new.to_dict())
+    assert new.canonical_json() != payload
