@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import struct
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -39,13 +40,15 @@ from aoe_pack.versions import Version
 
 BUCKETS = 10_000
 _DOMAIN = b"aoe-rollout/v1\x00"
+_first_8_bytes = struct.Struct(">Q").unpack_from
+"""The first 8 bytes of a digest as a big-endian unsigned integer (a 1-tuple)."""
 
 
 def bucket(salt: str, tag: str, device_id: str) -> int:
     """The device's rollout bucket for one release, 0-9999."""
     h = _seeded(salt, tag).copy()
     h.update(device_id.encode())
-    return int.from_bytes(h.digest()[:8], "big") % BUCKETS
+    return int(_first_8_bytes(h.digest())[0]) % BUCKETS
 
 
 @functools.lru_cache(maxsize=4096)
@@ -140,17 +143,19 @@ def _best(
         if pinned is not None and why is None:
             return pinned, []
         return None, [why or f"{entry.pin}: not a release"]
+    steps = _steps(entry, tag, device, app, floor)
+    if steps[0].seed is None:  # decided without a bucket
+        return steps[0].release, list(steps[0].passed)
     skipped: list[str] = []
-    device_id: bytes | None = None
-    for passed, r, seed, basis_points, outside in _steps(entry, tag, device, app, floor):
-        skipped += passed
-        if r is None or seed is None:
+    device_id = device.device_id.encode()
+    for passed, r, seed, basis_points, outside in steps:
+        if passed:
+            skipped += passed
+        if seed is None:  # the end, or a release every bucket is in
             return r, skipped
         h = seed.copy()
-        if device_id is None:
-            device_id = device.device_id.encode()
         h.update(device_id)
-        if int.from_bytes(h.digest()[:8], "big") % BUCKETS < basis_points:
+        if _first_8_bytes(h.digest())[0] % BUCKETS < basis_points:
             return r, skipped
         skipped.append(outside)
     raise AssertionError("a scan ends with a step without a rollout")  # pragma: no cover
