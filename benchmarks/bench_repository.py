@@ -294,6 +294,13 @@ def decide_figures(devices: int) -> dict[str, dict[str, float]]:
             f"({d['decide'] / d['reference']:.1f}x one SHA-256 at {d['reference'] * 1e6:.2f} us;"
             f" target <= 20 us)"
         )
+        if kind is not None and 0 < INELIGIBLE[kind].get("rollout_bp", 0) < BUCKETS:
+            # Each release has its own salt: E7 needs one bucket, one SHA-256, per release.
+            hashes = per_tag * d["reference"]
+            print(
+                f"    the {per_tag} SHA-256 of its buckets alone: {hashes * 1e6:.2f} us "
+                f"(decide() is {d['decide'] / hashes:.2f}x that)"
+            )
     worst = max((k for k in figures if "_none_" in k), key=lambda k: figures[k]["decide"])
     print(
         f"  worst case: {worst}: {figures[worst]['decide'] * 1e6:.2f} us per device "
