@@ -9,8 +9,12 @@ the trusted root's signatures and be that tag at that version: another one
 served under its name is refused (``mix-and-match``). The decision then runs
 on the tag's entry as on the manifest's.
 
-A repository without ``index.json`` (published by an earlier aoe-pack) is
-read through ``manifest.json`` as before: :func:`read_indexed` returns None.
+A repository without ``index.json`` (published by an earlier aoe-pack), or
+whose ``index.json`` is empty (retired: a manifest was installed without keys
+to sign its index), is read through ``manifest.json`` as before:
+:func:`read_indexed` returns None. Deleting or emptying the index is within
+reach of anyone who can write the storage, and gains them nothing: the
+manifest is checked against the same floor.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Models
 from aoe_pack.repository.root import Root
 from aoe_pack.repository.split import (
+    RETIRED,
     TagDocument,
     VerifiedIndex,
     verify_index,
@@ -34,6 +39,7 @@ from aoe_pack.storage.store import (
     INDEX,
     NotModified,
     Store,
+    Stored,
     Validators,
     read_if_changed,
     tag_document_name,
@@ -90,8 +96,8 @@ def read_indexed(
         max_bytes=DEFAULT_LIMITS.max_index_bytes,
         known=cached.validators if cached else None,
     )
-    if got is None:
-        return None
+    if got is None or (isinstance(got, Stored) and got.data == RETIRED):
+        return None  # no index, or one retired by a keyless install: manifest.json
     verified: VerifiedIndex | None = None
     if isinstance(got, NotModified):
         assert cached is not None
@@ -101,7 +107,7 @@ def read_indexed(
             verified = None  # a damaged or stale cache: read the index afresh
         if verified is None:
             fresh = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
-            if fresh is None:
+            if fresh is None or fresh.data == RETIRED:
                 return None
             got = fresh
     if verified is None:

@@ -23,6 +23,11 @@ manifest version N, :func:`publish_index` derives from it
    gzip sibling (``index.json.gz``) after it, for web servers that serve
    precompressed files, synchronised the same way.
 
+A manifest installed without signing keys (an offline ceremony's proposal,
+:mod:`aoe_pack.publish.ceremony`) cannot get a signed index: :func:`retire_index`
+then empties ``index.json``, which devices read as "no index" and answer by
+reading ``manifest.json``, until the next edit with keys writes a full index.
+
 A crash anywhere leaves the index at an older version (devices still accept
 it until it expires, as an old manifest) and the next edit repairs it.
 """
@@ -39,6 +44,7 @@ from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest
 from aoe_pack.repository.root import Root
 from aoe_pack.repository.split import (
+    RETIRED,
     Index,
     changed_tags,
     next_index,
@@ -192,3 +198,31 @@ def _publish(
         sync_gzip(store, INDEX)
         sync_gzip(store, MANIFEST)
     return IndexOutcome(index, tuple(fresh))
+
+
+def retire_index(store: Store, *, manifest_bytes: bytes) -> bool:
+    """Empty ``index.json`` while ``manifest.json`` is ``manifest_bytes``; False if a
+    later edit replaced the manifest (its own index is then the one that counts).
+
+    For a manifest committed without keys to sign its index: leaving the older
+    index in place would keep index-reading devices on the older releases (a
+    yank would not reach them) until it expires.
+    """
+    for _ in range(MAX_INDEX_ATTEMPTS):
+        current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+        committed = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        if committed is None or committed.data != manifest_bytes:
+            return False
+        if current is None or current.data == RETIRED:
+            break
+        try:
+            store.replace(INDEX, RETIRED, expected=current.token)
+        except StoreConflictError:
+            continue
+        break
+    else:
+        raise StoreError(f"{store.url}: {INDEX} kept changing under this publisher")
+    if plain_files(store):
+        sync_gzip(store, INDEX)
+        sync_gzip(store, MANIFEST)
+    return True

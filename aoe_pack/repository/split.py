@@ -45,10 +45,20 @@ from aoe_pack.repository.model import (
     parse_time,
 )
 from aoe_pack.repository.root import Root
-from aoe_pack.storage.store import INDEX, tag_document_name
 
+INDEX = "index.json"
+"""The index's name in the repository (``aoe_pack.storage.store.INDEX``, which sits
+above this layer)."""
 INDEX_KIND = "aoe.repository.index"
 TAG_KIND = "aoe.repository.tag"
+RETIRED = b""
+"""``index.json`` emptied by a publisher without keys to sign an index of the manifest
+it installed: devices read ``manifest.json`` instead, as when there is no index."""
+
+
+def tag_document_name(tag: str, version: int) -> str:
+    """The name of ``tag``'s document at manifest version ``version``."""
+    return f"tags/{tag}/{version}.json"
 
 
 @dataclass(frozen=True, kw_only=True)
