@@ -34,6 +34,7 @@ it until it expires, as an old manifest) and the next edit repairs it.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +97,21 @@ def _previous(
     if found.index.version != old.version or found.key_ids != signers:
         return None, set()
     return found.index, changed_tags(old, new)
+
+
+def index_version(store: Store, root: Root) -> int | None:
+    """The version of ``index.json`` if it verifies under ``root`` (expired or not), else None."""
+    doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+    if doc is None or doc.data == RETIRED:
+        return None
+    try:
+        return verify_index(doc.data, root, now=now_utc(), check_expiry=False).index.version
+    except AoePackError:
+        return None
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _create(store: Store, name: str, data: bytes) -> bool:

@@ -255,3 +255,56 @@ def test_tag_document_keeps_unknown_members_of_the_entry(repo_key: PrivateKey) -
         }
     )
     assert tag_document(m, "a", 2).to_dict()["model"] == {"releases": [], "x-owner": "team"}
+
+
+# --- manifest verify and show ------------------------------------------------------------
+
+
+def test_verify_reports_a_current_index_and_checks_every_tag_document(
+    folder: LocalStore,
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert report.to_dict()["index"] == "current"
+    assert report.to_dict()["indexVersion"] == 3
+    assert report.to_dict()["tagDocumentsChecked"] == 2
+
+
+def test_verify_reports_an_index_left_behind(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    monkeypatch.setattr(workflow, "publish_index", lambda *a, **k: None)
+    _add(folder, repo_key, "a", "1.1.0")
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert (report.index.status, report.index.version) == ("behind", 3)
+
+
+def test_verify_refuses_a_tag_document_that_differs_from_the_manifest(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+    from aoe_pack.errors import RepositoryError
+    from aoe_pack.repository.split import TagDocument, sign_tag_document
+
+    other = TagDocument(tag="a", version=2, model={"releases": []})
+    (folder.root / "tags/a/2.json").write_bytes(sign_tag_document(other, [repo_key]))
+    with pytest.raises(RepositoryError, match=r"tags/a/2\.json does not hold manifest\.json's"):
+        verify_repository(folder, (folder.root / "root.json").read_bytes(), check_bundles=False)
+
+
+def test_verify_and_show_of_a_repository_without_index(folder: LocalStore) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    (folder.root / INDEX).unlink()
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert report.index.status == "absent"
+    assert split.index_version(folder, read_state(folder).root) is None
