@@ -308,3 +308,14 @@ def test_verify_and_show_of_a_repository_without_index(folder: LocalStore) -> No
     )
     assert report.index.status == "absent"
     assert split.index_version(folder, read_state(folder).root) is None
+
+
+def test_oci_names_tag_documents_within_the_128_characters_of_a_tag() -> None:
+    from aoe_pack.storage import oci
+
+    long_tag = "m" * 128
+    target = oci._target(f"tags/{long_tag}/9007199254740991.json")
+    assert len(target.tag) <= 128
+    assert target.title == f"tags/{long_tag}/9007199254740991.json"
+    assert oci._target("tags/a/1.json").tag != oci._target("tags/b/1.json").tag
+    assert oci._target(INDEX).tag == "index"
