@@ -477,6 +477,13 @@ class RollbackError(RepositoryError):
     code = "rollback"
 
 
+class MixAndMatchError(RepositoryError):
+    """A validly signed tag document that is not the one the index names (another tag
+    or another version served under its name)."""
+
+    code = "mix-and-match"
+
+
 class ExpiredMetadataError(RepositoryError):
     """A manifest's ``expires`` time has passed (freeze attack or stale repository)."""
 

@@ -289,6 +289,7 @@ def test_check_refuses_a_manifest_older_than_the_state_remembers(
         repo=repo, root_keys=[keys / "release.pub"], sign_keys=[keys / "release.key"]
     )
     old_manifest = (repo / "manifest.json").read_bytes()
+    old_index = (repo / "index.json").read_bytes()
     api.publish(bundles=[bundle], repo=repo, sign_keys=[keys / "release.key"],
                 trusted_keys=[keys / "signer.pub"])  # fmt: skip
     device = Device(device_id="d", app_version="1.0.0", runtimes=frozenset({"tflite"}),
@@ -297,6 +298,7 @@ def test_check_refuses_a_manifest_older_than_the_state_remembers(
     state = tmp_path / "state.json"
     api.check(repo=repo, tag="tag_mnist", device=device, trusted_root=shipped, state=state)
     (repo / "manifest.json").write_bytes(old_manifest)  # a mirror replays version 1
+    (repo / "index.json").write_bytes(old_index)
     with pytest.raises(RollbackError) as info:
         api.check(repo=repo, tag="tag_mnist", device=device, trusted_root=shipped, state=state)
     assert info.type is RollbackError
@@ -317,7 +319,8 @@ def test_check_keeps_its_state_per_repository_by_default(
         require_tag=False,
     )  # fmt: skip
     assert result.decision.action is Action.KEEP
-    states = list((tmp_path / "xdg" / "aoe-pack" / "client").iterdir())
+    folder = tmp_path / "xdg" / "aoe-pack" / "client"
+    states = [p for p in folder.iterdir() if p.suffix == ".json"]  # beside: <state>.cache/
     assert len(states) == 1
     assert json.loads(states[0].read_text())["manifestVersion"] == 1
 

@@ -140,6 +140,35 @@ def test_plain_golden_is_byte_identical_when_rebuilt(tmp_path: Path) -> None:
     )
 
 
+def test_repository_vectors_are_byte_identical_when_rebuilt() -> None:
+    for name, data in mv.repository_vectors(VECTORS).items():
+        assert data == (VECTORS / name).read_bytes(), (
+            f"rebuilding tests/vectors/{name} gave different bytes: the repository documents "
+            "(docs/format.md §15) or their writer changed"
+        )
+
+
+def test_repository_vectors_verify_as_a_device_reads_them() -> None:
+    import datetime as dt
+
+    from aoe_pack.repository.root import verify_self_signed
+    from aoe_pack.repository.split import verify_index, verify_tag_document
+    from aoe_pack.repository.trust import verify_manifest
+
+    now = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    root = verify_self_signed((VECTORS / "repo-root.json").read_bytes())
+    assert root.threshold == 2
+    manifest = verify_manifest((VECTORS / "repo-manifest.json").read_bytes(), root, now=now)
+    index = verify_index((VECTORS / "repo-index.json").read_bytes(), root, now=now).index
+    assert index.version == manifest.manifest.version == 3
+    assert set(index.tags) == set(manifest.manifest.models)
+    doc = verify_tag_document(
+        (VECTORS / "repo-tag.json").read_bytes(), root, tag=mv.TAG, version=index.tags[mv.TAG]
+    )
+    assert dict(doc.model) == manifest.manifest.models.to_dict()[mv.TAG]
+    assert dict(doc.bundle_keys) == dict(manifest.manifest.bundle_keys)
+
+
 def test_make_vectors_refuses_to_overwrite_without_the_flag(tmp_path: Path) -> None:
     shutil.copy(VECTORS / "expected.json", tmp_path)
     assert mv.main(["--dir", str(tmp_path)]) == 2

@@ -409,10 +409,12 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
+        from aoe_pack.publish.split import index_version
         from aoe_pack.publish.workflow import read_state
 
         store = _store(repo, plain_http, timeout)
         state = read_state(store)
+        indexed = index_version(store, state.root)
         store.close()
     m = state.manifest
     expired = m.expires <= dt.datetime.now(dt.UTC)
@@ -421,6 +423,7 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
         "rootVersion": state.root.version,
         "manifestVersion": m.version,
         "expired": expired,
+        "indexVersion": indexed,
         **m.to_dict(),
     }
 
@@ -432,6 +435,11 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
         )
         if expired:
             output.warn("the manifest has EXPIRED: devices refuse it; run `manifest resign`")
+        if indexed != m.version:
+            output.warn(
+                f"index.json is {'absent' if indexed is None else f'at version {indexed}'}: "
+                "devices that read it see an older repository; `manifest resign` writes it"
+            )
         for tag, entry in sorted(m.models.items()):
             pin = f"  (pinned to {entry.pin})" if entry.pin else ""
             output.line(f"\n{tag}{pin}", bold=True)
@@ -839,6 +847,9 @@ def verify_repo(
         output.line(f"  root      version {report.root_version}")
         m = report.manifest
         output.line(f"  manifest  version {m.version}, {m.release_count()} release(s)")
+        idx = report.index
+        where = f"version {idx.version}, " if idx.version else ""
+        output.line(f"  index     {where}{idx.status}, {idx.tags_checked} tag document(s)")
         if check_bundles:
             output.line(f"  bundles   {report.bundles_checked} present and matching")
 

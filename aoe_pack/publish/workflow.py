@@ -38,6 +38,7 @@ from aoe_pack.errors import (
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import floor, pending
 from aoe_pack.publish.edits import add_releases
+from aoe_pack.publish.split import publish_index
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Models
@@ -221,6 +222,14 @@ def init_repository(
     _create(store, root_name(1), root_bytes)
     _create(store, ROOT, root_bytes)
     remember(store, root, empty, manifest_bytes)
+    publish_index(
+        store,
+        root=root,
+        previous=None,
+        manifest=empty,
+        manifest_bytes=manifest_bytes,
+        sign_keys=signers,
+    )
     return root
 
 
@@ -282,6 +291,14 @@ def edit_manifest(
         if swap_manifest(
             store, state, data, new, landed=landed, settle=settle, payload_sha256=digest
         ):
+            publish_index(
+                store,
+                root=state.root,
+                previous=state.manifest,
+                manifest=new,
+                manifest_bytes=data,
+                sign_keys=signers,
+            )
             return Commit(new, attempt)
         _back_off(rng, attempt)
     raise StoreError(

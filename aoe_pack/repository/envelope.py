@@ -38,6 +38,8 @@ from aoe_pack.repository.limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_TYPE = "application/vnd.aoe.repository.manifest.v1+json"
 ROOT_TYPE = "application/vnd.aoe.repository.root.v1+json"
+INDEX_TYPE = "application/vnd.aoe.repository.index.v1+json"
+TAG_TYPE = "application/vnd.aoe.repository.tag.v1+json"
 
 
 def _no_float(text: str) -> Any:

@@ -55,6 +55,9 @@ class Floor:
     version: int
     payload_sha256: str | None
     root_keys: frozenset[str]
+    index_sha256: str | None = None
+    """The payload digest of the index accepted at ``version`` (index.json N stands for
+    manifest.json N: one version floor, one digest per kind of document)."""
 
     def holds_under(self, root: Root) -> bool:
         """Whether ``root`` keeps at least its threshold of the keys that set this floor.

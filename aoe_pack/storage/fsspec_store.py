@@ -70,6 +70,9 @@ def _digest(data: bytes) -> str:
 class FsspecStore:
     """A repository at ``scheme://bucket/prefix``: see the module docstring."""
 
+    plain_files = True
+    """Documents are files a web server can serve as they are (with gzip siblings)."""
+
     def __init__(self, url: str, fs: Any, root: str) -> None:
         protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
         self._url = url

@@ -39,6 +39,9 @@ _UNSAFE = frozenset("\\:\0")  # characters no document name has (see LocalStore.
 class LocalStore:
     """The :class:`~aoe_pack.storage.store.Store` of a folder."""
 
+    plain_files = True
+    """Documents are files a web server can serve as they are (with gzip siblings)."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 

@@ -32,7 +32,7 @@ from aoe_pack.keys import load_public_key, load_signing_key
 from aoe_pack.repository import envelope
 from aoe_pack.repository.root import new_root
 from aoe_pack.storage.http import HttpStore
-from aoe_pack.storage.store import MANIFEST, ROOT, root_name
+from aoe_pack.storage.store import INDEX, MANIFEST, ROOT, root_name
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = "tag_mnist"  # the sample's tag
@@ -213,7 +213,9 @@ def test_client_downloads_verifies_and_decrypts_over_http(repo: Repo) -> None:
     bundle = Path(doc["bundle"])
     assert bundle.read_bytes() == repo.kit.bundles["1.1.0"].read_bytes()
     _assert_unpacked(repo, doc, "1.1.0")
-    assert ("GET", MANIFEST, None) in repo.server.requests
+    assert ("GET", INDEX, None) in repo.server.requests  # the index and one tag document
+    assert ("GET", f"tags/{TAG}/2.json", None) in repo.server.requests
+    assert ("GET", MANIFEST, None) not in repo.server.requests
     assert json.loads(repo.state.read_text())["manifestVersion"] == 2
 
     again = repo.client(installed="1.1.0", local="1.0.0")  # now running it: nothing to do
@@ -306,9 +308,15 @@ def test_client_simulate_fleet_follows_rollout(repo: Repo) -> None:
 def test_rollback_attack_old_manifest_is_rejected(repo: Repo) -> None:
     repo.publish("1.1.0")
     old = (repo.folder / MANIFEST).read_bytes()  # version 2, validly signed
+    old_index = (repo.folder / INDEX).read_bytes()
     assert repo.manifest("resign")["manifestVersion"] == 3
     assert repo.client(download=False)["manifestVersion"] == 3
     (repo.folder / MANIFEST).write_bytes(old)
+    (repo.folder / INDEX).write_bytes(old_index)
+    err = _error(repo.client(exit_code=1, download=False))
+    assert err["code"] == "rollback"
+    assert "index.json version 2 is older than version 3" in err["message"]
+    (repo.folder / INDEX).unlink()  # and through the manifest (a repository without index)
     err = _error(repo.client(exit_code=1, download=False))
     assert err["code"] == "rollback"
     assert "manifest version 2 is older than version 3" in err["message"]
@@ -334,7 +342,7 @@ def test_freeze_attack_expired_manifest_is_rejected(repo: Repo) -> None:
         "state_path": repo.state,
     }
     late = expires + dt.timedelta(seconds=1)
-    with pytest.raises(ExpiredMetadataError, match=r"manifest version 2 expired at") as info:
+    with pytest.raises(ExpiredMetadataError, match=r"index\.json version 2 expired at") as info:
         check(store, **common, now=late)
     assert info.value.code == "expired"
     assert repo.state.read_bytes() == state_before  # nothing accepted from a stale manifest
