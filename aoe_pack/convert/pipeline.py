@@ -132,19 +132,24 @@ def source_digest(path: Path) -> str:
 
 
 def validate_source(config: ModelConfig) -> SourceModel | None:
-    """Load the config's model and check its declared inputs and outputs.
+    """Check the config's model against its declared inputs and outputs.
 
+    A config with targets has its model loaded as the conversion will load it
+    (:func:`~aoe_pack.convert.sources.load_source`); one packed as it is has
+    it read without its weights (:func:`~aoe_pack.convert.sources.inspect_source`).
     Returns None for formats aoe-pack does not read (``.mnn``, ncnn, ...: packed
     as they are). Raises the source's named error when it is broken, and
     MissingExtraError when the framework that reads it is not installed.
     """
-    from aoe_pack.convert.sources import detect_format, load_source
+    from aoe_pack.convert.sources import detect_format, inspect_source, load_source
 
     path = config.model_root / config.model_name
     try:
         detect_format(path)
     except UnsupportedModelError:
         return None
+    if not config.targets:
+        return inspect_source(path, inputs=config.inputs, outputs=config.outputs)
     source, _ = load_source(path, inputs=config.inputs, outputs=config.outputs)
     return source
 
