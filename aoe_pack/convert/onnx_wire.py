@@ -274,6 +274,7 @@ class _Model:
         self.inputs: list[WireTensor] = []
         self.outputs: list[WireTensor] = []
         self.initializers: set[str] = set()
+        self.initializer_count = 0
         self.external: list[str] = []
         self.graphs = 0
 
@@ -325,8 +326,9 @@ class _Model:
     def _graph(self, r: _Reader) -> None:
         for number, wire, at in r.fields():
             if number == 5:
-                if len(self.initializers) >= self.limits.max_initializers:
+                if self.initializer_count >= self.limits.max_initializers:
                     raise _WireError(at, f"more than {self.limits.max_initializers} initializers")
+                self.initializer_count += 1
                 _walk(_embedded(r, wire, at, "GraphProto.initializer"), self._initializer)
             elif number in (11, 12):
                 kind = self.inputs if number == 11 else self.outputs
