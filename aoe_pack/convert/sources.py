@@ -255,14 +255,20 @@ def inspect_source(
     its weights skipped, never loaded, so a 1 GiB model costs a few kilobytes
     of reading and no framework import. The ONNX checker, shape inference and
     onnxruntime's load, which need the weights, belong to conversions (whose
-    parity runs the model) and are not run here. Other formats are loaded as
-    :func:`load_source` loads them.
+    parity runs the model) and are not run here. A TFLite model is opened in
+    LiteRT, which maps the file, without allocating tensors or applying its
+    default delegate, so no weight is copied. Keras and SavedModel sources
+    are loaded as :func:`load_source` loads them.
     """
     fmt = _format_of(path)
-    if fmt != "onnx":
+    if fmt == "tflite":
+        import_numpy()
+        details, model_io, _, _ = _load_tflite(path, inspect_only=True)
+    elif fmt == "onnx":
+        details, model_io = _inspect_onnx(path)
+    else:
         source, _ = load_source(path, inputs=inputs, outputs=outputs)
         return source
-    details, model_io = _inspect_onnx(path)
     return _checked(path, fmt, details, model_io, positional=False, inputs=inputs, outputs=outputs)
 
 
@@ -401,11 +407,11 @@ def _load_onnx(path: Path) -> _Loaded:
     return details, (ins, outs), runner, False
 
 
-def _load_tflite(path: Path) -> _Loaded:
+def _load_tflite(path: Path, *, inspect_only: bool = False) -> _Loaded:
     import numpy as np
 
     try:
-        runner = LiteRTRunner(path)
+        runner = LiteRTRunner(path, inspect_only=inspect_only)
     except Exception as e:
         raise ModelInvalidError(
             f"{path.name} is not a TFLite model LiteRT can load ({type(e).__name__}: {e})",
