@@ -11,7 +11,9 @@ memory. Its config packs it as it is (no targets), so ``validate`` and
 Each command runs as a user runs it, the real CLI in a subprocess under
 ``/usr/bin/time -v`` after a ``sync``: wall time includes interpreter start-up
 and imports; peak memory is the child's maximum RSS from the kernel. Figures
-are medians of --repeat runs, and every goal is a ratio against a reference
+are medians of --repeat rounds, each running every command in turn (a burst
+of load from elsewhere then hits a whole round, not one command), with CPU
+seconds beside the wall time; every goal is a ratio against a reference
 measured in the same run (openssl on the same file; model-signing on the
 same model), because these machines are shared and noisy.
 
@@ -29,14 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench_bundle import TIME, run  # same timing and RSS rules as the bundle benchmark
+from bench_bundle import TIME  # /usr/bin/time, as the bundle benchmark uses it
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -138,42 +142,75 @@ def oracle() -> Path:
     return program
 
 
-def median(argv: list[str], rep: int, *, fresh: Path | None = None) -> tuple[float, float]:
-    runs = [run(argv, fresh=fresh) for _ in range(rep)]
-    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+def run(argv: list[str], *, fresh: Path | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one command.
+
+    bench_bundle.run's rules (a sync first, ``fresh`` deleted untimed), plus
+    the CPU time, which contention from other processes does not inflate.
+    """
+    if fresh is not None:
+        fresh.unlink(missing_ok=True)
+    subprocess.run(["sync"], check=True)
+    t0 = time.perf_counter()
+    p = subprocess.run([TIME, "-v", *argv], capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"command failed ({p.returncode}): {' '.join(argv)}\n{p.stdout}\n{p.stderr}")
+
+    def field(name: str) -> float:
+        m = re.search(rf"{name}: ([\d.]+)", p.stderr)
+        return float(m.group(1)) if m else float("nan")
+
+    cpu = field(r"User time \(seconds\)") + field(r"System time \(seconds\)")
+    return wall, cpu, field(r"Maximum resident set size \(kbytes\)") / 1024
 
 
-def measure(work: Path, rep: int) -> dict[str, tuple[float, float]]:
-    """Every command: (median seconds, peak RSS MiB)."""
+Figures = dict[str, tuple[float, float, float]]
+"""Command -> (median wall seconds, median CPU seconds, peak RSS MiB)."""
+
+
+def measure(work: Path, rep: int) -> Figures:
+    """Every command, ``rep`` rounds of all of them in turn (so a burst of load
+    from elsewhere hits every command of a round, not one command's runs)."""
     ms = str(oracle())
     model, cfg = work / "model" / "model.onnx", str(work / "config.json")
     sign = ["--sign-key", str(work / "signer.key")]
     plain, enc, sig = work / "plain.aoe", work / "enc.aoe", work / "model.sig"
-    fig: dict[str, tuple[float, float]] = {}
-    fig["openssl dgst -sha256"] = median(["openssl", "dgst", "-sha256", str(model)], rep)
     ms_key = ["--private_key", str(work / "ec.pem"), "--signature", str(sig)]
-    fig["model_signing sign key"] = median([ms, "sign", "key", str(model.parent), *ms_key], rep)
     ms_pub = ["--signature", str(sig), "--public_key", str(work / "ec.pub")]
-    fig["model_signing verify key"] = median([ms, "verify", "key", str(model.parent), *ms_pub], rep)
-    fig["aoe-pack validate"] = median([AOE, "validate", cfg], rep)
     build = [AOE, "build", cfg, *sign]
-    fig["aoe-pack build"] = median([*build, "--out", str(plain), "--no-encrypt"], rep, fresh=plain)
     recipient = ["--recipient", str(work / "device.pub")]
-    fig["aoe-pack build (encrypted)"] = median(
-        [*build, "--out", str(enc), *recipient], rep, fresh=enc
-    )
     trust = ["--trusted-key", str(work / "signer.pub")]
-    fig["aoe-pack verify"] = median([AOE, "verify", str(plain), *trust], rep)
-    fig["aoe-pack verify (encrypted)"] = median([AOE, "verify", str(enc), *trust], rep)
-    return fig
+    commands: list[tuple[str, list[str], Path | None]] = [
+        ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", str(model)], None),
+        ("model_signing sign key", [ms, "sign", "key", str(model.parent), *ms_key], None),
+        ("model_signing verify key", [ms, "verify", "key", str(model.parent), *ms_pub], None),
+        ("aoe-pack validate", [AOE, "validate", cfg], None),
+        ("aoe-pack build", [*build, "--out", str(plain), "--no-encrypt"], plain),
+        ("aoe-pack build (encrypted)", [*build, "--out", str(enc), *recipient], enc),
+        ("aoe-pack verify", [AOE, "verify", str(plain), *trust], None),
+        ("aoe-pack verify (encrypted)", [AOE, "verify", str(enc), *trust], None),
+    ]
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _, _ in commands}
+    for _ in range(rep):
+        for name, argv, fresh in commands:
+            runs[name].append(run(argv, fresh=fresh))
+    return {
+        name: (
+            statistics.median(r[0] for r in got),
+            statistics.median(r[1] for r in got),
+            max(r[2] for r in got),
+        )
+        for name, got in runs.items()
+    }
 
 
-def goals(fig: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float, bool]]:
+def goals(fig: Figures) -> dict[str, tuple[float, float, bool]]:
     """Each goal: (measured, limit, met)."""
     openssl, ms_sign = fig["openssl dgst -sha256"][0], fig["model_signing sign key"][0]
     build = max(fig["aoe-pack build"][0], fig["aoe-pack build (encrypted)"][0])
     verify = max(fig["aoe-pack verify"][0], fig["aoe-pack verify (encrypted)"][0])
-    peak = max(v[1] for k, v in fig.items() if k.startswith("aoe-pack"))
+    peak = max(v[2] for k, v in fig.items() if k.startswith("aoe-pack"))
     found = {
         "build / openssl": (build / openssl, 1.5),
         "build / model_signing sign": (build / ms_sign, 1.0),
@@ -209,16 +246,19 @@ def main() -> None:
             "model_bytes": args.side * args.side * 4,
             "repeat": args.repeat,
             "seconds": {k: v[0] for k, v in fig.items()},
-            "peak_rss_mib": {k: v[1] for k, v in fig.items()},
+            "cpu_seconds": {k: v[1] for k, v in fig.items()},
+            "peak_rss_mib": {k: v[2] for k, v in fig.items()},
             "goals": {k: {"value": v, "limit": lim, "met": ok} for k, (v, lim, ok) in met.items()},
         }
         print(json.dumps(doc, indent=2))
         return
     size = args.side * args.side * 4 / 2**30
-    print(f"{size:.2f} GiB ONNX model, median of {args.repeat} runs, {os.cpu_count()} cores")
-    print(f"  {'command':28s} {'seconds':>8s} {'/openssl':>9s} {'/ms sign':>9s} {'peak MiB':>9s}")
-    for k, (sec, rss) in fig.items():
-        print(f"  {k:28s} {sec:8.3f} {sec / openssl:8.2f}x {sec / ms_sign:8.2f}x {rss:9.0f}")
+    print(f"{size:.2f} GiB ONNX model, median of {args.repeat} rounds, {os.cpu_count()} cores")
+    head = ("command", "seconds", "/openssl", "/ms sign", "CPU s", "peak MiB")
+    print("  {:28s} {:>8s} {:>9s} {:>9s} {:>7s} {:>9s}".format(*head))
+    for k, (sec, cpu, rss) in fig.items():
+        ratios = f"{sec / openssl:8.2f}x {sec / ms_sign:8.2f}x"
+        print(f"  {k:28s} {sec:8.3f} {ratios} {cpu:7.2f} {rss:9.0f}")
     for k, (v, limit, ok) in met.items():
         print(f"  [{'met' if ok else 'MISSED'}] {k}: {v:.2f} (goal <= {limit:g})")
 
