@@ -362,6 +362,8 @@ def _inspect_onnx(path: Path) -> tuple[dict[str, Any], tuple[list[_Tensor], list
         "ir_version": found.ir_version,
         "producer": found.producer,
     }
+    if found.external_data:
+        details["external_data"] = list(found.external_data)
     return details, ([tensor(t) for t in found.inputs], [tensor(t) for t in found.outputs])
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from _cli import aoe
+from _cli import NO_PASSWORD, aoe
 from onnx import TensorProto, helper, numpy_helper
 
 from aoe_pack.config import load_config
@@ -426,3 +426,45 @@ def test_validate_as_is_reports_the_model_without_loading_it(
     assert r.exit_code == 0, r.output
     model = json.loads(r.stdout)["model"]
     assert (model["checked"], model["format"], model["details"]["opset"]) == (True, "onnx", 17)
+
+
+def _external_config(tmp_path: Path, files: list[dict[str, str]]) -> Path:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    _external(folder)
+    config = {
+        "version": "1.0.0",
+        "tag": "ext",
+        "runtime": "onnx",
+        "modelDir": ".",
+        "modelName": "m.onnx",
+        "files": files,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "config.json"
+
+
+def test_as_is_external_data_must_be_packed(tmp_path: Path) -> None:
+    r = aoe("validate", _external_config(tmp_path, []), json=True)
+    assert r.exit_code == 1
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "model-file"
+    assert err["message"] == (
+        "m.onnx keeps weights in 'weights.bin', which the config does not pack: "
+        "the bundle's model would not load"
+    )
+    assert err["hint"] == 'add {"path": "weights.bin", "role": "weights"} to "files"'
+
+
+def test_as_is_external_data_packed_beside_the_model_builds(tmp_path: Path) -> None:
+    config = _external_config(tmp_path, [{"path": "weights.bin", "role": "weights"}])
+    r = aoe("validate", config, json=True)
+    assert r.exit_code == 0, r.output
+    model = json.loads(r.stdout)["model"]
+    assert model["readFromModel"] == ["inputs", "outputs"]
+    assert model["inputs"] == [{"name": "x", "dtype": "float32", "shape": [-1, 64]}]
+    assert aoe("keygen", "--out", tmp_path / "k", env=NO_PASSWORD).exit_code == 0
+    out = tmp_path / "b.aoe"
+    built = aoe("build", config, "--out", out, "--sign-key", tmp_path / "k.key", "--no-encrypt")
+    assert built.exit_code == 0, built.output
+    assert out.is_file()
