@@ -21,7 +21,7 @@ model-signing 1.1.1 lives in ``.venv-oracles`` (built by ``bash .ci/oracles``,
 the versions of .ci/oracles.txt): this script reuses it, or builds it the same
 way when it is missing. Its P-256 key pair is generated at run time.
 
-Goals (issue 3): build <= 1.5x openssl and <= 1.0x model-signing sign;
+Goals: build <= 1.5x openssl and <= 1.0x model-signing sign;
 validate <= 0.5 s; verify <= 0.7x openssl; peak memory <= 64 MiB for
 validate, build and verify.
 """
