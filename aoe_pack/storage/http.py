@@ -74,6 +74,7 @@ _ACCEPT_DOCUMENT = {"Accept-Encoding": ", ".join(_DOCUMENT_CODINGS)}
 _ACCEPT_FILE = {"Accept-Encoding": "identity"}
 
 Progress = Callable[[int, int | None], None]
+_HASH_BLOCK = 1 << 20
 
 
 class _Response(Protocol):
@@ -428,6 +429,8 @@ def download(
 ) -> int:
     """Download ``url`` to ``dest`` and return its size, resuming an interrupted try.
 
+    :func:`download_hashed` does the same and also hashes the bytes.
+
     Bytes go to ``<dest>.part``; ``<dest>.part.json`` remembers the URL, the
     server's validator (strong ETag, else Last-Modified) and the expected size.
     A resume sends ``Range`` with ``If-Range: <validator>``, so a server whose
@@ -441,16 +444,50 @@ def download(
     DownloadTooSlowError and keeps it. ``progress(done, total)`` is called
     after every chunk.
     """
+    size, _ = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=False)
+    return size
+
+
+def download_hashed(
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    expected_size: int | None = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> tuple[int, str]:
+    """:func:`download`, with the SHA-256 of what ``dest`` holds: (size, hex digest).
+
+    The bytes are hashed as they arrive, so a device need not read the file
+    again to match it with its release; a resumed download hashes the bytes
+    already on disk first, read through the very descriptor it appends to.
+    """
+    size, digest = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=True)
+    assert digest is not None  # hashed=True always hashes
+    return size, digest
+
+
+def _download(
+    url: str,
+    dest: Path,
+    max_bytes: int,
+    expected_size: int | None,
+    limits: TransferLimits,
+    progress: Progress | None,
+    *,
+    hashed: bool,
+) -> tuple[int, str | None]:
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
     try:
         with Folder(dest.parent) as folder, limited(url, limits):
             job = _Download(url, folder, dest.name, max_bytes, expected_size, limits.idle, progress)
             try:
-                return job.run()
+                return job.run(hashed=hashed)
             except _RestartError:
                 job.discard()  # no partial file, so no range request: no loop
-                return job.run()
+                return job.run(hashed=hashed)
     except OSError as e:  # network errors are DownloadErrors already: this is the disk
         raise DownloadError(f"cannot write {dest}: {e.strerror or e}") from e
 
@@ -478,15 +515,20 @@ class _Download:
     def __post_init__(self) -> None:
         self.part = self.name + ".part"
         self.meta = self.name + ".part.json"
+        self.hasher: hashlib._Hash | None = None
 
     def discard(self) -> None:
         self.folder.remove(self.part)
         self.folder.remove(self.meta)
 
-    def run(self) -> int:
+    def run(self, *, hashed: bool = False) -> tuple[int, str | None]:
+        """(size, SHA-256 hex digest if ``hashed``); a fresh hash on every try."""
+        self.hasher = hashlib.sha256() if hashed else None
         have, validator = self._resume_point()
         if have and have == self.expected:  # complete when the last try stopped:
-            return self._done(have)  # don't over-read
+            fd = self._open_part(have)  # don't over-read
+            os.close(fd)
+            return self._done(have)
         headers = {"Range": f"bytes={have}-", "If-Range": validator} if have else {}
         response = _open(self.url, {**_ACCEPT_FILE, **headers}, self.timeout)
         if response is None:
@@ -508,10 +550,10 @@ class _Download:
             )
         return self._done(have)
 
-    def _done(self, size: int) -> int:
+    def _done(self, size: int) -> tuple[int, str | None]:
         self.folder.replace(self.part, self.name)  # atomic: never a partial file under name
         self.folder.remove(self.meta)
-        return size
+        return size, self.hasher.hexdigest() if self.hasher is not None else None
 
     def _resume_point(self) -> tuple[int, str]:
         """How many bytes of ``part`` can be kept, and the validator they came with.
@@ -578,6 +620,8 @@ class _Download:
             with os.fdopen(fd, "ab") as out:
                 for chunk in _chunks(response, bound, have, self.url, why):
                     out.write(chunk)
+                    if self.hasher is not None:
+                        self.hasher.update(chunk)
                     have += len(chunk)
                     if self.progress is not None:
                         self.progress(have, full)
@@ -589,15 +633,36 @@ class _Download:
         return have
 
     def _open_part(self, have: int) -> int:
-        """The partial file: created anew (exclusively), or the very file measured to resume."""
+        """The partial file: created anew (exclusively), or the very file measured to resume.
+
+        When hashing, the ``have`` bytes kept are hashed first, through the
+        descriptor that appends the rest (read back, not trusted from the sidecar).
+        """
         if not have:
             return self.folder.create(self.part)
-        fd = self.folder.open_file(self.part, os.O_WRONLY | os.O_APPEND)
+        flags = os.O_APPEND | (os.O_RDWR if self.hasher is not None else os.O_WRONLY)
+        fd = self.folder.open_file(self.part, flags)
         if fd is not None and os.fstat(fd).st_size == have:
+            try:
+                self._hash_kept(fd, have)
+            except BaseException:
+                os.close(fd)
+                raise
             return fd
         if fd is not None:
             os.close(fd)
         raise _RestartError(f"{self.url}: the partial file changed while resuming")
+
+    def _hash_kept(self, fd: int, have: int) -> None:
+        if self.hasher is None:
+            return
+        done = 0
+        while done < have:
+            block = os.pread(fd, min(_HASH_BLOCK, have - done), done)
+            if not block:
+                raise _RestartError(f"{self.url}: the partial file shrank while resuming")
+            self.hasher.update(block)
+            done += len(block)
 
 
 class HttpStore:
@@ -646,6 +711,10 @@ class HttpStore:
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
         download(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
+
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        """:meth:`fetch_blob`, hashing while receiving: (size, SHA-256 hex digest)."""
+        return download_hashed(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
     def has_blob(self, name: str) -> int | None:
         url = self._join(name)

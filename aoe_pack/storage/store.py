@@ -168,3 +168,12 @@ def read_if_changed(
     if doc is not None and known is not None and known.etag == doc.token:
         return NotModified(known)
     return doc
+
+
+@runtime_checkable
+class HashingStore(Protocol):
+    """A store that hashes a blob while downloading it (HTTP and ``file://``)."""
+
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        """Like :meth:`Store.fetch_blob`, returning (size, SHA-256 hex digest) of ``dest``."""
+        ...

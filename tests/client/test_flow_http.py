@@ -25,6 +25,7 @@ from _cli import NO_PASSWORD, Cli
 from _server_http import HttpServer
 from _server_nginx import NginxServer
 
+from aoe_pack.client import install
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device, bucket
 from aoe_pack.errors import ExpiredMetadataError
@@ -248,6 +249,27 @@ def test_client_check_over_nginx_with_compressed_documents(
     assert bundle.bytes_sent > kit.bundles["1.1.0"].stat().st_size  # sent as the file is
     again = repo.client(installed="1.1.0", local="1.0.0")
     assert again["action"] == "keep"
+
+
+def test_client_hashes_the_bundle_while_downloading_it(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The release match uses the digest taken on the wire: the downloaded
+    # bundle is read once more only by the unpack, which verifies every chunk.
+    original = install._open_hashed
+
+    def no_second_read(folder: Any, name: str) -> Any:
+        fp, got = original(folder, name)
+        if got is not None:
+            fp.close()
+            raise AssertionError(f"{name} was read again to hash it")
+        return fp, got
+
+    monkeypatch.setattr(install, "_open_hashed", no_second_read)
+    repo.publish("1.1.0")
+    doc = repo.client()
+    assert doc["action"] == "download"
+    _assert_unpacked(repo, doc, "1.1.0")
 
 
 def test_client_downloads_when_inside_rollout(repo: Repo) -> None:
