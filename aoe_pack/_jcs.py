@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import rfc8785
@@ -36,6 +37,21 @@ def canonical_json_integral(value: Any) -> bytes:
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
     return out if out.isascii() else canonical_json(value)
+
+
+def canonical_object(members: Mapping[str, bytes]) -> bytes:
+    """RFC 8785 bytes of the object whose members' values are the canonical ``members``.
+
+    The same bytes as :func:`canonical_json` of the object itself: JCS writes
+    an object as its members sorted by the UTF-16 code units of their names
+    (big-endian UTF-16 bytes compare the same way), each name a canonical
+    string, each value canonical on its own. A caller that holds some values'
+    canonical bytes already (a manifest's untouched tags) skips encoding them.
+    """
+    names = sorted(members, key=lambda name: name.encode("utf-16-be"))
+    return b"{%s}" % b",".join(
+        b"%s:%s" % (canonical_json_integral(name), members[name]) for name in names
+    )
 
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:(?P<end>")|\\?\Z)', re.DOTALL)

@@ -25,6 +25,7 @@ needs when it runs. docs/library.md shows each function at work.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Callable, Sequence
@@ -458,6 +459,7 @@ def publish(
     delta_sign_keys: Sequence[SigningKey | PathLike] = (),
     delta_max_percent: int = 75,
     on_delta: Callable[[DeltaOutcome], None] | None = None,
+    public_url: str | None = None,
 ) -> Published:
     """Verify bundles, upload them by digest, and name them in a new manifest version.
 
@@ -494,15 +496,21 @@ def publish(
             have signed the bundle.
         delta_max_percent: Record a delta only up to this share of the bundle.
         on_delta: Called with each delta's outcome (recorded or skipped).
+        public_url: The address devices read this repository at
+            (``https://models.example.com/repo/``). Given, a bundle whose
+            ``updateURL`` names another repository is refused before anything
+            is uploaded; bundles without one are accepted (docs/format.md §15.8.1).
 
     Raises:
         UsageError: A setting is invalid, or a bundle is given twice.
+        UpdateURLMismatchError: A bundle's ``updateURL`` is not ``public_url``.
         ReleaseConflictError: A different bundle holds that version already.
         VerificationError: A bundle does not verify.
         StoreError: The repository cannot be read or written.
     """
     from aoe_pack.keys import resolve
     from aoe_pack.publish import releases
+    from aoe_pack.publish.address import check_update_urls
     from aoe_pack.publish.deltas import DeltaRequest
     from aoe_pack.publish.workflow import DEFAULT_EXPIRES
 
@@ -514,6 +522,8 @@ def publish(
         required_runtimes=tuple(sorted(set(required_runtimes))),
         critical=critical,
     )
+    if public_url is not None:
+        check_update_urls([Path(b) for b in bundles], public_url)
     store = _open(repo, plain_http)
     try:
         commit, added = releases.publish(
@@ -598,7 +608,7 @@ def add_deltas(
 
 def check(
     *,
-    repo: PathLike,
+    repo: PathLike | None = None,
     tag: str,
     device: Device,
     trusted_root: bytes | PathLike,
@@ -610,6 +620,7 @@ def check(
     timeout: float | None = None,
     password_prompt: PasswordPrompt | None = None,
     require_tag: bool = True,
+    local_bundle: PathLike | None = None,
 ) -> CheckResult:
     """Do what a device does: trust, decide, and optionally download (``aoe-pack client check``).
 
@@ -619,8 +630,14 @@ def check(
     ``download_dir`` downloads the chosen bundle, checks it against the
     manifest and its own signatures, decrypts and unpacks it.
 
+    The repository is ``repo`` when given, else the ``updateURL`` signed
+    into ``local_bundle`` (docs/format.md §15.6). Either way only the
+    repository's address comes from there: what is accepted is decided by
+    ``trusted_root`` alone.
+
     Args:
         repo: The repository: ``http(s)://``, a folder, ``s3://``, ``oci://``.
+            Wins over ``local_bundle``.
         tag: The model tag the app uses.
         device: The device and app ([Device][aoe_pack.client.decide.Device]).
         trusted_root: The root shipped with the app: its bytes, or its file.
@@ -640,8 +657,14 @@ def check(
         require_tag: Refuse a tag the manifest does not hold, naming the tags
             it has (a typo). ``False`` decides as a device in the field must
             when its tag was removed: keep what it runs.
+        local_bundle: The bundle the app ships for ``tag`` (its local model):
+            without ``repo``, its ``model.updateURL`` is the repository. It is
+            read without keys; the result's ``repository`` says which
+            address was read.
 
     Raises:
+        UsageError: Neither ``repo`` nor a ``local_bundle`` of ``tag`` with an
+            ``updateURL`` is given.
         ReleaseNotFoundError: ``tag`` is not in the manifest (with ``require_tag``).
         RollbackError: The manifest is older than one this device accepted.
         ExpiredMetadataError: The manifest has expired.
@@ -649,10 +672,16 @@ def check(
         BundleMismatchError: The downloaded bundle is not what the manifest names.
     """
     from aoe_pack.client import device_files
+    from aoe_pack.client.address import repository_of
     from aoe_pack.client.check import check as _check
     from aoe_pack.client.check import repository_identity
     from aoe_pack.keys import resolve
 
+    where = repository_of(
+        repo=None if repo is None else os.fspath(repo),
+        local_bundle=None if local_bundle is None else Path(local_bundle),
+        tag=tag,
+    )
     key = (
         None
         if decryption_key is None
@@ -663,14 +692,14 @@ def check(
         if isinstance(trusted_root, bytes)
         else device_files.read_trusted_root(trusted_root)
     )
-    store = _open(repo, plain_http, timeout)
+    store = _open(where, plain_http, timeout)
     try:
         state_path = (
             Path(state)
             if state is not None
-            else device_files.default_state_path(repository_identity(shipped), os.fspath(repo))
+            else device_files.default_state_path(repository_identity(shipped), where)
         )
-        return _check(
+        result = _check(
             store,
             tag=tag,
             device=device,
@@ -683,6 +712,7 @@ def check(
         )
     finally:
         store.close()
+    return dataclasses.replace(result, repository=where)
 
 
 def _verification_keys(

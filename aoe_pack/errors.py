@@ -495,6 +495,13 @@ class RollbackError(RepositoryError):
     code = "rollback"
 
 
+class MixAndMatchError(RepositoryError):
+    """A validly signed tag document that is not the one the index names (another tag
+    or another version served under its name)."""
+
+    code = "mix-and-match"
+
+
 class ExpiredMetadataError(RepositoryError):
     """A manifest's ``expires`` time has passed (freeze attack or stale repository)."""
 
@@ -523,6 +530,16 @@ class ReleaseConflictError(RepositoryError):
     """A release with this tag and version already exists with different content."""
 
     code = "release-conflict"
+
+
+class UpdateURLMismatchError(RepositoryError):
+    """A bundle's ``updateURL`` names another repository than the one it is published to.
+
+    Devices that ship it would look for updates elsewhere (``manifest publish
+    --public-url``, docs/format.md §15.8.1).
+    """
+
+    code = "update-url-mismatch"
 
 
 class ProposalError(RepositoryError):

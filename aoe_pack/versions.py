@@ -43,15 +43,17 @@ RELEASE_SLOT = 999
 class Version:
     """A semver version (parsed by the ``semver`` library), ordered by precedence.
 
-    The precedence key is computed once, so comparing two versions is a tuple
-    comparison: the device decision compares many of them per check.
+    The precedence key and the text are computed once, so comparing two versions
+    is a tuple comparison and ``str()`` an attribute read: the device decision
+    compares and names several per device.
     """
 
-    __slots__ = ("_key", "_v")
+    __slots__ = ("_key", "_text", "_v")
 
     def __init__(self, v: semver.Version) -> None:
         self._v = v
         self._key = _precedence_key(v)
+        self._text = str(v)
 
     @classmethod
     def parse(cls, text: str, *, what: str = "version") -> Version:
@@ -65,10 +67,10 @@ class Version:
             raise VersionError(f"{what} {text!r} is not a semantic version", hint=hint) from e
 
     def __str__(self) -> str:
-        return str(self._v)
+        return self._text
 
     def __repr__(self) -> str:
-        return f"Version({str(self._v)!r})"
+        return f"Version({self._text!r})"
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):

@@ -8,6 +8,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import ipaddress
 import json
 import re
 import struct
@@ -37,6 +38,10 @@ HEX64, HEX14 = re.compile(r"[0-9a-f]{64}"), re.compile(r"[0-9a-f]{14}")
 U32, NO_ZIP64 = struct.Struct("<I"), 0xFFFFFFFF
 POW2 = {1 << k for k in range(16, 25)}  # §5.2: chunk and segment sizes
 OPTIONAL = frozenset({"runtime", "variant"})  # §5.2.1
+# §5.2.4: scheme://host[:port]path, no userinfo, query or fragment (checked piece by piece below)
+UPDATE_URL = re.compile(r"([A-Za-z]+)://(\[[^\]/]*\]|[^:/]*)(?::([0-9]{1,5}))?(/[^?#]*)?")
+LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+SEGMENT = re.compile(r"([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+")
 
 
 class Reject(Exception):  # noqa: N818 - a verdict: Reject(code, why)
@@ -168,6 +173,36 @@ def _is_str(v: Any, rx: re.Pattern[str] | None = None) -> bool:
     return isinstance(v, str) and v != "" and (rx is None or rx.fullmatch(v) is not None)
 
 
+def _update_url_ok(url: str) -> bool:  # §5.2.4
+    shape = UPDATE_URL.fullmatch(url)
+    if len(url) > 1024 or not all("!" <= c <= "~" and c != "\\" for c in url) or not shape:
+        return False
+    scheme, host, port, path = shape[1].lower(), shape[2], shape[3], shape[4] or ""
+    if host.startswith("["):
+        try:
+            ip: Any = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+    else:
+        name = host.removesuffix(".")
+        labels_ok = all(LABEL.fullmatch(x) for x in name.split("."))
+        if not name or len(name) > 253 or not labels_ok:
+            return False
+        try:
+            ip = ipaddress.IPv4Address(host)
+        except ValueError:
+            ip = None
+    loopback = host.lower() == "localhost" or (ip is not None and ip.is_loopback)
+    segments = path.split("/")[1:]
+    if segments and segments[-1] == "":
+        segments.pop()  # one trailing "/"
+    return (
+        (scheme == "https" or (scheme == "http" and loopback))
+        and (port is None or 1 <= int(port) <= 65535)
+        and all(x not in (".", "..") and SEGMENT.fullmatch(x) for x in segments)
+    )
+
+
 def _is_uint(v: Any, top: int = (1 << 53) - 1) -> bool:  # §5.2 "uint"
     return type(v) is int and 0 <= v <= top
 
@@ -185,8 +220,9 @@ def parse_manifest(data: bytes) -> dict[str, Any]:  # §5, §8 step 7
         raise Reject("manifest", "not JSON") from None
     _need(isinstance(m, dict) and _is_str(m.get("format")), "manifest", "format")
     _need(m["format"] == "aoe-bundle/v1", "unsupported-version", m["format"])
-    model = _obj(m.get("model"), {"tag", "name", "version", "runtime"})
+    model = _obj(m.get("model"), {"tag", "name", "version", "runtime"}, frozenset({"updateURL"}))
     _need(all(_is_str(v) for v in model.values()), "manifest", "model")
+    _need("updateURL" not in model or _update_url_ok(model["updateURL"]), "manifest", "updateURL")
     enc = m.get("encryption")
     if "encryption" in m:
         _obj(enc, {"aead", "segmentSize", "recipients"})

@@ -3,7 +3,10 @@
 ``http.server.SimpleHTTPRequestHandler`` ignores ``Range``, so this handler
 serves files itself: a single ``bytes=N-`` range (206 + ``Content-Range``, 416
 past the end), a strong ETag from size and mtime, ``Last-Modified``, and
-``If-Range`` (a stale validator gets the whole file with 200, as RFC 9110 says).
+``If-Range`` (a stale validator gets the whole file with 200, as RFC 9110 says),
+conditional GETs (``If-None-Match``, ``If-Modified-Since``: 304) and, to a
+request accepting gzip, a ``<file>.gz`` sibling as nginx's ``gzip_static`` does,
+so the portable jobs (no nginx on macOS and Windows) exercise them too.
 
 ``http_server`` (function-scoped) serves a fresh ``tmp_path/"www"`` folder on
 127.0.0.1 and returns an :class:`HttpServer`:
@@ -11,11 +14,14 @@ past the end), a strong ETag from size and mtime, ``Last-Modified``, and
 - ``.url`` (``http://127.0.0.1:PORT``, no trailing slash), ``.root``,
   ``.url_for(path)``;
 - ``.requests``: every request as ``(method, path, Range header or None)``, the
-  path relative to ``.root`` (no leading slash);
+  path relative to ``.root`` (no leading slash); ``.headers``: each one's
+  request headers, in the same order;
 - knobs, each for one path relative to ``.root``: ``endless(path)``,
   ``lying_length(path, n)``, ``cut_after(path, nbytes)`` (next GET only) and
   ``no_length(path)`` (the file without Content-Length, body ended by closing),
-  ``redirect(path, location)`` (302).
+  ``redirect(path, location)`` (302), ``answer(path, status, headers, body)``
+  (that response, as given, to every request for ``path``: what no honest
+  server sends).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class HttpServer:
     root: Path
     url: str
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     _endless: set[str] = field(default_factory=set)
@@ -54,6 +61,7 @@ class HttpServer:
     _cuts: dict[str, int] = field(default_factory=dict)
     _no_length: set[str] = field(default_factory=set)
     _redirects: dict[str, str] = field(default_factory=dict)
+    _answers: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
 
     def url_for(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
@@ -81,6 +89,14 @@ class HttpServer:
     def redirect(self, path: str, location: str) -> None:
         """GET ``path`` answers 302 with ``Location: location`` (the file need not exist)."""
         self._redirects[path.lstrip("/")] = location
+
+    def answer(self, path: str, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        """Every request for ``path`` gets this status, these headers and this body, as given.
+
+        Nothing is added but the status line, ``Server`` and ``Date``: no
+        Content-Length unless given (then the body ends when the connection closes).
+        """
+        self._answers[path.lstrip("/")] = (status, headers, body)
 
 
 class _Server(ThreadingHTTPServer):
@@ -111,8 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
         state.requests.append((self.command, rel, self.headers.get("Range")))
+        state.headers.append(dict(self.headers.items()))
         path = (state.root / rel).resolve()
-        if rel in state._redirects:
+        if rel in state._answers:
+            status, headers, content = state._answers[rel]
+            close = {} if "Content-Length" in headers else {"Connection": "close"}
+            self._headers(status, {**headers, **close})
+            if body and content:
+                with contextlib.suppress(ConnectionError):
+                    self.wfile.write(content)
+        elif rel in state._redirects:
             self._headers(302, {"Location": state._redirects[rel], "Content-Length": "0"})
         elif rel in state._endless:
             self._headers(200, {"Connection": "close"})
@@ -128,11 +152,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _file(self, path: Path, rel: str, *, body: bool) -> None:
         state = self.server.state
+        headers: dict[str, str] = {}
+        sibling = path.with_name(path.name + ".gz")
+        gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
+        if gzip_ok and "Range" not in self.headers and sibling.is_file():
+            path = sibling  # as nginx's gzip_static: the precompressed file, as it is
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         st = path.stat()
         size = st.st_size
         etag = f'"{size:x}-{st.st_mtime_ns:x}"'
         modified = email.utils.formatdate(st.st_mtime, usegmt=True)
-        headers = {"ETag": etag, "Last-Modified": modified, "Accept-Ranges": "bytes"}
+        headers.update({"ETag": etag, "Last-Modified": modified, "Accept-Ranges": "bytes"})
+        if self._unchanged(etag, int(st.st_mtime)):
+            self._headers(304, {"ETag": etag, "Last-Modified": modified})
+            return
         match = _RANGE.fullmatch(self.headers.get("Range", ""))
         if_range = self.headers.get("If-Range")
         start = int(match[1]) if match and if_range in (None, etag, modified) else 0
@@ -155,6 +188,20 @@ class _Handler(BaseHTTPRequestHandler):
                 shutil.copyfileobj(_Limited(f, limit), self.wfile)
         if limit is not None or rel in state._no_length:
             self.close_connection = True
+
+    def _unchanged(self, etag: str, mtime: int) -> bool:
+        """RFC 9110 §13.1.2-3: If-None-Match (weak comparison) first, else If-Modified-Since."""
+        if_none_match = self.headers.get("If-None-Match")
+        if if_none_match is not None:
+            tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+            return etag in tags or "*" in tags
+        since = self.headers.get("If-Modified-Since")
+        try:
+            return (
+                since is not None and mtime <= email.utils.parsedate_to_datetime(since).timestamp()
+            )
+        except (TypeError, ValueError):
+            return False
 
     def _headers(self, status: int, headers: dict[str, str]) -> None:
         self.send_response(status)

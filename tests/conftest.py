@@ -25,7 +25,7 @@ from aoe_pack.bundle import EncryptionSpec, build_bundle
 from aoe_pack.config.model import ModelConfig, ModelFile
 
 # Real servers for the repository tests, each started by its own fixture.
-pytest_plugins = ["_server_oci", "_server_s3", "_server_http"]
+pytest_plugins = ["_server_oci", "_server_s3", "_server_http", "_server_nginx"]
 
 DEFAULT_FILES: Mapping[str, bytes] = {
     "model.tflite": bytes(range(256)) * 4 + b"model",
@@ -46,6 +46,7 @@ def write_config(
     version: str = "1.0.0",
     tag: str = "tag_x",
     model_name: str | None = None,
+    update_url: str | None = None,
 ) -> ModelConfig:
     """Write ``files`` under ``root/m`` and return a config that packs them all.
 
@@ -67,8 +68,10 @@ def write_config(
         source="installed",
         model_dir="m",
         model_name=model_name,
+        update_url=update_url,
         files=tuple(ModelFile(path=p, role=_role(p, model_name)) for p in ordered),
-        canonical={"tag": tag, "version": version, "modelName": model_name},
+        canonical={"tag": tag, "version": version, "modelName": model_name}
+        | ({"updateURL": update_url} if update_url else {}),
     )
 
 
@@ -135,6 +138,7 @@ class MakeConfig(Protocol):
         version: str = ...,
         tag: str = ...,
         model_name: str | None = ...,
+        update_url: str | None = ...,
     ) -> ModelConfig: ...
 
 
@@ -149,6 +153,7 @@ class BuiltBundle(Protocol):
         version: str = ...,
         tag: str = ...,
         name: str = ...,
+        update_url: str | None = ...,
     ) -> Path: ...
 
 
@@ -166,10 +171,13 @@ def make_config(tmp_path: Path) -> MakeConfig:
         version: str = "1.0.0",
         tag: str = "tag_x",
         model_name: str | None = None,
+        update_url: str | None = None,
     ) -> ModelConfig:
         root = tmp_path / f"src{next(counter)}"
         root.mkdir()
-        return write_config(root, files, version=version, tag=tag, model_name=model_name)
+        return write_config(
+            root, files, version=version, tag=tag, model_name=model_name, update_url=update_url
+        )
 
     return make
 
@@ -193,8 +201,9 @@ def built_bundle(tmp_path: Path, make_config: MakeConfig, signer: PrivateKey) ->
         version: str = "1.0.0",
         tag: str = "tag_x",
         name: str = "",
+        update_url: str | None = None,
     ) -> Path:
-        config = make_config(files, version=version, tag=tag)
+        config = make_config(files, version=version, tag=tag, update_url=update_url)
         out = tmp_path / (name or f"bundle{next(counter)}.aoe")
         build_bundle(
             config,

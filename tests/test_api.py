@@ -14,6 +14,7 @@ from aoe_pack import api
 from aoe_pack.assemble import BuildEvents
 from aoe_pack.client import Action, Device
 from aoe_pack.errors import (
+    AoePackError,
     BundleError,
     BundleNotFoundError,
     ConfigValidationError,
@@ -22,6 +23,7 @@ from aoe_pack.errors import (
     KeyTypeError,
     MissingKeyError,
     RollbackError,
+    UpdateURLMismatchError,
     UsageError,
 )
 from aoe_pack.keys import keygen, load_decryption_key, load_public_key, load_signing_key
@@ -287,6 +289,7 @@ def test_check_refuses_a_manifest_older_than_the_state_remembers(
         repo=repo, root_keys=[keys / "release.pub"], sign_keys=[keys / "release.key"]
     )
     old_manifest = (repo / "manifest.json").read_bytes()
+    old_index = (repo / "index.json").read_bytes()
     api.publish(bundles=[bundle], repo=repo, sign_keys=[keys / "release.key"],
                 trusted_keys=[keys / "signer.pub"])  # fmt: skip
     device = Device(device_id="d", app_version="1.0.0", runtimes=frozenset({"tflite"}),
@@ -295,6 +298,7 @@ def test_check_refuses_a_manifest_older_than_the_state_remembers(
     state = tmp_path / "state.json"
     api.check(repo=repo, tag="tag_mnist", device=device, trusted_root=shipped, state=state)
     (repo / "manifest.json").write_bytes(old_manifest)  # a mirror replays version 1
+    (repo / "index.json").write_bytes(old_index)
     with pytest.raises(RollbackError) as info:
         api.check(repo=repo, tag="tag_mnist", device=device, trusted_root=shipped, state=state)
     assert info.type is RollbackError
@@ -315,7 +319,8 @@ def test_check_keeps_its_state_per_repository_by_default(
         require_tag=False,
     )  # fmt: skip
     assert result.decision.action is Action.KEEP
-    states = list((tmp_path / "xdg" / "aoe-pack" / "client").iterdir())
+    folder = tmp_path / "xdg" / "aoe-pack" / "client"
+    states = [p for p in folder.iterdir() if p.suffix == ".json"]  # beside: <state>.cache/
     assert len(states) == 1
     assert json.loads(states[0].read_text())["manifestVersion"] == 1
 
@@ -344,3 +349,97 @@ def test_sign_adds_a_second_approver_that_verify_counts(
 def test_sign_loads_its_keys_before_it_looks_for_the_bundle(tmp_path: Path) -> None:
     with pytest.raises(KeyReferenceError, match=r"missing\.key"):
         api.sign(bundle=tmp_path / "missing.aoe", sign_keys=[tmp_path / "missing.key"])
+
+
+PUBLIC = "https://models.example.com/repo/"
+
+
+def _with_update_url(tmp_path: Path, keys: Path, url: str | None, version: str) -> Path:
+    extra = {} if url is None else {"updateURL": url}
+    return api.build(
+        configs=write_config(tmp_path / f"model-{version}", version=version, **extra),
+        out=tmp_path / f"mnist-{version}.aoe",
+        sign_keys=[keys / "signer.key"],
+        encrypt=False,
+    ).path
+
+
+def _init(repo: Path, keys: Path) -> None:
+    api.init_repository(
+        repo=repo, root_keys=[keys / "release.pub"], sign_keys=[keys / "release.key"]
+    )
+
+
+@pytest.mark.parametrize(
+    "written",
+    [PUBLIC, "https://models.example.com/repo", "HTTPS://Models.EXAMPLE.com:443/repo/", None],
+    ids=["same", "no-trailing-slash", "scheme-host-case-default-port", "no-update-url"],
+)
+def test_publish_with_public_url_accepts_bundles_naming_that_repository(
+    tmp_path: Path, keys: Path, written: str | None
+) -> None:
+    bundle = _with_update_url(tmp_path, keys, written, "1.0.0")
+    repo = tmp_path / "repo"
+    _init(repo, keys)
+    published = api.publish(
+        bundles=[bundle], repo=repo, sign_keys=[keys / "release.key"],
+        trusted_keys=[keys / "signer.pub"], public_url=PUBLIC,
+    )  # fmt: skip
+    assert published.changed
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "https://models.example.com/other/",
+        "https://models.example.com/Repo/",  # the path is compared as written
+        "https://models.example.com:8443/repo/",
+        "https://cdn.example.com/repo/",
+    ],
+    ids=["other-path", "path-case", "other-port", "other-host"],
+)
+def test_publish_with_public_url_refuses_a_bundle_naming_another_repository(
+    tmp_path: Path, keys: Path, written: str
+) -> None:
+    bundle = _with_update_url(tmp_path, keys, written, "1.0.0")
+    repo = tmp_path / "repo"
+    _init(repo, keys)
+    with pytest.raises(UpdateURLMismatchError) as e:
+        api.publish(
+            bundles=[bundle], repo=repo, sign_keys=[keys / "release.key"],
+            trusted_keys=[keys / "signer.pub"], public_url=PUBLIC,
+        )  # fmt: skip
+    assert e.value.code == "update-url-mismatch"
+    assert e.value.message.startswith(
+        f"mnist-1.0.0.aoe: its updateURL {written} names another repository than "
+        f"--public-url {PUBLIC} ("
+    )
+    assert not (repo / "bundles").exists() or not any((repo / "bundles").iterdir())
+
+
+def test_publish_with_an_invalid_public_url_is_a_usage_error(tmp_path: Path, keys: Path) -> None:
+    bundle = _with_update_url(tmp_path, keys, None, "1.0.0")
+    with pytest.raises(UsageError, match="uses http:// to a host that is not loopback"):
+        api.publish(
+            bundles=[bundle], repo=tmp_path / "repo", sign_keys=[keys / "release.key"],
+            public_url="http://models.example.com/repo/",
+        )  # fmt: skip
+
+
+def test_check_finds_the_repository_in_the_local_bundle(tmp_path: Path, keys: Path) -> None:
+    """A folder is not an address a bundle can carry, so the library's own check goes
+    through a bundle naming a loopback URL that nothing serves: the error is the download's."""
+    repo = tmp_path / "repo"
+    _init(repo, keys)
+    shipped = _with_update_url(tmp_path, keys, "http://127.0.0.1:9/repo/", "1.0.0")
+    device = Device(
+        device_id="d", app_version="3.0.0", runtimes=frozenset({"tflite"}), local_version="1.0.0"
+    )
+    with pytest.raises(AoePackError) as e:
+        api.check(
+            tag="tag_mnist", device=device, trusted_root=repo / "root.json",
+            state=tmp_path / "state.json", local_bundle=shipped, timeout=5,
+        )  # fmt: skip
+    assert "127.0.0.1:9" in e.value.message
+    with pytest.raises(UsageError, match="no repository to check"):
+        api.check(tag="tag_mnist", device=device, trusted_root=repo / "root.json")

@@ -140,6 +140,35 @@ def test_plain_golden_is_byte_identical_when_rebuilt(tmp_path: Path) -> None:
     )
 
 
+def test_repository_vectors_are_byte_identical_when_rebuilt() -> None:
+    for name, data in mv.repository_vectors(VECTORS).items():
+        assert data == (VECTORS / name).read_bytes(), (
+            f"rebuilding tests/vectors/{name} gave different bytes: the repository documents "
+            "(docs/format.md §15) or their writer changed"
+        )
+
+
+def test_repository_vectors_verify_as_a_device_reads_them() -> None:
+    import datetime as dt
+
+    from aoe_pack.repository.root import verify_self_signed
+    from aoe_pack.repository.split import verify_index, verify_tag_document
+    from aoe_pack.repository.trust import verify_manifest
+
+    now = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    root = verify_self_signed((VECTORS / "repo-root.json").read_bytes())
+    assert root.threshold == 2
+    manifest = verify_manifest((VECTORS / "repo-manifest.json").read_bytes(), root, now=now)
+    index = verify_index((VECTORS / "repo-index.json").read_bytes(), root, now=now).index
+    assert index.version == manifest.manifest.version == 3
+    assert set(index.tags) == set(manifest.manifest.models)
+    doc = verify_tag_document(
+        (VECTORS / "repo-tag.json").read_bytes(), root, tag=mv.TAG, version=index.tags[mv.TAG]
+    )
+    assert dict(doc.model) == manifest.manifest.models.to_dict()[mv.TAG]
+    assert dict(doc.bundle_keys) == dict(manifest.manifest.bundle_keys)
+
+
 def test_make_vectors_refuses_to_overwrite_without_the_flag(tmp_path: Path) -> None:
     shutil.copy(VECTORS / "expected.json", tmp_path)
     assert mv.main(["--dir", str(tmp_path)]) == 2
@@ -399,6 +428,17 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "plain": root / "plain.aoe", "all": root / "all.aoe"}
 
 
+def test_only_the_plain_vector_carries_an_update_url() -> None:
+    """§5.2.4 came after the encrypted vectors: a bundle without it must read as before."""
+    trusted = [load_public_key(str(mv.key_path(k, "pub"))) for k in mv.SIGNERS]
+    for name in mv.BUNDLES:
+        model = verify_bundle(VECTORS / name, trusted_keys=trusted, threshold=2).manifest.model
+        assert model.update_url == mv.UPDATE_URL.get(name)
+    pems = [mv.key_path(k, "pub").read_bytes() for k in mv.SIGNERS]
+    plain = iv.verify(VECTORS / "v1-plain.aoe", pems, threshold=2, key=None)
+    assert plain["model"]["updateURL"] == "https://models.example.com/test-vectors/"
+
+
 @pytest.mark.parametrize("key", [None, "x25519", "p256-kem", "mlkem768-x25519", "aes256"])
 def test_independent_verifier_accepts_fresh_bundles(
     fresh: dict[str, Path], key: str | None
@@ -494,6 +534,12 @@ INSIDER: dict[str, tuple[Callable[[dict[str, Any]], None], str | None]] = {
     "role-empty": (lambda m: m["files"][0].update(role=""), None),
     "path-climbs-out": (_labels_one_folder_up, None),
     "uint-above-2-53": (lambda m: m.update(sourceDateEpoch=SENTINEL), None),
+    "update-url-cleartext": (lambda m: m["model"].update(updateURL="http://models.example/"), None),
+    "update-url-userinfo": (
+        lambda m: m["model"].update(updateURL="https://ci:token@models.example/"),
+        None,
+    ),
+    "update-url-not-a-string": (lambda m: m["model"].update(updateURL=["https://x.ex/"]), None),
 }
 
 
@@ -545,6 +591,9 @@ ATTACKS = {
     "role-empty": "manifest",
     "path-climbs-out": "manifest",
     "uint-above-2-53": "manifest",
+    "update-url-cleartext": "manifest",
+    "update-url-userinfo": "manifest",
+    "update-url-not-a-string": "manifest",
 }
 
 

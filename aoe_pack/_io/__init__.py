@@ -7,7 +7,8 @@
 - :mod:`.writebehind`: flush a large output in the background;
 - :mod:`.locks`: locks on open files; :mod:`.entries`: what an ``lstat`` says;
 - :mod:`.digest`: a file's SHA-256; :mod:`.pread`: read at an offset, from many threads;
-- :mod:`.facilities`: what the OS offers, asked at each use (docs/platforms.md).
+- :mod:`.facilities`: what the OS offers, asked at each use (docs/platforms.md);
+- :mod:`.arenas`: one malloc arena for a pipeline's threads (glibc).
 """
 
 from __future__ import annotations

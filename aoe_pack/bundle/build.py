@@ -19,6 +19,7 @@ from aoe_pack import __version__
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._io import WriteBehind, atomic_output
+from aoe_pack._io.arenas import share_one_arena
 from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
 from aoe_pack.bundle import signatures
 from aoe_pack.bundle._chunked import Progress, seal_file, worker_count
@@ -154,10 +155,15 @@ def build_bundle(
     epoch = source_date_epoch()
     feature = identity is not None  # several models: no one file is "the" source
     identity = identity or ModelIdentity(
-        tag=config.tag, name=config.model_name, version=config.version, runtime=config.runtime
+        tag=config.tag,
+        name=config.model_name,
+        version=config.version,
+        runtime=config.runtime,
+        update_url=config.update_url,
     )
     data_key = _stream.new_data_key() if encryption.enabled else None
     enc = _encryption(identity, data_key, encryption) if data_key else None
+    share_one_arena()  # before the threads start: peak memory under 64 MiB
     with (
         atomic_output(out, overwrite=overwrite) as fp,
         ThreadPoolExecutor(worker_count(), thread_name_prefix="aoe-build") as pool,

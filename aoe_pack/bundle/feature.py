@@ -10,7 +10,9 @@ recogniser 1. Built together, the configs must share their ``tag`` and
   the folder holding that model's files (``detector/tflite/fp16/det.tflite``),
   so a device unpacks the feature as the app expects it;
 * the manifest's ``model`` names the feature: its ``tag`` and ``version``,
-  ``name`` = the tag, ``runtime`` = the first model's;
+  ``name`` = the tag, ``runtime`` = the first model's, ``updateURL`` = the
+  first one a config gives (every config that gives one must name the same
+  repository: a feature is released under one tag, in one repository);
 * its ``config`` is ``{"tag", "version", "models": {<model>: <canonical
   config>}}`` and its ``provenance`` holds ``"models": {<model>: <that
   model's source, conversions and refusals>}``.
@@ -30,6 +32,7 @@ from aoe_pack.bundle.build import PayloadSource
 from aoe_pack.bundle.manifest import ModelIdentity
 from aoe_pack.config.model import ModelConfig
 from aoe_pack.errors import ConfigError
+from aoe_pack.urls import same_repository
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -74,6 +77,14 @@ def check_feature(configs: Sequence[ModelConfig]) -> tuple[str, str]:
                 f"{first.version}: a feature's models are released together, at one version",
                 hint="give every config of the feature the same version",
             )
+    urls = [(c, c.update_url) for c in configs if c.update_url is not None]
+    for cfg, url in urls[1:]:
+        if not same_repository(url, urls[0][1]):
+            raise ConfigError(
+                f"{cfg.source_path} has updateURL {url!r}, {urls[0][0].source_path} "
+                f"{urls[0][1]!r}: a feature is released in one repository",
+                hint="give every config of the feature the same updateURL (or only one of them)",
+            )
     keys = [model_key(c) for c in configs]
     doubles = sorted({k for k in keys if keys.count(k) > 1})
     if doubles:
@@ -102,8 +113,13 @@ def feature_payload(models: Sequence[FeatureModel]) -> list[PayloadSource]:
 
 def feature_identity(models: Sequence[FeatureModel]) -> ModelIdentity:
     first = models[0].config
+    urls = [m.config.update_url for m in models if m.config.update_url is not None]
     return ModelIdentity(
-        tag=first.tag, name=first.tag, version=first.version, runtime=first.runtime
+        tag=first.tag,
+        name=first.tag,
+        version=first.version,
+        runtime=first.runtime,
+        update_url=urls[0] if urls else None,
     )
 
 

@@ -21,6 +21,7 @@ from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json
 from aoe_pack._quote import quote_json
 from aoe_pack.bundle.format import AEAD, DEFAULT_LIMITS, PAYLOAD_PREFIX, FormatVersion, Limits
 from aoe_pack.errors import LimitExceededError, ManifestError, UnsupportedVersionError
+from aoe_pack.urls import url_problem
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST_VALUES = 1_000_000
@@ -48,16 +49,25 @@ class ModelIdentity:
     name: str
     version: str
     runtime: str
+    update_url: str | None = None
+    """Where devices read this model's repository (the config's ``updateURL``), if given.
+
+    A hint of where to look, never of what to trust: a device verifies the
+    repository with the root shipped in the app (docs/format.md §5.2, §15.6).
+    """
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             **self.extra,
             "tag": self.tag,
             "name": self.name,
             "version": self.version,
             "runtime": self.runtime,
         }
+        if self.update_url is not None:
+            d["updateURL"] = self.update_url
+        return d
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,7 +225,8 @@ class BundleManifest:
             name=m.text("name"),
             version=m.semver("version"),
             runtime=m.text("runtime"),
-            extra=m.rest("tag", "name", "version", "runtime"),
+            update_url=m.opt_url("updateURL"),
+            extra=m.rest("tag", "name", "version", "runtime", "updateURL"),
         )
         enc = None
         if "encryption" in r.d:
@@ -332,6 +343,16 @@ class _Reader:
 
     def opt_text(self, key: str) -> str | None:
         return self.text(key) if key in self.d else None
+
+    def opt_url(self, key: str) -> str | None:
+        """An optional repository address (:mod:`aoe_pack.urls`); a bad one is ``manifest``."""
+        if key not in self.d:
+            return None
+        v = self.text(key)
+        problem = url_problem(v)
+        if problem is not None:
+            raise ManifestError(f"{self.where}.{key} {problem}")
+        return v
 
     def integer(self, key: str, *, maximum: int = MAX_SAFE_INTEGER) -> int:
         v = self._get(key)

@@ -88,7 +88,10 @@ def inspect(bundle: Path, json_mode: bool) -> None:
     """Show what BUNDLE says about itself, without any key.
 
     Identity, files and sizes, signers' key ids, encryption recipients and
-    provenance. Nothing shown is verified: run `aoe-pack verify` for that.
+    provenance, and the repository address devices look for updates at (the
+    config's updateURL, "updates" in the text; model.updateURL in --json),
+    when the config gave one. Nothing shown is verified: run `aoe-pack
+    verify` for that.
 
     \b
     Example:
@@ -105,6 +108,8 @@ def inspect(bundle: Path, json_mode: bool) -> None:
         m = result.manifest
         output.line(f"{bundle}  ({human_size(result.size)}, {d['format']}, unverified)", bold=True)
         output.line(f"  model     {m.model.tag} {m.model.version}  runtime {m.model.runtime}")
+        if m.model.update_url is not None:
+            output.line(f"  updates   {m.model.update_url}")
         output.line(f"  manifest  sha256:{result.manifest_sha256}")
         width = max(len(f.path) for f in m.files)
         for f in m.files:

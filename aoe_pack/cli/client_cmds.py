@@ -45,13 +45,9 @@ _device_options = [
         type=INPUT_FILE,
         help="The root.json shipped with the app.",
     ),
-    click.option(
-        "--repo",
-        required=True,
-        metavar="URL",
-        help="Repository URL (http(s)://, a folder, s3://, oci://).",
-    ),
 ]
+_REPO_HELP = "Repository URL (http(s)://, a folder, s3://, oci://)."
+_repo_option = click.option("--repo", required=True, metavar="URL", help=_REPO_HELP)
 
 
 # The reference's deadline (TransferLimits.deadline), written out to keep the CLI light.
@@ -122,6 +118,19 @@ def client() -> None:
 @client.command()
 @device_options
 @click.option(
+    "--repo",
+    metavar="URL",
+    help=_REPO_HELP + " Wins over --local-bundle; one of the two is needed.",
+)
+@click.option(
+    "--local-bundle",
+    type=INPUT_FILE,
+    metavar="PATH",
+    help="The bundle the app ships for --tag (its local model). Without --repo, the "
+    "repository is the updateURL signed into it (the config's updateURL): where to look, "
+    "never what to trust, which --trusted-root alone decides.",
+)
+@click.option(
     "--installed-version",
     required=True,
     metavar="V",
@@ -167,7 +176,8 @@ def check(
     runtimes: tuple[str, ...],
     channels: tuple[str, ...],
     trusted_root: Path,
-    repo: str,
+    repo: str | None,
+    local_bundle: Path | None,
     installed_version: str,
     local_version: str | None,
     device_id: str,
@@ -185,15 +195,30 @@ def check(
     \b
     Refuses a manifest older than the last one accepted (rollback), an expired
     one (freeze), and a bundle that differs from the manifest (mix-and-match).
+
+    \b
+    Where to look: --repo if given; otherwise the updateURL signed into
+    --local-bundle, the bundle the app ships for --tag, as AoE's app read
+    the upgrade link from its model's config. The address only says where to
+    look: every document found there is checked against --trusted-root, so
+    a wrong address fails the check, it cannot make the device accept
+    anything. With neither, the check is refused (exit 2).
+
+    \b
     Example:
-      aoe-pack client check --repo http://models.example/repo --tag tag_mnist \\
+      aoe-pack client check --repo https://models.example.com/repo --tag tag_mnist \\
           --installed-version 1.0.0 --app-version 3.2.0 --device-id $ID \\
           --trusted-root root.json --download models/ --decryption-key device.key
+      aoe-pack client check --local-bundle assets/mnist.aoe --tag tag_mnist \\
+          --installed-version 1.0.0 --app-version 3.2.0 --device-id $ID \\
+          --trusted-root assets/root.json
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
         from aoe_pack import api
+        from aoe_pack.client.address import require_one
 
+        require_one(repo, local_bundle)  # before any key is loaded or prompted for
         device = _device(
             device_id,
             app_version,
@@ -204,6 +229,7 @@ def check(
         )
         result = api.check(
             repo=repo,
+            local_bundle=local_bundle,
             tag=tag,
             device=device,
             trusted_root=trusted_root,
@@ -226,6 +252,8 @@ def check(
         output.line(
             f"  manifest  version {result.manifest_version} (root version {result.root_version})"
         )
+        where = "" if repo is not None else "  (updateURL of --local-bundle)"
+        output.line(f"  repo      {result.repository}{where}")
         if result.unpacked:
             output.line(f"  ready     {result.unpacked} (verified, decrypted)")
 
@@ -234,6 +262,7 @@ def check(
 
 @client.command()
 @device_options
+@_repo_option
 @click.option(
     "--local-version", required=True, metavar="V", help="Model version shipped in the app."
 )

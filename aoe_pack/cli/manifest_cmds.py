@@ -232,6 +232,14 @@ def init(
 )
 @click.option("--critical", is_flag=True, help="Every eligible device gets it, rollout aside.")
 @delta_options
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The https:// address devices read this repository at. Refuses, before any "
+    "upload, a bundle whose updateURL (from its config, signed) names another repository; "
+    "bundles without one pass. Compared with scheme and host case, a default port and a "
+    "trailing / ignored.",
+)
 @expires_option
 @plain_http_option
 @json_option
@@ -253,6 +261,7 @@ def publish(
     decryption_key: str | None,
     delta_sign_keys: tuple[str, ...],
     delta_max_percent: int,
+    public_url: str | None,
     expires: str,
     plain_http: bool | None,
     json_mode: bool,
@@ -268,6 +277,9 @@ def publish(
     (both decrypted with --decryption-key), uploaded as deltas/<sha256>.aoed and
     recorded in the new release if it is smaller than the bundle; devices that
     run VERSION then download it instead (docs/format.md §16).
+    With --public-url (the address devices read, where the storage is served),
+    a bundle built with an updateURL naming another repository is refused:
+    apps shipping it would never find its updates here.
 
     \b
     Example:
@@ -275,6 +287,8 @@ def publish(
           --rollout 10
       aoe-pack manifest publish mnist-1.1.0.aoe --repo repo/ --sign-key keys/release.key \\
           --delta-from 1.0.0 --decryption-key keys/app.key
+      aoe-pack manifest publish mnist.aoe --repo s3://models-bucket/repo \\
+          --public-url https://models.example.com/repo/ --sign-key keys/release.key
       aoe-pack manifest publish mnist.aoe --repo repo/ --prepare --out publish.json
     """
     output = Output(json_mode)
@@ -296,11 +310,16 @@ def publish(
             required_runtimes=required_runtimes,
             critical=critical,
             expires=expires,
+            public_url=public_url,
         )
         return
     with handle_errors(json_mode):
         check_mode(sign_keys, prepare=prepare, out=out)
         from aoe_pack import api
+        from aoe_pack.publish.address import check_public_url
+
+        if public_url is not None:
+            check_public_url(public_url)  # a usage error, before any key is loaded
 
         outcomes: list[dict[str, Any]] = []
 
@@ -327,6 +346,7 @@ def publish(
             delta_sign_keys=load_signing_keys(delta_sign_keys, key_passwords),
             delta_max_percent=delta_max_percent,
             on_delta=on_delta,
+            public_url=public_url,
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
     for tag, r in published.kept_first_settings():
@@ -367,6 +387,7 @@ def _prepare_publish(
     required_runtimes: tuple[str, ...],
     critical: bool,
     expires: str,
+    public_url: str | None,
 ) -> None:
     """``publish --prepare``: upload the bundles, propose the manifest that names them."""
     with handle_errors(json_mode):
@@ -374,6 +395,10 @@ def _prepare_publish(
         assert out is not None
         from aoe_pack.keys import load_public_key
         from aoe_pack.publish import releases
+        from aoe_pack.publish.address import check_public_url, check_update_urls
+
+        if public_url is not None:
+            check_public_url(public_url)
 
         options = releases.ReleaseOptions(
             channel=channel,
@@ -384,6 +409,8 @@ def _prepare_publish(
             critical=critical,
         )
         keys = [load_public_key(k) for k in trusted_keys]
+        if public_url is not None:
+            check_update_urls(bundles, public_url)  # before anything is uploaded
         store = _store(repo, plain_http)
         try:
             proposal, _ = releases.prepare_publish(
@@ -414,10 +441,12 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
     """
     output = Output(json_mode)
     with handle_errors(json_mode):
+        from aoe_pack.publish.split import index_version
         from aoe_pack.publish.workflow import read_state
 
         store = _store(repo, plain_http, timeout)
         state = read_state(store)
+        indexed = index_version(store, state.root)
         store.close()
     m = state.manifest
     expired = m.expires <= dt.datetime.now(dt.UTC)
@@ -426,6 +455,7 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
         "rootVersion": state.root.version,
         "manifestVersion": m.version,
         "expired": expired,
+        "indexVersion": indexed,
         **m.to_dict(),
     }
 
@@ -437,6 +467,11 @@ def show(repo: str, plain_http: bool | None, timeout: float | None, json_mode: b
         )
         if expired:
             output.warn("the manifest has EXPIRED: devices refuse it; run `manifest resign`")
+        if indexed != m.version:
+            output.warn(
+                f"index.json is {'absent' if indexed is None else f'at version {indexed}'}: "
+                "devices that read it see an older repository; `manifest resign` writes it"
+            )
         for tag, entry in sorted(m.models.items()):
             pin = f"  (pinned to {entry.pin})" if entry.pin else ""
             output.line(f"\n{tag}{pin}", bold=True)
@@ -844,6 +879,9 @@ def verify_repo(
         output.line(f"  root      version {report.root_version}")
         m = report.manifest
         output.line(f"  manifest  version {m.version}, {m.release_count()} release(s)")
+        idx = report.index
+        where = f"version {idx.version}, " if idx.version else ""
+        output.line(f"  index     {where}{idx.status}, {idx.tags_checked} tag document(s)")
         if check_bundles:
             output.line(f"  bundles   {report.bundles_checked} present and matching")
 

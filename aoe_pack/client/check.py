@@ -2,9 +2,11 @@
 
 1. Fix "now" once (TUF). Walk the root chain from the last trusted root (or
    the one shipped with the app) to the newest.
-2. Fetch ``manifest.json`` with a size cap and check it against that root and
-   the last manifest version this device accepted (rollback) and its expiry
-   (freeze). Only then persist the new state.
+2. Fetch ``index.json`` and the tag's document (:mod:`aoe_pack.client.indexed`),
+   or ``manifest.json`` from a repository without an index, with a size cap, and
+   check it against that root and the last manifest version this device
+   accepted (rollback) and its expiry (freeze). Only then persist the new state
+   (and cache the documents, :mod:`aoe_pack.client.cache`).
 3. Decide (:mod:`aoe_pack.client.decide`).
 4. Download the chosen bundle, capped at the size the manifest promises and
    resuming an interrupted download; check its size and SHA-256 against the
@@ -23,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
+from aoe_pack.client.cache import DocumentCache
 from aoe_pack.client.decide import Action, Decision, Device, decide, require_model
 from aoe_pack.client.delta import DeltaAttempt, try_delta
+from aoe_pack.client.indexed import IndexedRead, read_indexed
 from aoe_pack.client.install import install
 from aoe_pack.errors import (
     OutputError,
+    ReleaseNotFoundError,
     RepositoryError,
     RepositoryFormatError,
     RollbackError,
@@ -61,11 +66,11 @@ def _version_floor(value: Any) -> int | None:
     return value
 
 
-def _digest(value: Any) -> str | None:
+def _digest(value: Any, what: str = "manifestSha256") -> str | None:
     if value is not None and not (
         isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")
     ):
-        raise TypeError("manifestSha256 must be 64 lowercase hex digits or null")
+        raise TypeError(f"{what} must be 64 lowercase hex digits or null")
     return value
 
 
@@ -86,12 +91,17 @@ class ClientState:
     manifest_sha256: str | None = None
     manifest_root_keys: frozenset[str] = frozenset()
     """Key ids of the root the last manifest was accepted under."""
+    index_sha256: str | None = None
+    """Payload digest of the index accepted at ``manifest_version``, if one was: the
+    version floor is shared by both documents, each kind keeps its own digest."""
 
     @property
     def floor(self) -> Floor | None:
         if self.manifest_version is None:
             return None
-        return Floor(self.manifest_version, self.manifest_sha256, self.manifest_root_keys)
+        return Floor(
+            self.manifest_version, self.manifest_sha256, self.manifest_root_keys, self.index_sha256
+        )
 
     @classmethod
     def load(cls, path: Path, shipped_root: bytes) -> ClientState:
@@ -101,6 +111,7 @@ class ClientState:
             version = _version_floor(doc["manifestVersion"])
             # Absent in states written before they were kept: unknown, not empty.
             digest = _digest(doc.get("manifestSha256"))
+            index_digest = _digest(doc.get("indexSha256"), "indexSha256")
             root_keys = _key_ids(doc.get("manifestRootKeys"))
         except FileNotFoundError:
             return cls(shipped_root, None)
@@ -125,6 +136,7 @@ class ClientState:
             version,
             digest,
             frozenset(remembered.keys) if root_keys is None else root_keys,
+            index_digest,
         )
         if shipped.version > remembered.version:
             return replace(state, root=shipped_root)
@@ -143,6 +155,7 @@ class ClientState:
             "manifestVersion": self.manifest_version,
             "manifestSha256": self.manifest_sha256,
             "manifestRootKeys": sorted(self.manifest_root_keys),
+            "indexSha256": self.index_sha256,
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +183,9 @@ class CheckResult:
             return None
         return "bundle" if self.bundle is not None else "delta"
 
+    repository: str | None = None
+    """The repository address read: ``--repo``, or the local bundle's ``updateURL``."""
+
     def to_dict(self) -> dict[str, Any]:
         d = {
             **self.decision.to_dict(),
@@ -177,6 +193,7 @@ class CheckResult:
             "manifestVersion": self.manifest_version,
             "bundle": str(self.bundle) if self.bundle else None,
             "unpacked": str(self.unpacked) if self.unpacked else None,
+            "repository": self.repository,
         }
         if self.unpacked is not None:
             d["via"] = self.via
@@ -227,23 +244,59 @@ def fetch_trusted(
     verify``, which must agree.
     """
 
+    root, accepted, floor = trusted_chain(store, start, floor=floor, minimum=minimum)
+    return root, accepted, fetch_manifest(store, root, now=now, floor=floor)
+
+
+def trusted_chain(
+    store: Store, start: Root, *, floor: Floor | None, minimum: Floor | None
+) -> tuple[Root, list[bytes], Floor | None]:
+    """Step 3: the newest root, the envelopes accepted on the way, and the floor that holds."""
+
     def fetch_root(n: int) -> bytes | None:
         doc = store.read(root_name(n), max_bytes=DEFAULT_LIMITS.max_root_bytes)
         return doc.data if doc else None
 
     root, accepted = update_root(start, fetch_root)
-    floor = effective_floor(floor, root, minimum)
+    return root, accepted, effective_floor(floor, root, minimum)
+
+
+def fetch_manifest(
+    store: Store, root: Root, *, now: dt.datetime, floor: Floor | None
+) -> VerifiedManifest:
+    """Steps 4-9 through ``manifest.json``."""
     doc = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     if doc is None:
         raise RepositoryError(f"{store.url} has no manifest.json")
-    verified = verify_manifest(
+    return verify_manifest(
         doc.data,
         root,
         now=now,
         last_version=floor.version if floor else None,
         last_sha256=floor.payload_sha256 if floor else None,
     )
-    return root, accepted, verified
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """The outcome of steps 1-10: the trusted root and what the decision reads."""
+
+    root: Root
+    manifest: Manifest
+    """The verified manifest, or (through the index) a view of the tag's document."""
+    indexed: IndexedRead | None = None
+    """The index and tag document it came through; None for manifest.json."""
+
+    def require(self, tag: str) -> None:
+        """:class:`ReleaseNotFoundError` if the repository does not list ``tag``."""
+        if self.indexed is None:
+            require_model(self.manifest, tag)
+        elif self.indexed.document is None:
+            known = ", ".join(self.indexed.tags) or "none yet"
+            raise ReleaseNotFoundError(
+                f"the manifest has no model {tag}; its models: {known}",
+                hint="check --tag: `aoe-pack manifest show` lists the published tags",
+            )
 
 
 def refresh(
@@ -254,7 +307,25 @@ def refresh(
     now: dt.datetime,
     minimum: int | None = None,
 ) -> tuple[Root, Manifest]:
-    """Steps 1-2: the newest trusted root and the verified manifest; state saved.
+    """Steps 1-2 through ``manifest.json``: the newest trusted root and the verified
+    manifest; state saved. ``minimum`` as in :func:`refresh_tag`."""
+    done = refresh_tag(
+        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum
+    )
+    return done.root, done.manifest
+
+
+def refresh_tag(
+    store: Store,
+    *,
+    trusted_root: bytes,
+    state_path: Path,
+    now: dt.datetime,
+    minimum: int | None = None,
+    tag: str | None = None,
+) -> Refreshed:
+    """Steps 1-2 for ``tag``: through the index when the repository has one (and a tag
+    is given), else through ``manifest.json``; state saved, documents cached.
 
     ``minimum`` is the manifest version the app shipped with: a floor from the
     first contact on, held while the trusted root keeps a threshold of the
@@ -262,15 +333,19 @@ def refresh(
     """
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
-    floor = state.floor
     shipped_floor = None
     if minimum is not None:
         shipped = verify_self_signed(trusted_root, what="--trusted-root")
         shipped_floor = Floor(minimum, None, frozenset(shipped.keys))
+    cache = DocumentCache.beside(state_path)
+    indexed: IndexedRead | None = None
     try:
-        root, accepted, verified = fetch_trusted(
-            store, start, now=now, floor=floor, minimum=shipped_floor
+        root, accepted, floor = trusted_chain(
+            store, start, floor=state.floor, minimum=shipped_floor
         )
+        if tag is not None:
+            indexed = read_indexed(store, root, tag=tag, now=now, floor=floor, cache=cache)
+        verified = None if indexed else fetch_manifest(store, root, now=now, floor=floor)
     except (RollbackError, UntrustedMetadataError) as e:
         if state.manifest_version is not None:  # what this device remembers may be why
             e.hint = (e.hint + "; " if e.hint else "") + (
@@ -278,13 +353,31 @@ def refresh(
                 "was re-created on purpose)"
             )
         raise
+    # One version floor; each kind of document keeps its digest for that version only.
+    if indexed is not None:
+        version, manifest = indexed.verified.index.version, indexed.manifest
+        manifest_sha = floor.payload_sha256 if floor and floor.version == version else None
+        index_sha: str | None = indexed.verified.payload_sha256
+    else:
+        assert verified is not None
+        version, manifest = verified.manifest.version, verified.manifest
+        manifest_sha = verified.payload_sha256
+        index_sha = floor.index_sha256 if floor and floor.version == version else None
     ClientState(
         accepted[-1] if accepted else state.root,
-        verified.manifest.version,
-        verified.payload_sha256,
+        version,
+        manifest_sha,
         frozenset(root.keys),
+        index_sha,
     ).save(state_path)
-    return root, verified.manifest
+    if indexed is not None:
+        cache.save(
+            index=indexed.verified.envelope_bytes,
+            validators=indexed.validators,
+            tag=indexed.tag,
+            document=indexed.document_bytes,
+        )
+    return Refreshed(root, manifest, indexed)
 
 
 def repository_identity(shipped_root: bytes) -> str | None:
@@ -327,11 +420,12 @@ def check(
     (:func:`~aoe_pack.client.decide.require_model`) instead of kept.
     """
     now = now or dt.datetime.now(dt.UTC)
-    root, manifest = refresh(
-        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum
+    done = refresh_tag(
+        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum, tag=tag
     )
+    root, manifest = done.root, done.manifest
     if require_tag:
-        require_model(manifest, tag)
+        done.require(tag)
     decision = decide(manifest, tag, device)
     result = CheckResult(decision, root.version, manifest.version)
     release = decision.release

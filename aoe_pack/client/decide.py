@@ -29,8 +29,10 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import struct
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aoe_pack.errors import ReleaseNotFoundError
 from aoe_pack.repository.model import LOCAL, Manifest, ModelReleases, Release
@@ -38,13 +40,15 @@ from aoe_pack.versions import Version
 
 BUCKETS = 10_000
 _DOMAIN = b"aoe-rollout/v1\x00"
+_first_8_bytes = struct.Struct(">Q").unpack_from
+"""The first 8 bytes of a digest as a big-endian unsigned integer (a 1-tuple)."""
 
 
 def bucket(salt: str, tag: str, device_id: str) -> int:
     """The device's rollout bucket for one release, 0-9999."""
     h = _seeded(salt, tag).copy()
     h.update(device_id.encode())
-    return int.from_bytes(h.digest()[:8], "big") % BUCKETS
+    return int(_first_8_bytes(h.digest())[0]) % BUCKETS
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,8 +103,12 @@ class Decision:
 
 
 def _why_not(  # noqa: PLR0911 - one early return per rule, in the documented order
-    r: Release, tag: str, device: Device, app: Version, *, rollout: bool
+    r: Release, device: Device, app: Version
 ) -> str | None:
+    """Why ``r`` is not eligible by the tests E1-E6, which the device id has no part in.
+
+    The rollout (E7) is the caller's: skipped for a pin, else tested last.
+    """
     if r.yanked is not None:
         return f"{r.version}: yanked ({r.yanked})"
     if r.channel not in device.channels:
@@ -114,8 +122,6 @@ def _why_not(  # noqa: PLR0911 - one early return per rule, in the documented or
     if r.required_runtimes and not device.runtimes.issuperset(r.required_runtimes):
         missing = [x for x in r.required_runtimes if x not in device.runtimes]
         return f"{r.version}: device lacks {', '.join(missing)}"
-    if rollout and not r.critical and bucket(r.salt, tag, device.device_id) >= r.rollout_bp:
-        return f"{r.version}: outside its {r.rollout_percent:g}% rollout"
     return None
 
 
@@ -126,23 +132,108 @@ def _best(
 
     Releases are sorted, so the scan goes down from the newest and stops at the
     first eligible one or at ``floor``: a decision costs a few checks, not one
-    per release the tag ever had.
+    per release the tag ever had. Only the rollout test depends on the device
+    id; the rest of the scan is worked out once per device profile
+    (:func:`_steps`), so a device pays one SHA-256 per release whose rollout
+    it must test, and nothing else per release.
     """
-    skipped: list[str] = []
     if entry.pin not in (None, LOCAL):
         pinned = entry.find(entry.pin)
-        why = None if pinned is None else _why_not(pinned, tag, device, app, rollout=False)
+        why = None if pinned is None else _why_not(pinned, device, app)
         if pinned is not None and why is None:
-            return pinned, skipped
+            return pinned, []
         return None, [why or f"{entry.pin}: not a release"]
+    steps = _steps(entry, tag, device, app, floor)
+    if steps[0].seed is None:  # decided without a bucket
+        return steps[0].release, list(steps[0].passed)
+    skipped: list[str] = []
+    device_id = device.device_id.encode()
+    for passed, r, seed, basis_points, outside in steps:
+        if passed:
+            skipped += passed
+        if seed is None:  # the end, or a release every bucket is in
+            return r, skipped
+        h = seed.copy()
+        h.update(device_id)
+        if _first_8_bytes(h.digest())[0] % BUCKETS < basis_points:
+            return r, skipped
+        skipped.append(outside)
+    raise AssertionError("a scan ends with a step without a rollout")  # pragma: no cover
+
+
+class _Step(NamedTuple):
+    """Part of a scan: releases skipped whatever the device id, then one release."""
+
+    passed: tuple[str, ...]
+    """Why each release before this one was skipped, newest first."""
+    release: Release | None
+    """None: the scan ends, nothing is eligible."""
+    seed: Any
+    """The release's bucket hash before the device id (:func:`_seeded`); None when the
+    release is eligible whatever the device id (critical, or a 100% rollout)."""
+    basis_points: int
+    outside: str
+    """Why the release is skipped when the device's bucket is outside its rollout."""
+
+
+_PROFILES = 256
+"""Scans remembered per tag entry: one per (channels, app, runtimes, floor) seen."""
+
+_scans: dict[tuple[int, str], tuple[weakref.ref[ModelReleases], dict[Any, tuple[_Step, ...]]]] = {}
+"""Per entry (by id, held weakly: the cache goes with the manifest) and tag."""
+
+
+def _steps(
+    entry: ModelReleases, tag: str, device: Device, app: Version, floor: Version
+) -> tuple[_Step, ...]:
+    """The scan of ``entry`` for devices like ``device`` running ``floor``, from its cache."""
+    key = (id(entry), tag)
+    held = _scans.get(key)
+    if held is None or held[0]() is not entry:
+
+        def forget(ref: weakref.ref[ModelReleases]) -> None:
+            if _scans.get(key, (None,))[0] is ref:
+                _scans.pop(key, None)
+
+        held = _scans[key] = (weakref.ref(entry, forget), {})
+    profiles = held[1]
+    channels, runtimes = tuple(device.channels), frozenset(device.runtimes)
+    profile = (channels, runtimes, app, floor)
+    steps = profiles.get(profile)
+    if steps is None:
+        if len(profiles) >= _PROFILES:
+            profiles.clear()
+        steps = profiles[profile] = _scan(entry, tag, device, app, floor)
+    return steps
+
+
+def _scan(
+    entry: ModelReleases, tag: str, device: Device, app: Version, floor: Version
+) -> tuple[_Step, ...]:
+    """The releases above ``floor``, newest first, as steps: each test but the rollout
+    done now, and a rollout of 0% or 100% needs no bucket either."""
+    steps: list[_Step] = []
+    passed: list[str] = []
     for r in reversed(entry.releases):
         if not floor < r.semver:
             break
-        why = _why_not(r, tag, device, app, rollout=True)
-        if why is None:
-            return r, skipped
-        skipped.append(why)
-    return None, skipped
+        why = _why_not(r, device, app)
+        if why is not None:
+            passed.append(why)
+        elif r.critical or r.rollout_bp >= BUCKETS:  # every bucket is below it
+            steps.append(_Step(tuple(passed), r, None, r.rollout_bp, ""))
+            return tuple(steps)
+        elif r.rollout_bp <= 0:  # no bucket is below it
+            passed.append(_outside(r))
+        else:
+            steps.append(_Step(tuple(passed), r, _seeded(r.salt, tag), r.rollout_bp, _outside(r)))
+            passed = []
+    steps.append(_Step(tuple(passed), None, None, 0, ""))
+    return tuple(steps)
+
+
+def _outside(r: Release) -> str:
+    return f"{r.version}: outside its {r.rollout_percent:g}% rollout"
 
 
 def _why_leave(entry: ModelReleases, remote: Version, local: Version) -> str | None:

@@ -24,7 +24,7 @@ from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.repository.model import Release
 from aoe_pack.repository.trust import check_bundle_matches
-from aoe_pack.storage.store import Store
+from aoe_pack.storage.store import HashingStore, Store
 
 
 def install(
@@ -74,8 +74,7 @@ def fetch_bundle(store: Store, folder: Folder, release: Release, name: str) -> I
     if got != (release.sha256, release.size):
         if fp is not None:
             fp.close()
-        store.fetch_blob(release.url, folder.path / name, max_bytes=release.size)
-        fp, got = _open_hashed(folder, name)
+        fp, got = _download(store, folder, release, name)
     if fp is None or got is None:
         raise OutputError(f"{folder.path / name} was replaced while it was being downloaded")
     try:
@@ -86,6 +85,31 @@ def fetch_bundle(store: Store, folder: Folder, release: Release, name: str) -> I
         raise
     with fp:
         yield fp
+
+
+def _download(
+    store: Store, folder: Folder, release: Release, name: str
+) -> tuple[BinaryIO | None, tuple[str, int] | None]:
+    """Download the bundle and open it, with its SHA-256 and size.
+
+    A store that hashes while receiving (:class:`HashingStore`) spares reading
+    a whole bundle again. The file is then opened as any kept file is
+    (:meth:`Folder.open_file`: a regular file of ours, no link) and must have
+    the size that was hashed; its contents are checked in full by the unpack
+    (every chunk against the signed manifest) through this very descriptor.
+    """
+    if not isinstance(store, HashingStore):
+        store.fetch_blob(release.url, folder.path / name, max_bytes=release.size)
+        return _open_hashed(folder, name)
+    size, digest = store.fetch_blob_hashed(release.url, folder.path / name, max_bytes=release.size)
+    fd = folder.open_file(name)
+    if fd is None:
+        return None, None
+    fp = os.fdopen(fd, "rb")
+    if os.fstat(fd).st_size != size:
+        fp.close()
+        return None, None
+    return fp, (digest, size)
 
 
 def _open_hashed(folder: Folder, name: str) -> tuple[BinaryIO | None, tuple[str, int] | None]:

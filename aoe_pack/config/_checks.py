@@ -12,9 +12,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from aoe_pack.config._schema import Finding, close_match
+from aoe_pack.config._schema import Finding, close_match, url_finding
 from aoe_pack.config._source import json_value
 from aoe_pack.errors import VersionError
+from aoe_pack.urls import url_problem
 from aoe_pack.versions import Version
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -73,6 +74,19 @@ def relation_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Find
         elif entry["path"] in seen:
             yield Finding(f"/files/{i}/path", f"{json_value(entry['path'])} is listed twice")
         seen.add(entry["path"])
+
+
+def address_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Finding]:
+    """The rules of a repository address the schema's pattern cannot say (docs/format.md §5.2).
+
+    The pattern keeps out other schemes, spaces, user information, a query
+    and a fragment; http:// to a host that is not loopback, a bad host or
+    port and '..' segments are refused here, by the rule the bundle reader
+    and ``manifest publish`` apply too.
+    """
+    url = doc.get("updateURL")
+    if isinstance(url, str) and _clean("/updateURL", failed) and url_problem(url):
+        yield url_finding("/updateURL", url)
 
 
 def release_findings(doc: Mapping[str, Any], failed: set[str]) -> Iterator[Finding]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aoe_pack.config._source import json_value, pointer
+from aoe_pack.urls import EXAMPLE, url_problem
 
 SCHEMA_RESOURCE = "model-config.schema.json"
 
@@ -134,8 +135,11 @@ _PATTERNS: Mapping[str, tuple[str, str | None]] = {
         "is not a file or folder name",
         'give only the name inside modelDir, e.g. "mnist.tflite", without "/"',
     ),
-    "updateURL": ("is not an http(s) URL", 'e.g. "https://models.example.com/mnist/"'),
 }
+URL_HINT = (
+    f'the https:// address where devices read the repository, e.g. "{EXAMPLE}" '
+    "(http:// only to localhost, 127.0.0.1 or [::1] while testing)"
+)
 _REQUIRED_HINTS = {
     "version": 'add "version": "1.0.0" (semantic versioning)',
     "tag": 'add a stable name for the model, e.g. "tag": "mnist"',
@@ -182,10 +186,25 @@ def _enum(error: Any, path: list[str | int], at: str, name: str) -> Finding:
     return Finding(at, message, f"did you mean {guess!r}? {hint}" if guess else hint)
 
 
+def url_finding(at: str, value: str) -> Finding:
+    """``updateURL`` broke the address rule (:mod:`aoe_pack.urls`): say which part."""
+    problem = url_problem(value) or "is not a repository address"
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return Finding(at, f"updateURL {json_value(shown)} {problem}", URL_HINT)
+
+
 def _pattern(error: Any, path: list[str | int], at: str, name: str) -> Finding:
+    if name == "updateURL":
+        return url_finding(at, str(error.instance))
     problem, hint = _PATTERNS.get(name, ("has an invalid form", None))
     value = str(error.instance)
     return Finding(at, f"{name} {json_value(value)} {problem}", _pattern_hint(name, value, hint))
+
+
+def _max_length(error: Any, path: list[str | int], at: str, name: str) -> Finding:
+    if name == "updateURL":
+        return url_finding(at, str(error.instance))
+    return _fallback(error, path, at, name)
 
 
 def _type(error: Any, path: list[str | int], at: str, name: str) -> Finding:
@@ -214,6 +233,7 @@ def _min_length(error: Any, path: list[str | int], at: str, name: str) -> Findin
 _VALUE_HANDLERS: Mapping[str, Callable[[Any, list[str | int], str, str], Finding]] = {
     "enum": _enum,
     "pattern": _pattern,
+    "maxLength": _max_length,
     "type": _type,
     "minimum": _minimum,  # only shapes have a minimum
     "minItems": _items,

@@ -25,7 +25,12 @@ from typing import Any
 from aoe_pack._io import FileTooLargeError, read_capped
 from aoe_pack._jcs import json_values_beyond
 from aoe_pack.config import _source
-from aoe_pack.config._checks import file_findings, relation_findings, release_findings
+from aoe_pack.config._checks import (
+    address_findings,
+    file_findings,
+    relation_findings,
+    release_findings,
+)
 from aoe_pack.config._normalise import build_config, canonical_form
 from aoe_pack.config._report import LegacyNotice, Rewrite, ValidationReport, Violation
 from aoe_pack.config._schema import Finding, schema_findings
@@ -75,6 +80,7 @@ def validate_config(path: Path) -> ValidationReport:
         failed = {f.pointer for f in findings}
         findings += relation_findings(data, failed)
         findings += release_findings(data, failed)
+        findings += address_findings(data, failed)
         findings += file_findings(data, path.parent, failed)
     violations += [_locate(src, origins, f) for f in findings]
     violations.sort(key=lambda v: (v.line or _LAST, v.column or 0, v.pointer, v.message))

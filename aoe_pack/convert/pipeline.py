@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import zip_longest
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from aoe_pack.config.model import ModelConfig
@@ -45,6 +45,7 @@ from aoe_pack.convert.registry import converter_for, parse_target
 from aoe_pack.errors import (
     AoePackError,
     ConversionError,
+    ModelFileError,
     RuntimeCrashError,
     SourceRunError,
     UnsupportedModelError,
@@ -132,21 +133,42 @@ def source_digest(path: Path) -> str:
 
 
 def validate_source(config: ModelConfig) -> SourceModel | None:
-    """Load the config's model and check its declared inputs and outputs.
+    """Check the config's model against its declared inputs and outputs.
 
+    A config with targets has its model loaded as the conversion will load it
+    (:func:`~aoe_pack.convert.sources.load_source`); one packed as it is has
+    it read without its weights (:func:`~aoe_pack.convert.sources.inspect_source`).
     Returns None for formats aoe-pack does not read (``.mnn``, ncnn, ...: packed
     as they are). Raises the source's named error when it is broken, and
     MissingExtraError when the framework that reads it is not installed.
     """
-    from aoe_pack.convert.sources import detect_format, load_source
+    from aoe_pack.convert.sources import detect_format, inspect_source, load_source
 
     path = config.model_root / config.model_name
     try:
         detect_format(path)
     except UnsupportedModelError:
         return None
+    if not config.targets:
+        source = inspect_source(path, inputs=config.inputs, outputs=config.outputs)
+        _check_packed(config, source)
+        return source
     source, _ = load_source(path, inputs=config.inputs, outputs=config.outputs)
     return source
+
+
+def _check_packed(config: ModelConfig, source: SourceModel) -> None:
+    """An as-is ONNX model's external data files must be packed beside it."""
+    packed = {f.path for f in config.files}
+    folder = PurePosixPath(config.model_name).parent
+    for location in source.details.get("external_data", ()):
+        path = (folder / location).as_posix()
+        if path not in packed:
+            raise ModelFileError(
+                f"{config.model_name} keeps weights in {location!r}, which the config does not "
+                "pack: the bundle's model would not load",
+                hint=f'add {{"path": "{path}", "role": "weights"}} to "files"',
+            )
 
 
 def precheck(source: SourceModel, targets: Sequence[Target]) -> list[TargetOutcome]:

@@ -9,6 +9,7 @@ model's order: :class:`OnnxRuntimeRunner` (ONNX and ORT), :class:`LiteRTRunner`
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,14 +134,27 @@ class LiteRTRunner:
     by its ``perm`` on the way in, each output back on the way out.
     """
 
-    def __init__(self, model: Path, *, layout: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, model: Path, *, layout: Mapping[str, Any] | None = None, inspect_only: bool = False
+    ) -> None:
+        """``inspect_only``: read the I/O, never run. LiteRT maps the file; without
+        tensors allocated and without its default XNNPack delegate (which repacks
+        every weight into memory of its own), no weight is copied."""
         import numpy as np
 
         self._np = np
         self._lock = threading.Lock()
         try:
-            self._it = litert_interpreter()(model_path=str(model))
-            self._it.allocate_tensors()
+            interpreter = litert_interpreter()
+            if inspect_only:
+                resolver = sys.modules[interpreter.__module__].OpResolverType
+                self._it = interpreter(
+                    model_path=str(model),
+                    experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                )
+            else:
+                self._it = interpreter(model_path=str(model))
+                self._it.allocate_tensors()
         except (RuntimeError, ValueError) as e:
             if "Select TensorFlow op" in str(e):
                 raise ConversionError(

@@ -47,6 +47,7 @@ from typing import Any
 from aoe_pack.config.model import TensorSpec
 from aoe_pack.convert.api import Runner, SourceModel
 from aoe_pack.convert.frameworks import TF_LOCK, import_numpy, import_onnx, import_tensorflow
+from aoe_pack.convert.onnx_wire import WireTensor, read_onnx_io
 from aoe_pack.convert.runners import (
     KerasRunner,
     LiteRTRunner,
@@ -229,14 +230,65 @@ def load_source(
     serving-signature keys, which converted TFLite models keep as theirs.
     ``io_read_from_model`` lists which of the two were read from the model.
     """
-    if not path.exists():
-        raise ModelFileError(f"the source model {path} does not exist")
-    fmt = detect_format(path)
+    fmt = _format_of(path)
     import_numpy()
     loader = {"onnx": _load_onnx, "tflite": _load_tflite, "keras": _load_keras}.get(
         fmt, _load_savedmodel
     )
     details, model_io, runner, positional = loader(path)
+    source = _checked(
+        path, fmt, details, model_io, positional=positional, inputs=inputs, outputs=outputs
+    )
+    return source, runner
+
+
+def inspect_source(
+    path: Path,
+    *,
+    inputs: tuple[TensorSpec, ...] | None,
+    outputs: tuple[TensorSpec, ...] | None,
+) -> SourceModel:
+    """What :func:`load_source` checks and reports, without the reference runner.
+
+    For a model packed as it is, which nothing runs: an ONNX model's structure
+    is read from its wire format (:func:`aoe_pack.convert.onnx_wire.read_onnx_io`),
+    its weights skipped, never loaded, so a 1 GiB model costs a few kilobytes
+    of reading and no framework import. The ONNX checker, shape inference and
+    onnxruntime's load, which need the weights, belong to conversions (whose
+    parity runs the model) and are not run here. A TFLite model is opened in
+    LiteRT, which maps the file, without allocating tensors or applying its
+    default delegate, so no weight is copied. Keras and SavedModel sources
+    are loaded as :func:`load_source` loads them.
+    """
+    fmt = _format_of(path)
+    if fmt == "tflite":
+        import_numpy()
+        details, model_io, _, _ = _load_tflite(path, inspect_only=True)
+    elif fmt == "onnx":
+        details, model_io = _inspect_onnx(path)
+    else:
+        source, _ = load_source(path, inputs=inputs, outputs=outputs)
+        return source
+    return _checked(path, fmt, details, model_io, positional=False, inputs=inputs, outputs=outputs)
+
+
+def _format_of(path: Path) -> str:
+    if not path.exists():
+        raise ModelFileError(f"the source model {path} does not exist")
+    return detect_format(path)
+
+
+def _checked(
+    path: Path,
+    fmt: str,
+    details: dict[str, Any],
+    model_io: tuple[Sequence[_Tensor], Sequence[_Tensor]],
+    *,
+    positional: bool,
+    inputs: tuple[TensorSpec, ...] | None,
+    outputs: tuple[TensorSpec, ...] | None,
+) -> SourceModel:
+    """The declaration checked against the model, undeclared I/O read from it."""
     read = [kind for kind, given in (("inputs", inputs), ("outputs", outputs)) if given is None]
     if inputs is None:
         inputs = read_specs(path, model_io[0], "input")
@@ -249,8 +301,7 @@ def load_source(
     }
     if read:
         details["io_read_from_model"] = " and ".join(read)
-    source = SourceModel(path=path, format=fmt, inputs=inputs, outputs=outputs, details=details)
-    return source, runner
+    return SourceModel(path=path, format=fmt, inputs=inputs, outputs=outputs, details=details)
 
 
 _Loaded = tuple[dict[str, Any], tuple[list[_Tensor], list[_Tensor]], Runner, bool]
@@ -279,6 +330,43 @@ def onnx_opset(model: Any) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
+def _check_opset(path: Path, opset: int | None) -> None:
+    if opset is None or opset < MIN_OPSET:
+        raise UnsupportedModelError(
+            f"{path.name} uses ONNX opset {opset}; onnxruntime, which aoe-pack checks every "
+            f"conversion against, runs opsets {MIN_OPSET} and later",
+            hint="convert it up first: onnx.version_converter.convert_version(model, 17)",
+        )
+
+
+def _inspect_onnx(path: Path) -> tuple[dict[str, Any], tuple[list[_Tensor], list[_Tensor]]]:
+    """The ONNX model's I/O and opset from its wire format, its weights never read."""
+    found = read_onnx_io(path)
+    _check_opset(path, found.opset)
+    folder = path.parent.resolve()
+    for location in found.external_data:
+        # onnx.load reads external data beside the model and refuses paths that
+        # leave its folder; a file missing here is one the model cannot load.
+        where = (folder / location).resolve()
+        if not where.is_relative_to(folder) or not where.is_file():
+            raise ModelInvalidError(
+                f"{path.name} keeps weights in {location!r}, which is not a file in its folder",
+                hint='put the external data file beside the model (and list it in "files")',
+            )
+
+    def tensor(t: WireTensor) -> _Tensor:
+        return _Tensor((t.name,), t.dtype, t.shape)
+
+    details: dict[str, Any] = {
+        "opset": found.opset,
+        "ir_version": found.ir_version,
+        "producer": found.producer,
+    }
+    if found.external_data:
+        details["external_data"] = list(found.external_data)
+    return details, ([tensor(t) for t in found.inputs], [tensor(t) for t in found.outputs])
+
+
 def _load_onnx(path: Path) -> _Loaded:
     onnx = import_onnx()
     try:
@@ -289,12 +377,7 @@ def _load_onnx(path: Path) -> _Loaded:
             hint="the file is corrupt or truncated: export or download it again",
         ) from e
     opset = onnx_opset(model)
-    if opset is None or opset < MIN_OPSET:
-        raise UnsupportedModelError(
-            f"{path.name} uses ONNX opset {opset}; onnxruntime, which aoe-pack checks every "
-            f"conversion against, runs opsets {MIN_OPSET} and later",
-            hint="convert it up first: onnx.version_converter.convert_version(model, 17)",
-        )
+    _check_opset(path, opset)
     try:
         # Not full_check / strict shape inference: they refuse valid models whose
         # function bodies ONNX's own inference cannot resolve (its MeanVariance-
@@ -326,11 +409,11 @@ def _load_onnx(path: Path) -> _Loaded:
     return details, (ins, outs), runner, False
 
 
-def _load_tflite(path: Path) -> _Loaded:
+def _load_tflite(path: Path, *, inspect_only: bool = False) -> _Loaded:
     import numpy as np
 
     try:
-        runner = LiteRTRunner(path)
+        runner = LiteRTRunner(path, inspect_only=inspect_only)
     except Exception as e:
         raise ModelInvalidError(
             f"{path.name} is not a TFLite model LiteRT can load ({type(e).__name__}: {e})",

@@ -37,6 +37,7 @@ from aoe_pack.errors import (
     UntrustedMetadataError,
 )
 from aoe_pack.keys import PublicKey, SigningKey
+from aoe_pack.publish.split import retire_index
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
     Edit,
@@ -362,6 +363,8 @@ def apply_proposal(
             "being installed; nothing of it was installed",
             hint=_PREPARE_AGAIN,
         )
+    # No keys here to sign an index of this manifest: devices read manifest.json.
+    retire_index(store, manifest_bytes=manifest_bytes)
     if proposal.root_envelope is None:
         return Installed(Kind.EDIT, state.root, proposal.manifest)
     assert new_root is not None

@@ -38,6 +38,7 @@ from aoe_pack.errors import (
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import floor, pending
 from aoe_pack.publish.edits import add_releases
+from aoe_pack.publish.split import publish_index
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Models
@@ -75,6 +76,8 @@ class RepoState:
     """Key ids whose signatures on the head root verify."""
     head_bytes: bytes = b""
     """The head root's envelope, as ``roots/N.root.json`` holds it."""
+    manifest_sha256: str = ""
+    """SHA-256 (hex) of ``manifest_bytes``' signed payload, as the floor records it."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def read_state(store: Store) -> RepoState:
         doc.data,
         frozenset(head_env.valid_keyids(dict(root.keys))),
         head,
+        verified.payload_sha256,
     )
 
 
@@ -218,6 +222,14 @@ def init_repository(
     _create(store, root_name(1), root_bytes)
     _create(store, ROOT, root_bytes)
     remember(store, root, empty, manifest_bytes)
+    publish_index(
+        store,
+        root=root,
+        previous=None,
+        manifest=empty,
+        manifest_bytes=manifest_bytes,
+        sign_keys=signers,
+    )
     return root
 
 
@@ -258,7 +270,13 @@ def edit_manifest(
             state = read_state(store)
         signers = signers_for(state.root, sign_keys)
         require_approved(state, sign_keys)
-        remember(store, state.root, state.manifest, state.manifest_bytes)
+        remember(
+            store,
+            state.root,
+            state.manifest,
+            state.manifest_bytes,
+            payload_sha256=state.manifest_sha256 or None,
+        )
         if next_root is not None:
             ids = {k.key_id for k in signers}
             signers += [k for k in signers_for(next_root, sign_keys) if k.key_id not in ids]
@@ -267,8 +285,20 @@ def edit_manifest(
         new = state.manifest.bump(
             expires=now_utc() + expires, models=models, bundle_keys=bundle_keys, restart=restart
         )
-        data = envelope.sign(envelope.MANIFEST_TYPE, new.to_dict(), signers).to_bytes()
-        if swap_manifest(store, state, data, new, landed=landed, settle=settle):
+        signed = envelope.sign_canonical(envelope.MANIFEST_TYPE, new.canonical_json(), signers)
+        data = signed.to_bytes()
+        digest = hashlib.sha256(signed.payload).hexdigest()
+        if swap_manifest(
+            store, state, data, new, landed=landed, settle=settle, payload_sha256=digest
+        ):
+            publish_index(
+                store,
+                root=state.root,
+                previous=state.manifest,
+                manifest=new,
+                manifest_bytes=data,
+                sign_keys=signers,
+            )
             return Commit(new, attempt)
         _back_off(rng, attempt)
     raise StoreError(
@@ -284,8 +314,12 @@ def swap_manifest(
     *,
     landed: Callable[[Manifest], bool] | None = None,
     settle: float = 0.05,
+    payload_sha256: str | None = None,
 ) -> bool:
     """Write ``data`` (the envelope of ``new``) if manifest.json is still as ``state`` read it.
+
+    ``payload_sha256``, the digest of ``data``'s payload when the caller has it,
+    saves parsing ``data`` again (see :func:`remember`).
 
     False when another publisher wrote first, or, on a store without atomic
     compare-and-swap, when the read-back finds the write replaced at its own
@@ -297,22 +331,30 @@ def swap_manifest(
         return False
     if not (getattr(store, "atomic_cas", True) or _still_there(store, token, new, landed, settle)):
         return False
-    remember(store, state.root, new, data)
+    remember(store, state.root, new, data, payload_sha256=payload_sha256)
     return True
 
 
-def remember(store: Store, root: Root, manifest: Manifest, data: bytes) -> None:
+def remember(
+    store: Store,
+    root: Root,
+    manifest: Manifest,
+    data: bytes,
+    *,
+    payload_sha256: str | None = None,
+) -> None:
     """Raise this publisher's floor for the repository to ``root`` and ``manifest`` (whose
-    envelope is ``data``): one it wrote, or read under a root its own keys approved."""
-    env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+    envelope is ``data``): one it wrote, or read under a root its own keys approved.
+
+    ``payload_sha256`` is the digest of ``data``'s payload when the caller has it
+    (it just signed or verified ``data``): parsing a manifest of 10,000 releases
+    again costs more than the rest of an edit.
+    """
+    if payload_sha256 is None:
+        env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+        payload_sha256 = hashlib.sha256(env.payload).hexdigest()
     path = floor.floor_path(root, store.url)
-    floor.record(
-        path,
-        floor.load(path),
-        root=root,
-        version=manifest.version,
-        sha256=hashlib.sha256(env.payload).hexdigest(),
-    )
+    floor.record(path, floor.load(path), root=root, version=manifest.version, sha256=payload_sha256)
 
 
 def _back_off(rng: random.Random, attempt: int) -> None:

@@ -18,6 +18,8 @@ class Limits:
     """A root document (and a ``--trusted-root`` file)."""
     max_manifest_bytes: int = 32 << 20
     """manifest.json for devices and publishers alike (10,000 releases: ~6.4 MB)."""
+    max_index_bytes: int = 4 << 20
+    """index.json (a few bytes per tag: 4 MiB holds ~150 000 tags)."""
     max_signatures: int = 32
     """Signatures in one envelope."""
     max_envelope_values: int = 1_000

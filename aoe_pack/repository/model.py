@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aoe_pack._jcs import MAX_SAFE_INTEGER
+from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json_integral, canonical_object
 from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
 from aoe_pack.versions import Version
 
@@ -261,9 +261,13 @@ class Models(Mapping[str, ModelReleases]):
         self,
         parsed: Mapping[str, ModelReleases] | None = None,
         raw: Mapping[str, Any] | None = None,
+        raw_json: Mapping[str, bytes] | None = None,
     ) -> None:
         self._parsed: dict[str, ModelReleases] = dict(parsed or {})
         self._raw: dict[str, Any] = {k: v for k, v in (raw or {}).items() if k not in self._parsed}
+        # Canonical bytes of raw tags, as the signed payload held them (see
+        # canonical_manifest): an edit re-signs them without encoding them again.
+        self._raw_json = {k: v for k, v in (raw_json or {}).items() if k in self._raw}
 
     def __getitem__(self, tag: str) -> ModelReleases:
         found = self._parsed.get(tag)
@@ -284,12 +288,20 @@ class Models(Mapping[str, ModelReleases]):
 
     def updated(self, tag: str, entry: ModelReleases) -> Models:
         """A copy with ``tag`` replaced; the other tags stay unparsed."""
-        return Models({**self._parsed, tag: entry}, self._raw)
+        return Models({**self._parsed, tag: entry}, self._raw, self._raw_json)
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self._raw)
         out.update((tag, m.to_dict()) for tag, m in self._parsed.items())
         return out
+
+    def canonical_json(self) -> bytes:
+        """RFC 8785 bytes of :meth:`to_dict`, reusing the signed bytes of untouched tags."""
+        members = {k: v for k, v in self._raw_json.items() if k not in self._parsed}
+        for tag, value in self.to_dict().items():
+            if tag not in members:
+                members[tag] = canonical_json_integral(value)
+        return canonical_object(members)
 
     def check_parsed(self) -> None:
         """Re-check every tag read or edited in memory, as a reader will check it.
@@ -353,6 +365,17 @@ class Manifest:
     def release_count(self) -> int:
         return self.models.release_count()
 
+    def canonical_json(self) -> bytes:
+        """RFC 8785 bytes of :meth:`to_dict` (what is signed), the same as
+        ``canonical_json`` of it; the tags an edit left alone are not encoded again."""
+        members = {
+            name: canonical_json_integral(value)
+            for name, value in self.to_dict().items()
+            if name != "models"
+        }
+        members["models"] = self.models.canonical_json()
+        return canonical_object(members)
+
     def bump(
         self,
         *,
@@ -384,10 +407,14 @@ class Manifest:
         )
 
     @classmethod
-    def from_dict(cls, d: Any) -> Manifest:
-        """Check the top level now; each tag when first used (see the module docstring)."""
+    def from_dict(cls, d: Any, *, raw_json: Mapping[str, bytes] | None = None) -> Manifest:
+        """Check the top level now; each tag when first used (see the module docstring).
+
+        ``raw_json``: each tag's canonical bytes in the signed payload, which
+        :func:`canonical_manifest` found while checking it.
+        """
         check_schema(d, "manifest.schema.json", what="manifest", part="top")
-        models = Models(raw=d["models"])
+        models = Models(raw=d["models"], raw_json=raw_json)
         top = {"_type", "formatVersion", "version", "expires", "models", "bundleKeys"}
         return cls(
             version=d["version"],
@@ -443,6 +470,24 @@ def _check_deltas(tag: str, r: Release) -> None:
                 "an earlier version, once"
             )
         seen.add(base)
+
+
+def canonical_manifest(document: Any, entries: dict[str, bytes]) -> bytes:
+    """RFC 8785 bytes of ``document`` (any JSON value), the same as ``canonical_json``;
+    for a manifest, each tag's bytes go into ``entries`` on the way.
+
+    A reader compares these bytes with the signed payload; when they match,
+    ``entries`` holds the payload's own bytes of every tag, which a publisher
+    signs again unchanged for each tag its edit leaves alone.
+    """
+    models = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(models, dict):
+        return canonical_json_integral(document)
+    found = {tag: canonical_json_integral(entry) for tag, entry in models.items()}
+    members = {k: canonical_json_integral(v) for k, v in document.items() if k != "models"}
+    members["models"] = canonical_object(found)
+    entries.update(found)
+    return canonical_object(members)
 
 
 def _model_from_dict(tag: str, d: Mapping[str, Any]) -> ModelReleases:

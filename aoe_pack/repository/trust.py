@@ -26,7 +26,7 @@ from aoe_pack.errors import (
 from aoe_pack.keys import PublicKey
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
-from aoe_pack.repository.model import Manifest, Release, format_time
+from aoe_pack.repository.model import Manifest, Release, canonical_manifest, format_time
 from aoe_pack.repository.root import Root, bundle_key, verify_successor
 
 
@@ -55,6 +55,9 @@ class Floor:
     version: int
     payload_sha256: str | None
     root_keys: frozenset[str]
+    index_sha256: str | None = None
+    """The payload digest of the index accepted at ``version`` (index.json N stands for
+    manifest.json N: one version floor, one digest per kind of document)."""
 
     def holds_under(self, root: Root) -> bool:
         """Whether ``root`` keeps at least its threshold of the keys that set this floor.
@@ -107,7 +110,13 @@ def verify_manifest(
     ``last_sha256`` is the payload digest of the manifest accepted at
     ``last_version``: another document at that same version is refused.
     """
-    env = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json")
+    entries: dict[str, bytes] = {}
+    env = envelope.parse(
+        data,
+        envelope.MANIFEST_TYPE,
+        what="manifest.json",
+        canonical=lambda body: canonical_manifest(body, entries),
+    )
     good = env.valid_keyids(dict(root.keys))
     if len(good) < root.threshold:
         raise UntrustedMetadataError(
@@ -116,7 +125,7 @@ def verify_manifest(
             hint="the manifest was changed after signing, or signed with a key the root "
             "does not list",
         )
-    manifest = Manifest.from_dict(env.document())
+    manifest = Manifest.from_dict(env.document(), raw_json=entries)
     if last_version is not None and manifest.version < last_version:
         raise RollbackError(
             f"manifest version {manifest.version} is older than version {last_version}, "

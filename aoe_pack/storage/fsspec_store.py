@@ -10,6 +10,12 @@ release. Where the backend has a real conditional write we use it:
   ``GetObject`` response that carried the bytes, so data and token belong together;
 - memory:// -- a process-wide lock, enough for the in-process store it is.
 
+Reads are conditional on s3:// too (:meth:`FsspecStore.read_if_changed`):
+``GetObject`` with ``IfNoneMatch: <ETag>`` answers ``304`` without a body
+when the object is unchanged, so a publisher or device re-reading an
+unchanged document pays for the request alone. Other schemes read and compare
+the token.
+
 Other schemes refuse to write (:meth:`FsspecStore.replace` and :meth:`put_blob`)
 rather than pretend: a check-then-write on gs:// or az:// would be a race.
 
@@ -35,12 +41,13 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.storage.store import Stored
+from aoe_pack.storage.store import NotModified, Stored, Validators
 
 _S3 = frozenset({"s3", "s3a"})
 _MEMORY = frozenset({"memory"})
 _CAS_SCHEMES = "s3:// (and memory:// for tests)"
 _CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_NOT_MODIFIED_CODES = frozenset({"304", "NotModified"})  # botocore's code for a bodiless 304
 _BLOCK = 8 << 20  # download chunk: bounded memory, few requests
 _MIN_PART = 5 << 20  # S3's smallest multipart part
 _MAX_PARTS = 10_000  # S3's largest number of parts
@@ -62,6 +69,9 @@ def _digest(data: bytes) -> str:
 
 class FsspecStore:
     """A repository at ``scheme://bucket/prefix``: see the module docstring."""
+
+    plain_files = True
+    """Documents are files a web server can serve as they are (with gzip siblings)."""
 
     def __init__(self, url: str, fs: Any, root: str) -> None:
         protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
@@ -144,22 +154,52 @@ class FsspecStore:
         path = self._path(name)
         with self._wrapped(f"reading {self._url}/{name}"):
             if self._kind == "s3":
-                result: Stored | None = self._run(self._s3_read, path, max_bytes)
+                result: Stored | None = self._run(self._s3_read, path, max_bytes, None)
                 return result
             if self._kind == "memory":
                 with _MEMORY_LOCK:
                     return self._read_generic(path, max_bytes)
             return self._read_generic(path, max_bytes)
 
-    async def _s3_read(self, path: str, max_bytes: int) -> Stored | None:
-        """One GetObject: the length, bytes and ETag all come from the same response."""
+    def read_if_changed(
+        self, name: str, *, max_bytes: int, known: Validators | None
+    ) -> Stored | NotModified | None:
+        """:meth:`read`, or :class:`NotModified` while the token is still ``known.etag``.
+
+        On s3:// the server compares (``IfNoneMatch``) and sends no body when
+        it matches; elsewhere the document is read and its token compared.
+        """
+        etag = None if known is None else known.etag
+        if self._kind == "s3" and etag:
+            path = self._path(name)
+            with self._wrapped(f"reading {self._url}/{name}"):
+                got: Stored | NotModified | None = self._run(self._s3_read, path, max_bytes, known)
+                return got
+        doc = self.read(name, max_bytes=max_bytes)
+        if doc is not None and known is not None and etag == doc.token:
+            return NotModified(known)
+        return doc
+
+    async def _s3_read(
+        self, path: str, max_bytes: int, known: Validators | None
+    ) -> Stored | NotModified | None:
+        """One GetObject: the length, bytes and ETag all come from the same response.
+
+        With ``known``, conditional on its ETag: a 304 (no body) is
+        :class:`NotModified`.
+        """
         bucket, key, _ = self._fs.split_path(path)
+        condition = {} if known is None or not known.etag else {"IfNoneMatch": known.etag}
         try:
-            response = await self._fs._call_s3("get_object", Bucket=bucket, Key=key)
+            response = await self._fs._call_s3("get_object", Bucket=bucket, Key=key, **condition)
         except FileNotFoundError as e:
             if _s3_code(e) == "NoSuchKey":
                 return None
             raise  # NoSuchBucket is an error, not an empty repository
+        except OSError as e:
+            if known is not None and condition and _s3_code(e) in _NOT_MODIFIED_CODES:
+                return NotModified(known)
+            raise
         body = response["Body"]
         try:
             if int(response.get("ContentLength", 0)) > max_bytes:

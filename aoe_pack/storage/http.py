@@ -9,6 +9,15 @@ hold it longer than its time limits (:mod:`aoe_pack.storage._transfer`), mix
 two versions of a file in one resumed download, or follow it somewhere other
 than HTTP(S).
 
+Documents (roots, manifests) are read with conditional requests and may come
+compressed: :meth:`HttpStore.read_if_changed` sends the validators of the copy
+the device holds (``If-None-Match``, ``If-Modified-Since``), so an unchanged
+document costs a ``304`` and no body, and every document request says
+``Accept-Encoding: gzip``. A gzip body is inflated as it arrives, the cap
+counting the inflated bytes, so a small "gzip bomb" cannot make the device
+hold more than the cap. Bundles are asked for with ``Accept-Encoding:
+identity``: their ranges, their resume and their SHA-256 are those of the file.
+
 :class:`HttpStore` reads ``http://``, ``https://`` and ``file://`` repositories
 and plain local folders (turned into ``file://`` URLs and read through the same
 urllib code path; they cannot resume, so an interrupted copy restarts).
@@ -17,6 +26,7 @@ urllib code path; they cannot resume, so an interrupted copy restarts).
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import http.client
 import json
@@ -25,6 +35,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import Message
@@ -40,9 +51,9 @@ from aoe_pack.storage._transfer import (
     TransferLimits,
     limited,
 )
-from aoe_pack.storage.store import Stored
+from aoe_pack.storage.store import NotModified, Stored, Validators
 
-__all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes"]
+__all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes", "fetch_document"]
 
 CHUNK = 256 * 1024  # bounded memory whatever the file size
 MAX_REDIRECTS = 4
@@ -53,8 +64,17 @@ _READ_ONLY = (
 )
 _MAX_SIDECAR = 64 * 1024  # a URL, a validator and a size; more is not ours
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# RFC 9110 §8.8.3 entity-tag, printable ASCII only: a validator is sent back in a
+# header, so anything else (a forged value, a control character) is never kept.
+_ETAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e]*"')
+_MAX_VALIDATOR = 256  # an ETag or an HTTP-date is tens of bytes; more is not a validator
+# What a document request accepts on the wire; bundles take the file as it is.
+_DOCUMENT_CODINGS = ("gzip",)
+_ACCEPT_DOCUMENT = {"Accept-Encoding": ", ".join(_DOCUMENT_CODINGS)}
+_ACCEPT_FILE = {"Accept-Encoding": "identity"}
 
 Progress = Callable[[int, int | None], None]
+_HASH_BLOCK = 1 << 20
 
 
 class _Response(Protocol):
@@ -67,6 +87,10 @@ class _Response(Protocol):
 
 class _RestartError(DownloadError):
     """The server's answer to a range request cannot extend our partial file."""
+
+
+class _UnchangedError(DownloadError):
+    """HTTP 304: an error unless the request named a version the client holds."""
 
 
 class _SafeRedirects(urllib.request.HTTPRedirectHandler):
@@ -136,6 +160,11 @@ def _open(
             return None
         if e.code == 416:
             raise _RestartError(f"{url}: HTTP 416 {e.reason}") from e
+        if e.code == 304:
+            raise _UnchangedError(
+                f"{url}: HTTP 304 Not Modified to a request that named no version "
+                "(no If-None-Match or If-Modified-Since was sent)"
+            ) from e
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
         if isinstance(e.reason, FileNotFoundError):
@@ -190,19 +219,203 @@ def fetch_bytes(
     url: str, *, max_bytes: int, limits: TransferLimits = DEFAULT_LIMITS
 ) -> tuple[bytes, str | None] | None:
     """A small document (root, manifest) in memory with its ETag; None when missing."""
+    got = fetch_document(url, max_bytes=max_bytes, limits=limits, known=None)
+    assert not isinstance(got, NotModified)  # known=None: a 304 raises
+    return None if got is None else (got.data, got.revalidation.etag)
+
+
+def fetch_document(
+    url: str,
+    *,
+    max_bytes: int,
+    known: Validators | None,
+    limits: TransferLimits = DEFAULT_LIMITS,
+) -> Stored | NotModified | None:
+    """A document, or :class:`NotModified` when ``known`` still names it; None when missing.
+
+    ``known`` are the validators of the copy the caller holds: sent as
+    ``If-None-Match`` and ``If-Modified-Since`` (each only if well-formed), so
+    that a server whose document is unchanged answers ``304`` without a body.
+    A ``304`` to a request that sent neither is a protocol error
+    (DownloadError): the caller holds nothing it could stand for. The answer's
+    ``ETag`` and ``Last-Modified`` become the :class:`Stored` validators, and
+    its ETag the token (the SHA-256 of the bytes when it has none). A gzip body
+    is inflated; ``max_bytes`` caps the inflated bytes.
+    """
     with limited(url, limits):
-        return _fetch_bytes(url, max_bytes, limits.idle)
+        return _fetch(url, max_bytes, limits.idle, known)
 
 
-def _fetch_bytes(url: str, max_bytes: int, timeout: float) -> tuple[bytes, str | None] | None:
-    response = _open(url, {}, timeout)
+def _fetch(
+    url: str, max_bytes: int, timeout: float, known: Validators | None
+) -> Stored | NotModified | None:
+    conditions = _conditions(known)
+    try:
+        response = _open(url, {**_ACCEPT_DOCUMENT, **conditions}, timeout)
+    except _UnchangedError:
+        if known is None or not conditions:
+            raise
+        return NotModified(known)
     if response is None:
         return None
     with contextlib.closing(response):
-        total = _number(response.headers.get("Content-Length"), url)
+        if response.status not in (200, None):  # None: file:// URLs
+            raise DownloadError(f"{url}: unexpected HTTP {response.status} for a document")
+        data = _body(response, url, max_bytes)
+        validators = _validators(response.headers)
+    token = validators.etag or hashlib.sha256(data).hexdigest()
+    return Stored(data, token, validators)
+
+
+def _body(response: _Response, url: str, max_bytes: int) -> bytes:
+    """A document's body, as sent or inflated, never more than ``max_bytes``.
+
+    Compressed, ``Content-Length`` counts the bytes on the wire: they are
+    held to it, or else to :func:`_compressed_bound`, and the inflated ones
+    to the cap. Either way a body that ends before its announced length fails.
+    """
+    coding = _coding(response.headers, url, _DOCUMENT_CODINGS)
+    total = _number(response.headers.get("Content-Length"), url)
+    if coding is None:
         _check_total(url, total, max_bytes, None)
         bound, why = (max_bytes, "the cap") if total is None else (total, "the announced size")
-        return b"".join(_chunks(response, bound, 0, url, why)), response.headers.get("ETag")
+        data = b"".join(_chunks(response, bound, 0, url, why))
+        received = len(data)
+    else:
+        wire = _compressed_bound(max_bytes)
+        if total is not None and total > wire:
+            raise DownloadTooLargeError(
+                f"{url}: announces {total} compressed bytes, more than a document of "
+                f"{max_bytes} bytes (the cap) can take"
+            )
+        bound, why = (
+            (wire, "the compressed bound") if total is None else (total, "the announced size")
+        )
+        sizes: list[int] = []
+        raw = _counted(_chunks(response, bound, 0, url, why), sizes)
+        data = b"".join(_gunzip(raw, max_bytes, url))
+        received = sum(sizes)
+    if total is not None and received != total:
+        raise DownloadError(f"{url}: the server closed after {received} of {total} bytes")
+    return data
+
+
+def _conditions(known: Validators | None) -> dict[str, str]:
+    """The conditional headers for the copy ``known`` names (RFC 9110 §13.1)."""
+    if known is None:
+        return {}
+    conditions = {}
+    if _is_etag(known.etag):
+        conditions["If-None-Match"] = str(known.etag)
+    if _is_date(known.last_modified):
+        conditions["If-Modified-Since"] = str(known.last_modified)
+    return conditions
+
+
+def _validators(headers: Message) -> Validators:
+    """The answer's ETag and Last-Modified, each kept only if well-formed (weak ETags too).
+
+    A weak ETag is fine in If-None-Match (weak comparison, RFC 9110 §13.1.2);
+    only If-Range needs a strong one, and :func:`download` keeps to that.
+    """
+    etags, dates = headers.get_all("ETag") or [], headers.get_all("Last-Modified") or []
+    etag = etags[0].strip() if len(etags) == 1 else None
+    date = dates[0].strip() if len(dates) == 1 else None
+    return Validators(
+        etag=etag if _is_etag(etag) else None,
+        last_modified=date if _is_date(date) else None,
+    )
+
+
+def _is_etag(value: str | None) -> bool:
+    return value is not None and len(value) <= _MAX_VALIDATOR and bool(_ETAG.fullmatch(value))
+
+
+def _is_date(value: str | None) -> bool:
+    if value is None or len(value) > _MAX_VALIDATOR or not value.isascii():
+        return False
+    if not value.isprintable():
+        return False
+    try:
+        return email.utils.parsedate_to_datetime(value).tzinfo is not None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+
+
+def _coding(headers: Message, url: str, accepted: tuple[str, ...]) -> str | None:
+    """The body's content coding: None for the bytes as they are, else one we asked for.
+
+    Anything else (another coding, a coding not asked for, codings stacked)
+    is refused rather than guessed: the bytes would be neither the document
+    nor a bundle, and inflating a coding we did not plan for has no cap.
+    """
+    values = headers.get_all("Content-Encoding") or []
+    codings = [c.strip().lower() for v in values for c in v.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in accepted:
+        return codings[0]
+    asked = ", ".join(accepted) if accepted else "identity"
+    raise DownloadError(
+        f"{url}: the server sent Content-Encoding: {', '.join(codings)}, "
+        f"but only {asked} was asked for; refusing the body",
+        hint="a server or CDN that compresses files must honour Accept-Encoding",
+    )
+
+
+def _compressed_bound(max_bytes: int) -> int:
+    """The most gzip bytes a document of ``max_bytes`` can take honestly.
+
+    Deflate adds at most 5 bytes per stored block of 64 KiB to data it cannot
+    compress (zlib's deflateBound), plus a header and trailer: 0.1 % and 1 KiB
+    leave room to spare. It bounds the bytes on the wire, which the inflated
+    cap cannot: a gzip header's name and comment fields inflate to nothing.
+    """
+    return max_bytes + (max_bytes >> 10) + 1024
+
+
+def _counted(chunks: Iterator[bytes], sizes: list[int]) -> Iterator[bytes]:
+    for chunk in chunks:
+        sizes.append(len(chunk))
+        yield chunk
+
+
+def _gunzip(chunks: Iterator[bytes], limit: int, url: str) -> Iterator[bytes]:
+    """Inflate one gzip member as it arrives, never holding more than ``limit`` + 1 bytes.
+
+    ``max_length`` stops zlib at ``limit - inflated + 1`` bytes, so a bomb (a
+    few KiB inflating to gigabytes) is refused after at most one byte past
+    the cap. A stream that ends before its trailer (truncated) or goes on
+    after it (trailing bytes, a second member) is refused: the bytes that
+    were signed are exactly one complete member's content.
+    """
+    inflater = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer, no zlib/raw
+    have = 0
+    try:
+        for chunk in chunks:
+            pending = chunk
+            while pending or not inflater.eof:
+                if inflater.eof:
+                    raise DownloadError(f"{url}: bytes after the end of the gzip stream")
+                room = min(CHUNK, limit - have + 1)
+                out = inflater.decompress(pending, room)
+                have += len(out)
+                if have > limit:
+                    raise DownloadTooLargeError(
+                        f"{url}: inflates to more than {limit} bytes (the cap); stopped"
+                    )
+                if out:
+                    yield out
+                pending = inflater.unconsumed_tail
+                if not pending and len(out) < room:
+                    break  # all input used and nothing held back: wait for more
+            if inflater.unused_data:
+                raise DownloadError(f"{url}: bytes after the end of the gzip stream")
+    except zlib.error as e:
+        raise DownloadError(f"{url}: the gzip body is corrupt: {e}") from e
+    if not inflater.eof:
+        raise DownloadError(f"{url}: the gzip body ends before its end (truncated)")
 
 
 def download(
@@ -215,6 +428,8 @@ def download(
     progress: Progress | None = None,
 ) -> int:
     """Download ``url`` to ``dest`` and return its size, resuming an interrupted try.
+
+    :func:`download_hashed` does the same and also hashes the bytes.
 
     Bytes go to ``<dest>.part``; ``<dest>.part.json`` remembers the URL, the
     server's validator (strong ETag, else Last-Modified) and the expected size.
@@ -229,16 +444,50 @@ def download(
     DownloadTooSlowError and keeps it. ``progress(done, total)`` is called
     after every chunk.
     """
+    size, _ = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=False)
+    return size
+
+
+def download_hashed(
+    url: str,
+    dest: Path,
+    *,
+    max_bytes: int,
+    expected_size: int | None = None,
+    limits: TransferLimits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> tuple[int, str]:
+    """:func:`download`, with the SHA-256 of what ``dest`` holds: (size, hex digest).
+
+    The bytes are hashed as they arrive, so a device need not read the file
+    again to match it with its release; a resumed download hashes the bytes
+    already on disk first, read through the very descriptor it appends to.
+    """
+    size, digest = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=True)
+    assert digest is not None  # hashed=True always hashes
+    return size, digest
+
+
+def _download(
+    url: str,
+    dest: Path,
+    max_bytes: int,
+    expected_size: int | None,
+    limits: TransferLimits,
+    progress: Progress | None,
+    *,
+    hashed: bool,
+) -> tuple[int, str | None]:
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
     try:
         with Folder(dest.parent) as folder, limited(url, limits):
             job = _Download(url, folder, dest.name, max_bytes, expected_size, limits.idle, progress)
             try:
-                return job.run()
+                return job.run(hashed=hashed)
             except _RestartError:
                 job.discard()  # no partial file, so no range request: no loop
-                return job.run()
+                return job.run(hashed=hashed)
     except OSError as e:  # network errors are DownloadErrors already: this is the disk
         raise DownloadError(f"cannot write {dest}: {e.strerror or e}") from e
 
@@ -266,17 +515,22 @@ class _Download:
     def __post_init__(self) -> None:
         self.part = self.name + ".part"
         self.meta = self.name + ".part.json"
+        self.hasher: hashlib._Hash | None = None
 
     def discard(self) -> None:
         self.folder.remove(self.part)
         self.folder.remove(self.meta)
 
-    def run(self) -> int:
+    def run(self, *, hashed: bool = False) -> tuple[int, str | None]:
+        """(size, SHA-256 hex digest if ``hashed``); a fresh hash on every try."""
+        self.hasher = hashlib.sha256() if hashed else None
         have, validator = self._resume_point()
         if have and have == self.expected:  # complete when the last try stopped:
-            return self._done(have)  # don't over-read
+            fd = self._open_part(have)  # don't over-read
+            os.close(fd)
+            return self._done(have)
         headers = {"Range": f"bytes={have}-", "If-Range": validator} if have else {}
-        response = _open(self.url, headers, self.timeout)
+        response = _open(self.url, {**_ACCEPT_FILE, **headers}, self.timeout)
         if response is None:
             raise DownloadError(f"{self.url}: not found (404)")
         with contextlib.closing(response):
@@ -296,10 +550,10 @@ class _Download:
             )
         return self._done(have)
 
-    def _done(self, size: int) -> int:
+    def _done(self, size: int) -> tuple[int, str | None]:
         self.folder.replace(self.part, self.name)  # atomic: never a partial file under name
         self.folder.remove(self.meta)
-        return size
+        return size, self.hasher.hexdigest() if self.hasher is not None else None
 
     def _resume_point(self) -> tuple[int, str]:
         """How many bytes of ``part`` can be kept, and the validator they came with.
@@ -339,6 +593,7 @@ class _Download:
         changed, or the server ignores ranges) means starting again from zero.
         """
         headers = response.headers
+        _coding(headers, self.url, ())  # the file's own bytes, or its SHA-256 and ranges fail
         if have and response.status == 206:
             match = _CONTENT_RANGE.fullmatch(headers.get("Content-Range", "").strip())
             start, end, size = match.groups() if match else ("", "-1", "")
@@ -365,6 +620,8 @@ class _Download:
             with os.fdopen(fd, "ab") as out:
                 for chunk in _chunks(response, bound, have, self.url, why):
                     out.write(chunk)
+                    if self.hasher is not None:
+                        self.hasher.update(chunk)
                     have += len(chunk)
                     if self.progress is not None:
                         self.progress(have, full)
@@ -376,15 +633,36 @@ class _Download:
         return have
 
     def _open_part(self, have: int) -> int:
-        """The partial file: created anew (exclusively), or the very file measured to resume."""
+        """The partial file: created anew (exclusively), or the very file measured to resume.
+
+        When hashing, the ``have`` bytes kept are hashed first, through the
+        descriptor that appends the rest (read back, not trusted from the sidecar).
+        """
         if not have:
             return self.folder.create(self.part)
-        fd = self.folder.open_file(self.part, os.O_WRONLY | os.O_APPEND)
+        flags = os.O_APPEND | (os.O_RDWR if self.hasher is not None else os.O_WRONLY)
+        fd = self.folder.open_file(self.part, flags)
         if fd is not None and os.fstat(fd).st_size == have:
+            try:
+                self._hash_kept(fd, have)
+            except BaseException:
+                os.close(fd)
+                raise
             return fd
         if fd is not None:
             os.close(fd)
         raise _RestartError(f"{self.url}: the partial file changed while resuming")
+
+    def _hash_kept(self, fd: int, have: int) -> None:
+        if self.hasher is None:
+            return
+        done = 0
+        while done < have:
+            block = os.pread(fd, min(_HASH_BLOCK, have - done), done)
+            if not block:
+                raise _RestartError(f"{self.url}: the partial file shrank while resuming")
+            self.hasher.update(block)
+            done += len(block)
 
 
 class HttpStore:
@@ -392,7 +670,9 @@ class HttpStore:
 
     ``url`` is an ``http(s)://`` or ``file://`` base URL, or a local folder.
     Document names are checked so that a name from a hostile manifest cannot
-    climb out of the repository (``..``) or turn into another URL.
+    climb out of the repository (``..``) or turn into another URL. It is a
+    :class:`~aoe_pack.storage.store.ConditionalStore`: documents are read with
+    the validators the caller holds, and may arrive gzip-compressed.
     """
 
     def __init__(self, url: str, *, limits: TransferLimits = DEFAULT_LIMITS) -> None:
@@ -416,23 +696,34 @@ class HttpStore:
         return self._base + urllib.parse.quote(name, safe="/")
 
     def read(self, name: str, *, max_bytes: int) -> Stored | None:
-        """The document and its ETag (SHA-256 of the bytes when the server sends none)."""
-        got = fetch_bytes(self._join(name), max_bytes=max_bytes, limits=self._limits)
-        if got is None:
-            return None
-        data, etag = got
-        return Stored(data, etag or hashlib.sha256(data).hexdigest())
+        """The document, its token (ETag, or SHA-256 of the bytes) and its validators."""
+        got = self.read_if_changed(name, max_bytes=max_bytes, known=None)
+        assert not isinstance(got, NotModified)  # known=None: a 304 raises
+        return got
+
+    def read_if_changed(
+        self, name: str, *, max_bytes: int, known: Validators | None
+    ) -> Stored | NotModified | None:
+        """A conditional GET of the document (:func:`fetch_document`)."""
+        return fetch_document(
+            self._join(name), max_bytes=max_bytes, known=known, limits=self._limits
+        )
 
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
         download(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        """:meth:`fetch_blob`, hashing while receiving: (size, SHA-256 hex digest)."""
+        return download_hashed(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
+
     def has_blob(self, name: str) -> int | None:
         url = self._join(name)
         with limited(url, self._limits):
-            response = _open(url, {}, self._limits.idle, method="HEAD")
+            response = _open(url, _ACCEPT_FILE, self._limits.idle, method="HEAD")
         if response is None:
             return None
         response.close()
+        _coding(response.headers, url, ())
         size = _number(response.headers.get("Content-Length"), url)
         if size is None:
             raise DownloadError(f"{url}: HEAD answered without a Content-Length")

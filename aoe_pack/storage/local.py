@@ -7,6 +7,12 @@ a temp file, fsyncs it and renames it over the old one, then fsyncs the
 folder (where the OS can open one: not Windows). Readers never lock: a rename
 is atomic, so they see the old file or the new one, never a mix. A crash
 leaves at most a ``.*.partial`` temp file, which nothing reads.
+
+A replaced document's modification time moves on by at least a whole second:
+web servers derive ``ETag`` (nginx, Apache: mtime and size) and
+``Last-Modified`` from it in seconds, so two versions written within one
+second would share validators, and a device revalidating the first would be
+told ``304 Not Modified`` about the second until the next change.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from aoe_pack._io import atomic_output, lock_exclusive
 from aoe_pack._io.facilities import base_flags, flag, opens_folders
@@ -31,6 +38,9 @@ _UNSAFE = frozenset("\\:\0")  # characters no document name has (see LocalStore.
 
 class LocalStore:
     """The :class:`~aoe_pack.storage.store.Store` of a folder."""
+
+    plain_files = True
+    """Documents are files a web server can serve as they are (with gzip siblings)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -85,8 +95,11 @@ class LocalStore:
                 raise StoreError(f"cannot read {path}: {e.strerror}") from e
             if current != expected:
                 raise StoreConflictError(f"{path} changed since it was read")
+            previous = _mtime_ns(path) if current is not None else None
             with atomic_output(path) as f:
                 f.write(data)
+                if previous is not None:
+                    _later_second(f, previous)
             _fsync_dir(path.parent)
         return hashlib.sha256(data).hexdigest()
 
@@ -127,6 +140,32 @@ class LocalStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+_SECOND = 1_000_000_000
+
+
+def _mtime_ns(path: Path) -> int | None:
+    with contextlib.suppress(OSError):
+        return path.stat().st_mtime_ns
+    return None
+
+
+def _later_second(f: BinaryIO, previous_ns: int) -> None:
+    """Give the file being written an mtime in a later whole second than ``previous_ns``.
+
+    Through the open file, before it is renamed into place, so that no link
+    is followed and no reader sees the new bytes with the old validators.
+    Windows cannot set times through a descriptor; its servers' validators
+    are not the mtime-and-size ETags this guards against.
+    """
+    if os.utime not in os.supports_fd:
+        return
+    f.flush()  # a later flush would set the mtime again
+    now = os.fstat(f.fileno()).st_mtime_ns
+    if now // _SECOND <= previous_ns // _SECOND:
+        later = (previous_ns // _SECOND + 1) * _SECOND
+        os.utime(f.fileno(), ns=(later, later))
 
 
 def _open_regular(path: Path) -> io.BufferedReader:

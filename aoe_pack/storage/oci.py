@@ -66,7 +66,7 @@ from aoe_pack.errors import (
     StoreError,
     UsageError,
 )
-from aoe_pack.storage.store import MANIFEST, ROOT, Stored
+from aoe_pack.storage.store import INDEX, MANIFEST, ROOT, Stored
 
 if TYPE_CHECKING:
     import requests
@@ -82,6 +82,8 @@ ROOT_LAYER = "application/vnd.aoe.repository.root.v1+json"
 BUNDLE_LAYER = "application/vnd.aoe.bundle.v1+zip"
 DELTA_LAYER = "application/vnd.aoe.bundle.delta.v1+zip"
 PENDING_LAYER = "application/vnd.aoe.repository.pending.v1+json"
+INDEX_LAYER = "application/vnd.aoe.repository.index.v1+json"
+TAG_LAYER = "application/vnd.aoe.repository.tag.v1+json"
 TITLE = "org.opencontainers.image.title"
 TIMEOUT = 30.0  # seconds, for connecting and between received bytes
 
@@ -93,6 +95,7 @@ _ROOT_N = re.compile(r"roots/([1-9][0-9]*)\.root\.json")
 _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})\.aoe")
 _DELTA = re.compile(r"deltas/([0-9a-f]{64})\.aoed")
 _PENDING = re.compile(r"pending/([0-9a-f]{64})\.json")
+_TAG_DOCUMENT = re.compile(r"tags/([A-Za-z0-9][A-Za-z0-9._-]{0,127})/([1-9][0-9]*)\.json")
 _TAG_PAGE = 10_000
 _MAX_TAG_PAGES = 100  # a registry cannot page us forever
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -153,7 +156,7 @@ class _Target:
         return digest, size
 
 
-def _target(name: str) -> _Target:
+def _target(name: str) -> _Target:  # noqa: PLR0911 - one return per kind of document
     if name == MANIFEST:
         return _Target("manifest", MANIFEST_LAYER, name)
     if name == ROOT:
@@ -166,9 +169,18 @@ def _target(name: str) -> _Target:
         return _Target(f"delta-{m[1]}", DELTA_LAYER, f"{m[1]}.aoed")
     if m := _PENDING.fullmatch(name):
         return _Target(f"pending-{m[1]}", PENDING_LAYER, name)
+    if name == INDEX:
+        return _Target("index", INDEX_LAYER, name)
+    if m := _TAG_DOCUMENT.fullmatch(name):
+        # An OCI tag holds 128 characters and a model tag may too: name it by a
+        # digest of the model tag; the title annotation, checked on every read,
+        # holds the full name, so a collision cannot serve one tag for another.
+        digest = hashlib.sha256(m[1].encode()).hexdigest()[:32]
+        return _Target(f"tag-{digest}-{m[2]}", TAG_LAYER, name)
     raise StoreError(
         f"{name!r} has no place in an OCI repository: expected manifest.json, root.json, "
-        "roots/N.root.json, bundles/<sha256>.aoe or deltas/<sha256>.aoed"
+        "roots/N.root.json, index.json, tags/<tag>/N.json, bundles/<sha256>.aoe or "
+        "deltas/<sha256>.aoed"
     )
 
 

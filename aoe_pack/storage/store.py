@@ -3,7 +3,9 @@
 A repository is a handful of named documents plus content-addressed bundles:
 
 - ``root.json`` and ``roots/<N>.root.json``: the trusted-key chain;
-- ``manifest.json``: the signed list of releases, the only file that changes;
+- ``manifest.json``: the signed list of releases, the publishers' source of truth;
+- ``index.json`` and ``tags/<tag>/<N>.json``: the same releases split per tag,
+  so that a device reads only its own;
 - ``bundles/<sha256>.aoe``: immutable bundles, named by their digest;
 - ``deltas/<sha256>.aoed``: immutable deltas between releases (docs/format.md §16).
 
@@ -27,13 +29,24 @@ from typing import Protocol, runtime_checkable
 
 MANIFEST = "manifest.json"
 ROOT = "root.json"
+INDEX = "index.json"
+GZIP_SUFFIX = ".gz"
+"""A document's gzip sibling (``index.json.gz``), for servers that serve it precompressed."""
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def root_name(version: int) -> str:
     """The document name of root ``version`` in the chain."""
     return f"roots/{version}.root.json"
+
+
+def tag_document_name(tag: str, version: int) -> str:
+    """The name of ``tag``'s document at manifest version ``version`` (written once)."""
+    if not _TAG.fullmatch(tag) or version < 1:
+        raise ValueError(f"not a tag document: {tag!r} at version {version}")
+    return f"tags/{tag}/{version}.json"
 
 
 def bundle_name(sha256: str) -> str:
@@ -163,3 +176,12 @@ def read_if_changed(
     if doc is not None and known is not None and known.etag == doc.token:
         return NotModified(known)
     return doc
+
+
+@runtime_checkable
+class HashingStore(Protocol):
+    """A store that hashes a blob while downloading it (HTTP and ``file://``)."""
+
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
+        """Like :meth:`Store.fetch_blob`, returning (size, SHA-256 hex digest) of ``dest``."""
+        ...

@@ -370,3 +370,59 @@ def test_unpack_into_a_path_under_a_file_is_an_output_error(
     (tmp_path / "afile").write_bytes(b"x")
     with pytest.raises(OutputError, match="cannot create the output folder"):
         unpack_bundle(path, tmp_path / "afile" / "sub", trusted_keys=[signer.public])
+
+
+URL = "https://models.example.com/repo/"
+
+
+def test_build_signs_the_configs_update_url_into_model(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle(update_url=URL)
+    manifest = verify_bundle(path, trusted_keys=[signer.public]).manifest
+    assert manifest.model.update_url == URL
+    assert manifest.model.to_dict()["updateURL"] == URL
+    assert "updateURL" not in manifest.model.extra  # a known member, not an unknown one
+
+
+def test_bundle_without_update_url_has_no_member(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle()
+    manifest = verify_bundle(path, trusted_keys=[signer.public]).manifest
+    assert manifest.model.update_url is None
+    assert "updateURL" not in take_apart(path).manifest()["model"]
+
+
+def test_update_url_is_covered_by_the_signature(built_bundle, signer: PrivateKey) -> None:
+    path = built_bundle(update_url=URL)
+    parts = take_apart(path)
+    moved = parts.manifest_bytes.replace(b"models.example.com", b"models.example.org")
+    path.write_bytes(resign(moved, parts.payloads, [], signatures=parts.signatures_bytes))
+    with pytest.raises(SignatureError):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("http://models.example.com/", "uses http:// to a host that is not loopback"),
+        ("https://user:pw@models.example.com/", "carries user information"),
+        ("https://models.example.com/?q=1", "has a query"),
+        ("ftp://models.example.com/", "uses ftp://"),
+        ("https://models.example.com/\u202e", "contains the character U\\+202E"),
+        ("https://x.example/" + "a" * 1024, "is 1042 characters long; at most 1024"),
+    ],
+    ids=["cleartext-http", "userinfo", "query", "ftp", "bidi-control", "too-long"],
+)
+def test_manifest_update_url_must_be_a_repository_address(
+    built_bundle, signer: PrivateKey, url: str, match: str
+) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["model"].update(updateURL=url))
+    with pytest.raises(ManifestError, match=r"manifest\.model\.updateURL " + match):
+        verify_bundle(path, trusted_keys=[signer.public])
+
+
+@pytest.mark.parametrize("value", [7, "", None, ["https://x.example/"]])
+def test_manifest_update_url_must_be_a_string(built_bundle, signer: PrivateKey, value) -> None:
+    path = built_bundle()
+    _resigned(path, signer, lambda m: m["model"].update(updateURL=value))
+    with pytest.raises(ManifestError, match=r"manifest\.model\.updateURL must be a non-empty"):
+        verify_bundle(path, trusted_keys=[signer.public])

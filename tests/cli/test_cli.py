@@ -312,6 +312,7 @@ def test_inspect_without_keys(tmp_path: Path, keys: dict[str, Path], samples: Sa
         "name": "squeezenet.onnx",
         "version": "1.0.0",
         "runtime": "onnx",
+        "updateURL": "https://models.example.com/squeezenet/",  # the config's, signed
     }
     signer_id = json.loads(aoe("keygen", "--out", tmp_path / "x", "--json").stdout)["keyid"]
     assert signer_id not in doc["signers"]
@@ -321,6 +322,25 @@ def test_inspect_without_keys(tmp_path: Path, keys: dict[str, Path], samples: Sa
     text = aoe("inspect", bundle)
     assert "tag_squeezenet" in text.stdout
     assert "unverified" in text.stdout
+    assert "  updates   https://models.example.com/squeezenet/\n" in text.stdout
+
+
+def test_inspect_a_bundle_whose_config_has_no_update_url(
+    tmp_path: Path, keys: dict[str, Path], samples: Samples
+) -> None:
+    config_path, _ = samples["mnist"]
+    folder = tmp_path / "mnist"
+    shutil.copytree(config_path.parent, folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["updateURL"]  # Android's model.config has none
+    (folder / "config.json").write_text(json.dumps(config))
+    bundle = tmp_path / "m.aoe"
+    r = aoe("build", folder / "config.json", "--out", bundle, "--no-encrypt",
+            "--sign-key", keys["signer"].with_suffix(".key"))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(aoe("inspect", bundle, "--json").stdout)
+    assert "updateURL" not in doc["model"]
+    assert "updates" not in aoe("inspect", bundle).stdout
 
 
 def test_inspect_legacy_aoe_file(tmp_path: Path) -> None:

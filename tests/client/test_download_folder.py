@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from _killed import blocked_child, sigkill
+from _reindex import reindex
 from _server_http import HttpServer
 from _skips import needs_posix_modes, needs_symlinks
 
@@ -228,6 +229,7 @@ def test_bundle_with_wrong_tag_leaves_no_partial_folder(
     manifest["version"] += 1
     forged = envelope.sign(envelope.MANIFEST_TYPE, manifest, [signer]).to_bytes()
     store.replace(MANIFEST, forged, expected=doc.token)
+    reindex(store, [signer])
 
     with pytest.raises(BundleMismatchError, match=r"the bundle says it is tag_y 1\.1\.0"):
         served.check(store)

@@ -15,8 +15,14 @@ import pytest
 from _server_http import HttpServer
 
 from aoe_pack.errors import DownloadError, DownloadTooLargeError, StoreError, UsageError
-from aoe_pack.storage.http import HttpStore, TransferLimits, download, fetch_bytes
-from aoe_pack.storage.store import MANIFEST
+from aoe_pack.storage.http import (
+    HttpStore,
+    TransferLimits,
+    download,
+    download_hashed,
+    fetch_bytes,
+)
+from aoe_pack.storage.store import MANIFEST, HashingStore
 
 CAP = 1024 * 1024
 
@@ -327,3 +333,92 @@ def test_redirect_body_is_not_read_into_memory(huge_redirect: str) -> None:
     assert got == (b"{}", None)
     assert peak < 4 * CAP
     assert time.monotonic() - started < 1
+
+
+# --- hashing while receiving ------------------------------------------------------------
+
+
+def test_hashed_download_digests_what_it_wrote(http_server: HttpServer, tmp_path: Path) -> None:
+    data = os.urandom(CAP + 77)
+    url = _serve(http_server, "model.aoe", data)
+    dest = tmp_path / "model.aoe"
+    got = download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
+    assert got == (len(data), hashlib.sha256(data).hexdigest())
+    assert dest.read_bytes() == data
+
+
+def test_resumed_hashed_download_hashes_the_kept_bytes_first(
+    http_server: HttpServer, tmp_path: Path
+) -> None:
+    data = os.urandom(CAP + 123)
+    url = _serve(http_server, "model.aoe", data)
+    http_server.cut_after("model.aoe", 300_000)
+    dest = tmp_path / "model.aoe"
+    with pytest.raises(DownloadError, match="closed after 300000"):
+        download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
+    got = download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
+    assert got == (len(data), hashlib.sha256(data).hexdigest())
+    assert http_server.requests[-1] == ("GET", "model.aoe", "bytes=300000-")
+
+
+def test_resumed_hashed_download_hashes_what_is_on_disk_not_what_was_sent(
+    http_server: HttpServer, tmp_path: Path
+) -> None:
+    # The kept bytes changed on disk (same size) while the app was away: the
+    # digest must be of the file as it is, so the release match catches it.
+    data = os.urandom(500_000)
+    url = _serve(http_server, "model.aoe", data)
+    http_server.cut_after("model.aoe", 200_000)
+    dest = tmp_path / "model.aoe"
+    with pytest.raises(DownloadError, match="closed after 200000"):
+        download_hashed(url, dest, max_bytes=CAP, expected_size=len(data))
+    with _part(dest).open("r+b") as f:
+        f.write(b"X")
+    size, digest = download_hashed(url, dest, max_bytes=CAP, expected_size=len(data))
+    assert size == len(data)
+    assert digest == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert digest != hashlib.sha256(data).hexdigest()
+
+
+def test_complete_partial_file_is_hashed_without_a_request(
+    http_server: HttpServer, tmp_path: Path
+) -> None:
+    data = os.urandom(1000)
+    url = _serve(http_server, "model.aoe", data)
+    dest = tmp_path / "model.aoe"
+
+    def crash(done: int, total: int | None) -> None:
+        if done == total:
+            raise KeyboardInterrupt  # the app dies between the last write and the rename
+
+    with pytest.raises(KeyboardInterrupt):
+        download_hashed(url, dest, max_bytes=CAP, expected_size=1000, progress=crash)
+    got = download_hashed(url, dest, max_bytes=CAP, expected_size=1000)
+    assert got == (1000, hashlib.sha256(data).hexdigest())
+    assert len(http_server.requests) == 1
+
+
+def test_restarted_hashed_download_hashes_only_the_new_file(
+    http_server: HttpServer, tmp_path: Path
+) -> None:
+    old, new = os.urandom(500_000), os.urandom(500_000)
+    url = _serve(http_server, "model.aoe", old)
+    http_server.cut_after("model.aoe", 200_000)
+    dest = tmp_path / "model.aoe"
+    with pytest.raises(DownloadError, match="closed after 200000"):
+        download_hashed(url, dest, max_bytes=CAP, expected_size=len(old))
+    path = http_server.root / "model.aoe"
+    path.write_bytes(new)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    got = download_hashed(url, dest, max_bytes=CAP, expected_size=len(new))
+    assert got == (len(new), hashlib.sha256(new).hexdigest())
+
+
+def test_http_store_hashes_blobs_while_fetching(http_server: HttpServer, tmp_path: Path) -> None:
+    data = os.urandom(4096)
+    (http_server.root / "bundles").mkdir(exist_ok=True)
+    (http_server.root / "bundles" / "b.aoe").write_bytes(data)
+    store = HttpStore(http_server.url_for(""))
+    assert isinstance(store, HashingStore)
+    got = store.fetch_blob_hashed("bundles/b.aoe", tmp_path / "b.aoe", max_bytes=CAP)
+    assert got == (len(data), hashlib.sha256(data).hexdigest())

@@ -6,11 +6,14 @@ device key). Each test then publishes into the folder a real HTTP server
 serves (``http_server.root``) with ``aoe-pack manifest ...`` and runs the
 device with ``aoe-pack client check --json`` (or the library ``check`` where
 the CLI has no knob, such as the clock), honest server first, hostile after.
+The honest flow runs from nginx too (``nginx_server``), with the documents
+served as precompressed ``.gz`` siblings, as a production server would.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import shutil
 from dataclasses import dataclass
@@ -20,7 +23,9 @@ from typing import Any
 import pytest
 from _cli import NO_PASSWORD, Cli
 from _server_http import HttpServer
+from _server_nginx import NginxServer
 
+from aoe_pack.client import install
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device, bucket
 from aoe_pack.errors import ExpiredMetadataError
@@ -28,7 +33,7 @@ from aoe_pack.keys import load_public_key, load_signing_key
 from aoe_pack.repository import envelope
 from aoe_pack.repository.root import new_root
 from aoe_pack.storage.http import HttpStore
-from aoe_pack.storage.store import MANIFEST, ROOT, root_name
+from aoe_pack.storage.store import INDEX, MANIFEST, ROOT, root_name
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = "tag_mnist"  # the sample's tag
@@ -95,7 +100,7 @@ class Repo:
     """A repository published by the CLI into the served folder, and a device against it."""
 
     kit: Kit
-    server: HttpServer
+    server: HttpServer  # or an NginxServer for the tests that read no .requests
     work: Path
 
     @property
@@ -159,14 +164,17 @@ class Repo:
 @pytest.fixture
 def repo(kit: Kit, http_server: HttpServer, tmp_path: Path) -> Repo:
     """``manifest init`` of the served folder; root 1 is kept as the app's trusted root."""
-    r = Repo(kit, http_server, tmp_path / "device")
+    return _init(Repo(kit, http_server, tmp_path / "device"))
+
+
+def _init(r: Repo) -> Repo:
     r.work.mkdir()
     doc = aoe_json(
-        *("manifest", "init", "--repo", http_server.root),
-        *("--root-key", kit.pub("release"), "--sign-key", kit.key("release")),
+        *("manifest", "init", "--repo", r.folder),
+        *("--root-key", r.kit.pub("release"), "--sign-key", r.kit.key("release")),
     )
     assert doc["rootVersion"] == 1
-    shutil.copyfile(http_server.root / ROOT, r.trusted_root)
+    shutil.copyfile(r.folder / ROOT, r.trusted_root)
     return r
 
 
@@ -206,12 +214,62 @@ def test_client_downloads_verifies_and_decrypts_over_http(repo: Repo) -> None:
     bundle = Path(doc["bundle"])
     assert bundle.read_bytes() == repo.kit.bundles["1.1.0"].read_bytes()
     _assert_unpacked(repo, doc, "1.1.0")
-    assert ("GET", MANIFEST, None) in repo.server.requests
+    assert ("GET", INDEX, None) in repo.server.requests  # the index and one tag document
+    assert ("GET", f"tags/{TAG}/2.json", None) in repo.server.requests
+    assert ("GET", MANIFEST, None) not in repo.server.requests
     assert json.loads(repo.state.read_text())["manifestVersion"] == 2
 
     again = repo.client(installed="1.1.0", local="1.0.0")  # now running it: nothing to do
     assert again["action"] == "keep"
     assert again["running"] == "1.1.0"
+
+
+def test_client_check_over_nginx_with_compressed_documents(
+    kit: Kit, nginx_server: NginxServer, tmp_path: Path
+) -> None:
+    """The device flow from a real web server whose documents have ``.gz`` siblings."""
+    repo = _init(Repo(kit, nginx_server, tmp_path / "device"))
+    repo.publish("1.1.0")
+    documents = sorted(repo.folder.rglob("*.json"))
+    for path in documents:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+    doc = repo.client()
+    assert doc["action"] == "download"
+    assert (doc["rootVersion"], doc["manifestVersion"]) == (1, 2)
+    _assert_unpacked(repo, doc, "1.1.0")
+
+    wire = {r.path: r for r in nginx_server.wire(at_least=3)}
+    assert MANIFEST not in wire  # the index and the tag's document say it all
+    assert wire[INDEX].status == 200
+    tag_doc = next(p for p in wire if p.startswith(f"tags/{TAG}/"))
+    assert wire[tag_doc].status == 200
+    plain = (repo.folder / tag_doc).stat().st_size
+    assert wire[tag_doc].bytes_sent < plain  # sent compressed, headers included
+    bundle = wire[repo.bundle_path("1.1.0")]
+    assert bundle.bytes_sent > kit.bundles["1.1.0"].stat().st_size  # sent as the file is
+    again = repo.client(installed="1.1.0", local="1.0.0")
+    assert again["action"] == "keep"
+
+
+def test_client_hashes_the_bundle_while_downloading_it(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The release match uses the digest taken on the wire: the downloaded
+    # bundle is read once more only by the unpack, which verifies every chunk.
+    original = install._open_hashed
+
+    def no_second_read(folder: Any, name: str) -> Any:
+        fp, got = original(folder, name)
+        if got is not None:
+            fp.close()
+            raise AssertionError(f"{name} was read again to hash it")
+        return fp, got
+
+    monkeypatch.setattr(install, "_open_hashed", no_second_read)
+    repo.publish("1.1.0")
+    doc = repo.client()
+    assert doc["action"] == "download"
+    _assert_unpacked(repo, doc, "1.1.0")
 
 
 def test_client_downloads_when_inside_rollout(repo: Repo) -> None:
@@ -274,10 +332,18 @@ def test_client_simulate_fleet_follows_rollout(repo: Repo) -> None:
 
 def test_rollback_attack_old_manifest_is_rejected(repo: Repo) -> None:
     repo.publish("1.1.0")
-    old = (repo.folder / MANIFEST).read_bytes()  # version 2, validly signed
+    # Version 2, validly signed, with the gzip siblings a server sends to devices.
+    names = (MANIFEST, MANIFEST + ".gz", INDEX, INDEX + ".gz")
+    old = {name: (repo.folder / name).read_bytes() for name in names}
     assert repo.manifest("resign")["manifestVersion"] == 3
     assert repo.client(download=False)["manifestVersion"] == 3
-    (repo.folder / MANIFEST).write_bytes(old)
+    for name, data in old.items():
+        (repo.folder / name).write_bytes(data)
+    err = _error(repo.client(exit_code=1, download=False))
+    assert err["code"] == "rollback"
+    assert "index.json version 2 is older than version 3" in err["message"]
+    (repo.folder / INDEX).unlink()  # and through the manifest (a repository without index)
+    (repo.folder / (INDEX + ".gz")).unlink()
     err = _error(repo.client(exit_code=1, download=False))
     assert err["code"] == "rollback"
     assert "manifest version 2 is older than version 3" in err["message"]
@@ -303,7 +369,7 @@ def test_freeze_attack_expired_manifest_is_rejected(repo: Repo) -> None:
         "state_path": repo.state,
     }
     late = expires + dt.timedelta(seconds=1)
-    with pytest.raises(ExpiredMetadataError, match=r"manifest version 2 expired at") as info:
+    with pytest.raises(ExpiredMetadataError, match=r"index\.json version 2 expired at") as info:
         check(store, **common, now=late)
     assert info.value.code == "expired"
     assert repo.state.read_bytes() == state_before  # nothing accepted from a stale manifest

@@ -108,6 +108,7 @@ def test_the_articles_config_builds_unchanged(article: Path, tmp_path: Path) -> 
         "runtime": "tflite",
         "tag": "tag_mnist",
         "version": "1.0.0",
+        "updateURL": "https://www.didiglobal.com",  # the article's upgrade link, signed
     }
     # The bundle's config carries what the build read from the model.
     assert doc["config"]["inputs"] == [MODEL_INPUT]

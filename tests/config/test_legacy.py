@@ -341,3 +341,24 @@ def test_text_still_broken_after_repair_reports_what_is_left_where_the_file_has_
     [violation] = validate_config(path).violations
     assert (violation.line, violation.column) == (1, 19)  # the second comma
     assert violation.message.startswith("not valid JSON: Expecting property name")
+
+
+# --- iOS updateUrl: the repository address -----------------------------------------------
+
+
+def test_ios_update_url_is_the_configs_update_url(legacy):
+    config = validate_config(legacy / "ios-config.json").config
+    assert config is not None
+    assert config.update_url == "https://models.example.com/digits/"
+    assert config.canonical["updateURL"] == "https://models.example.com/digits/"
+
+
+def test_ios_update_url_over_cleartext_http_is_placed_where_it_was_written(tmp_path):
+    doc = {k: v for k, v in IOS.items() if k != "updateURL"}
+    doc["updateUrl"] = "http://upgrade.example.com/aoe"  # AoE's upgrade server, over HTTP
+    [violation] = validate_config(write(tmp_path / "cfg", doc, "ios/digits.bin")).violations
+    assert (violation.pointer, violation.line) == ("/updateURL", 9)
+    assert violation.message == (
+        'updateURL "http://upgrade.example.com/aoe" uses http:// to a host that is not '
+        "loopback; devices refuse cleartext HTTP"
+    )

@@ -372,10 +372,69 @@ def test_tag_pattern(tmp_path, tag, ok):
 
 
 @pytest.mark.parametrize(
-    ("url", "ok"), [("https://x.example/m", True), ("http://x", True), ("ftp://x", False)]
+    "url",
+    [
+        "https://x.example/m",
+        "https://models.example.com/mnist/",
+        "HTTPS://Models.Example.com:8443/Repo",
+        "https://203.0.113.7/repo",
+        "https://[2001:db8::1]/repo/",
+        "https://cdn.example/a%20b/",
+        "http://localhost:8000/repo",
+        "http://127.0.0.1/",
+        "http://[::1]:9000",
+    ],
 )
-def test_update_url_must_be_http(tmp_path, url, ok):
-    assert validate_config(write_config(tmp_path, minimal(updateURL=url))).ok is ok
+def test_update_url_accepts_repository_addresses(tmp_path, url):
+    assert validate_config(write_config(tmp_path, minimal(updateURL=url))).ok
+
+
+HOSTILE_URLS = {
+    "ftp-scheme": ("ftp://x.example/m", "uses ftp://; devices read repositories over https://"),
+    "javascript": ("javascript:alert(1)", "is not an absolute URL (scheme://host/path)"),
+    "file-scheme": ("file:///etc/passwd", "uses file://; devices read repositories over https://"),
+    "cleartext-http": (
+        "http://models.example.com/",
+        "uses http:// to a host that is not loopback; devices refuse cleartext HTTP",
+    ),
+    "userinfo": (
+        "https://user:secret@models.example.com/",
+        "carries user information (user@ or user:password@); credentials do not belong in it",
+    ),
+    "query": (
+        "https://models.example.com/?token=1",
+        "has a query; a repository address has none (names are appended to it)",
+    ),
+    "fragment": (
+        "https://models.example.com/#x",
+        "has a fragment; a repository address has none (names are appended to it)",
+    ),
+    "dot-dot": (
+        "https://models.example.com/a/../b",
+        "has a path segment '..'; write the path without '//', '.' or '..'",
+    ),
+    "bad-port": (
+        "https://models.example.com:70000/",
+        "has port '70000'; a port is a number from 1 to 65535",
+    ),
+    "bad-host": ("https://-models.example.com/", "has no valid host in '-models.example.com'"),
+    "newline": ("https://models.example.com/\nx", "contains the character U+000A"),
+    "nul": ("https://models.example.com/\x00", "contains the character U+0000"),
+    "space": ("https://models.example.com/a b", "contains a space"),
+    "non-ascii-host": ("https://mödels.example.com/", "contains the character U+00F6"),
+    "backslash": ("https://models.example.com\\@evil.example/", "contains a backslash"),
+    "too-long": ("https://x.example/" + "a" * 1100, "is 1118 characters long; at most 1024"),
+}
+
+
+@pytest.mark.parametrize(("url", "problem"), HOSTILE_URLS.values(), ids=HOSTILE_URLS.keys())
+def test_update_url_refuses_hostile_addresses(tmp_path, url, problem):
+    [violation] = validate_config(write_config(tmp_path, minimal(updateURL=url))).violations
+    assert violation.pointer == "/updateURL"
+    assert violation.message.startswith("updateURL ")
+    assert problem in violation.message
+    assert violation.hint is not None
+    assert "https://models.example.com/repo/" in violation.hint
 
 
 def test_unknown_key_differing_in_case_is_suggested(tmp_path):

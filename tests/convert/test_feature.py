@@ -63,6 +63,7 @@ def test_the_feature_is_one_release_of_its_tag(inspected: dict[str, Any]) -> Non
         "name": "tag_bankcard",
         "version": "1.0.0",
         "runtime": "tflite",
+        "updateURL": "https://models.example.com/bankcard/",  # both configs name it
     }
     assert sorted(inspected["config"]["models"]) == ["detector", "recognizer"]
     assert inspected["config"]["models"]["detector"]["modelName"] == "detector.keras"
@@ -125,9 +126,10 @@ def test_a_device_updates_the_feature_as_a_unit(bundle: Path, keys: Path, tmp_pa
     [
         ("tag", "tag_other", "has tag 'tag_other'"),
         ("version", "1.0.1", "is version 1.0.1"),
+        ("updateURL", "https://models.example.org/bankcard/", "a feature is released in one"),
     ],
 )
-def test_models_of_one_feature_must_agree_on_tag_and_version(
+def test_models_of_one_feature_must_agree_on_tag_version_and_repository(
     field: str, value: str, message: str, keys: Path, tmp_path: Path
 ) -> None:
     other = tmp_path / "recognizer"

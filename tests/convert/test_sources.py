@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -339,6 +340,38 @@ def test_text_file_named_tflite_is_invalid(tmp_path: Path) -> None:
     fake.write_text("not a model\n")
     with pytest.raises(ModelInvalidError, match=r"notes\.tflite is not a TFLite model"):
         load_source(fake, inputs=(), outputs=())
+
+
+# --- inspect_source: the as-is check, without the reference runner ---------------------
+
+
+def test_tflite_inspected_as_it_is_reports_what_loading_it_does() -> None:
+    from aoe_pack.config import load_config
+    from aoe_pack.convert.sources import inspect_source
+
+    config = load_config(SAMPLES / "mnist" / "config.json")
+    model = SAMPLES / "mnist" / "mnist.tflite"
+    for declared in ((config.inputs, config.outputs), (None, None)):
+        light = inspect_source(model, inputs=declared[0], outputs=declared[1])
+        full, _ = load_source(model, inputs=declared[0], outputs=declared[1])
+        assert light == full
+
+
+@pytest.mark.parametrize("name", ["truncated.tflite", "truncated.onnx"])
+def test_inspect_refuses_a_truncated_model(name: str) -> None:
+    from aoe_pack.convert.sources import inspect_source
+
+    with pytest.raises(ModelInvalidError, match=rf"{re.escape(name)} is not a"):
+        inspect_source(FIXTURES / name, inputs=None, outputs=None)
+
+
+def test_text_file_named_tflite_is_invalid_when_inspected(tmp_path: Path) -> None:
+    from aoe_pack.convert.sources import inspect_source
+
+    fake = tmp_path / "notes.tflite"
+    fake.write_text("not a model\n")
+    with pytest.raises(ModelInvalidError, match=r"notes\.tflite is not a TFLite model"):
+        inspect_source(fake, inputs=(), outputs=())
 
 
 # --- imports: no TensorFlow for TFLite/ONNX, nothing written into the home folder -------

@@ -85,6 +85,7 @@ def test_rollback_floor_is_per_repository_not_per_tag(
         b = bundle_factory(tag, "1.0.0")
         assert aoe("manifest", "publish", b, "--repo", repo, "--sign-key", key).exit_code == 0
     old = (repo / MANIFEST).read_bytes()
+    old_index = (repo / "index.json").read_bytes()
     assert aoe("manifest", "resign", "--repo", repo, "--sign-key", key).exit_code == 0
 
     def check(tag: str) -> Any:
@@ -107,7 +108,8 @@ def test_rollback_floor_is_per_repository_not_per_tag(
         )
 
     assert check("model_a").exit_code == 0  # accepts the newest manifest
-    (repo / MANIFEST).write_bytes(old)  # a mirror now serves the older one
+    (repo / MANIFEST).write_bytes(old)  # a mirror now serves the older documents
+    (repo / "index.json").write_bytes(old_index)
     r = check("model_b")
     assert r.exit_code == 1
     assert json.loads(r.stdout)["error"]["code"] == "rollback"

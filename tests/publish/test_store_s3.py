@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from _server_s3 import S3Server
 
 from aoe_pack.errors import (
     DownloadError,
@@ -23,7 +25,14 @@ from aoe_pack.errors import (
     UsageError,
 )
 from aoe_pack.storage.fsspec_store import FsspecStore
-from aoe_pack.storage.store import MANIFEST, bundle_name
+from aoe_pack.storage.store import (
+    MANIFEST,
+    ConditionalStore,
+    NotModified,
+    Stored,
+    Validators,
+    bundle_name,
+)
 
 BIG = 12 * 2**20 + 12345  # over two 5 MiB parts: put_file goes multipart
 
@@ -190,3 +199,43 @@ def test_unsafe_names_are_refused(memory_store: FsspecStore, name: str) -> None:
 def test_bad_urls(url: str) -> None:
     with pytest.raises(UsageError):
         FsspecStore.from_url(url)
+
+
+def test_s3_unchanged_document_is_not_sent_again(
+    s3_store: FsspecStore, s3_server: S3Server
+) -> None:
+    """GetObject with IfNoneMatch: moto answers 304 without a body, as S3 does."""
+    s3_store.replace(MANIFEST, b"v1" * 1000, expected=None)
+    first = s3_store.read(MANIFEST, max_bytes=10_000)
+    assert first is not None
+    got = s3_store.read_if_changed(MANIFEST, max_bytes=10_000, known=first.revalidation)
+    assert got == NotModified(first.revalidation)
+    assert isinstance(s3_store, ConditionalStore)
+    key = s3_store._path(MANIFEST).split("/", 1)[1]
+    for _ in range(50):  # the server logs a request after answering it
+        if re.search(rf'"GET /[^ ]*{re.escape(key)} HTTP/1.1" 304', s3_server.log.read_text()):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("moto logged no 304 for the conditional GetObject")
+
+    token = s3_store.replace(MANIFEST, b"v2", expected=first.token)
+    changed = s3_store.read_if_changed(MANIFEST, max_bytes=10_000, known=first.revalidation)
+    assert isinstance(changed, Stored)
+    assert (changed.data, changed.token) == (b"v2", token)
+    assert (
+        s3_store.read_if_changed("roots/9.root.json", max_bytes=10, known=first.revalidation)
+        is None
+    )
+    with pytest.raises(DownloadTooLargeError):
+        s3_store.read_if_changed(MANIFEST, max_bytes=1, known=Validators(etag='"other"'))
+
+
+def test_memory_read_if_changed_compares_tokens(memory_store: FsspecStore) -> None:
+    token = memory_store.replace(MANIFEST, b"v1", expected=None)
+    known = Validators(etag=token)
+    assert memory_store.read_if_changed(MANIFEST, max_bytes=10, known=known) == NotModified(known)
+    memory_store.replace(MANIFEST, b"v2", expected=token)
+    changed = memory_store.read_if_changed(MANIFEST, max_bytes=10, known=known)
+    assert isinstance(changed, Stored)
+    assert changed.data == b"v2"

@@ -8,6 +8,7 @@ tests that pin down backend-independent behaviour use a folder only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -503,6 +504,28 @@ def test_a_publisher_without_state_edits_and_starts_a_floor(
     kept = tmp_path / "new-machine" / "aoe-pack" / "publisher" / f"{root.repository_id}.json"
     doc = json.loads(kept.read_text())
     assert (doc["rootVersion"], doc["manifestVersion"]) == (1, 4)
+
+
+def test_the_floor_holds_the_digest_of_the_manifest_written(
+    local_store: LocalStore,
+    repo_key: PrivateKey,
+    bundle_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The edit hands the floor the digest it signed instead of parsing what it wrote again:
+    it must be the digest of the payload that manifest.json now holds."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    releases.publish(local_store, [bundle_factory(TAG, "1.0.0")], sign_keys=[repo_key])
+    data = (local_store.root / MANIFEST).read_bytes()
+    payload = envelope.parse(data, envelope.MANIFEST_TYPE, what="manifest.json").payload
+    root = read_state(local_store).root
+    kept = tmp_path / "state" / "aoe-pack" / "publisher" / f"{root.repository_id}.json"
+    doc = json.loads(kept.read_text())
+    assert (doc["manifestVersion"], doc["manifestSha256"]) == (
+        2,
+        hashlib.sha256(payload).hexdigest(),
+    )
 
 
 def test_root_chain_cut_back_past_a_rotation_is_refused(

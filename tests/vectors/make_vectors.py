@@ -65,6 +65,9 @@ BUNDLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "v1-mlkem.aoe": (("mlkem768-x25519",), ()),
     "v1-multi.aoe": (("x25519", "p256-kem"), ("aes256",)),
 }
+# model.updateURL (§5.2.4) was defined after the encrypted vectors were built: the plain
+# one carries it, the others show that a bundle without it reads as before.
+UPDATE_URL = {"v1-plain.aoe": "https://models.example.com/test-vectors/"}
 SEGMENT_VECTOR = ("v1-x25519.aoe", "payload/model.tflite")
 # Where the raw public key starts in the SPKI DER (§6.3): after a fixed prefix.
 RAW_KEY_OFFSET = {"ed25519": 12, "x25519": 12, "mlkem768-x25519": 24}
@@ -83,7 +86,7 @@ def payload_files() -> dict[str, bytes]:
     }
 
 
-def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
+def write_config(root: Path, *, encrypt: bool, update_url: str | None = None) -> ModelConfig:
     files = payload_files()
     for rel, data in files.items():
         dest = root / "model" / rel
@@ -103,6 +106,7 @@ def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
         model_name="model.tflite",
         files=(ModelFile(path="model.tflite", role="model"), *extra),
         encrypt=encrypt,
+        update_url=update_url,
         canonical={
             "version": VERSION,
             "tag": TAG,
@@ -112,7 +116,8 @@ def write_config(root: Path, *, encrypt: bool) -> ModelConfig:
             "modelName": "model.tflite",
             "encrypt": encrypt,
             "files": [{"path": f.path, "role": f.role} for f in extra],
-        },
+        }
+        | ({"updateURL": update_url} if update_url else {}),
     )
 
 
@@ -142,7 +147,7 @@ def build_vector(name: str, out: Path, vectors: Path = HERE) -> None:
         keks=[bytes.fromhex(key_path(k, "key", vectors).read_text().strip()) for k in keks],
     )
     with tempfile.TemporaryDirectory() as tmp, pinned_build():
-        config = write_config(Path(tmp), encrypt=spec.enabled)
+        config = write_config(Path(tmp), encrypt=spec.enabled, update_url=UPDATE_URL.get(name))
         build_bundle(config, out, signing_keys=signing_keys(vectors), encryption=spec)
 
 
@@ -319,6 +324,53 @@ def expected(vectors: Path) -> dict[str, Any]:
 # --- command line --------------------------------------------------------------------
 
 
+REPOSITORY_ID = "a0e0" * 8
+REPOSITORY_VECTORS = ("repo-root.json", "repo-manifest.json", "repo-index.json", "repo-tag.json")
+"""A split repository (docs/format.md §15.12): root 1 over both test-only signing keys
+(threshold 2), manifest version 3 with two tags, its index, and the tag document of
+``TAG`` at version 2. Deterministic (Ed25519, RFC 6979 ECDSA): the test rebuilds them."""
+
+
+def repository_vectors(vectors: Path) -> dict[str, bytes]:
+    """The bytes of :data:`REPOSITORY_VECTORS`, signed by the test-only signing keys."""
+    import datetime as dt
+
+    from aoe_pack.repository import envelope
+    from aoe_pack.repository.model import Manifest, ModelReleases, Release
+    from aoe_pack.repository.root import new_root
+    from aoe_pack.repository.split import Index, sign_index, sign_tag_document, tag_document
+
+    keys = signing_keys(vectors)
+    root = new_root(1, [k.public for k in keys], 2, REPOSITORY_ID)
+    sha = hashlib.sha256(b"aoe-pack test vector bundle").hexdigest()
+    release = Release(
+        version=VERSION,
+        version_code=10_000_999,
+        url=f"bundles/{sha}.aoe",
+        size=1234,
+        sha256=sha,
+        runtimes=("tflite",),
+        artifacts=({"runtime": "tflite"},),
+        salt="00112233445566778899aabbccddeeff",
+        signers=(keys[0].key_id,),
+    )
+    manifest = Manifest(
+        version=3,
+        expires=dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+        models={TAG: ModelReleases(releases=(release,)), "other.model": ModelReleases()},
+        bundle_keys={keys[0].key_id: keys[0].public.pem.decode()},
+    )
+    index = Index(version=3, expires=manifest.expires, tags={TAG: 2, "other.model": 3})
+    return {
+        "repo-root.json": envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes(),
+        "repo-manifest.json": envelope.sign(
+            envelope.MANIFEST_TYPE, manifest.to_dict(), keys
+        ).to_bytes(),
+        "repo-index.json": sign_index(index, keys),
+        "repo-tag.json": sign_tag_document(tag_document(manifest, TAG, 2), keys),
+    }
+
+
 def make_keys(vectors: Path) -> None:
     for kind in KEY_KINDS:
         if not key_path(kind, "key", vectors).exists():
@@ -356,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or BUNDLES:
         build_vector(name, vectors / name, vectors)
         print(f"wrote {name} ({(vectors / name).stat().st_size} bytes)")
+    for name, data in repository_vectors(vectors).items():
+        (vectors / name).write_bytes(data)
+        print(f"wrote {name}")
     text = json.dumps(expected(vectors), indent=2) + "\n"
     (vectors / "expected.json").write_text(text)
     print("wrote expected.json")

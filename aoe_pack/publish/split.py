@@ -1,0 +1,244 @@
+"""After a manifest commit: write the tag documents that changed, then the index.
+
+``manifest.json`` stays the publishers' source of truth and its edit loop is
+unchanged (:mod:`aoe_pack.publish.workflow`). Once an edit has committed
+manifest version N, :func:`publish_index` derives from it
+(:mod:`aoe_pack.repository.split`, docs/format.md §15.12):
+
+1. the previous index is reused only when it is version N-1, carries a
+   threshold of the root's signatures, and was signed by exactly the keys
+   signing now: then only the tags whose entry changed get a document at N.
+   Otherwise (the first index, an index a crash left behind, a new root or
+   new signers, whose old documents might not verify under the new root)
+   every tag gets one at N;
+2. tag documents are created if absent (an identical one already there is
+   fine); one at N with other bytes means two publishers wrote version N (a
+   registry without compare-and-swap): the index is then left behind, and the
+   next edit rewrites every tag;
+3. ``index.json`` is written with compare-and-swap: its token is read first,
+   then ``manifest.json``; if the manifest is no longer the one this edit
+   wrote, a later edit owns the index and this one stops. Read in that order,
+   a slower publisher can never put an older index over a newer one;
+4. on stores of plain files (a folder, S3) each document gets a deterministic
+   gzip sibling (``index.json.gz``) after it, for web servers that serve
+   precompressed files, synchronised the same way.
+
+A manifest installed without signing keys (an offline ceremony's proposal,
+:mod:`aoe_pack.publish.ceremony`) cannot get a signed index: :func:`retire_index`
+then empties ``index.json``, which devices read as "no index" and answer by
+reading ``manifest.json``, until the next edit with keys writes a full index.
+
+A crash anywhere leaves the index at an older version (devices still accept
+it until it expires, as an old manifest) and the next edit repairs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aoe_pack.errors import AoePackError, StoreConflictError, StoreError
+from aoe_pack.keys import SigningKey
+from aoe_pack.repository.limits import DEFAULT_LIMITS
+from aoe_pack.repository.model import Manifest
+from aoe_pack.repository.root import Root
+from aoe_pack.repository.split import (
+    RETIRED,
+    Index,
+    changed_tags,
+    next_index,
+    sign_index,
+    sign_tag_document,
+    tag_document,
+    verify_index,
+)
+from aoe_pack.storage.store import GZIP_SUFFIX, INDEX, MANIFEST, Store
+
+MAX_INDEX_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    """What :func:`publish_index` did."""
+
+    index: Index | None
+    """The index written (or found already written); None when none was."""
+    written_tags: tuple[str, ...] = ()
+    """Tags that got a new document."""
+    reason: str = ""
+    """Why no index was written (for messages)."""
+
+
+def plain_files(store: Store) -> bool:
+    """Whether documents are files a web server serves as they are (folder, S3)."""
+    return bool(getattr(store, "plain_files", False))
+
+
+def gzip_sibling(data: bytes) -> bytes:
+    """Deterministic gzip: no file name, mtime 0, so equal documents give equal bytes."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def _previous(
+    store: Store, root: Root, old: Manifest | None, new: Manifest, signers: set[str]
+) -> tuple[Index | None, set[str]]:
+    """The index to build on and the tags changed since it (see step 1)."""
+    if old is None or old.version != new.version - 1:
+        return None, set()
+    doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+    if doc is None:
+        return None, set()
+    try:
+        found = verify_index(doc.data, root, now=new.expires, check_expiry=False)
+    except AoePackError:
+        return None, set()  # unreadable or not ours: start afresh
+    if found.index.version != old.version or found.key_ids != signers:
+        return None, set()
+    return found.index, changed_tags(old, new)
+
+
+def index_version(store: Store, root: Root) -> int | None:
+    """The version of ``index.json`` if it verifies under ``root`` (expired or not), else None."""
+    doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+    if doc is None or doc.data == RETIRED:
+        return None
+    try:
+        return verify_index(doc.data, root, now=now_utc(), check_expiry=False).index.version
+    except AoePackError:
+        return None
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _create(store: Store, name: str, data: bytes) -> bool:
+    """Create ``name`` with ``data``; False when another content is already there."""
+    try:
+        store.replace(name, data, expected=None)
+    except StoreConflictError:
+        existing = store.read(name, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        return existing is not None and existing.data == data
+    return True
+
+
+def sync_gzip(store: Store, name: str) -> None:
+    """Make ``name.gz`` the gzip of ``name`` as it is now.
+
+    The sibling's token is read before the document, so a publisher that read
+    an older document fails its compare-and-swap against one that read the
+    newer: the sibling converges to the current document.
+    """
+    cap = DEFAULT_LIMITS.max_manifest_bytes
+    for _ in range(MAX_INDEX_ATTEMPTS):
+        sibling = store.read(name + GZIP_SUFFIX, max_bytes=cap)
+        current = store.read(name, max_bytes=cap)
+        if current is None:
+            return
+        packed = gzip_sibling(current.data)
+        if sibling is not None and sibling.data == packed:
+            return
+        try:
+            store.replace(name + GZIP_SUFFIX, packed, expected=sibling.token if sibling else None)
+        except StoreConflictError:
+            continue
+        return
+    raise StoreError(f"{store.url}: {name}{GZIP_SUFFIX} kept changing under this publisher")
+
+
+def publish_index(
+    store: Store,
+    *,
+    root: Root,
+    previous: Manifest | None,
+    manifest: Manifest,
+    manifest_bytes: bytes,
+    sign_keys: Sequence[SigningKey],
+) -> IndexOutcome:
+    """Write the tag documents and the index of ``manifest`` (committed as ``manifest_bytes``).
+
+    ``previous`` is the manifest the edit started from (None for a new
+    repository); ``root`` the root the edit trusted. A storage failure says
+    that the manifest itself is committed.
+    """
+    try:
+        return _publish(store, root, previous, manifest, manifest_bytes, sign_keys)
+    except StoreError as e:
+        e.hint = (e.hint + "; " if e.hint else "") + (
+            f"manifest version {manifest.version} is committed, but {INDEX} lags behind it "
+            "until the next edit (`aoe-pack manifest resign` writes it)"
+        )
+        raise
+
+
+def _publish(
+    store: Store,
+    root: Root,
+    previous: Manifest | None,
+    manifest: Manifest,
+    manifest_bytes: bytes,
+    sign_keys: Sequence[SigningKey],
+) -> IndexOutcome:
+    ids = {k.key_id for k in sign_keys}
+    base, changed = _previous(store, root, previous, manifest, ids)
+    index = next_index(manifest, previous=base, changed=changed)
+    fresh = sorted(t for t, v in index.tags.items() if v == manifest.version)
+    gz = plain_files(store)
+    for tag in fresh:
+        doc = tag_document(manifest, tag, manifest.version)
+        data = sign_tag_document(doc, sign_keys)
+        if not _create(store, doc.name, data):
+            return IndexOutcome(
+                None, reason=f"{doc.name} exists with other content (two writers at one version)"
+            )
+        if gz:
+            _create(store, doc.name + GZIP_SUFFIX, gzip_sibling(data))
+    data = sign_index(index, sign_keys)
+    for _ in range(MAX_INDEX_ATTEMPTS):
+        current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+        committed = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        if committed is None or committed.data != manifest_bytes:
+            return IndexOutcome(None, reason="a later edit replaced manifest.json")
+        if current is not None and current.data == data:
+            break
+        try:
+            store.replace(INDEX, data, expected=current.token if current else None)
+        except StoreConflictError:
+            continue
+        break
+    else:
+        raise StoreError(f"{store.url}: {INDEX} kept changing under this publisher")
+    if gz:
+        sync_gzip(store, INDEX)
+        sync_gzip(store, MANIFEST)
+    return IndexOutcome(index, tuple(fresh))
+
+
+def retire_index(store: Store, *, manifest_bytes: bytes) -> bool:
+    """Empty ``index.json`` while ``manifest.json`` is ``manifest_bytes``; False if a
+    later edit replaced the manifest (its own index is then the one that counts).
+
+    For a manifest committed without keys to sign its index: leaving the older
+    index in place would keep index-reading devices on the older releases (a
+    yank would not reach them) until it expires.
+    """
+    for _ in range(MAX_INDEX_ATTEMPTS):
+        current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+        committed = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        if committed is None or committed.data != manifest_bytes:
+            return False
+        if current is None or current.data == RETIRED:
+            break
+        try:
+            store.replace(INDEX, RETIRED, expected=current.token)
+        except StoreConflictError:
+            continue
+        break
+    else:
+        raise StoreError(f"{store.url}: {INDEX} kept changing under this publisher")
+    if plain_files(store):
+        sync_gzip(store, INDEX)
+        sync_gzip(store, MANIFEST)
+    return True

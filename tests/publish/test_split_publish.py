@@ -1,0 +1,321 @@
+"""Publishers write the index and tag documents after each manifest commit (§15.12).
+
+On every backend: what ``init`` and edits write, immutability, the gzip
+siblings of plain-file stores; on a folder: a crash between the manifest and
+the index, racing publishers, a root rotation, and two writers at one version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "repository"))
+from _factories import release
+
+from aoe_pack._crypto import asymmetric as keys
+from aoe_pack._crypto.asymmetric import PrivateKey
+from aoe_pack.errors import StoreError
+from aoe_pack.publish import split, workflow
+from aoe_pack.publish.workflow import (
+    edit_manifest,
+    init_repository,
+    now_utc,
+    read_state,
+    rotate_root,
+)
+from aoe_pack.repository.model import Manifest, ModelReleases, Models
+from aoe_pack.repository.root import Root
+from aoe_pack.repository.split import (
+    Index,
+    tag_document,
+    verify_index,
+    verify_tag_document,
+)
+from aoe_pack.storage.local import LocalStore
+from aoe_pack.storage.open import open_store
+from aoe_pack.storage.store import GZIP_SUFFIX, INDEX, MANIFEST, Store
+
+CAP = 1 << 26
+
+
+def _add(store: Store, key: PrivateKey, tag: str, version: str) -> Manifest:
+    def edit(m: Manifest) -> Models:
+        have = m.models[tag].releases if tag in m.models else ()
+        return m.models.updated(tag, ModelReleases(releases=(*have, release(version))))
+
+    return edit_manifest(store, edit, sign_keys=[key]).manifest
+
+
+def _index(store: Store, root: Root) -> Index:
+    doc = store.read(INDEX, max_bytes=CAP)
+    assert doc is not None
+    return verify_index(doc.data, root, now=now_utc()).index
+
+
+def _consistent(store: Store) -> None:
+    """The index is the manifest's version, and each tag document holds its entry."""
+    state = read_state(store)
+    index = _index(store, state.root)
+    assert index.version == state.manifest.version
+    assert set(index.tags) == set(state.manifest.models)
+    for tag, version in index.tags.items():
+        doc = store.read(f"tags/{tag}/{version}.json", max_bytes=CAP)
+        assert doc is not None
+        got = verify_tag_document(doc.data, state.root, tag=tag, version=version)
+        assert dict(got.model) == state.manifest.models.to_dict()[tag]
+
+
+@pytest.fixture
+def store(repo_url: str, repo_key: PrivateKey) -> Iterator[Store]:
+    s = open_store(repo_url)
+    init_repository(s, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    yield s
+    s.close()
+
+
+def test_init_and_edits_write_the_index_and_only_changed_tag_documents(
+    store: Store, repo_key: PrivateKey
+) -> None:
+    root = read_state(store).root
+    assert _index(store, root).tags == {}
+    _add(store, repo_key, "a", "1.0.0")  # 2
+    _add(store, repo_key, "b", "1.0.0")  # 3
+    first = store.read("tags/a/2.json", max_bytes=CAP)
+    _add(store, repo_key, "b", "1.1.0")  # 4
+    assert _index(store, root).tags == {"a": 2, "b": 4}
+    assert store.read("tags/b/3.json", max_bytes=CAP) is not None  # never deleted
+    assert store.read("tags/a/4.json", max_bytes=CAP) is None
+    assert store.read("tags/a/2.json", max_bytes=CAP) == first  # never rewritten
+    _consistent(store)
+    if not split.plain_files(store):
+        return  # OCI: one tag per document, no gzip siblings
+    for name in (INDEX, MANIFEST, "tags/b/4.json"):
+        packed = store.read(name + GZIP_SUFFIX, max_bytes=CAP)
+        assert packed is not None
+        plain = store.read(name, max_bytes=CAP)
+        assert plain is not None
+        assert gzip.decompress(packed.data) == plain.data
+
+
+def test_gzip_siblings_are_deterministic() -> None:
+    data = b'{"payload":"x"}' * 50
+    assert split.gzip_sibling(data) == split.gzip_sibling(data)
+    assert split.gzip_sibling(data)[4:8] == b"\0\0\0\0"  # mtime 0
+    assert not split.gzip_sibling(data)[3] & 0x08  # no file name
+
+
+@pytest.fixture
+def folder(tmp_path: Path, repo_key: PrivateKey) -> LocalStore:
+    s = LocalStore(tmp_path / "repo")
+    init_repository(s, root_keys=[repo_key.public], threshold=1, sign_keys=[repo_key])
+    _add(s, repo_key, "a", "1.0.0")
+    _add(s, repo_key, "b", "1.0.0")
+    return s
+
+
+def test_a_crash_before_the_index_leaves_it_behind_and_the_next_edit_repairs_it(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = read_state(folder).root
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise StoreError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(workflow, "publish_index", crash)
+        with pytest.raises(StoreError):
+            _add(folder, repo_key, "a", "1.1.0")
+    assert read_state(folder).manifest.version == 4
+    assert _index(folder, root).version == 3  # lags; still valid for devices
+    _add(folder, repo_key, "b", "1.1.0")
+    assert _index(folder, root).tags == {"a": 5, "b": 5}  # every tag afresh
+    _consistent(folder)
+
+
+def test_a_storage_failure_after_the_commit_says_the_manifest_is_committed(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(split, "sync_gzip", fail)
+    with pytest.raises(StoreError, match="disk full") as info:
+        _add(folder, repo_key, "a", "1.1.0")
+    assert "manifest version 4 is committed" in (info.value.hint or "")
+
+
+def test_an_index_for_a_replaced_manifest_is_not_written(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    state = read_state(folder)
+    before = folder.read(INDEX, max_bytes=CAP)
+    outcome = split.publish_index(
+        folder,
+        root=state.root,
+        previous=state.manifest,
+        manifest=state.manifest,
+        manifest_bytes=b"not the manifest there now",
+        sign_keys=[repo_key],
+    )
+    assert outcome.index is None
+    assert "later edit" in outcome.reason
+    assert folder.read(INDEX, max_bytes=CAP) == before
+
+
+def test_two_writers_at_one_version_leave_the_index_behind(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    state = read_state(folder)
+    new = _add(folder, repo_key, "a", "1.1.0")  # version 4: tags/a/4.json
+    (folder.root / "tags/a/4.json").write_bytes(b"another writer's document")
+    outcome = split.publish_index(
+        folder,
+        root=state.root,
+        previous=state.manifest,
+        manifest=new,
+        manifest_bytes=(folder.root / MANIFEST).read_bytes(),
+        sign_keys=[repo_key],
+    )
+    assert outcome.index is None
+    assert "exists with other content" in outcome.reason
+
+
+def test_racing_publishers_keep_the_index_monotonic_and_consistent(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    root = read_state(folder).root
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(_index(folder, root).version)
+
+    def publisher(p: int) -> None:
+        for i in range(4):
+            _add(folder, repo_key, f"m{p}", f"1.{i}.0")
+
+    watcher = threading.Thread(target=watch)
+    workers = [threading.Thread(target=publisher, args=(p,)) for p in range(4)]
+    watcher.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    watcher.join()
+    assert seen == sorted(seen)
+    assert _index(folder, root).version == 3 + 16
+    _consistent(folder)
+
+
+def test_a_root_rotation_re_issues_every_tag_document_under_the_new_keys(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    new_key = keys.generate(keys.KeyKind.ED25519)
+    root = rotate_root(
+        folder, new_keys=[new_key.public], threshold=1, sign_keys=[repo_key, new_key]
+    )
+    index = _index(folder, root)
+    assert set(index.tags.values()) == {index.version}
+    _consistent(folder)  # every document verifies under root 2 alone
+    after = edit_manifest(
+        folder,
+        lambda m: m.models.updated("a", ModelReleases(releases=(release("2.0.0"),))),
+        sign_keys=[new_key],
+    ).manifest
+    assert _index(folder, root).tags == {"a": after.version, "b": index.version}
+
+
+def test_a_ceremony_style_install_retires_the_index(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    data = (folder.root / MANIFEST).read_bytes()
+    assert split.retire_index(folder, manifest_bytes=data)
+    assert (folder.root / INDEX).read_bytes() == b""
+    assert gzip.decompress((folder.root / (INDEX + GZIP_SUFFIX)).read_bytes()) == b""
+    _add(folder, repo_key, "a", "1.1.0")  # the next keyed edit writes a full index
+    _consistent(folder)
+
+
+def test_tag_document_keeps_unknown_members_of_the_entry(repo_key: PrivateKey) -> None:
+    m = Manifest.from_dict(
+        {
+            "_type": "aoe.repository.manifest",
+            "formatVersion": 1,
+            "version": 2,
+            "expires": "2030-01-01T00:00:00Z",
+            "models": {"a": {"releases": [], "x-owner": "team"}},
+        }
+    )
+    assert tag_document(m, "a", 2).to_dict()["model"] == {"releases": [], "x-owner": "team"}
+
+
+# --- manifest verify and show ------------------------------------------------------------
+
+
+def test_verify_reports_a_current_index_and_checks_every_tag_document(
+    folder: LocalStore,
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert report.to_dict()["index"] == "current"
+    assert report.to_dict()["indexVersion"] == 3
+    assert report.to_dict()["tagDocumentsChecked"] == 2
+
+
+def test_verify_reports_an_index_left_behind(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    monkeypatch.setattr(workflow, "publish_index", lambda *a, **k: None)
+    _add(folder, repo_key, "a", "1.1.0")
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert (report.index.status, report.index.version) == ("behind", 3)
+
+
+def test_verify_refuses_a_tag_document_that_differs_from_the_manifest(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+    from aoe_pack.errors import RepositoryError
+    from aoe_pack.repository.split import TagDocument, sign_tag_document
+
+    other = TagDocument(tag="a", version=2, model={"releases": []})
+    (folder.root / "tags/a/2.json").write_bytes(sign_tag_document(other, [repo_key]))
+    with pytest.raises(RepositoryError, match=r"tags/a/2\.json does not hold manifest\.json's"):
+        verify_repository(folder, (folder.root / "root.json").read_bytes(), check_bundles=False)
+
+
+def test_verify_and_show_of_a_repository_without_index(folder: LocalStore) -> None:
+    from aoe_pack.client.verify_repo import verify_repository
+
+    (folder.root / INDEX).unlink()
+    report = verify_repository(
+        folder, (folder.root / "root.json").read_bytes(), check_bundles=False
+    )
+    assert report.index.status == "absent"
+    assert split.index_version(folder, read_state(folder).root) is None
+
+
+def test_oci_names_tag_documents_within_the_128_characters_of_a_tag() -> None:
+    from aoe_pack.storage import oci
+
+    long_tag = "m" * 128
+    target = oci._target(f"tags/{long_tag}/9007199254740991.json")
+    assert len(target.tag) <= 128
+    assert target.title == f"tags/{long_tag}/9007199254740991.json"
+    assert oci._target("tags/a/1.json").tag != oci._target("tags/b/1.json").tag
+    assert oci._target(INDEX).tag == "index"
