@@ -14,7 +14,10 @@ manifest version N, :func:`publish_index` derives from it
 2. tag documents are created if absent (an identical one already there is
    fine); one at N with other bytes means two publishers wrote version N (a
    registry without compare-and-swap): the index is then left behind, and the
-   next edit rewrites every tag;
+   next edit rewrites every tag. Beside a tag's new document N goes a patch
+   from the document M the previous index named (``tags/<tag>/N.from-M.zst``,
+   :mod:`aoe_pack.repository.tag_patch`), when M verifies and the patch is
+   smaller than the gzip of the whole document;
 3. ``index.json`` is written with compare-and-swap: its token is read first,
    then ``manifest.json``; if the manifest is no longer the one this edit
    wrote, a later edit owns the index and this one stops. Read in that order,
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 
 from aoe_pack.errors import AoePackError, StoreConflictError, StoreError
 from aoe_pack.keys import SigningKey
+from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest
 from aoe_pack.repository.root import Root
@@ -50,10 +54,12 @@ from aoe_pack.repository.split import (
     changed_tags,
     next_index,
     sign_index,
-    sign_tag_document,
     tag_document,
+    tag_document_name,
     verify_index,
+    verify_tag_envelope,
 )
+from aoe_pack.repository.tag_patch import make_patch, patch_name
 from aoe_pack.storage.store import GZIP_SUFFIX, INDEX, MANIFEST, Store
 
 MAX_INDEX_ATTEMPTS = 50
@@ -69,6 +75,8 @@ class IndexOutcome:
     """Tags that got a new document."""
     reason: str = ""
     """Why no index was written (for messages)."""
+    patches: tuple[str, ...] = ()
+    """Tag document patches written (§15.12), by name."""
 
 
 def plain_files(store: Store) -> bool:
@@ -173,6 +181,32 @@ def publish_index(
         raise
 
 
+def _write_patch(
+    store: Store, root: Root, tag: str, base: int, version: int, new: envelope.Envelope
+) -> str | None:
+    """Write the patch from ``tag``'s document ``base`` to ``new`` (its document
+    ``version``); the patch's name, or None.
+
+    None when the base document is missing or does not verify under ``root``
+    (a device holding it could not have accepted it either), or when the patch
+    would not be smaller than the gzip of the whole document: a device then
+    fetches that, for no more bytes.
+    """
+    old_name = tag_document_name(tag, base)
+    old = store.read(old_name, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+    if old is None:
+        return None
+    try:
+        verified = verify_tag_envelope(old.data, root, tag=tag, version=base)
+    except AoePackError:
+        return None
+    patch = make_patch(verified.payload, new)
+    if len(patch) >= len(gzip_sibling(new.to_bytes())):
+        return None
+    name = patch_name(tag, version, base)
+    return name if _create(store, name, patch) else None
+
+
 def _publish(
     store: Store,
     root: Root,
@@ -186,15 +220,21 @@ def _publish(
     index = next_index(manifest, previous=base, changed=changed)
     fresh = sorted(t for t, v in index.tags.items() if v == manifest.version)
     gz = plain_files(store)
+    patched: list[str] = []
     for tag in fresh:
         doc = tag_document(manifest, tag, manifest.version)
-        data = sign_tag_document(doc, sign_keys)
+        signed = envelope.sign(envelope.TAG_TYPE, doc.to_dict(), sign_keys)
+        data = signed.to_bytes()
         if not _create(store, doc.name, data):
             return IndexOutcome(
                 None, reason=f"{doc.name} exists with other content (two writers at one version)"
             )
         if gz:
             _create(store, doc.name + GZIP_SUFFIX, gzip_sibling(data))
+        if base is not None and base.tags.get(tag, manifest.version) < manifest.version:
+            name = _write_patch(store, root, tag, base.tags[tag], manifest.version, signed)
+            if name is not None:
+                patched.append(name)
     data = sign_index(index, sign_keys)
     for _ in range(MAX_INDEX_ATTEMPTS):
         current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
@@ -213,7 +253,7 @@ def _publish(
     if gz:
         sync_gzip(store, INDEX)
         sync_gzip(store, MANIFEST)
-    return IndexOutcome(index, tuple(fresh))
+    return IndexOutcome(index, tuple(fresh), patches=tuple(patched))
 
 
 def retire_index(store: Store, *, manifest_bytes: bytes) -> bool:

@@ -278,14 +278,29 @@ def verify_index(
 def verify_tag_document(data: bytes, root: Root, *, tag: str, version: int) -> TagDocument:
     """Check ``tags/<tag>/<version>.json``: envelope, signatures, schema, then that it is
     that tag at that version (another one served under this name is mix-and-match)."""
-    name = tag_document_name(tag, version)
+    return verify_tag_envelope(data, root, tag=tag, version=version).document
+
+
+@dataclass(frozen=True)
+class VerifiedTag:
+    """A tag document whose envelope, signatures and schema were checked."""
+
+    document: TagDocument
+    payload: bytes
+    """The signed payload bytes (a tag document patch's prefix, §15.12)."""
+
+
+def verify_tag_envelope(data: bytes, root: Root, *, tag: str, version: int | None) -> VerifiedTag:
+    """:func:`verify_tag_document`, also returning the payload; ``version=None`` takes
+    the document of ``tag`` at whatever version it is (a device's cached copy)."""
+    name = tag_document_name(tag, version) if version is not None else f"tags/{tag}/<cached>"
     env = envelope.parse(data, envelope.TAG_TYPE, what=name)
     _require_threshold(env, root, name)
     doc = TagDocument.from_dict(env.document(), what=name)
-    if doc.tag != tag or doc.version != version:
+    if doc.tag != tag or (version is not None and doc.version != version):
         raise MixAndMatchError(
             f"{name} holds the document of tag {doc.tag} at version {doc.version}",
             hint="the server answers this name with another tag document (a mirror or "
             "attacker mixing documents); keep the current model",
         )
-    return doc
+    return VerifiedTag(doc, env.payload)

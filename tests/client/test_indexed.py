@@ -144,11 +144,12 @@ def test_another_tag_changed_reads_no_tag_document(repo: Repo) -> None:
     assert repo.tag_reads() == []
 
 
-def test_own_tag_changed_reads_its_new_document(repo: Repo) -> None:
+def test_own_tag_changed_reads_a_patch_from_the_document_it_holds(repo: Repo) -> None:
     repo.check()
     assert repo.add("a", "1.1.0") == 4
     result = repo.check()
-    assert repo.tag_reads() == ["tags/a/4.json"]
+    assert repo.tag_reads() == ["tags/a/4.from-2.zst"]
+    assert _cached_tag(repo) == (repo.folder / "tags/a/4.json").read_bytes()
     assert result.decision.release is not None
     assert result.decision.release.version == "1.1.0"
 
@@ -364,6 +365,10 @@ def test_an_unwritable_cache_does_not_fail_a_check(repo: Repo) -> None:
     _cache(repo).write_bytes(b"a file where the folder goes")
     assert repo.check().manifest_version == 3
     assert DocumentCache.beside(repo.state).index() is None
+
+
+def _cached_tag(repo: Repo, tag: str = "a") -> bytes:
+    return (_cache(repo) / "tags" / f"{tag}.json").read_bytes()
 
 
 def _root(repo: Repo) -> object:
