@@ -108,6 +108,9 @@ class TagDocument:
     model: Mapping[str, Any]
     """The entry exactly as the manifest's ``models[tag]`` (checked when used)."""
     bundle_keys: Mapping[str, str] = field(default_factory=dict)
+    previous: int | None = None
+    """The version of the tag's document before this one, when the publisher built on it
+    (publishers walk these to patch from a few versions back; devices ignore it)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,17 +128,20 @@ class TagDocument:
         )
         if self.bundle_keys:
             d["bundleKeys"] = dict(sorted(self.bundle_keys.items()))
+        if self.previous is not None:
+            d["previous"] = self.previous
         return d
 
     @classmethod
     def from_dict(cls, d: Any, *, what: str) -> TagDocument:
         check_schema(d, "tag.schema.json", what=what)
-        top = {"_type", "formatVersion", "tag", "version", "model", "bundleKeys"}
+        top = {"_type", "formatVersion", "tag", "version", "model", "bundleKeys", "previous"}
         return cls(
             tag=d["tag"],
             version=d["version"],
             model=d["model"],
             bundle_keys=dict(d.get("bundleKeys", {})),
+            previous=d.get("previous"),
             extra={k: v for k, v in d.items() if k not in top},
         )
 
@@ -162,11 +168,14 @@ def _signers_named(entry: Any) -> set[str]:
     return {k for r in releases if isinstance(r, dict) for k in r.get("signers", ())}
 
 
-def tag_document(manifest: Manifest, tag: str, version: int) -> TagDocument:
-    """``tag``'s entry in ``manifest`` as the tag document of ``version``."""
+def tag_document(
+    manifest: Manifest, tag: str, version: int, *, previous: int | None = None
+) -> TagDocument:
+    """``tag``'s entry in ``manifest`` as the tag document of ``version``; ``previous``
+    is the version of the tag's document it follows, when known."""
     entry = manifest.models.to_dict()[tag]
     keys = {k: manifest.bundle_keys[k] for k in _signers_named(entry) if k in manifest.bundle_keys}
-    return TagDocument(tag=tag, version=version, model=entry, bundle_keys=keys)
+    return TagDocument(tag=tag, version=version, model=entry, bundle_keys=keys, previous=previous)
 
 
 def changed_tags(old: Manifest, new: Manifest) -> set[str]:
