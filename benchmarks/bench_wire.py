@@ -208,6 +208,16 @@ def _envelope(path: Path) -> envelope.Envelope:
     return envelope.parse(path.read_bytes(), envelope.TAG_TYPE, what=path.name)
 
 
+def _index_with_digests(path: Path) -> int:
+    """The gzip of the index if it listed a SHA-256 per tag (docs §15.12 say why not)."""
+    index = _payload(path)
+    tags = {
+        t: {"version": v, "sha256": hashlib.sha256(t.encode()).hexdigest()}
+        for t, v in index["tags"].items()
+    }
+    return len(gzip.compress(json.dumps({**index, "tags": tags}).encode(), mtime=0))
+
+
 @contextmanager
 def _bench(tmp: Path) -> Iterator[Bench]:
     folder = tmp / "www"
@@ -268,6 +278,7 @@ def scenarios(n_tags: int, n_releases: int, other_releases: int) -> dict[str, An
             "tag document payload, gzip": len(gzip.compress(_envelope(newest).payload, mtime=0)),
             "manifest.json": (b.folder / "manifest.json").stat().st_size,
             "manifest.json.gz": (b.folder / "manifest.json.gz").stat().st_size,
+            "index with a SHA-256 per tag, gzip": _index_with_digests(b.folder / "index.json"),
         }
     return {
         "tags": n_tags,
