@@ -122,12 +122,10 @@ def read_indexed(
     if version is None:  # a tag the index lacks is a tag the manifest lacks
         return IndexedRead(verified, validators, tag, None, None)
     held = _cached_document(cache, root, tag)
-    if held is not None and held[0].document.version == version:
-        return IndexedRead(verified, validators, tag, held[0].document, held[1])
-    if held is not None and held[0].document.version < version:
-        patched = _through_patch(store, root, tag, version, held[0])
-        if patched is not None:
-            return IndexedRead(verified, validators, tag, *patched)
+    if held is not None and held.document.version < version:
+        held = _through_patch(store, root, tag, version, held)
+    if held is not None and held.document.version == version:
+        return IndexedRead(verified, validators, tag, held.document, held.envelope_bytes)
     name = tag_document_name(tag, version)
     doc = store.read(name, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
     if doc is None:
@@ -140,23 +138,20 @@ def read_indexed(
     return IndexedRead(verified, validators, tag, document, doc.data)
 
 
-def _cached_document(
-    cache: DocumentCache, root: Root, tag: str
-) -> tuple[VerifiedTag, bytes] | None:
-    """The cached document of ``tag`` and its bytes, verified under ``root`` at whatever
-    version it is."""
+def _cached_document(cache: DocumentCache, root: Root, tag: str) -> VerifiedTag | None:
+    """The cached document of ``tag``, verified under ``root`` at whatever version it is."""
     data = cache.tag(tag)
     if data is None:
         return None
     try:
-        return verify_tag_envelope(data, root, tag=tag, version=None), data
+        return verify_tag_envelope(data, root, tag=tag, version=None)
     except AoePackError:
         return None  # damaged, or not ours: the index's version is fetched
 
 
 def _through_patch(
     store: Store, root: Root, tag: str, version: int, base: VerifiedTag
-) -> tuple[TagDocument, bytes] | None:
+) -> VerifiedTag | None:
     """``tag``'s document ``version`` rebuilt from the cached ``base`` and a patch.
 
     None, for the caller to fetch the whole document, when there is no patch
@@ -171,6 +166,6 @@ def _through_patch(
         if patch is None:
             return None
         data = apply_patch(base.payload, patch.data, what=name)
-        return verify_tag_document(data, root, tag=tag, version=version), data
+        return verify_tag_envelope(data, root, tag=tag, version=version)
     except AoePackError:
         return None

@@ -297,6 +297,7 @@ class VerifiedTag:
     document: TagDocument
     payload: bytes
     """The signed payload bytes (a tag document patch's prefix, §15.12)."""
+    envelope_bytes: bytes
 
 
 def verify_tag_envelope(data: bytes, root: Root, *, tag: str, version: int | None) -> VerifiedTag:
@@ -312,4 +313,4 @@ def verify_tag_envelope(data: bytes, root: Root, *, tag: str, version: int | Non
             hint="the server answers this name with another tag document (a mirror or "
             "attacker mixing documents); keep the current model",
         )
-    return VerifiedTag(doc, env.payload)
+    return VerifiedTag(doc, env.payload, data)
