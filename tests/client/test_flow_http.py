@@ -309,16 +309,18 @@ def test_client_simulate_fleet_follows_rollout(repo: Repo) -> None:
 
 def test_rollback_attack_old_manifest_is_rejected(repo: Repo) -> None:
     repo.publish("1.1.0")
-    old = (repo.folder / MANIFEST).read_bytes()  # version 2, validly signed
-    old_index = (repo.folder / INDEX).read_bytes()
+    # version 2, validly signed, with the .gz siblings the server prefers (gzip_static)
+    names = (MANIFEST, MANIFEST + ".gz", INDEX, INDEX + ".gz")
+    old = {name: (repo.folder / name).read_bytes() for name in names}
     assert repo.manifest("resign")["manifestVersion"] == 3
     assert repo.client(download=False)["manifestVersion"] == 3
-    (repo.folder / MANIFEST).write_bytes(old)
-    (repo.folder / INDEX).write_bytes(old_index)
+    for name, data in old.items():
+        (repo.folder / name).write_bytes(data)
     err = _error(repo.client(exit_code=1, download=False))
     assert err["code"] == "rollback"
     assert "index.json version 2 is older than version 3" in err["message"]
     (repo.folder / INDEX).unlink()  # and through the manifest (a repository without index)
+    (repo.folder / (INDEX + ".gz")).unlink()
     err = _error(repo.client(exit_code=1, download=False))
     assert err["code"] == "rollback"
     assert "manifest version 2 is older than version 3" in err["message"]

@@ -87,7 +87,7 @@ def test_check_without_repo_reads_the_shipped_bundles_update_url(
     assert (doc["action"], doc["version"]) == ("download", "1.1.0")
     assert doc["repository"] == server.url + "/"
     assert (downloads / f"{TAG}-1.1.0" / "mnist.tflite").is_file()
-    assert any(path == "manifest.json" for _, path, _ in server.requests)
+    assert any(path == "index.json" for _, path, _ in server.requests)
     text = aoe(*("client", "check", "--tag", TAG, "--trusted-root", root),
                *("--installed-version", "1.1.0", "--app-version", "3.0.0"),
                *("--device-id", "phone-1", "--local-bundle", shipped,
