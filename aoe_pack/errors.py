@@ -502,6 +502,15 @@ class MixAndMatchError(RepositoryError):
     code = "mix-and-match"
 
 
+class TagPatchError(RepositoryError):
+    """A tag document patch (``tags/<tag>/N.from-M.zst``) that cannot be applied.
+
+    Devices never report it: they fall back to the full tag document (§15.12).
+    """
+
+    code = "tag-patch"
+
+
 class ExpiredMetadataError(RepositoryError):
     """A manifest's ``expires`` time has passed (freeze attack or stale repository)."""
 

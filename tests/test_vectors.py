@@ -169,6 +169,24 @@ def test_repository_vectors_verify_as_a_device_reads_them() -> None:
     assert dict(doc.bundle_keys) == dict(manifest.manifest.bundle_keys)
 
 
+def test_tag_patch_vector_rebuilds_the_next_tag_document() -> None:
+    """Decode only: zstd promises the same frame only from the same library version."""
+    from aoe_pack.repository import envelope
+    from aoe_pack.repository.root import verify_self_signed
+    from aoe_pack.repository.split import verify_tag_document
+    from aoe_pack.repository.tag_patch import apply_patch
+
+    root = verify_self_signed((VECTORS / "repo-root.json").read_bytes())
+    old = (VECTORS / "repo-tag.json").read_bytes()
+    new = (VECTORS / "repo-tag-4.json").read_bytes()
+    base = envelope.parse(old, envelope.TAG_TYPE, what="repo-tag.json").payload
+    patch = (VECTORS / mv.TAG_PATCH_VECTOR).read_bytes()
+    assert apply_patch(base, patch, what=mv.TAG_PATCH_VECTOR) == new
+    assert apply_patch(base, mv.tag_patch_vector(VECTORS), what="rebuilt") == new
+    doc = verify_tag_document(new, root, tag=mv.TAG, version=4)
+    assert (doc.previous, len(doc.model["releases"])) == (2, 2)
+
+
 def test_make_vectors_refuses_to_overwrite_without_the_flag(tmp_path: Path) -> None:
     shutil.copy(VECTORS / "expected.json", tmp_path)
     assert mv.main(["--dir", str(tmp_path)]) == 2

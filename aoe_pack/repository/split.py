@@ -108,6 +108,9 @@ class TagDocument:
     model: Mapping[str, Any]
     """The entry exactly as the manifest's ``models[tag]`` (checked when used)."""
     bundle_keys: Mapping[str, str] = field(default_factory=dict)
+    previous: int | None = None
+    """The version of the tag's document before this one, when the publisher built on it
+    (publishers walk these to patch from a few versions back; devices ignore it)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,17 +128,20 @@ class TagDocument:
         )
         if self.bundle_keys:
             d["bundleKeys"] = dict(sorted(self.bundle_keys.items()))
+        if self.previous is not None:
+            d["previous"] = self.previous
         return d
 
     @classmethod
     def from_dict(cls, d: Any, *, what: str) -> TagDocument:
         check_schema(d, "tag.schema.json", what=what)
-        top = {"_type", "formatVersion", "tag", "version", "model", "bundleKeys"}
+        top = {"_type", "formatVersion", "tag", "version", "model", "bundleKeys", "previous"}
         return cls(
             tag=d["tag"],
             version=d["version"],
             model=d["model"],
             bundle_keys=dict(d.get("bundleKeys", {})),
+            previous=d.get("previous"),
             extra={k: v for k, v in d.items() if k not in top},
         )
 
@@ -162,11 +168,14 @@ def _signers_named(entry: Any) -> set[str]:
     return {k for r in releases if isinstance(r, dict) for k in r.get("signers", ())}
 
 
-def tag_document(manifest: Manifest, tag: str, version: int) -> TagDocument:
-    """``tag``'s entry in ``manifest`` as the tag document of ``version``."""
+def tag_document(
+    manifest: Manifest, tag: str, version: int, *, previous: int | None = None
+) -> TagDocument:
+    """``tag``'s entry in ``manifest`` as the tag document of ``version``; ``previous``
+    is the version of the tag's document it follows, when known."""
     entry = manifest.models.to_dict()[tag]
     keys = {k: manifest.bundle_keys[k] for k in _signers_named(entry) if k in manifest.bundle_keys}
-    return TagDocument(tag=tag, version=version, model=entry, bundle_keys=keys)
+    return TagDocument(tag=tag, version=version, model=entry, bundle_keys=keys, previous=previous)
 
 
 def changed_tags(old: Manifest, new: Manifest) -> set[str]:
@@ -278,14 +287,30 @@ def verify_index(
 def verify_tag_document(data: bytes, root: Root, *, tag: str, version: int) -> TagDocument:
     """Check ``tags/<tag>/<version>.json``: envelope, signatures, schema, then that it is
     that tag at that version (another one served under this name is mix-and-match)."""
-    name = tag_document_name(tag, version)
+    return verify_tag_envelope(data, root, tag=tag, version=version).document
+
+
+@dataclass(frozen=True)
+class VerifiedTag:
+    """A tag document whose envelope, signatures and schema were checked."""
+
+    document: TagDocument
+    payload: bytes
+    """The signed payload bytes (a tag document patch's prefix, §15.12)."""
+    envelope_bytes: bytes
+
+
+def verify_tag_envelope(data: bytes, root: Root, *, tag: str, version: int | None) -> VerifiedTag:
+    """:func:`verify_tag_document`, also returning the payload; ``version=None`` takes
+    the document of ``tag`` at whatever version it is (a device's cached copy)."""
+    name = tag_document_name(tag, version) if version is not None else f"tags/{tag}/<cached>"
     env = envelope.parse(data, envelope.TAG_TYPE, what=name)
     _require_threshold(env, root, name)
     doc = TagDocument.from_dict(env.document(), what=name)
-    if doc.tag != tag or doc.version != version:
+    if doc.tag != tag or (version is not None and doc.version != version):
         raise MixAndMatchError(
             f"{name} holds the document of tag {doc.tag} at version {doc.version}",
             hint="the server answers this name with another tag document (a mirror or "
             "attacker mixing documents); keep the current model",
         )
-    return doc
+    return VerifiedTag(doc, env.payload, data)

@@ -84,6 +84,7 @@ DELTA_LAYER = "application/vnd.aoe.bundle.delta.v1+zip"
 PENDING_LAYER = "application/vnd.aoe.repository.pending.v1+json"
 INDEX_LAYER = "application/vnd.aoe.repository.index.v1+json"
 TAG_LAYER = "application/vnd.aoe.repository.tag.v1+json"
+TAG_PATCH_LAYER = "application/vnd.aoe.repository.tag-patch.v1+zstd"
 TITLE = "org.opencontainers.image.title"
 TIMEOUT = 30.0  # seconds, for connecting and between received bytes
 
@@ -96,6 +97,9 @@ _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})\.aoe")
 _DELTA = re.compile(r"deltas/([0-9a-f]{64})\.aoed")
 _PENDING = re.compile(r"pending/([0-9a-f]{64})\.json")
 _TAG_DOCUMENT = re.compile(r"tags/([A-Za-z0-9][A-Za-z0-9._-]{0,127})/([1-9][0-9]*)\.json")
+_TAG_PATCH = re.compile(
+    r"tags/([A-Za-z0-9][A-Za-z0-9._-]{0,127})/([1-9][0-9]*)\.from-([1-9][0-9]*)\.zst"
+)
 _TAG_PAGE = 10_000
 _MAX_TAG_PAGES = 100  # a registry cannot page us forever
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -177,10 +181,13 @@ def _target(name: str) -> _Target:  # noqa: PLR0911 - one return per kind of doc
         # holds the full name, so a collision cannot serve one tag for another.
         digest = hashlib.sha256(m[1].encode()).hexdigest()[:32]
         return _Target(f"tag-{digest}-{m[2]}", TAG_LAYER, name)
+    if m := _TAG_PATCH.fullmatch(name):  # 75 characters at most: an OCI tag holds 128
+        digest = hashlib.sha256(m[1].encode()).hexdigest()[:32]
+        return _Target(f"tag-{digest}-{m[2]}-from-{m[3]}", TAG_PATCH_LAYER, name)
     raise StoreError(
         f"{name!r} has no place in an OCI repository: expected manifest.json, root.json, "
-        "roots/N.root.json, index.json, tags/<tag>/N.json, bundles/<sha256>.aoe or "
-        "deltas/<sha256>.aoed"
+        "roots/N.root.json, index.json, tags/<tag>/N.json, tags/<tag>/N.from-M.zst, "
+        "bundles/<sha256>.aoe or deltas/<sha256>.aoed"
     )
 
 

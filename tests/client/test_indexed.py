@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,11 +145,12 @@ def test_another_tag_changed_reads_no_tag_document(repo: Repo) -> None:
     assert repo.tag_reads() == []
 
 
-def test_own_tag_changed_reads_its_new_document(repo: Repo) -> None:
+def test_own_tag_changed_reads_a_patch_from_the_document_it_holds(repo: Repo) -> None:
     repo.check()
     assert repo.add("a", "1.1.0") == 4
     result = repo.check()
-    assert repo.tag_reads() == ["tags/a/4.json"]
+    assert repo.tag_reads() == ["tags/a/4.from-2.zst"]
+    assert _cached_tag(repo) == (repo.folder / "tags/a/4.json").read_bytes()
     assert result.decision.release is not None
     assert result.decision.release.version == "1.1.0"
 
@@ -366,7 +368,177 @@ def test_an_unwritable_cache_does_not_fail_a_check(repo: Repo) -> None:
     assert DocumentCache.beside(repo.state).index() is None
 
 
+def _cached_tag(repo: Repo, tag: str = "a") -> bytes:
+    return (_cache(repo) / "tags" / f"{tag}.json").read_bytes()
+
+
 def _root(repo: Repo) -> object:
     from aoe_pack.repository.root import verify_self_signed
 
     return verify_self_signed(repo.trusted_root)
+
+
+# --- tag document patches (§15.12): every failure falls back to the full document ----
+
+
+PATCH = "tags/a/4.from-2.zst"
+FULL = "tags/a/4.json"
+
+
+@pytest.fixture
+def behind(repo: Repo) -> Repo:
+    """A device holding tags/a/2.json, and tag a changed at version 4 (a patch from 2)."""
+    repo.check()
+    assert repo.add("a", "1.1.0") == 4
+    assert (repo.folder / PATCH).is_file()
+    return repo
+
+
+def _signed_payload(repo: Repo, name: str) -> tuple[bytes, bytes]:
+    """(signatures array in canonical JSON, payload) of the tag document ``name``."""
+    from aoe_pack._jcs import canonical_json_integral
+    from aoe_pack.repository import envelope
+
+    env = envelope.parse((repo.folder / name).read_bytes(), envelope.TAG_TYPE, what=name)
+    sigs = json.loads((repo.folder / name).read_bytes())["signatures"]
+    return canonical_json_integral(sigs), env.payload
+
+
+def _patch_of(repo: Repo, content: bytes, prefix: bytes | None = None) -> None:
+    """Replace the patch by a frame of ``content`` made from ``prefix`` (by default the
+    payload of tags/a/2.json, the device's base)."""
+    from aoe_pack.repository._zstd import compress_from
+
+    if prefix is None:
+        _, prefix = _signed_payload(repo, "tags/a/2.json")
+    (repo.folder / PATCH).write_bytes(compress_from(prefix, content, level=3))
+
+
+def _fell_back(repo: Repo) -> None:
+    """The check used the full document, succeeded, and cached it."""
+    result = repo.check()
+    assert repo.tag_reads() == [PATCH, FULL]
+    assert result.decision.release is not None
+    assert result.decision.release.version == "1.1.0"
+    assert _cached_tag(repo) == (repo.folder / FULL).read_bytes()
+
+
+def test_patch_rebuilds_the_document_the_publisher_wrote(behind: Repo) -> None:
+    behind.check()
+    assert behind.tag_reads() == [PATCH]
+    assert _cached_tag(behind) == (behind.folder / FULL).read_bytes()
+
+
+def test_missing_patch_404_falls_back_to_the_full_document(behind: Repo) -> None:
+    (behind.folder / PATCH).unlink()
+    _fell_back(behind)
+
+
+def test_patch_from_a_different_base_falls_back(behind: Repo) -> None:
+    """Made from the old envelope instead of its payload: decoded on the payload, the
+    frame's references land elsewhere."""
+    sigs, payload = _signed_payload(behind, FULL)
+    envelope_bytes = (behind.folder / "tags/a/2.json").read_bytes()
+    _patch_of(behind, sigs + b"\n" + payload, prefix=envelope_bytes)
+    _fell_back(behind)
+
+
+def test_patch_with_a_flipped_byte_falls_back(behind: Repo) -> None:
+    data = bytearray((behind.folder / PATCH).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (behind.folder / PATCH).write_bytes(bytes(data))
+    _fell_back(behind)
+
+
+def test_truncated_patch_falls_back(behind: Repo) -> None:
+    data = (behind.folder / PATCH).read_bytes()
+    (behind.folder / PATCH).write_bytes(data[: len(data) // 2])
+    _fell_back(behind)
+
+
+def test_zstd_bomb_past_the_tag_document_cap_falls_back(behind: Repo) -> None:
+    _patch_of(behind, b"\0" * (DEFAULT_LIMITS.max_manifest_bytes + 1))
+    assert (behind.folder / PATCH).stat().st_size < 64 * 1024
+    _fell_back(behind)
+
+
+def test_patch_over_the_cap_on_the_wire_falls_back(behind: Repo) -> None:
+    (behind.folder / PATCH).write_bytes(b"\0" * (DEFAULT_LIMITS.max_manifest_bytes + 1))
+    _fell_back(behind)
+
+
+def test_patch_without_a_newline_falls_back(behind: Repo) -> None:
+    sigs, _ = _signed_payload(behind, FULL)
+    _patch_of(behind, sigs)
+    _fell_back(behind)
+
+
+def test_patch_whose_signatures_are_not_an_array_falls_back(behind: Repo) -> None:
+    _, payload = _signed_payload(behind, FULL)
+    _patch_of(behind, b'{"keyid":"00"}\n' + payload)
+    _fell_back(behind)
+
+
+def test_patch_rebuilding_a_document_with_a_bad_signature_falls_back(behind: Repo) -> None:
+    from aoe_pack._jcs import canonical_json_integral
+
+    sigs, payload = _signed_payload(behind, FULL)
+    forged = json.loads(sigs)
+    forged[0]["sig"] = json.loads(_signed_payload(behind, "tags/a/2.json")[0])[0]["sig"]
+    _patch_of(behind, canonical_json_integral(forged) + b"\n" + payload)
+    _fell_back(behind)
+
+
+def test_patch_rebuilding_a_document_signed_by_a_stranger_falls_back(behind: Repo) -> None:
+    from aoe_pack.repository import envelope
+
+    _, payload = _signed_payload(behind, FULL)
+    stranger = envelope.sign_canonical(envelope.TAG_TYPE, payload, [generate(KeyKind.ED25519)])
+    from aoe_pack._jcs import canonical_json_integral
+
+    sigs = canonical_json_integral(json.loads(stranger.to_bytes())["signatures"])
+    _patch_of(behind, sigs + b"\n" + payload)
+    _fell_back(behind)
+
+
+def test_patch_rebuilding_another_tags_document_falls_back(behind: Repo) -> None:
+    sigs, payload = _signed_payload(behind, "tags/b/3.json")
+    _patch_of(behind, sigs + b"\n" + payload)
+    _fell_back(behind)
+
+
+def test_patch_rebuilding_another_version_falls_back(behind: Repo) -> None:
+    sigs, payload = _signed_payload(behind, "tags/a/2.json")  # validly signed, version 2
+    _patch_of(behind, sigs + b"\n" + payload)
+    _fell_back(behind)
+
+
+def test_patch_the_server_fails_to_send_falls_back(
+    behind: Repo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aoe_pack.errors import DownloadError
+
+    real = behind.recording.read
+
+    def read(name: str, *, max_bytes: int) -> Stored | None:
+        if name.endswith(".zst"):
+            behind.recording.reads.append(name)
+            raise DownloadError(f"{name}: HTTP 500 Internal Server Error")
+        return real(name, max_bytes=max_bytes)
+
+    monkeypatch.setattr(behind.recording, "read", read)
+    _fell_back(behind)
+
+
+def test_bad_patch_and_bad_full_document_fail_as_the_full_document_does(behind: Repo) -> None:
+    (behind.folder / PATCH).write_bytes(b"garbage")
+    (behind.folder / FULL).write_bytes((behind.folder / "tags/b/3.json").read_bytes())
+    _refused(behind, MixAndMatchError, r"tags/a/4\.json holds the document of tag b at version 3")
+    assert behind.tag_reads() == [PATCH, FULL]
+
+
+def test_a_valid_patch_is_used_only_from_a_cached_document_of_the_tag(behind: Repo) -> None:
+    """A device holding no document of its tag (or a newer one) never asks for a patch."""
+    shutil.rmtree(_cache(behind))
+    behind.check()
+    assert behind.tag_reads() == [FULL]

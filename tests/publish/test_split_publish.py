@@ -319,3 +319,105 @@ def test_oci_names_tag_documents_within_the_128_characters_of_a_tag() -> None:
     assert target.title == f"tags/{long_tag}/9007199254740991.json"
     assert oci._target("tags/a/1.json").tag != oci._target("tags/b/1.json").tag
     assert oci._target(INDEX).tag == "index"
+    patch = oci._target(f"tags/{long_tag}/9007199254740991.from-9007199254740990.zst")
+    assert len(patch.tag) <= 128
+    assert patch.layer_type == oci.TAG_PATCH_LAYER
+    assert patch.tag not in {target.tag, oci._target(f"tags/{long_tag}/9007199254740990.json").tag}
+
+
+# --- tag document patches (§15.12) ---------------------------------------------------------
+
+
+def _envelope(store: Store, name: str) -> bytes:
+    doc = store.read(name, max_bytes=CAP)
+    assert doc is not None, name
+    return doc.data
+
+
+def _rebuilt(store: Store, root: Root, tag: str, version: int, base: int) -> bytes:
+    """What a device holding ``tag``'s document ``base`` rebuilds from the patch."""
+    from aoe_pack.repository.split import verify_tag_envelope
+    from aoe_pack.repository.tag_patch import apply_patch, patch_name
+
+    held = verify_tag_envelope(
+        _envelope(store, f"tags/{tag}/{base}.json"), root, tag=tag, version=base
+    )
+    return apply_patch(held.payload, _envelope(store, patch_name(tag, version, base)), what="p")
+
+
+def test_edits_write_patches_from_the_three_documents_before_a_new_one(
+    store: Store, repo_key: PrivateKey
+) -> None:
+    root = read_state(store).root
+    _add(store, repo_key, "a", "1.0.0")  # 2: the first document of a, no patch
+    _add(store, repo_key, "b", "1.0.0")  # 3
+    assert store.read("tags/a/2.from-1.zst", max_bytes=CAP) is None
+    for i, version in enumerate((4, 5, 6, 7), start=1):
+        _add(store, repo_key, "a", f"1.{i}.0")
+        assert _index(store, root).tags["a"] == version
+    doc = verify_tag_document(_envelope(store, "tags/a/7.json"), root, tag="a", version=7)
+    assert doc.previous == 6
+    for base in (6, 5, 4):  # the three documents before 7
+        assert _rebuilt(store, root, "a", 7, base) == _envelope(store, "tags/a/7.json")
+    assert store.read("tags/a/7.from-2.zst", max_bytes=CAP) is None  # four back: none
+    assert store.read("tags/b/7.from-3.zst", max_bytes=CAP) is None  # b did not change
+    if split.plain_files(store):  # binary, never served compressed
+        assert store.read("tags/a/7.from-6.zst" + GZIP_SUFFIX, max_bytes=CAP) is None
+
+
+def test_no_patch_across_a_re_issue_of_every_tag(folder: LocalStore, repo_key: PrivateKey) -> None:
+    """A new root or new signers re-issue every document: older ones may not verify."""
+    new_key = keys.generate(keys.KeyKind.ED25519)
+    rotate_root(folder, new_keys=[new_key.public], threshold=1, sign_keys=[repo_key, new_key])
+    index = _index(folder, read_state(folder).root)
+    assert not list(folder.root.glob("tags/*/*.zst"))
+    doc = folder.read(f"tags/a/{index.tags['a']}.json", max_bytes=CAP)
+    assert doc is not None
+    assert "previous" not in _payload_of(doc.data)
+
+
+def test_no_patch_from_a_base_that_does_not_verify(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    from aoe_pack.repository.split import sign_tag_document
+
+    stranger = keys.generate(keys.KeyKind.ED25519)
+    state = read_state(folder)
+    (folder.root / "tags/a/2.json").write_bytes(
+        sign_tag_document(tag_document(state.manifest, "a", 2), [stranger])
+    )
+    _add(folder, repo_key, "a", "1.1.0")  # 4
+    assert not (folder.root / "tags/a/4.from-2.zst").exists()
+    _consistent(folder)
+
+
+def test_no_patch_when_it_is_not_smaller_than_the_gzip_of_the_document(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(split, "make_patch", lambda base, new: b"\0" * 100_000)
+    _add(folder, repo_key, "a", "1.1.0")
+    assert not (folder.root / "tags/a/4.from-2.zst").exists()
+    assert (folder.root / "tags/a/4.json").exists()
+
+
+def test_a_patch_is_written_after_its_document_and_before_the_index(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    real = folder.replace
+
+    def replace(name: str, data: bytes, *, expected: str | None) -> str:
+        order.append(name)
+        return real(name, data, expected=expected)
+
+    monkeypatch.setattr(folder, "replace", replace)
+    _add(folder, repo_key, "a", "1.1.0")
+    docs = [n for n in order if n.startswith(("tags/", INDEX))]
+    assert docs[:4] == ["tags/a/4.json", "tags/a/4.json.gz", "tags/a/4.from-2.zst", INDEX]
+
+
+def _payload_of(data: bytes) -> dict[str, object]:
+    from aoe_pack.repository import envelope
+
+    doc: dict[str, object] = envelope.parse(data, envelope.TAG_TYPE, what="t").document()
+    return doc

@@ -325,10 +325,20 @@ def expected(vectors: Path) -> dict[str, Any]:
 
 
 REPOSITORY_ID = "a0e0" * 8
-REPOSITORY_VECTORS = ("repo-root.json", "repo-manifest.json", "repo-index.json", "repo-tag.json")
+REPOSITORY_VECTORS = (
+    "repo-root.json",
+    "repo-manifest.json",
+    "repo-index.json",
+    "repo-tag.json",
+    "repo-tag-4.json",
+)
 """A split repository (docs/format.md §15.12): root 1 over both test-only signing keys
 (threshold 2), manifest version 3 with two tags, its index, and the tag document of
-``TAG`` at version 2. Deterministic (Ed25519, RFC 6979 ECDSA): the test rebuilds them."""
+``TAG`` at version 2; and ``TAG``'s next document, at version 4 (one release more,
+``previous`` 2). Deterministic (Ed25519, RFC 6979 ECDSA): the test rebuilds them."""
+TAG_PATCH_VECTOR = "repo-tag-4.from-2.zst"
+"""The patch from ``repo-tag.json`` to ``repo-tag-4.json`` (§15.12). zstd promises the
+same frame only from the same library version and level, so the test only decodes it."""
 
 
 def repository_vectors(vectors: Path) -> dict[str, bytes]:
@@ -361,6 +371,27 @@ def repository_vectors(vectors: Path) -> dict[str, bytes]:
         bundle_keys={keys[0].key_id: keys[0].public.pem.decode()},
     )
     index = Index(version=3, expires=manifest.expires, tags={TAG: 2, "other.model": 3})
+    sha2 = hashlib.sha256(b"aoe-pack test vector bundle 1.1.0").hexdigest()
+    release2 = Release(
+        version="1.1.0",
+        version_code=10_100_999,
+        url=f"bundles/{sha2}.aoe",
+        size=1235,
+        sha256=sha2,
+        runtimes=("tflite",),
+        artifacts=({"runtime": "tflite"},),
+        salt="ffeeddccbbaa99887766554433221100",
+        signers=(keys[0].key_id,),
+    )
+    manifest4 = Manifest(
+        version=4,
+        expires=manifest.expires,
+        models={
+            TAG: ModelReleases(releases=(release, release2)),
+            "other.model": ModelReleases(),
+        },
+        bundle_keys=manifest.bundle_keys,
+    )
     return {
         "repo-root.json": envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes(),
         "repo-manifest.json": envelope.sign(
@@ -368,7 +399,20 @@ def repository_vectors(vectors: Path) -> dict[str, bytes]:
         ).to_bytes(),
         "repo-index.json": sign_index(index, keys),
         "repo-tag.json": sign_tag_document(tag_document(manifest, TAG, 2), keys),
+        "repo-tag-4.json": sign_tag_document(tag_document(manifest4, TAG, 4, previous=2), keys),
     }
+
+
+def tag_patch_vector(vectors: Path) -> bytes:
+    """:data:`TAG_PATCH_VECTOR`, made from the committed tag documents."""
+    from aoe_pack.repository import envelope
+    from aoe_pack.repository.tag_patch import make_patch
+
+    old, new = (
+        envelope.parse((vectors / n).read_bytes(), envelope.TAG_TYPE, what=n)
+        for n in ("repo-tag.json", "repo-tag-4.json")
+    )
+    return make_patch(old.payload, new)
 
 
 def make_keys(vectors: Path) -> None:
@@ -411,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, data in repository_vectors(vectors).items():
         (vectors / name).write_bytes(data)
         print(f"wrote {name}")
+    (vectors / TAG_PATCH_VECTOR).write_bytes(tag_patch_vector(vectors))
+    print(f"wrote {TAG_PATCH_VECTOR}")
     text = json.dumps(expected(vectors), indent=2) + "\n"
     (vectors / "expected.json").write_text(text)
     print("wrote expected.json")
