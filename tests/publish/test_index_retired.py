@@ -10,9 +10,11 @@ and again when a stopped install is applied a second time.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +26,8 @@ from aoe_pack._crypto import asymmetric as keys
 from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.client.check import check
 from aoe_pack.client.decide import Device
-from aoe_pack.errors import StoreError
+from aoe_pack.errors import ProposalStaleError, StoreError
+from aoe_pack.publish import ceremony, releases
 from aoe_pack.publish.workflow import (
     Commit,
     edit_manifest,
@@ -34,6 +37,7 @@ from aoe_pack.publish.workflow import (
     rotate_root,
 )
 from aoe_pack.repository.model import Manifest, ModelReleases, Models
+from aoe_pack.repository.proposal import parse_proposal
 from aoe_pack.repository.split import verify_index
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.store import GZIP_SUFFIX, INDEX, MANIFEST, ROOT
@@ -163,3 +167,55 @@ def test_publish_json_and_stderr_report_an_index_not_written(
         "manifest", "resign", "--repo", folder.root, "--sign-key", key, json=True
     ).expect()
     assert written["index"] == {"written": True, "version": 7}
+
+
+# --- an offline ceremony's install ------------------------------------------------------------
+
+
+def _proposal(store: LocalStore, key: PrivateKey) -> Any:
+    p = ceremony.prepare_edit(store, releases.resign_edit)
+    p = parse_proposal(p.to_bytes(), what="proposal.json")
+    p = ceremony.sign_proposal(p, key, trusted_root=p.base_root_bytes)
+    return parse_proposal(p.to_bytes(), what="proposal.json")
+
+
+def test_a_ceremony_install_retires_the_index_before_the_manifest_swap(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposal = _proposal(folder, repo_key)
+    seen: list[bytes] = []
+    real = ceremony.swap_manifest
+
+    def swap(*args: Any, **kwargs: Any) -> bool:
+        seen.append((folder.root / INDEX).read_bytes())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ceremony, "swap_manifest", swap)
+    ceremony.apply_proposal(folder, proposal)
+    assert seen == [b""]
+    _never_stale(folder)
+
+
+def test_a_ceremony_install_stopped_after_the_manifest_retires_the_index_when_applied_again(
+    folder: LocalStore, repo_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposal = _proposal(folder, repo_key)
+    index_5 = (folder.root / INDEX).read_bytes()
+    real = ceremony.swap_manifest
+
+    def power_cut(*args: Any, **kwargs: Any) -> bool:
+        real(*args, **kwargs)
+        # the state a stop between the swap and the retirement used to leave:
+        (folder.root / INDEX).write_bytes(index_5)
+        (folder.root / (MANIFEST + GZIP_SUFFIX)).write_bytes(b"stale")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(ceremony, "swap_manifest", power_cut)
+        with pytest.raises(KeyboardInterrupt):
+            ceremony.apply_proposal(folder, proposal)
+    assert read_state(folder).manifest.version == 6
+    with pytest.raises(ProposalStaleError, match="this proposal is installed already"):
+        ceremony.apply_proposal(folder, proposal, now=now_utc() + dt.timedelta(seconds=1))
+    assert (folder.root / INDEX).read_bytes() == b""
+    _never_stale(folder)
