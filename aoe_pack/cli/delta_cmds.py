@@ -18,6 +18,8 @@ from aoe_pack.cli._options import (
 from aoe_pack.cli._output import Output
 from aoe_pack.cli.manifest_cmds import (
     _commit_text,
+    _index_dict,
+    _warn_index,
     expires_option,
     parse_duration,
     plain_http_option,
@@ -94,8 +96,10 @@ def add_delta(
     doc: dict[str, Any] = {
         "manifestVersion": commit.manifest.version,
         "changed": commit.attempts != 0,
+        **_index_dict(commit),
         "deltas": [o.to_dict() for o in outcomes],
     }
+    _warn_index(output, commit)
 
     def text() -> None:
         recorded = sum(o.ref is not None for o in outcomes)

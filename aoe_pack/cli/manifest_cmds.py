@@ -102,7 +102,19 @@ def _commit_dict(commit: Any) -> dict[str, Any]:
         "manifestVersion": commit.manifest.version,
         "expires": commit.manifest.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "attempts": commit.attempts,
+        **_index_dict(commit),
     }
+
+
+def _index_dict(commit: Any) -> dict[str, Any]:
+    """The ``index`` member of a commit's ``--json`` result (absent when nothing was written)."""
+    return {"index": commit.index.to_dict()} if commit.index is not None else {}
+
+
+def _warn_index(output: Output, commit: Any) -> None:
+    """Warn (text and --json alike, on stderr) when the commit's index was not written."""
+    if commit.index is not None and commit.index.warning:
+        output.warn(commit.index.warning)
 
 
 @click.group()
@@ -349,6 +361,7 @@ def publish(
             public_url=public_url,
         )
     commit, added, unchanged = published.commit, published.releases, not published.changed
+    _warn_index(output, commit)
     for tag, r in published.kept_first_settings():
         output.warn(
             f"{tag} {r.version} was already published and keeps its first settings "
@@ -524,6 +537,7 @@ def _edit_command(
     if out is not None:
         show_prepared(output, out, report)
         return
+    _warn_index(output, commit)
     output.result(_commit_dict(commit), lambda: _commit_text(output, commit, what))
 
 
@@ -821,6 +835,7 @@ def rotate_root(
                     sign_keys=load_signing_keys(sign_keys, key_passwords),
                     expires=parse_duration(expires),
                     restart_manifest_version=restart,
+                    warn=output.warn,
                 )
         finally:
             store.close()

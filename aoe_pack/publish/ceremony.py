@@ -334,10 +334,13 @@ def apply_proposal(
     now = now or now_utc()
     state = read_state(store)
     _check_repository(store, state, proposal)
-    if proposal.root is not None and _root_installed(state, proposal):
-        return _finish_rotation(store, state, proposal, now)
     current_sha256 = _payload_sha256(state.manifest_bytes)
     landed = current_sha256 == proposal.manifest_sha256
+    if landed:
+        # An install that stopped after the manifest: finish retiring its index.
+        retire_index(store, manifest_bytes=state.manifest_bytes)
+    if proposal.root is not None and _root_installed(state, proposal):
+        return _finish_rotation(store, state, proposal, now)
     if landed and proposal.root is None:
         raise ProposalStaleError(
             f"this proposal is installed already: {store.url}/manifest.json is its manifest "
@@ -355,6 +358,11 @@ def apply_proposal(
                 "prepare it again against this repository",
             )
     manifest_bytes = proposal.manifest_envelope.to_bytes()
+    if not landed:
+        # No keys here to sign an index of this manifest: devices are to read
+        # manifest.json. Retired before the swap, so that no stop in between
+        # leaves an index naming the older manifest (harmless if the swap fails).
+        retire_index(store, manifest_bytes=state.manifest_bytes)
     if not landed and not swap_manifest(
         store, state, manifest_bytes, proposal.manifest, settle=settle
     ):
@@ -363,7 +371,7 @@ def apply_proposal(
             "being installed; nothing of it was installed",
             hint=_PREPARE_AGAIN,
         )
-    # No keys here to sign an index of this manifest: devices read manifest.json.
+    # Again after the swap: an index written in between, and the gzip siblings.
     retire_index(store, manifest_bytes=manifest_bytes)
     if proposal.root_envelope is None:
         return Installed(Kind.EDIT, state.root, proposal.manifest)

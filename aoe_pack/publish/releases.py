@@ -134,6 +134,7 @@ class Published:
             "expires": self.commit.manifest.expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "attempts": self.commit.attempts,
             "changed": self.changed,
+            **({"index": self.commit.index.to_dict()} if self.commit.index else {}),
             "releases": [{"tag": t, **r.to_dict()} for t, r in self.releases],
         }
 

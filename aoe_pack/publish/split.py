@@ -13,12 +13,15 @@ manifest version N, :func:`publish_index` derives from it
    every tag gets one at N;
 2. tag documents are created if absent (an identical one already there is
    fine); one at N with other bytes means two publishers wrote version N (a
-   registry without compare-and-swap): the index is then left behind, and the
-   next edit rewrites every tag. A tag's new document N names the document M
-   the previous index named (``previous``), and gets patches
-   (``tags/<tag>/N.from-M.zst``, :mod:`aoe_pack.repository.tag_patch`) from
-   M and the two documents before it, each when it verifies and the patch is
-   smaller than the gzip of the whole document;
+   registry without compare-and-swap), tags whose names differ only in case
+   on a case-insensitive file system, or a manifest version restarted below
+   earlier ones (``rotate-root --restart-manifest-version``): the index is
+   then retired (below), never left naming an older manifest, the outcome
+   says why, and the next edit rewrites every tag. A tag's new document N
+   names the document M the previous index named (``previous``), and gets
+   patches (``tags/<tag>/N.from-M.zst``, :mod:`aoe_pack.repository.tag_patch`)
+   from M and the two documents before it, each when it verifies and the
+   patch is smaller than the gzip of the whole document;
 3. ``index.json`` is written with compare-and-swap: its token is read first,
    then ``manifest.json``; if the manifest is no longer the one this edit
    wrote, a later edit owns the index and this one stops. Read in that order,
@@ -32,6 +35,7 @@ A manifest installed without signing keys (an offline ceremony's proposal,
 then empties ``index.json``, which devices read as "no index" and answer by
 reading ``manifest.json``, until the next edit with keys writes a full index.
 
+A storage error after the commit retires the index too (when it still can).
 A crash anywhere leaves the index at an older version (devices still accept
 it until it expires, as an old manifest) and the next edit repairs it.
 """
@@ -41,7 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aoe_pack.errors import AoePackError, StoreConflictError, StoreError
 from aoe_pack.keys import SigningKey
@@ -68,6 +72,7 @@ PATCH_BASES = 3
 """A new tag document gets patches from the 3 documents before it: a device that
 missed two edits of its tag still gets a patch (benchmarks/bench_wire.py: 0.4 KB
 instead of 13.5 KB), for two more documents read per changed tag and edit."""
+LATER_EDIT = "a later edit replaced manifest.json"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,31 @@ class IndexOutcome:
     """Why no index was written (for messages)."""
     patches: tuple[str, ...] = ()
     """Tag document patches written (§15.12), by name."""
+    retired: bool = False
+    """No index was written and the older one was retired (emptied): devices read
+    ``manifest.json`` until an edit can write the index again."""
+
+    @property
+    def warning(self) -> str:
+        """A message for the publisher when this edit's index is missing; empty otherwise."""
+        if self.index is not None or self.reason in ("", LATER_EDIT):
+            return ""
+        if self.retired:
+            return f"{INDEX} not written ({self.reason}); it is retired: devices read {MANIFEST}"
+        return f"{INDEX} not written ({self.reason}), and it could not be retired"
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``index`` member of a command's ``--json`` result."""
+        if self.index is not None:
+            return {"written": True, "version": self.index.version}
+        return {"written": False, "why": self.reason}
+
+
+def _collision(name: str) -> str:
+    return (
+        f"{name} exists with other content (two writers at one version, tag names that "
+        "differ only in case, or a manifest version restarted below earlier ones)"
+    )
 
 
 def plain_files(store: Store) -> bool:
@@ -177,13 +207,35 @@ def publish_index(
     that the manifest itself is committed.
     """
     try:
-        return _publish(store, root, previous, manifest, manifest_bytes, sign_keys)
+        outcome = _publish(store, root, previous, manifest, manifest_bytes, sign_keys)
     except StoreError as e:
+        lag = (
+            f"{INDEX} is retired (devices read {MANIFEST})"
+            if _retire_after_failure(store, manifest_bytes)
+            else f"{INDEX} could not be retired and lags behind it"
+        )
         e.hint = (e.hint + "; " if e.hint else "") + (
-            f"manifest version {manifest.version} is committed, but {INDEX} lags behind it "
+            f"manifest version {manifest.version} is committed, but {lag} "
             "until the next edit (`aoe-pack manifest resign` writes it)"
         )
         raise
+    if outcome.index is None and outcome.reason != LATER_EDIT:
+        # Never leave the index naming an older manifest while it is still valid.
+        return replace(outcome, retired=_retire_after_failure(store, manifest_bytes))
+    return outcome
+
+
+def _retire_after_failure(store: Store, manifest_bytes: bytes) -> bool:
+    """Retire the index of an older manifest when this edit cannot write its own;
+    False when that failed too, or when a later edit owns the index."""
+    try:
+        return retire_index(store, manifest_bytes=manifest_bytes)
+    except StoreError:  # the gzip siblings may have failed after index.json was emptied
+        try:
+            doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
+        except StoreError:
+            return False
+        return doc is None or doc.data == RETIRED
 
 
 def _write_patches(
@@ -242,9 +294,7 @@ def _publish(
         signed = envelope.sign(envelope.TAG_TYPE, doc.to_dict(), sign_keys)
         data = signed.to_bytes()
         if not _create(store, doc.name, data):
-            return IndexOutcome(
-                None, reason=f"{doc.name} exists with other content (two writers at one version)"
-            )
+            return IndexOutcome(None, reason=_collision(doc.name))
         if gz:
             _create(store, doc.name + GZIP_SUFFIX, gzip_sibling(data))
         if before is not None:
@@ -254,7 +304,7 @@ def _publish(
         current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
         committed = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
         if committed is None or committed.data != manifest_bytes:
-            return IndexOutcome(None, reason="a later edit replaced manifest.json")
+            return IndexOutcome(None, reason=LATER_EDIT)
         if current is not None and current.data == data:
             break
         try:

@@ -38,7 +38,7 @@ from aoe_pack.errors import (
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import floor, pending
 from aoe_pack.publish.edits import add_releases
-from aoe_pack.publish.split import publish_index
+from aoe_pack.publish.split import IndexOutcome, publish_index
 from aoe_pack.repository import envelope
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, Models
@@ -89,6 +89,8 @@ class Commit:
 
     manifest: Manifest
     attempts: int
+    index: IndexOutcome | None = None
+    """What became of the index of this version (None: no version was written)."""
 
 
 def now_utc() -> dt.datetime:
@@ -291,7 +293,7 @@ def edit_manifest(
         if swap_manifest(
             store, state, data, new, landed=landed, settle=settle, payload_sha256=digest
         ):
-            publish_index(
+            outcome = publish_index(
                 store,
                 root=state.root,
                 previous=state.manifest,
@@ -299,7 +301,7 @@ def edit_manifest(
                 manifest_bytes=data,
                 sign_keys=signers,
             )
-            return Commit(new, attempt)
+            return Commit(new, attempt, outcome)
         _back_off(rng, attempt)
     raise StoreError(
         f"{store.url}: gave up after {MAX_ATTEMPTS} write conflicts with other publishers"
@@ -434,8 +436,13 @@ def rotate_root(
     sign_keys: Sequence[SigningKey],
     expires: dt.timedelta = DEFAULT_EXPIRES,
     restart_manifest_version: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> Root:
     """Replace root N by root N+1, signed by ``sign_keys``.
+
+    ``warn`` is told when the index of the re-signed manifest could not be
+    written (after a restart, the new versions' tag document names are the old
+    sequence's: the index is retired until the versions pass them, §15.12).
 
     With ``restart_manifest_version`` the manifest starts again at version 1:
     the way out of a fast-forward (a stolen key signed a huge version). It is
@@ -479,7 +486,9 @@ def rotate_root(
         restart=restart_manifest_version,
     )
     install_root(store, state, root.version, data)
-    edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    commit = edit_repository(store, lambda m: m.models, sign_keys=sign_keys, expires=expires)
+    if warn is not None and commit.index is not None and commit.index.warning:
+        warn(commit.index.warning)
     return root
 
 

@@ -168,7 +168,7 @@ def test_an_index_for_a_replaced_manifest_is_not_written(
     assert folder.read(INDEX, max_bytes=CAP) == before
 
 
-def test_two_writers_at_one_version_leave_the_index_behind(
+def test_two_writers_at_one_version_retire_the_index(
     folder: LocalStore, repo_key: PrivateKey
 ) -> None:
     state = read_state(folder)
@@ -184,6 +184,8 @@ def test_two_writers_at_one_version_leave_the_index_behind(
     )
     assert outcome.index is None
     assert "exists with other content" in outcome.reason
+    assert outcome.retired  # never left naming an older manifest
+    assert (folder.root / INDEX).read_bytes() == b""
 
 
 def test_racing_publishers_keep_the_index_monotonic_and_consistent(
