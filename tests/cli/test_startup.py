@@ -175,3 +175,23 @@ def test_client_check_loads_no_publishing_building_or_remote_code(
     assert publishing == ["aoe_pack.publish.names"]
     unused = ("aoe_pack.assemble", "aoe_pack.bundle.build", "aoe_pack.convert", "aoe_pack.bench")
     assert loaded(modules, (*FRAMEWORKS, *REMOTE, "numpy", *unused, "aoe_pack.keys.generate")) == []
+
+
+def test_an_as_is_onnx_build_loads_no_framework_and_no_package_metadata(tmp_path: Path) -> None:
+    """The model is checked by its structure (the ONNX wire format), not by onnx;
+    the provenance's cryptography version comes from the package, not importlib.metadata."""
+    keygen("ed25519", tmp_path / "release")
+    sample = REPO / "sample_models" / "squeezenet"
+    config = json.loads((sample / "config.json").read_text(encoding="utf-8"))
+    as_is = {k: v for k, v in config.items() if k not in ("targets", "files")}
+    (tmp_path / "squeezenet.onnx").write_bytes((sample / "squeezenet.onnx").read_bytes())
+    (tmp_path / "config.json").write_text(json.dumps({**as_is, "encrypt": False}), "utf-8")
+    modules = modules_after(
+        [
+            *("build", str(tmp_path / "config.json"), "--out", str(tmp_path / "m.aoe")),
+            *("--sign-key", str(tmp_path / "release.key")),
+        ]
+    )
+    assert "aoe_pack.bundle.build" in modules
+    unused = ("importlib.metadata", "aoe_pack.publish", "aoe_pack.client", "aoe_pack.storage")
+    assert loaded(modules, (*FRAMEWORKS, *REMOTE, "numpy", *unused, "aoe_pack.keys.generate")) == []
