@@ -9,3 +9,14 @@ key-encryption-key wrapping of the data key), ``hsm`` (a PKCS#11 token's public
 points and raw ECDSA signatures, in DER) and ``_der`` (the strict DER and
 PBES2 encoding of X-Wing seed keys, which ``cryptography`` cannot serialise).
 """
+
+
+def cryptography_version() -> str:
+    """The version of ``cryptography`` in use, for a bundle's provenance.
+
+    The package's own ``__version__``: the same string as its distribution's
+    metadata, without importing :mod:`importlib.metadata` (tens of ms at start-up).
+    """
+    import cryptography
+
+    return cryptography.__version__

@@ -11,11 +11,11 @@ import platform
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from aoe_pack import __version__
+from aoe_pack._crypto import cryptography_version
 from aoe_pack._crypto import stream as _stream
 from aoe_pack._crypto import wrap as _wrap
 from aoe_pack._io import WriteBehind, atomic_output
@@ -342,7 +342,7 @@ def _provenance(model: PayloadFile, *, source: bool) -> dict[str, Any]:
         "builder": {"name": "aoe-pack", "version": __version__},
         "tools": {
             "python": platform.python_version(),
-            "cryptography": dist_version("cryptography"),
+            "cryptography": cryptography_version(),
         },
     }
     if source:

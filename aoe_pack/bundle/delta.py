@@ -32,7 +32,6 @@ from typing import Any, BinaryIO
 from aoe_pack._io import WriteBehind, atomic_output
 from aoe_pack.bundle import _patch, signatures
 from aoe_pack.bundle._chunked import worker_count
-from aoe_pack.bundle.build import PayloadSource, _pack_file, source_date_epoch
 from aoe_pack.bundle.container import AlignedZipWriter, check_name, dos_datetime
 from aoe_pack.bundle.delta_manifest import (
     COPY,
@@ -156,6 +155,9 @@ def make_delta(
     ``decryption_key`` (it must be a recipient of both when they are
     encrypted). The delta is encrypted exactly to the target's recipients.
     """
+    # Imported here: a device applies deltas and never builds (tests/cli/test_startup.py).
+    from aoe_pack.bundle.build import PayloadSource, _pack_file, source_date_epoch
+
     if not signing_keys:
         raise DeltaError("a delta must be signed: give at least one signing key")
     old = _read_release(

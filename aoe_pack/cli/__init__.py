@@ -6,7 +6,9 @@ its result; errors become exit codes only in :mod:`aoe_pack.cli._errors`.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterator, MutableMapping
 
 import click
 
@@ -14,20 +16,83 @@ from aoe_pack import __version__
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import render_usage_error
 from aoe_pack.cli._options import verbosity_options
-from aoe_pack.cli.bench_cmds import bench
-from aoe_pack.cli.build_cmd import build
-from aoe_pack.cli.bundle_cmds import inspect, unpack, verify
-from aoe_pack.cli.ceremony_cmds import apply_proposal, inspect_proposal, sign_proposal
-from aoe_pack.cli.client_cmds import client
-from aoe_pack.cli.config_cmds import migrate, validate
-from aoe_pack.cli.delta_cmds import add_delta
-from aoe_pack.cli.export_cmds import export
-from aoe_pack.cli.keys_cmds import keygen, public_key
-from aoe_pack.cli.manifest_cmds import manifest
-from aoe_pack.cli.sign_cmd import sign
+
+# Every command, by name: "module:attribute" under aoe_pack.cli. A command's
+# module is imported only when that command runs or is listed (--help), so
+# `aoe-pack verify` never imports what publishing, the device client or a
+# build need.
+COMMANDS = {
+    "bench": "bench_cmds:bench",
+    "build": "build_cmd:build",
+    "client": "client_cmds:client",
+    "export": "export_cmds:export",
+    "inspect": "bundle_cmds:inspect",
+    "keygen": "keys_cmds:keygen",
+    "manifest": "manifest_cmds:manifest",
+    "migrate": "config_cmds:migrate",
+    "public-key": "keys_cmds:public_key",
+    "sign": "sign_cmd:sign",
+    "unpack": "bundle_cmds:unpack",
+    "validate": "config_cmds:validate",
+    "verify": "bundle_cmds:verify",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _load(name: str) -> click.Command:
+    module, attribute = COMMANDS[name].split(":")
+    command: object = getattr(importlib.import_module(f"aoe_pack.cli.{module}"), attribute)
+    if not isinstance(command, click.Command) or command.name != name:
+        raise TypeError(f"aoe_pack.cli.{COMMANDS[name]} is not the command {name!r}")
+    if name == "manifest" and isinstance(command, click.Group):
+        from aoe_pack.cli.ceremony_cmds import apply_proposal, inspect_proposal, sign_proposal
+        from aoe_pack.cli.delta_cmds import add_delta
+
+        for sub in (sign_proposal, inspect_proposal, apply_proposal, add_delta):
+            command.add_command(sub)
+    return command
+
+
+class _LazyCommands(MutableMapping[str, click.Command]):
+    """The group's ``commands``: every name is listed, a command is imported when looked up.
+
+    click's own "lazy loading subcommands" recipe overrides ``get_command`` and
+    ``list_commands``; keeping ``Group.commands`` a complete mapping instead
+    means code that walks ``cli.commands`` (tests, docs) still sees every command.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = dict.fromkeys(names)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            if name not in self._names:
+                raise KeyError(name)
+            self._loaded[name] = _load(name)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._names[name] = None
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._names[name]
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@click.group(
+    commands=_LazyCommands(list(COMMANDS)),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="aoe-pack")
 @verbosity_options
 def cli() -> None:
@@ -60,16 +125,6 @@ def cli() -> None:
     What TensorFlow and the runtimes log is hidden unless -v/--verbose is
     given; -q/--quiet leaves only errors.
     """
-
-
-for command in (
-    keygen, validate, migrate, build, verify, inspect, unpack, export, bench, manifest, client,
-):  # fmt: skip
-    cli.add_command(command)
-cli.add_command(sign)
-for command in (sign_proposal, inspect_proposal, apply_proposal, add_delta):
-    manifest.add_command(command)
-cli.add_command(public_key)
 
 
 def main() -> None:

@@ -6,13 +6,17 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from aoe_pack.cli import _streams
 from aoe_pack.errors import KeyPasswordError
-from aoe_pack.keys import PASSWORD_ENV, DecryptionKey, PublicKey, SigningKey
+from aoe_pack.keys.password import PASSWORD_ENV
+
+if TYPE_CHECKING:
+    # The key classes only annotate here: loading keys (cryptography) is the callbacks' work.
+    from aoe_pack.keys import DecryptionKey, PublicKey, SigningKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
 

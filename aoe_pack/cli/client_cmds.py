@@ -73,7 +73,7 @@ def _device(
 ) -> Any:
     from aoe_pack.client.decide import Device
     from aoe_pack.errors import UsageError
-    from aoe_pack.publish.releases import check_channel, check_runtime, cli_version
+    from aoe_pack.publish.names import check_channel, check_runtime, cli_version
 
     # The installed version first: without --local-version it stands for both,
     # and a mistake in it must be named as the option the user typed.

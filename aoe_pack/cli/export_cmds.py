@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -19,7 +19,9 @@ from aoe_pack.cli._options import (
     threshold_option,
 )
 from aoe_pack.cli._output import Output, file_size
-from aoe_pack.keys import DecryptionKey, PublicKey, SigningKey
+
+if TYPE_CHECKING:
+    from aoe_pack.keys import DecryptionKey, PublicKey, SigningKey
 
 FC = TypeVar("FC", bound=Callable[..., object])
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import replace
-from importlib.metadata import entry_points
 from typing import Any
 
 from aoe_pack.config.model import RUNTIME_ALIASES
@@ -23,6 +22,9 @@ GROUP = "aoe_pack.converters"
 @functools.cache
 def converters() -> Mapping[str, Converter]:
     """Every registered converter, by runtime name."""
+    # Imported here: importlib.metadata costs every build's start-up, plug-ins only some.
+    from importlib.metadata import entry_points
+
     found: dict[str, Converter] = {}
     for ep in entry_points(group=GROUP):
         try:

@@ -26,7 +26,6 @@ import functools
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from aoe_pack._crypto import sign as _sign
@@ -125,6 +124,9 @@ def signer_factories() -> Mapping[str, Callable[[], SignerFactory]]:
     A factory is imported only when a key of its scheme is opened, so a
     missing optional package fails that key, never every command.
     """
+    # Imported here: importlib.metadata costs every command start-up, plug-ins only some.
+    from importlib.metadata import entry_points
+
     return {ep.name.lower(): ep.load for ep in entry_points(group=GROUP)}
 
 

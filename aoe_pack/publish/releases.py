@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -28,13 +27,13 @@ from aoe_pack.errors import (
     ReleaseNotFoundError,
     ReleaseYankedError,
     UsageError,
-    VersionError,
 )
 from aoe_pack.keys import PublicKey, SigningKey
 from aoe_pack.publish import pending
 from aoe_pack.publish.ceremony import prepare_edit
 from aoe_pack.publish.deltas import DeltaRequest, check_max_percent, make_release_delta
 from aoe_pack.publish.edits import add_releases, holds_releases
+from aoe_pack.publish.names import check_channel, check_runtime, cli_version
 from aoe_pack.publish.workflow import (
     DEFAULT_EXPIRES,
     Commit,
@@ -51,8 +50,6 @@ from aoe_pack.storage.store import Store, bundle_name
 from aoe_pack.versions import Version
 
 CHANNEL_DEFAULT = "stable"
-_CHANNEL = re.compile(r"[a-z][a-z0-9-]{0,31}")  # as schemas/manifest.schema.json
-_RUNTIME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,29 +73,6 @@ class ReleaseOptions:
         hi = self.max_app_version and cli_version(self.max_app_version, "--max-app-version")
         if lo and hi and hi < lo:
             raise UsageError("--max-app-version is below --min-app-version")
-
-
-def check_channel(channel: str, what: str = "--channel") -> None:
-    """A channel name devices can match (the schema's pattern), else a usage error."""
-    if not _CHANNEL.fullmatch(channel):
-        raise UsageError(
-            f"{what} {channel!r}: use lowercase letters, digits and '-' "
-            "(e.g. stable, beta, canary-eu)"
-        )
-
-
-def check_runtime(runtime: str, what: str) -> None:
-    """A runtime name as the schema spells them, else a usage error."""
-    if not _RUNTIME.fullmatch(runtime):
-        raise UsageError(f"{what} {runtime!r}: use a lowercase runtime name (tflite, mnn, ...)")
-
-
-def cli_version(text: str, what: str) -> Version:
-    """A version typed on the command line: a bad one is a usage error (exit 2)."""
-    try:
-        return Version.parse(text, what=what)
-    except VersionError as e:
-        raise UsageError(e.message, hint=e.hint) from e
 
 
 def percent_to_bp(percent: float) -> int:

@@ -130,7 +130,9 @@ def pinned_build() -> Iterator[None]:
         mock.patch.object(
             build_module.platform, "python_version", return_value=TOOLCHAIN["python"]
         ),
-        mock.patch.object(build_module, "dist_version", side_effect=TOOLCHAIN.__getitem__),
+        mock.patch.object(
+            build_module, "cryptography_version", return_value=TOOLCHAIN["cryptography"]
+        ),
     ):
         yield
 
