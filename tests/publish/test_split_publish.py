@@ -103,11 +103,14 @@ def test_init_and_edits_write_the_index_and_only_changed_tag_documents(
         assert gzip.decompress(packed.data) == plain.data
 
 
-def test_gzip_siblings_are_deterministic() -> None:
-    data = b'{"payload":"x"}' * 50
-    assert split.gzip_sibling(data) == split.gzip_sibling(data)
-    assert split.gzip_sibling(data)[4:8] == b"\0\0\0\0"  # mtime 0
-    assert not split.gzip_sibling(data)[3] & 0x08  # no file name
+@pytest.mark.parametrize("size", [750, split.FAST_GZIP_FROM + 1], ids=["zlib", "isa-l"])
+def test_gzip_siblings_are_deterministic(size: int) -> None:
+    data = (b'{"payload":"x"}' * (size // 15 + 1))[:size]
+    packed = split.gzip_sibling(data)
+    assert packed == split.gzip_sibling(data)
+    assert packed[4:8] == b"\0\0\0\0"  # mtime 0
+    assert not packed[3] & 0x08  # no file name
+    assert gzip.decompress(packed) == data
 
 
 @pytest.fixture
