@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Protocol
+
+CHUNK = 64 * 1024
+"""Bytes asked for per read: what is held grows with what the file gives, not with the cap."""
 
 
 class FileTooLargeError(OSError):
@@ -18,19 +22,37 @@ class FileTooLargeError(OSError):
         self.cap = cap
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+def read_upto(f: Readable, limit: int) -> bytes:
+    """The bytes of ``f`` up to its end or ``limit`` bytes, whichever comes first.
+
+    Read in chunks, so that a small file costs its size and never ``limit``
+    (a single ``read(limit)`` allocates all of it up front); a file without
+    end (``/dev/zero``, a FIFO that keeps writing) costs ``limit``.
+    """
+    chunks: list[bytes] = []
+    n = 0
+    while n < limit and (chunk := f.read(min(CHUNK, limit - n))):
+        chunks.append(chunk)
+        n += len(chunk)
+    return b"".join(chunks)
+
+
 def read_capped(path: str | os.PathLike[str], cap: int) -> bytes:
     """All bytes of the file at ``path``; :class:`FileTooLargeError` past ``cap`` bytes.
 
-    Reads at most ``cap + 1`` bytes, whatever the file is, and never asks
-    ``stat()``: a FIFO (``--trusted-key <(...)``), ``/dev/zero`` or a /proc file
-    report a size that says nothing of what ``read()`` returns, and a regular
-    file can grow between the two calls. Every file a user names for a key, a
-    KEK or a trusted root is read through here.
+    Reads at most ``cap + 1`` bytes, in chunks (:func:`read_upto`), whatever
+    the file is, and never asks ``stat()``: a FIFO (``--trusted-key <(...)``),
+    ``/dev/zero`` or a /proc file report a size that says nothing of what
+    ``read()`` returns, and a regular file can grow between the two calls.
+    Every file a user names for a key, a KEK or a trusted root is read
+    through here.
     """
-    n = 0
-    with open(path, "rb", buffering=0) as f, memoryview(bytearray(cap + 1)) as buf:  # noqa: PTH123
-        while n <= cap and (got := f.readinto(buf[n:])):
-            n += got
-        if n > cap:
-            raise FileTooLargeError(path, cap)
-        return bytes(buf[:n])
+    with open(path, "rb", buffering=0) as f:  # noqa: PTH123
+        data = read_upto(f, cap + 1)
+    if len(data) > cap:
+        raise FileTooLargeError(path, cap)
+    return data

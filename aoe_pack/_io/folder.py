@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aoe_pack._io import facilities, temporaries
+from aoe_pack._io.capped import read_upto
 from aoe_pack._io.entries import is_link, is_plain, own_file
 from aoe_pack._io.facilities import base_flags, dir_fds, flag, opens_folders
 from aoe_pack.errors import OutputError
@@ -200,12 +201,16 @@ class Folder:
         return fd
 
     def read(self, name: str, *, limit: int) -> bytes | None:
-        """At most ``limit`` bytes of a regular file, or None (see :meth:`open_file`)."""
+        """At most ``limit`` bytes of a regular file, or None (see :meth:`open_file`).
+
+        Read in chunks (:func:`~aoe_pack._io.capped.read_upto`): a small file
+        costs its size, never ``limit``.
+        """
         fd = self.open_file(name)
         if fd is None:
             return None
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            return read_upto(f, limit)
 
     def subfolder(self, name: str) -> Folder:
         """The folder ``name`` in this one (:meth:`mkdir` makes it), reached without a link.
@@ -280,10 +285,13 @@ class Folder:
         where, fd = self._at(name)
         os.unlink(where, dir_fd=fd)
 
-    def mkdir(self, name: str) -> None:
-        """Create the folder ``name``; FileExistsError if the name is taken, by a link too."""
+    def mkdir(self, name: str, mode: int = 0o755) -> None:
+        """Create the folder ``name``; FileExistsError if the name is taken, by a link too.
+
+        ``mode`` is masked by the umask, as ``mkdir`` does.
+        """
         where, fd = self._at(name)
-        os.mkdir(where, 0o755, dir_fd=fd)
+        os.mkdir(where, mode, dir_fd=fd)
 
     def open_entry(self, name: str, flags: int) -> int:
         """``os.open`` of the entry ``name`` itself: never through a link, where the OS

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from _server_http import HttpServer
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "repository"))
 from _factories import release
@@ -27,6 +28,7 @@ from aoe_pack.client.cache import DocumentCache
 from aoe_pack.client.check import CheckResult, ClientState, check, refresh
 from aoe_pack.client.decide import Action, Device
 from aoe_pack.errors import (
+    DownloadError,
     DownloadTooLargeError,
     ExpiredMetadataError,
     MixAndMatchError,
@@ -40,8 +42,9 @@ from aoe_pack.publish.workflow import edit_manifest, init_repository
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, ModelReleases, Models
 from aoe_pack.repository.split import Index, sign_index
+from aoe_pack.storage.http import HttpStore
 from aoe_pack.storage.local import LocalStore
-from aoe_pack.storage.store import INDEX, MANIFEST, ROOT, Stored
+from aoe_pack.storage.store import INDEX, MANIFEST, ROOT, NotModified, Stored, Validators
 
 DEVICE = Device(
     device_id="phone-1", app_version="1.0.0", runtimes=frozenset({"tflite"}), local_version="0.1.0"
@@ -272,6 +275,100 @@ def test_cached_tag_document_is_never_used_without_a_fresh_index(repo: Repo) -> 
         now=_now() + dt.timedelta(days=60),
     )
     assert repo.tag_reads() == []
+
+
+@dataclass
+class FrozenMirror:
+    """An attacker's mirror frozen at one index: ``304`` to every conditional request for
+    it, whatever validators come, and that index to a request that names none."""
+
+    inner: LocalStore
+    index: bytes
+    reads: list[tuple[str, bool]] = field(default_factory=list)
+    """(name, conditional) of each request."""
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    def documents(self) -> list[tuple[str, bool]]:
+        """The requests past the root chain."""
+        return [r for r in self.reads if not r[0].startswith("roots/")]
+
+    def read(self, name: str, *, max_bytes: int) -> Stored | None:
+        self.reads.append((name, False))
+        if name == INDEX:
+            return Stored(self.index, "frozen")
+        return self.inner.read(name, max_bytes=max_bytes)
+
+    def read_if_changed(
+        self, name: str, *, max_bytes: int, known: Validators | None
+    ) -> Stored | NotModified | None:
+        if name == INDEX and known is not None:
+            self.reads.append((name, True))
+            return NotModified(known)
+        return self.read(name, max_bytes=max_bytes)
+
+
+def _check_through(repo: Repo, store: object, **kw: object) -> CheckResult:
+    return check(
+        store,  # type: ignore[arg-type]
+        tag="a",
+        device=DEVICE,
+        trusted_root=repo.trusted_root,
+        state_path=repo.state,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_freeze_attack_304_forever_after_the_index_expired_is_rejected(repo: Repo) -> None:
+    repo.check()  # caches index.json version 3 and its validators
+    mirror = FrozenMirror(repo.store, (repo.folder / INDEX).read_bytes())
+    repo.add("a", "1.1.0")  # version 4, which the mirror hides
+    # Until the index it froze expires, a mirror can hold a device back...
+    assert _check_through(repo, mirror).manifest_version == 3
+    assert (INDEX, True) in mirror.reads
+    # ...and not a moment longer: the cached copy a 304 stands for is checked
+    # exactly as a download is, expiry included.
+    mirror.reads.clear()
+    before = repo.state.read_bytes()
+    with pytest.raises(ExpiredMetadataError, match=r"^index\.json version 3 expired at "):
+        _check_through(repo, mirror, now=_now() + dt.timedelta(days=60))
+    assert mirror.documents() == [(INDEX, True), (INDEX, False)]  # no tag document read
+    assert repo.state.read_bytes() == before
+
+
+def test_rollback_attack_304_to_a_cached_index_older_than_the_floor_is_rejected(
+    repo: Repo,
+) -> None:
+    repo.check()
+    old_record = (_cache(repo) / "index.json").read_bytes()
+    mirror = FrozenMirror(repo.store, (repo.folder / INDEX).read_bytes())
+    repo.add("a", "1.1.0")
+    assert repo.check().manifest_version == 4  # the floor
+    (_cache(repo) / "index.json").write_bytes(old_record)  # the cache back at version 3
+    before = repo.state.read_bytes()
+    with pytest.raises(RollbackError, match=r"^index\.json version 3 is older than version 4"):
+        _check_through(repo, mirror)
+    assert mirror.documents() == [(INDEX, True), (INDEX, False)]
+    assert repo.state.read_bytes() == before
+
+
+def test_freeze_attack_http_304_to_every_request_fails_the_check(
+    http_server: HttpServer, signer: PrivateKey, tmp_path: Path
+) -> None:
+    publisher = LocalStore(http_server.root)
+    init_repository(publisher, root_keys=[signer.public], threshold=1, sign_keys=[signer])
+    r = Repo(publisher, signer, tmp_path / "state.json", (http_server.root / ROOT).read_bytes())
+    r.add("a", "1.0.0")
+    device = HttpStore(http_server.url)
+    assert _check_through(r, device).manifest_version == 2
+    http_server.answer(INDEX, 304, {"Content-Length": "0"})  # to conditional requests and others
+    assert _check_through(r, device).manifest_version == 2  # the cached index, still fresh
+    with pytest.raises(
+        DownloadError, match=r"index\.json: HTTP 304 Not Modified to a request that named no"
+    ):
+        _check_through(r, device, now=_now() + dt.timedelta(days=60))
 
 
 def test_tag_document_without_a_threshold_of_signatures_is_rejected(repo: Repo) -> None:
