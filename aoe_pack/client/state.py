@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -58,7 +59,9 @@ def held(path: Path, *, wait: float = STATE_LOCK_WAIT) -> Iterator[None]:
     ``msvcrt.locking`` on Windows belong to the open file: a second open, in
     this process too, waits, and the lock goes when its holder ends, killed
     or not, so a lock file left behind holds nothing. The file stays: removing
-    it would let two checks lock two different files of that name.
+    it would let two checks lock two different files of that name. On a file
+    system without locks (some network ones) the check goes on unlocked: the
+    save still never lowers the floor (:meth:`ClientState.save`).
     """
     lock = lock_path(path)
     try:
@@ -70,7 +73,9 @@ def held(path: Path, *, wait: float = STATE_LOCK_WAIT) -> Iterator[None]:
         try:
             got = lock_within(fd, wait)
         except OSError as e:
-            raise StoreError(f"cannot lock the client state {path}: {e.strerror}") from e
+            if e.errno not in _NO_LOCKS:
+                raise StoreError(f"cannot lock the client state {path}: {e.strerror}") from e
+            got = True
         if not got:
             raise StateLockedError(
                 f"another check holds the client state {path}: its lock {lock.name} was "
@@ -81,6 +86,10 @@ def held(path: Path, *, wait: float = STATE_LOCK_WAIT) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP)
+"""What ``flock`` says on a file system that has no locks."""
 
 
 def _version_floor(value: Any) -> int | None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import hashlib
 import json
+import os
 import shutil
 import threading
 import time
@@ -33,6 +35,7 @@ from aoe_pack.errors import (
     RollbackError,
     RootRotationError,
     StateLockedError,
+    StoreError,
 )
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import Manifest
@@ -566,3 +569,35 @@ def test_a_state_held_by_a_killed_check_is_free_again(
         sigkill(child)
     assert (tmp_path / "state.json.lock").exists()
     assert repo.refresh(state, lock_wait=0.1)[1].version == 2
+
+
+def _locks_fail(monkeypatch: pytest.MonkeyPatch, err: int) -> None:
+    def fail(fd: int, seconds: float) -> bool:
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(client_state, "lock_within", fail)
+
+
+@pytest.mark.parametrize("err", [errno.ENOLCK, errno.EOPNOTSUPP], ids=["ENOLCK", "EOPNOTSUPP"])
+def test_a_state_on_a_file_system_without_locks_is_checked_unlocked(
+    err: int, repo: Repo, keys: list[PrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network file systems have no locks: checks go on, and the save still keeps
+    the floor (test_a_floor_saved_meanwhile_by_a_check_that_does_not_lock_is_kept)."""
+    _locks_fail(monkeypatch, err)
+    repo.publish(2, [keys[0]])
+    assert repo.refresh(tmp_path / "state.json")[1].version == 2
+
+
+def test_a_state_that_cannot_be_locked_is_a_named_error(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _locks_fail(monkeypatch, errno.EIO)
+    repo.publish(2, [keys[0]])
+    state = tmp_path / "state.json"
+    with pytest.raises(StoreError) as caught:
+        repo.refresh(state)
+    assert caught.value.message == (
+        f"cannot lock the client state {state}: {os.strerror(errno.EIO)}"
+    )
+    assert not state.exists()
