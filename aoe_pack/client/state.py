@@ -45,6 +45,10 @@ A check holds it across a few document downloads, each bounded in time: a
 wait this long fails only beside a check stuck on a slow network."""
 
 
+_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP)
+"""What ``flock`` says on a file system that has no locks."""
+
+
 def lock_path(path: Path) -> Path:
     """The lock file of the state file ``path``: ``<state>.lock``, never removed."""
     return path.with_name(path.name + ".lock")
@@ -86,10 +90,6 @@ def held(path: Path, *, wait: float = STATE_LOCK_WAIT) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP)
-"""What ``flock`` says on a file system that has no locks."""
 
 
 def _version_floor(value: Any) -> int | None:
