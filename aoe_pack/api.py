@@ -670,6 +670,8 @@ def check(
         ExpiredMetadataError: The manifest has expired.
         UntrustedMetadataError: A signature does not verify under the root.
         BundleMismatchError: The downloaded bundle is not what the manifest names.
+        StateLockedError: Another check of the repository held ``state`` for longer
+            than a check waits (a minute).
     """
     from aoe_pack.client import device_files
     from aoe_pack.client.address import repository_of

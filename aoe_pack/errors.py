@@ -585,6 +585,16 @@ class StoreConflictError(StoreError):
     code = "store-conflict"
 
 
+class StateLockedError(StoreError):
+    """Another check of the repository held the device's state longer than the wait allows.
+
+    Checks sharing one state file take turns (§15.6), so that neither lowers
+    the floor the other saved.
+    """
+
+    code = "state-locked"
+
+
 class DownloadError(StoreError):
     """A download failed, or went past its size cap (endless-data attack)."""
 

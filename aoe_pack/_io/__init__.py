@@ -17,7 +17,7 @@ from aoe_pack._io.atomic import atomic_output, refuse_existing, write_atomic
 from aoe_pack._io.capped import FileTooLargeError, read_capped
 from aoe_pack._io.digest import file_sha256
 from aoe_pack._io.folder import Folder
-from aoe_pack._io.locks import lock_exclusive
+from aoe_pack._io.locks import lock_exclusive, lock_within
 from aoe_pack._io.writebehind import WriteBehind
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "atomic_output",
     "file_sha256",
     "lock_exclusive",
+    "lock_within",
     "read_capped",
     "refuse_existing",
     "write_atomic",

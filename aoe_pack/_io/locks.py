@@ -1,4 +1,4 @@
-"""Locks on open files: the lock of a temporary's writer, and the repository lock.
+"""Locks on open files: a temporary's writer's, the repository's, a device state's.
 
 ``flock`` (the ``fcntl`` module) on Linux and macOS. Windows has no ``fcntl``:
 the repository lock uses ``msvcrt.locking`` there, and a temporary's writer is
@@ -11,7 +11,11 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import time
 from types import ModuleType
+
+_LONGEST_PAUSE = 0.05
+"""Seconds between two tries of :func:`lock_within` at most: a waiter sees a release soon."""
 
 
 def _fcntl() -> ModuleType | None:
@@ -72,3 +76,40 @@ def lock_exclusive(fd: int, *, at: int = 0) -> None:
                 raise
         else:
             return
+
+
+def lock_within(fd: int, seconds: float, *, at: int = 0) -> bool:
+    """:func:`lock_exclusive`, waiting at most ``seconds``: False if another still holds it.
+
+    Neither ``flock`` nor ``msvcrt.locking`` takes a timeout: the lock is tried
+    without blocking, at pauses that grow to 50 ms, until the deadline.
+    """
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while not _lock_now(fd, at):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(2 * pause, _LONGEST_PAUSE)
+    return True
+
+
+def _lock_now(fd: int, at: int) -> bool:
+    """Lock ``fd`` exclusively if no one else holds it: whether it is locked now."""
+    fcntl = _fcntl()
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    msvcrt = importlib.import_module("msvcrt")
+    os.lseek(fd, at, os.SEEK_SET)
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # one try: EACCES when another holds it
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EDEADLK):
+            raise
+        return False
+    return True

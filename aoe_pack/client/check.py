@@ -6,7 +6,8 @@
    or ``manifest.json`` from a repository without an index, with a size cap, and
    check it against that root and the last manifest version this device
    accepted (rollback) and its expiry (freeze). Only then persist the new state
-   (and cache the documents, :mod:`aoe_pack.client.cache`).
+   (and cache the documents, :mod:`aoe_pack.client.cache`). The state is held
+   from its load to its save (:mod:`aoe_pack.client.state`).
 3. Decide (:mod:`aoe_pack.client.decide`).
 4. Download the chosen bundle, capped at the size the manifest promises and
    resuming an interrupted download; check its size and SHA-256 against the
@@ -17,26 +18,21 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoe_pack._io import FileTooLargeError, read_capped, write_atomic
 from aoe_pack.client.cache import DocumentCache
 from aoe_pack.client.decide import Action, Decision, Device, decide, require_model
 from aoe_pack.client.delta import DeltaAttempt, try_delta
 from aoe_pack.client.indexed import IndexedRead, read_indexed
 from aoe_pack.client.install import install
+from aoe_pack.client.state import STATE_LOCK_WAIT, ClientState, held
 from aoe_pack.errors import (
-    OutputError,
     ReleaseNotFoundError,
     RepositoryError,
-    RepositoryFormatError,
     RollbackError,
-    StoreError,
     UntrustedMetadataError,
 )
 from aoe_pack.keys import PublicKey
@@ -55,115 +51,6 @@ from aoe_pack.repository.trust import (
     verify_manifest,
 )
 from aoe_pack.storage.store import MANIFEST, Store, root_name
-
-MAX_STATE_BYTES = 4 * DEFAULT_LIMITS.max_root_bytes
-"""A state holds one root (base64) and a few fields: anything larger is not ours."""
-
-
-def _version_floor(value: Any) -> int | None:
-    if value is not None and (type(value) is not int or value < 1):
-        raise TypeError("manifestVersion must be a positive integer or null")
-    return value
-
-
-def _digest(value: Any, what: str = "manifestSha256") -> str | None:
-    if value is not None and not (
-        isinstance(value, str) and len(value) == 64 and set(value) <= set("0123456789abcdef")
-    ):
-        raise TypeError(f"{what} must be 64 lowercase hex digits or null")
-    return value
-
-
-def _key_ids(value: Any) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(k, str) for k in value):
-        raise TypeError("manifestRootKeys must be a list of key ids or null")
-    return frozenset(value)
-
-
-@dataclass(frozen=True)
-class ClientState:
-    """What the device remembers between checks (§15.6): its trusted root and floor."""
-
-    root: bytes
-    manifest_version: int | None
-    manifest_sha256: str | None = None
-    manifest_root_keys: frozenset[str] = frozenset()
-    """Key ids of the root the last manifest was accepted under."""
-    index_sha256: str | None = None
-    """Payload digest of the index accepted at ``manifest_version``, if one was: the
-    version floor is shared by both documents, each kind keeps its own digest."""
-
-    @property
-    def floor(self) -> Floor | None:
-        if self.manifest_version is None:
-            return None
-        return Floor(
-            self.manifest_version, self.manifest_sha256, self.manifest_root_keys, self.index_sha256
-        )
-
-    @classmethod
-    def load(cls, path: Path, shipped_root: bytes) -> ClientState:
-        try:
-            doc: Any = json.loads(read_capped(path, MAX_STATE_BYTES))
-            root_bytes = base64.b64decode(doc["root"], validate=True)
-            version = _version_floor(doc["manifestVersion"])
-            # Absent in states written before they were kept: unknown, not empty.
-            digest = _digest(doc.get("manifestSha256"))
-            index_digest = _digest(doc.get("indexSha256"), "indexSha256")
-            root_keys = _key_ids(doc.get("manifestRootKeys"))
-        except FileNotFoundError:
-            return cls(shipped_root, None)
-        except FileTooLargeError as e:
-            raise RepositoryFormatError(
-                f"client state {path} is unreadable: larger than {e.cap} bytes",
-                hint="delete it to start again from the trusted root",
-            ) from None
-        except OSError as e:
-            raise StoreError(f"cannot read the client state {path}: {e.strerror}") from e
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
-            raise RepositoryFormatError(
-                f"client state {path} is unreadable: {type(e).__name__}: {str(e)[:200]}",
-                hint="delete it to start again from the trusted root",
-            ) from None
-        # An app update may ship a newer root than the one remembered.
-        shipped = verify_self_signed(shipped_root, what="--trusted-root")
-        remembered = verify_self_signed(root_bytes, what=f"root remembered in {path}")
-        # An old state's manifest was accepted under the root it remembers.
-        state = cls(
-            root_bytes,
-            version,
-            digest,
-            frozenset(remembered.keys) if root_keys is None else root_keys,
-            index_digest,
-        )
-        if shipped.version > remembered.version:
-            return replace(state, root=shipped_root)
-        if shipped.version == remembered.version and shipped_root != state.root:
-            raise UntrustedMetadataError(
-                f"--trusted-root differs from the root version {shipped.version} that "
-                f"{path} remembers for this repository",
-                hint=f"the repository was re-created or --trusted-root is wrong; if it was "
-                f"re-created, delete {path} to trust the new one",
-            )
-        return state
-
-    def save(self, path: Path) -> None:
-        doc = {
-            "root": base64.b64encode(self.root).decode(),
-            "manifestVersion": self.manifest_version,
-            "manifestSha256": self.manifest_sha256,
-            "manifestRootKeys": sorted(self.manifest_root_keys),
-            "indexSha256": self.index_sha256,
-        }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(doc, indent=2).encode() + b"\n")
-        except OSError as e:
-            raise StoreError(f"cannot save the client state {path}: {e.strerror}") from e
-        except OutputError as e:
-            raise StoreError(f"cannot save the client state: {e.message}") from e
 
 
 @dataclass(frozen=True)
@@ -306,11 +193,17 @@ def refresh(
     state_path: Path,
     now: dt.datetime,
     minimum: int | None = None,
+    lock_wait: float = STATE_LOCK_WAIT,
 ) -> tuple[Root, Manifest]:
     """Steps 1-2 through ``manifest.json``: the newest trusted root and the verified
-    manifest; state saved. ``minimum`` as in :func:`refresh_tag`."""
+    manifest; state saved. ``minimum`` and ``lock_wait`` as in :func:`refresh_tag`."""
     done = refresh_tag(
-        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum
+        store,
+        trusted_root=trusted_root,
+        state_path=state_path,
+        now=now,
+        minimum=minimum,
+        lock_wait=lock_wait,
     )
     return done.root, done.manifest
 
@@ -323,14 +216,39 @@ def refresh_tag(
     now: dt.datetime,
     minimum: int | None = None,
     tag: str | None = None,
+    lock_wait: float = STATE_LOCK_WAIT,
 ) -> Refreshed:
     """Steps 1-2 for ``tag``: through the index when the repository has one (and a tag
     is given), else through ``manifest.json``; state saved, documents cached.
 
     ``minimum`` is the manifest version the app shipped with: a floor from the
     first contact on, held while the trusted root keeps a threshold of the
-    shipped root's keys (:func:`effective_floor`).
+    shipped root's keys (:func:`effective_floor`). The state is held from its
+    load to its save, waiting at most ``lock_wait`` seconds for another check
+    of the repository (:func:`aoe_pack.client.state.held`, else
+    :class:`~aoe_pack.errors.StateLockedError`).
     """
+    with held(state_path, wait=lock_wait):
+        return _refresh_held(
+            store,
+            trusted_root=trusted_root,
+            state_path=state_path,
+            now=now,
+            minimum=minimum,
+            tag=tag,
+        )
+
+
+def _refresh_held(
+    store: Store,
+    *,
+    trusted_root: bytes,
+    state_path: Path,
+    now: dt.datetime,
+    minimum: int | None,
+    tag: str | None,
+) -> Refreshed:
+    """:func:`refresh_tag`'s work, the state held."""
     state = ClientState.load(state_path, trusted_root)
     start = verify_self_signed(state.root, what="trusted root")
     shipped_floor = None
@@ -369,7 +287,7 @@ def refresh_tag(
         manifest_sha,
         frozenset(root.keys),
         index_sha,
-    ).save(state_path)
+    ).save(state_path, root)
     if indexed is not None:
         cache.save(
             index=indexed.verified.envelope_bytes,
@@ -413,15 +331,23 @@ def check(
     now: dt.datetime | None = None,
     minimum: int | None = None,
     require_tag: bool = False,
+    lock_wait: float = STATE_LOCK_WAIT,
 ) -> CheckResult:
-    """Run the device flow once (module docstring); ``minimum`` as in :func:`refresh`.
+    """Run the device flow once (module docstring); ``minimum`` and ``lock_wait`` as in
+    :func:`refresh_tag`.
 
     With ``require_tag``, a tag the manifest lacks is refused
     (:func:`~aoe_pack.client.decide.require_model`) instead of kept.
     """
     now = now or dt.datetime.now(dt.UTC)
     done = refresh_tag(
-        store, trusted_root=trusted_root, state_path=state_path, now=now, minimum=minimum, tag=tag
+        store,
+        trusted_root=trusted_root,
+        state_path=state_path,
+        now=now,
+        minimum=minimum,
+        tag=tag,
+        lock_wait=lock_wait,
     )
     root, manifest = done.root, done.manifest
     if require_tag:

@@ -1,6 +1,6 @@
 """The files a device keeps: the root shipped with the app, and its state.
 
-The state (:class:`aoe_pack.client.check.ClientState`) is one file per
+The state (:class:`aoe_pack.client.state.ClientState`) is one file per
 repository, by default under ``$XDG_STATE_HOME/aoe-pack/client/`` (or
 ``~/.local/state`` when the variable is unset), named by the repository's
 identity so that every URL serving the same repository shares the same

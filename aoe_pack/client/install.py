@@ -93,23 +93,30 @@ def _download(
     """Download the bundle and open it, with its SHA-256 and size.
 
     A store that hashes while receiving (:class:`HashingStore`) spares reading
-    a whole bundle again. The file is then opened as any kept file is
-    (:meth:`Folder.open_file`: a regular file of ours, no link) and must have
-    the size that was hashed; its contents are checked in full by the unpack
-    (every chunk against the signed manifest) through this very descriptor.
+    a whole bundle again. The file is then opened by name as any kept file is
+    (:meth:`Folder.open_file`: a regular file of ours, no link), so it must be
+    the very file that was written and hashed (its device, inode and size,
+    :meth:`HashedBlob.is_file`): whoever can write into the folder could
+    rename another bundle onto the name in between, and a bundle of the same
+    release signed by the same keys would pass every check of the unpack.
     """
     if not isinstance(store, HashingStore):
         store.fetch_blob(release.url, folder.path / name, max_bytes=release.size)
         return _open_hashed(folder, name)
-    size, digest = store.fetch_blob_hashed(release.url, folder.path / name, max_bytes=release.size)
+    got = store.fetch_blob_hashed(release.url, folder.path / name, max_bytes=release.size)
     fd = folder.open_file(name)
     if fd is None:
         return None, None
     fp = os.fdopen(fd, "rb")
-    if os.fstat(fd).st_size != size:
+    if not got.is_file(os.fstat(fd)):
         fp.close()
-        return None, None
-    return fp, (digest, size)
+        raise OutputError(
+            f"{folder.path / name} is not the file that was downloaded and hashed: it was "
+            "replaced since; refusing to unpack it",
+            hint="something else writes into the download folder: give --download a folder "
+            "only this app can write to",
+        )
+    return fp, (got.sha256, got.size)
 
 
 def _open_hashed(folder: Folder, name: str) -> tuple[BinaryIO | None, tuple[str, int] | None]:

@@ -51,7 +51,7 @@ from aoe_pack.storage._transfer import (
     TransferLimits,
     limited,
 )
-from aoe_pack.storage.store import NotModified, Stored, Validators
+from aoe_pack.storage.store import HashedBlob, NotModified, Stored, Validators
 
 __all__ = ["HttpStore", "TransferLimits", "download", "fetch_bytes", "fetch_document"]
 
@@ -444,8 +444,7 @@ def download(
     DownloadTooSlowError and keeps it. ``progress(done, total)`` is called
     after every chunk.
     """
-    size, _ = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=False)
-    return size
+    return _download(url, dest, max_bytes, expected_size, limits, progress, hashed=False).size
 
 
 def download_hashed(
@@ -456,16 +455,19 @@ def download_hashed(
     expected_size: int | None = None,
     limits: TransferLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
-) -> tuple[int, str]:
-    """:func:`download`, with the SHA-256 of what ``dest`` holds: (size, hex digest).
+) -> HashedBlob:
+    """:func:`download`, with the SHA-256 of what ``dest`` holds and which file that is.
 
     The bytes are hashed as they arrive, so a device need not read the file
     again to match it with its release; a resumed download hashes the bytes
     already on disk first, read through the very descriptor it appends to.
+    The digest is of the file written (its ``st_dev`` and ``st_ino``): one
+    opened later under ``dest`` is that file only if :meth:`HashedBlob.is_file`.
     """
-    size, digest = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=True)
-    assert digest is not None  # hashed=True always hashes
-    return size, digest
+    job = _download(url, dest, max_bytes, expected_size, limits, progress, hashed=True)
+    assert job.hasher is not None  # hashed=True
+    assert job.file is not None  # set by _open_part, which every finished try went through
+    return HashedBlob(job.size, job.hasher.hexdigest(), job.file)
 
 
 def _download(
@@ -477,17 +479,18 @@ def _download(
     progress: Progress | None,
     *,
     hashed: bool,
-) -> tuple[int, str | None]:
+) -> _Download:
     if expected_size is not None and expected_size > max_bytes:
         raise DownloadTooLargeError(f"{url}: expects {expected_size} bytes, cap {max_bytes}")
     try:
         with Folder(dest.parent) as folder, limited(url, limits):
             job = _Download(url, folder, dest.name, max_bytes, expected_size, limits.idle, progress)
             try:
-                return job.run(hashed=hashed)
+                job.run(hashed=hashed)
             except _RestartError:
                 job.discard()  # no partial file, so no range request: no loop
-                return job.run(hashed=hashed)
+                job.run(hashed=hashed)
+            return job
     except OSError as e:  # network errors are DownloadErrors already: this is the disk
         raise DownloadError(f"cannot write {dest}: {e.strerror or e}") from e
 
@@ -516,19 +519,24 @@ class _Download:
         self.part = self.name + ".part"
         self.meta = self.name + ".part.json"
         self.hasher: hashlib._Hash | None = None
+        self.size = 0
+        self.file: tuple[int, int] | None = None
+        """``(st_dev, st_ino)`` of the partial file written (and hashed), set on its open."""
 
     def discard(self) -> None:
         self.folder.remove(self.part)
         self.folder.remove(self.meta)
 
-    def run(self, *, hashed: bool = False) -> tuple[int, str | None]:
-        """(size, SHA-256 hex digest if ``hashed``); a fresh hash on every try."""
+    def run(self, *, hashed: bool = False) -> None:
+        """Download into ``part``, then rename it to ``name``: sets ``size`` (and, if
+        ``hashed``, ``hasher``, afresh on every try, and ``file``)."""
         self.hasher = hashlib.sha256() if hashed else None
         have, validator = self._resume_point()
         if have and have == self.expected:  # complete when the last try stopped:
             fd = self._open_part(have)  # don't over-read
             os.close(fd)
-            return self._done(have)
+            self._done(have)
+            return
         headers = {"Range": f"bytes={have}-", "If-Range": validator} if have else {}
         response = _open(self.url, {**_ACCEPT_FILE, **headers}, self.timeout)
         if response is None:
@@ -548,12 +556,12 @@ class _Download:
                 f"{self.url}: the server closed after {have} of {want} bytes; "
                 f"the partial download is kept in {self.folder.path / self.part} to resume"
             )
-        return self._done(have)
+        self._done(have)
 
-    def _done(self, size: int) -> tuple[int, str | None]:
+    def _done(self, size: int) -> None:
         self.folder.replace(self.part, self.name)  # atomic: never a partial file under name
         self.folder.remove(self.meta)
-        return size, self.hasher.hexdigest() if self.hasher is not None else None
+        self.size = size
 
     def _resume_point(self) -> tuple[int, str]:
         """How many bytes of ``part`` can be kept, and the validator they came with.
@@ -639,19 +647,25 @@ class _Download:
         descriptor that appends the rest (read back, not trusted from the sidecar).
         """
         if not have:
-            return self.folder.create(self.part)
+            return self._remember(self.folder.create(self.part))
         flags = os.O_APPEND | (os.O_RDWR if self.hasher is not None else os.O_WRONLY)
-        fd = self.folder.open_file(self.part, flags)
-        if fd is not None and os.fstat(fd).st_size == have:
+        kept = self.folder.open_file(self.part, flags)
+        if kept is not None and os.fstat(kept).st_size == have:
             try:
-                self._hash_kept(fd, have)
+                self._hash_kept(kept, have)
             except BaseException:
-                os.close(fd)
+                os.close(kept)
                 raise
-            return fd
-        if fd is not None:
-            os.close(fd)
+            return self._remember(kept)
+        if kept is not None:
+            os.close(kept)
         raise _RestartError(f"{self.url}: the partial file changed while resuming")
+
+    def _remember(self, fd: int) -> int:
+        """``fd``, the file written from now on: its identity is what was hashed."""
+        st = os.fstat(fd)
+        self.file = (st.st_dev, st.st_ino)
+        return fd
 
     def _hash_kept(self, fd: int, have: int) -> None:
         if self.hasher is None:
@@ -712,8 +726,8 @@ class HttpStore:
     def fetch_blob(self, name: str, dest: Path, *, max_bytes: int) -> None:
         download(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
-    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
-        """:meth:`fetch_blob`, hashing while receiving: (size, SHA-256 hex digest)."""
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> HashedBlob:
+        """:meth:`fetch_blob`, hashing while receiving (:func:`download_hashed`)."""
         return download_hashed(self._join(name), dest, max_bytes=max_bytes, limits=self._limits)
 
     def has_blob(self, name: str) -> int | None:

@@ -22,6 +22,7 @@ publishing:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,10 +179,29 @@ def read_if_changed(
     return doc
 
 
+@dataclass(frozen=True)
+class HashedBlob:
+    """A blob hashed while it was written: its size, its SHA-256 and which file holds them.
+
+    The digest is of the bytes written to one file, not of whatever its name
+    leads to later: whoever can write into the folder may rename another file
+    onto that name between the download and the next open of it.
+    """
+
+    size: int
+    sha256: str
+    file: tuple[int, int]
+    """``(st_dev, st_ino)`` of the file written (a rename keeps them)."""
+
+    def is_file(self, st: os.stat_result) -> bool:
+        """Whether ``st`` (the ``fstat`` of an open file) is the file hashed, at its size."""
+        return (st.st_dev, st.st_ino, st.st_size) == (*self.file, self.size)
+
+
 @runtime_checkable
 class HashingStore(Protocol):
     """A store that hashes a blob while downloading it (HTTP and ``file://``)."""
 
-    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> tuple[int, str]:
-        """Like :meth:`Store.fetch_blob`, returning (size, SHA-256 hex digest) of ``dest``."""
+    def fetch_blob_hashed(self, name: str, dest: Path, *, max_bytes: int) -> HashedBlob:
+        """Like :meth:`Store.fetch_blob`, with the size, SHA-256 and file of ``dest``."""
         ...

@@ -622,3 +622,34 @@ def test_bundle_swapped_after_its_check_is_not_what_is_unpacked(
     result = served.check(served.http)
     for name, data in FILES.items():
         assert (result.unpacked / name).read_bytes() == data
+
+
+def test_bundle_swapped_between_its_hashed_download_and_its_unpack_is_refused(
+    served: Served, built_bundle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download hashed on the way in is then opened by name to be unpacked.
+
+    Swapped in between (after the rename from ``.part``, before the open):
+    another build of the same release, of the same size, signed by the same
+    key, which the unpack's own checks accept. The file opened must be the one
+    written and hashed.
+    """
+    other = built_bundle(
+        {"model.tflite": os.urandom(3000), "labels.txt": b"x\ny\n"}, tag=TAG, version=VERSION
+    )
+    real = HttpStore.fetch_blob_hashed
+
+    def fetch_then_swap(store: HttpStore, name: str, dest: Path, *, max_bytes: int) -> Any:
+        got = real(store, name, dest, max_bytes=max_bytes)
+        assert other.stat().st_size == dest.stat().st_size  # only the bytes differ
+        other.replace(dest)
+        return got
+
+    monkeypatch.setattr(HttpStore, "fetch_blob_hashed", fetch_then_swap)
+    with pytest.raises(OutputError) as caught:
+        served.check(served.http)
+    assert caught.value.message == (
+        f"{served.bundle} is not the file that was downloaded and hashed: it was replaced "
+        "since; refusing to unpack it"
+    )
+    assert sorted(p.name for p in served.downloads.iterdir()) == [served.bundle.name]

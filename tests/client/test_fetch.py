@@ -343,8 +343,10 @@ def test_hashed_download_digests_what_it_wrote(http_server: HttpServer, tmp_path
     url = _serve(http_server, "model.aoe", data)
     dest = tmp_path / "model.aoe"
     got = download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
-    assert got == (len(data), hashlib.sha256(data).hexdigest())
+    assert (got.size, got.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert dest.read_bytes() == data
+    with dest.open("rb") as f:
+        assert got.is_file(os.fstat(f.fileno()))  # the very file written, renamed
 
 
 def test_resumed_hashed_download_hashes_the_kept_bytes_first(
@@ -357,7 +359,7 @@ def test_resumed_hashed_download_hashes_the_kept_bytes_first(
     with pytest.raises(DownloadError, match="closed after 300000"):
         download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
     got = download_hashed(url, dest, max_bytes=2 * CAP, expected_size=len(data))
-    assert got == (len(data), hashlib.sha256(data).hexdigest())
+    assert (got.size, got.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert http_server.requests[-1] == ("GET", "model.aoe", "bytes=300000-")
 
 
@@ -374,10 +376,10 @@ def test_resumed_hashed_download_hashes_what_is_on_disk_not_what_was_sent(
         download_hashed(url, dest, max_bytes=CAP, expected_size=len(data))
     with _part(dest).open("r+b") as f:
         f.write(b"X")
-    size, digest = download_hashed(url, dest, max_bytes=CAP, expected_size=len(data))
-    assert size == len(data)
-    assert digest == hashlib.sha256(dest.read_bytes()).hexdigest()
-    assert digest != hashlib.sha256(data).hexdigest()
+    got = download_hashed(url, dest, max_bytes=CAP, expected_size=len(data))
+    assert got.size == len(data)
+    assert got.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert got.sha256 != hashlib.sha256(data).hexdigest()
 
 
 def test_complete_partial_file_is_hashed_without_a_request(
@@ -394,7 +396,9 @@ def test_complete_partial_file_is_hashed_without_a_request(
     with pytest.raises(KeyboardInterrupt):
         download_hashed(url, dest, max_bytes=CAP, expected_size=1000, progress=crash)
     got = download_hashed(url, dest, max_bytes=CAP, expected_size=1000)
-    assert got == (1000, hashlib.sha256(data).hexdigest())
+    assert (got.size, got.sha256) == (1000, hashlib.sha256(data).hexdigest())
+    with dest.open("rb") as f:
+        assert got.is_file(os.fstat(f.fileno()))
     assert len(http_server.requests) == 1
 
 
@@ -411,7 +415,7 @@ def test_restarted_hashed_download_hashes_only_the_new_file(
     path.write_bytes(new)
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     got = download_hashed(url, dest, max_bytes=CAP, expected_size=len(new))
-    assert got == (len(new), hashlib.sha256(new).hexdigest())
+    assert (got.size, got.sha256) == (len(new), hashlib.sha256(new).hexdigest())
 
 
 def test_http_store_hashes_blobs_while_fetching(http_server: HttpServer, tmp_path: Path) -> None:
@@ -421,4 +425,4 @@ def test_http_store_hashes_blobs_while_fetching(http_server: HttpServer, tmp_pat
     store = HttpStore(http_server.url_for(""))
     assert isinstance(store, HashingStore)
     got = store.fetch_blob_hashed("bundles/b.aoe", tmp_path / "b.aoe", max_bytes=CAP)
-    assert got == (len(data), hashlib.sha256(data).hexdigest())
+    assert (got.size, got.sha256) == (len(data), hashlib.sha256(data).hexdigest())

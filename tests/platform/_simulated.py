@@ -16,7 +16,8 @@ Windows, besides all of that:
   (text mode there turns LF into CRLF and stops reading at Ctrl-Z);
 - no ``geteuid``/``getuid``, ``fchmod``, ``fchown``, ``mkfifo``, ``pread``,
   ``pwrite``; no ``fcntl``, ``resource`` or ``pwd`` module: ``msvcrt``
-  stands in for locks (its ``locking`` takes a real flock);
+  stands in for locks (its ``locking`` takes a real flock, or fails with
+  EACCES when it cannot at once);
 - a file open in this process cannot be removed, renamed or renamed onto,
   and a folder holding an open file cannot be renamed; nor can a read-only
   file be removed; ``os.rename`` never replaces; ``fsync`` of a descriptor
@@ -120,9 +121,16 @@ class FakeMsvcrt(types.ModuleType):
         self._fcntl = fcntl
 
     def locking(self, fd: int, mode: int, nbytes: int) -> None:
-        assert (mode, nbytes) == (self.LK_LOCK, 1)
+        assert mode in (self.LK_LOCK, self.LK_NBLCK)
+        assert nbytes == 1
         self.calls += 1
-        self._fcntl.flock(fd, self._fcntl.LOCK_EX)
+        if mode == self.LK_LOCK:
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX)
+            return
+        try:
+            self._fcntl.flock(fd, self._fcntl.LOCK_EX | self._fcntl.LOCK_NB)
+        except BlockingIOError:  # Windows says so with EACCES
+            raise PermissionError(errno.EACCES, "Permission denied") from None
 
 
 class _Popen(subprocess.Popen):  # type: ignore[type-arg]

@@ -4,7 +4,9 @@ The folder repository locks with ``flock``, which Windows lacks (``msvcrt``
 instead), and fsyncs its folder, which Windows cannot open. Windows will not
 rename onto a file a reader holds open. The download folder's staging folder
 is swept by the next check only when its writer is gone. macOS and Windows
-file systems mostly ignore case, so a name can find another tag's entry.
+file systems mostly ignore case, so a name can find another tag's entry. A
+check waits a bounded time for the device state that another check holds,
+with ``msvcrt.locking`` where there is no ``flock``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack._io import Folder
 from aoe_pack.client.check import CheckResult, check
 from aoe_pack.client.decide import Device
-from aoe_pack.errors import OutputError, StoreError
+from aoe_pack.client.state import held
+from aoe_pack.errors import OutputError, StateLockedError, StoreError
 from aoe_pack.publish import releases
 from aoe_pack.publish.workflow import init_repository
 from aoe_pack.storage.local import LocalStore
@@ -168,6 +171,30 @@ def test_a_reader_that_never_lets_go_fails_the_replace_on_windows(
     reader.join()
     assert (tmp_path / "doc.json").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".aoe-repo.lock", "doc.json"]
+
+
+def test_a_check_waits_for_the_state_another_holds_then_gives_up(
+    simulated: str, tmp_path: Path, built_bundle: Any, signer: PrivateKey
+) -> None:
+    repo, downloads = tmp_path / "repo", tmp_path / "downloads"
+    _publish(repo, built_bundle(FILES, tag=TAG, version=VERSION), signer)
+    state = downloads.parent / "state.json"
+    with held(state), pytest.raises(StateLockedError, match=r"lock state\.json\.lock was still"):
+        check(
+            LocalStore(repo),
+            tag=TAG,
+            device=Device(
+                device_id="d",
+                app_version="1.0.0",
+                runtimes=frozenset({"tflite"}),
+                local_version="1.0.0",
+            ),
+            trusted_root=(repo / ROOT).read_bytes(),
+            state_path=state,
+            lock_wait=0.1,
+        )
+    _check(repo, downloads)  # released: the next check goes on
+    _assert_installed(downloads)
 
 
 @pytest.mark.parametrize("name", ["a\\b.json", "C:doc.json", "doc.json:stream", "a//b"])

@@ -3,33 +3,46 @@
 Each test writes a repository folder by hand (roots, manifest), runs the
 device's refresh against it as ``client check`` does, and asserts the exact
 error: equal-version replay, fast-forward and its recovery by a root
-rotation, rollback on first contact, a mirror under another URL, and a state
-file built to crash the reader.
+rotation, rollback on first contact, a mirror under another URL, a state
+file built to crash the reader, and checks that share one state at once.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import hashlib
 import json
+import os
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _cli import aoe
 from _factories import NOW, make_root, manifest, release, sign_manifest, sign_root
+from _killed import blocked_child, sigkill
 
 from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
+from aoe_pack.client import state as client_state
 from aoe_pack.client.check import ClientState, refresh, repository_identity
-from aoe_pack.errors import RepositoryFormatError, RollbackError, RootRotationError
+from aoe_pack.client.state import STATE_LOCK_WAIT, held
+from aoe_pack.errors import (
+    RepositoryFormatError,
+    RollbackError,
+    RootRotationError,
+    StateLockedError,
+    StoreError,
+)
 from aoe_pack.repository import envelope
 from aoe_pack.repository.model import Manifest
 from aoe_pack.repository.root import Root, new_root, verify_self_signed, verify_successor
 from aoe_pack.repository.trust import Floor, verify_manifest
 from aoe_pack.storage.open import open_store
-from aoe_pack.storage.store import MANIFEST, root_name
+from aoe_pack.storage.store import MANIFEST, Store, Stored, root_name
 
 STOLEN_VERSION = 10**15
 
@@ -67,19 +80,27 @@ class Repo:
         return data
 
     def refresh(
-        self, state: Path, *, shipped: bytes | None = None, minimum: int | None = None
+        self,
+        state: Path,
+        *,
+        shipped: bytes | None = None,
+        minimum: int | None = None,
+        lock_wait: float = STATE_LOCK_WAIT,
+        store: Store | None = None,
     ) -> tuple[Root, Manifest]:
-        store = open_store(str(self.path))
+        """``client check``'s refresh of ``state`` from this folder (or ``store``)."""
+        opened = open_store(str(self.path))
         try:
             return refresh(
-                store,
+                store or opened,
                 trusted_root=shipped or self.roots[0],
                 state_path=state,
                 now=NOW,
                 minimum=minimum,
+                lock_wait=lock_wait,
             )
         finally:
-            store.close()
+            opened.close()
 
 
 REPO_ID = "5eed" * 8
@@ -324,7 +345,8 @@ def test_mirror_under_another_url_shares_the_state(
     doc = _check(str(mirror), shipped, tmp_path / "xdg")
     assert doc["exit"] == 1
     assert doc["error"]["code"] == "rollback", doc
-    assert len(list((tmp_path / "xdg" / "aoe-pack" / "client").iterdir())) == 1
+    names = sorted(p.name for p in (tmp_path / "xdg" / "aoe-pack" / "client").iterdir())
+    assert names == [f"{REPO_ID}.json", f"{REPO_ID}.json.lock"]  # one state, and its lock
 
 
 def test_identity_is_the_shipped_roots_repository_id(repo: Repo, keys: list[PrivateKey]) -> None:
@@ -350,9 +372,8 @@ def test_mirror_with_a_forged_root_1_gets_the_same_state(
     (mirror / MANIFEST).write_bytes(sign_manifest(manifest(release("1.0.0"), version=5), [b]))
     doc = _check(str(mirror), shipped, tmp_path / "xdg")
     assert doc["error"]["code"] == "rollback", doc
-    assert [p.name for p in (tmp_path / "xdg" / "aoe-pack" / "client").iterdir()] == [
-        f"{REPO_ID}.json"
-    ]
+    names = sorted(p.name for p in (tmp_path / "xdg" / "aoe-pack" / "client").iterdir())
+    assert names == [f"{REPO_ID}.json", f"{REPO_ID}.json.lock"]
 
 
 def test_rotation_to_another_repository_id_is_refused(repo: Repo, keys: list[PrivateKey]) -> None:
@@ -405,3 +426,178 @@ def test_state_round_trips_digest_and_root_keys(
     payload = envelope.parse(data, envelope.MANIFEST_TYPE, what="m").payload
     assert loaded.manifest_sha256 == hashlib.sha256(payload).hexdigest()
     assert loaded.manifest_root_keys == frozenset({keys[0].public.key_id})
+
+
+# --- checks that share one state at once -----------------------------------------------------
+
+
+class _Reading:
+    """A repository folder read through ``on_read(name)``, called before each read."""
+
+    def __init__(self, path: Path, on_read: Any) -> None:
+        self._store = open_store(str(path))
+        self._on_read = on_read
+
+    @property
+    def url(self) -> str:
+        return self._store.url
+
+    def read(self, name: str, *, max_bytes: int) -> Stored | None:
+        self._on_read(name)
+        return self._store.read(name, max_bytes=max_bytes)
+
+
+def _mirror_at_3_origin_at_4(repo: Repo, keys: list[PrivateKey], tmp_path: Path) -> Path:
+    repo.publish(3, [keys[0]])
+    mirror = tmp_path / "mirror"
+    shutil.copytree(repo.path, mirror)  # a mirror that froze at version 3
+    repo.publish(4, [keys[0]])
+    return mirror
+
+
+def test_two_checks_racing_on_one_state_never_lower_its_floor(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Check A reads a mirror frozen at 3, slowly; check B reads the origin at 4 meanwhile.
+
+    Interleaved (A loads, B loads, B saves 4, A saves 3), A would bring the
+    floor back to 3, and every later check would accept manifest 3 again. B
+    must wait for A instead: it starts from A's 3, and saves 4.
+    """
+    state = tmp_path / "state.json"
+    mirror = _mirror_at_3_origin_at_4(repo, keys, tmp_path)
+    tries: list[int] = []
+    b_waits = threading.Event()
+    real_lock = client_state.lock_within
+
+    def lock_within(fd: int, seconds: float) -> bool:
+        tries.append(fd)
+        if len(tries) == 2:  # B has come to the lock that A holds
+            b_waits.set()
+        return real_lock(fd, seconds)
+
+    monkeypatch.setattr(client_state, "lock_within", lock_within)
+
+    a_reads = threading.Event()
+
+    def a_slow(name: str) -> None:
+        a_reads.set()  # A is on the network, the state loaded
+        if name == MANIFEST:
+            b_waits.wait(10)  # (without a lock, until B is done: the interleaving above)
+
+    seen_by_b: list[int | None] = []
+
+    def b_first(name: str) -> None:
+        if not seen_by_b:  # the floor on disk when B started to read the repository
+            saved = state.exists() and json.loads(state.read_text())["manifestVersion"]
+            seen_by_b.append(saved or None)
+
+    a: list[object] = []
+    thread = threading.Thread(
+        target=lambda: a.append(repo.refresh(state, store=_Reading(mirror, a_slow))[1].version)
+    )
+    thread.start()
+    assert a_reads.wait(10)
+    b = repo.refresh(state, store=_Reading(repo.path, b_first))[1].version
+    b_waits.set()
+    thread.join(30)
+    assert (a, b) == ([3], 4)
+    assert ClientState.load(state, repo.roots[0]).manifest_version == 4
+    assert seen_by_b == [3]  # B loaded only once A had saved
+
+
+def test_a_floor_saved_meanwhile_by_a_check_that_does_not_lock_is_kept(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """Another writer of the state (an older aoe-pack, another implementation) saves 4
+    while check A, which read 3, is on the network: A's save must not lower it."""
+    state = tmp_path / "state.json"
+    mirror = _mirror_at_3_origin_at_4(repo, keys, tmp_path)
+    elsewhere = tmp_path / "elsewhere.json"
+    repo.refresh(elsewhere)  # what that writer saves: 4, its digest, its root keys
+
+    def meanwhile(name: str) -> None:
+        if name == MANIFEST:
+            shutil.copyfile(elsewhere, state)
+
+    assert repo.refresh(state, store=_Reading(mirror, meanwhile))[1].version == 3
+    assert state.read_bytes() == elsewhere.read_bytes()
+    with pytest.raises(RollbackError, match=r"version 3 .* older than version 4"):
+        repo.refresh(state, store=_Reading(mirror, lambda name: None))
+
+
+def test_a_state_another_check_holds_is_a_named_error_after_the_wait(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    repo.publish(2, [keys[0]])
+    with held(state):  # another open of the lock file: another check, to flock
+        started = time.monotonic()
+        with pytest.raises(StateLockedError) as caught:
+            repo.refresh(state, lock_wait=0.2)
+        assert time.monotonic() - started >= 0.2
+    assert caught.value.message == (
+        f"another check holds the client state {state}: its lock state.json.lock was still "
+        "held after 0.2 s"
+    )
+    assert caught.value.code == "state-locked"
+    assert not state.exists()  # nothing remembered
+    assert repo.refresh(state, lock_wait=0.2)[1].version == 2  # released: the next goes on
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from aoe_pack.client.state import held
+
+with held(Path(sys.argv[1])):
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_state_held_by_a_killed_check_is_free_again(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path
+) -> None:
+    """The lock is the holder's open file's: killed, it holds nothing, and the lock file
+    it leaves behind stops no one."""
+    state = tmp_path / "state.json"
+    repo.publish(2, [keys[0]])
+    with blocked_child(_HOLDER, str(state)) as child:
+        with pytest.raises(StateLockedError, match=r"still held after 0\.1 s"):
+            repo.refresh(state, lock_wait=0.1)
+        sigkill(child)
+    assert (tmp_path / "state.json.lock").exists()
+    assert repo.refresh(state, lock_wait=0.1)[1].version == 2
+
+
+def _locks_fail(monkeypatch: pytest.MonkeyPatch, err: int) -> None:
+    def fail(fd: int, seconds: float) -> bool:
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(client_state, "lock_within", fail)
+
+
+@pytest.mark.parametrize("err", [errno.ENOLCK, errno.EOPNOTSUPP], ids=["ENOLCK", "EOPNOTSUPP"])
+def test_a_state_on_a_file_system_without_locks_is_checked_unlocked(
+    err: int, repo: Repo, keys: list[PrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some network file systems have no locks: checks go on, and the save still keeps
+    the floor (test_a_floor_saved_meanwhile_by_a_check_that_does_not_lock_is_kept)."""
+    _locks_fail(monkeypatch, err)
+    repo.publish(2, [keys[0]])
+    assert repo.refresh(tmp_path / "state.json")[1].version == 2
+
+
+def test_a_state_that_cannot_be_locked_is_a_named_error(
+    repo: Repo, keys: list[PrivateKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _locks_fail(monkeypatch, errno.EIO)
+    repo.publish(2, [keys[0]])
+    state = tmp_path / "state.json"
+    with pytest.raises(StoreError) as caught:
+        repo.refresh(state)
+    assert caught.value.message == (
+        f"cannot lock the client state {state}: {os.strerror(errno.EIO)}"
+    )
+    assert not state.exists()
