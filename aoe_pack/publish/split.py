@@ -17,7 +17,8 @@ manifest version N, :func:`publish_index` derives from it
 2. tag documents are created if absent (an identical one already there is
    fine); one at N with other bytes means two publishers wrote version N (a
    registry without compare-and-swap), tags whose names differ only in case
-   on a case-insensitive file system, or a manifest version restarted below
+   on a case-insensitive file system (edits refuse to add such a tag, but an
+   older publisher's manifest may hold both), or a manifest version restarted below
    earlier ones (``rotate-root --restart-manifest-version``): the index is
    then retired (below), never left naming an older manifest, the outcome
    says why, and the next edit rewrites every tag. A tag's new document N
