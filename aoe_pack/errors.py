@@ -541,6 +541,16 @@ class ReleaseConflictError(RepositoryError):
     code = "release-conflict"
 
 
+class TagCollisionError(RepositoryError):
+    """An edit would add a tag whose name differs only in case from another tag's.
+
+    Their documents, ``tags/Card/N.json`` and ``tags/card/N.json``, would be one
+    file on a case-insensitive file system (macOS, Windows; docs/format.md §15.4).
+    """
+
+    code = "tag-collision"
+
+
 class UpdateURLMismatchError(RepositoryError):
     """A bundle's ``updateURL`` names another repository than the one it is published to.
 

@@ -9,6 +9,7 @@ tag documents at the manifest's version, overwriting whatever was there.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from aoe_pack.keys import SigningKey
@@ -31,7 +32,8 @@ def reindex(store: Store, keys: Sequence[SigningKey]) -> None:
     assert doc is not None
     env = envelope.parse(doc.data, envelope.MANIFEST_TYPE, what=MANIFEST)
     manifest = Manifest.from_dict(env.document())
-    index = next_index(manifest, previous=None, changed=set())
+    digest = hashlib.sha256(env.payload).hexdigest()
+    index = next_index(manifest, manifest_sha256=digest, previous=None, changed=set())
     for tag in index.tags:
         tag_doc = tag_document(manifest, tag, manifest.version)
         _put(store, tag_doc.name, sign_tag_document(tag_doc, list(keys)))

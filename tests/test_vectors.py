@@ -161,6 +161,7 @@ def test_repository_vectors_verify_as_a_device_reads_them() -> None:
     manifest = verify_manifest((VECTORS / "repo-manifest.json").read_bytes(), root, now=now)
     index = verify_index((VECTORS / "repo-index.json").read_bytes(), root, now=now).index
     assert index.version == manifest.manifest.version == 3
+    assert index.manifest_sha256 == manifest.payload_sha256  # made from this very manifest
     assert set(index.tags) == set(manifest.manifest.models)
     doc = verify_tag_document(
         (VECTORS / "repo-tag.json").read_bytes(), root, tag=mv.TAG, version=index.tags[mv.TAG]

@@ -22,9 +22,7 @@ from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import DeltaRef, Manifest, Release
 from aoe_pack.repository.root import Root, verify_self_signed
 from aoe_pack.repository.split import RETIRED, tag_document, verify_index, verify_tag_document
-from aoe_pack.repository.trust import (
-    check_bundle_matches,
-)
+from aoe_pack.repository.trust import VerifiedManifest, check_bundle_matches
 from aoe_pack.storage.store import INDEX, Store, tag_document_name
 
 
@@ -39,14 +37,18 @@ class IndexReport:
     tags_checked: int = 0
 
 
-def check_index(store: Store, root: Root, manifest: Manifest, *, now: dt.datetime) -> IndexReport:
+def check_index(
+    store: Store, root: Root, verified: VerifiedManifest, *, now: dt.datetime
+) -> IndexReport:
     """Check the index and every tag document it names as a device would (§15.12), and,
-    when the index is the manifest's version, that each document holds the manifest's
-    entry and the ``bundleKeys`` it names: devices reading either path decide alike."""
+    when the index is the manifest's version, that it was made from this very manifest
+    (``manifestSha256``) and each document holds the manifest's entry and the
+    ``bundleKeys`` it names: devices reading either path decide alike."""
     doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
     if doc is None or doc.data == RETIRED:
         return IndexReport("absent" if doc is None else "retired")
     index = verify_index(doc.data, root, now=now).index
+    digest, manifest = verified.payload_sha256, verified.manifest
     if index.version > manifest.version:
         raise RepositoryError(
             f"{store.url}: {INDEX} version {index.version} is ahead of manifest.json version "
@@ -55,6 +57,15 @@ def check_index(store: Store, root: Root, manifest: Manifest, *, now: dt.datetim
             "writes one for the current manifest",
         )
     current = index.version == manifest.version
+    if current and index.manifest_sha256 != digest:
+        raise RepositoryError(
+            f"{store.url}: {INDEX} version {index.version} was made from another manifest "
+            f"(manifestSha256 {index.manifest_sha256}) than manifest.json version "
+            f"{manifest.version} (payload SHA-256 {digest})",
+            hint="two publishers wrote this version (a registry without compare-and-swap), "
+            "or one of the two files was replaced outside aoe-pack; the next edit, or "
+            "`aoe-pack manifest resign`, writes the index of the current manifest",
+        )
     if current and set(index.tags) != set(manifest.models):
         differ = sorted(set(index.tags) ^ set(manifest.models))
         raise RepositoryError(
@@ -130,7 +141,7 @@ def verify_repository(store: Store, trusted_root: bytes, *, check_bundles: bool)
     root, _, verified = fetch_trusted(store, start, now=now)
     manifest = verified.manifest
     manifest.models.check_all()
-    index = check_index(store, root, manifest, now=now)
+    index = check_index(store, root, verified, now=now)
     checked = 0
     if check_bundles:
         with tempfile.TemporaryDirectory(prefix="aoe-verify-") as tmp:

@@ -58,6 +58,7 @@ def missing_records(
     if list_pending is None:
         return []
     have = manifest.models.sha256s()
+    folded = {t.casefold() for t in manifest.models}
     found: list[tuple[str, Release, dict[str, str]]] = []
     for name in list_pending():
         sha = name.removeprefix("pending/").removesuffix(".json")
@@ -81,9 +82,13 @@ def missing_records(
                 bundle_key(kid, pem)  # a malformed key would be signed into the manifest
         except (RepositoryError, AttributeError, KeyError, TypeError):
             continue
+        if not isinstance(tag, str):
+            continue
         entry = manifest.models.get(tag)
         if entry is not None and entry.find(rel.version) is not None:
             continue  # that version is taken (by this bundle or, refused, another one)
+        if entry is None and tag.casefold() in folded:
+            continue  # a tag that differs only in case from one the manifest has: refused
         if rel.sha256 == sha and store.has_blob(rel.url) == rel.size:
             found.append((tag, rel, keys))
     return found

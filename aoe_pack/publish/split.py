@@ -5,7 +5,10 @@ unchanged (:mod:`aoe_pack.publish.workflow`). Once an edit has committed
 manifest version N, :func:`publish_index` derives from it
 (:mod:`aoe_pack.repository.split`, docs/format.md §15.12):
 
-1. the previous index is reused only when it is version N-1, carries a
+1. the previous index is reused only when it is version N-1, was made from
+   the very manifest N-1 the edit started from (its ``manifestSha256``, not
+   just its version: two writers of one version on a registry without
+   compare-and-swap leave an index of the other's manifest), carries a
    threshold of the root's signatures, and was signed by exactly the keys
    signing now: then only the tags whose entry changed get a document at N.
    Otherwise (the first index, an index a crash left behind, a new root or
@@ -14,7 +17,8 @@ manifest version N, :func:`publish_index` derives from it
 2. tag documents are created if absent (an identical one already there is
    fine); one at N with other bytes means two publishers wrote version N (a
    registry without compare-and-swap), tags whose names differ only in case
-   on a case-insensitive file system, or a manifest version restarted below
+   on a case-insensitive file system (edits refuse to add such a tag, but an
+   older publisher's manifest may hold both), or a manifest version restarted below
    earlier ones (``rotate-root --restart-manifest-version``): the index is
    then retired (below), never left naming an older manifest, the outcome
    says why, and the next edit rewrites every tag. A tag's new document N
@@ -22,10 +26,11 @@ manifest version N, :func:`publish_index` derives from it
    patches (``tags/<tag>/N.from-M.zst``, :mod:`aoe_pack.repository.tag_patch`)
    from M and the two documents before it, each when it verifies and the
    patch is smaller than the gzip of the whole document;
-3. ``index.json`` is written with compare-and-swap: its token is read first,
-   then ``manifest.json``; if the manifest is no longer the one this edit
-   wrote, a later edit owns the index and this one stops. Read in that order,
-   a slower publisher can never put an older index over a newer one;
+3. ``index.json``, which names the manifest's payload digest, is written with
+   compare-and-swap: its token is read first, then ``manifest.json``; if the
+   manifest is no longer the one this edit wrote (byte for byte, which implies
+   the digest), a later edit owns the index and this one stops. Read in that
+   order, a slower publisher can never put an older index over a newer one;
 4. on stores of plain files (a folder, S3) each document gets a deterministic
    gzip sibling (``index.json.gz``) after it, for web servers that serve
    precompressed files, synchronised the same way.
@@ -141,10 +146,15 @@ def gzip_sibling(data: bytes) -> bytes:
 
 
 def _previous(
-    store: Store, root: Root, old: Manifest | None, new: Manifest, signers: set[str]
+    store: Store,
+    root: Root,
+    old: Manifest | None,
+    old_sha256: str | None,
+    new: Manifest,
+    signers: set[str],
 ) -> tuple[Index | None, set[str]]:
     """The index to build on and the tags changed since it (see step 1)."""
-    if old is None or old.version != new.version - 1:
+    if old is None or old_sha256 is None or old.version != new.version - 1:
         return None, set()
     doc = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
     if doc is None:
@@ -153,7 +163,11 @@ def _previous(
         found = verify_index(doc.data, root, now=new.expires, check_expiry=False)
     except AoePackError:
         return None, set()  # unreadable or not ours: start afresh
-    if found.index.version != old.version or found.key_ids != signers:
+    if (
+        found.index.version != old.version
+        or found.index.manifest_sha256 != old_sha256
+        or found.key_ids != signers
+    ):
         return None, set()
     return found.index, changed_tags(old, new)
 
@@ -212,18 +226,31 @@ def publish_index(
     *,
     root: Root,
     previous: Manifest | None,
+    previous_sha256: str | None,
     manifest: Manifest,
     manifest_bytes: bytes,
+    manifest_sha256: str,
     sign_keys: Sequence[SigningKey],
 ) -> IndexOutcome:
     """Write the tag documents and the index of ``manifest`` (committed as ``manifest_bytes``).
 
     ``previous`` is the manifest the edit started from (None for a new
-    repository); ``root`` the root the edit trusted. A storage failure says
-    that the manifest itself is committed.
+    repository); ``root`` the root the edit trusted. ``previous_sha256`` and
+    ``manifest_sha256`` are the SHA-256 of the two manifests' signed payloads
+    (what an index names as ``manifestSha256``). A storage failure says that
+    the manifest itself is committed.
     """
     try:
-        outcome = _publish(store, root, previous, manifest, manifest_bytes, sign_keys)
+        outcome = _publish(
+            store,
+            root=root,
+            previous=previous,
+            previous_sha256=previous_sha256,
+            manifest=manifest,
+            manifest_bytes=manifest_bytes,
+            manifest_sha256=manifest_sha256,
+            sign_keys=sign_keys,
+        )
     except StoreError as e:
         lag = (
             f"{INDEX} is retired (devices read {MANIFEST})"
@@ -292,15 +319,18 @@ def _write_patches(
 
 def _publish(
     store: Store,
+    *,
     root: Root,
     previous: Manifest | None,
+    previous_sha256: str | None,
     manifest: Manifest,
     manifest_bytes: bytes,
+    manifest_sha256: str,
     sign_keys: Sequence[SigningKey],
 ) -> IndexOutcome:
     ids = {k.key_id for k in sign_keys}
-    base, changed = _previous(store, root, previous, manifest, ids)
-    index = next_index(manifest, previous=base, changed=changed)
+    base, changed = _previous(store, root, previous, previous_sha256, manifest, ids)
+    index = next_index(manifest, manifest_sha256=manifest_sha256, previous=base, changed=changed)
     fresh = sorted(t for t, v in index.tags.items() if v == manifest.version)
     gz = plain_files(store)
     patched: list[str] = []
@@ -319,6 +349,7 @@ def _publish(
     for _ in range(MAX_INDEX_ATTEMPTS):
         current = store.read(INDEX, max_bytes=DEFAULT_LIMITS.max_index_bytes)
         committed = store.read(MANIFEST, max_bytes=DEFAULT_LIMITS.max_manifest_bytes)
+        # The bytes this edit wrote, so the payload the index's manifestSha256 names.
         if committed is None or committed.data != manifest_bytes:
             return IndexOutcome(None, reason=LATER_EDIT)
         if current is not None and current.data == data:

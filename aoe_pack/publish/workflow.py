@@ -215,7 +215,8 @@ def init_repository(
     root_bytes = envelope.sign(envelope.ROOT_TYPE, root.to_dict(), signers).to_bytes()
     verify_self_signed(root_bytes)
     empty = Manifest(version=1, expires=now_utc() + expires, models=Models())
-    manifest_bytes = envelope.sign(envelope.MANIFEST_TYPE, empty.to_dict(), signers).to_bytes()
+    signed = envelope.sign(envelope.MANIFEST_TYPE, empty.to_dict(), signers)
+    manifest_bytes = signed.to_bytes()
     # The manifest first: a repository with a root but no manifest reads as broken,
     # one with only a manifest (an init that crashed) is not initialised yet, and
     # its manifest is simply replaced.
@@ -228,8 +229,10 @@ def init_repository(
         store,
         root=root,
         previous=None,
+        previous_sha256=None,
         manifest=empty,
         manifest_bytes=manifest_bytes,
+        manifest_sha256=hashlib.sha256(signed.payload).hexdigest(),
         sign_keys=signers,
     )
     return root
@@ -297,8 +300,10 @@ def edit_manifest(
                 store,
                 root=state.root,
                 previous=state.manifest,
+                previous_sha256=state.manifest_sha256 or None,
                 manifest=new,
                 manifest_bytes=data,
+                manifest_sha256=digest,
                 sign_keys=signers,
             )
             return Commit(new, attempt, outcome)

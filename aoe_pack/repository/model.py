@@ -24,7 +24,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aoe_pack._jcs import MAX_SAFE_INTEGER, canonical_json_integral, canonical_object
-from aoe_pack.errors import RepositoryFormatError, VersionError, VersionLimitError
+from aoe_pack.errors import (
+    RepositoryFormatError,
+    TagCollisionError,
+    VersionError,
+    VersionLimitError,
+)
 from aoe_pack.versions import Version
 
 MANIFEST_KIND = "aoe.repository.manifest"
@@ -334,6 +339,42 @@ class Models(Mapping[str, ModelReleases]):
         )
 
 
+def tag_collision(tag: str, other: str, *, existing: bool) -> TagCollisionError:
+    """The error for adding ``tag`` beside ``other``, a tag that differs from it only in
+    case (``existing``: the manifest has ``other`` already; else the same edit adds it)."""
+    where = "which the manifest already has" if existing else "which the same edit adds"
+    return TagCollisionError(
+        f"tag {tag} differs only in case from tag {other}, {where}: tags/{tag}/ and "
+        f"tags/{other}/ would be one folder on case-insensitive file systems (macOS, Windows)",
+        hint=f"publish under the exact name {other}, or choose a tag that differs in more "
+        "than case",
+    )
+
+
+def check_added_tags(before: Models, after: Models) -> None:
+    """Refuse a tag of ``after`` not in ``before`` whose name differs only in case
+    (``str.casefold``) from another tag of ``after``: :func:`tag_collision`.
+
+    Tag documents live in ``tags/<tag>/`` (§15.12): on a case-insensitive file
+    system ``Card`` and ``card`` would share one folder, where their documents
+    of one version are one file. Tags already in the manifest are left alone
+    (an older publisher may have added such a pair; edits of them go on).
+    """
+    added = [tag for tag in after if tag not in before]
+    if not added:
+        return
+    folded: dict[str, list[str]] = {}
+    for tag in after:
+        folded.setdefault(tag.casefold(), []).append(tag)
+    for tag in added:
+        # Name a tag the manifest already has before one the same edit adds.
+        twins = sorted(
+            (t for t in folded[tag.casefold()] if t != tag), key=lambda t: t not in before
+        )
+        if twins:
+            raise tag_collision(tag, twins[0], existing=twins[0] in before)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     """The signed content of ``manifest.json``."""
@@ -386,12 +427,16 @@ class Manifest:
     ) -> Manifest:
         """The next manifest version with new content (``restart``: version 1 instead).
 
+        A tag that ``models`` adds may not differ only in case from another
+        (:func:`check_added_tags`).
+
         A repository whose manifest reached 2**53-1 (a key thief's
         fast-forward, say) cannot go further: refused before anything is
         signed, since a manifest past it would brick every reader. The way out
         is a restart with a root rotation that revokes the keys that signed it.
         """
         keys = self.bundle_keys if bundle_keys is None else {**self.bundle_keys, **bundle_keys}
+        check_added_tags(self.models, models)
         if not restart and self.version >= MAX_SAFE_INTEGER:
             raise VersionLimitError(
                 f"manifest version {self.version} is the last one readers accept (2**53-1)",

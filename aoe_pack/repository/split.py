@@ -7,10 +7,12 @@ their source of truth) two kinds of signed documents (docs/format.md §15.12):
 - one **tag document** per tag whose entry changed at N: the entry exactly as
   the manifest holds it, and the ``bundleKeys`` its releases name. It is
   named by the tag and N, written once, and never expires on its own;
-- the **index** at version N: the manifest's ``expires`` and, for every tag,
-  the version of its current tag document (TUF's snapshot, with versions
-  only: a tag document is authenticated by its own signatures, the index
-  binds which version is current).
+- the **index** at version N: the manifest's ``expires``, the SHA-256 of its
+  signed payload (``manifestSha256``: which manifest N, of all that could bear
+  that number, the index was made from) and, for every tag, the version of its
+  current tag document (TUF's snapshot, with versions only: a tag document is
+  authenticated by its own signatures, the index binds which version is
+  current).
 
 A device reads the index, checks it exactly as it checks a manifest (the same
 floor: index N stands for manifest N), then the one tag document it names for
@@ -67,6 +69,9 @@ class Index:
 
     version: int
     expires: dt.datetime
+    manifest_sha256: str
+    """SHA-256 (hex) of the signed payload of the manifest the index was made from
+    (the digest a device's state records for a manifest, §15.6)."""
     tags: Mapping[str, int]
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -77,6 +82,7 @@ class Index:
             formatVersion=FORMAT_VERSION,
             version=self.version,
             expires=format_time(self.expires),
+            manifestSha256=self.manifest_sha256,
             tags=dict(sorted(self.tags.items())),
         )
         return d
@@ -90,10 +96,11 @@ class Index:
                 f"{INDEX}: tag {ahead[0]} names version {d['tags'][ahead[0]]}, after the "
                 f"index's own version {d['version']}"
             )
-        top = {"_type", "formatVersion", "version", "expires", "tags"}
+        top = {"_type", "formatVersion", "version", "expires", "manifestSha256", "tags"}
         return cls(
             version=d["version"],
             expires=parse_time(d["expires"]),
+            manifest_sha256=d["manifestSha256"],
             tags=dict(d["tags"]),
             extra={k: v for k, v in d.items() if k not in top},
         )
@@ -192,8 +199,11 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
     return out
 
 
-def next_index(new: Manifest, *, previous: Index | None, changed: set[str]) -> Index:
-    """The index of ``new``: tags in ``changed`` (or absent from ``previous``) at its version.
+def next_index(
+    new: Manifest, *, manifest_sha256: str, previous: Index | None, changed: set[str]
+) -> Index:
+    """The index of ``new``, whose signed payload has the SHA-256 ``manifest_sha256``:
+    tags in ``changed`` (or absent from ``previous``) at its version.
 
     Without a ``previous`` index to build on, every tag gets a new document.
     """
@@ -205,7 +215,9 @@ def next_index(new: Manifest, *, previous: Index | None, changed: set[str]) -> I
         )
         for tag in new.models
     }
-    return Index(version=new.version, expires=new.expires, tags=tags)
+    return Index(
+        version=new.version, expires=new.expires, manifest_sha256=manifest_sha256, tags=tags
+    )
 
 
 def sign_index(index: Index, keys: Sequence[SigningKey]) -> bytes:

@@ -252,7 +252,9 @@ def test_rollback_index_older_than_the_floor_is_rejected(repo: Repo) -> None:
 
 def test_replayed_index_at_the_floor_version_with_other_content_is_rejected(repo: Repo) -> None:
     repo.check()
-    other = Index(version=3, expires=_now() + dt.timedelta(days=1), tags={"a": 2})
+    other = Index(
+        version=3, expires=_now() + dt.timedelta(days=1), manifest_sha256="0" * 64, tags={"a": 2}
+    )
     (repo.folder / INDEX).write_bytes(sign_index(other, [repo.key]))
     _refused(repo, RollbackError, "same version, different content")
 

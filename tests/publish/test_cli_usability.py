@@ -264,3 +264,18 @@ def test_empty_device_id_is_a_usage_error(repo: dict[str, Path], tmp_path: Path)
     )
     assert r.exit_code == 2
     assert "--device-id is empty" in json.loads(r.stdout)["error"]["message"]
+
+
+def test_publishing_a_tag_that_differs_only_in_case_from_a_published_one(
+    repo: dict[str, Path], bundle_factory: Any
+) -> None:
+    """On macOS and Windows, tags/usab/ and tags/USAB/ would be one folder."""
+    b = bundle_factory("USAB", "1.0.0")
+    ran = aoe("manifest", "publish", b, "--repo", repo["repo"], "--sign-key", repo["key"], "--json")
+    doc = ran.expect(1)
+    assert doc["error"]["code"] == "tag-collision"
+    assert doc["error"]["message"] == (
+        "tag USAB differs only in case from tag usab, which the manifest already has: "
+        "tags/USAB/ and tags/usab/ would be one folder on case-insensitive file systems "
+        "(macOS, Windows)"
+    )

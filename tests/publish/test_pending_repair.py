@@ -64,3 +64,17 @@ def test_a_junk_pending_record_blocks_nothing(
     commit, _ = releases.publish(store, [bundle_factory("junk", "1.0.0")], sign_keys=[repo_key])
     assert [r.version for r in commit.manifest.models["junk"].releases] == ["1.0.0"]
     assert commit.attempts == 1
+
+
+def test_a_lost_release_of_a_tag_differing_only_in_case_blocks_nothing(
+    tmp_path: Path, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """Two publishers raced with Card and card: card's write was lost, and its record is
+    not merged beside Card (they would share one folder on macOS and Windows), nor does
+    it keep the next edit from finishing."""
+    store = _repo(tmp_path, repo_key)
+    _lost_release(store, repo_key, bundle_factory("card", "1.0.0"))
+    commit, _ = releases.publish(store, [bundle_factory("Card", "1.0.0")], sign_keys=[repo_key])
+    assert list(commit.manifest.models) == ["Card"]
+    assert commit.attempts == 1
+    assert pending.missing_records(store, commit.manifest, read_state(store).root) == []

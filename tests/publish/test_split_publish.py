@@ -162,8 +162,10 @@ def test_an_index_for_a_replaced_manifest_is_not_written(
         folder,
         root=state.root,
         previous=state.manifest,
+        previous_sha256=state.manifest_sha256,
         manifest=state.manifest,
         manifest_bytes=b"not the manifest there now",
+        manifest_sha256="0" * 64,
         sign_keys=[repo_key],
     )
     assert outcome.index is None
@@ -181,14 +183,63 @@ def test_two_writers_at_one_version_retire_the_index(
         folder,
         root=state.root,
         previous=state.manifest,
+        previous_sha256=state.manifest_sha256,
         manifest=new,
         manifest_bytes=(folder.root / MANIFEST).read_bytes(),
+        manifest_sha256=read_state(folder).manifest_sha256,
         sign_keys=[repo_key],
     )
     assert outcome.index is None
     assert "exists with other content" in outcome.reason
     assert outcome.retired  # never left naming an older manifest
     assert (folder.root / INDEX).read_bytes() == b""
+
+
+def _other_manifest_sha256(state: workflow.RepoState, key: PrivateKey) -> str:
+    """The payload SHA-256 of another, validly signed manifest at ``state``'s version
+    (one a second publisher of that version would have written)."""
+    import dataclasses
+    import hashlib
+
+    from aoe_pack.repository import envelope
+
+    other = dataclasses.replace(state.manifest, expires=state.manifest.expires.replace(year=2031))
+    signed = envelope.sign(envelope.MANIFEST_TYPE, other.to_dict(), [key])
+    digest = hashlib.sha256(signed.payload).hexdigest()
+    assert digest != state.manifest_sha256
+    return digest
+
+
+def test_an_index_of_another_manifest_at_the_previous_version_is_not_reused(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    """Its version and signers are right, but it was made from another manifest 3: the
+    tags it names need not be those of the manifest the edit starts from."""
+    from aoe_pack.repository.split import sign_index
+
+    state = read_state(folder)
+    found = _index(folder, state.root)
+    assert found.manifest_sha256 == state.manifest_sha256
+    forged = Index(
+        version=found.version,
+        expires=found.expires,
+        manifest_sha256=_other_manifest_sha256(state, repo_key),
+        tags=found.tags,
+    )
+    (folder.root / INDEX).write_bytes(sign_index(forged, [repo_key]))
+    _add(folder, repo_key, "a", "1.1.0")  # 4
+    index = _index(folder, state.root)
+    assert index.tags == {"a": 4, "b": 4}  # every tag afresh, as with no index to build on
+    assert index.manifest_sha256 == read_state(folder).manifest_sha256
+    assert not list(folder.root.glob("tags/*/*.zst"))
+    _consistent(folder)
+
+
+def test_an_index_of_the_manifest_the_edit_started_from_is_reused(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    _add(folder, repo_key, "a", "1.1.0")  # 4: only a's document is new
+    assert _index(folder, read_state(folder).root).tags == {"a": 4, "b": 3}
 
 
 def test_racing_publishers_keep_the_index_monotonic_and_consistent(
@@ -302,6 +353,32 @@ def test_verify_refuses_a_tag_document_that_differs_from_the_manifest(
     (folder.root / "tags/a/2.json").write_bytes(sign_tag_document(other, [repo_key]))
     with pytest.raises(RepositoryError, match=r"tags/a/2\.json does not hold manifest\.json's"):
         verify_repository(folder, (folder.root / "root.json").read_bytes(), check_bundles=False)
+
+
+def test_verify_refuses_an_index_made_from_another_manifest_of_its_version(
+    folder: LocalStore, repo_key: PrivateKey
+) -> None:
+    """Validly signed, the manifest's version and tags, every tag document right: only
+    its manifestSha256 tells that it was made from another manifest 3."""
+    from aoe_pack.client.verify_repo import verify_repository
+    from aoe_pack.errors import RepositoryError
+    from aoe_pack.repository.split import sign_index
+
+    state = read_state(folder)
+    found = _index(folder, state.root)
+    other = _other_manifest_sha256(state, repo_key)
+    forged = Index(
+        version=found.version, expires=found.expires, manifest_sha256=other, tags=found.tags
+    )
+    (folder.root / INDEX).write_bytes(sign_index(forged, [repo_key]))
+    with pytest.raises(RepositoryError) as info:
+        verify_repository(folder, (folder.root / "root.json").read_bytes(), check_bundles=False)
+    assert type(info.value) is RepositoryError
+    assert info.value.message == (
+        f"{folder.url}: index.json version 3 was made from another manifest "
+        f"(manifestSha256 {other}) than manifest.json version 3 (payload SHA-256 "
+        f"{state.manifest_sha256})"
+    )
 
 
 def test_verify_and_show_of_a_repository_without_index(folder: LocalStore) -> None:

@@ -28,6 +28,7 @@ from aoe_pack.errors import (
     RepositoryExistsError,
     RollbackError,
     RootRotationError,
+    TagCollisionError,
     UntrustedMetadataError,
     UsageError,
 )
@@ -183,6 +184,62 @@ def test_a_different_bundle_for_a_published_version_is_a_release_conflict(
     with pytest.raises(ReleaseConflictError, match=r"tag_m 1\.0\.0 is already published"):
         _publish(store, repo_key, bundle_factory(TAG, "1.0.0", salt=1))
     assert _doc(store, MANIFEST) == before
+
+
+def test_a_tag_differing_only_in_case_from_a_published_one_is_a_tag_collision(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """tags/Card/N.json and tags/card/N.json are one file on macOS and Windows."""
+    _publish(store, repo_key, bundle_factory("Card", "1.0.0"))
+    before = _doc(store, MANIFEST)
+    bundle = bundle_factory("card", "1.0.0")
+    with pytest.raises(TagCollisionError) as info:
+        _publish(store, repo_key, bundle)
+    assert info.value.message == (
+        "tag card differs only in case from tag Card, which the manifest already has: "
+        "tags/card/ and tags/Card/ would be one folder on case-insensitive file systems "
+        "(macOS, Windows)"
+    )
+    assert info.value.code == "tag-collision"
+    assert _doc(store, MANIFEST) == before
+    assert store.has_blob(bundle_name(file_sha256(bundle)[0])) is None  # refused before upload
+    commit, _ = _publish(store, repo_key, bundle_factory("Card", "1.1.0"))  # nothing left behind
+    assert list(commit.manifest.models) == ["Card"]
+
+
+def test_two_new_tags_differing_only_in_case_in_one_publish_are_a_tag_collision(
+    store: Store, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    before = _doc(store, MANIFEST)
+    with pytest.raises(TagCollisionError) as info:
+        _publish(store, repo_key, bundle_factory("Card", "1.0.0"), bundle_factory("card", "1.0.0"))
+    assert info.value.message == (
+        "tag card differs only in case from tag Card, which the same edit adds: "
+        "tags/card/ and tags/Card/ would be one folder on case-insensitive file systems "
+        "(macOS, Windows)"
+    )
+    assert _doc(store, MANIFEST) == before
+
+
+def test_tags_differing_only_in_case_that_the_manifest_holds_stay_editable(
+    local_store: LocalStore, repo_key: PrivateKey, bundle_factory: Any
+) -> None:
+    """An older publisher may have added both: only adding such a tag is refused."""
+    import dataclasses
+
+    _publish(local_store, repo_key, bundle_factory("Card", "1.0.0"))
+    state = read_state(local_store)
+    older = dataclasses.replace(  # as a publisher without the rule wrote it
+        state.manifest,
+        version=state.manifest.version + 1,
+        models=state.manifest.models.updated("card", state.manifest.models["Card"]),
+    )
+    signed = envelope.sign(envelope.MANIFEST_TYPE, older.to_dict(), [repo_key]).to_bytes()
+    local_store.replace(MANIFEST, signed, expected=state.manifest_token)
+    commit, _ = _publish(local_store, repo_key, bundle_factory("card", "1.1.0"))
+    assert list(commit.manifest.models) == ["Card", "card"]
+    with pytest.raises(TagCollisionError, match="tag CARD differs only in case from tag Card,"):
+        _publish(local_store, repo_key, bundle_factory("CARD", "1.0.0"))
 
 
 def test_publishing_with_a_key_outside_the_root_is_untrusted(

@@ -23,7 +23,7 @@ from _factories import (
 )
 
 from aoe_pack._jcs import canonical_json
-from aoe_pack.errors import RepositoryFormatError
+from aoe_pack.errors import RepositoryFormatError, TagCollisionError
 from aoe_pack.repository.model import (
     LOCAL,
     Manifest,
@@ -351,3 +351,35 @@ def test_unparsable_app_version_is_refused_when_the_tag_is_read() -> None:
     doc = manifest(release("1.0.0", min_app_version="1.0.0-rc.01")).to_dict()
     with pytest.raises(RepositoryFormatError, match="app version"):
         Manifest.from_dict(doc).models.check_all()
+
+
+def test_an_edit_adding_a_tag_that_differs_only_in_case_is_refused_by_bump() -> None:
+    """Every edit goes through bump: no path adds ``Card`` beside ``card``."""
+    m = manifest(release("1.0.0"), tag="card")
+    twin = m.models.updated("Card", ModelReleases())
+    with pytest.raises(TagCollisionError) as info:
+        m.bump(expires=EXPIRES, models=twin)
+    assert info.value.message == (
+        "tag Card differs only in case from tag card, which the manifest already has: "
+        "tags/Card/ and tags/card/ would be one folder on case-insensitive file systems "
+        "(macOS, Windows)"
+    )
+    other = manifest(release("1.0.0"), tag="x")
+    pair = other.models.updated("Card", ModelReleases()).updated("card", ModelReleases())
+    with pytest.raises(TagCollisionError, match="from tag card, which the same edit adds: "):
+        other.bump(expires=EXPIRES, models=pair)
+
+
+def test_a_manifest_holding_tags_differing_only_in_case_can_still_be_edited() -> None:
+    held = Manifest(
+        version=1, expires=EXPIRES, models={"Card": ModelReleases(), "card": ModelReleases()}
+    )
+    edited = held.bump(
+        expires=EXPIRES,
+        models=held.models.updated("card", ModelReleases(releases=(release("1.0.0"),))),
+    )
+    assert edited.version == 2
+    assert (
+        held.bump(expires=EXPIRES, models=held.models.updated("other", ModelReleases())).version
+        == 2
+    )

@@ -38,6 +38,9 @@ from aoe_pack.repository.split import (
     verify_tag_document,
 )
 
+M_SHA = "ab" * 32
+"""The manifestSha256 of the indexes here (what manifest they came from is not checked)."""
+
 
 @pytest.fixture
 def root(signer: PrivateKey) -> Root:
@@ -48,6 +51,7 @@ def _index(version: int = 5, tags: dict[str, int] | None = None, **kw: object) -
     return Index(
         version=version,
         expires=kw.pop("expires", EXPIRES),  # type: ignore[arg-type]
+        manifest_sha256=M_SHA,
         tags={"a": 3, "b": version} if tags is None else tags,
     )
 
@@ -70,11 +74,15 @@ def test_only_the_tag_whose_entry_changed_gets_a_new_document() -> None:
     old, new = _two_tags(4), _two_tags(5, b="2.1.0")
     assert changed_tags(old, new) == {"b"}
     index = next_index(
-        new, previous=Index(version=4, expires=EXPIRES, tags={"a": 2, "b": 4}), changed={"b"}
+        new,
+        manifest_sha256="cd" * 32,
+        previous=Index(version=4, expires=EXPIRES, manifest_sha256=M_SHA, tags={"a": 2, "b": 4}),
+        changed={"b"},
     )
     assert index.tags == {"a": 2, "b": 5}
     assert index.version == 5
     assert index.expires == new.expires
+    assert index.manifest_sha256 == "cd" * 32
 
 
 def test_a_new_tag_gets_a_document_and_a_removed_tag_leaves_the_index() -> None:
@@ -82,14 +90,16 @@ def test_a_new_tag_gets_a_document_and_a_removed_tag_leaves_the_index() -> None:
     new = manifest(release("1.0.0"), version=5, tag="new")
     index = next_index(
         new,
-        previous=Index(version=4, expires=EXPIRES, tags={"gone": 4}),
+        manifest_sha256=M_SHA,
+        previous=Index(version=4, expires=EXPIRES, manifest_sha256=M_SHA, tags={"gone": 4}),
         changed=changed_tags(old, new),
     )
     assert index.tags == {"new": 5}
 
 
 def test_without_a_previous_index_every_tag_gets_a_document() -> None:
-    assert next_index(_two_tags(7), previous=None, changed=set()).tags == {"a": 7, "b": 7}
+    index = next_index(_two_tags(7), manifest_sha256=M_SHA, previous=None, changed=set())
+    assert index.tags == {"a": 7, "b": 7}
 
 
 def test_a_re_signed_manifest_changes_no_tag() -> None:
@@ -123,7 +133,7 @@ def test_documents_are_canonical_and_deterministic(signer: PrivateKey) -> None:
     payload = envelope.parse(sign_index(_index(), [signer]), envelope.INDEX_TYPE, what="i").payload
     assert payload == (
         b'{"_type":"aoe.repository.index","expires":"2026-03-31T12:00:00Z","formatVersion":1,'
-        b'"tags":{"a":3,"b":5},"version":5}'
+        b'"manifestSha256":"' + M_SHA.encode() + b'","tags":{"a":3,"b":5},"version":5}'
     )
 
 
@@ -190,23 +200,58 @@ def test_index_naming_a_tag_version_after_its_own_is_rejected(
         verify_index(data, root, now=NOW)
 
 
+def _index_payload(**members: object) -> bytes:
+    """A canonical index payload: a valid one at version 1 with ``members`` changed (a
+    value of None drops the member)."""
+    from aoe_pack._jcs import canonical_json
+
+    d: dict[str, object] = {
+        "_type": "aoe.repository.index",
+        "expires": "2030-01-01T00:00:00Z",
+        "formatVersion": 1,
+        "manifestSha256": M_SHA,
+        "tags": {},
+        "version": 1,
+    }
+    d.update(members)
+    return canonical_json({k: v for k, v in d.items() if v is not None})
+
+
+def test_the_payload_the_hostile_cases_change_is_accepted(signer: PrivateKey, root: Root) -> None:
+    from aoe_pack import dsse
+
+    payload = _index_payload()
+    sigs = dsse.sign(envelope.INDEX_TYPE, payload, [signer])
+    data = envelope.Envelope(envelope.INDEX_TYPE, payload, tuple(sigs)).to_bytes()
+    assert verify_index(data, root, now=NOW).index.manifest_sha256 == M_SHA
+
+
 @pytest.mark.parametrize(
     "payload",
     [
         b"[]",
-        b'{"_type":"aoe.repository.index","expires":"2030-01-01T00:00:00Z","formatVersion":2,'
-        b'"tags":{},"version":1}',
-        b'{"_type":"aoe.repository.index","expires":"2030-01-01T00:00:00Z","formatVersion":1,'
-        b'"tags":{"../x":1},"version":1}',
-        b'{"_type":"aoe.repository.index","expires":"2030-01-01T00:00:00Z","formatVersion":1,'
-        b'"tags":{"a":"1"},"version":1}',
-        b'{"_type":"aoe.repository.index","expires":"2030-02-30T00:00:00Z","formatVersion":1,'
-        b'"tags":{},"version":1}',
-        b'{"_type":"aoe.repository.index","expires":"2030-01-01T00:00:00Z","formatVersion":1,'
-        b'"tags":{"a":1.5},"version":1}',
+        _index_payload(formatVersion=2),
+        _index_payload(tags={"../x": 1}),
+        _index_payload(tags={"a": "1"}),
+        _index_payload(expires="2030-02-30T00:00:00Z"),
+        _index_payload().replace(b'"tags":{}', b'"tags":{"a":1.5}'),
+        _index_payload(manifestSha256=None),
+        _index_payload(manifestSha256=M_SHA.upper()),
+        _index_payload(manifestSha256=M_SHA[:-2]),
         b'{"a":' * 2000 + b"1" + b"}" * 2000,
     ],
-    ids=["array", "format-2", "tag-path", "string-version", "no-such-date", "float", "deep"],
+    ids=[
+        "array",
+        "format-2",
+        "tag-path",
+        "string-version",
+        "no-such-date",
+        "float",
+        "no-manifest-sha256",
+        "uppercase-manifest-sha256",
+        "short-manifest-sha256",
+        "deep",
+    ],
 )
 def test_hostile_index_payloads_are_refused_as_repository_format(
     signer: PrivateKey, root: Root, payload: bytes

@@ -335,9 +335,10 @@ REPOSITORY_VECTORS = (
     "repo-tag-4.json",
 )
 """A split repository (docs/format.md §15.12): root 1 over both test-only signing keys
-(threshold 2), manifest version 3 with two tags, its index, and the tag document of
-``TAG`` at version 2; and ``TAG``'s next document, at version 4 (one release more,
-``previous`` 2). Deterministic (Ed25519, RFC 6979 ECDSA): the test rebuilds them."""
+(threshold 2), manifest version 3 with two tags, its index (whose ``manifestSha256`` is
+that manifest's payload digest), and the tag document of ``TAG`` at version 2; and
+``TAG``'s next document, at version 4 (one release more, ``previous`` 2). Deterministic
+(Ed25519, RFC 6979 ECDSA): the test rebuilds them."""
 TAG_PATCH_VECTOR = "repo-tag-4.from-2.zst"
 """The patch from ``repo-tag.json`` to ``repo-tag-4.json`` (§15.12). zstd promises the
 same frame only from the same library version and level, so the test only decodes it."""
@@ -372,7 +373,13 @@ def repository_vectors(vectors: Path) -> dict[str, bytes]:
         models={TAG: ModelReleases(releases=(release,)), "other.model": ModelReleases()},
         bundle_keys={keys[0].key_id: keys[0].public.pem.decode()},
     )
-    index = Index(version=3, expires=manifest.expires, tags={TAG: 2, "other.model": 3})
+    signed_manifest = envelope.sign(envelope.MANIFEST_TYPE, manifest.to_dict(), keys)
+    index = Index(
+        version=3,
+        expires=manifest.expires,
+        manifest_sha256=hashlib.sha256(signed_manifest.payload).hexdigest(),
+        tags={TAG: 2, "other.model": 3},
+    )
     sha2 = hashlib.sha256(b"aoe-pack test vector bundle 1.1.0").hexdigest()
     release2 = Release(
         version="1.1.0",
@@ -396,9 +403,7 @@ def repository_vectors(vectors: Path) -> dict[str, bytes]:
     )
     return {
         "repo-root.json": envelope.sign(envelope.ROOT_TYPE, root.to_dict(), keys).to_bytes(),
-        "repo-manifest.json": envelope.sign(
-            envelope.MANIFEST_TYPE, manifest.to_dict(), keys
-        ).to_bytes(),
+        "repo-manifest.json": signed_manifest.to_bytes(),
         "repo-index.json": sign_index(index, keys),
         "repo-tag.json": sign_tag_document(tag_document(manifest, TAG, 2), keys),
         "repo-tag-4.json": sign_tag_document(tag_document(manifest4, TAG, 4, previous=2), keys),
