@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -166,6 +166,24 @@ def read_trusted_root(path: Path) -> bytes:
     from aoe_pack.client.device_files import read_trusted_root as _read
 
     return _read(path)
+
+
+def key_passwords_by_option(
+    pairs: tuple[tuple[str, str], ...], keys: Mapping[str, Collection[str]]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Split ``--key-password`` pairs among a command's private-key options.
+
+    ``keys`` maps each option (``--sign-key``, ``--delta-sign-key``,
+    ``--decryption-key``) to the references given to it. Every pair must name
+    a key of one of them (and no key twice): checked once here, so a password
+    for a ``--sign-key`` is not refused as naming no ``--decryption-key``.
+    """
+    from aoe_pack.keys import password_sources
+
+    given = {ref for refs in keys.values() for ref in refs}
+    options = [option for option, refs in keys.items() if refs] or list(keys)
+    password_sources(pairs, given, option=" or ".join(options))
+    return {option: tuple(p for p in pairs if p[0] in refs) for option, refs in keys.items()}
 
 
 def load_signing_keys(

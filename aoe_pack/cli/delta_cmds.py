@@ -12,6 +12,7 @@ from aoe_pack.cli._options import (
     decryption_key_option,
     json_option,
     key_password_option,
+    key_passwords_by_option,
     load_optional_decryption_key,
     load_signing_keys,
 )
@@ -79,14 +80,24 @@ def add_delta(
     with handle_errors(json_mode):
         from aoe_pack import api
 
+        passwords = key_passwords_by_option(
+            key_passwords,
+            {
+                "--sign-key": sign_keys,
+                "--delta-sign-key": delta_sign_keys,
+                "--decryption-key": () if decryption_key is None else (decryption_key,),
+            },
+        )
         commit, outcomes = api.add_deltas(
             repo=repo,
             tag=tag,
             version=version,
             from_versions=from_versions,
-            sign_keys=load_signing_keys(sign_keys, key_passwords),
-            decryption_key=load_optional_decryption_key(decryption_key, key_passwords),
-            delta_sign_keys=load_signing_keys(delta_sign_keys, key_passwords),
+            sign_keys=load_signing_keys(sign_keys, passwords["--sign-key"]),
+            decryption_key=load_optional_decryption_key(
+                decryption_key, passwords["--decryption-key"]
+            ),
+            delta_sign_keys=load_signing_keys(delta_sign_keys, passwords["--delta-sign-key"]),
             max_percent=delta_max_percent,
             expires=parse_duration(expires),
             plain_http=plain_http,

@@ -17,6 +17,7 @@ from aoe_pack.cli._options import (
     NumberArgumentsCommand,
     json_option,
     key_password_option,
+    key_passwords_by_option,
     load_optional_decryption_key,
     load_signing_keys,
     read_trusted_root,
@@ -333,6 +334,14 @@ def publish(
         if public_url is not None:
             check_public_url(public_url)  # a usage error, before any key is loaded
 
+        passwords = key_passwords_by_option(
+            key_passwords,
+            {
+                "--sign-key": sign_keys,
+                "--delta-sign-key": delta_sign_keys,
+                "--decryption-key": () if decryption_key is None else (decryption_key,),
+            },
+        )
         outcomes: list[dict[str, Any]] = []
 
         def on_delta(o: DeltaOutcome) -> None:
@@ -342,7 +351,7 @@ def publish(
         published = api.publish(
             bundles=bundles,
             repo=repo,
-            sign_keys=load_signing_keys(sign_keys, key_passwords),
+            sign_keys=load_signing_keys(sign_keys, passwords["--sign-key"]),
             trusted_keys=trusted_keys,
             channel=channel,
             rollout=rollout,
@@ -354,8 +363,10 @@ def publish(
             plain_http=plain_http,
             on_upload=lambda p, tag, r: output.info(f"uploaded {p.name} as {r.url}"),
             delta_from=delta_from,
-            decryption_key=load_optional_decryption_key(decryption_key, key_passwords),
-            delta_sign_keys=load_signing_keys(delta_sign_keys, key_passwords),
+            decryption_key=load_optional_decryption_key(
+                decryption_key, passwords["--decryption-key"]
+            ),
+            delta_sign_keys=load_signing_keys(delta_sign_keys, passwords["--delta-sign-key"]),
             delta_max_percent=delta_max_percent,
             on_delta=on_delta,
             public_url=public_url,

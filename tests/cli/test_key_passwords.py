@@ -180,6 +180,73 @@ def test_build_signs_with_a_key_password_file(
     assert verified.exit_code == 0, verified.output
 
 
+def _signed_mnist(tmp_path: Path, key: Path, *password: object) -> Path:
+    """The mnist sample as it is, signed with ``key`` (its password from ``password``)."""
+    config = tmp_path / "mnist" / "config.json"
+    config.parent.mkdir()
+    doc = json.loads((REPO / "sample_models/mnist/config.json").read_text())
+    doc.pop("targets")
+    doc["modelName"] = "mnist.tflite"
+    config.write_text(json.dumps(doc))
+    for name in ("mnist.tflite", "labels.txt"):
+        (config.parent / name).write_bytes((REPO / "sample_models/mnist" / name).read_bytes())
+    out = tmp_path / "m.aoe"
+    r = aoe("build", config, "--out", out, "--no-encrypt", "--sign-key", key, *password, "--json")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_manifest_publish_with_a_key_password(
+    tmp_path: Path, keyring: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """publish also takes --delta-sign-key and --decryption-key: a password for its
+    --sign-key is one of its keys' all the same."""
+    monkeypatch.setenv("PW_A", "password A")
+    a, repo = keyring["a"], tmp_path / "repo"
+    password = ("--key-password", a, "env://PW_A")
+    assert init(repo, keyring, *password).exit_code == 0
+    bundle = _signed_mnist(tmp_path, a, *password)
+
+    published = aoe("manifest", "publish", bundle, "--repo", repo, "--sign-key", a, *password,
+                    "--json")  # fmt: skip
+    assert published.exit_code == 0, published.output
+    assert json.loads(published.stdout)["manifestVersion"] == 2
+    # add-delta takes the same three key options: past the passwords, what is missing
+    # is an earlier release to make a delta from.
+    r = aoe("manifest", "add-delta", "tag_mnist", "1.0.0", "--from", "0.9.0", "--repo", repo,
+            "--sign-key", a, *password, "--json")  # fmt: skip
+    assert r.exit_code == 1, r.output
+    assert error_of(r) == {
+        "code": "release-not-found",
+        "message": "the repository has no release tag_mnist 0.9.0",
+        "type": "ReleaseNotFoundError",
+    }
+
+
+def test_key_password_naming_a_key_publish_was_not_given(
+    tmp_path: Path, keyring: dict[str, Path], password_b: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PW_A", "password A")
+    a, b, repo = keyring["a"], keyring["b"], tmp_path / "repo"
+    password = ("--key-password", a, "env://PW_A")
+    assert init(repo, keyring, *password).exit_code == 0
+    bundle = _signed_mnist(tmp_path, a, *password)
+
+    r = aoe(
+        "manifest", "publish", bundle, "--repo", repo, "--sign-key", a, *password,
+        "--key-password", b, password_b, "--json",
+    )  # fmt: skip
+
+    assert r.exit_code == 2
+    assert error_of(r) == {
+        "code": "usage",
+        "type": "UsageError",
+        "message": f"--key-password names {b}, which is not a --sign-key of this command "
+        f"(given: {a})",
+        "hint": "write KEY exactly as it is given to --sign-key",
+    }
+
+
 def test_verify_decrypts_with_a_password_protected_decryption_key(
     tmp_path: Path, built_bundle: Any, signer: _keys.PrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
