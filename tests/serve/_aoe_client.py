@@ -39,6 +39,7 @@ import io
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Mapping

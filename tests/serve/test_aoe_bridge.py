@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -432,7 +434,7 @@ def test_an_encrypted_bundle_is_refused_without_the_operators_key(
     assert bridge.answer(manifest, counted, _body(), root=root) == refused
     assert bridge.answer(manifest, counted, _body(), root=root) == refused
     assert counted.downloads == 1  # the second refusal came from memory
-    assert not [p for p in bridge.zip_dir.iterdir() if p.name != ".aoe-bundle"]
+    assert list(bridge.zip_dir.iterdir()) == []  # nothing of the download is left
 
 
 def test_an_encrypted_bundle_is_served_decrypted_with_the_operators_key(
@@ -482,6 +484,27 @@ def test_two_bridges_answer_alike(world: World, tmp_path: Path) -> None:
     assert one is not None
     assert two is not None
     assert one.read_bytes() == two.read_bytes()
+
+
+def test_concurrent_requests_share_one_build(world: World, bridge: AoeBridge) -> None:
+    world.publish("1.1.0")
+    counted = _CountingStore(world.store)
+    manifest, root = world.verified()
+    start = threading.Barrier(8)
+
+    def ask(i: int) -> tuple[int, dict[str, Any]]:
+        start.wait()
+        return bridge.answer(manifest, counted, _body(device_sn=f"sn-{i}"), root=root)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(8)))
+
+    assert counted.downloads == 1
+    assert all(a == answers[0] for a in answers)
+    assert answers[0][1]["data"]["modelVersionCode"] == "1.1.0"
+    assert [p.name for p in bridge.zip_dir.iterdir()] == [
+        answers[0][1]["data"]["modelUrl"].removeprefix(BASE + "/")
+    ]
 
 
 def test_a_bare_version_is_read_as_migrate_reads_it(world: World, bridge: AoeBridge) -> None:
