@@ -31,6 +31,7 @@ COMMANDS = {
     "manifest": "manifest_cmds:manifest",
     "migrate": "config_cmds:migrate",
     "public-key": "keys_cmds:public_key",
+    "serve": "serve_cmd:serve",
     "sign": "sign_cmd:sign",
     "unpack": "bundle_cmds:unpack",
     "validate": "config_cmds:validate",
