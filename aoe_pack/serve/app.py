@@ -14,8 +14,9 @@ Routes:
   :data:`Handler`, given the snapshot of the moment, the request body (read
   within the same limits) and the path.
 
-Every refusal is JSON, ``{"ok": false, "error": {"code", "message"[, "hint"]}}``
-with the project's error codes (:mod:`aoe_pack.errors`), and touches nothing
+Every refusal is JSON, ``{"ok": false, "error": {"code", "type", "message"[, "hint"]}}``
+as the command line's ``--json`` failures, with the project's error codes
+(:mod:`aoe_pack.errors`), and touches nothing
 but its own request: a malformed body, one too large (``413`` from its
 ``Content-Length`` alone, before it is read) or too slow (``408``: a client
 that sends headers and stalls holds one connection, not the server).
@@ -96,7 +97,7 @@ def status_for(error: AoePackError) -> int:
 
 
 def error_response(error: AoePackError, status: int | None = None, **headers: str) -> Response:
-    detail = {"code": error.code, "message": error.message}
+    detail = {"code": error.code, "type": type(error).__name__, "message": error.message}
     if error.hint:
         detail["hint"] = error.hint
     return json_response(status or status_for(error), {"ok": False, "error": detail}, **headers)
@@ -171,7 +172,7 @@ class App:
         except (RequestTooLargeError, RequestTimeoutError) as e:
             # The rest of the body is never read: the connection cannot carry another request.
             return error_response(e, connection="close")
-        if handler is self._health:  # health answers even when the snapshot has expired
+        if path == HEALTH:  # health answers even when the snapshot has expired
             return await handler(self.view.snapshot, body, path)
         return await handler(self.view.usable(), body, path)
 

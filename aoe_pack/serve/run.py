@@ -6,9 +6,10 @@ behind a process manager; with ``uvloop`` or ``httptools`` installed it picks
 them up. It is imported here only, when the service starts: ``aoe-pack
 verify`` and ``client check`` never load it (the ``[serve]`` extra).
 
-The listening socket is bound before uvicorn starts, so the port is known
-(``--port 0`` asks the system for a free one) and logged in the ``listening``
-line, and an address in use is a clear error instead of a log line.
+The listening socket is bound (and listens) before uvicorn starts, so the
+port is known (``--port 0`` asks the system for a free one) and logged in the
+``listening`` line, a client may connect from then on, and an address in use
+is a clear error instead of a log line.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # uvicorn's backlog: connections wait there until it accepts them
     except OSError as e:
         sock.close()
         raise ServeError(

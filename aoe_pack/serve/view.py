@@ -118,7 +118,9 @@ class RepositoryView:
         return fresh is not held
 
     def _fail(self, failure: Failure) -> None:
-        self._failure = failure
+        before, self._failure = self._failure, failure
+        if before is not None and (before.code, before.message) == (failure.code, failure.message):
+            return  # logged when it first happened; /healthz keeps saying it
         log.warning(
             "refused",
             extra={"fields": {**self._summary(), "code": failure.code, "error": failure.message}},
