@@ -12,7 +12,8 @@ Routes:
 - ``POST /v1/decide``: :func:`~aoe_pack.serve.decision.answer`;
 - whatever ``extra_routes`` adds (an AoE bridge, later): each a
   :data:`Handler`, given the snapshot of the moment, the request body (read
-  within the same limits) and the path.
+  within the same limits) and the path. A route's path ending in ``/*``
+  takes every path under it (``/aoe/models/*``: downloads named by path).
 
 Every refusal is JSON, ``{"ok": false, "error": {"code", "type", "message"[, "hint"]}}``
 as the command line's ``--json`` failures, with the project's error codes
@@ -132,6 +133,9 @@ class App:
         self._paths: dict[str, list[str]] = {}
         for method, path in self._routes:
             self._paths.setdefault(path, []).append(method)
+        self._prefixes = sorted(
+            {path[:-1] for _, path in self._routes if path.endswith("/*")}, key=len, reverse=True
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -155,11 +159,18 @@ class App:
         await send({"type": "http.response.start", "status": status, "headers": fields})
         await send({"type": "http.response.body", "body": body})
 
+    def _route(self, path: str) -> str:
+        """The route ``path`` falls under: itself, or the longest ``prefix/*`` above it."""
+        if path in self._paths:
+            return path
+        return next((f"{p}*" for p in self._prefixes if path.startswith(p)), path)
+
     async def _handle(self, scope: Scope, receive: Receive) -> Response:
         method, path = scope["method"], scope["path"]
-        handler = self._routes.get((method, path))
+        route = self._route(path)
+        handler = self._routes.get((method, route))
         if handler is None:
-            allowed = self._paths.get(path)
+            allowed = self._paths.get(route)
             if allowed is None:
                 return error_response(UnknownEndpointError(f"no endpoint {path}"), 404)
             return error_response(

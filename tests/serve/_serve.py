@@ -16,7 +16,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,7 @@ from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, generate
 from aoe_pack.publish.workflow import DEFAULT_EXPIRES, edit_manifest, init_repository
 from aoe_pack.repository.limits import DEFAULT_LIMITS
 from aoe_pack.repository.model import Manifest, ModelReleases, Models, Release
+from aoe_pack.serve.app import Handler
 from aoe_pack.serve.run import ServeOptions, Service, prepare
 from aoe_pack.storage.open import open_store
 from aoe_pack.storage.store import ROOT, Store
@@ -110,11 +111,18 @@ class Running:
 
 
 @contextmanager
-def running(published_url: str, trusted_root: bytes, **options: Any) -> Iterator[Running]:
+def running(
+    published_url: str,
+    trusted_root: bytes,
+    *,
+    extra_routes: Mapping[tuple[str, str], Handler] | None = None,
+    **options: Any,
+) -> Iterator[Running]:
     """``aoe-pack serve`` on a free port, in a thread, for as long as the ``with`` lasts."""
     options.setdefault("poll_interval", 0.1)
     service = prepare(
-        ServeOptions(repo=published_url, trusted_root=trusted_root, port=0, **options)
+        ServeOptions(repo=published_url, trusted_root=trusted_root, port=0, **options),
+        extra_routes=extra_routes,
     )
     thread = threading.Thread(target=service.run, name="aoe-serve", daemon=True)
     thread.start()
