@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _cli import Cli
 from _serve import Published, eventually, release, running
 
 from aoe_pack._jcs import canonical_json
-from aoe_pack.errors import ExpiredMetadataError, UntrustedMetadataError
+from aoe_pack.errors import ExpiredMetadataError, ServeError, UntrustedMetadataError
 from aoe_pack.publish.split import retire_index
 from aoe_pack.repository.root import verify_self_signed
 from aoe_pack.serve.reading import read_snapshot
+from aoe_pack.serve.run import ServeOptions, prepare
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = {"tag": "tag_a", "installedVersion": "0.9.0", "appVersion": "3.0.0", "deviceId": "d-1"}
@@ -242,3 +245,25 @@ def _talk_to(proc: subprocess.Popen[bytes], published: Published) -> None:
         "untrusted-metadata",
         3,
     )
+
+
+def test_a_port_in_use_is_a_serve_error(published: Published) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServeError, match=f"cannot listen on 127.0.0.1:{port}") as e:
+            prepare(
+                ServeOptions(repo=published.url, trusted_root=published.trusted_root, port=port)
+            )
+    assert e.value.code == "serve"
+
+
+def test_the_command_exits_1_with_the_error_when_the_repository_does_not_verify(
+    published: Published, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-root.json"
+    other.write_bytes(Published(str(tmp_path / "other")).trusted_root)
+    ran = Cli()("serve", "--repo", published.url, "--trusted-root", other, "--port", "0")
+    assert ran.exit_code == 1
+    assert "error: index.json has 0 of the 1 required signature(s)" in ran.stderr, ran.output
