@@ -13,6 +13,7 @@ decision (a device takes none from it either) and reports ``failing``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -47,6 +48,18 @@ class Failure:
         return {"code": self.code, "message": self.message, "at": format_time(self.at)}
 
 
+@dataclass(frozen=True)
+class _State:
+    """Everything a request reads, swapped in one assignment (a request never sees a
+    new snapshot with an old error, or the reverse)."""
+
+    snapshot: Snapshot
+    refreshed_at: dt.datetime
+    """The last read that succeeded, whether or not anything had changed."""
+    changed_at: dt.datetime
+    failure: Failure | None = None
+
+
 class RepositoryView:
     """The repository as the service last verified it (module docstring)."""
 
@@ -68,15 +81,14 @@ class RepositoryView:
         )
         self._clock = clock
         now = clock()
-        self._snapshot = read_snapshot(store, self._start, now=now, minimum=self._minimum)
-        self._refreshed_at = self._changed_at = now
-        self._failure: Failure | None = None
-        log.info("verified", extra={"fields": self._summary()})
+        snapshot = read_snapshot(store, self._start, now=now, minimum=self._minimum)
+        self._state = _State(snapshot, now, now)
+        log.info("verified", extra={"fields": self._summary(snapshot)})
 
     @property
     def snapshot(self) -> Snapshot:
         """The last good snapshot (it may have expired since: see :meth:`usable`)."""
-        return self._snapshot
+        return self._state.snapshot
 
     def now(self) -> dt.datetime:
         """The view's clock (tests move it)."""
@@ -85,7 +97,7 @@ class RepositoryView:
     def usable(self) -> Snapshot:
         """The snapshot decisions read now; :class:`~aoe_pack.errors.ExpiredMetadataError`
         once it has expired."""
-        snapshot = self._snapshot
+        snapshot = self._state.snapshot
         snapshot.check_expiry(self._clock())
         return snapshot
 
@@ -96,38 +108,36 @@ class RepositoryView:
         last good snapshot stays.
         """
         now = self._clock()
-        held = self._snapshot
+        state = self._state
+        held = state.snapshot
         try:
             fresh = read_snapshot(
                 self.store, self._start, now=now, minimum=self._minimum, held=held
             )
         except AoePackError as e:
-            self._fail(Failure(e.code, e.message, now))
+            self._fail(state, Failure(e.code, e.message, now))
             return False
         except Exception as e:  # a bug or an unwrapped I/O error: keep serving
             log.exception("refresh failed unexpectedly")
-            self._fail(Failure("error", f"{type(e).__name__}: {e}", now))
+            self._fail(state, Failure("error", f"{type(e).__name__}: {e}", now))
             return False
-        recovered = self._failure is not None
-        self._snapshot, self._refreshed_at, self._failure = fresh, now, None
-        if fresh is not held:
-            self._changed_at = now
-            log.info("updated", extra={"fields": self._summary()})
-        elif recovered:
-            log.info("recovered", extra={"fields": self._summary()})
-        return fresh is not held
+        changed = fresh is not held
+        self._state = _State(fresh, now, now if changed else state.changed_at)
+        if changed:
+            log.info("updated", extra={"fields": self._summary(fresh)})
+        elif state.failure is not None:
+            log.info("recovered", extra={"fields": self._summary(fresh)})
+        return changed
 
-    def _fail(self, failure: Failure) -> None:
-        before, self._failure = self._failure, failure
+    def _fail(self, state: _State, failure: Failure) -> None:
+        self._state = dataclasses.replace(state, failure=failure)
+        before = state.failure
         if before is not None and (before.code, before.message) == (failure.code, failure.message):
             return  # logged when it first happened; /healthz keeps saying it
-        log.warning(
-            "refused",
-            extra={"fields": {**self._summary(), "code": failure.code, "error": failure.message}},
-        )
+        fields = {**self._summary(state.snapshot), "code": failure.code, "error": failure.message}
+        log.warning("refused", extra={"fields": fields})
 
-    def _summary(self) -> dict[str, Any]:
-        s = self._snapshot
+    def _summary(self, s: Snapshot) -> dict[str, Any]:
         return {
             "repository": self.store.url,
             "manifestVersion": s.version,
@@ -140,7 +150,8 @@ class RepositoryView:
         """``GET /healthz``: ``ok``, ``degraded`` (the last read failed; the last good
         snapshot answers) or ``failing`` (it expired: no decision is answered)."""
         now = self._clock()
-        s, failure = self._snapshot, self._failure
+        state = self._state
+        s, failure = state.snapshot, state.failure
         status = "failing" if s.expires <= now else "degraded" if failure else "ok"
         return {
             "status": status,
@@ -150,8 +161,8 @@ class RepositoryView:
             "source": s.source,
             "tags": len(s.manifests),
             "expires": format_time(s.expires),
-            "lastRefresh": format_time(self._refreshed_at),
-            "lastChange": format_time(self._changed_at),
+            "lastRefresh": format_time(state.refreshed_at),
+            "lastChange": format_time(state.changed_at),
             "lastError": failure.to_dict() if failure else None,
         }
 
