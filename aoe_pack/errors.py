@@ -623,6 +623,40 @@ class DownloadTooSlowError(DownloadError):
     code = "download-too-slow"
 
 
+# --- the decision service (aoe-pack serve) ------------------------------------
+
+
+class ServeError(AoePackError):
+    """``aoe-pack serve`` cannot start (its server is not installed, its address is taken)."""
+
+    code = "serve"
+
+
+class RequestError(ServeError):
+    """A request to the decision service is malformed: not JSON, a member missing, unknown
+    or of the wrong type, or a value a device could not send (HTTP 400)."""
+
+    code = "bad-request"
+
+
+class RequestTooLargeError(RequestError):
+    """A request's body is larger than the service accepts (HTTP 413)."""
+
+    code = "request-too-large"
+
+
+class RequestTimeoutError(RequestError):
+    """A request's body did not arrive in time: a slow or stalled client (HTTP 408)."""
+
+    code = "request-timeout"
+
+
+class UnknownEndpointError(RequestError):
+    """No endpoint has this path, or none takes this method there (HTTP 404 or 405)."""
+
+    code = "unknown-endpoint"
+
+
 def error_for_code(code: str | None, message: str, *, hint: str | None = None) -> AoePackError:
     """The error class whose ``code`` is ``code`` (from a child process), else ConvertError."""
     pending: list[type[AoePackError]] = [AoePackError]

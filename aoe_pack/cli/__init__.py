@@ -31,6 +31,7 @@ COMMANDS = {
     "manifest": "manifest_cmds:manifest",
     "migrate": "config_cmds:migrate",
     "public-key": "keys_cmds:public_key",
+    "serve": "serve_cmd:serve",
     "sign": "sign_cmd:sign",
     "unpack": "bundle_cmds:unpack",
     "validate": "config_cmds:validate",
@@ -118,8 +119,9 @@ def cli() -> None:
           --rollout 10
       aoe-pack client check --repo repo/ --trusted-root repo/root.json --tag TAG \\
           --installed-version 1.0.0 --app-version 3.0.0 --device-id ID
+      aoe-pack serve --repo repo/ --trusted-root repo/root.json --port 8080  # over HTTP
 
-    Every command takes --json. Exit codes: 0 ok; 1 the work was refused or
+    Every command takes --json (serve: --json-logs). Exit codes: 0 ok; 1 the work was refused or
     failed; 2 the command line itself is wrong (an unknown option, a bad
     value, a file that does not exist).
     What TensorFlow and the runtimes log is hidden unless -v/--verbose is

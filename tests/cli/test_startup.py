@@ -24,10 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 FRAMEWORKS = ("tensorflow", "keras", "onnx", "onnxruntime", "tf2onnx", "MNN", "ncnn", "torch")
 REMOTE = ("fsspec", "boto3", "botocore", "s3fs", "http.client", "urllib.request", "ssl")
+SERVER = ("aoe_pack.serve", "uvicorn", "h11", "asyncio")  # `aoe-pack serve` alone
 # Never needed to parse a command line or to show its help.
 NOT_AT_START = (
     *FRAMEWORKS,
     *REMOTE,
+    *SERVER,
     "numpy",
     "jsonschema",
     "cryptography",
@@ -51,6 +53,7 @@ NOT_AT_START = (
 NOT_FOR_VERIFY = (
     *FRAMEWORKS,
     *REMOTE,
+    *SERVER,
     "numpy",
     "jsonschema",
     "importlib.metadata",
@@ -110,6 +113,7 @@ def test_importing_the_cli_loads_no_command_module() -> None:
         ["validate", "--help"],
         ["manifest", "publish", "--help"],
         ["client", "check", "--help"],
+        ["serve", "--help"],
         ["--help"],
     ],
     ids=" ".join,
@@ -174,7 +178,8 @@ def test_client_check_loads_no_publishing_building_or_remote_code(
     publishing = sorted(m for m in modules if m.startswith("aoe_pack.publish."))
     assert publishing == ["aoe_pack.publish.names"]
     unused = ("aoe_pack.assemble", "aoe_pack.bundle.build", "aoe_pack.convert", "aoe_pack.bench")
-    assert loaded(modules, (*FRAMEWORKS, *REMOTE, "numpy", *unused, "aoe_pack.keys.generate")) == []
+    assert loaded(modules, (*FRAMEWORKS, *REMOTE, *SERVER, "numpy", *unused)) == []
+    assert loaded(modules, ("aoe_pack.keys.generate",)) == []
 
 
 def test_an_as_is_onnx_build_loads_no_framework_and_no_package_metadata(tmp_path: Path) -> None:
@@ -194,4 +199,5 @@ def test_an_as_is_onnx_build_loads_no_framework_and_no_package_metadata(tmp_path
     )
     assert "aoe_pack.bundle.build" in modules
     unused = ("importlib.metadata", "aoe_pack.publish", "aoe_pack.client", "aoe_pack.storage")
-    assert loaded(modules, (*FRAMEWORKS, *REMOTE, "numpy", *unused, "aoe_pack.keys.generate")) == []
+    assert loaded(modules, (*FRAMEWORKS, *REMOTE, *SERVER, "numpy", *unused)) == []
+    assert loaded(modules, ("aoe_pack.keys.generate",)) == []
