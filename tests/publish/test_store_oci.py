@@ -281,6 +281,56 @@ def test_untagged_blob_is_not_there_and_put_blob_tags_it(store: OciStore, tmp_pa
     assert store.has_blob(bundle_name(sha)) == 1000
 
 
+@pytest.mark.parametrize("unknown", ["config", "bundle"])
+def test_put_blob_uploads_again_a_blob_the_registry_calls_unknown_on_tagging(
+    store: OciStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unknown: str
+) -> None:
+    """Two publishers uploading one blob (the empty config every artifact shares):
+    distribution can answer HEAD 200 and then BLOB_UNKNOWN to the manifest PUT."""
+    source, sha = _bundle_file(tmp_path, 1000)
+    named = oci._sha256(oci._CONFIG) if unknown == "config" else f"sha256:{sha}"
+    put, uploads = store._put_manifest, list[str]()
+    calls = iter([True])
+
+    def flaky_put(target: Any, body: bytes) -> str:
+        if next(calls, False):
+            raise StoreError(
+                f'tagging: {{"errors":[{{"code":"BLOB_UNKNOWN","detail":"{named}"}}]}}'
+            )
+        return put(target, body)
+
+    upload = store._upload
+
+    def recorded_upload(digest: str, data: Any) -> None:
+        uploads.append(digest)
+        upload(digest, data)
+
+    monkeypatch.setattr(store, "_put_manifest", flaky_put)
+    monkeypatch.setattr(store, "_upload", recorded_upload)
+
+    store.put_blob(bundle_name(sha), source, sha256=sha, size=1000)
+
+    assert store.has_blob(bundle_name(sha)) == 1000
+    config = oci._sha256(oci._CONFIG)
+    again = [config] if unknown == "config" else [config, f"sha256:{sha}"]
+    assert uploads[-len(again) :] == again
+
+
+def test_put_blob_gives_up_on_a_blob_unknown_three_times(
+    store: OciStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, sha = _bundle_file(tmp_path, 1000)
+    message = 'tagging: {"errors":[{"code":"BLOB_UNKNOWN","detail":"sha256:0"}]}'
+
+    def unknown(target: Any, body: bytes) -> str:
+        raise StoreError(message)
+
+    monkeypatch.setattr(store, "_put_manifest", unknown)
+    with pytest.raises(StoreError) as e:
+        store.put_blob(bundle_name(sha), source, sha256=sha, size=1000)
+    assert e.value.message == message
+
+
 def test_fetch_of_missing_bundle_fails(store: OciStore, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="missing"):
         store.fetch_blob(bundle_name("1" * 64), tmp_path / "x", max_bytes=CAP)
