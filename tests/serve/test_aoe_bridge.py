@@ -1,6 +1,6 @@
 """The AoE bridge end to end at the library level: an AoE app against a real repository.
 
-``world`` is a folder repository initialised and published with the library
+``world`` (_aoe_world.py) is a folder repository initialised and published with the library
 (root, manifests and bundles signed by ``signer``); ``world.verified()`` is
 the root and manifest a device would trust now. ``app(...)`` is an install of
 an app on AoE's SDK (``_aoe_client.AoeApp``, written from AoE's sources) that
@@ -10,130 +10,41 @@ reaches the bridge as the HTTP routes will: ``answer`` for the POST,
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _aoe_client import AoeApp, Asset, kotlin_compare_version, md5sum
+from _aoe_world import (
+    APP_ID,
+    BASE,
+    MAPPING,
+    MODEL,
+    MODEL_DIR,
+    MODEL_ID,
+    TAG,
+    UPGRADE_URL,
+    World,
+    app_config,
+    files_of,
+)
 
-from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
-from aoe_pack.bundle import EncryptionSpec, build_bundle
-from aoe_pack.client.check import fetch_trusted
+from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.client.decide import Action, Device, bucket, decide
 from aoe_pack.config.model import RUNTIMES, ModelConfig
 from aoe_pack.keys.load import DecryptionKey
-from aoe_pack.publish import releases
-from aoe_pack.publish.workflow import init_repository
-from aoe_pack.repository.model import Manifest
-from aoe_pack.repository.root import Root, verify_self_signed
 from aoe_pack.serve.aoe_bridge import AoeBridge, AoeMapping
 from aoe_pack.storage.local import LocalStore
-from aoe_pack.storage.store import ROOT
-
-TAG = "tag_mnist"
-MODEL = "mnist.tflite"
-APP_ID, MODEL_ID = 72, 12134
-MODEL_DIR = "mnist"
-BASE = "https://models.example.com/aoe"
-UPGRADE_URL = "https://models.example.com/upgradeModel"
-
-
-def files_of(version: str) -> dict[str, bytes]:
-    """The model files of ``version``: distinct bytes per version."""
-    weights = hashlib.sha256(f"weights {version}".encode()).digest() * 200
-    return {MODEL: weights, "labels.txt": f"labels of {version}\n".encode() + b"digit\n" * 10}
-
-
-def app_config(version: str, files: Mapping[str, bytes]) -> str:
-    """The model.config an AoE app ships, as AoE's demo wrote them (modelId a string)."""
-    return (
-        "{\n"
-        f'  "version": "{version}",\n'
-        '  "runtime": "tensorflow",\n'
-        '  "source": "local",\n'
-        f'  "modelId": "{MODEL_ID}",\n'
-        f'  "modelDir": "{MODEL_DIR}",\n'
-        f'  "modelName": "{MODEL}",\n'
-        f'  "modelSign": "{md5sum(files[MODEL])}"\n'
-        "}\n"
-    )
-
-
-@dataclass
-class World:
-    """A repository on a folder, what was published into it and how to change it."""
-
-    store: LocalStore
-    key: PrivateKey
-    work: Path
-    config_writer: Callable[..., ModelConfig]
-    bundles: dict[str, Path] = field(default_factory=dict)
-
-    def bundle(
-        self,
-        version: str,
-        *,
-        files: Mapping[str, bytes] | None = None,
-        recipients: tuple[PublicKey, ...] = (),
-        model_name: str = MODEL,
-        tag: str = TAG,
-    ) -> Path:
-        src = self.work / f"src-{tag}-{version}-{len(self.bundles)}"
-        src.mkdir(parents=True)
-        config = self.config_writer(
-            src, files or files_of(version), version=version, tag=tag, model_name=model_name
-        )
-        out = self.work / f"{tag}-{version}-{len(self.bundles)}.aoe"
-        build_bundle(
-            config,
-            out,
-            signing_keys=[self.key],
-            encryption=EncryptionSpec(recipients=list(recipients)),
-        )
-        self.bundles[version] = out
-        return out
-
-    def publish(
-        self, version: str, *, recipients: tuple[PublicKey, ...] = (), **options: Any
-    ) -> None:
-        bundle = self.bundle(version, recipients=recipients)
-        releases.publish(
-            self.store,
-            [bundle],
-            sign_keys=[self.key],
-            options=releases.ReleaseOptions(**options),
-        )
-
-    def yank(self, version: str, reason: str) -> None:
-        releases.yank(self.store, TAG, version, reason=reason, sign_keys=[self.key])
-
-    def pin(self, pin: str | None) -> None:
-        releases.set_pin(self.store, TAG, pin, sign_keys=[self.key])
-
-    def verified(self) -> tuple[Manifest, Root]:
-        """The manifest and root as a device trusts them now."""
-        doc = self.store.read(ROOT, max_bytes=1 << 20)
-        assert doc is not None
-        start = verify_self_signed(doc.data, what="root")
-        root, _, verified = fetch_trusted(self.store, start, now=dt.datetime.now(dt.UTC))
-        return verified.manifest, root
 
 
 @pytest.fixture
 def world(tmp_path: Path, signer: PrivateKey, config_writer: Callable[..., ModelConfig]) -> World:
-    store = LocalStore(tmp_path / "repo")
-    init_repository(store, root_keys=[signer.public], threshold=1, sign_keys=[signer])
-    return World(store, signer, tmp_path / "work", config_writer)
-
-
-MAPPING = f"{APP_ID}:{MODEL_ID}={TAG}@{MODEL_DIR}"
+    return World.create(tmp_path, signer, config_writer)
 
 
 @pytest.fixture
