@@ -10,10 +10,13 @@ Routes:
 - ``GET /healthz``: :meth:`~aoe_pack.serve.view.RepositoryView.health`;
   ``200`` while a decision can be answered, ``503`` once the snapshot expired;
 - ``POST /v1/decide``: :func:`~aoe_pack.serve.decision.answer`;
-- whatever ``extra_routes`` adds (an AoE bridge, later): each a
-  :data:`Handler`, given the snapshot of the moment, the request body (read
-  within the same limits) and the path. A route's path ending in ``/*``
-  takes every path under it (``/aoe/models/*``: downloads named by path).
+- whatever ``extra_routes`` adds (the AoE bridge): each a :data:`Handler`,
+  given the snapshot of the moment, the request body (read within the same
+  limits) and the path, or a :class:`Route`: a handler with its own body
+  limit and its own shape of refusals (AoE's apps read ``{"code", "msg",
+  "data"}``, not ours). A route's path ending in ``/*`` takes every path
+  under it (``/aoe/zips/*``: downloads named by path). A handler may answer
+  with a :class:`FileBody`, sent in chunks as the client takes them.
 
 Every refusal is JSON, ``{"ok": false, "error": {"code", "type", "message"[, "hint"]}}``
 as the command line's ``--json`` failures, with the project's error codes
@@ -34,7 +37,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from aoe_pack.errors import (
     AoePackError,
@@ -52,12 +55,24 @@ from aoe_pack.serve.view import RepositoryView
 
 log = logging.getLogger("aoe_pack.serve")
 
-Response = tuple[int, dict[str, str], bytes]
+
+@dataclass(frozen=True)
+class FileBody:
+    """A body sent from an open file, ``size`` bytes of it, a chunk at a time (a download
+    the service should not hold in memory). The application closes ``file``."""
+
+    file: BinaryIO
+    size: int
+
+
+Response = tuple[int, dict[str, str], bytes | FileBody]
 """Status, headers (lowercase names) and body."""
 Handler = Callable[[Snapshot, bytes, str], Awaitable[Response]]
 """An extra route: ``await handler(snapshot, body, path)``. It is called only while the
 snapshot is usable (not expired); an :class:`~aoe_pack.errors.AoePackError` it raises
 becomes the JSON error answer."""
+Refuse = Callable[[AoePackError, int], Response]
+"""A route's answer to a refusal (the error, and the HTTP status the service gives it)."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,6 +82,7 @@ Send = Callable[[Message], Awaitable[None]]
 HEALTH = "/healthz"
 DECIDE = "/v1/decide"
 _JSON = {"content-type": "application/json", "cache-control": "no-store"}
+_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,26 @@ def error_response(error: AoePackError, status: int | None = None, **headers: st
     return json_response(status or status_for(error), {"ok": False, "error": detail}, **headers)
 
 
+def _refuse(error: AoePackError, status: int) -> Response:
+    return error_response(error, status)
+
+
+@dataclass(frozen=True)
+class Route:
+    """An added route on its own terms; a bare :data:`Handler` takes the service's."""
+
+    handler: Handler
+    max_body_bytes: int | None = None
+    """The body's cap (413 above it); None: the service's ``max_body_bytes``."""
+    refuse: Refuse = _refuse
+    """How this route says no: to a body too large or too slow, an expired snapshot, an
+    :class:`~aoe_pack.errors.AoePackError` of the handler, or a bug (500)."""
+
+
+def _internal_error() -> AoePackError:
+    return AoePackError("internal error in aoe-pack serve (a bug; see its log)")
+
+
 class _DisconnectedError(Exception):
     """The client went away before its body arrived: there is no one to answer."""
 
@@ -118,18 +154,18 @@ class App:
         repository: str,
         limits: ServeLimits = ServeLimits(),
         poll_interval: float | None = None,
-        extra_routes: Mapping[tuple[str, str], Handler] | None = None,
+        extra_routes: Mapping[tuple[str, str], Handler | Route] | None = None,
     ) -> None:
         self.view, self.repository, self.limits = view, repository, limits
         self.poll_interval = poll_interval
-        self._routes: dict[tuple[str, str], Handler] = {
-            ("GET", HEALTH): self._health,
-            ("POST", DECIDE): self._decide,
+        self._routes: dict[tuple[str, str], Route] = {
+            ("GET", HEALTH): Route(self._health),
+            ("POST", DECIDE): Route(self._decide),
         }
-        for route in extra_routes or {}:
-            if route in self._routes or route[1] == HEALTH:
-                raise ValueError(f"{route[0]} {route[1]} is the service's own route")
-        self._routes.update(extra_routes or {})
+        for key, added in (extra_routes or {}).items():
+            if key in self._routes or key[1] == HEALTH:
+                raise ValueError(f"{key[0]} {key[1]} is the service's own route")
+            self._routes[key] = added if isinstance(added, Route) else Route(added)
         self._paths: dict[str, list[str]] = {}
         for method, path in self._routes:
             self._paths.setdefault(path, []).append(method)
@@ -151,13 +187,34 @@ class App:
             status, headers, body = error_response(e)
         except Exception:  # a bug answers 500 to its own request only
             log.exception("internal error", extra={"fields": {"path": scope.get("path")}})
-            internal = AoePackError("internal error in aoe-pack serve (a bug; see its log)")
-            status, headers, body = error_response(internal, 500)
+            status, headers, body = error_response(_internal_error(), 500)
+        if isinstance(body, FileBody):
+            await self._send_file(status, headers, body, send)
+            return
         fields = [(k.encode(), v.encode()) for k, v in headers.items()]
         if "content-length" not in headers:
             fields.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": fields})
         await send({"type": "http.response.body", "body": body})
+
+    async def _send_file(
+        self, status: int, headers: dict[str, str], body: FileBody, send: Send
+    ) -> None:
+        """``body``'s bytes in chunks, read in a worker thread; ``send`` waits while the
+        client is slow to take them, so a download holds one chunk in memory."""
+        try:
+            fields = [(k.encode(), v.encode()) for k, v in headers.items()]
+            fields.append((b"content-length", str(body.size).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": fields})
+            left, more = body.size, True
+            while more:
+                chunk = await asyncio.to_thread(body.file.read, min(_CHUNK, left)) if left else b""
+                left -= len(chunk)
+                more = left > 0 and bool(chunk)  # a file that shrank ends short: uvicorn
+                # then closes the connection rather than let the client take it whole
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        finally:
+            body.file.close()
 
     def _route(self, path: str) -> str:
         """The route ``path`` falls under: itself, or the longest ``prefix/*`` above it."""
@@ -167,10 +224,10 @@ class App:
 
     async def _handle(self, scope: Scope, receive: Receive) -> Response:
         method, path = scope["method"], scope["path"]
-        route = self._route(path)
-        handler = self._routes.get((method, route))
-        if handler is None:
-            allowed = self._paths.get(route)
+        key = self._route(path)
+        route = self._routes.get((method, key))
+        if route is None:
+            allowed = self._paths.get(key)
             if allowed is None:
                 return error_response(UnknownEndpointError(f"no endpoint {path}"), 404)
             return error_response(
@@ -178,17 +235,28 @@ class App:
                 405,
                 allow=", ".join(allowed),
             )
+        return await self._answer(route, scope, receive)
+
+    async def _answer(self, route: Route, scope: Scope, receive: Receive) -> Response:
+        path = scope["path"]
         try:
-            body = await self._body(scope, receive)
+            body = await self._body(scope, receive, route.max_body_bytes)
         except (RequestTooLargeError, RequestTimeoutError) as e:
             # The rest of the body is never read: the connection cannot carry another request.
-            return error_response(e, connection="close")
-        if path == HEALTH:  # health answers even when the snapshot has expired
-            return await handler(self.view.snapshot, body, path)
-        return await handler(self.view.usable(), body, path)
+            status, headers, answer = route.refuse(e, status_for(e))
+            return status, {**headers, "connection": "close"}, answer
+        try:
+            if path == HEALTH:  # health answers even when the snapshot has expired
+                return await route.handler(self.view.snapshot, body, path)
+            return await route.handler(self.view.usable(), body, path)
+        except AoePackError as e:
+            return route.refuse(e, status_for(e))
+        except Exception:  # a bug answers 500 to its own request only
+            log.exception("internal error", extra={"fields": {"path": path}})
+            return route.refuse(_internal_error(), 500)
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        cap = self.limits.max_body_bytes
+    async def _body(self, scope: Scope, receive: Receive, cap: int | None) -> bytes:
+        cap = self.limits.max_body_bytes if cap is None else cap
         too_large = RequestTooLargeError(
             f"the body is larger than {cap} bytes", hint="a decision request is a JSON object"
         )
