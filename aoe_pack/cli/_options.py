@@ -197,14 +197,16 @@ def load_signing_keys(
 
 
 def load_optional_decryption_key(
-    ref: str | None, key_passwords: tuple[tuple[str, str], ...]
+    ref: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
+    *,
+    option: str = "--decryption-key",
 ) -> DecryptionKey | None:
-    """The optional ``--decryption-key``, opened with its ``--key-password`` source if any."""
+    """The optional ``--decryption-key`` (or the key ``option`` names), opened with its
+    ``--key-password`` source if any."""
     from aoe_pack.keys import load_decryption_key, password_sources
 
-    sources = password_sources(
-        key_passwords, () if ref is None else (ref,), option="--decryption-key"
-    )
+    sources = password_sources(key_passwords, () if ref is None else (ref,), option=option)
     if ref is None:
         return None
     return load_decryption_key(ref, password=sources.get(ref), prompt=prompt_password)

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aoe_pack._jcs import MAX_SAFE_INTEGER
 from aoe_pack.cli import _streams
 from aoe_pack.cli._errors import handle_errors
-from aoe_pack.cli._options import INPUT_FILE, read_trusted_root, timeout_option
+from aoe_pack.cli._options import (
+    INPUT_FILE,
+    key_password_option,
+    load_optional_decryption_key,
+    read_trusted_root,
+    timeout_option,
+)
+from aoe_pack.errors import UsageError
+
+if TYPE_CHECKING:
+    from aoe_pack.serve.aoe_routes import AoeOptions
+
+_BRIDGE = "AoE bridge (docs/aoe-bridge.md)"
 
 
 @click.command()
@@ -55,6 +68,40 @@ from aoe_pack.cli._options import INPUT_FILE, read_trusted_root, timeout_option
 @click.option(
     "--json-logs", is_flag=True, help="Log one JSON object per line on stderr (else key=value)."
 )
+@click.option(
+    "--aoe-model",
+    "aoe_models",
+    multiple=True,
+    metavar="APPID:MODELID=TAG[@MODELDIR]",
+    help="Turn the AoE bridge on for apps built on AoE's Android SDK: POST /upgradeModel "
+    "answers the AoE model with these ids (server.config's appId, model.config's modelId "
+    "and modelDir, default TAG) from TAG's releases. Repeat for several models; the bridge "
+    "is off without it. WARNING: it downgrades those devices to AoE's old guarantees: "
+    "they check only an MD5 that comes from this same server, nothing is signed, and "
+    "AoE's `sign` is not checked. See docs/aoe-bridge.md.",
+)
+@click.option(
+    "--aoe-decryption-key",
+    metavar="KEY",
+    help="Serve encrypted releases to AoE apps, decrypted with this private key of one of "
+    "their recipients (path or env://VAR): the zip then carries the model in the clear. "
+    "Without it, the bridge refuses encrypted releases (502) and the apps keep their model.",
+)
+@key_password_option("--aoe-decryption-key")
+@click.option(
+    "--aoe-public-url",
+    metavar="URL",
+    help="The zips' base URL as the apps reach it: modelUrl is URL/<sha256>.zip, served "
+    "here at /aoe/zips/<sha256>.zip. Default: http://HOST:PORT/aoe/zips from --host and "
+    "the port listened on (required with a wildcard --host such as 0.0.0.0).",
+)
+@click.option(
+    "--aoe-zip-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Where the bridge keeps the zips it builds, one per release and model. "
+    "Default: a temporary folder, removed when the service stops.",
+)
 def serve(
     repo: str,
     trusted_root: Path,
@@ -65,6 +112,11 @@ def serve(
     plain_http: bool | None,
     timeout: float | None,
     json_logs: bool,
+    aoe_models: tuple[str, ...],
+    aoe_decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
+    aoe_public_url: str | None,
+    aoe_zip_dir: Path | None,
 ) -> None:
     """Answer devices' update decisions over HTTP, from a verified repository.
 
@@ -84,22 +136,28 @@ def serve(
                        `client check --json` prints for that device
       GET  /healthz    status ok | degraded | failing, manifest version,
                        last refresh, last error
+    With --aoe-model, the AoE bridge (off by default; read its warning):
+      POST /upgradeModel     AoE's upgrade request -> {"code", "msg", "data"}
+      GET  /aoe/zips/NAME    the zip modelUrl names
 
     \b
-    Example:
+    Examples:
       aoe-pack serve --repo s3://models/repo --trusted-root root.json \\
           --host 0.0.0.0 --port 8080 --poll-interval 30 --json-logs
       curl -s localhost:8080/v1/decide -d '{"tag": "tag_mnist",
           "installedVersion": "1.0.0", "appVersion": "3.2.0", "deviceId": "d-1"}'
+      aoe-pack serve --repo s3://models/repo --trusted-root root.json \\
+          --host 0.0.0.0 --aoe-model 72:12134=tag_mnist@mnist \\
+          --aoe-public-url https://models.example.com/aoe/zips
     """
-    # TODO(issue 13, part 3): --aoe-model APPID:MODELID=TAG (repeatable) and
-    # --aoe-decryption-key, turned into extra_routes (POST /upgradeModel and its
-    # zips) by aoe_pack.serve.aoe_bridge and passed to run.serve().
     with handle_errors(json_mode=False):
         from aoe_pack.serve import logs
         from aoe_pack.serve.run import ServeOptions
         from aoe_pack.serve.run import serve as _serve
 
+        aoe = _aoe_options(
+            aoe_models, aoe_decryption_key, key_passwords, aoe_public_url, aoe_zip_dir
+        )
         logs.configure(_streams.err(), as_json=json_logs)
         _serve(
             ServeOptions(
@@ -111,5 +169,39 @@ def serve(
                 min_manifest_version=minimum,
                 plain_http=plain_http,
                 timeout=timeout,
+                aoe=aoe,
             )
         )
+
+
+def _aoe_options(
+    models: tuple[str, ...],
+    decryption_key: str | None,
+    key_passwords: tuple[tuple[str, str], ...],
+    public_url: str | None,
+    zip_dir: Path | None,
+) -> AoeOptions | None:
+    """The bridge's options, or None when it is off (no ``--aoe-model``)."""
+    if not models:
+        given = [
+            name
+            for name, value in (
+                ("--aoe-decryption-key", decryption_key),
+                ("--key-password", key_passwords),
+                ("--aoe-public-url", public_url),
+                ("--aoe-zip-dir", zip_dir),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} configure the {_BRIDGE}, which is off",
+                hint="turn it on with --aoe-model APPID:MODELID=TAG, or leave them out",
+            )
+        return None
+    from aoe_pack.serve.aoe_bridge import AoeMapping
+    from aoe_pack.serve.aoe_routes import AoeOptions
+
+    mapping = AoeMapping.parse(models)
+    key = load_optional_decryption_key(decryption_key, key_passwords, option="--aoe-decryption-key")
+    return AoeOptions(mapping=mapping, decryption_key=key, public_url=public_url, zip_dir=zip_dir)

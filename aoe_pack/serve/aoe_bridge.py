@@ -61,6 +61,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,22 @@ class AoeBridge:
         be served (its bundle does not verify, or is encrypted and the bridge
         has no key).
         """
+        return self.answer_with(lambda _tag: manifest, store, body, root=root)
+
+    def answer_with(
+        self,
+        manifest_of: Callable[[str], Manifest],
+        store: Store,
+        body: bytes,
+        *,
+        root: Root,
+    ) -> tuple[int, dict[str, Any]]:
+        """:meth:`answer`, reading the verified manifest of the mapped tag: ``manifest_of(tag)``.
+
+        In a split repository each tag's document is its own manifest (what a
+        device of that tag reads, :attr:`~aoe_pack.serve.reading.Snapshot.manifests`),
+        so the manifest is known only once the request names its model.
+        """
         request = parse_request(body, self.limits)
         if isinstance(request, Refusal):
             return request.code, refusal_body(request)
@@ -286,6 +303,7 @@ class AoeBridge:
                 f"no model is mapped for appId {request.app_id} modelId {request.model_id}",
             )
             return NOT_MAPPED, refusal_body(refusal)
+        manifest = manifest_of(model.tag)
         verdict = aoe_decision(manifest, request, model.tag)
         if verdict.offer is None:
             return 200, no_update_body(verdict.reason)

@@ -15,15 +15,21 @@ is a clear error instead of a log line.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aoe_pack.errors import ServeError
-from aoe_pack.serve.app import App, Handler, ServeLimits
+from aoe_pack.serve.app import App, Handler, Route, ServeLimits
 from aoe_pack.serve.view import RepositoryView
 from aoe_pack.storage.open import open_store
+
+if TYPE_CHECKING:
+    # The bridge (and the client code it downloads bundles with) loads only when it is on.
+    from aoe_pack.serve.aoe_routes import AoeOptions
 
 log = logging.getLogger("aoe_pack.serve")
 
@@ -41,6 +47,8 @@ class ServeOptions:
     plain_http: bool | None = None
     timeout: float | None = None
     limits: ServeLimits = field(default_factory=ServeLimits)
+    aoe: AoeOptions | None = None
+    """The AoE bridge (``--aoe-*``); None: off, and ``/upgradeModel`` is a 404."""
 
 
 def _uvicorn() -> Any:
@@ -78,8 +86,17 @@ def _bind(host: str, port: int) -> socket.socket:
 class Service:
     """A verified repository view behind a bound socket, ready to :meth:`run`."""
 
-    def __init__(self, view: RepositoryView, app: App, sock: socket.socket, server: Any) -> None:
+    def __init__(
+        self,
+        view: RepositoryView,
+        app: App,
+        sock: socket.socket,
+        server: Any,
+        *,
+        on_close: tuple[Callable[[], None], ...] = (),
+    ) -> None:
         self.view, self.app, self._sock, self._server = view, app, sock, server
+        self._on_close = on_close
 
     @property
     def address(self) -> tuple[str, int]:
@@ -99,37 +116,70 @@ class Service:
         self._server.should_exit = True
 
     def close(self) -> None:
-        self._sock.close()
-        self.view.close()
+        try:
+            self._sock.close()
+            self.view.close()
+        finally:
+            for close in self._on_close:
+                close()
 
 
 def prepare(
-    options: ServeOptions, *, extra_routes: Mapping[tuple[str, str], Handler] | None = None
+    options: ServeOptions,
+    *,
+    extra_routes: Mapping[tuple[str, str], Handler | Route] | None = None,
 ) -> Service:
     """Verify the repository, bind the socket and set uvicorn up; nothing is served yet.
 
     Raises what the first read of the repository raises (a wrong root, a
     manifest that does not verify or has expired): a service that starts
-    answers from a verified repository, or does not start.
+    answers from a verified repository, or does not start. With
+    ``options.aoe``, the AoE bridge's routes are added
+    (:class:`~aoe_pack.serve.aoe_routes.AoeRoutes`).
     """
     uvicorn = _uvicorn()
+    if options.aoe is not None and options.aoe.public_url is None:
+        from aoe_pack.serve.aoe_routes import default_public_url
+
+        default_public_url(options.host, options.port)  # refused before the repository is read
     store = open_store(options.repo, plain_http=options.plain_http, timeout=options.timeout)
     try:
         view = RepositoryView(store, options.trusted_root, minimum=options.min_manifest_version)
     except BaseException:
         store.close()
         raise
-    app = App(
-        view,
-        repository=options.repo,
-        limits=options.limits,
-        poll_interval=options.poll_interval,
-        extra_routes=extra_routes,
-    )
     try:
         sock = _bind(options.host, options.port)
     except ServeError:
         view.close()
+        raise
+    routes = dict(extra_routes or {})
+    on_close: tuple[Callable[[], None], ...] = ()
+    if options.aoe is not None:
+        from aoe_pack.serve.aoe_routes import AoeRoutes
+
+        try:
+            port = int(sock.getsockname()[1])  # the one the system chose for --port 0
+            aoe = AoeRoutes.open(options.aoe, store, host=options.host, port=port)
+        except BaseException:
+            sock.close()
+            view.close()
+            raise
+        routes.update(aoe.routes())
+        on_close = (aoe.close,)
+    try:
+        app = App(
+            view,
+            repository=options.repo,
+            limits=options.limits,
+            poll_interval=options.poll_interval,
+            extra_routes=routes,
+        )
+    except BaseException:
+        sock.close()
+        view.close()
+        for close in on_close:
+            close()
         raise
     config = uvicorn.Config(
         app,
@@ -141,13 +191,30 @@ def prepare(
         timeout_keep_alive=5,
         timeout_graceful_shutdown=10,
     )
-    return Service(view, app, sock, uvicorn.Server(config))
+    return Service(view, app, sock, uvicorn.Server(config), on_close=on_close)
+
+
+class _TerminatedError(BaseException):
+    """SIGTERM, raised once uvicorn has finished the requests in flight (below)."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _TerminatedError
 
 
 def serve(
-    options: ServeOptions, *, extra_routes: Mapping[tuple[str, str], Handler] | None = None
+    options: ServeOptions,
+    *,
+    extra_routes: Mapping[tuple[str, str], Handler | Route] | None = None,
 ) -> None:
-    """Run the service until interrupted (``aoe-pack serve``)."""
+    """Run the service until interrupted (``aoe-pack serve``).
+
+    uvicorn stops on SIGINT or SIGTERM, then raises the signal again for the
+    handler that was there before it. Python's default for SIGTERM ends the
+    process at once, which would leave the AoE bridge's temporary zips on disk:
+    here SIGTERM unwinds, the service closes, and the process then ends by
+    SIGTERM all the same.
+    """
     service = prepare(options, extra_routes=extra_routes)
     host, port = service.address
     shown = f"[{host}]" if ":" in host else host
@@ -161,7 +228,16 @@ def serve(
             }
         },
     )
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if main else None
+    terminated = False
     try:
         service.run()
-    finally:  # after stop(); on SIGINT/SIGTERM uvicorn re-raises the signal to end the process
+    except _TerminatedError:
+        terminated = True
+    finally:  # after stop(); on SIGINT uvicorn re-raises it: KeyboardInterrupt
         service.close()
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)
