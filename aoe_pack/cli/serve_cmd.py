@@ -126,8 +126,8 @@ def serve(
     manifest in memory and looks for a new one every --poll-interval. A new
     manifest that does not verify is refused: the last good one keeps
     answering, and GET /healthz says "degraded" with the error. Nothing is
-    written to disk, so any number of instances behind a load balancer
-    answer alike.
+    written to disk (but the AoE bridge's zips), so any number of instances
+    behind a load balancer answer alike.
 
     \b
     Endpoints (docs/serve.md):

@@ -16,7 +16,9 @@ The pipeline, one module each:
   (the only module that imports uvicorn, the ``[serve]`` extra);
 - :mod:`~aoe_pack.serve.aoe_request`, :mod:`~aoe_pack.serve.aoe_bridge` and
   :mod:`~aoe_pack.serve.legacy_zip`: AoE's ``/upgradeModel`` protocol answered
-  from our decision, with a legacy zip built from the signed bundle.
+  from our decision, with a legacy zip built from the signed bundle;
+- :mod:`~aoe_pack.serve.aoe_routes`: that bridge as two routes of the
+  application, on when ``aoe-pack serve`` is given ``--aoe-model``.
 
 Nothing is written to disk but the bridge's zips: instances started on one
 repository answer alike.
