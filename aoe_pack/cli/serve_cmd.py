@@ -141,7 +141,7 @@ def serve(
       GET  /aoe/zips/NAME    the zip modelUrl names
 
     \b
-    Examples:
+    Example:
       aoe-pack serve --repo s3://models/repo --trusted-root root.json \\
           --host 0.0.0.0 --port 8080 --poll-interval 30 --json-logs
       curl -s localhost:8080/v1/decide -d '{"tag": "tag_mnist",
