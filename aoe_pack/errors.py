@@ -646,7 +646,7 @@ class RequestTooLargeError(RequestError):
 
 
 class RequestTimeoutError(RequestError):
-    """A request's body did not arrive in time: a slow or stalled client (HTTP 408)."""
+    """A request's headers or body did not arrive in time: a slow or stalled client (HTTP 408)."""
 
     code = "request-timeout"
 

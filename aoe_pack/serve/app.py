@@ -93,6 +93,9 @@ class ServeLimits:
     """A decision request is a few hundred bytes."""
     body_timeout: float = 10.0
     """Seconds for a request's whole body to arrive once its headers have."""
+    header_timeout: float = 10.0
+    """Seconds for a request's line and headers to arrive, counted from when the connection
+    is accepted or has sent its last response (:mod:`aoe_pack.serve.protocol`)."""
 
 
 def json_response(status: int, document: Mapping[str, Any], **headers: str) -> Response:

@@ -2,8 +2,10 @@
 
 uvicorn is a maintained ASGI server (encode), small (h11 is its one required
 dependency), and what ASGI applications are commonly deployed on, alone or
-behind a process manager; with ``uvloop`` or ``httptools`` installed it picks
-them up. It is imported here only, when the service starts: ``aoe-pack
+behind a process manager; with ``uvloop`` installed it picks it up. Its HTTP
+is always h11's, with a deadline for a request's headers that uvicorn lacks
+(:mod:`aoe_pack.serve.protocol`), so ``httptools`` is not used even when
+installed. It is imported here only, when the service starts: ``aoe-pack
 verify`` and ``client check`` never load it (the ``[serve]`` extra).
 
 The listening socket is bound (and listens) before uvicorn starts, so the
@@ -181,8 +183,11 @@ def prepare(
         for close in on_close:
             close()
         raise
+    from aoe_pack.serve.protocol import with_header_timeout  # imports uvicorn
+
     config = uvicorn.Config(
         app,
+        http=with_header_timeout(options.limits.header_timeout),
         lifespan="on",
         log_config=None,  # logs.configure decides where uvicorn's records go
         access_log=False,  # a line per decision would cost more than the decision

@@ -81,12 +81,12 @@ def test_each_bad_request_got_its_4xx_with_a_json_error(report: dict[str, Any]) 
         "huge body (Content-Length)",
         "huge body (chunked)",
         "slow client (headers, then stalls)",
+        "headers never finished",
     }
     for kind, tally in bad.items():
         assert tally["sent"] > 0, kind
         assert tally["as_expected"] == tally["sent"], (kind, tally)
         assert tally["expect"].startswith("4"), kind
-    assert report["bad_requests"]["headers never finished"]["clients"] > 0
 
 
 def test_the_soak_samples_the_servers_memory(report: dict[str, Any]) -> None:
