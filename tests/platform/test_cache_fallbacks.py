@@ -25,6 +25,8 @@ from aoe_pack.repository.model import Manifest, ModelReleases, Models
 from aoe_pack.storage.local import LocalStore
 from aoe_pack.storage.store import ROOT
 
+# An OS facility, not a missing dependency: Windows has no FIFOs (os.mkfifo) and
+# symbolic links need a privilege there; every test without this mark runs everywhere.
 posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX links and FIFOs")
 
 DEVICE = Device(
