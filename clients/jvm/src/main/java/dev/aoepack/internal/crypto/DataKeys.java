@@ -74,7 +74,7 @@ public final class DataKeys {
       if (!match.type.equals("kek")) {
         throw typeMismatch(match);
       }
-      return Kek.unwrap(blob, m.secret, info);
+      return dataKey(Kek.unwrap(blob, m.secret, info));
     }
     if (!match.type.equals("hpke")) {
       throw typeMismatch(match);
@@ -89,7 +89,16 @@ public final class DataKeys {
       throw new AlgorithmUnavailableException(
           XWING_ALGORITHM, Jca.hint(XWING_ALGORITHM), null);
     }
-    return Hpke.open(m, xwing, blob, info);
+    return dataKey(Hpke.open(m, xwing, blob, info));
+  }
+
+  private static byte[] dataKey(byte[] opened) throws AoeException {
+    if (opened.length != 32) {
+      // Sealed correctly but not a data key: only a manifest writer can do this.
+      throw new AoeException(
+          "decryption", "the wrapped data key is " + opened.length + " bytes, not 32");
+    }
+    return opened;
   }
 
   private static AoeException typeMismatch(Recipient r) {
