@@ -72,6 +72,9 @@ def hpke_unwrap(blob: bytes, key: PrivateKey, info: bytes) -> bytes:
         ) from e
 
 
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
 def parse_kek(data: bytes, *, origin: str) -> bytes:
     """A 32-byte key-encryption key from a key file: exactly 64 hex characters.
 
@@ -79,7 +82,9 @@ def parse_kek(data: bytes, *, origin: str) -> bytes:
     a different 32-byte key and fail only later, as "wrong key".
     """
     text = data.strip()
-    if len(text) == 2 * KEK_SIZE:
+    # bytes.fromhex alone would also take spaces between the digits: 62 digits
+    # and 2 spaces would load as a 31-byte key.
+    if len(text) == 2 * KEK_SIZE and all(c in _HEX_DIGITS for c in text):
         try:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
