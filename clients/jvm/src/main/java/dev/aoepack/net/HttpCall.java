@@ -204,6 +204,10 @@ final class HttpCall {
             "download", url + ": connection failed after " + have + " bytes: " + e, e);
       }
       if (n < 0) {
+        AoeException limitPassed = clock.stopped();
+        if (limitPassed != null) {
+          throw limitPassed;
+        }
         return have;
       }
       have += n;

@@ -78,6 +78,11 @@ final class TransferClock {
     }
   }
 
+  /** The limit that made the watchdog disconnect, or null: a stream it closed may just end. */
+  AoeException stopped() {
+    return tripped;
+  }
+
   /** Disconnect {@code connection} as soon as a limit passes, until {@link #unwatch()}. */
   synchronized void watch(HttpURLConnection connection) {
     unwatch();
