@@ -15,7 +15,8 @@ import java.util.Collection;
 interface BundleInstaller {
   /**
    * Verify {@code bundle} with a threshold of 1 of {@code keys}, decrypt it with {@code key} (null
-   * for a plaintext bundle) and unpack it into the empty folder {@code into}.
+   * for a plaintext bundle) and unpack it into {@code into}, a folder that does not exist yet
+   * and appears only once every file passed.
    *
    * @return the authenticated manifest's {@code {model.tag, model.version}}, which the caller
    *     matches with the release (step 15)

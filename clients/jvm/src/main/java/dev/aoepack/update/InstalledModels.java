@@ -101,17 +101,13 @@ final class InstalledModels {
     }
   }
 
-  /** A new, empty staging folder for {@code version} of {@code tag}. */
+  /** A fresh, not yet existing staging path for {@code version} of {@code tag}; its parent exists. */
   File staging(String tag, String version) throws AoeException {
     File folder = tagFolder(tag);
     if (!folder.isDirectory() && !folder.mkdirs() && !folder.isDirectory()) {
       throw new AoeException("output", "cannot make " + folder);
     }
-    File staging = new File(folder, "." + version + "." + random() + ".partial");
-    if (!staging.mkdir()) {
-      throw new AoeException("output", "cannot make " + staging);
-    }
-    return staging;
+    return new File(folder, "." + version + "." + random() + ".partial");
   }
 
   /** Rename {@code staging} to {@code <tag>/<version>}, replacing an earlier install of it. */

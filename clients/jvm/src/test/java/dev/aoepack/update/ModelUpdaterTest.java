@@ -12,6 +12,7 @@ import dev.aoepack.AoeException;
 import dev.aoepack.internal.Codec;
 import dev.aoepack.internal.Pem;
 import dev.aoepack.json.Canonical;
+import dev.aoepack.keys.DecryptionKey;
 import dev.aoepack.keys.TrustedKey;
 import dev.aoepack.repo.Decision;
 import dev.aoepack.repo.Device;
@@ -64,15 +65,11 @@ class ModelUpdaterTest {
     signerPublic = TrustedKey.fromPem(signerPem.getBytes());
     byte[] der = Pem.blocks(Files.readAllBytes(VECTORS.toPath().resolve("test-only-ed25519.key"))).get(0).der;
     signer = KeyFactory.getInstance("Ed25519").generatePrivate(new PKCS8EncodedKeySpec(der));
-    bundle = Files.readAllBytes(VECTORS.toPath().resolve("v1-plain.aoe"));
-    sha = Codec.hex(MessageDigest.getInstance("SHA-256").digest(bundle));
-    Files.createDirectories(repo.resolve("bundles"));
-    Files.write(repo.resolve("bundles/" + sha + ".aoe"), bundle);
     Map<String, Object> keys = map(signerPublic.keyId(), map("algorithm", "ed25519", "publicKey", signerPem));
     root = envelope(ROOT_TYPE, map("_type", "aoe.repository.root", "formatVersion", 1L, "version", 1L,
         "keys", keys, "threshold", 1L, "repositoryId", "a0".repeat(16)));
     Files.write(repo.resolve("root.json"), root);
-    writeManifest(1, "1.0.0", sha, bundle.length);
+    publish("v1-plain.aoe");
     server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
     server.createContext("/", ex -> {
       Path file = repo.resolve(ex.getRequestURI().getPath().substring("/repo/".length()));
@@ -95,6 +92,15 @@ class ModelUpdaterTest {
   @AfterEach
   void stop() {
     server.stop(0);
+  }
+
+  /** Make the vector bundle {@code name} the repository's one release, 1.0.0. */
+  private void publish(String name) throws Exception {
+    bundle = Files.readAllBytes(VECTORS.toPath().resolve(name));
+    sha = Codec.hex(MessageDigest.getInstance("SHA-256").digest(bundle));
+    Files.createDirectories(repo.resolve("bundles"));
+    Files.write(repo.resolve("bundles/" + sha + ".aoe"), bundle);
+    writeManifest(1, "1.0.0", sha, bundle.length);
   }
 
   private void writeManifest(long version, String release, String digest, long size) throws Exception {
@@ -138,6 +144,8 @@ class ModelUpdaterTest {
         .installer((file, into, keys, key, xwing) -> {
           assertEquals(List.of(signerPublic.keyId()), keys.stream().map(TrustedKey::keyId).toList());
           try {
+            assertFalse(into.exists());
+            Files.createDirectories(into.toPath());
             Files.copy(file.toPath(), into.toPath().resolve("model.aoe"));
           } catch (java.io.IOException e) {
             throw new AoeException("output", e.toString(), e);
@@ -146,6 +154,52 @@ class ModelUpdaterTest {
           return identity.clone();
         })
         .build();
+  }
+
+  /** The updater with the library's own bundle reader. */
+  private ModelUpdater realUpdater(DecryptionKey key) throws Exception {
+    return ModelUpdater.builder()
+        .repository("http://127.0.0.1:" + server.getAddress().getPort() + "/repo/")
+        .allowCleartextHttp(true)
+        .trustedRoot(root)
+        .stateFile(tmp.resolve("state/repo.json").toFile())
+        .modelsDir(tmp.resolve("models").toFile())
+        .decryptionKey(key)
+        .build();
+  }
+
+  private void assertInstalledVectorFiles(File installed) throws Exception {
+    assertEquals(8, Files.size(installed.toPath().resolve("labels.txt")));
+    assertEquals(0, Files.size(installed.toPath().resolve("assets/empty.bin")));
+    assertTrue(Files.isRegularFile(installed.toPath().resolve("model.tflite")));
+  }
+
+  @Test
+  void thePlainVectorBundleIsVerifiedAndUnpackedEndToEnd() throws Exception {
+    ModelUpdater u = realUpdater(null);
+    File installed = u.download(check(u));
+    assertInstalledVectorFiles(installed);
+    assertEquals(installed, u.currentModel(TAG));
+    assertEquals(Decision.Action.KEEP, check(u).action());
+  }
+
+  @Test
+  void theX25519VectorBundleIsDecryptedEndToEnd() throws Exception {
+    publish("v1-x25519.aoe");
+    ModelUpdater u = realUpdater(DecryptionKey.fromFile(
+        Files.readAllBytes(VECTORS.toPath().resolve("test-only-x25519.key"))));
+    assertInstalledVectorFiles(u.download(check(u)));
+  }
+
+  @Test
+  void anEncryptedBundleWithoutTheKeyFailsAndInstallsNothing() throws Exception {
+    publish("v1-x25519.aoe");
+    ModelUpdater u = realUpdater(null);
+    Decision d = check(u);
+    assertEquals("decryption", assertThrows(AoeException.class, () -> u.download(d)).code());
+    assertNull(u.currentModel(TAG));
+    String[] left = tmp.resolve("models").resolve(TAG).toFile().list();
+    assertEquals(0, left == null ? 0 : left.length, "no staging folder left: " + java.util.Arrays.toString(left));
   }
 
   private Decision check(ModelUpdater u) throws Exception {
