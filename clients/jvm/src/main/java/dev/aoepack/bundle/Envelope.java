@@ -106,15 +106,31 @@ final class Envelope {
     byte[] pae = Codec.pae(PAYLOAD_TYPE, manifest);
     List<String> valid = new ArrayList<String>();
     List<String> refused = new ArrayList<String>();
+    // A key whose algorithm no provider offers counts zero; it is reported only if the
+    // threshold is missed because of it (a P-256 co-signer may still carry the bundle).
+    AlgorithmUnavailableException unavailable = null;
     for (int i = 0; i < keyIds.size(); i++) {
       TrustedKey key = trusted.get(keyIds.get(i));
       if (key == null) {
         refused.add(keyIds.get(i).substring(0, 16) + "…: key not trusted");
-      } else if (verify(key, pae, sigs.get(i))) {
+        continue;
+      }
+      boolean good;
+      try {
+        good = verify(key, pae, sigs.get(i));
+      } catch (AlgorithmUnavailableException e) {
+        unavailable = unavailable == null ? e : unavailable;
+        refused.add(keyIds.get(i).substring(0, 16) + "…: " + e.algorithm() + " unavailable");
+        continue;
+      }
+      if (good) {
         valid.add(keyIds.get(i));
       } else {
         refused.add(keyIds.get(i).substring(0, 16) + "…: invalid signature");
       }
+    }
+    if (unavailable != null && valid.size() < threshold) {
+      throw unavailable;
     }
     if (valid.size() < threshold) {
       throw new AoeException(

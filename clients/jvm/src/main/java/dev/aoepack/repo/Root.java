@@ -130,7 +130,7 @@ public final class Root {
   public static Root verifySelfSigned(byte[] data, String what) throws AoeException {
     Object[] parsed = parse(data, what);
     Root root = (Root) parsed[0];
-    Set<String> good = ((SignedDocument) parsed[1]).validKeyIds(root.keys);
+    Set<String> good = ((SignedDocument) parsed[1]).validKeyIds(root.keys, root.threshold);
     if (good.size() < root.threshold) {
       throw new AoeException(
           "untrusted-metadata",
@@ -149,7 +149,7 @@ public final class Root {
       throw new AoeException(
           "root-rotation", "root chain broken: expected version " + (version + 1) + ", found " + next.version);
     }
-    int old = env.validKeyIds(keys).size();
+    int old = env.validKeyIds(keys, threshold).size();
     if (old < threshold) {
       throw new AoeException(
           "root-rotation",
@@ -157,7 +157,7 @@ public final class Root {
               + " required key(s) of root version " + version
               + "; a new root must be signed by a threshold of the old root's keys");
     }
-    int own = env.validKeyIds(next.keys).size();
+    int own = env.validKeyIds(next.keys, next.threshold).size();
     if (own < next.threshold) {
       throw new AoeException(
           "root-rotation",

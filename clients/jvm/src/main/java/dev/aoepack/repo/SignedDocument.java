@@ -181,9 +181,19 @@ final class SignedDocument {
     }
   }
 
-  /** Ids of the keys of {@code keys} whose signature over the PAE verifies (each counted once). */
-  Set<String> validKeyIds(Map<String, TrustedKey> keys) throws AlgorithmUnavailableException {
+  /**
+   * Ids of the keys of {@code keys} whose signature over the PAE verifies (each counted once).
+   *
+   * <p>A key whose algorithm no installed provider offers (Ed25519 before Android API 33)
+   * counts zero, like an invalid signature, so a document signed by a P-256 key as well still
+   * reaches its threshold on such a phone. Only when the count stays below {@code threshold}
+   * because of such a key is that reported, as {@link AlgorithmUnavailableException}: the
+   * document may well be genuine, and the fix is a provider, not a new repository.
+   */
+  Set<String> validKeyIds(Map<String, TrustedKey> keys, int threshold)
+      throws AlgorithmUnavailableException {
     Set<String> good = new HashSet<String>();
+    AlgorithmUnavailableException unavailable = null;
     byte[] message = null;
     for (int i = 0; i < keyIds.size(); i++) {
       TrustedKey key = keys.get(keyIds.get(i));
@@ -193,9 +203,18 @@ final class SignedDocument {
       if (message == null) {
         message = Codec.pae(payloadType, payload);
       }
-      if (key.verify(message, sigs.get(i))) {
-        good.add(keyIds.get(i));
+      try {
+        if (key.verify(message, sigs.get(i))) {
+          good.add(keyIds.get(i));
+        }
+      } catch (AlgorithmUnavailableException e) {
+        if (unavailable == null) {
+          unavailable = e;
+        }
       }
+    }
+    if (unavailable != null && good.size() < threshold) {
+      throw unavailable;
     }
     return good;
   }

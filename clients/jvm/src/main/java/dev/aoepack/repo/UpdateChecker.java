@@ -205,7 +205,7 @@ public final class UpdateChecker {
   }
 
   private static void requireThreshold(SignedDocument env, Root root, String what) throws AoeException {
-    Set<String> good = env.validKeyIds(root.keys());
+    Set<String> good = env.validKeyIds(root.keys(), root.threshold());
     if (good.size() < root.threshold()) {
       throw new AoeException(
           "untrusted-metadata",

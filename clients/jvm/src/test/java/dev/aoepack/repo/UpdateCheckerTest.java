@@ -125,7 +125,7 @@ class UpdateCheckerTest {
   void tagDocumentVersion4VerifiesUnderTheVectorRoot() throws Exception {
     Root root = Root.verifySelfSigned(vector("repo-root.json"), "root");
     SignedDocument doc = SignedDocument.parse(vector("repo-tag-4.json"), SignedDocument.TAG, "tags/x/4.json");
-    assertEquals(2, doc.validKeyIds(root.keys()).size());
+    assertEquals(2, doc.validKeyIds(root.keys(), root.threshold()).size());
     TagDocument t = TagDocument.fromBody(doc.body, "tags/x/4.json");
     assertEquals(4, t.version);
     assertEquals(2, ModelEntry.check(TAG, t.model).releases.size());
