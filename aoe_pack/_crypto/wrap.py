@@ -24,6 +24,7 @@ from aoe_pack._crypto.asymmetric import KeyKind, PrivateKey, PublicKey
 from aoe_pack.errors import DecryptionError, KeyFormatError, KeyTypeError
 
 KEK_SIZE = 32
+DATA_KEY_SIZE = 32
 _KEK_NONCE = 12
 
 # Names as written in the manifest; RFC 9180 / draft-connolly-cfrg-xwing KEM ids.
@@ -65,11 +66,26 @@ def hpke_wrap(data_key: bytes, recipient: PublicKey, info: bytes) -> bytes:
 def hpke_unwrap(blob: bytes, key: PrivateKey, info: bytes) -> bytes:
     """Open a data key sealed to ``key``."""
     try:
-        return _suite(key.kind).decrypt(blob, key._obj, info=info)  # type: ignore[arg-type]
+        data_key = _suite(key.kind).decrypt(blob, key._obj, info=info)  # type: ignore[arg-type]
     except (InvalidTag, ValueError) as e:
         raise DecryptionError(
             f"the data key sealed to {key.key_id[:16]}… could not be opened with this key"
         ) from e
+    return _data_key(data_key)
+
+
+def _data_key(opened: bytes) -> bytes:
+    """The opened data key, if it is one: 32 bytes (§7.1).
+
+    Only a signer can seal another length, and AES would take 16 or 24 bytes
+    as a weaker key, or fail later with a bare error.
+    """
+    if len(opened) != DATA_KEY_SIZE:
+        raise DecryptionError(f"the sealed data key is {len(opened)} bytes, not {DATA_KEY_SIZE}")
+    return opened
+
+
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 def parse_kek(data: bytes, *, origin: str) -> bytes:
@@ -79,7 +95,9 @@ def parse_kek(data: bytes, *, origin: str) -> bytes:
     a different 32-byte key and fail only later, as "wrong key".
     """
     text = data.strip()
-    if len(text) == 2 * KEK_SIZE:
+    # bytes.fromhex alone would also take spaces between the digits: 62 digits
+    # and 2 spaces would load as a 31-byte key.
+    if len(text) == 2 * KEK_SIZE and all(c in _HEX_DIGITS for c in text):
         try:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
@@ -110,6 +128,7 @@ def kek_wrap(data_key: bytes, kek: bytes, info: bytes) -> bytes:
 def kek_unwrap(blob: bytes, kek: bytes, info: bytes) -> bytes:
     """Open a data key sealed under ``kek``."""
     try:
-        return AESGCM(kek).decrypt(blob[:_KEK_NONCE], blob[_KEK_NONCE:], info)
+        data_key = AESGCM(kek).decrypt(blob[:_KEK_NONCE], blob[_KEK_NONCE:], info)
     except (InvalidTag, ValueError) as e:
         raise DecryptionError("the data key could not be opened with this encryption key") from e
+    return _data_key(data_key)

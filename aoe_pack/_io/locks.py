@@ -103,6 +103,19 @@ def _lock_now(fd: int, at: int) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        # Also a POSIX record lock, the only kind Java's FileChannel.lock takes
+        # (clients/jvm): flock and record locks do not see each other, so without it
+        # a JVM check and this one would both hold the state. Record locks belong to
+        # the process, so between threads the flock above still decides (and a
+        # waiter here that gives up and closes its descriptor drops the record lock:
+        # the flock still keeps every other aoe-pack out).
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            if e.errno in (errno.EACCES, errno.EAGAIN):
+                return False
+            raise
         return True
     msvcrt = importlib.import_module("msvcrt")
     os.lseek(fd, at, os.SEEK_SET)

@@ -295,6 +295,13 @@ def test_half_pasted_kek_is_refused(tmp_path: Path) -> None:
         load_decryption_key(str(key))
 
 
+def test_kek_with_spaces_between_its_digits_is_refused(tmp_path: Path) -> None:
+    key = tmp_path / "app.key"
+    key.write_text("ab" * 15 + " ab " + "cd" * 15 + "\n")  # 64 characters, 31 bytes of hex
+    with pytest.raises(KeyFormatError, match=r"64 hex characters \(found 64 bytes\)"):
+        load_decryption_key(str(key))
+
+
 def test_build_refuses_more_entries_than_verifiers_accept(
     make_config, signer: PrivateKey, tmp_path: Path
 ) -> None:

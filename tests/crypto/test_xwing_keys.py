@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from aoe_pack._crypto import _der, wrap
 from aoe_pack._crypto import asymmetric as _keys
 from aoe_pack._crypto.asymmetric import KeyKind
-from aoe_pack.errors import KeyFormatError, KeyPasswordError
+from aoe_pack.errors import DecryptionError, KeyFormatError, KeyPasswordError
 from aoe_pack.keys import load_decryption_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -593,3 +593,14 @@ def test_keygen_build_verify_round_trip(tmp_path: Path, password: str) -> None:
         )
         assert r.exit_code == 1
         assert json.loads(r.stdout)["error"]["code"] == "wrong-password"
+
+
+@pytest.mark.parametrize("size", [16, 24, 31, 33])
+def test_a_sealed_data_key_of_another_length_is_a_decryption_error(size: int) -> None:
+    info = wrap.wrap_info("tag", "1.0.0")
+    kek = wrap.new_kek()
+    with pytest.raises(DecryptionError, match=f"the sealed data key is {size} bytes, not 32"):
+        wrap.kek_unwrap(wrap.kek_wrap(b"k" * size, kek, info), kek, info)
+    recipient = _keys.generate(KeyKind.X25519)
+    with pytest.raises(DecryptionError, match=f"the sealed data key is {size} bytes, not 32"):
+        wrap.hpke_unwrap(wrap.hpke_wrap(b"k" * size, recipient.public, info), recipient, info)

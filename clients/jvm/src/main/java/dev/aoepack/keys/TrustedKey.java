@@ -9,7 +9,9 @@ import java.security.InvalidKeyException;
 import java.security.KeyFactory;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.security.Provider;
 import java.security.PublicKey;
+import java.security.Security;
 import java.security.Signature;
 import java.security.SignatureException;
 import java.security.spec.X509EncodedKeySpec;
@@ -115,19 +117,32 @@ public final class TrustedKey {
     }
   }
 
+  /**
+   * The JCA key, from the first provider whose key factory takes an SPKI. Not simply
+   * {@code KeyFactory.getInstance}: on some Android phones the first {@code Ed25519} key
+   * factory is the Android Keystore's, which refuses an {@code X509EncodedKeySpec}; a
+   * provider the app added (BouncyCastle, Conscrypt) further down the list takes it.
+   */
   private PublicKey publicKey() throws AlgorithmUnavailableException {
     PublicKey key = jca;
     if (key != null) {
       return key;
     }
     String name = type == Type.ED25519 ? "Ed25519" : "EC";
-    try {
-      key = KeyFactory.getInstance(name).generatePublic(new X509EncodedKeySpec(spki));
-    } catch (GeneralSecurityException e) {
-      throw new AlgorithmUnavailableException(name, hint(), e);
+    Provider[] providers = Security.getProviders("KeyFactory." + name);
+    GeneralSecurityException last = null;
+    if (providers != null) {
+      for (Provider provider : providers) {
+        try {
+          key = KeyFactory.getInstance(name, provider).generatePublic(new X509EncodedKeySpec(spki));
+          jca = key;
+          return key;
+        } catch (GeneralSecurityException e) {
+          last = e;
+        }
+      }
     }
-    jca = key;
-    return key;
+    throw new AlgorithmUnavailableException(name, hint(), last);
   }
 
   private String hint() {

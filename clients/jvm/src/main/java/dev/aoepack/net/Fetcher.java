@@ -16,8 +16,10 @@ public interface Fetcher {
    * or no such file in a folder).
    *
    * @throws AoeException {@code download-too-large} when the file is longer than {@code
-   *     maxBytes} (nothing beyond {@code maxBytes + 1} bytes is read), {@code download} for any
-   *     other failure (network, server error, deadline)
+   *     maxBytes} (nothing beyond {@code maxBytes + 1} bytes is read), {@code download-too-slow}
+   *     past a time limit (deadline, minimum rate; {@link TransferLimits}), {@code store} for a
+   *     name that could leave the repository ({@code ..}, an absolute path, a link out of a
+   *     folder), {@code download} for any other failure (network, server error, idle timeout)
    */
   byte[] fetch(String path, long maxBytes) throws AoeException;
 }

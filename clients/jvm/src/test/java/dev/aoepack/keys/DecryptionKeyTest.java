@@ -127,7 +127,9 @@ class DecryptionKeyTest {
 
   @Test
   void attackPbes2WithAnotherPrfIsKeyFormat() {
-    // hmacWithSHA1 (…2.7) in place of hmacWithSHA256 (…2.9): not the scheme of §10.1.
+    // hmacWithSHA1 (…2.7) in place of hmacWithSHA256 (…2.9): not the scheme of §10.1. aoe-pack
+    // hands other schemes to `cryptography`, which tries them (here: wrong-password); this
+    // library reads only the scheme §10.1 names, so it says key-format.
     String pem = new String(Vectors.resource("test-only-x25519-encrypted.key"), StandardCharsets.US_ASCII);
     String b64 = pem.replaceAll("-----[A-Z ]+-----", "").replaceAll("\\s", "");
     byte[] der = Codec.base64(b64);

@@ -49,9 +49,13 @@ final class X25519 {
     PublicKey pub;
     try {
       priv = factory.generatePrivate(new PKCS8EncodedKeySpec(concat(PKCS8_PREFIX, scalar)));
+    } catch (InvalidKeySpecException e) {
+      throw Jca.unavailable(Jca.XDH, e); // a 32-byte scalar is always a key: the provider lacks X25519
+    }
+    try {
       pub = factory.generatePublic(new X509EncodedKeySpec(concat(SPKI_PREFIX, u)));
     } catch (InvalidKeySpecException e) {
-      throw Jca.unavailable(Jca.XDH, e);
+      return null; // a provider that refuses this peer point: the blob does not open
     }
     byte[] secret;
     try {
