@@ -25,7 +25,8 @@ import java.util.Map;
  * {@link #hasNonInteger}), {@code Boolean}, and {@link #NULL}.
  *
  * <p>Refused: text that is not UTF-8, a byte order mark, duplicate member
- * names, {@code NaN} and infinities, control characters inside strings,
+ * names, {@code NaN} and infinities, a number literal longer than 4300 characters or whose
+ * exponent is beyond an {@code int}, control characters inside strings,
  * nesting deeper than {@code maxDepth}, more than {@code maxValues} values,
  * and anything after the value but whitespace. An unpaired surrogate escape
  * ({@code \ud800}) is valid JSON and parses; it has no canonical form, so
@@ -44,6 +45,12 @@ public final class Json {
   public static final long MAX_SAFE_INTEGER = 9007199254740991L;
 
   private static final BigInteger MAX_SAFE = BigInteger.valueOf(MAX_SAFE_INTEGER);
+
+  /**
+   * The longest number literal read, sign, fraction and exponent included: Python's own limit
+   * on integer text (4300 digits), where the reference's reader stops too.
+   */
+  static final int MAX_NUMBER_CHARS = 4300;
 
   private final String text;
   private final int maxDepth;
@@ -359,6 +366,11 @@ public final class Json {
         throw error("invalid number: no digit in the exponent");
       }
     }
+    if (pos - start > MAX_NUMBER_CHARS) {
+      // Decimal text to binary is quadratic in the digits: a 4 MiB number costs minutes of CPU,
+      // and it may stand where nothing is authenticated yet (an envelope). No document holds one.
+      throw error("a number of more than " + MAX_NUMBER_CHARS + " characters");
+    }
     String written = text.substring(start, pos);
     if (integer) {
       BigInteger n = new BigInteger(written);
@@ -366,7 +378,11 @@ public final class Json {
         return Long.valueOf(n.longValue());
       }
     }
-    return new BigDecimal(written);
+    try {
+      return new BigDecimal(written);
+    } catch (NumberFormatException e) {
+      throw error("a number whose exponent is out of range"); // 1e9999999999: beyond an int
+    }
   }
 
   private int digits() {

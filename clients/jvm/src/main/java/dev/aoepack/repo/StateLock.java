@@ -6,6 +6,10 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The exclusive lock on {@code <state>.lock} held from loading the state to saving it
@@ -16,14 +20,50 @@ import java.nio.channels.OverlappingFileLockException;
  * Linux and Android, while the reference takes {@code flock}: on Linux the two kinds do not see
  * each other, so a Java check and an {@code aoe-pack client check} of one state file are kept
  * apart only by the save, which never lowers the floor the file holds.
+ *
+ * <p>Within this process, threads first take a lock of their own per lock file, and only its
+ * holder ever opens the file: a record lock belongs to the process, and closing any descriptor
+ * of the file drops it (POSIX), so a thread that gave up waiting with the file open would, on
+ * closing it, release the holder's lock to every other process.
  */
 final class StateLock implements java.io.Closeable {
+  /** One permit per lock file (by canonical path) for the threads of this process; never removed. */
+  private static final Map<String, Semaphore> IN_PROCESS = new HashMap<String, Semaphore>();
+
   private final RandomAccessFile file;
   private final FileLock lock;
+  private final Semaphore permit;
+  private boolean closed;
 
-  private StateLock(RandomAccessFile file, FileLock lock) {
+  private StateLock(RandomAccessFile file, FileLock lock, Semaphore permit) {
     this.file = file;
     this.lock = lock;
+    this.permit = permit;
+  }
+
+  private static Semaphore permitFor(File path) {
+    String key;
+    try {
+      key = path.getCanonicalPath();
+    } catch (IOException e) {
+      key = path.getAbsolutePath();
+    }
+    synchronized (IN_PROCESS) {
+      Semaphore s = IN_PROCESS.get(key);
+      if (s == null) {
+        s = new Semaphore(1, true);
+        IN_PROCESS.put(key, s);
+      }
+      return s;
+    }
+  }
+
+  private static AoeException locked(File state, File path, long waitMillis) {
+    return new AoeException(
+        "state-locked",
+        "another check holds the client state " + state + ": its lock " + path.getName()
+            + " was still held after " + waitMillis / 1000.0 + " s; run one check of a repository at a"
+            + " time, or again once the other ends (its lock goes with it, even if it is killed)");
   }
 
   static File lockPath(File state) {
@@ -37,13 +77,23 @@ final class StateLock implements java.io.Closeable {
     if (dir != null && !dir.isDirectory() && !dir.mkdirs() && !dir.isDirectory()) {
       throw new AoeException("store", "cannot lock the client state " + state + ": cannot create " + dir);
     }
+    long deadline = System.nanoTime() + waitMillis * 1000000L;
+    Semaphore permit = permitFor(path);
+    try {
+      if (!permit.tryAcquire(Math.max(0, waitMillis), TimeUnit.MILLISECONDS)) {
+        throw locked(state, path, waitMillis);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AoeException("state-locked", "interrupted while waiting for the client state " + state, e);
+    }
     RandomAccessFile file;
     try {
       file = new RandomAccessFile(path, "rw");
     } catch (IOException e) {
+      permit.release();
       throw new AoeException("store", "cannot lock the client state " + state + ": " + e.getMessage(), e);
     }
-    long deadline = System.nanoTime() + waitMillis * 1000000L;
     long pause = 1;
     try {
       while (true) {
@@ -51,21 +101,17 @@ final class StateLock implements java.io.Closeable {
         try {
           lock = file.getChannel().tryLock();
         } catch (OverlappingFileLockException e) {
-          lock = null; // another check in this process holds it
+          lock = null; // held through another channel of this process (not through this class)
         } catch (IOException e) {
           // A file system without locks: go on unlocked, the save never lowers the floor.
-          return new StateLock(file, null);
+          return new StateLock(file, null, permit);
         }
         if (lock != null) {
-          return new StateLock(file, lock);
+          return new StateLock(file, lock, permit);
         }
         long left = (deadline - System.nanoTime()) / 1000000L;
         if (left <= 0) {
-          throw new AoeException(
-              "state-locked",
-              "another check holds the client state " + state + ": its lock " + path.getName()
-                  + " was still held after " + waitMillis / 1000.0 + " s; run one check of a repository at a"
-                  + " time, or again once the other ends (its lock goes with it, even if it is killed)");
+          throw locked(state, path, waitMillis);
         }
         try {
           Thread.sleep(Math.min(pause, left));
@@ -77,9 +123,11 @@ final class StateLock implements java.io.Closeable {
       }
     } catch (AoeException e) {
       closeQuietly(file);
+      permit.release();
       throw e;
     } catch (RuntimeException e) {
       closeQuietly(file);
+      permit.release();
       throw e;
     }
   }
@@ -93,7 +141,11 @@ final class StateLock implements java.io.Closeable {
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     try {
       if (lock != null) {
         lock.release();
@@ -102,5 +154,6 @@ final class StateLock implements java.io.Closeable {
       // closing the file releases it too
     }
     closeQuietly(file);
+    permit.release();
   }
 }
