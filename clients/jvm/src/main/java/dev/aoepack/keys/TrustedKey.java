@@ -112,6 +112,8 @@ public final class TrustedKey {
       return verifier.verify(signature);
     } catch (SignatureException e) {
       return false; // a malformed signature counts zero, like an invalid one (§6.4)
+    } catch (RuntimeException e) {
+      return false; // so does one a provider chokes on (some throw unchecked on bad DER)
     } catch (InvalidKeyException e) {
       throw new AlgorithmUnavailableException(name, hint(), e);
     }

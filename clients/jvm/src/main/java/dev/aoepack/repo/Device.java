@@ -150,6 +150,16 @@ public final class Device {
             "the device id is empty: every device would fall in the same rollout bucket; pass a stable"
                 + " per-install id (e.g. a random UUID kept by the app)");
       }
+      for (int i = 0; i < deviceId.length(); i++) {
+        char c = deviceId.charAt(i);
+        boolean paired = Character.isHighSurrogate(c)
+            ? i + 1 < deviceId.length() && Character.isLowSurrogate(deviceId.charAt(++i))
+            : !Character.isLowSurrogate(c);
+        if (!paired) {
+          throw new AoeException(
+              "usage", "the device id holds an unpaired UTF-16 surrogate: it has no UTF-8 bytes to bucket");
+        }
+      }
       for (String c : channels) {
         if (!Fields.Pattern.CHANNEL.matches(c)) {
           throw new AoeException("usage", "channel " + PyRepr.of(c) + ": use lowercase letters, digits and '-'");

@@ -108,7 +108,7 @@ final class DeviceState {
         }
         keys = new TreeSet<String>();
         for (Object id : (List<?>) k) {
-          if (!(id instanceof String)) {
+          if (!(id instanceof String) || !Codec.isHex64((String) id)) {
             throw unreadable(path, "manifestRootKeys must be a list of key ids or null");
           }
           keys.add((String) id);

@@ -17,9 +17,10 @@ import java.util.concurrent.TimeUnit;
  * removed; the lock goes with the process that holds it.
  *
  * <p>{@link java.nio.channels.FileChannel#lock} takes a POSIX record lock ({@code fcntl}) on
- * Linux and Android, while the reference takes {@code flock}: on Linux the two kinds do not see
- * each other, so a Java check and an {@code aoe-pack client check} of one state file are kept
- * apart only by the save, which never lowers the floor the file holds.
+ * Linux and Android. The reference takes a {@code flock} and such a record lock (§15.6), so a
+ * Java check and an {@code aoe-pack client check} of one state file wait for each other
+ * (tests/jvm/test_state_lock.py); and the save never lowers the floor the file holds, for a
+ * writer that does not lock.
  *
  * <p>Within this process, threads first take a lock of their own per lock file, and only its
  * holder ever opens the file: a record lock belongs to the process, and closing any descriptor

@@ -358,6 +358,23 @@ class UpdateCheckerTest {
   }
 
   @Test
+  void aStateFileWhoseRootKeysAreNotKeyIdsIsRepositoryFormat() throws Exception {
+    publish(5);
+    checker().build().check(device("1.0.0"));
+    String saved = new String(Files.readAllBytes(state.toPath()), StandardCharsets.UTF_8);
+    String forged = saved.replaceFirst("\"[0-9a-f]{64}\"(\\s*\\])", "\"not \\\\\"a key id\"$1");
+    assertTrue(!forged.equals(saved), saved);
+    Files.write(state.toPath(), forged.getBytes(StandardCharsets.UTF_8));
+    assertEquals("repository-format", code(() -> checker().build().check(device("1.0.0"))));
+  }
+
+  @Test
+  void aDeviceIdWithAnUnpairedSurrogateIsAUsageError() {
+    assertEquals("usage", code(() -> Device.builder().tag(TAG).deviceId("dev\ud800ice")
+        .appVersion("3.0.0").localVersion("1.0.0").build()));
+  }
+
+  @Test
   void lockedStateIsStateLocked() throws Exception {
     publish(5);
     StateLock held = StateLock.acquire(state, 1000);

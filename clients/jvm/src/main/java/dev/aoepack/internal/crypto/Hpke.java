@@ -76,7 +76,13 @@ final class Hpke {
           break;
         }
       default:
-        sharedSecret = xwing.decapsulate(key.secret.clone(), enc);
+        try {
+          sharedSecret = xwing.decapsulate(key.secret.clone(), enc);
+        } catch (RuntimeException e) {
+          // The app's plug-in (a provider's KEM) failing on hostile input is a decryption
+          // failure, not a crash of the check.
+          throw new AoeException("decryption", "the X-Wing KEM failed: " + e, e);
+        }
         if (sharedSecret == null || sharedSecret.length != 32) {
           throw new AoeException(
               "decryption", "the X-Wing KEM returned no 32-byte shared secret");

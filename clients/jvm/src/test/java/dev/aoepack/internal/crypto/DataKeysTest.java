@@ -227,6 +227,22 @@ class DataKeysTest {
     assertEquals("decryption", e.code());
   }
 
+  @Test
+  void anXWingKemThatThrowsUncheckedIsDecryptionNotACrash() throws Exception {
+    AoeException e =
+        assertThrows(
+            AoeException.class,
+            () ->
+                DataKeys.unwrap(
+                    recipients("v1-mlkem.aoe"),
+                    key("test-only-mlkem768-x25519.key"),
+                    (seed, enc) -> {
+                      throw new IllegalArgumentException("provider refused the ciphertext");
+                    },
+                    INFO));
+    assertEquals("decryption", e.code());
+  }
+
   interface Edit {
     byte[] apply(byte[] blob);
   }
