@@ -17,9 +17,13 @@ Keys are the types docs/android.md recommends for phones below API 33 (P-256 sig
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
+import socket
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,14 +113,14 @@ class Phone:
         self.models = home / "files" / "aoe-pack" / "models"
         self.state = home / "no_backup" / "aoe-pack" / "state.json"
 
-    def update(self, server: NginxServer, *extra: object) -> dict[str, Any]:
+    def update(self, url: str, *extra: object, timeout: float = 60) -> dict[str, Any]:
         proc = self.jvm.run(
-            *map(str, ("update", "--repo", server.url + "/", "--trusted-root", self.root,
+            *map(str, ("update", "--repo", url + "/", "--trusted-root", self.root,
                        "--state", self.state, "--models", self.models, "--tag", TAG,
                        "--device-id", PHONE, "--app-version", APP, "--local-version", LOCAL,
                        "--min-manifest-version", self.floor, "--decryption-key", self.key,
                        *extra)),
-            timeout=60,
+            timeout=timeout,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr.decode()[-3000:]
         doc: dict[str, Any] = json.loads(proc.stdout)
@@ -202,7 +206,7 @@ class Flow:
         installs the release too (``--download``).
         """
         start = time.monotonic()
-        got = self.phone.update(self.server)
+        got = self.phone.update(self.server.url)
         took = time.monotonic() - start
         fetched = self.wire.since(count)
         sent = sum(r.bytes_sent for r in fetched)
@@ -318,7 +322,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(
     with serve_with_nginx(publisher.repo, tmp_path / "nginx", bundles=SLOW) as server:
         wire = Wire(server)
         start = time.monotonic()
-        got = phone.update(server, "--deadline-ms", 1500)
+        got = phone.update(server.url, "--deadline-ms", 1500)
         took = time.monotonic() - start
         fetched = wire.since(4)
         costs.append(f"cut short: {fetched[3].bytes_sent} bytes of the bundle, {took:.2f} s")
@@ -331,7 +335,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(
         assert fetched[3].bytes_sent < size
 
         start = time.monotonic()
-        got = phone.update(server)
+        got = phone.update(server.url)
         took = time.monotonic() - start
         fetched = wire.since(4)
         costs.append(f"resumed: {fetched[3].bytes_sent} bytes of the bundle, {took:.2f} s")
@@ -352,3 +356,83 @@ def test_an_interrupted_download_resumes_with_a_range_request(
         "--decryption-key", phone.key, json=True).expect()  # fmt: skip
     assert tree(v12) == tree(out)
     print("\n" + "\n".join(costs))
+
+
+class StallingHop:
+    """A hop between the phone and nginx that stalls a bundle: a mobile link gone dead.
+
+    Every byte passes both ways until the phone asks for a bundle (``GET /bundles/``); of
+    that answer ``after`` bytes pass, then nothing more, the connection held open: a path
+    that stops without closing, which only the device's deadline can end.
+    """
+
+    def __init__(self, upstream: NginxServer, after: int) -> None:
+        self.port = int(upstream.url.rsplit(":", 1)[1])
+        self.after = after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list[socket.socket] = [self.listener]
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                phone, _ = self.listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.port))
+                self.sockets += [phone, server]
+                bundle = threading.Event()
+                threading.Thread(target=self._up, args=(phone, server, bundle), daemon=True).start()
+                threading.Thread(
+                    target=self._down, args=(server, phone, bundle), daemon=True
+                ).start()
+
+    @staticmethod
+    def _up(phone: socket.socket, server: socket.socket, bundle: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := phone.recv(65536):
+                if b"GET /bundles/" in data:
+                    bundle.set()
+                server.sendall(data)
+
+    def _down(self, server: socket.socket, phone: socket.socket, bundle: threading.Event) -> None:
+        passed = 0
+        with contextlib.suppress(OSError):
+            while data := server.recv(4096):
+                if bundle.is_set():
+                    if passed >= self.after:
+                        self.closed.wait()  # hold the connection; never send again
+                        return
+                    passed += len(data)
+                phone.sendall(data)
+
+    def close(self) -> None:
+        self.closed.set()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def test_a_bundle_download_that_stalls_stops_at_its_deadline(
+    jvm: JvmBuild, publisher: Publisher, tmp_path: Path
+) -> None:
+    """The deadline bounds a stalled body too, not only a slow one (TransferLimits).
+
+    FAILS against the library as it is: on the JDK, HttpURLConnection.disconnect() from
+    the watchdog thread waits for the read it should interrupt, so a body that stalls ends
+    only at the 30 s idle timeout (reported then as download-too-slow).
+    """
+    phone = Phone(jvm, publisher, tmp_path / "phone")
+    with serve_with_nginx(publisher.repo, tmp_path / "nginx") as server:
+        hop = StallingHop(server, after=64 * 1024)
+        try:
+            start = time.monotonic()
+            try:
+                got = phone.update(hop.url, "--deadline-ms", 1500, timeout=10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("a bundle download with a 1.5 s deadline was still running 10 s later")
+            took = time.monotonic() - start
+        finally:
+            hop.close()
+    assert (got["error"], got["currentModel"]) == ("download-too-slow", None)
+    assert took < 1.5 + 3  # the deadline, the JVM's start and the check's documents
