@@ -71,7 +71,10 @@ http {{
         root {root};
         location / {{ }}
         location ~ \\.json$ {{ add_header Cache-Control "no-cache" always; }}
-        location /bundles/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
+        location /bundles/ {{
+            add_header Cache-Control "public, max-age=31536000, immutable";
+            {bundles}
+        }}
     }}
 }}
 """
@@ -148,8 +151,11 @@ def _answers(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def serve_with_nginx(root: Path, work: Path) -> Iterator[NginxServer]:
+def serve_with_nginx(root: Path, work: Path, *, bundles: str = "") -> Iterator[NginxServer]:
     """Serve ``root`` on a free loopback port; nginx's files go to ``work``.
+
+    ``bundles`` is more configuration for ``/bundles/``, e.g. ``limit_rate`` for a slow
+    network.
 
     The port is picked free and then bound by nginx, so another process can
     take it in between: a start that fails to bind is retried on a new port.
@@ -161,7 +167,9 @@ def serve_with_nginx(root: Path, work: Path) -> Iterator[NginxServer]:
         port = _free_port()
         config = work / "nginx.conf"
         config.write_text(
-            _CONFIG.format(user=user, work=work, host=_HOST, port=port, root=root.resolve())
+            _CONFIG.format(
+                user=user, work=work, host=_HOST, port=port, root=root.resolve(), bundles=bundles
+            )
         )
         error_log = work / "error.log"
         with (work / "stderr.log").open("wb") as err:

@@ -1,8 +1,15 @@
 package dev.aoepack.crosscheck;
 
+import dev.aoepack.AoeException;
 import dev.aoepack.corpus.Corpus;
 import dev.aoepack.json.Canonical;
+import dev.aoepack.json.Json;
 import dev.aoepack.json.JsonException;
+import dev.aoepack.keys.DecryptionKey;
+import dev.aoepack.net.TransferLimits;
+import dev.aoepack.repo.Decision;
+import dev.aoepack.repo.Device;
+import dev.aoepack.update.ModelUpdater;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
@@ -23,6 +30,9 @@ import java.util.Map;
  * CrossCheck verify BUNDLE --trusted-key PUB... [--threshold N] [--decryption-key KEY]
  * CrossCheck unpack BUNDLE --out DIR --trusted-key PUB... [--threshold N] [--decryption-key KEY]
  * CrossCheck decide --repo DIR --trusted-root ROOT --state FILE [--min-manifest-version N]
+ * CrossCheck update --repo URL --trusted-root ROOT --state FILE --models DIR --tag TAG
+ *     --device-id ID --app-version A --local-version L [--min-manifest-version N]
+ *     [--decryption-key KEY] [--act yes|no] [--deadline-ms N]
  * </pre>
  *
  * {@code verify} and {@code unpack} print one JSON object, as a bundle case's expect of the
@@ -31,7 +41,13 @@ import java.util.Map;
  * "deviceId", "appVersion", "localVersion", "installedVersion", "channels", "runtimes"}}) and
  * prints one line per device: the decision as {@code client check --json} prints it (without
  * the download's members), or {@code {"ok":false,"error":{"code":...}}}. X-Wing keys go
- * through the test-only ML-KEM. Exit code 0 unless the command line is wrong (2).
+ * through the test-only ML-KEM. {@code update} is an app's update (docs/android.md): a {@link
+ * ModelUpdater} over http:// (cleartext allowed, for a loopback server), one check of the device
+ * whose installed version is the updater's own, then, unless {@code --act no}, what the decision
+ * asks: {@code download} or {@code revertToLocal}. It prints {@code {"decision": toJson or
+ * null, "installed": folder or null, "currentModel": folder or null, "error": code or null}};
+ * {@code --deadline-ms} is every request's deadline (a test cuts a download short with it).
+ * Exit code 0 unless the command line is wrong (2).
  */
 public final class CrossCheck {
   private CrossCheck() {}
@@ -60,6 +76,9 @@ public final class CrossCheck {
         break;
       case "decide":
         decide(opts, out);
+        break;
+      case "update":
+        out.println(json(update(opts)));
         break;
       default:
         usage("unknown command " + args[0]);
@@ -114,6 +133,71 @@ public final class CrossCheck {
               device);
       out.println(json(flat(got)));
     }
+  }
+
+  private static Map<String, Object> update(Map<String, List<String>> opts) throws IOException {
+    String[] required = {
+      "--repo", "--trusted-root", "--state", "--models", "--tag", "--device-id", "--app-version",
+      "--local-version"
+    };
+    for (String name : required) {
+      if (one(opts, name) == null) {
+        usage("update needs " + String.join(", ", required));
+      }
+    }
+    String tag = one(opts, "--tag");
+    String min = one(opts, "--min-manifest-version");
+    String key = one(opts, "--decryption-key");
+    String deadline = one(opts, "--deadline-ms");
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("decision", Json.NULL);
+    out.put("installed", Json.NULL);
+    out.put("error", Json.NULL);
+    ModelUpdater updater = null;
+    try {
+      ModelUpdater.Builder b = ModelUpdater.builder() // as docs/android.md builds one
+          .repository(one(opts, "--repo"))
+          .allowCleartextHttp(true)
+          .trustedRoot(Files.readAllBytes(new File(one(opts, "--trusted-root")).toPath()))
+          .stateFile(new File(one(opts, "--state")))
+          .modelsDir(new File(one(opts, "--models")));
+      if (min != null) {
+        b.minManifestVersion(Long.parseLong(min));
+      }
+      if (key != null) {
+        b.decryptionKey(DecryptionKey.fromFile(Files.readAllBytes(new File(key).toPath())));
+      }
+      if (deadline != null) {
+        b.limits(TransferLimits.DEFAULT.withDeadlineMillis(Long.parseLong(deadline)));
+      }
+      updater = b.build();
+      Decision decision = updater.check(Device.builder()
+          .tag(tag)
+          .deviceId(one(opts, "--device-id"))
+          .appVersion(one(opts, "--app-version"))
+          .localVersion(one(opts, "--local-version"))
+          .installedVersion(updater.installedVersion(tag))
+          .build());
+      out.put("decision", Corpus.parse(decision.toJson().getBytes(StandardCharsets.UTF_8)));
+      if (!"no".equals(one(opts, "--act"))) {
+        if (decision.action() == Decision.Action.DOWNLOAD) {
+          out.put("installed", updater.download(decision).getPath());
+        } else if (decision.action() == Decision.Action.REVERT_TO_LOCAL) {
+          updater.revertToLocal(tag);
+        }
+      }
+    } catch (AoeException e) {
+      out.put("error", e.code());
+      System.err.println(e.code() + ": " + e.getMessage());
+    }
+    File current = null;
+    try {
+      current = updater == null ? null : updater.currentModel(tag);
+    } catch (AoeException e) {
+      out.put("error", e.code());
+    }
+    out.put("currentModel", current == null ? Json.NULL : current.getPath());
+    return out;
   }
 
   /** A check's outcome as {@code client check --json} prints it. */
