@@ -88,9 +88,14 @@ final class HttpCall {
       throw new AoeException("usage", url + ": only http:// and https:// can be downloaded");
     }
     HttpURLConnection c = (HttpURLConnection) plain;
-    long idle = clock.limits().idleMillis();
-    c.setConnectTimeout((int) Math.min(Integer.MAX_VALUE, Math.min(idle, clock.leftMillis())));
-    c.setReadTimeout((int) Math.min(Integer.MAX_VALUE, idle));
+    // Both timeouts are at most the time left: a read blocked on a stalled body cannot be
+    // interrupted by the watchdog's disconnect (HttpURLConnection's close waits for the
+    // read's lock), so its own timeout is what ends it by the deadline.
+    // (The deadline only: the rate limit moves later as bytes arrive.)
+    clock.leftMillis(); // a limit already passed: no request
+    long bound = Math.max(1, Math.min(clock.limits().idleMillis(), clock.deadlineLeftMillis()));
+    c.setConnectTimeout((int) Math.min(Integer.MAX_VALUE, bound));
+    c.setReadTimeout((int) Math.min(Integer.MAX_VALUE, bound));
     c.setInstanceFollowRedirects(false);
     c.setUseCaches(false);
     c.setRequestProperty("Accept-Encoding", "identity");

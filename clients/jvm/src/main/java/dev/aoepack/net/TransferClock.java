@@ -15,7 +15,9 @@ import java.util.concurrent.TimeUnit;
  * enforce a deadline or an average rate by itself. A watchdog on one shared daemon thread wakes at
  * the nearest limit and, once one has passed, disconnects the connection under way: the blocked
  * read fails, and the reader turns that into {@code download-too-slow} naming the limit. The
- * reader also checks the limits after every read it makes.
+ * reader also checks the limits after every read it makes. A read blocked on a body that stopped
+ * arriving holds a lock the disconnect waits for, so the connection's read timeout, at most the
+ * time left when it connected (HttpCall), is what bounds a stall.
  */
 final class TransferClock {
   private static final ScheduledThreadPoolExecutor WATCHDOG = watchdog();
@@ -66,6 +68,11 @@ final class TransferClock {
       left = Math.min(left, rateLeft);
     }
     return left;
+  }
+
+  /** Milliseconds until the deadline (which, unlike the rate limit, never moves). */
+  long deadlineLeftMillis() {
+    return limits.deadlineMillis() - elapsedMillis();
   }
 
   /** The limit that ended a failed read, or null when none did (the failure is the network's). */
@@ -122,9 +129,18 @@ final class TransferClock {
       schedule(); // bytes arrived meanwhile: the rate limit moved on
     } catch (AoeException e) {
       tripped = e;
-      HttpURLConnection victim = watched;
+      final HttpURLConnection victim = watched;
       watched = null;
-      victim.disconnect();
+      // Not on the watchdog's own thread: disconnect can block until the read it should end
+      // returns (see HttpCall), and meanwhile no other download's limits would be watched.
+      Thread closer = new Thread(new Runnable() {
+        @Override
+        public void run() {
+          victim.disconnect();
+        }
+      }, "aoe-pack download disconnect");
+      closer.setDaemon(true);
+      closer.start();
     }
   }
 

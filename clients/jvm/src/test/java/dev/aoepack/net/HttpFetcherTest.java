@@ -178,6 +178,24 @@ class HttpFetcherTest {
   }
 
   @Test
+  void aBodyThatStopsMidwayStopsAtTheDeadlineNotTheIdleTimeout() throws Exception {
+    // A mobile link gone dead: headers and some body, then nothing, the connection open. The
+    // watchdog's disconnect cannot end the blocked read; its timeout must.
+    server.on("index.json", ex -> {
+      ex.sendResponseHeaders(200, 100_000);
+      ex.getResponseBody().write(new byte[10_000]);
+      ex.getResponseBody().flush();
+      Thread.sleep(20_000);
+    });
+    TransferLimits limits = new TransferLimits(15_000, 800, 0, 0);
+    long start = System.nanoTime();
+    AoeException e = assertThrows(AoeException.class, () -> server.fetcher(limits).fetch("index.json", 1L << 20));
+    assertEquals("download-too-slow", e.code());
+    assertTrue(e.getMessage().contains("deadline"), e.getMessage());
+    assertTrue(System.nanoTime() - start < 3_000_000_000L, "stopped at the deadline, not the idle timeout");
+  }
+
+  @Test
   void aServerThatStopsSendingTripsTheIdleTimeout() throws Exception {
     server.on("index.json", ex -> {
       ex.sendResponseHeaders(200, 100);
