@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from _modules import load_module
 
 from aoe_pack.bundle.delta import apply_delta, open_delta
 from aoe_pack.bundle.unpack import unpack_bundle
@@ -21,17 +19,7 @@ VECTORS = Path(__file__).parent / "vectors"
 DELTA = VECTORS / "delta"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mdv = _load("make_delta_vectors", VECTORS / "make_delta_vectors.py")
+mdv = load_module("make_delta_vectors", VECTORS / "make_delta_vectors.py")
 mv = mdv.mv
 EXPECTED: dict[str, Any] = json.loads((DELTA / "delta.json").read_text())
 

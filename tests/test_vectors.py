@@ -12,20 +12,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib.util
 import io
 import json
 import shutil
 import struct
-import sys
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from _modules import load_module
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
@@ -45,19 +43,9 @@ TESTS = Path(__file__).parent
 VECTORS = TESTS / "vectors"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mv = _load("make_vectors", VECTORS / "make_vectors.py")
-iv = _load("_independent_verifier", TESTS / "_independent_verifier.py")
-tamper = _load("_vector_tamper", TESTS / "bundle" / "_tamper.py")
+mv = load_module("make_vectors", VECTORS / "make_vectors.py")
+iv = load_module("_independent_verifier", TESTS / "_independent_verifier.py")
+tamper = load_module("_vector_tamper", TESTS / "bundle" / "_tamper.py")
 EXPECTED: dict[str, Any] = json.loads((VECTORS / "expected.json").read_text())
 BUNDLES = list(EXPECTED["bundles"])
 ENCRYPTED = [(b, k) for b in BUNDLES for k in EXPECTED["bundles"][b]["decryptWith"]]

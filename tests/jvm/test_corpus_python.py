@@ -10,35 +10,21 @@ case and a few repository scenarios, what the real CLI prints with ``--json``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests._cli import NO_PASSWORD, Cli
+from tests._modules import load_module
 
 ATTACKS = Path(__file__).resolve().parents[1] / "vectors" / "attacks"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ma = _load("make_attacks", ATTACKS / "make_attacks.py")
+ma = load_module("make_attacks", ATTACKS / "make_attacks.py")
 BUNDLES: list[dict[str, Any]] = json.loads((ATTACKS / "bundles.json").read_text())["cases"]
 REPOS: list[dict[str, Any]] = json.loads((ATTACKS / "repos.json").read_text())["scenarios"]
 aoe = Cli(env=NO_PASSWORD)
