@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +24,22 @@ class JvmBuild:
         return os.pathsep.join(str(self.out / d) for d in ("classes", "test-classes"))
 
     def run(
-        self, *args: str, stdin: bytes | None = None, timeout: float = 600
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        timeout: float = 600,
+        java_options: Sequence[str] = (),
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run the cross-check tool with ``args``."""
+        """Run the cross-check tool with ``args`` (and ``java_options`` for the JVM, e.g. -Xmx)."""
         return subprocess.run(
-            ["java", "-cp", self.classpath, "dev.aoepack.crosscheck.CrossCheck", *args],
+            [
+                "java",
+                *java_options,
+                "-cp",
+                self.classpath,
+                "dev.aoepack.crosscheck.CrossCheck",
+                *args,
+            ],
             input=stdin,
             capture_output=True,
             timeout=timeout,

@@ -138,13 +138,30 @@ public final class Corpus {
       for (Path p : (Iterable<Path>) walk::iterator) {
         if (Files.isRegularFile(p)) {
           String rel = root.relativize(p).toString().replace(File.separatorChar, '/');
-          out.put(rel, sha256(Files.readAllBytes(p)));
+          out.put(rel, sha256(p)); // streamed: a test of bounded memory unpacks big files
         }
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
     return out;
+  }
+
+  /** SHA-256 (hex) of the file {@code p}, read in 64 KiB pieces. */
+  public static String sha256(Path p) throws IOException {
+    MessageDigest md;
+    try {
+      md = MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+    byte[] buffer = new byte[1 << 16];
+    try (java.io.InputStream in = Files.newInputStream(p)) {
+      for (int n; (n = in.read(buffer)) > 0; ) {
+        md.update(buffer, 0, n);
+      }
+    }
+    return HexFormat.of().formatHex(md.digest());
   }
 
   public static String sha256(byte[] data) {
