@@ -161,6 +161,34 @@ final class HttpCall {
   }
 
   /**
+   * The body's content coding, {@code gzip} or null for the bytes as they are, when the request
+   * asked for gzip: any other coding, or more than one, is refused ({@code download}) rather than
+   * guessed, since inflating a coding nobody planned for has no cap.
+   */
+  String gzipOrIdentity() throws AoeException {
+    List<String> codings = new ArrayList<String>();
+    for (String v : headers("Content-Encoding")) {
+      for (String coding : v.split(",", -1)) {
+        String c = coding.trim().toLowerCase(Locale.ROOT);
+        if (!c.isEmpty() && !c.equals("identity")) {
+          codings.add(c);
+        }
+      }
+    }
+    if (codings.isEmpty()) {
+      return null;
+    }
+    if (codings.size() == 1 && codings.get(0).equals("gzip")) {
+      return "gzip";
+    }
+    throw new AoeException(
+        "download",
+        url + ": the server sent Content-Encoding: " + codings
+            + ", but only gzip was asked for; refusing the body (a server or CDN that "
+            + "compresses files must honour Accept-Encoding)");
+  }
+
+  /**
    * Refuse a body in any content coding: every request asks for {@code identity}, so ranges, caps
    * and digests are those of the file, and inflating a coding nobody planned for has no cap.
    */

@@ -3,8 +3,9 @@ package dev.aoepack.net;
 import dev.aoepack.AoeException;
 import java.io.ByteArrayOutputStream;
 import java.io.UnsupportedEncodingException;
-import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -17,9 +18,11 @@ import java.util.regex.Pattern;
  * in time ({@link TransferLimits}: idle timeout, deadline, minimum average rate; {@code
  * download-too-slow}). 404 and 410 mean "no such file" (null); any other status but 200 is {@code
  * download}. Redirects are followed up to 4 times, only to HTTP(S), never from https:// to
- * http://. Every request says {@code Accept-Encoding: identity} and a body in any content coding is
- * refused ({@code download}): the reference client also takes gzip documents, which the
- * specification makes optional (§15.12).
+ * http://. Documents are asked for with {@code Accept-Encoding: gzip} and inflated under the same
+ * cap, and can be read conditionally ({@link #fetch(String, long, Validators)}: an unchanged one
+ * costs a {@code 304}); bundles ({@link BundleDownload}) with {@code identity}, refusing a coded
+ * body. Setting Accept-Encoding itself also keeps Android's HttpURLConnection from inflating
+ * behind the library's back, where no cap would apply.
  *
  * <pre>{@code
  * Fetcher repo = HttpFetcher.builder("https://models.example.com/repo/").build();
@@ -28,7 +31,7 @@ import java.util.regex.Pattern;
  *
  * <p>Immutable and safe to share between threads; each request opens its own connection.
  */
-public final class HttpFetcher implements Fetcher {
+public final class HttpFetcher implements ConditionalFetcher {
   /** The longest base URL accepted (aoe_pack/urls.py, MAX_URL_LENGTH). */
   public static final int MAX_URL_LENGTH = 1024;
 
@@ -105,36 +108,82 @@ public final class HttpFetcher implements Fetcher {
     return limits;
   }
 
+  /**
+   * The document at {@code path}, read in full (no validators sent): a {@code 304} answer is
+   * {@code download}.
+   */
   @Override
   public byte[] fetch(String path, long maxBytes) throws AoeException {
+    Fetched got = fetch(path, maxBytes, null);
+    return got == null ? null : got.bytes();
+  }
+
+  /**
+   * A conditional read (§15.1): {@code held}'s well-formed validators go out as {@code
+   * If-None-Match} and {@code If-Modified-Since}; a {@code 304} then means the held copy, and a
+   * {@code 304} to a request that sent neither is {@code download}. A {@code 200} is a new
+   * answer, whatever its bytes, with the {@code ETag} and {@code Last-Modified} it carried (each
+   * kept only if well-formed and given once).
+   *
+   * <p>Documents are asked for with {@code Accept-Encoding: gzip}. A gzip body is inflated with
+   * {@code maxBytes} capping the inflated bytes ({@code download-too-large} at the first byte
+   * past it) and the compressed ones bounded too, by the announced Content-Length or else the
+   * cap plus 0.1 % and 1 KiB; a body that is not exactly one complete gzip member, or in another
+   * coding, is {@code download}. Both the compressed and the inflated bytes are held in memory
+   * (at most the two bounds).
+   */
+  @Override
+  public Fetched fetch(String path, long maxBytes, Validators held) throws AoeException {
     String url = resolve(path);
+    Map<String, String> headers = new LinkedHashMap<String, String>();
+    headers.put("Accept-Encoding", "gzip");
+    if (held != null && held.etag() != null) {
+      headers.put("If-None-Match", held.etag());
+    }
+    if (held != null && held.lastModified() != null) {
+      headers.put("If-Modified-Since", held.lastModified());
+    }
+    boolean conditional = headers.size() > 1;
     TransferClock clock = new TransferClock(url, limits);
-    HttpCall call = HttpCall.open(url, Collections.<String, String>emptyMap(), clock);
+    HttpCall call = HttpCall.open(url, headers, clock);
     if (call == null) {
       return null;
     }
     try {
+      if (call.status == 304) {
+        if (!conditional) {
+          throw new AoeException(
+              "download",
+              call.url + ": HTTP 304 Not Modified to a request that named no version (no "
+                  + "If-None-Match or If-Modified-Since was sent)");
+        }
+        return Fetched.notModified(held);
+      }
       if (call.status != 200) {
         throw new AoeException(
             "download", call.url + ": unexpected HTTP " + call.status + " for a document");
       }
-      call.requireIdentity();
+      boolean gzip = call.gzipOrIdentity() != null;
       long total = call.contentLength();
-      if (total > maxBytes) {
+      long wire = gzip ? Gzip.compressedBound(maxBytes) : maxBytes;
+      if (total > wire) {
         throw new AoeException(
             "download-too-large",
-            call.url + ": announces " + total + " bytes, over the cap of " + maxBytes);
+            call.url + ": announces " + total + (gzip ? " compressed" : "") + " bytes, over the cap of "
+                + maxBytes + (gzip ? " (inflated)" : ""));
       }
       ByteArrayOutputStream out = new ByteArrayOutputStream(
           (int) Math.min(total < 0 ? 8192 : total, HttpCall.CHUNK));
       long got = total < 0
-          ? call.copyBody(out, 0, maxBytes, "the cap")
+          ? call.copyBody(out, 0, wire, gzip ? "the compressed bound" : "the cap")
           : call.copyBody(out, 0, total, "the announced size");
       if (total >= 0 && got != total) {
         throw new AoeException(
             "download", call.url + ": the server closed after " + got + " of " + total + " bytes");
       }
-      return out.toByteArray();
+      byte[] body = out.toByteArray();
+      Validators validators = new Validators(call.header("ETag"), call.header("Last-Modified"));
+      return Fetched.of(gzip ? Gzip.inflate(body, maxBytes, call.url) : body, validators);
     } finally {
       call.close();
     }

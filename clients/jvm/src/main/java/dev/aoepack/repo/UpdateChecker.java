@@ -1,7 +1,10 @@
 package dev.aoepack.repo;
 
 import dev.aoepack.AoeException;
+import dev.aoepack.net.ConditionalFetcher;
+import dev.aoepack.net.Fetched;
 import dev.aoepack.net.Fetcher;
+import dev.aoepack.net.Validators;
 import java.io.File;
 import java.util.Collections;
 import java.util.HashMap;
@@ -38,8 +41,20 @@ import java.util.Set;
  * <p><b>Not supported:</b> tag document patches ({@code tags/<tag>/N.from-M.zst}) need zstd,
  * which neither the JDK nor Android has, so this device always fetches the whole tag document
  * {@code tags/<tag>/N.json}; that is always correct (§15.12: a patch is only a transfer
- * optimisation). Nor does it keep the document cache or send conditional requests (both
- * optional, §15.1): every check fetches the index (or manifest) again.
+ * optimisation).
+ *
+ * <p><b>The document cache</b> (§15.12): beside the state, in {@code <state file>.cache/} (the
+ * reference's layout, so {@code aoe-pack client check --state} shares it), the last accepted
+ * index with its validators and the last accepted document of each tag (up to 32). With a
+ * {@link ConditionalFetcher} (HTTP) the index is read conditionally, so an unchanged repository
+ * costs the root probe's 404 and a 304; a tag document the index still names is taken from the
+ * cache and not fetched at all. Everything held is verified again exactly as a downloaded
+ * document (envelope, signatures by the trusted root's keys, rollback against the floor, expiry
+ * against now, tag and version), so a server that answers 304 forever holds a device back no
+ * longer than the held index's {@code expires}; a held document that fails any check, or a cache
+ * that cannot be read, is dropped for an unconditional fetch and never fails a check. The cache
+ * is written after the state, only by a check that succeeded. {@code manifest.json} is never
+ * cached (nor by the reference).
  *
  * <p>The state is the reference's JSON file (§15.6), so an app's state and {@code aoe-pack
  * client check --state} read each other's. Use one state file per repository (named by
@@ -142,7 +157,8 @@ public final class UpdateChecker {
     Floor floor = effectiveFloor(state.floor, root, shippedFloor);
     Snapshot snapshot;
     Floor next;
-    Object[] indexed = readIndexed(root, tag, now, floor);
+    DocumentCache cache = DocumentCache.beside(stateFile);
+    Object[] indexed = readIndexed(root, tag, now, floor, cache);
     if (indexed != null) {
       snapshot = (Snapshot) indexed[0];
       String indexSha = (String) indexed[1];
@@ -162,46 +178,115 @@ public final class UpdateChecker {
       next = new Floor(snapshot.version, digest, root.keys().keySet(), indexSha);
     }
     new DeviceState(lastAccepted != null ? lastAccepted : state.root, next).save(stateFile, root);
+    if (indexed != null) {
+      cache.save((byte[]) indexed[2], (Validators) indexed[3], tag, (byte[]) indexed[4]);
+    }
     return new Object[] {root, snapshot};
   }
 
-  /** §15.12's device procedure: {snapshot, index payload digest}, or null to read manifest.json. */
-  private Object[] readIndexed(Root root, String tag, long now, Floor floor) throws AoeException {
-    byte[] data = fetcher.fetch("index.json", MAX_INDEX_BYTES);
-    if (data == null || data.length == 0) {
+  /**
+   * §15.12's device procedure: {snapshot, index payload digest, index bytes, validators, tag
+   * document bytes or null}, or null to read manifest.json. The index is read conditionally
+   * when the fetcher can ({@link ConditionalFetcher}) and the cache holds one; whatever the
+   * cache holds is verified exactly as a downloaded document, and a held index that fails is
+   * dropped for an unconditional fetch.
+   */
+  private Object[] readIndexed(Root root, String tag, long now, Floor floor, DocumentCache cache)
+      throws AoeException {
+    DocumentCache.CachedIndex cached = cache.index();
+    Fetched got = fetchIndex(cached == null ? null : cached.validators);
+    if (got == null || (!got.notModified() && got.data().length == 0)) {
       return null; // no index, or one retired by a keyless install
     }
+    byte[] data = null;
+    Object[] verified = null;
+    if (got.notModified()) {
+      try {
+        verified = verifyIndex(cached.data, root, now, floor);
+        data = cached.data;
+      } catch (AoeException e) {
+        verified = null; // a damaged or stale cache: read the index afresh
+      }
+      if (verified == null) {
+        got = fetchIndex(null);
+        if (got == null || got.data().length == 0) {
+          return null;
+        }
+      }
+    }
+    if (verified == null) {
+      data = got.data();
+      verified = verifyIndex(data, root, now, floor);
+    }
+    Index index = (Index) verified[0];
+    String digest = (String) verified[1];
+    Long version = index.tags.get(tag);
+    Map<String, Object> models = new HashMap<String, Object>();
+    Map<String, String> keys = Collections.emptyMap();
+    byte[] doc = null;
+    if (version != null) {
+      TagDocument t = null;
+      byte[] held = cache.tag(tag);
+      if (held != null) {
+        try {
+          t = verifyTagDocument(held, root, tag, null, "tags/" + tag + "/<cached>");
+          doc = held;
+        } catch (AoeException e) {
+          t = null; // damaged, or not ours: the index's version is fetched
+        }
+      }
+      if (t == null || t.version != version) {
+        String name = "tags/" + tag + "/" + version + ".json";
+        doc = fetcher.fetch(name, MAX_MANIFEST_BYTES);
+        if (doc == null) {
+          throw new AoeException(
+              "repository",
+              "index.json version " + index.version + " names " + name + ", which is missing: the repository is"
+                  + " incomplete; keep the current model");
+        }
+        t = verifyTagDocument(doc, root, tag, version, name);
+      }
+      models.put(tag, t.model);
+      keys = t.bundleKeys;
+    }
+    return new Object[] {
+      new Snapshot(index.version, index.expiresMillis, models, keys), digest, data, got.validators(), doc
+    };
+  }
+
+  /** index.json, conditionally when the fetcher can and {@code held} names a copy. */
+  private Fetched fetchIndex(Validators held) throws AoeException {
+    if (fetcher instanceof ConditionalFetcher) {
+      return ((ConditionalFetcher) fetcher).fetch("index.json", MAX_INDEX_BYTES, held);
+    }
+    byte[] data = fetcher.fetch("index.json", MAX_INDEX_BYTES);
+    return data == null ? null : Fetched.of(data, Validators.NONE);
+  }
+
+  /** §15.12 step 2: {index, payload digest}, or the first failure. */
+  private static Object[] verifyIndex(byte[] data, Root root, long now, Floor floor) throws AoeException {
     SignedDocument env = SignedDocument.parse(data, SignedDocument.INDEX, "index.json");
     requireThreshold(env, root, "index.json");
     Index index = Index.fromBody(env.body);
     String digest = env.payloadSha256();
     checkFresh("index.json", index.version, index.expiresMillis, digest, floor, floor == null ? null : floor.indexSha256, now);
-    Long version = index.tags.get(tag);
-    Map<String, Object> models = new HashMap<String, Object>();
-    Map<String, String> keys = Collections.emptyMap();
-    if (version != null) {
-      String name = "tags/" + tag + "/" + version + ".json";
-      byte[] doc = fetcher.fetch(name, MAX_MANIFEST_BYTES);
-      if (doc == null) {
-        throw new AoeException(
-            "repository",
-            "index.json version " + index.version + " names " + name + ", which is missing: the repository is"
-                + " incomplete; keep the current model");
-      }
-      SignedDocument tagEnv = SignedDocument.parse(doc, SignedDocument.TAG, name);
-      requireThreshold(tagEnv, root, name);
-      TagDocument t = TagDocument.fromBody(tagEnv.body, name);
-      if (!t.tag.equals(tag) || t.version != version) {
-        throw new AoeException(
-            "mix-and-match",
-            name + " holds the document of tag " + t.tag + " at version " + t.version + ": the server answers"
-                + " this name with another tag document (a mirror or attacker mixing documents); keep the"
-                + " current model");
-      }
-      models.put(tag, t.model);
-      keys = t.bundleKeys;
+    return new Object[] {index, digest};
+  }
+
+  /** §15.12 step 4: the document of {@code tag} at {@code version} (any version when null). */
+  private static TagDocument verifyTagDocument(byte[] data, Root root, String tag, Long version, String name)
+      throws AoeException {
+    SignedDocument tagEnv = SignedDocument.parse(data, SignedDocument.TAG, name);
+    requireThreshold(tagEnv, root, name);
+    TagDocument t = TagDocument.fromBody(tagEnv.body, name);
+    if (!t.tag.equals(tag) || (version != null && t.version != version)) {
+      throw new AoeException(
+          "mix-and-match",
+          name + " holds the document of tag " + t.tag + " at version " + t.version + ": the server answers"
+              + " this name with another tag document (a mirror or attacker mixing documents); keep the"
+              + " current model");
     }
-    return new Object[] {new Snapshot(index.version, index.expiresMillis, models, keys), digest};
+    return t;
   }
 
   private static void requireThreshold(SignedDocument env, Root root, String what) throws AoeException {

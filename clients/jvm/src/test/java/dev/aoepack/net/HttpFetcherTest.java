@@ -39,10 +39,12 @@ class HttpFetcherTest {
   }
 
   @Test
-  void aDocumentIsFetchedAsSentAskingForNoContentCoding() throws Exception {
+  void aDocumentIsFetchedAsSentAskingForGzipAndNamingNoCopy() throws Exception {
     server.file("index.json", DOC);
     assertArrayEquals(DOC, server.fetcher().fetch("index.json", 100));
-    assertEquals("identity", server.requests.get(0).acceptEncoding());
+    assertEquals("gzip", server.requests.get(0).acceptEncoding());
+    assertNull(server.requests.get(0).ifNoneMatch());
+    assertNull(server.requests.get(0).ifModifiedSince());
   }
 
   @Test
@@ -124,9 +126,9 @@ class HttpFetcherTest {
   }
 
   @Test
-  void aGzipBodyIsRefusedSinceOnlyIdentityWasAskedFor() throws Exception {
+  void aBrotliBodyIsRefusedSinceOnlyGzipWasAskedFor() throws Exception {
     server.on("index.json", ex -> {
-      ex.getResponseHeaders().add("Content-Encoding", "gzip");
+      ex.getResponseHeaders().add("Content-Encoding", "br");
       TestServer.send(ex, 200, DOC);
     });
     assertEquals("download", code(() -> server.fetcher().fetch("index.json", 100)));

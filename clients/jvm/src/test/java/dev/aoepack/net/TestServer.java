@@ -20,7 +20,8 @@ final class TestServer implements AutoCloseable {
   }
 
   /** What a request asked for. */
-  record Request(String path, String range, String ifRange, String acceptEncoding) {}
+  record Request(String path, String range, String ifRange, String acceptEncoding,
+      String ifNoneMatch, String ifModifiedSince) {}
 
   private final HttpServer server;
   private final ExecutorService pool = Executors.newCachedThreadPool();
@@ -34,7 +35,8 @@ final class TestServer implements AutoCloseable {
       String path = exchange.getRequestURI().getRawPath();
       var h = exchange.getRequestHeaders();
       requests.add(new Request(path, h.getFirst("Range"), h.getFirst("If-Range"),
-          h.getFirst("Accept-Encoding")));
+          h.getFirst("Accept-Encoding"), h.getFirst("If-None-Match"),
+          h.getFirst("If-Modified-Since")));
       Handler handler = handlers.get(path);
       try {
         if (handler == null) {
