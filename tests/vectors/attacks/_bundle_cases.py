@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import json
 import struct
@@ -21,7 +20,6 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aoe_pack._jcs import canonical_json
@@ -36,18 +34,10 @@ VECTORS = HERE.parent
 TESTS = VECTORS.parent
 
 
-def load(name: str, path: Path) -> ModuleType:
-    """The module at ``path`` (once per process), as tests/test_vectors.py loads its helpers."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+if str(TESTS) not in sys.path:  # tests/_modules.py, also when make_attacks.py runs as a script
+    sys.path.insert(0, str(TESTS))
 
+from _modules import load_module as load  # noqa: E402
 
 mv = load("make_vectors", VECTORS / "make_vectors.py")
 tamper = load("_vector_tamper", TESTS / "bundle" / "_tamper.py")
