@@ -36,7 +36,7 @@ from aoe_pack.bundle.verify import (
     open_bundle,
     stream_payload,
 )
-from aoe_pack.errors import DecryptionError, OutputError, UnsafeEntryError
+from aoe_pack.errors import BundleMismatchError, DecryptionError, OutputError, UnsafeEntryError
 from aoe_pack.keys import PublicKey
 from aoe_pack.keys.load import DecryptionKey
 
@@ -210,14 +210,23 @@ def unpack_bundle(
     force: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    expect: tuple[str, str] | None = None,
 ) -> UnpackResult:
     """Verify ``path`` and write its model files under ``out``.
 
     ``path`` may be a binary file already open (:func:`open_bundle`).
+    ``expect`` is the ``(tag, version)`` a repository lists the bundle as: a
+    bundle signed as another model is :class:`BundleMismatchError` as soon as
+    its manifest is authenticated, before anything is decrypted (§15.6).
     """
     check_threshold(trusted_keys, threshold)  # before the file: §8
     with open_bundle(path, limits) as bundle:
         manifest, _ = authenticate(bundle, trusted_keys, threshold, limits)
+        if expect is not None and (manifest.model.tag, manifest.model.version) != expect:
+            raise BundleMismatchError(
+                f"the bundle says it is {manifest.model.tag} {manifest.model.version}, "
+                f"the manifest {expect[0]} {expect[1]}"
+            )
         if manifest.encryption is not None and decryption_key is None:
             raise DecryptionError(
                 "the bundle is encrypted; unpacking needs its decryption key",

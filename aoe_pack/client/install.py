@@ -192,20 +192,20 @@ def _unpack(
     folder.sweep(name)
     fd, staging = folder.temp_folder(name)
     try:
-        unpacked = unpack_bundle(
-            bundle,
-            folder.path / staging,
-            trusted_keys=trusted_keys,
-            decryption_key=decryption_key,
-        )
-        model = unpacked.manifest.model
-        if (model.tag, model.version) != (tag, release.version):
+        try:
+            # The identity is checked once the manifest is authenticated, before
+            # anything is decrypted (§15.6, after step 7).
+            unpack_bundle(
+                bundle,
+                folder.path / staging,
+                trusted_keys=trusted_keys,
+                decryption_key=decryption_key,
+                expect=(tag, release.version),
+            )
+        except BundleMismatchError:
             bundle.close()  # first: Windows removes no open file
             folder.remove(name + ".aoe")  # signed as another model: never installable as this one
-            raise BundleMismatchError(  # noqa: TRY301 - the cleanup below is for this too
-                f"the bundle says it is {model.tag} {model.version}, the manifest {tag} "
-                f"{release.version}"
-            )
+            raise
         _place(folder, staging, name)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -16,7 +16,8 @@ from _cli import aoe
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.bundle import unpack_bundle, verify_bundle
-from aoe_pack.errors import UsageError
+from aoe_pack.errors import BundleMismatchError, UsageError
+from aoe_pack.keys import load_public_key
 
 
 @pytest.fixture
@@ -67,3 +68,23 @@ def test_cli_reports_the_threshold_before_the_broken_bundle(
     assert r.exit_code == 2, r.output
     if threshold == "2":  # click refuses 0 itself, before --json output exists
         assert json.loads(r.stdout)["error"]["code"] == "usage"
+
+
+_VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+
+@pytest.mark.parametrize("expect", [("aoe-pack.test-vectors", "1.0.1"), ("other.model", "1.0.0")])
+def test_a_bundle_listed_as_another_model_is_refused_before_decrypting(
+    tmp_path: Path, expect: tuple[str, str]
+) -> None:
+    """No key is given: decrypting would be a decryption error, so the mismatch came first."""
+    keys = [load_public_key(str(_VECTORS / f"test-only-{k}.pub")) for k in ("ed25519", "p256")]
+    with pytest.raises(BundleMismatchError) as caught:
+        unpack_bundle(
+            _VECTORS / "v1-x25519.aoe", tmp_path / "out", trusted_keys=keys, expect=expect
+        )
+    assert caught.value.message == (
+        f"the bundle says it is aoe-pack.test-vectors 1.0.0, the manifest {expect[0]} {expect[1]}"
+    )
+    assert caught.value.code == "bundle-mismatch"
+    assert not (tmp_path / "out").exists()

@@ -62,12 +62,16 @@ public final class BundleVerifier {
   private final int threshold;
   private final File spoolDirectory;
   private final boolean replaceExisting;
+  private final String expectedTag;
+  private final String expectedVersion;
 
   private BundleVerifier(Builder b) {
     this.trusted = Collections.unmodifiableMap(new LinkedHashMap<String, TrustedKey>(b.trusted));
     this.threshold = b.threshold;
     this.spoolDirectory = b.spoolDirectory;
     this.replaceExisting = b.replaceExisting;
+    this.expectedTag = b.expectedTag;
+    this.expectedVersion = b.expectedVersion;
   }
 
   /** A builder: trust at least one key; the threshold is 1 unless set. */
@@ -81,6 +85,8 @@ public final class BundleVerifier {
     private int threshold = 1;
     private File spoolDirectory;
     private boolean replaceExisting;
+    private String expectedTag;
+    private String expectedVersion;
 
     private Builder() {}
 
@@ -116,6 +122,17 @@ public final class BundleVerifier {
      */
     public Builder replaceExisting(boolean replace) {
       this.replaceExisting = replace;
+      return this;
+    }
+
+    /**
+     * Accept only the model {@code tag} at {@code version}: a bundle whose signed manifest names
+     * another is {@code bundle-mismatch}, checked as soon as its signatures are, before anything
+     * is decrypted or written (§15.6: the release a repository lists must be that bundle).
+     */
+    public Builder expectModel(String tag, String version) {
+      this.expectedTag = tag;
+      this.expectedVersion = version;
       return this;
     }
 
@@ -239,6 +256,13 @@ public final class BundleVerifier {
       List<String> signers = new ArrayList<String>();
       Manifest manifest = bundle.authenticate(trusted, threshold, signers);
       Collections.sort(signers);
+      if (expectedTag != null
+          && (!expectedTag.equals(manifest.tag) || !expectedVersion.equals(manifest.version))) {
+        throw new AoeException(
+            "bundle-mismatch",
+            "the bundle says it is " + manifest.tag + " " + manifest.version + ", not the "
+                + expectedTag + " " + expectedVersion + " expected; nothing was decrypted");
+      }
       if (destination != null && manifest.encryption != null && key == null) {
         throw new AoeException(
             "decryption",

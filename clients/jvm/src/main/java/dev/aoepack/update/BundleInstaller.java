@@ -14,14 +14,15 @@ import java.util.Collection;
  */
 interface BundleInstaller {
   /**
-   * Verify {@code bundle} with a threshold of 1 of {@code keys}, decrypt it with {@code key} (null
-   * for a plaintext bundle) and unpack it into {@code into}, a folder that does not exist yet
-   * and appears only once every file passed.
+   * Verify {@code bundle} with a threshold of 1 of {@code keys}, refuse it ({@code
+   * bundle-mismatch}) before decrypting if its signed manifest is not the model {@code tag} at
+   * {@code version}, decrypt it with {@code key} (null for a plaintext bundle) and unpack it into
+   * {@code into}, a folder that does not exist yet and appears only once every file passed.
    *
    * @return the authenticated manifest's {@code {model.tag, model.version}}, which the caller
    *     matches with the release (step 15)
    */
   String[] unpack(
-      File bundle, File into, Collection<TrustedKey> keys, DecryptionKey key, XWingKem xwing)
-      throws AoeException;
+      File bundle, String tag, String version, File into, Collection<TrustedKey> keys,
+      DecryptionKey key, XWingKem xwing) throws AoeException;
 }

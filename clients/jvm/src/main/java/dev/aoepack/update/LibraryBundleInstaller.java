@@ -13,11 +13,13 @@ import java.util.Collection;
 final class LibraryBundleInstaller implements BundleInstaller {
   @Override
   public String[] unpack(
-      File bundle, File into, Collection<TrustedKey> keys, DecryptionKey key, XWingKem xwing)
-      throws AoeException {
+      File bundle, String tag, String version, File into, Collection<TrustedKey> keys,
+      DecryptionKey key, XWingKem xwing) throws AoeException {
     // Threshold 1 of the release's bundle keys (§15.6 step 14): the bytes are already pinned by
     // the threshold-signed manifest, which vouches for those keys.
-    BundleVerifier verifier = BundleVerifier.builder().trust(keys).threshold(1).build();
+    // The release's identity is checked before anything is decrypted (§15.6, after step 7).
+    BundleVerifier verifier =
+        BundleVerifier.builder().trust(keys).threshold(1).expectModel(tag, version).build();
     VerifiedBundle verified = verifier.unpack(bundle, into, key, xwing);
     return new String[] {verified.tag(), verified.version()};
   }

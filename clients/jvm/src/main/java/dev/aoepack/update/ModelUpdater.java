@@ -115,7 +115,8 @@ public final class ModelUpdater {
         tag + "-" + version + ".aoe");
     File staging = models.staging(tag, version);
     try {
-      String[] identity = installer.unpack(bundle, staging, keys, decryptionKey, xwing);
+      String[] identity =
+          installer.unpack(bundle, tag, version, staging, keys, decryptionKey, xwing);
       if (!tag.equals(identity[0]) || !version.equals(identity[1])) {
         bundle.delete(); // signed as another model: never installable as this one
         throw new AoeException(

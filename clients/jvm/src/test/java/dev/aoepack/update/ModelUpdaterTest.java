@@ -16,6 +16,7 @@ import dev.aoepack.keys.DecryptionKey;
 import dev.aoepack.keys.TrustedKey;
 import dev.aoepack.repo.Decision;
 import dev.aoepack.repo.Device;
+import dev.aoepack.repo.Version;
 import java.io.File;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -105,7 +106,7 @@ class ModelUpdaterTest {
 
   private void writeManifest(long version, String release, String digest, long size) throws Exception {
     Map<String, Object> r = map(
-        "version", release, "versionCode", 10000999L, "url", "bundles/" + digest + ".aoe",
+        "version", release, "versionCode", Version.parse(release).versionCode(), "url", "bundles/" + digest + ".aoe",
         "size", size, "sha256", digest, "runtimes", List.of("tflite"),
         "artifacts", List.of(map("runtime", "tflite")), "channel", "stable",
         "rollout", map("basisPoints", 10000L, "salt", "00112233445566778899aabbccddeeff"),
@@ -141,7 +142,7 @@ class ModelUpdaterTest {
         .trustedRoot(root)
         .stateFile(tmp.resolve("state/repo.json").toFile())
         .modelsDir(tmp.resolve("models").toFile())
-        .installer((file, into, keys, key, xwing) -> {
+        .installer((file, tag, version, into, keys, key, xwing) -> {
           assertEquals(List.of(signerPublic.keyId()), keys.stream().map(TrustedKey::keyId).toList());
           try {
             assertFalse(into.exists());
@@ -242,6 +243,17 @@ class ModelUpdaterTest {
     assertFalse(unpacked.get(0).exists());
     assertFalse(tmp.resolve("models").resolve(TAG).resolve("1.0.1").toFile().exists());
     assertFalse(new File(tmp.resolve("models/.downloads").toFile(), TAG + "-1.0.0.aoe").exists());
+  }
+
+  @Test
+  void aReleaseWhoseBundleIsAnotherVersionIsRefusedBeforeDecrypting() throws Exception {
+    publish("v1-x25519.aoe"); // the bundle says 1.0.0
+    writeManifest(1, "1.0.1", sha, bundle.length); // the repository lists it as 1.0.1
+    ModelUpdater u = realUpdater(null); // no key: decrypting would fail with "decryption"
+    Decision d = check(u);
+    assertEquals("1.0.1", d.version());
+    assertEquals("bundle-mismatch", assertThrows(AoeException.class, () -> u.download(d)).code());
+    assertNull(u.currentModel(TAG));
   }
 
   @Test
