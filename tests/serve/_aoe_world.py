@@ -4,20 +4,26 @@
 project's publisher (root, manifests and bundles signed by its key);
 ``files_of(version)`` are the model files of a release, so a test can compare
 what an AoE app unpacked with what went into the bundle, and ``app_config``
-the ``model.config`` an AoE app ships. Shared by the library-level tests
-(test_aoe_bridge.py) and the HTTP ones (test_aoe_bridge_http.py).
+the ``model.config`` an AoE app ships; ``aoe_body`` is an app's /upgradeModel
+request, :class:`Devices` the apps that reach a bridge over HTTP and
+``assert_installed`` what one of them must then run. Shared by the
+library-level tests (test_aoe_bridge.py), the HTTP ones
+(test_aoe_bridge_http.py) and those on every backend
+(test_aoe_bridge_backends.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _aoe_client import md5sum
+from _aoe_client import AoeApp, Asset, HttpTransport, md5sum
 
 from aoe_pack._crypto.asymmetric import PrivateKey, PublicKey
 from aoe_pack.bundle import EncryptionSpec, build_bundle
@@ -141,3 +147,47 @@ class World:
 
 MAPPING = f"{APP_ID}:{MODEL_ID}={TAG}@{MODEL_DIR}"
 """The ``--aoe-model`` of the AoE model above."""
+
+
+class Devices:
+    """AoE apps, each with its own files folder, that reach a bridge over HTTP."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self._count = itertools.count()
+
+    def __call__(self, version: str = "1.0.0", device_sn: str = "phone-1") -> AoeApp:
+        files = files_of(version)
+        return AoeApp(
+            files_dir=self.folder / f"device-{next(self._count)}" / "files",
+            upgrade_url=f"http://127.0.0.1:{self.port}/upgradeModel",
+            app_id=APP_ID,
+            device_sn=device_sn,
+            asset=Asset(app_config(version, files), files),
+            transport=HttpTransport(timeout=30),
+        )
+
+
+def aoe_body(version: str = "1.0.0", device_sn: str = "phone-1", **changes: Any) -> bytes:
+    doc = {
+        "appId": APP_ID,
+        "modelId": MODEL_ID,
+        "modelVersionCode": version,
+        "deviceSN": device_sn,
+        "deviceType": "Pixel 8",
+        "timeStamp": 1_767_225_600_000,
+        "sign": "0" * 32,
+        **changes,
+    }
+    return json.dumps(doc).encode()
+
+
+def assert_installed(device: AoeApp, version: str) -> None:
+    """The app runs the downloaded model of ``version``, its files those of the bundle."""
+    loaded = device.load()
+    assert (loaded.version, loaded.source) == (version, "cloud")
+    assert loaded.model == files_of(version)[MODEL]
+    folder = device.files_dir / MODEL_DIR / version
+    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", MODEL, "model.config"]
+    for name, content in files_of(version).items():
+        assert (folder / name).read_bytes() == content

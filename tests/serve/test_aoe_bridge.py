@@ -30,21 +30,17 @@ from _aoe_world import (
     TAG,
     UPGRADE_URL,
     World,
+    aoe_body,
     app_config,
     files_of,
 )
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.client.decide import Action, Device, bucket, decide
-from aoe_pack.config.model import RUNTIMES, ModelConfig
+from aoe_pack.config.model import RUNTIMES
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.serve.aoe_bridge import AoeBridge, AoeMapping
 from aoe_pack.storage.local import LocalStore
-
-
-@pytest.fixture
-def world(tmp_path: Path, signer: PrivateKey, config_writer: Callable[..., ModelConfig]) -> World:
-    return World.create(tmp_path, signer, config_writer)
 
 
 @pytest.fixture
@@ -99,20 +95,6 @@ def _zip_of(bridge: AoeBridge, response: dict[str, Any]) -> bytes:
     path = bridge.zip_path(response["data"]["modelUrl"].removeprefix(BASE + "/"))
     assert path is not None
     return path.read_bytes()
-
-
-def _body(version: str = "1.0.0", device_sn: str = "phone-1", **changes: Any) -> bytes:
-    doc = {
-        "appId": APP_ID,
-        "modelId": MODEL_ID,
-        "modelVersionCode": version,
-        "deviceSN": device_sn,
-        "deviceType": "Pixel 8",
-        "timeStamp": 1_767_225_600_000,
-        "sign": "0" * 32,
-        **changes,
-    }
-    return json.dumps(doc).encode()
 
 
 def _answer(bridge: AoeBridge, world: World, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -181,7 +163,7 @@ def test_an_app_on_the_newest_release_hears_no_update(
 
 
 def test_a_tag_without_releases_hears_no_update(world: World, bridge: AoeBridge) -> None:
-    assert _answer(bridge, world, _body()) == (
+    assert _answer(bridge, world, aoe_body()) == (
         200,
         {"code": 0, "msg": "no update: the manifest has no model 'tag_mnist'", "data": None},
     )
@@ -227,7 +209,7 @@ def test_the_rollout_reaches_the_device_sns_that_decide_puts_in_it(
     offered = []
     for i in range(2000):
         sn = f"imei-{i:015d}"
-        status, doc = bridge.answer(manifest, world.store, _body(device_sn=sn), root=root)
+        status, doc = bridge.answer(manifest, world.store, aoe_body(device_sn=sn), root=root)
         assert status == 200
         device = Device(
             device_id=sn,
@@ -258,13 +240,13 @@ def test_a_pin_sends_its_release_up_but_never_down(world: World, bridge: AoeBrid
     world.publish("1.2.0")
     world.pin("1.1.0")
 
-    status, up = _answer(bridge, world, _body("1.0.0"))
+    status, up = _answer(bridge, world, aoe_body("1.0.0"))
     assert (status, up["msg"], up["data"]["modelVersionCode"]) == (
         200,
         "1.1.0 > 1.0.0: pinned to 1.1.0",
         "1.1.0",
     )
-    assert _answer(bridge, world, _body("1.2.0")) == (
+    assert _answer(bridge, world, aoe_body("1.2.0")) == (
         200,
         {
             "code": 0,
@@ -278,7 +260,7 @@ def test_the_kill_switch_stops_downloads(world: World, bridge: AoeBridge) -> Non
     world.publish("1.1.0")
     world.pin("local")
 
-    assert _answer(bridge, world, _body("1.0.0")) == (
+    assert _answer(bridge, world, aoe_body("1.0.0")) == (
         200,
         {
             "code": 0,
@@ -294,7 +276,7 @@ def test_a_release_for_newer_apps_is_not_offered_as_aoe_never_says_its_app_versi
 ) -> None:
     world.publish("1.1.0", min_app_version="2.0.0")
 
-    assert _answer(bridge, world, _body("1.0.0")) == (
+    assert _answer(bridge, world, aoe_body("1.0.0")) == (
         200,
         {
             "code": 0,
@@ -342,8 +324,8 @@ def test_an_encrypted_bundle_is_refused_without_the_operators_key(
             "data": None,
         },
     )
-    assert bridge.answer(manifest, counted, _body(), root=root) == refused
-    assert bridge.answer(manifest, counted, _body(), root=root) == refused
+    assert bridge.answer(manifest, counted, aoe_body(), root=root) == refused
+    assert bridge.answer(manifest, counted, aoe_body(), root=root) == refused
     assert counted.downloads == 1  # the second refusal came from memory
     assert list(bridge.zip_dir.iterdir()) == []  # nothing of the download is left
 
@@ -368,11 +350,11 @@ def test_an_encrypted_bundle_is_served_decrypted_with_the_operators_key(
 def test_an_unknown_app_or_model_is_refused(world: World, bridge: AoeBridge) -> None:
     world.publish("1.1.0")
 
-    assert _answer(bridge, world, _body(appId=73)) == (
+    assert _answer(bridge, world, aoe_body(appId=73)) == (
         404,
         {"code": 404, "msg": "no model is mapped for appId 73 modelId 12134", "data": None},
     )
-    assert _answer(bridge, world, _body(modelId=1)) == (
+    assert _answer(bridge, world, aoe_body(modelId=1)) == (
         404,
         {"code": 404, "msg": "no model is mapped for appId 72 modelId 1", "data": None},
     )
@@ -386,7 +368,7 @@ def test_two_bridges_answer_alike(world: World, tmp_path: Path) -> None:
         for name in ("one", "two")
     )
     answers = [
-        _answer(b, world, _body(device_sn=f"sn-{i}")) for b in (first, second) for i in range(3)
+        _answer(b, world, aoe_body(device_sn=f"sn-{i}")) for b in (first, second) for i in range(3)
     ]
     assert answers[:3] == answers[3:]
     url = answers[0][1]["data"]["modelUrl"]
@@ -405,7 +387,7 @@ def test_concurrent_requests_share_one_build(world: World, bridge: AoeBridge) ->
 
     def ask(i: int) -> tuple[int, dict[str, Any]]:
         start.wait()
-        return bridge.answer(manifest, counted, _body(device_sn=f"sn-{i}"), root=root)
+        return bridge.answer(manifest, counted, aoe_body(device_sn=f"sn-{i}"), root=root)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(8)))
@@ -420,7 +402,7 @@ def test_concurrent_requests_share_one_build(world: World, bridge: AoeBridge) ->
 
 def test_a_bare_version_is_read_as_migrate_reads_it(world: World, bridge: AoeBridge) -> None:
     world.publish("1.1.0")
-    body = _body("@").replace(b'"@"', b"1.0.0")
+    body = aoe_body("@").replace(b'"@"', b"1.0.0")
     assert b'"modelVersionCode": 1.0.0,' in body
 
     status, doc = _answer(bridge, world, body)

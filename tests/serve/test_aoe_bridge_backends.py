@@ -23,10 +23,9 @@ from typing import Any
 
 import pytest
 from _aoe_client import AoeApp, Checked
-from _aoe_world import MAPPING, MODEL_DIR, World
+from _aoe_world import MAPPING, MODEL_DIR, Devices, World, assert_installed
 from _serve import Running, eventually, running
 from _server_nginx import NginxServer
-from test_aoe_bridge_http import Devices, assert_installed
 
 from aoe_pack._crypto.asymmetric import PrivateKey
 from aoe_pack.config.model import ModelConfig

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
-import itertools
 import json
 import os
 import signal
@@ -23,13 +22,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _aoe_client import AoeApp, Asset, HttpTransport, md5sum
+from _aoe_client import md5sum
 from _aoe_world import (
     APP_ID,
     MAPPING,
@@ -37,8 +36,10 @@ from _aoe_world import (
     MODEL_DIR,
     MODEL_ID,
     TAG,
+    Devices,
     World,
-    app_config,
+    aoe_body,
+    assert_installed,
     files_of,
 )
 from _cli import Cli
@@ -46,7 +47,7 @@ from _serve import Published, Running, running
 
 from aoe_pack._crypto.asymmetric import PrivateKey, private_pem
 from aoe_pack.client.decide import Action, Device, bucket, decide
-from aoe_pack.config.model import RUNTIMES, ModelConfig
+from aoe_pack.config.model import RUNTIMES
 from aoe_pack.errors import UsageError
 from aoe_pack.keys.load import DecryptionKey
 from aoe_pack.serve import aoe_bridge
@@ -65,11 +66,6 @@ ENCRYPTED_REFUSAL = {
 }
 
 
-@pytest.fixture
-def world(tmp_path: Path, signer: PrivateKey, config_writer: Callable[..., ModelConfig]) -> World:
-    return World.create(tmp_path, signer, config_writer)
-
-
 @contextlib.contextmanager
 def bridge_on(world: World, *specs: str, **options: Any) -> Iterator[Running]:
     """The service with the bridge on (``MAPPING`` unless ``specs`` say otherwise)."""
@@ -77,39 +73,6 @@ def bridge_on(world: World, *specs: str, **options: Any) -> Iterator[Running]:
     aoe = AoeOptions(mapping=AoeMapping.parse(specs or [MAPPING]), **options)
     with running(world.store.url, world.trusted_root(), aoe=aoe, limits=limits) as service:
         yield service
-
-
-class Devices:
-    """AoE apps, each with its own files folder, that reach a bridge over HTTP."""
-
-    def __init__(self, folder: Path, port: int) -> None:
-        self.folder, self.port = folder, port
-        self._count = itertools.count()
-
-    def __call__(self, version: str = "1.0.0", device_sn: str = "phone-1") -> AoeApp:
-        files = files_of(version)
-        return AoeApp(
-            files_dir=self.folder / f"device-{next(self._count)}" / "files",
-            upgrade_url=f"http://127.0.0.1:{self.port}/upgradeModel",
-            app_id=APP_ID,
-            device_sn=device_sn,
-            asset=Asset(app_config(version, files), files),
-            transport=HttpTransport(timeout=30),
-        )
-
-
-def aoe_body(version: str = "1.0.0", device_sn: str = "phone-1", **changes: Any) -> bytes:
-    doc = {
-        "appId": APP_ID,
-        "modelId": MODEL_ID,
-        "modelVersionCode": version,
-        "deviceSN": device_sn,
-        "deviceType": "Pixel 8",
-        "timeStamp": 1_767_225_600_000,
-        "sign": "0" * 32,
-        **changes,
-    }
-    return json.dumps(doc).encode()
 
 
 def raw(
@@ -141,17 +104,6 @@ def declared_only(port: int, length: int) -> tuple[int, dict[str, str], Any]:
 def upgrade(port: int, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     status, _, data = raw(port, "POST", "/upgradeModel", body, headers)
     return status, json.loads(data)
-
-
-def assert_installed(device: AoeApp, version: str) -> None:
-    """The app runs the downloaded model of ``version``, its files those of the bundle."""
-    loaded = device.load()
-    assert (loaded.version, loaded.source) == (version, "cloud")
-    assert loaded.model == files_of(version)[MODEL]
-    folder = device.files_dir / MODEL_DIR / version
-    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", MODEL, "model.config"]
-    for name, content in files_of(version).items():
-        assert (folder / name).read_bytes() == content
 
 
 # --- an app's update, over HTTP ------------------------------------------------------
