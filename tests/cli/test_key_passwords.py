@@ -157,29 +157,6 @@ def test_key_password_comes_before_aoe_pack_password(
     assert r.exit_code == 0, r.output
 
 
-def test_build_signs_with_a_key_password_file(
-    tmp_path: Path, keyring: dict[str, Path], password_b: Path
-) -> None:
-    config = tmp_path / "mnist" / "config.json"
-    config.parent.mkdir()
-    doc = json.loads((REPO / "sample_models/mnist/config.json").read_text())
-    doc.pop("targets")
-    doc["modelName"] = "mnist.tflite"
-    config.write_text(json.dumps(doc))
-    for name in ("mnist.tflite", "labels.txt"):
-        (config.parent / name).write_bytes((REPO / "sample_models/mnist" / name).read_bytes())
-    out = tmp_path / "m.aoe"
-
-    r = aoe(
-        "build", config, "--out", out, "--no-encrypt",
-        "--sign-key", keyring["b"], "--key-password", keyring["b"], password_b, "--json",
-    )  # fmt: skip
-
-    assert r.exit_code == 0, r.output
-    verified = aoe("verify", out, "--trusted-key", keyring["b"].with_suffix(".pub"))
-    assert verified.exit_code == 0, verified.output
-
-
 def _signed_mnist(tmp_path: Path, key: Path, *password: object) -> Path:
     """The mnist sample as it is, signed with ``key`` (its password from ``password``)."""
     config = tmp_path / "mnist" / "config.json"
@@ -194,6 +171,14 @@ def _signed_mnist(tmp_path: Path, key: Path, *password: object) -> Path:
     r = aoe("build", config, "--out", out, "--no-encrypt", "--sign-key", key, *password, "--json")
     assert r.exit_code == 0, r.output
     return out
+
+
+def test_build_signs_with_a_key_password_file(
+    tmp_path: Path, keyring: dict[str, Path], password_b: Path
+) -> None:
+    out = _signed_mnist(tmp_path, keyring["b"], "--key-password", keyring["b"], password_b)
+    verified = aoe("verify", out, "--trusted-key", keyring["b"].with_suffix(".pub"))
+    assert verified.exit_code == 0, verified.output
 
 
 def test_manifest_publish_with_a_key_password(

@@ -38,6 +38,9 @@ public class Holder {
 }
 """
 
+# An OS facility, not a missing dependency: what this checks is POSIX's two kinds of
+# file lock, flock and record locks, which do not see each other. Windows has one
+# kind of byte-range lock, which msvcrt.locking and FileChannel.lock both take.
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
 
 
