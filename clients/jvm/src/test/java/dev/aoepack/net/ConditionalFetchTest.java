@@ -25,15 +25,7 @@ class ConditionalFetchTest {
   private static final String DATE = "Sun, 06 Nov 1994 08:49:37 GMT";
   private static final Validators HELD = new Validators(ETAG, DATE);
 
-  private final TestServer server = newServer();
-
-  private static TestServer newServer() {
-    try {
-      return new TestServer();
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
-  }
+  private final TestServer server = TestServer.start();
 
   @AfterEach
   void stop() {

@@ -19,15 +19,7 @@ class HttpFetcherTest {
   /** Limits that make the time tests fast: 1 KiB/s after 300 ms, a 5 s deadline. */
   private static final TransferLimits FAST = new TransferLimits(5000, 5000, 1024, 300);
 
-  private final TestServer server = newServer();
-
-  private static TestServer newServer() {
-    try {
-      return new TestServer();
-    } catch (Exception e) {
-      throw new AssertionError(e);
-    }
-  }
+  private final TestServer server = TestServer.start();
 
   @AfterEach
   void stop() {

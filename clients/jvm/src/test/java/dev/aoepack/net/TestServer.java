@@ -28,6 +28,15 @@ final class TestServer implements AutoCloseable {
   private final Map<String, Handler> handlers = new ConcurrentHashMap<>();
   final List<Request> requests = new CopyOnWriteArrayList<>();
 
+  /** A server started on a free loopback port, for a test's field initialiser. */
+  static TestServer start() {
+    try {
+      return new TestServer();
+    } catch (IOException e) {
+      throw new AssertionError(e);
+    }
+  }
+
   TestServer() throws IOException {
     server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
     server.setExecutor(pool);
